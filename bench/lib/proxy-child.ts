@@ -1,0 +1,31 @@
+// What every Node proxy child does besides proxying: announce its port,
+// answer CPU-time requests (process.cpuUsage, user + system), and exit when
+// the orchestrator goes away.
+
+import type { Message } from "./children.js";
+import { exitWithParent } from "./children.js";
+
+export function serveProxyChild(port: number, detail: Record<string, unknown>, onExit?: () => void): void {
+  const send = (m: Message): void => {
+    process.send?.(m);
+  };
+  process.on("message", (m: Message) => {
+    if (m.type === "cpu") {
+      const u = process.cpuUsage();
+      send({ type: "cpu:done", id: m.id, micros: u.user + u.system });
+    }
+  });
+  process.on("SIGTERM", () => {
+    onExit?.();
+    process.exit(0);
+  });
+  exitWithParent(onExit);
+  send({ type: "ready", port, pid: process.pid, ...detail });
+}
+
+/** The upstream port passed as the first argument. */
+export function upstreamPortArg(): number {
+  const port = Number(process.argv[2]);
+  if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`usage: <upstream-port>, got ${process.argv[2]}`);
+  return port;
+}

@@ -1,0 +1,71 @@
+// Where a run happened (Node, CPU, cores, commit) and how much CPU a process
+// used. Process CPU comes from /proc/<pid>/stat (utime + stime) so that Node
+// proxies and HAProxy are measured the same way; where /proc is missing the
+// Node children answer over IPC with process.cpuUsage() instead.
+
+import { execFileSync } from "node:child_process";
+import { readFileSync } from "node:fs";
+import os from "node:os";
+import { REPO_ROOT } from "./guard-source.js";
+
+export interface Environment {
+  node: string;
+  v8: string;
+  platform: string;
+  cpuModel: string;
+  cores: number;
+  memoryGiB: number;
+  commit: string | null;
+  dirty: boolean | null;
+}
+
+function git(args: string[]): string | null {
+  try {
+    return execFileSync("git", args, { cwd: REPO_ROOT, encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }).trim();
+  } catch {
+    return null;
+  }
+}
+
+export function environment(): Environment {
+  const cpus = os.cpus();
+  const commit = git(["rev-parse", "--short", "HEAD"]);
+  const status = commit === null ? null : git(["status", "--porcelain", "--untracked-files=no"]);
+  return {
+    node: process.version,
+    v8: process.versions.v8,
+    platform: `${os.type()} ${os.release()} ${os.arch()}`,
+    cpuModel: cpus[0]?.model.trim() ?? "unknown",
+    cores: cpus.length,
+    memoryGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    commit,
+    dirty: status === null ? null : status.length > 0,
+  };
+}
+
+let clockTicks: number | null = null;
+
+function ticksPerSecond(): number {
+  if (clockTicks === null) {
+    try {
+      clockTicks = Number(execFileSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).trim()) || 100;
+    } catch {
+      clockTicks = 100;
+    }
+  }
+  return clockTicks;
+}
+
+/** User + system CPU time of a process in microseconds, or null without /proc. */
+export function procCpuMicros(pid: number): number | null {
+  let stat: string;
+  try {
+    stat = readFileSync(`/proc/${pid}/stat`, "latin1");
+  } catch {
+    return null;
+  }
+  // Fields after the parenthesised command name; utime and stime are fields 14 and 15.
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const ticks = Number(fields[11]) + Number(fields[12]);
+  return Number.isFinite(ticks) ? (ticks * 1e6) / ticksPerSecond() : null;
+}

@@ -1,0 +1,219 @@
+// Throughput suite: N loopback clients → [target] → sink, each client
+// streaming ~250-byte message stanzas as fast as TCP takes them for a fixed
+// window after a warm-up. Reports stanzas/s and MB/s (10^6 bytes) per
+// target, the proxy's CPU time over the window (CPU ms per MB moved, and
+// utilisation of its one core), and the load process's own utilisation: when
+// that is near 100 % the load generator, not the proxy, is the limit.
+// Rounds interleave the targets, and each figure is the median over rounds.
+
+import type { ChildProcess } from "node:child_process";
+import { request, type Message } from "./lib/children.js";
+import { STANZA_BYTES } from "./lib/fixture.js";
+import { median, spread } from "./lib/stats.js";
+import { num, pct, times, type Table } from "./lib/table.js";
+import type { Skipped, Target, TargetName } from "./lib/targets.js";
+
+export interface ThroughputOptions {
+  conns: number[];
+  rounds: number;
+  warmupMs: number;
+  durationMs: number;
+  /** Paced mode: stanzas/s per connection, one write() each. Absent: flat out. */
+  ratePerConn?: number;
+}
+
+interface Done extends Message {
+  bytes: number;
+  seconds: number;
+  loadCpuMicros: number;
+  sent: number;
+  received: number;
+  verified: boolean;
+}
+
+export interface ThroughputSample {
+  round: number;
+  seconds: number;
+  bytes: number;
+  stanzasPerSec: number;
+  mbPerSec: number;
+  proxyCpuSec: number | null;
+  loadCpuSec: number;
+  verified: boolean;
+  sent: number;
+  received: number;
+}
+
+export interface ThroughputFigure {
+  conns: number;
+  target: TargetName;
+  stanzasPerSec: number;
+  mbPerSec: number;
+  /** Proxy CPU time per MB moved, in ms (null for direct). */
+  proxyCpuMsPerMB: number | null;
+  /** Proxy CPU time / wall time (1 = one core busy). */
+  proxyCpuUtil: number | null;
+  loadCpuUtil: number;
+  /** (max − min) / median of stanzas/s across rounds. */
+  spread: number;
+  verified: boolean;
+  samples: ThroughputSample[];
+}
+
+async function measure(load: ChildProcess, target: Target, conns: number, round: number, opts: ThroughputOptions): Promise<ThroughputSample> {
+  const cpu: Promise<number | null>[] = [];
+  const done = await request<Done>(
+    load,
+    { type: "throughput", port: target.port, conns, warmupMs: opts.warmupMs, durationMs: opts.durationMs, ratePerConn: opts.ratePerConn },
+    opts.warmupMs + opts.durationMs + 40_000,
+    (m) => {
+      if (m.type === "mark") cpu.push(target.cpuMicros());
+    },
+  );
+  const [c0, c1] = await Promise.all(cpu);
+  const proxyCpuSec = c0 != null && c1 != null ? (c1 - c0) / 1e6 : null;
+  return {
+    round,
+    seconds: done.seconds,
+    bytes: done.bytes,
+    stanzasPerSec: done.bytes / STANZA_BYTES / done.seconds,
+    mbPerSec: done.bytes / 1e6 / done.seconds,
+    proxyCpuSec,
+    loadCpuSec: done.loadCpuMicros / 1e6,
+    verified: done.verified,
+    sent: done.sent,
+    received: done.received,
+  };
+}
+
+function summarize(conns: number, target: TargetName, samples: ThroughputSample[]): ThroughputFigure {
+  const cpu = samples.filter((s) => s.proxyCpuSec !== null);
+  return {
+    conns,
+    target,
+    stanzasPerSec: median(samples.map((s) => s.stanzasPerSec)),
+    mbPerSec: median(samples.map((s) => s.mbPerSec)),
+    proxyCpuMsPerMB: cpu.length === 0 ? null : median(cpu.map((s) => (s.proxyCpuSec! * 1000) / (s.bytes / 1e6))),
+    proxyCpuUtil: cpu.length === 0 ? null : median(cpu.map((s) => s.proxyCpuSec! / s.seconds)),
+    loadCpuUtil: median(samples.map((s) => s.loadCpuSec / s.seconds)),
+    spread: spread(samples.map((s) => s.stanzasPerSec)),
+    verified: samples.every((s) => s.verified),
+    samples,
+  };
+}
+
+export async function runThroughputSuite(
+  load: ChildProcess,
+  targets: Target[],
+  opts: ThroughputOptions,
+  progress: (line: string) => void,
+): Promise<ThroughputFigure[]> {
+  const figures: ThroughputFigure[] = [];
+  for (const conns of opts.conns) {
+    const samples = new Map<TargetName, ThroughputSample[]>(targets.map((t) => [t.name, []]));
+    for (let round = 1; round <= opts.rounds; round++) {
+      for (const target of targets) {
+        const s = await measure(load, target, conns, round, opts);
+        samples.get(target.name)!.push(s);
+        progress(`  ${opts.ratePerConn ? "paced, " : ""}${conns} conn${conns === 1 ? "" : "s"}, round ${round}/${opts.rounds}, ${target.name}: ${num(s.stanzasPerSec)} stanzas/s${s.verified ? "" : "  (BYTES LOST)"}`);
+      }
+    }
+    for (const target of targets) figures.push(summarize(conns, target.name, samples.get(target.name)!));
+  }
+  return figures;
+}
+
+/** Ratio of two targets' stanzas/s at one connection count, or NaN. */
+export function ratio(figures: ThroughputFigure[], conns: number, a: TargetName, b: TargetName): number {
+  const fa = figures.find((f) => f.conns === conns && f.target === a);
+  const fb = figures.find((f) => f.conns === conns && f.target === b);
+  return fa && fb ? fa.stanzasPerSec / fb.stanzasPerSec : Number.NaN;
+}
+
+export function throughputTable(figures: ThroughputFigure[], opts: ThroughputOptions, skipped: Skipped[]): Table {
+  const rows = figures.map((f) => [
+    String(f.conns),
+    f.target,
+    num(f.stanzasPerSec),
+    num(f.mbPerSec, 1),
+    pct(ratio(figures, f.conns, f.target, "direct")),
+    f.target === "direct" ? "–" : pct(ratio(figures, f.conns, f.target, "pipe")),
+    f.proxyCpuUtil === null ? "–" : pct(f.proxyCpuUtil),
+    f.proxyCpuMsPerMB === null ? "–" : num(f.proxyCpuMsPerMB, 2),
+    pct(f.loadCpuUtil),
+    opts.rounds > 1 ? pct(f.spread) : "–",
+    f.verified ? "yes" : "NO",
+  ]);
+  const notes = [
+    `${opts.rounds} round(s) of ${opts.durationMs / 1000} s after ${opts.warmupMs / 1000} s warm-up; medians. MB = 10^6 bytes; ${STANZA_BYTES}-byte stanzas.`,
+    "proxy CPU: the proxy process's user+system time over the window / wall time (100 % = one core).",
+    "load CPU: the load process (clients + sink together); near 100 % means the load generator is the limit.",
+    ...skipped.map((s) => `${s.name}: ${s.reason}`),
+  ];
+  return {
+    title: "Throughput: clients → proxy → sink",
+    headers: ["conns", "target", "stanzas/s", "MB/s", "vs direct", "vs pipe", "proxy CPU", "CPU ms/MB", "load CPU", "spread", "bytes ok"],
+    rows,
+    notes,
+  };
+}
+
+export function ratioTable(figures: ThroughputFigure[], opts: ThroughputOptions): Table {
+  const eff = (conns: number, a: TargetName, b: TargetName): number => {
+    const fa = figures.find((f) => f.conns === conns && f.target === a)?.proxyCpuMsPerMB;
+    const fb = figures.find((f) => f.conns === conns && f.target === b)?.proxyCpuMsPerMB;
+    return fa != null && fb != null ? fa / fb : Number.NaN;
+  };
+  const rows = opts.conns.map((c) => [
+    String(c),
+    pct(ratio(figures, c, "xmpp-guard", "pipe")),
+    pct(ratio(figures, c, "xmpp-guard", "haproxy")),
+    pct(ratio(figures, c, "pipe", "haproxy")),
+    times(eff(c, "xmpp-guard", "pipe")),
+    times(eff(c, "xmpp-guard", "haproxy")),
+  ]);
+  return {
+    title: "Throughput ratios (stanzas/s; goal: xmpp-guard ≥ 80 % of pipe)",
+    headers: ["conns", "guard / pipe", "guard / haproxy", "pipe / haproxy", "guard CPU/MB ÷ pipe", "guard CPU/MB ÷ haproxy"],
+    rows,
+    notes: ["CPU/MB ratios compare work per byte independent of who was the bottleneck (1.00 × = same cost)."],
+  };
+}
+
+/**
+ * The paced run: every proxy carries the same offered load, so the figure
+ * that matters is what it costs (CPU per stanza), not how much gets through.
+ */
+export function pacedTable(figures: ThroughputFigure[], opts: ThroughputOptions): Table {
+  const offered = (conns: number): number => conns * (opts.ratePerConn ?? 0);
+  const cpuPerStanza = (f: ThroughputFigure): number | null =>
+    f.proxyCpuMsPerMB === null ? null : (f.proxyCpuMsPerMB * 1000 * STANZA_BYTES) / 1e6; // µs per stanza
+  const pipeCost = (conns: number): number | null => {
+    const p = figures.find((f) => f.conns === conns && f.target === "pipe");
+    return p ? cpuPerStanza(p) : null;
+  };
+  return {
+    title: "Paced load: many connections, one write() per stanza, same offered rate for every target",
+    headers: ["conns", "target", "offered/s", "stanzas/s", "proxy CPU", "CPU µs/stanza", "CPU vs pipe", "load CPU", "bytes ok"],
+    rows: figures.map((f) => {
+      const c = cpuPerStanza(f);
+      const p = pipeCost(f.conns);
+      return [
+        String(f.conns),
+        f.target,
+        num(offered(f.conns)),
+        num(f.stanzasPerSec),
+        f.proxyCpuUtil === null ? "–" : pct(f.proxyCpuUtil),
+        c === null ? "–" : num(c, 2),
+        c === null || p === null ? "–" : times(c / p),
+        pct(f.loadCpuUtil),
+        f.verified ? "yes" : "NO",
+      ];
+    }),
+    notes: [
+      `${opts.rounds} round(s) of ${opts.durationMs / 1000} s after ${opts.warmupMs / 1000} s warm-up; medians. ` +
+        `Each connection sends ${opts.ratePerConn} stanzas/s, paced in 10 ms ticks, one write() per stanza.`,
+      "CPU vs pipe: the proxy's CPU per stanza ÷ the pipe proxy's (1.00 × = same cost).",
+    ],
+  };
+}

@@ -1,0 +1,211 @@
+// Composition root: config → logger → metrics → policy → listeners → admin.
+// Owns reload (validate everything first, then swap by reference; a failed
+// reload changes nothing) and shutdown (stop accepting, drain, then tell the
+// remaining peers <system-shutdown/>). No protocol logic lives here.
+
+import type { AddressInfo } from "node:net";
+import { loadConfigFile, ConfigError, formatIssue } from "./config/load.js";
+import type { Config } from "./config/schema.js";
+import { createLogger, type Logger } from "./log.js";
+import { createMetrics, type Metrics } from "./metrics/definitions.js";
+import { PolicyState } from "./policy/build.js";
+import { Listener, type RuntimeSettings } from "./net/listener.js";
+import { ResumptionRegistry } from "./net/resumption.js";
+import { startAdminServer, type AdminServer } from "./admin/server.js";
+import type { FramerLimits } from "./xml/framer.js";
+import { watchRuleFiles } from "./firewall/watch.js";
+
+export interface StartOptions {
+  /** Where reloads read the config from; without it, reload() needs a Config. */
+  configPath?: string;
+  logger?: Logger;
+  metrics?: Metrics;
+}
+
+export interface ReloadResult {
+  ok: boolean;
+  errors: string[];
+}
+
+export interface RunningProxy {
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** Bound address of a listener by name (port 0 in config → the real port here). */
+  listenerAddress(name: string): AddressInfo | null;
+  adminAddress(): AddressInfo | null;
+  /** Open sessions across all listeners. */
+  sessionCount(): number;
+  /** Re-read the config file (or apply `config`), validate, swap. Never throws. */
+  reload(config?: Config): Promise<ReloadResult>;
+  /** Stop accepting, wait up to drainSeconds for sessions to end, then close the rest with <system-shutdown/>. */
+  shutdown(drainSeconds?: number): Promise<void>;
+}
+
+function settingsFrom(config: Config, policy: PolicyState, firewallOn: boolean): RuntimeSettings {
+  const framerLimits: FramerLimits = Object.freeze({
+    maxStanzaSize: config.max_stanza_size,
+    maxDepth: config.xml.max_depth,
+    maxAttributes: config.xml.max_attributes,
+    maxHeaderSize: config.xml.max_header_size,
+  });
+  // Later stages (shaping, registration, firewall, MUC limits) are built here from config.
+  return Object.freeze({
+    framerLimits,
+    pipeline: policy.build(config, firewallOn),
+    timeouts: config.timeouts,
+    limits: config.limits,
+    unlimited: new Set(config.limits.unlimited_jids),
+  });
+}
+
+export async function startProxy(initial: Config, options: StartOptions = {}): Promise<RunningProxy> {
+  const logger = options.logger ?? createLogger(initial.log.level);
+  const metrics = options.metrics ?? createMetrics();
+  const resumption = new ResumptionRegistry();
+  let config = initial;
+  const policy = new PolicyState(logger, metrics);
+  const rules = await policy.loadRules(config);
+  if (rules.errors.length > 0) throw new Error(`firewall rules do not compile:\n${rules.errors.join("\n")}`);
+  policy.firewall.swap(rules.ruleset);
+  let settings = settingsFrom(config, policy, rules.ruleset !== undefined);
+  let watcher: { close(): void } | null = null;
+  const reloadRules = async (): Promise<void> => {
+    const r = await policy.loadRules(config);
+    if (r.errors.length > 0) {
+      metrics.ruleReloads.inc({ result: "error" });
+      for (const e of r.errors) logger.error({ code: "XPX_ERR_RULES_INVALID" }, `rule reload refused, previous rules stay: ${e}`);
+      return;
+    }
+    policy.firewall.swap(r.ruleset);
+    metrics.ruleReloads.inc({ result: "ok" });
+    logger.info({ scripts: config.firewall.scripts, rules: r.ruleset?.ruleCount }, "firewall rules reloaded");
+  };
+  const rewatch = (): void => {
+    watcher?.close();
+    watcher = null;
+    if (config.firewall.watch && config.firewall.scripts.length > 0) {
+      watcher = watchRuleFiles(config.firewall.scripts, () => void reloadRules(), {
+        onError: (err: unknown) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, "cannot watch rule files"),
+      });
+    }
+  };
+  rewatch();
+  let draining = false;
+  const listeners = new Map<string, Listener>();
+  const deps = { logger, metrics, resumption, settings: () => settings };
+
+  const startListener = async (lc: Config["listeners"][number]): Promise<void> => {
+    const l = new Listener(lc, deps);
+    await l.listen();
+    listeners.set(lc.name, l);
+  };
+
+  try {
+    for (const lc of config.listeners) await startListener(lc);
+  } catch (err) {
+    await Promise.all([...listeners.values()].map((l) => l.stopAccepting()));
+    throw err;
+  }
+
+  const reload = async (next?: Config): Promise<ReloadResult> => {
+    let candidate: Config;
+    try {
+      if (next) candidate = next;
+      else if (options.configPath) candidate = await loadConfigFile(options.configPath);
+      else return { ok: false, errors: ["no config file to reload from"] };
+    } catch (err) {
+      const errors = err instanceof ConfigError ? err.issues.map(formatIssue) : [String(err)];
+      metrics.reloads.inc({ result: "error" });
+      for (const e of errors) logger.error({ code: "XPX_ERR_CONFIG_INVALID" }, `reload refused, previous config stays: ${e}`);
+      return { ok: false, errors };
+    }
+    // Everything that can fail is built first; only then is anything changed.
+    let nextSettings: RuntimeSettings;
+    const candidateRules = await policy.loadRules(candidate);
+    try {
+      if (candidateRules.errors.length > 0) throw new Error(candidateRules.errors.join("\n"));
+      nextSettings = settingsFrom(candidate, policy, candidateRules.ruleset !== undefined);
+    } catch (err) {
+      metrics.reloads.inc({ result: "error" });
+      const message = err instanceof Error ? err.message : String(err);
+      for (const line of message.split("\n")) logger.error({ code: "XPX_ERR_CONFIG_INVALID" }, `reload refused, previous config stays: ${line}`);
+      return { ok: false, errors: message.split("\n") };
+    }
+    // Listeners: update in place, start new ones, stop removed ones. A changed
+    // listen address means a new socket; sessions on the old one carry on.
+    const errors: string[] = [];
+    const wanted = new Map(candidate.listeners.map((l) => [l.name, l]));
+    for (const [name, l] of listeners) {
+      const lc = wanted.get(name);
+      if (!lc || lc.listen.text !== l.config.listen.text || lc.type !== l.config.type) {
+        await l.stopAccepting();
+        listeners.delete(name);
+        logger.info({ listener: name }, "listener stopped by reload");
+      } else {
+        l.updateConfig(lc);
+      }
+    }
+    for (const lc of candidate.listeners) {
+      if (listeners.has(lc.name)) continue;
+      try {
+        await startListener(lc);
+      } catch (err) {
+        errors.push(err instanceof Error ? err.message : String(err));
+      }
+    }
+    config = candidate;
+    policy.firewall.swap(candidateRules.ruleset);
+    settings = nextSettings;
+    rewatch();
+    for (const l of listeners.values()) l.applySettings();
+    logger.level = candidate.log.level;
+    metrics.reloads.inc({ result: errors.length === 0 ? "ok" : "error" });
+    logger.info({ listeners: [...listeners.keys()], errors }, "configuration reloaded");
+    return { ok: errors.length === 0, errors };
+  };
+
+  let admin: AdminServer | null = null;
+  const running: RunningProxy = {
+    metrics,
+    logger,
+    listenerAddress: (name) => listeners.get(name)?.address() ?? null,
+    adminAddress: () => admin?.address() ?? null,
+    sessionCount: () => {
+      let n = 0;
+      for (const l of listeners.values()) n += l.sessions.size;
+      return n;
+    },
+    reload,
+    async shutdown(drainSeconds = config.shutdown.drain_seconds) {
+      if (draining) return;
+      draining = true;
+      const all = [...listeners.values()];
+      await Promise.all(all.map((l) => l.stopAccepting()));
+      logger.info({ sessions: running.sessionCount(), drainSeconds }, "shutting down: draining sessions");
+      const deadline = Date.now() + drainSeconds * 1000;
+      while (running.sessionCount() > 0 && Date.now() < deadline) await sleep(50);
+      for (const l of all) for (const s of l.sessions) s.closeWithError("XPX_ERR_SHUTDOWN");
+      const hard = Date.now() + 3000;
+      while (running.sessionCount() > 0 && Date.now() < hard) await sleep(20);
+      await admin?.close();
+      watcher?.close();
+      policy.close();
+      logger.info("shutdown complete");
+      logger.flush();
+    },
+  };
+
+  if (config.admin.listen) {
+    admin = await startAdminServer(config.admin.listen, {
+      metrics,
+      logger,
+      ready: () => !draining && [...listeners.values()].every((l) => l.listening),
+      reload: () => reload(),
+    });
+  }
+  return running;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

@@ -1,0 +1,157 @@
+#!/usr/bin/env node
+// The xmpp-guard command line: parse flags, call into app.ts, map outcomes to
+// exit codes. No protocol logic here. Exit codes: 0 ok, 1 invalid input
+// (config, rules), 2 usage, 3 runtime failure (e.g. cannot bind a port).
+
+import { readFileSync } from "node:fs";
+import { Command, Option } from "commander";
+import { loadConfigFile, ConfigError } from "./config/load.js";
+import { DEFAULT_CONFIG_PATH } from "./config/schema.js";
+import { startProxy } from "./app.js";
+import { createLogger } from "./log.js";
+import { checkRules } from "./firewall/check.js";
+import { traceStanzas } from "./firewall/trace.js";
+import { backup, restore } from "./state/sqlite-store.js";
+
+function packageVersion(): string {
+  // src/cli.ts (tsx) and dist/cli.js (built) both sit one level below package.json.
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as { version?: string };
+  return pkg.version ?? "0.0.0";
+}
+
+async function loadOrExit(path: string): Promise<Awaited<ReturnType<typeof loadConfigFile>>> {
+  try {
+    return await loadConfigFile(path);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(err.format() + "\n");
+      process.exit(1);
+    }
+    throw err;
+  }
+}
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name("xmpp-guard")
+    .description("Stream-level XMPP proxy and traffic shaper for public XMPP servers.")
+    .version(packageVersion(), "-V, --version")
+    .showHelpAfterError()
+    .addHelpText("after", `
+Examples:
+  $ xmpp-guard run -c ${DEFAULT_CONFIG_PATH}        run the proxy
+  $ xmpp-guard check-config ${DEFAULT_CONFIG_PATH}  validate a config file (exit 0/1)
+  $ xmpp-guard check-rules rules/default.pfw        compile rule files, print file:line:col diagnostics
+  $ xmpp-guard trace --rules rules/default.pfw --chain preroute --jid a@example.org/r < stanzas.xml
+  $ curl -s localhost:9470/metrics                  scrape metrics
+  $ kill -HUP <pid>                                 reload config without dropping sessions`);
+
+  program
+    .command("run")
+    .description("run the proxy")
+    .addOption(new Option("-c, --config <file>", "config file").default(DEFAULT_CONFIG_PATH))
+    .option("--check", "validate the config and exit (like haproxy -c)")
+    .action(async (opts: { config: string; check?: boolean }) => {
+      const config = await loadOrExit(opts.config);
+      if (opts.check) {
+        process.stdout.write(`${opts.config}: OK\n`);
+        return;
+      }
+      const logger = createLogger(config.log.level);
+      let proxy: Awaited<ReturnType<typeof startProxy>>;
+      try {
+        proxy = await startProxy(config, { configPath: opts.config, logger });
+      } catch (err) {
+        logger.fatal({ err: err instanceof Error ? err.message : String(err) }, "cannot start");
+        logger.flush();
+        process.exitCode = 3;
+        return;
+      }
+      process.on("SIGHUP", () => {
+        logger.info("SIGHUP: reloading");
+        void proxy.reload();
+      });
+      let stopping = false;
+      const stop = (signal: string): void => {
+        if (stopping) return;
+        stopping = true;
+        logger.info({ signal }, "stopping");
+        void proxy.shutdown().then(() => process.exit(0));
+      };
+      process.on("SIGTERM", () => stop("SIGTERM"));
+      process.on("SIGINT", () => stop("SIGINT"));
+    });
+
+  program
+    .command("check-config")
+    .description("validate a config file; prints file:line:col: path: message for each problem")
+    .argument("[file]", "config file", DEFAULT_CONFIG_PATH)
+    .action(async (file: string) => {
+      await loadOrExit(file);
+      process.stdout.write(`${file}: OK\n`);
+    });
+
+  program
+    .command("check-rules")
+    .description("compile mod_firewall rule files together; print file:line:col: error|warning: message")
+    .argument("<files...>", "rule files")
+    .action(async (files: string[]) => {
+      const result = await checkRules(files);
+      process.stdout.write(result.lines.join("\n") + "\n");
+      process.exitCode = result.exitCode;
+    });
+
+  program
+    .command("trace")
+    .description("run stanzas from stdin (bare stanzas or a whole stream) through the rules and explain each verdict")
+    .requiredOption("-r, --rules <files...>", "rule files")
+    .addOption(new Option("--chain <chain>", "chain to run").choices(["preroute", "deliver", "deliver_remote"]).default("deliver"))
+    .option("--jid <jid>", "origin: a bound c2s session with this full JID (stamped as from in preroute)")
+    .option("--domain <domain>", "origin: an incoming s2s session from this domain")
+    .option("--from <jid>", "stamp this from on stanzas that have none")
+    .option("--json", "one JSON object per stanza")
+    .action(async (opts: { rules: string[]; chain: "preroute" | "deliver" | "deliver_remote"; jid?: string; domain?: string; from?: string; json?: boolean }) => {
+      const chunks: Buffer[] = [];
+      for await (const c of process.stdin) chunks.push(c as Buffer);
+      const session = opts.jid ? { type: "c2s" as const, jid: opts.jid } : opts.domain ? { type: "s2sin" as const, domain: opts.domain } : undefined;
+      const result = await traceStanzas(opts.rules, Buffer.concat(chunks), {
+        chain: opts.chain,
+        session,
+        from: opts.from,
+        format: opts.json ? "json" : "human",
+      });
+      for (const line of [...result.warnings, ...result.errors]) process.stderr.write(line + "\n");
+      if (result.lines.length > 0) process.stdout.write(result.lines.join("\n") + "\n");
+      process.exitCode = result.exitCode;
+    });
+
+  program
+    .command("backup")
+    .description("copy the state database (registrations, tombstones) to FILE, online")
+    .argument("<file>", "backup file to write")
+    .addOption(new Option("-c, --config <file>", "config file (for state.path)").default(DEFAULT_CONFIG_PATH))
+    .action(async (file: string, opts: { config: string }) => {
+      const config = await loadOrExit(opts.config);
+      const summary = await backup(config.state.path, file);
+      process.stdout.write(`${config.state.path} → ${file}: ${summary.accounts} accounts, ${summary.tombstones} tombstones, ${summary.throttles} throttles\n`);
+    });
+
+  program
+    .command("restore")
+    .description("replace the state database with a backup (stop the proxy first)")
+    .argument("<file>", "backup file to read")
+    .addOption(new Option("-c, --config <file>", "config file (for state.path)").default(DEFAULT_CONFIG_PATH))
+    .action(async (file: string, opts: { config: string }) => {
+      const config = await loadOrExit(opts.config);
+      const summary = await restore(config.state.path, file);
+      process.stdout.write(`${file} → ${config.state.path}: ${summary.accounts} accounts, ${summary.tombstones} tombstones, ${summary.throttles} throttles\n`);
+    });
+
+  return program;
+}
+
+buildProgram().parseAsync(process.argv).catch((err: unknown) => {
+  process.stderr.write(`xmpp-guard: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(3);
+});

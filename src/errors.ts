@@ -1,0 +1,75 @@
+// The error catalogue: every refusal xmpp-guard makes has a stable code here,
+// a default message, and (when the peer is told) the RFC 6120 stream-error
+// condition it maps to. Throw sites name a code; they never pick conditions.
+// docs/errors.md lists the same codes; src/errors.test.ts keeps them in sync.
+
+/** RFC 6120 §4.9.3 stream error conditions we emit. */
+export type StreamErrorCondition =
+  | "bad-format"
+  | "connection-timeout"
+  | "host-unknown"
+  | "internal-server-error"
+  | "invalid-namespace"
+  | "not-well-formed"
+  | "policy-violation"
+  | "remote-connection-failed"
+  | "reset"
+  | "restricted-xml"
+  | "system-shutdown"
+  | "unsupported-version";
+
+interface CatalogueEntry {
+  readonly message: string;
+  /** Stream error sent to the peer, or null when the connection is just closed (e.g. not XMPP at all). */
+  readonly condition: StreamErrorCondition | null;
+}
+
+export const ERRORS = {
+  XPX_ERR_XML_NOT_WELL_FORMED: { message: "XML is not well-formed", condition: "not-well-formed" },
+  XPX_ERR_XML_INVALID_UTF8: { message: "invalid UTF-8 byte sequence", condition: "not-well-formed" },
+  XPX_ERR_XML_TRUNCATED: { message: "stream ended inside an element", condition: "not-well-formed" },
+  XPX_ERR_XML_DUPLICATE_ATTRIBUTE: { message: "duplicate attribute", condition: "not-well-formed" },
+  XPX_ERR_XML_RESTRICTED: { message: "XML construct not allowed in XMPP", condition: "restricted-xml" },
+  XPX_ERR_XML_TEXT_AT_STREAM_LEVEL: { message: "character data at stream level", condition: "bad-format" },
+  XPX_ERR_STANZA_TOO_LARGE: { message: "stanza exceeds max_stanza_size", condition: "policy-violation" },
+  XPX_ERR_XML_TOO_DEEP: { message: "element nesting exceeds xml.max_depth", condition: "policy-violation" },
+  XPX_ERR_XML_TOO_MANY_ATTRIBUTES: { message: "element has more than xml.max_attributes attributes", condition: "policy-violation" },
+  XPX_ERR_XML_NAME_TOO_LONG: { message: "element or attribute name too long", condition: "policy-violation" },
+  XPX_ERR_HEADER_TOO_LARGE: { message: "stream header exceeds xml.max_header_size", condition: "policy-violation" },
+  XPX_ERR_STREAM_HEADER_INVALID: { message: "first element is not an XMPP stream header", condition: "invalid-namespace" },
+  XPX_ERR_STREAM_VERSION: { message: "unsupported stream version", condition: "unsupported-version" },
+  XPX_ERR_STREAM_HEADER_TIMEOUT: { message: "no stream header within timeouts.stream_header", condition: "connection-timeout" },
+  XPX_ERR_UPSTREAM_UNREACHABLE: { message: "upstream server refused or unreachable", condition: "remote-connection-failed" },
+  XPX_ERR_UPSTREAM_TIMEOUT: { message: "upstream connect timed out", condition: "remote-connection-failed" },
+  XPX_ERR_UPSTREAM_CLOSED: { message: "upstream server closed the connection", condition: "remote-connection-failed" },
+  XPX_ERR_UPSTREAM_PROTOCOL: { message: "upstream server sent bad XML", condition: "internal-server-error" },
+  XPX_ERR_PROXY_HEADER_UNTRUSTED: { message: "PROXY header from a source not in accept_proxy_from", condition: null },
+  XPX_ERR_PROXY_HEADER_INVALID: { message: "invalid or missing PROXY protocol header", condition: null },
+  XPX_ERR_PROXY_HEADER_TIMEOUT: { message: "PROXY protocol header not received in time", condition: null },
+  XPX_ERR_PRE_AUTH_LIMIT: { message: "too much traffic before authentication", condition: "policy-violation" },
+  XPX_ERR_TOO_MANY_CONNECTIONS: { message: "too many connections from this address", condition: "policy-violation" },
+  XPX_ERR_CONNECTION_RATE: { message: "connecting too often from this address", condition: "policy-violation" },
+  XPX_ERR_FIREWALL_DISCONNECT: { message: "closed by a firewall rule", condition: "policy-violation" },
+  XPX_ERR_STATE_OPEN: { message: "cannot open the state database", condition: null },
+  XPX_ERR_STATE_CORRUPT: { message: "the state database is damaged or not xmpp-guard's", condition: null },
+  XPX_ERR_STATE_VERSION: { message: "the state database was written by a newer xmpp-guard", condition: null },
+  XPX_ERR_STATE_BACKUP: { message: "state backup or restore failed", condition: null },
+  XPX_ERR_RULES_INVALID: { message: "firewall rules do not compile", condition: null },
+  XPX_ERR_SHUTDOWN: { message: "proxy is shutting down", condition: "system-shutdown" },
+  XPX_ERR_CONFIG_INVALID: { message: "invalid configuration", condition: null },
+} as const satisfies Record<string, CatalogueEntry>;
+
+export type ErrorCode = keyof typeof ERRORS;
+
+/** Base error for everything the proxy refuses. `detail` refines the catalogue message. */
+export class ProxyError extends Error {
+  readonly code: ErrorCode;
+  readonly condition: StreamErrorCondition | null;
+  constructor(code: ErrorCode, detail?: string, options?: { cause?: unknown }) {
+    const entry: CatalogueEntry = ERRORS[code];
+    super(detail ? `${entry.message}: ${detail}` : entry.message, options);
+    this.name = "ProxyError";
+    this.code = code;
+    this.condition = entry.condition;
+  }
+}

@@ -1,0 +1,370 @@
+// AST → immutable CompiledRuleSet of plain closures (no eval, no new Function).
+// compileRuleFiles / compileRuleSources → { ruleset?, errors, warnings }, then
+// ruleset.run(chain, ctx) → FirewallResult (types in context.ts). One handler
+// per file and chain, run in file order; definitions scoped as in Prosody.
+// LIMIT buckets and memory lists carry over from `options.previous` by stable
+// identity. A compile with any error returns no rule set. docs/firewall.md.
+import { randomBytes } from "node:crypto";
+import type { Clock } from "../shaping/clock.js";
+import { compileAction } from "./actions.js";
+import { BUILTIN_CHAINS, type ChainName, type DefinitionNode, type RuleFileAst } from "./ast.js";
+import type { CompileEnv, DefinitionScope, PatternDef, RateDef } from "./compile-env.js";
+import { compileCondition } from "./conditions.js";
+import type { FirewallContext, FirewallProviders, FirewallResult, LocalTime, RuleRef, RunChain } from "./context.js";
+import { errorReplyFor, mayAnswerWithError } from "./error-reply.js";
+import { Facts } from "./facts.js";
+import { MultiThrottle, Throttle } from "./limits.js";
+import { fileListItems, MemoryList, RemoteMembershipList, withFilters, type MembershipList } from "./lists.js";
+import { parseRuleFile } from "./parser.js";
+import { Diagnostics, RuleError, sortDiagnostics } from "./rule-error.js";
+import { R_FALSE, R_NIL, R_TRUE, RunState, runHandler, type CompiledAction, type CompiledCondition, type CompiledRule, type Handler } from "./runtime.js";
+
+export interface CompileOptions {
+  /** Monotonic ms clock for LIMIT buckets and mark ages (default performance.now). */
+  readonly clock?: Clock | undefined;
+  /** Local wall-clock time for TIME/DAY (default: the process's local time). */
+  readonly localTime?: (() => LocalTime) | undefined;
+  /** The server's hosts, for the `$local` zone. */
+  readonly localHosts?: readonly string[] | undefined;
+  readonly providers?: FirewallProviders | undefined;
+  /** The live rule set being replaced: LIMIT buckets and memory lists carry over. */
+  readonly previous?: CompiledRuleSet | undefined;
+  /** Default `entries` for `LIMIT … on` tables (firewall_multirate_cache_limit). */
+  readonly multirateCacheLimit?: number | undefined;
+  /** Id generator for REPORT TO messages. */
+  readonly newId?: (() => string) | undefined;
+  /**
+   * Content of a `%LIST name: file:PATH` list, or undefined when the file is
+   * missing. load.ts pre-reads the files and answers from memory.
+   */
+  readonly readListFile?: ((path: string, ruleFile: string) => string | undefined) | undefined;
+}
+
+export interface CompileResult {
+  readonly ruleset?: CompiledRuleSet;
+  readonly errors: readonly RuleError[];
+  readonly warnings: readonly RuleError[];
+}
+
+const DEFAULT_CLOCK: Clock = { now: () => performance.now() };
+
+function defaultLocalTime(): LocalTime {
+  const d = new Date();
+  return { hour: d.getHours(), minute: d.getMinutes(), weekday: d.getDay() };
+}
+
+/** Prosody's util.id.short(): 6 random bytes, URL-safe base64. */
+function shortId(): string {
+  return randomBytes(6).toString("base64url");
+}
+
+const EMPTY: readonly never[] = Object.freeze([]);
+
+const PASS_RESULT: FirewallResult = Object.freeze({
+  verdict: "pass",
+  defaulted: false,
+  emitted: EMPTY,
+  logs: EMPTY,
+  marks: EMPTY,
+  matched: EMPTY,
+  hits: EMPTY,
+  tags: EMPTY,
+});
+
+/** State that outlives one rule set: keyed by stable identities. */
+interface CarriedState {
+  readonly limiters: Map<string, Throttle | MultiThrottle>;
+  readonly memoryLists: Map<string, MemoryList>;
+}
+
+export class CompiledRuleSet {
+  readonly files: readonly string[];
+  /** Handlers per chain name (built-in and user/…), in file order. */
+  readonly chains: ReadonlyMap<string, readonly Handler[]>;
+  readonly ruleCount: number;
+  readonly #clock: Clock;
+  readonly #state: CarriedState;
+
+  constructor(files: readonly string[], chains: ReadonlyMap<string, readonly Handler[]>, clock: Clock, state: CarriedState) {
+    this.files = Object.freeze([...files]);
+    this.chains = chains;
+    let n = 0;
+    for (const hs of chains.values()) for (const h of hs) n += h.rules.length;
+    this.ruleCount = n;
+    this.#clock = clock;
+    this.#state = state;
+    Object.freeze(this);
+  }
+
+  /** @internal carried over into the next compile. */
+  get carried(): CarriedState {
+    return this.#state;
+  }
+
+  /** Whether any rule hooks `chain` (so a session can skip building a context). */
+  hasChain(chain: RunChain): boolean {
+    return this.chains.has(chain);
+  }
+
+  /** Every rule, for pre-registering metrics labels. */
+  rules(): RuleRef[] {
+    const out: RuleRef[] = [];
+    for (const hs of this.chains.values()) for (const h of hs) for (const r of h.rules) out.push(r.ref);
+    return out;
+  }
+
+  /**
+   * Run a built-in chain over one stanza. Nonzas (kind "other") never reach a
+   * chain, as in Prosody. Handlers of the chain run in file order: PASS and
+   * RETURN go on to the next file's handler; DROP, BOUNCE, REDIRECT and
+   * DISCONNECT stop everything; DEFAULT stops and applies Prosody's default.
+   */
+  run(chain: RunChain, ctx: FirewallContext): FirewallResult {
+    const handlers = this.chains.get(chain);
+    if (!handlers || ctx.stanza.kind === "other") return PASS_RESULT;
+    const facts = new Facts(ctx.stanza, chain, ctx.origin, ctx.host);
+    const state = new RunState(facts, ctx, this.#clock.now(), this.chains);
+    let outcome = state.outcome;
+    let defaulted = false;
+    for (const h of handlers) {
+      const r = runHandler(h, state, R_NIL);
+      if (r === R_TRUE) {
+        outcome = state.outcome ?? { verdict: "drop" };
+        break;
+      }
+      if (r === R_FALSE) {
+        defaulted = true;
+        outcome = defaultOutcome(chain, facts);
+        break;
+      }
+    }
+    const base = {
+      defaulted,
+      emitted: state.emitted,
+      logs: state.logs,
+      marks: state.marks,
+      matched: state.matched,
+      hits: state.hits,
+      tags: state.tags,
+    };
+    if (outcome === undefined) {
+      const rewrite = facts.rewrite();
+      return rewrite === undefined ? { verdict: "pass", ...base } : { verdict: "pass", rewrite, ...base };
+    }
+    switch (outcome.verdict) {
+      case "drop":
+        return { verdict: "drop", ...base };
+      case "bounce": {
+        const { condition, type, text, stanza } = outcome;
+        return { verdict: "bounce", bounce: text === undefined ? { condition, type, stanza } : { condition, type, text, stanza }, ...base };
+      }
+      case "disconnect": {
+        const { condition, text } = outcome;
+        return { verdict: "disconnect", disconnect: text === undefined ? { condition } : { condition, text }, ...base };
+      }
+    }
+  }
+}
+
+/** What Prosody does when a handler returns false (DEFAULT), research §2.4. */
+function defaultOutcome(chain: RunChain, f: Facts): RunState["outcome"] {
+  if (chain === "preroute") return undefined;
+  if (!mayAnswerWithError(f.name, f.type)) return { verdict: "drop" };
+  const [condition, text] =
+    chain === "deliver" ? ["service-unavailable", undefined] : ["not-allowed", "Communication with remote domains is not enabled"];
+  const stanza = errorReplyFor({ name: f.name, to: f.toAttr, from: f.from, id: f.stanza.id, type: f.type }, condition, "cancel", text);
+  return { verdict: "bounce", condition, type: "cancel", text, stanza };
+}
+
+// ---------------------------------------------------------------------------
+
+type MutableScope = { -readonly [K in keyof DefinitionScope]: Map<string, DefinitionScope[K] extends ReadonlyMap<string, infer V> ? V : never> };
+
+function copyScope(s: DefinitionScope): MutableScope {
+  return {
+    zones: new Map(s.zones),
+    rates: new Map(s.rates),
+    lists: new Map(s.lists),
+    patterns: new Map(s.patterns),
+    searches: new Map(s.searches),
+  };
+}
+
+function limiterKey(file: string, chain: string, rate: string, def: RateDef, multi: boolean, entries: number): string {
+  const params = multi ? `${def.rate}|${def.burst}|${entries}|${def.allowOverflow}` : `${def.rate}|${def.burst}`;
+  return `${file}\u0000${chain}\u0000${rate}\u0000${multi ? "multi" : "single"}\u0000${params}`;
+}
+
+/** Compile parsed files into one rule set; all-or-nothing. */
+export function compileRuleFiles(files: readonly RuleFileAst[], options: CompileOptions = {}, diag: Diagnostics = new Diagnostics()): CompileResult {
+  const clock = options.clock ?? DEFAULT_CLOCK;
+  const providers = options.providers ?? {};
+  const previous = options.previous?.carried;
+  const state: CarriedState = { limiters: new Map(), memoryLists: new Map() };
+  const multirateLimit = options.multirateCacheLimit ?? 1000;
+  const localHosts = options.localHosts ? new Set(options.localHosts.map((h) => h.toLowerCase())) : undefined;
+  const chains = new Map<string, Handler[]>();
+  const jumps: { chain: string; action: CompiledAction & { target: string } }[] = [];
+  let scope: DefinitionScope = { zones: new Map(), rates: new Map(), lists: new Map(), patterns: new Map(), searches: new Map() };
+
+  for (const ast of files) {
+    const fileScope = copyScope(scope);
+    const seen = new Map<string, DefinitionNode>();
+    for (const d of ast.definitions) {
+      const key = `${d.spec.type} ${d.name}`;
+      const before = seen.get(key);
+      if (before) diag.warn(d.loc, `%${d.spec.type} ${d.name} redefines the one on line ${before.loc.line}; the last definition wins`);
+      seen.set(key, d);
+      instantiateDefinition(d, ast.file, fileScope, { options, providers, previous, state, diag });
+    }
+    for (const m of ast.metadata) {
+      if (m.key !== "trace") diag.warn(m.loc, `unknown metadata key '${m.key}' is ignored`);
+    }
+    const handlers = new Map<ChainName, CompiledRule[]>();
+    for (const rule of ast.rules) {
+      const ref: RuleRef = { id: `${ast.file}:${rule.loc.line}`, file: ast.file, line: rule.loc.line, chain: rule.chain };
+      const env: CompileEnv = {
+        file: ast.file,
+        chain: rule.chain,
+        diag,
+        defs: fileScope,
+        providers,
+        localHosts,
+        clock,
+        localTime: options.localTime ?? defaultLocalTime,
+        newId: options.newId ?? shortId,
+        single(rate, def) {
+          const key = limiterKey(ast.file, rule.chain, rate, def, false, 0);
+          let t = state.limiters.get(key) ?? previous?.limiters.get(key);
+          if (!(t instanceof Throttle)) t = new Throttle(def.rate, def.burst, clock.now());
+          state.limiters.set(key, t);
+          return t;
+        },
+        multi(rate, def) {
+          const entries = def.entries ?? multirateLimit;
+          const key = limiterKey(ast.file, rule.chain, rate, def, true, entries);
+          let t = state.limiters.get(key) ?? previous?.limiters.get(key);
+          if (!(t instanceof MultiThrottle)) t = new MultiThrottle(def.rate, def.burst, entries, def.allowOverflow);
+          state.limiters.set(key, t);
+          return t;
+        },
+      };
+      let ok = true;
+      const conditions: CompiledCondition[] = [];
+      for (const c of rule.conditions) {
+        const compiled = compileCondition(c, env, ref);
+        if (compiled) conditions.push(compiled);
+        else ok = false;
+      }
+      const actions: CompiledAction[] = [];
+      for (const a of rule.actions) {
+        const compiled = compileAction(a, env);
+        if (!compiled) {
+          ok = false;
+          continue;
+        }
+        actions.push(compiled);
+        if (a.spec.name === "JUMP_CHAIN") jumps.push({ chain: rule.chain, action: { ...compiled, target: a.spec.chain } });
+      }
+      if (!ok) continue;
+      // Stable sort: cheap conditions first, LIMIT (side effects) last.
+      conditions.sort((x, y) => x.cost - y.cost);
+      let list = handlers.get(rule.chain);
+      if (!list) handlers.set(rule.chain, (list = []));
+      list.push({ ref, conditions: Object.freeze(conditions), actions: Object.freeze(actions) });
+    }
+    for (const [chain, rules] of handlers) {
+      let hs = chains.get(chain);
+      if (!hs) chains.set(chain, (hs = []));
+      hs.push(Object.freeze({ file: ast.file, chain, rules: Object.freeze(rules) }));
+    }
+    scope = fileScope;
+  }
+
+  for (const { action } of jumps) {
+    if (!chains.has(action.target)) {
+      const builtin = (BUILTIN_CHAINS as readonly string[]).includes(action.target);
+      diag.warn(action.loc, `JUMP CHAIN=${action.target}: no loaded file has rules in ${builtin ? "this chain" : "this user chain"}, so the jump does nothing`);
+    }
+  }
+
+  const fileNames = files.map((f) => f.file);
+  const errors = sortDiagnostics(diag.errors, fileNames);
+  const warnings = sortDiagnostics(diag.warnings, fileNames);
+  if (errors.length > 0) return { errors, warnings };
+  for (const hs of chains.values()) Object.freeze(hs);
+  return { ruleset: new CompiledRuleSet(fileNames, chains, clock, state), errors, warnings };
+}
+
+interface InstantiateDeps {
+  readonly options: CompileOptions;
+  readonly providers: FirewallProviders;
+  readonly previous: CarriedState | undefined;
+  readonly state: CarriedState;
+  readonly diag: Diagnostics;
+}
+
+function instantiateDefinition(d: DefinitionNode, file: string, scope: MutableScope, deps: InstantiateDeps): void {
+  const spec = d.spec;
+  switch (spec.type) {
+    case "ZONE":
+      scope.zones.set(d.name, new Set(spec.members));
+      return;
+    case "RATE":
+      scope.rates.set(d.name, { def: spec, node: d });
+      return;
+    case "PATTERN": {
+      const p: PatternDef = { re: new RegExp(spec.regexp), captures: spec.captures };
+      scope.patterns.set(d.name, p);
+      return;
+    }
+    case "SEARCH":
+      scope.searches.set(d.name, d as DefinitionNode & { spec: typeof spec });
+      return;
+    case "LIST": {
+      const l = spec.list;
+      let list: MembershipList;
+      switch (l.backend) {
+        case "memory": {
+          const key = `${file}\u0000${d.name}\u0000${d.text}`;
+          const carried = deps.previous?.memoryLists.get(key);
+          const mem = carried ?? new MemoryList(l.limit);
+          deps.state.memoryLists.set(key, mem);
+          list = mem;
+          break;
+        }
+        case "file": {
+          const text = deps.options.readListFile?.(l.path, file);
+          if (text === undefined && !l.missingOk) {
+            deps.diag.error(d.loc, `list file '${l.path}' cannot be read (add '(missing: ignore)' to start with an empty list)`);
+            return;
+          }
+          list = new MemoryList(undefined, text === undefined ? [] : fileListItems(text));
+          break;
+        }
+        case "http":
+        case "pubsubitemid": {
+          const factory = deps.providers.remoteLists;
+          if (!factory) {
+            deps.diag.error(d.loc, `%LIST ${d.name} refused: ${l.backend === "http" ? "HTTP" : "pubsub"} lists are fetched by a remote list provider, and none is configured`);
+            return;
+          }
+          list = new RemoteMembershipList(factory.open(l.url, l.options));
+          break;
+        }
+      }
+      scope.lists.set(d.name, withFilters(list, spec.filters));
+      return;
+    }
+  }
+}
+
+/** Parse and compile rule texts in one step (tests, check-rules, trace). */
+export function compileRuleSources(
+  sources: readonly { readonly file: string; readonly text: string }[],
+  options: CompileOptions = {},
+): CompileResult {
+  const diag = new Diagnostics();
+  const asts = sources.map((s) => parseRuleFile(s.file, s.text, diag).ast);
+  return compileRuleFiles(asts, options, diag);
+}

@@ -1,0 +1,263 @@
+// Per-run facts about one stanza, computed lazily and at most once: the
+// variables Prosody's compiled handlers declare (to, from, bare_to, split_to…,
+// research §2.3), the payload tree (only when a condition needs it), and the
+// stanza as re-serialised for copies. STRIP/INJECT switch the facts to a
+// private mutable copy of the tree; the StanzaView's own tree is never touched.
+import { readHead } from "../xml/head.js";
+import type { StanzaView } from "../xml/stanza-view.js";
+import type { BuiltinChain, CodeExpr, StanzaPath, Template } from "./ast.js";
+import type { OriginSession } from "./context.js";
+import { bareJid, hostOf, prepJid, splitJid, type JidParts } from "./jid.js";
+import { findPath } from "./stanza-path.js";
+import { cloneNode, escapeXml, serialize, type MutableXmlNode, type XmlNode } from "./xml.js";
+
+const UNSET: unique symbol = Symbol("unset");
+type Lazy<T> = T | typeof UNSET;
+
+export class Facts {
+  readonly stanza: StanzaView;
+  readonly chain: BuiltinChain;
+  readonly origin: OriginSession | undefined;
+  readonly #hostOverride: string | undefined;
+  /** Local name: message, presence, iq. */
+  readonly name: string;
+  readonly type: string | undefined;
+
+  #toAttr: Lazy<string | undefined> = UNSET;
+  #to: Lazy<string | undefined> = UNSET;
+  #from: Lazy<string | undefined> = UNSET;
+  #toParts: JidParts | undefined;
+  #fromParts: JidParts | undefined;
+  #tree: Lazy<XmlNode | null> = UNSET;
+  #modified: MutableXmlNode | undefined;
+  #text: Lazy<string> = UNSET;
+  #searches: Map<string, string> | undefined;
+
+  constructor(stanza: StanzaView, chain: BuiltinChain, origin: OriginSession | undefined, host: string | undefined) {
+    this.stanza = stanza;
+    this.chain = chain;
+    this.origin = origin;
+    this.#hostOverride = host;
+    this.name = stanza.localName;
+    this.type = stanza.type;
+  }
+
+  /**
+   * The `to` attribute as the server sees it: prepped, and in preroute removed
+   * when it equals the sender's own bare JID (Prosody strips it before routing).
+   */
+  get toAttr(): string | undefined {
+    if (this.#toAttr === UNSET) {
+      let to = prepJid(this.stanza.to);
+      if (to !== undefined && this.chain === "preroute" && this.origin?.jid !== undefined && to === prepJid(bareJid(this.origin.jid))) {
+        to = undefined;
+      }
+      this.#toAttr = to;
+    }
+    return this.#toAttr;
+  }
+
+  /** Prosody's `to` variable: the attribute, else the origin's bare JID. */
+  get to(): string | undefined {
+    if (this.#to === UNSET) {
+      this.#to = this.toAttr ?? (this.origin?.type === "c2s" ? prepJid(bareJid(this.origin.jid)) : undefined);
+    }
+    return this.#to;
+  }
+
+  /** `from` as the server sees it (the bound JID for c2s stanzas without one), prepped. */
+  get from(): string | undefined {
+    if (this.#from === UNSET) this.#from = prepJid(this.stanza.from);
+    return this.#from;
+  }
+
+  get toParts(): JidParts {
+    return (this.#toParts ??= splitJid(this.to));
+  }
+
+  get fromParts(): JidParts {
+    return (this.#fromParts ??= splitJid(this.from));
+  }
+
+  get bareTo(): string | undefined {
+    const p = this.toParts;
+    return p.host === undefined ? undefined : p.node !== undefined ? `${p.node}@${p.host}` : p.host;
+  }
+
+  get bareFrom(): string | undefined {
+    const p = this.fromParts;
+    return p.host === undefined ? undefined : p.node !== undefined ? `${p.node}@${p.host}` : p.host;
+  }
+
+  /** Prosody's module.host for this stanza (see FirewallContext.host). */
+  get currentHost(): string | undefined {
+    if (this.#hostOverride !== undefined) return this.#hostOverride;
+    if (this.chain === "deliver") return this.toParts.host;
+    return hostOf(this.origin?.jid) ?? this.fromParts.host;
+  }
+
+  /** An attribute as the server's stanza holds it (to/from adjusted, see above). */
+  attr(name: string): string | undefined {
+    if (name === "to") return this.toAttr;
+    if (name === "from") return this.from;
+    return this.stanza.attr(name);
+  }
+
+  /** The payload tree: the current (possibly modified) one, parsed on first use. */
+  tree(): XmlNode | null {
+    if (this.#modified) return this.#modified;
+    if (this.#tree === UNSET) this.#tree = (this.stanza.tree() as XmlNode | null) ?? null;
+    return this.#tree;
+  }
+
+  /** A private copy to modify (STRIP/INJECT); null when the stanza is unparsable. */
+  mutableTree(): MutableXmlNode | null {
+    if (!this.#modified) {
+      const t = this.tree();
+      if (t === null) return null;
+      this.#modified = cloneNode(t);
+    }
+    this.#text = UNSET;
+    this.#searches = undefined;
+    return this.#modified;
+  }
+
+  get modified(): boolean {
+    return this.#modified !== undefined;
+  }
+
+  find(path: StanzaPath): XmlNode | string | undefined {
+    return findPath(this.tree(), this.stanza.xmlns, path);
+  }
+
+  /** `%SEARCH` text: tostring(stanza:find(path) or ""), cached per run. */
+  search(name: string, path: StanzaPath): string {
+    this.#searches ??= new Map();
+    let v = this.#searches.get(name);
+    if (v === undefined) {
+      const r = this.find(path);
+      v = r === undefined ? "" : typeof r === "string" ? r : serialize(r);
+      this.#searches.set(name, v);
+    }
+    return v;
+  }
+
+  /**
+   * The head as the server holds it: attributes in document order with `to`
+   * and `from` adjusted, and `overrides` applied (undefined removes).
+   */
+  head(overrides: Readonly<Record<string, string | undefined>> = {}): { open: string; selfClosing: boolean; bodyStart: number } {
+    const bytes = this.stanza.bytes;
+    const h = readHead(bytes, 0, bytes.length);
+    const attrs = new Map<string, string | undefined>();
+    if (overrides.xmlns !== undefined) attrs.set("xmlns", undefined);
+    if (h) for (const [k, v] of h.attrs) attrs.set(k, v);
+    attrs.set("to", this.toAttr);
+    attrs.set("from", this.from);
+    for (const [k, v] of Object.entries(overrides)) attrs.set(k, v);
+    let open = `<${h?.name ?? this.stanza.name}`;
+    for (const [k, v] of attrs) if (v !== undefined) open += ` ${k}='${escapeXml(v)}'`;
+    return { open, selfClosing: h?.selfClosing ?? true, bodyStart: h?.end ?? bytes.length };
+  }
+
+  /** Prosody's stanza:top_tag(). */
+  topTag(): string {
+    return `${this.head().open}>`;
+  }
+
+  /**
+   * The stanza as the server holds it, re-serialised for copies (COPY,
+   * REDIRECT, FORWARD, `$(stanza)`): adjusted head, original payload bytes
+   * unless STRIP/INJECT changed the payload.
+   */
+  serialize(overrides: Readonly<Record<string, string | undefined>> = {}): string {
+    if (Object.keys(overrides).length === 0 && this.#text !== UNSET) return this.#text;
+    const { open, selfClosing, bodyStart } = this.head(overrides);
+    const name = this.stanza.name;
+    let out: string;
+    if (this.#modified) {
+      const inner = this.#modified.children.map((c) => serialize(c)).join("");
+      out = inner === "" ? `${open}/>` : `${open}>${inner}</${name}>`;
+    } else if (selfClosing) {
+      out = `${open}/>`;
+    } else {
+      out = `${open}>${this.stanza.bytes.toString("utf8", bodyStart)}`;
+    }
+    if (Object.keys(overrides).length === 0) this.#text = out;
+    return out;
+  }
+
+  /** The original bytes' payload with the ORIGINAL head, for `rewrite` after STRIP/INJECT. */
+  rewrite(): string | undefined {
+    if (!this.#modified) return undefined;
+    const bytes = this.stanza.bytes;
+    const h = readHead(bytes, 0, bytes.length);
+    const name = this.stanza.name;
+    const inner = this.#modified.children.map((c) => serialize(c)).join("");
+    let open = `<${h?.name ?? name}`;
+    if (h) for (const [k, v] of h.attrs) open += ` ${k}='${escapeXml(v)}'`;
+    return inner === "" ? `${open}/>` : `${open}>${inner}</${name}>`;
+  }
+
+  // -------------------------------------------------------------------------
+  // Expressions.
+
+  #code(code: CodeExpr): string | undefined {
+    const o = this.origin;
+    switch (code.kind) {
+      case "session":
+        switch (code.field) {
+          case "ip":
+            return o?.ip;
+          case "type":
+            return o?.type;
+          case "host":
+            return o?.type === "c2s" ? hostOf(o.jid) : o ? this.currentHost : undefined;
+          case "username":
+            return o?.type === "c2s" ? splitJid(o.jid).node : undefined;
+          case "full_jid":
+            return o?.type === "c2s" ? o.jid : undefined;
+        }
+        return undefined;
+      case "stanza":
+        return this.serialize();
+      case "top_tag":
+        return this.topTag();
+      case "stanza_name":
+        return this.name;
+      case "stanza_attr":
+        return this.attr(code.name);
+    }
+  }
+
+  /** Evaluate a `$<…>`/`$(…)` template to a string, as Prosody's meta() does. */
+  expand(t: Template): string {
+    let out = "";
+    for (const part of t.parts) {
+      if (part.kind === "text") out += part.value;
+      // tostring(nil) is "nil" in Lua.
+      else if (part.kind === "code") out += this.#code(part.code) ?? "nil";
+      else {
+        const { path, funcs } = part;
+        let v: string | undefined;
+        let viaVar: "to" | "from" | undefined;
+        if (path.steps.length === 0 && path.end.kind === "attr") {
+          const a = path.end.name;
+          if (a === "to" || a === "from") viaVar = a;
+          v = a === "to" ? this.to : a === "type" ? this.type : this.attr(a);
+        } else {
+          const r = this.find(path);
+          v = r === undefined ? undefined : typeof r === "string" ? r : serialize(r);
+        }
+        for (const f of funcs) {
+          if (v === undefined) break;
+          const parts = viaVar === "to" ? this.toParts : viaVar === "from" ? this.fromParts : splitJid(v);
+          viaVar = undefined;
+          v = f === "bare" ? (parts.host === undefined ? undefined : parts.node !== undefined ? `${parts.node}@${parts.host}` : parts.host) : parts[f];
+        }
+        out += v ?? part.fallback;
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,95 @@
+// Rate limiters for LIMIT (research §0 util.throttle, §2.6 %RATE). Unlike the
+// shaping TokenBucket (reservation semantics), a poll that fails deducts
+// nothing, exactly like Prosody's util.throttle: capacity R×B, refill R per
+// second, starts full, refreshed lazily only when the balance is short.
+// Times are ms from the ruleset's injected clock.
+
+export class Throttle {
+  readonly max: number;
+  /** Tokens per ms. */
+  readonly #perMs: number;
+  #balance: number;
+  #last: number;
+
+  constructor(rate: number, burst: number, now: number) {
+    this.max = rate * burst;
+    this.#perMs = rate / 1000;
+    this.#balance = this.max;
+    this.#last = now;
+  }
+
+  #update(now: number): void {
+    const elapsed = now - this.#last;
+    this.#last = now;
+    if (elapsed > 0) this.#balance = Math.min(this.max, this.#balance + this.#perMs * elapsed);
+  }
+
+  /** Take `cost` tokens if available; otherwise take nothing and return false. */
+  poll(now: number, cost = 1): boolean {
+    if (this.#balance < cost) this.#update(now);
+    if (this.#balance < cost) return false;
+    this.#balance -= cost;
+    return true;
+  }
+
+  /** Full after refresh: safe to forget (used by LRU eviction). */
+  isIdle(now: number): boolean {
+    this.#update(now);
+    return this.#balance >= this.max;
+  }
+
+  balance(now: number): number {
+    this.#update(now);
+    return this.#balance;
+  }
+}
+
+/** Outcome of a keyed poll. */
+export const POLL_OK = 0;
+export const POLL_LIMITED = 1;
+/** The table was full and no bucket could be evicted: denied (counts as limited). */
+export const POLL_TABLE_FULL = 2;
+export type PollResult = typeof POLL_OK | typeof POLL_LIMITED | typeof POLL_TABLE_FULL;
+
+/**
+ * One bucket per key in an LRU table of `entries` slots (`LIMIT: name on EXPR`).
+ * When full, a new key may evict the least recently used bucket only if that
+ * bucket is idle (full); otherwise the event is denied. `allowOverflow`
+ * always evicts (fail-open).
+ */
+export class MultiThrottle {
+  readonly rate: number;
+  readonly burst: number;
+  readonly entries: number;
+  readonly allowOverflow: boolean;
+  /** Map iteration order is LRU order: oldest first. */
+  readonly #buckets = new Map<string, Throttle>();
+
+  constructor(rate: number, burst: number, entries: number, allowOverflow: boolean) {
+    this.rate = rate;
+    this.burst = burst;
+    this.entries = entries;
+    this.allowOverflow = allowOverflow;
+  }
+
+  get size(): number {
+    return this.#buckets.size;
+  }
+
+  poll(key: string, now: number): PollResult {
+    let bucket = this.#buckets.get(key);
+    if (bucket) {
+      this.#buckets.delete(key);
+      this.#buckets.set(key, bucket);
+    } else {
+      if (this.#buckets.size >= this.entries) {
+        const [oldKey, oldBucket] = this.#buckets.entries().next().value as [string, Throttle];
+        if (!this.allowOverflow && !oldBucket.isIdle(now)) return POLL_TABLE_FULL;
+        this.#buckets.delete(oldKey);
+      }
+      bucket = new Throttle(this.rate, this.burst, now);
+      this.#buckets.set(key, bucket);
+    }
+    return bucket.poll(now) ? POLL_OK : POLL_LIMITED;
+  }
+}

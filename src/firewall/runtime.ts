@@ -1,0 +1,139 @@
+// The evaluation machinery shared by compiled conditions and actions: compiled
+// rule and handler shapes, the per-run state that collects results, and the
+// control flow of research §2.4 (handlers return nil / true / false; PASS
+// returns the chain's pass value; JUMP CHAIN fires a chain's handlers).
+import type { ActionName, ChainName, SourceLoc } from "./ast.js";
+import type {
+  EmittedStanza,
+  FirewallContext,
+  FirewallLog,
+  MarkChange,
+  RuleHit,
+  RuleRef,
+} from "./context.js";
+import type { Facts } from "./facts.js";
+
+/** Handler and chain return values: Lua nil, true (handled), false (default/accepted). */
+export const R_NIL = 0;
+export const R_TRUE = 1;
+export const R_FALSE = 2;
+export type ChainReturn = typeof R_NIL | typeof R_TRUE | typeof R_FALSE;
+
+/** Action flow besides returning: go on with the next action, or return the pass value. */
+export const A_NEXT = 3;
+export const A_PASS = 4;
+export type ActionFlow = ChainReturn | typeof A_NEXT | typeof A_PASS;
+
+/** Jumps nested deeper than this are a loop in the rules: the stanza is dropped. */
+export const MAX_JUMP_DEPTH = 32;
+/** A stanza produced by REDIRECT/COPY this many times is not copied again. */
+export const MAX_REENTRY = 4;
+
+/** Cost classes for ordering a rule's conditions (cheap first, side effects last). */
+export const COST_HEAD = 0;
+export const COST_LOOKUP = 1;
+export const COST_PAYLOAD = 2;
+export const COST_SIDE_EFFECT = 3;
+
+export interface CompiledCondition {
+  readonly loc: SourceLoc;
+  readonly text: string;
+  readonly cost: number;
+  readonly test: (state: RunState) => boolean;
+}
+
+export interface CompiledAction {
+  readonly name: ActionName;
+  readonly loc: SourceLoc;
+  readonly run: (state: RunState, rule: CompiledRule) => ActionFlow;
+}
+
+export interface CompiledRule {
+  readonly ref: RuleRef;
+  /** Sorted by cost; LIMIT (side effects) last, in written order. */
+  readonly conditions: readonly CompiledCondition[];
+  readonly actions: readonly CompiledAction[];
+}
+
+/** One file's rules for one chain: Prosody's per-file chain handler. */
+export interface Handler {
+  readonly file: string;
+  readonly chain: ChainName;
+  readonly rules: readonly CompiledRule[];
+}
+
+export type Outcome =
+  | { readonly verdict: "drop" }
+  | { readonly verdict: "bounce"; readonly condition: string; readonly type: string; readonly text: string | undefined; readonly stanza: string }
+  | { readonly verdict: "disconnect"; readonly condition: string; readonly text: string | undefined };
+
+/** Mutable state of one run(); results are copied out at the end. */
+export class RunState {
+  readonly facts: Facts;
+  readonly ctx: FirewallContext;
+  readonly now: number;
+  readonly chains: ReadonlyMap<string, readonly Handler[]>;
+  outcome: Outcome | undefined;
+  readonly emitted: EmittedStanza[] = [];
+  readonly logs: FirewallLog[] = [];
+  readonly marks: MarkChange[] = [];
+  readonly matched: RuleRef[] = [];
+  readonly hits: RuleHit[] = [];
+  readonly tags: string[] = [];
+  jumpDepth = 0;
+
+  constructor(facts: Facts, ctx: FirewallContext, now: number, chains: ReadonlyMap<string, readonly Handler[]>) {
+    this.facts = facts;
+    this.ctx = ctx;
+    this.now = now;
+    this.chains = chains;
+  }
+}
+
+/** Run one handler: rules in order; the first action that returns ends it. */
+export function runHandler(handler: Handler, state: RunState, passReturn: ChainReturn): ChainReturn {
+  for (const rule of handler.rules) {
+    let ok = true;
+    for (const c of rule.conditions) {
+      if (!c.test(state)) {
+        ok = false;
+        break;
+      }
+    }
+    if (!ok) continue;
+    state.matched.push(rule.ref);
+    for (const a of rule.actions) {
+      state.hits.push({ rule: rule.ref, action: a.name });
+      const flow = a.run(state, rule);
+      if (flow === A_NEXT) continue;
+      return flow === A_PASS ? passReturn : flow;
+    }
+  }
+  return R_NIL;
+}
+
+/**
+ * Fire `firewall/chains/<name>`: every handler of that chain (one per file, in
+ * load order) with pass value false; the first non-nil return wins. A chain
+ * nobody defines returns nil, as in Prosody.
+ */
+export function fireChain(name: string, state: RunState): ChainReturn {
+  const handlers = state.chains.get(name);
+  if (!handlers) return R_NIL;
+  if (state.jumpDepth >= MAX_JUMP_DEPTH) {
+    const first = handlers[0]!.rules[0]?.ref;
+    if (first) state.logs.push({ level: "error", message: `JUMP CHAIN=${name}: jumps nested deeper than ${MAX_JUMP_DEPTH} (a loop in the rules); stanza dropped`, rule: first });
+    state.outcome = { verdict: "drop" };
+    return R_TRUE;
+  }
+  state.jumpDepth++;
+  try {
+    for (const h of handlers) {
+      const r = runHandler(h, state, R_FALSE);
+      if (r !== R_NIL) return r;
+    }
+    return R_NIL;
+  } finally {
+    state.jumpDepth--;
+  }
+}

@@ -1,0 +1,227 @@
+// FirewallStage: flow → chain mapping, origins and per-session marks, verdict
+// mapping, hooks, hot swap, the deliver_remote approximation, and the
+// fallbacks for rewrites and DISCONNECT until Verdict and the catalogue grow.
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { ERRORS } from "../errors.js";
+import { Pipeline, type SessionInfo } from "../policy/pipeline.js";
+import { FakeClock } from "../shaping/clock.js";
+import { Stanza } from "../xml/stanza.js";
+import { compileRuleSources, type CompiledRuleSet } from "./compile.js";
+import { FIREWALL_DISCONNECT, FirewallStage, type EmitTarget, type FirewallHooks, type RewriteVerdict } from "./stage.js";
+
+function rules(text: string): CompiledRuleSet {
+  const r = compileRuleSources([{ file: "t.pfw", text }], { clock: new FakeClock() });
+  assert.deepEqual(r.errors.map((e) => e.format()), []);
+  return r.ruleset!;
+}
+
+function c2s(jid: string | undefined, over: Partial<SessionInfo> = {}): SessionInfo {
+  return { id: "s1", listener: "c2s", type: "c2s", ip: "192.0.2.7", port: 5222, jid, domain: "localhost", authenticated: jid !== undefined, ...over };
+}
+
+function s2s(domain: string, authenticated = true): SessionInfo {
+  return { id: "s2", listener: "s2s", type: "s2s", ip: "198.51.100.9", port: 5269, jid: undefined, domain, authenticated };
+}
+
+/** What the session builds: client stanzas carry the bound JID as `from`. */
+function fromClient(xml: string, session: SessionInfo): Stanza {
+  return new Stanza(Buffer.from(xml), "jabber:client", session.jid);
+}
+
+function toClient(xml: string): Stanza {
+  return new Stanza(Buffer.from(xml), "jabber:client");
+}
+
+function fromServer(xml: string): Stanza {
+  return new Stanza(Buffer.from(xml), "jabber:server");
+}
+
+function recorder() {
+  const hits: string[] = [];
+  const logs: string[] = [];
+  const emits: [string, EmitTarget, string][] = [];
+  const errors: unknown[] = [];
+  const hooks: FirewallHooks = {
+    onHit: (rule, action) => hits.push(`${rule.id} ${action}`),
+    onLog: (level, message, rule, session) => logs.push(`${level} ${rule.id} ${session.id}: ${message}`),
+    onEmit: (e, target, session) => emits.push([e.kind, target, session.id]),
+    onError: (err) => errors.push(err),
+  };
+  return { hooks, hits, logs, emits, errors };
+}
+
+describe("FirewallStage", () => {
+  it("passes everything without a rule set, and applies a swapped-in one from the next stanza", () => {
+    const stage = new FirewallStage();
+    const s = c2s("alice@localhost/phone");
+    assert.equal(stage.judge(fromClient("<message to='b@localhost'/>", s), s, "inbound"), undefined);
+    stage.swap(rules("::preroute\nKIND: message\nDROP."));
+    assert.deepEqual(stage.judge(fromClient("<message to='b@localhost'/>", s), s, "inbound"), { action: "drop", reason: "t.pfw:2 DROP" });
+    stage.swap(rules("::preroute\nKIND: iq\nDROP."));
+    assert.equal(stage.judge(fromClient("<message to='b@localhost'/>", s), s, "inbound"), undefined);
+    stage.swap(undefined);
+    assert.equal(stage.ruleset, undefined);
+  });
+
+  it("c2s inbound runs preroute once bound, with the client as origin (JID, IP)", () => {
+    const stage = new FirewallStage({ ruleset: rules("::preroute\nFROM IP: 192.0.2.7\nFROM: alice@localhost/phone\nBOUNCE=policy-violation (no)") });
+    const unbound = c2s(undefined);
+    assert.equal(stage.judge(fromClient("<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>", unbound), unbound, "inbound"), undefined);
+    const s = c2s("alice@localhost/phone");
+    const v = stage.judge(fromClient("<message to='bob@localhost' id='m1'/>", s), s, "inbound");
+    assert.equal(v?.action, "bounce");
+    assert.equal(v.action === "bounce" && v.reply, "<message to='alice@localhost/phone' from='bob@localhost' id='m1' type='error'><error type='modify'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>no</text></error></message>");
+    assert.equal(v.reason, "t.pfw:2 BOUNCE");
+    const other = c2s("alice@localhost/phone", { ip: "192.0.2.8" });
+    assert.equal(stage.judge(fromClient("<message to='bob@localhost'/>", other), other, "inbound"), undefined);
+  });
+
+  it("c2s outbound runs deliver with no origin; s2s inbound runs deliver with the peer as origin once authenticated", () => {
+    const text = "ORIGIN MARKED: known\nDROP.\n\nFROM: <*>@remote.example\nMARK ORIGIN=known\nBOUNCE=forbidden\n\nKIND: iq\nDEFAULT.";
+    const stage = new FirewallStage({ ruleset: rules(text) });
+    const client = c2s("alice@localhost/phone");
+    assert.equal(stage.judge(toClient("<message from='x@remote.example' to='alice@localhost' id='1'/>"), client, "outbound")?.action, "bounce");
+    // No origin on a c2s link: the mark went nowhere, so the next one bounces again.
+    assert.equal(stage.judge(toClient("<message from='x@remote.example' to='alice@localhost' id='2'/>"), client, "outbound")?.action, "bounce");
+    assert.equal(stage.marks(client), undefined);
+    const peer = s2s("remote.example");
+    assert.equal(stage.judge(fromServer("<message from='x@remote.example' to='alice@localhost' id='3'/>"), peer, "inbound")?.action, "bounce");
+    assert.deepEqual(stage.judge(fromServer("<message from='x@remote.example' to='alice@localhost' id='4'/>"), peer, "inbound"), { action: "drop", reason: "t.pfw:1 DROP" });
+    assert.deepEqual([...stage.marks(peer)!.keys()], ["known"]);
+    // Not yet authenticated, or the server's side of an inbound s2s link: no chain.
+    assert.equal(stage.judge(fromServer("<message from='x@remote.example' to='alice@localhost'/>"), s2s("other.example", false), "inbound"), undefined);
+    assert.equal(stage.judge(fromServer("<message from='alice@localhost' to='x@remote.example'/>"), peer, "outbound"), undefined);
+    // Before binding, server → client stanzas (the bind result) skip the firewall.
+    assert.equal(stage.judge(toClient("<iq type='result' id='b'/>"), c2s(undefined), "outbound"), undefined);
+    // DEFAULT in deliver: Prosody's service-unavailable.
+    const d = stage.judge(toClient("<iq type='get' from='x@elsewhere.example/r' to='alice@localhost/phone' id='5'/>"), client, "outbound");
+    assert.equal(d?.action, "bounce");
+    assert.match(d.action === "bounce" ? d.reply : "", /<service-unavailable /);
+    assert.equal(d.reason, "t.pfw:8 DEFAULT");
+  });
+
+  it("keeps marks per session for its lifetime, across rebinding, and never shares them", () => {
+    const stage = new FirewallStage({ ruleset: rules("::preroute\nORIGIN MARKED: spammer\nDROP.\n\nTO: honeypot@localhost\nMARK ORIGIN=spammer") });
+    const a = c2s("a@localhost/1");
+    const b = c2s("b@localhost/1", { id: "s3" });
+    const msg = (s: SessionInfo) => fromClient("<message to='x@localhost'/>", s);
+    assert.equal(stage.judge(msg(a), a, "inbound"), undefined);
+    assert.equal(stage.judge(fromClient("<message to='honeypot@localhost'/>", a), a, "inbound"), undefined);
+    assert.equal(stage.judge(msg(a), a, "inbound")?.action, "drop");
+    assert.equal(stage.judge(msg(b), b, "inbound"), undefined);
+    // The session object learns a new JID (e.g. after resumption): same marks.
+    const rebound = a as { jid: string | undefined };
+    rebound.jid = "a@localhost/2";
+    assert.equal(stage.judge(msg(a), a, "inbound")?.action, "drop");
+    assert.ok(stage.marks(a)!.has("spammer"));
+  });
+
+  it("reports every action, log and emitted stanza through the hooks, with the side to send it to", () => {
+    const rec = recorder();
+    const text = [
+      "::preroute",
+      "KIND: presence\nREPLY=hi\nCOPY=archive@localhost\nLOG=[warn] presence from $<@from>",
+      "::deliver",
+      "KIND: message\nREPLY=auto\nFORWARD=audit@localhost",
+    ].join("\n\n");
+    const stage = new FirewallStage({ ruleset: rules(text), hooks: rec.hooks });
+    const client = c2s("alice@localhost/phone");
+    assert.equal(stage.judge(fromClient("<presence to='bob@localhost'/>", client), client, "inbound"), undefined);
+    assert.equal(stage.judge(toClient("<message from='x@remote.example' to='alice@localhost'/>"), client, "outbound"), undefined);
+    assert.equal(stage.judge(fromServer("<message from='x@remote.example' to='alice@localhost'/>"), s2s("remote.example"), "inbound"), undefined);
+    assert.deepEqual(rec.hits, [
+      "t.pfw:3 REPLY", "t.pfw:3 COPY", "t.pfw:3 LOG",
+      "t.pfw:10 REPLY", "t.pfw:10 FORWARD",
+      "t.pfw:10 REPLY", "t.pfw:10 FORWARD",
+    ]);
+    assert.deepEqual(rec.logs, ["warn t.pfw:3 s1: presence from alice@localhost/phone"]);
+    assert.deepEqual(rec.emits, [
+      ["reply", "peer", "s1"],
+      ["copy", "upstream", "s1"],
+      // deliver on a c2s link: the sender is behind the server.
+      ["reply", "upstream", "s1"],
+      ["forward", "upstream", "s1"],
+      // deliver over s2s: the sender is the peer.
+      ["reply", "peer", "s2"],
+      ["forward", "upstream", "s2"],
+    ]);
+  });
+
+  it("forwards the original and warns about STRIP/INJECT until the session can take a rewrite", () => {
+    const text = "KIND: message\nSTRIP=html http://jabber.org/protocol/xhtml-im";
+    const xml = "<message from='x@remote.example' to='alice@localhost'><body>b</body><html xmlns='http://jabber.org/protocol/xhtml-im'/></message>";
+    const client = c2s("alice@localhost/phone");
+    const rec = recorder();
+    const plain = new FirewallStage({ ruleset: rules(text), hooks: rec.hooks });
+    assert.equal(plain.judge(toClient(xml), client, "outbound"), undefined);
+    assert.deepEqual(rec.logs, ["warn t.pfw:1 s1: t.pfw:1 STRIP: this proxy cannot forward a changed stanza yet; the original was forwarded"]);
+    const capable = new FirewallStage({ ruleset: rules(text), rewrites: true });
+    const v = capable.judge(toClient(xml), client, "outbound") as unknown as RewriteVerdict;
+    assert.equal(v.action, "rewrite");
+    assert.equal(v.bytes.toString(), "<message from='x@remote.example' to='alice@localhost'><body>b</body></message>");
+    assert.equal(v.reason, "t.pfw:1 STRIP");
+  });
+
+  it("DISCONNECT closes with the firewall's catalogue code, or drops and logs while the catalogue lacks it", () => {
+    const rec = recorder();
+    const stage = new FirewallStage({ ruleset: rules("::preroute\nKIND: message\nDISCONNECT=policy-violation (bye)"), hooks: rec.hooks });
+    const client = c2s("alice@localhost/phone");
+    const v = stage.judge(fromClient("<message to='bob@localhost'/>", client), client, "inbound");
+    if (FIREWALL_DISCONNECT in ERRORS) {
+      assert.deepEqual(v, { action: "close", code: FIREWALL_DISCONNECT, reason: "t.pfw:2 DISCONNECT: policy-violation (bye)" });
+    } else {
+      assert.deepEqual(v, { action: "drop", reason: "t.pfw:2 DISCONNECT: policy-violation (bye)" });
+      assert.deepEqual(rec.logs, ["error t.pfw:2 s1: t.pfw:2 DISCONNECT: policy-violation (bye): XPX_ERR_FIREWALL_DISCONNECT is not in the error catalogue yet; stanza dropped instead"]);
+    }
+  });
+
+  it("with localHosts, a client's stanza to another domain also runs deliver_remote, on what preroute left", () => {
+    const text = [
+      "::preroute\nKIND: message\nTO: <*>@blocked.example\nDROP.",
+      "::preroute\nKIND: message\nSTRIP=secret urn:example:secret",
+      "::deliver_remote\nKIND: message\nINSPECT: {urn:example:secret}secret\nBOUNCE=forbidden (secret left)",
+      "::deliver_remote\nKIND: message\nTO: <*>@closed.example\nBOUNCE=not-allowed (closed)",
+    ].join("\n\n");
+    const client = c2s("alice@localhost/phone");
+    const stage = new FirewallStage({ ruleset: rules(text), localHosts: ["LOCALHOST", "conference.localhost"] });
+    const send = (to: string, body = "") => stage.judge(fromClient(`<message to='${to}'>${body}</message>`, client), client, "inbound");
+    assert.equal(send("bob@localhost"), undefined);
+    assert.equal(send("room@conference.localhost"), undefined);
+    assert.equal(send("bob@blocked.example")?.action, "drop");
+    assert.deepEqual(send("bob@closed.example"), {
+      action: "bounce",
+      reply: "<message to='alice@localhost/phone' from='bob@closed.example' type='error'><error type='cancel'><not-allowed xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>closed</text></error></message>",
+      reason: "t.pfw:16 BOUNCE",
+    });
+    assert.equal(send("bob@open.example"), undefined);
+    // preroute stripped the payload: deliver_remote sees the stripped stanza.
+    assert.equal(send("bob@open.example", "<secret xmlns='urn:example:secret'/>"), undefined);
+    const capable = new FirewallStage({ ruleset: rules(text), localHosts: ["localhost"], rewrites: true });
+    const kept = capable.judge(fromClient("<message to='bob@open.example'><b/><secret xmlns='urn:example:secret'/></message>", client), client, "inbound");
+    assert.equal((kept as unknown as RewriteVerdict).bytes.toString(), "<message to='bob@open.example'><b/></message>");
+    // Without localHosts, deliver_remote never runs here.
+    const plain = new FirewallStage({ ruleset: rules(text) });
+    assert.equal(plain.judge(fromClient("<message to='bob@closed.example'/>", client), client, "inbound"), undefined);
+  });
+
+  it("a throwing core lets the stanza through and reports the error", () => {
+    const rec = recorder();
+    const broken = { hasChain: () => true, run: () => { throw new Error("bug"); } } as unknown as CompiledRuleSet;
+    const stage = new FirewallStage({ ruleset: broken, hooks: rec.hooks });
+    const client = c2s("alice@localhost/phone");
+    assert.equal(stage.judge(fromClient("<message to='b@localhost'/>", client), client, "inbound"), undefined);
+    assert.equal((rec.errors[0] as Error).message, "bug");
+  });
+
+  it("works as a pipeline stage: nonzas never reach it", () => {
+    const stage = new FirewallStage({ ruleset: rules("::preroute\nDROP.") });
+    const pipeline = new Pipeline([stage]);
+    const client = c2s("alice@localhost/phone");
+    assert.equal(pipeline.judge(fromClient("<r xmlns='urn:xmpp:sm:3'/>", client), client, "inbound"), null);
+    assert.deepEqual(pipeline.judge(fromClient("<iq type='get' id='1'/>", client), client, "inbound"), {
+      stage: "firewall",
+      verdict: { action: "drop", reason: "t.pfw:2 DROP" },
+    });
+  });
+});

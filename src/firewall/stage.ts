@@ -1,0 +1,210 @@
+// The firewall as a policy stage: maps a stanza's flow to a mod_firewall chain
+// (docs/firewall.md, "Chains"), runs the live CompiledRuleSet and turns its
+// FirewallResult into a pipeline Verdict. It holds the rule set by reference
+// (swap() on reload; read once per stanza), keeps each session's marks for as
+// long as the session lives, and reports hits, logs and stanzas to send
+// through hooks. It never touches sockets, loggers or metrics itself.
+import { ERRORS, type ErrorCode } from "../errors.js";
+import type { Flow, PolicyStage, SessionInfo, Verdict } from "../policy/pipeline.js";
+import type { StanzaView } from "../xml/stanza-view.js";
+import { Stanza } from "../xml/stanza.js";
+import type { ActionName, LogLevel } from "./ast.js";
+import type { CompiledRuleSet } from "./compile.js";
+import type { EmittedStanza, FirewallResult, OriginSession, RuleRef, RunChain } from "./context.js";
+import { hostOf, prepJid } from "./jid.js";
+
+/**
+ * Catalogue code for DISCONNECT (stream error policy-violation). Not in
+ * src/errors.ts yet: until it is, DISCONNECT degrades to a drop and an error
+ * log, because the session cannot close with a code the catalogue lacks.
+ */
+export const FIREWALL_DISCONNECT = "XPX_ERR_FIREWALL_DISCONNECT" as ErrorCode;
+
+/**
+ * Proposed addition to the Verdict union: forward `bytes` (a complete stanza)
+ * instead of the original. The firewall produces it for STRIP and INJECT. Only
+ * returned when the stage is built with `rewrites: true`.
+ */
+export interface RewriteVerdict {
+  readonly action: "rewrite";
+  readonly bytes: Buffer;
+  readonly reason: string;
+}
+
+/** Where an emitted stanza must be written, seen from the session that judged it. */
+export type EmitTarget = "peer" | "upstream";
+
+export interface FirewallHooks {
+  /** One call per action run (metrics: rule id × action). */
+  onHit?(rule: RuleRef, action: ActionName): void;
+  /** LOG actions and the core's own notes. */
+  onLog?(level: LogLevel, message: string, rule: RuleRef, session: SessionInfo): void;
+  /**
+   * A stanza the rules send (REPLY, REDIRECT, COPY, FORWARD, REPORT TO). The
+   * stage works out the side: replies go back toward the origin (the peer for
+   * inbound stanzas, the server for outbound ones); routed stanzas always go
+   * to the server, on this session's stream.
+   */
+  onEmit?(emitted: EmittedStanza, target: EmitTarget, session: SessionInfo): void;
+  /** The core threw (a bug): the stanza was let through. */
+  onError?(error: unknown, session: SessionInfo): void;
+}
+
+export interface FirewallStageInit {
+  /** The live rule set; undefined means no firewall (every stanza passes). */
+  readonly ruleset?: CompiledRuleSet | undefined;
+  readonly hooks?: FirewallHooks | undefined;
+  /**
+   * The server's hosts (virtual hosts and components). When given, a bound
+   * client's stanza addressed to any other domain also runs `deliver_remote`
+   * after `preroute` let it through: the approximation docs/firewall.md
+   * describes for a proxy that does not carry the server's outgoing s2s.
+   */
+  readonly localHosts?: readonly string[] | undefined;
+  /**
+   * Whether the session can forward a RewriteVerdict. Until Verdict has one,
+   * leave it false: STRIP/INJECT results are then reported through onLog and
+   * the original stanza is forwarded.
+   */
+  readonly rewrites?: boolean | undefined;
+}
+
+/** The chain a stanza runs through, and the origin the rules see. */
+interface Route {
+  readonly chain: RunChain;
+  readonly origin: OriginSession | undefined;
+}
+
+function describeDecision(r: FirewallResult): string {
+  const last = r.hits.at(-1);
+  return last ? `${last.rule.id} ${last.action.replace(/_/g, " ")}` : "firewall";
+}
+
+export class FirewallStage implements PolicyStage {
+  readonly name = "firewall";
+  #ruleset: CompiledRuleSet | undefined;
+  readonly #hooks: FirewallHooks;
+  readonly #localHosts: ReadonlySet<string> | undefined;
+  readonly #rewrites: boolean;
+  /** Per-session origin, so marks live exactly as long as the session. */
+  readonly #origins = new WeakMap<SessionInfo, OriginSession>();
+
+  constructor(init: FirewallStageInit = {}) {
+    this.#ruleset = init.ruleset;
+    this.#hooks = init.hooks ?? {};
+    this.#localHosts = init.localHosts && new Set(init.localHosts.map((h) => h.toLowerCase()));
+    this.#rewrites = init.rewrites ?? false;
+  }
+
+  get ruleset(): CompiledRuleSet | undefined {
+    return this.#ruleset;
+  }
+
+  /** Hot reload: stanzas judged from now on use `ruleset`; one in flight keeps the one it read. */
+  swap(ruleset: CompiledRuleSet | undefined): void {
+    this.#ruleset = ruleset;
+  }
+
+  /** The session's origin marks (name → time set, rule-set clock ms), if it has any state yet. */
+  marks(session: SessionInfo): ReadonlyMap<string, number> | undefined {
+    return this.#origins.get(session)?.marks;
+  }
+
+  judge(stanza: StanzaView, session: SessionInfo, flow: Flow): Verdict | undefined {
+    const ruleset = this.#ruleset;
+    if (ruleset === undefined || stanza.kind === "other") return undefined;
+    const route = this.#route(session, flow);
+    if (route === undefined) return undefined;
+    try {
+      let result = ruleset.hasChain(route.chain) ? this.#run(ruleset, route, stanza, session) : undefined;
+      let view = stanza;
+      if (result?.verdict === "pass" && result.rewrite !== undefined) {
+        view = new Stanza(Buffer.from(result.rewrite, "utf8"), stanza.xmlns, session.jid);
+      }
+      if ((result === undefined || result.verdict === "pass") && this.#leavesServer(route, view, ruleset)) {
+        const remote = this.#run(ruleset, { chain: "deliver_remote", origin: route.origin }, view, session);
+        // A rewrite by preroute is kept unless deliver_remote rewrites again.
+        result = remote.verdict === "pass" && remote.rewrite === undefined && result?.rewrite !== undefined ? { ...remote, rewrite: result.rewrite } : remote;
+      }
+      return result === undefined ? undefined : this.#verdict(result, session);
+    } catch (err) {
+      this.#hooks.onError?.(err, session);
+      return undefined;
+    }
+  }
+
+  /**
+   * docs/firewall.md: a bound client's stanzas run `preroute`; stanzas from an
+   * authenticated s2s peer run `deliver`; stanzas toward a bound client run
+   * `deliver` with no origin (the sender's session is not visible). Traffic
+   * before binding or authentication never reaches a chain, as in Prosody.
+   */
+  #route(session: SessionInfo, flow: Flow): Route | undefined {
+    if (session.type === "c2s") {
+      if (session.jid === undefined) return undefined;
+      return flow === "inbound" ? { chain: "preroute", origin: this.#origin(session) } : { chain: "deliver", origin: undefined };
+    }
+    if (flow === "inbound" && session.authenticated) return { chain: "deliver", origin: this.#origin(session) };
+    return undefined;
+  }
+
+  #origin(session: SessionInfo): OriginSession {
+    const type = session.type === "c2s" ? "c2s" : "s2sin";
+    const jid = type === "c2s" ? session.jid : undefined;
+    const domain = type === "s2sin" ? session.domain : undefined;
+    const known = this.#origins.get(session);
+    if (known && known.jid === jid && known.domain === domain && known.ip === session.ip && known.authenticated === session.authenticated) return known;
+    // First stanza, or the session learned more (bound JID, peer domain): keep its marks.
+    const origin: OriginSession = { type, jid, domain, ip: session.ip, authenticated: session.authenticated, marks: known?.marks ?? new Map() };
+    this.#origins.set(session, origin);
+    return origin;
+  }
+
+  #leavesServer(route: Route, stanza: StanzaView, ruleset: CompiledRuleSet): boolean {
+    if (route.chain !== "preroute" || this.#localHosts === undefined || !ruleset.hasChain("deliver_remote")) return false;
+    const host = hostOf(prepJid(stanza.to));
+    return host !== undefined && !this.#localHosts.has(host);
+  }
+
+  #run(ruleset: CompiledRuleSet, route: Route, stanza: StanzaView, session: SessionInfo): FirewallResult {
+    const result = ruleset.run(route.chain, { stanza, origin: route.origin });
+    const hooks = this.#hooks;
+    if (hooks.onHit) for (const h of result.hits) hooks.onHit(h.rule, h.action);
+    if (hooks.onLog) for (const l of result.logs) hooks.onLog(l.level, l.message, l.rule, session);
+    if (hooks.onEmit) {
+      for (const e of result.emitted) {
+        const target: EmitTarget = e.via === "route" || route.origin === undefined ? "upstream" : "peer";
+        hooks.onEmit(e, target, session);
+      }
+    }
+    return result;
+  }
+
+  #verdict(r: FirewallResult, session: SessionInfo): Verdict | undefined {
+    const reason = describeDecision(r);
+    switch (r.verdict) {
+      case "pass": {
+        if (r.rewrite === undefined) return undefined;
+        if (this.#rewrites) {
+          const rewrite: RewriteVerdict = { action: "rewrite", bytes: Buffer.from(r.rewrite, "utf8"), reason };
+          return rewrite as unknown as Verdict;
+        }
+        const rule = [...r.hits].reverse().find((h) => h.action === "STRIP" || h.action === "INJECT")?.rule;
+        if (rule) this.#hooks.onLog?.("warn", `${reason}: this proxy cannot forward a changed stanza yet; the original was forwarded`, rule, session);
+        return undefined;
+      }
+      case "drop":
+        return { action: "drop", reason };
+      case "bounce":
+        return { action: "bounce", reply: r.bounce!.stanza, reason };
+      case "disconnect": {
+        const d = r.disconnect!;
+        const why = `${reason}: ${d.condition}${d.text === undefined ? "" : ` (${d.text})`}`;
+        if (FIREWALL_DISCONNECT in ERRORS) return { action: "close", code: FIREWALL_DISCONNECT, reason: why };
+        const rule = r.hits.at(-1)?.rule;
+        if (rule) this.#hooks.onLog?.("error", `${why}: ${FIREWALL_DISCONNECT} is not in the error catalogue yet; stanza dropped instead`, rule, session);
+        return { action: "drop", reason: why };
+      }
+    }
+  }
+}

@@ -1,0 +1,452 @@
+// mod_muc_limits at the edge (research prosody-modules.md §3 and §11): charges
+// groupchat messages and joins / presence changes sent to rooms on the listed
+// MUC hosts against a bucket per room and, optionally, one per occupant, and
+// bounces what is over a limit exactly as mod_muc_limits does. Affiliations are
+// learned from the server's presence to users. Pure policy: no sockets, logs
+// or metrics; a Clock and hooks are injected. Must never throw on peer input.
+// Deliberate differences from Prosody are listed in docs/muc-limits.md.
+import { Buffer } from "node:buffer";
+import type { Element } from "ltx";
+import type { ReplyAddressing } from "../firewall/error-reply.js";
+import { enterScope, localName, normNs, nsOf, textOf, type NsScope } from "../firewall/xml.js";
+import type { Flow, PolicyStage, SessionInfo, Verdict } from "../policy/pipeline.js";
+import type { Clock } from "../shaping/clock.js";
+import { TokenBucket } from "../shaping/token-bucket.js";
+import type { StanzaView } from "../xml/stanza-view.js";
+import { AFFILIATIONS, normaliseDomain, type Affiliation, type MucLimitsOptions } from "./config.js";
+import { IdleTable, type IdleEntry } from "./idle-table.js";
+import {
+  MESSAGE_TOO_LONG_TEXT,
+  NICK_TOO_LONG_TEXT,
+  NS_MUC,
+  NS_MUC_USER,
+  overactiveReply,
+  serializeCopy,
+  tooLongReply,
+} from "./muc-error.js";
+
+/** Why a stanza was limited; a bounded label set for metrics. */
+export const LIMIT_REASONS = ["rate", "nick", "chars", "lines"] as const;
+export type LimitReason = (typeof LIMIT_REASONS)[number];
+
+/** Which bucket refused a stanza limited for "rate". */
+export type RateBucket = "room" | "occupant";
+
+export interface MucLimitsHooks {
+  /** Called once per bounced stanza; `bucket` is set for reason "rate" only. */
+  readonly onLimited?: (reason: LimitReason, bucket: RateBucket | undefined) => void;
+}
+
+export interface MucLimitsStats {
+  /** Room buckets held. */
+  readonly rooms: number;
+  /** Occupant entries held: per-occupant buckets and learned affiliations / nicks. */
+  readonly occupants: number;
+  /** Entries forgotten early because a table was full (since start). */
+  readonly capEvictions: number;
+}
+
+interface RoomEntry extends IdleEntry {
+  /** null while event_rate is 0: capacity 0, nothing with a cost passes. */
+  bucket: TokenBucket | null;
+}
+
+interface OccupantEntry extends IdleEntry {
+  /** undefined until per_occupant charges it; null while its event_rate is 0. */
+  bucket: TokenBucket | null | undefined;
+  /** From the server's presence; undefined = none (or not known). */
+  affiliation: Affiliation | undefined;
+  /** The occupant's current nick in the room, from the server's presence. */
+  nick: string | undefined;
+}
+
+/** A room JID on a listed host: the table key and the resource (nick), if any. */
+interface RoomAddress {
+  readonly room: string;
+  readonly nick: string | undefined;
+}
+
+/** RFC 7622 §3.1: each part of a JID is at most 1023 bytes. */
+const MAX_JID_PART_BYTES = 1023;
+/** Characters nodeprep refuses (RFC 7622 §3.3.1 / stringprep): not a room. */
+const BAD_NODE = /[\s"&'/:<>@\u0000-\u001f\u007f]/;
+/** A domain that might read differently after nameprep: try the normalised form. */
+const NEEDS_PREP = /[^a-z0-9.-]|\.$/;
+const NO_NS: NsScope = Object.freeze({ defaultNs: "", prefixes: undefined });
+const AFFILIATION_SET: ReadonlySet<string> = new Set(AFFILIATIONS);
+
+/** Byte length of a JID part, without encoding short strings (3 bytes per UTF-16 unit at most). */
+function exceedsBytes(s: string, max: number): boolean {
+  return s.length * 3 > max && Buffer.byteLength(s, "utf8") > max;
+}
+
+/** Case-folded, NFKC bare JID used as a key; undefined if malformed. */
+function bareKey(jid: string): string | undefined {
+  const slash = jid.indexOf("/");
+  const bare = slash < 0 ? jid : jid.slice(0, slash);
+  if (bare === "" || exceedsBytes(bare, 2 * MAX_JID_PART_BYTES + 1)) return undefined;
+  return bare.normalize("NFKC").toLowerCase();
+}
+
+function newBucket(rate: number, burst: number, now: number): TokenBucket | null {
+  return rate > 0 ? new TokenBucket(rate, rate * burst, now) : null;
+}
+
+/** util.throttle's test: the balance covers the cost; a failure takes nothing. */
+function covers(bucket: TokenBucket | null, cost: number, now: number): boolean {
+  return bucket === null ? cost <= 0 : bucket.balance(now) >= cost;
+}
+
+function debit(bucket: TokenBucket | null | undefined, cost: number, now: number): void {
+  if (bucket != null && cost > 0) bucket.take(cost, now);
+}
+
+/** New rate and burst for a live bucket: the balance is kept (capped), never refilled. */
+function rebucket(bucket: TokenBucket | null, rate: number, burst: number, now: number): TokenBucket | null {
+  if (!(rate > 0)) return null;
+  if (bucket !== null) {
+    bucket.reconfigure(rate, rate * burst, now);
+    return bucket;
+  }
+  // A zero-rate bucket held 0 tokens: so does its successor.
+  const b = new TokenBucket(rate, rate * burst, now);
+  b.take(b.capacity, now);
+  return b;
+}
+
+/** The text of the stanza's first <body> as Prosody's get_child_text("body") gives it. */
+function bodyOf(root: Element): string | undefined {
+  const scope = enterScope(NO_NS, root);
+  const ns = normNs(nsOf(root, scope));
+  for (const c of root.children) {
+    if (typeof c === "string" || localName(c.name) !== "body") continue;
+    if (normNs(nsOf(c, enterScope(scope, c))) !== ns) continue;
+    const text = textOf(c);
+    if (text === undefined) return undefined;
+    // Expat normalises literal line ends (XML 1.0 §2.11); ltx does not.
+    return text.includes("\r") ? text.replace(/\r\n?/g, "\n") : text;
+  }
+  return undefined;
+}
+
+/** The first child of `parent` named `name` in namespace `ns`, with the scope inside `parent`. */
+function childNs(parent: Element, scope: NsScope, name: string, ns: string): Element | undefined {
+  for (const c of parent.children) {
+    if (typeof c === "string" || localName(c.name) !== name) continue;
+    if (nsOf(c, enterScope(scope, c)) === ns) return c;
+  }
+  return undefined;
+}
+
+/** The newlines in a body: what muc_max_line_count limits and each extra line costs. */
+export function countNewlines(s: string): number {
+  let n = 0;
+  for (let i = s.indexOf("\n"); i !== -1; i = s.indexOf("\n", i + 1)) n++;
+  return n;
+}
+
+/**
+ * Step 5's cost of one event: `limit_base_cost + newlines × line_count_multiplier`,
+ * in that order of floating-point operations (a bodyless stanza has 0 newlines).
+ * A 10-line body (9 newlines) costs 1.9 with the defaults.
+ */
+export function eventCost(newlines: number, o: Pick<MucLimitsOptions, "limit_base_cost" | "line_count_multiplier">): number {
+  return o.limit_base_cost + newlines * o.line_count_multiplier;
+}
+
+function isUseless(e: OccupantEntry, maxNick: number): boolean {
+  return (
+    e.bucket === undefined &&
+    e.affiliation === undefined &&
+    (e.nick === undefined || Buffer.byteLength(e.nick, "utf8") <= maxNick)
+  );
+}
+
+export class MucLimitsStage implements PolicyStage {
+  readonly name = "muc_limits";
+  readonly #clock: Clock;
+  readonly #hooks: MucLimitsHooks;
+  #options: MucLimitsOptions;
+  #hosts: ReadonlySet<string>;
+  #exempt: ReadonlySet<string>;
+  readonly #rooms: IdleTable<RoomEntry>;
+  /** Keyed `room@host/sender@host`: a room key never contains "/". */
+  readonly #occupants: IdleTable<OccupantEntry>;
+  readonly #limited: Record<LimitReason, number> = { rate: 0, nick: 0, chars: 0, lines: 0 };
+
+  constructor(options: MucLimitsOptions, clock: Clock, hooks: MucLimitsHooks = {}) {
+    this.#clock = clock;
+    this.#hooks = hooks;
+    this.#options = options;
+    this.#hosts = new Set(options.hosts);
+    this.#exempt = new Set(options.exempt_affiliations);
+    this.#rooms = new IdleTable(options.idle_seconds * 1000, options.max_tracked_rooms);
+    this.#occupants = new IdleTable(options.idle_seconds * 1000, options.max_tracked_occupants);
+  }
+
+  get options(): MucLimitsOptions {
+    return this.#options;
+  }
+
+  /** Stanzas bounced so far, by reason (plain numbers, for a scrape-time copy). */
+  get limitedCount(): Readonly<Record<LimitReason, number>> {
+    return this.#limited;
+  }
+
+  stats(): MucLimitsStats {
+    return {
+      rooms: this.#rooms.size,
+      occupants: this.#occupants.size,
+      capEvictions: this.#rooms.capEvictions + this.#occupants.capEvictions,
+    };
+  }
+
+  /** Forgets every idle entry; returns how many. Lookups also forget lazily. */
+  sweep(now: number = this.#clock.now()): number {
+    return this.#rooms.sweep(now) + this.#occupants.sweep(now);
+  }
+
+  /**
+   * Applies reloaded options to live state: buckets keep their balance
+   * (capped at the new capacity, refilled at the new rate from now), learned
+   * affiliations stay, rooms on hosts no longer listed are forgotten.
+   */
+  reconfigure(options: MucLimitsOptions): void {
+    const now = this.#clock.now();
+    this.#options = options;
+    this.#hosts = new Set(options.hosts);
+    this.#exempt = new Set(options.exempt_affiliations);
+    const listed = (roomKey: string): boolean => this.#hosts.has(roomKey.slice(roomKey.indexOf("@") + 1));
+    for (const [key, room] of this.#rooms.entries()) {
+      if (!listed(key)) this.#rooms.delete(key);
+      else room.bucket = rebucket(room.bucket, options.event_rate, options.burst_factor, now);
+    }
+    const per = options.per_occupant;
+    for (const [key, occ] of this.#occupants.entries()) {
+      if (!listed(key.slice(0, key.indexOf("/")))) {
+        this.#occupants.delete(key);
+        continue;
+      }
+      if (occ.bucket !== undefined) {
+        occ.bucket = per === null ? undefined : rebucket(occ.bucket, per.event_rate, per.burst_factor, now);
+      }
+      if (isUseless(occ, options.max_nick_length)) this.#occupants.delete(key);
+    }
+    this.#rooms.reconfigure(options.idle_seconds * 1000, options.max_tracked_rooms, now);
+    this.#occupants.reconfigure(options.idle_seconds * 1000, options.max_tracked_occupants, now);
+  }
+
+  judge(stanza: StanzaView, session: SessionInfo, flow: Flow): Verdict | undefined {
+    const kind = stanza.kind;
+    if ((kind !== "message" && kind !== "presence") || this.#hosts.size === 0) return undefined;
+    if (flow === "outbound") {
+      this.#observe(stanza, session, kind);
+      return undefined;
+    }
+    const to = stanza.to;
+    if (to === undefined) return undefined;
+    const addr = this.#roomAddress(to);
+    if (addr === undefined) return undefined;
+    const type = stanza.type;
+    if (kind === "message") {
+      // muc-occupant-groupchat only: private messages (to room/nick) and
+      // other message types are not limited by the current module.
+      if (type !== "groupchat" || addr.nick !== undefined) return undefined;
+    } else {
+      // Step 1: unavailable presence is never limited. Only available presence
+      // to an occupant JID reaches muc-occupant-pre-join / pre-change; error
+      // presence is kick handling, other types are refused by the MUC itself.
+      if (type !== undefined || addr.nick === undefined) return undefined;
+    }
+    return this.#charge(stanza, session, kind, addr);
+  }
+
+  /** Steps 2 to 6 of the research's algorithm for one stanza to a room. */
+  #charge(stanza: StanzaView, session: SessionInfo, kind: "message" | "presence", addr: RoomAddress): Verdict | undefined {
+    // The server stamps a c2s stanza's `from` with the bound JID whatever the
+    // client wrote; over s2s the remote server's `from` is what it routes.
+    const sender = session.type === "c2s" ? session.jid : stanza.attr("from");
+    if (sender === undefined) return undefined;
+    const senderKey = bareKey(sender);
+    if (senderKey === undefined) return undefined;
+    const now = this.#clock.now();
+    const o = this.#options;
+    const occKey = `${addr.room}/${senderKey}`;
+    let occ = this.#occupants.get(occKey, now);
+
+    // Step 2: affiliated senders skip every check.
+    if (occ?.affiliation !== undefined && this.#exempt.has(occ.affiliation)) return undefined;
+
+    const reply: ReplyAddressing = { name: stanza.localName, to: stanza.to, from: sender, id: stanza.id, type: stanza.type };
+
+    // Step 3: a join or nick change (a nick the sender does not hold) with a long nick.
+    if (kind === "presence") {
+      const nick = addr.nick!;
+      if (nick !== occ?.nick) {
+        const bytes = Buffer.byteLength(nick, "utf8");
+        if (bytes > o.max_nick_length) {
+          return this.#bounce("nick", undefined, tooLongReply(reply, NICK_TOO_LONG_TEXT), `nick of ${bytes} bytes`);
+        }
+      }
+    }
+
+    // Step 5 (step 4, creating the room bucket, is invisible: it starts full).
+    let lines = 0;
+    let root: Element | null = null;
+    let body: string | undefined;
+    if (stanza.bytes.includes("body")) {
+      root = stanza.tree();
+      body = root === null ? undefined : bodyOf(root);
+    }
+    if (body !== undefined) {
+      const bytes = Buffer.byteLength(body, "utf8");
+      if (bytes > o.max_char_count) {
+        return this.#bounce("chars", undefined, tooLongReply(reply, MESSAGE_TOO_LONG_TEXT), `body of ${bytes} bytes`);
+      }
+      lines = countNewlines(body);
+      if (lines > o.max_line_count) {
+        return this.#bounce("lines", undefined, tooLongReply(reply, MESSAGE_TOO_LONG_TEXT), `body of ${lines} newlines`);
+      }
+    }
+    const cost = eventCost(lines, o);
+
+    // Step 6, occupant bucket first: a stanza it refuses never draws on the
+    // room's budget, and one the room refuses costs the occupant nothing.
+    const per = o.per_occupant;
+    if (per !== null) {
+      if (occ === undefined) {
+        occ = { last: now, bucket: undefined, affiliation: undefined, nick: undefined };
+        this.#occupants.insert(occKey, occ, now);
+      } else {
+        this.#occupants.touch(occKey, occ, now);
+      }
+      if (occ.bucket === undefined) occ.bucket = newBucket(per.event_rate, per.burst_factor, now);
+      if (!covers(occ.bucket, cost, now)) return this.#overactive(stanza, reply, root, body, "occupant");
+    }
+    let room = this.#rooms.get(addr.room, now);
+    if (room === undefined) {
+      room = { last: now, bucket: newBucket(o.event_rate, o.burst_factor, now) };
+      this.#rooms.insert(addr.room, room, now);
+    } else {
+      this.#rooms.touch(addr.room, room, now);
+    }
+    if (!covers(room.bucket, cost, now)) return this.#overactive(stanza, reply, root, body, "room");
+    debit(room.bucket, cost, now);
+    if (per !== null) debit(occ?.bucket, cost, now);
+    return undefined;
+  }
+
+  #overactive(
+    stanza: StanzaView,
+    reply: ReplyAddressing,
+    root: Element | null,
+    body: string | undefined,
+    bucket: RateBucket,
+  ): Verdict {
+    // The stanza's own <x xmlns='…/muc'> is copied into the bounce (joins).
+    let mucX: string | undefined;
+    if (stanza.bytes.includes(NS_MUC)) {
+      root ??= stanza.tree();
+      if (root !== null) {
+        const scope = enterScope(NO_NS, root);
+        const x = childNs(root, scope, "x", NS_MUC);
+        if (x !== undefined) mucX = serializeCopy(x, scope, undefined);
+      }
+    }
+    return this.#bounce("rate", bucket, overactiveReply(reply, body, mucX), `${bucket} bucket empty`);
+  }
+
+  #bounce(reason: LimitReason, bucket: RateBucket | undefined, reply: string, why: string): Verdict {
+    this.#limited[reason]++;
+    this.#hooks.onLimited?.(reason, bucket);
+    return { action: "bounce", reply, reason: `muc_limits: ${why}` };
+  }
+
+  /**
+   * Server → peer. Presence from a room carries affiliations: with status 110
+   * (self-presence) the recipient's own, otherwise the occupant's named by
+   * `item jid` when the room reveals it. Any presence or groupchat message
+   * from a room to a user also shows the user is still there, which keeps
+   * their entry from going idle.
+   */
+  #observe(stanza: StanzaView, session: SessionInfo, kind: "message" | "presence"): void {
+    const from = stanza.attr("from");
+    if (from === undefined) return;
+    const addr = this.#roomAddress(from);
+    if (addr === undefined || addr.nick === undefined) return;
+    const type = stanza.type;
+    if (kind === "message" ? type !== "groupchat" : type !== undefined && type !== "unavailable") return;
+    const recipient = stanza.attr("to") ?? session.jid;
+    const recipientKey = recipient === undefined ? undefined : bareKey(recipient);
+    const now = this.#clock.now();
+    if (recipientKey !== undefined) {
+      const key = `${addr.room}/${recipientKey}`;
+      const e = this.#occupants.get(key, now);
+      if (e !== undefined) this.#occupants.touch(key, e, now);
+    }
+    if (kind === "message" || !stanza.bytes.includes(NS_MUC_USER)) return;
+
+    const root = stanza.tree();
+    if (root === null) return;
+    const scope = enterScope(NO_NS, root);
+    const x = childNs(root, scope, "x", NS_MUC_USER);
+    if (x === undefined) return;
+    const xScope = enterScope(scope, x);
+    const item = childNs(x, xScope, "item", NS_MUC_USER);
+    if (item === undefined) return;
+    let self = false;
+    for (const c of x.children) {
+      if (typeof c !== "string" && localName(c.name) === "status" && c.attrs.code === "110") self = true;
+    }
+    const itemJid = item.attrs.jid as string | undefined;
+    const subject = self ? recipientKey : itemJid === undefined ? undefined : bareKey(itemJid);
+    if (subject === undefined) return;
+
+    const rawAffiliation = item.attrs.affiliation as string | undefined;
+    // null: the item says nothing usable, keep what is known.
+    const affiliation: Affiliation | undefined | null =
+      rawAffiliation === "none" ? undefined : rawAffiliation !== undefined && AFFILIATION_SET.has(rawAffiliation) ? (rawAffiliation as Affiliation) : null;
+    const nick = type === "unavailable" ? undefined : addr.nick;
+    const maxNick = this.#options.max_nick_length;
+
+    const key = `${addr.room}/${subject}`;
+    let e = this.#occupants.get(key, now);
+    if (e === undefined) {
+      const worthKeeping = (affiliation !== undefined && affiliation !== null) || (nick !== undefined && Buffer.byteLength(nick, "utf8") > maxNick);
+      if (!worthKeeping) return;
+      e = { last: now, bucket: undefined, affiliation: undefined, nick: undefined };
+      this.#occupants.insert(key, e, now);
+    } else {
+      this.#occupants.touch(key, e, now);
+    }
+    if (affiliation !== null) e.affiliation = affiliation;
+    e.nick = nick;
+    if (isUseless(e, maxNick)) this.#occupants.delete(key);
+  }
+
+  /**
+   * `node@host[/resource]` with host listed and a valid node, else undefined.
+   * The host is checked first, with one Set lookup on the common path. JIDs
+   * the server would refuse as malformed are left for it to refuse.
+   */
+  #roomAddress(jid: string): RoomAddress | undefined {
+    const slash = jid.indexOf("/");
+    const bareEnd = slash < 0 ? jid.length : slash;
+    const at = jid.indexOf("@");
+    if (at < 0 || at > bareEnd) return undefined;
+    let host = jid.slice(at + 1, bareEnd);
+    if (!this.#hosts.has(host)) {
+      if (!NEEDS_PREP.test(host)) return undefined;
+      host = normaliseDomain(host);
+      if (!this.#hosts.has(host)) return undefined;
+    }
+    const node = jid.slice(0, at);
+    if (node === "" || BAD_NODE.test(node) || exceedsBytes(node, MAX_JID_PART_BYTES)) return undefined;
+    let nick: string | undefined;
+    if (slash >= 0) {
+      nick = jid.slice(slash + 1);
+      if (nick === "" || exceedsBytes(nick, MAX_JID_PART_BYTES)) return undefined;
+    }
+    return { room: `${node.normalize("NFKC").toLowerCase()}@${host}`, nick };
+  }
+}

@@ -1,0 +1,239 @@
+// One listening socket. Accepts connections, reads a PROXY header first when
+// the peer is a trusted front balancer (accept_proxy_from: then the header is
+// required, as HAProxy's accept-proxy requires it), and hands the connection
+// to a Session with the real client address.
+
+import { createServer, type Server, type Socket, type AddressInfo } from "node:net";
+import { ERRORS } from "../errors.js";
+import type { Logger } from "../log.js";
+import { sessionId } from "../log.js";
+import { TrafficStats, type Metrics } from "../metrics/definitions.js";
+import type { Pipeline } from "../policy/pipeline.js";
+import type { LimitsConfig, ListenerConfig, TimeoutsConfig } from "../config/schema.js";
+import type { ErrorCode } from "../errors.js";
+import { realClock } from "../shaping/clock.js";
+import { TokenBucket } from "../shaping/token-bucket.js";
+import type { FramerLimits } from "../xml/framer.js";
+import { parseProxyHeader, unmapIPv4, type Endpoint } from "./proxy-protocol.js";
+import type { ResumptionRegistry } from "./resumption.js";
+import { Session, type ListenerContext } from "./session.js";
+
+/** Live settings shared by every listener; replaced as a whole on reload. */
+export interface RuntimeSettings {
+  readonly framerLimits: FramerLimits;
+  readonly pipeline: Pipeline;
+  readonly timeouts: TimeoutsConfig;
+  readonly limits: LimitsConfig;
+  readonly unlimited: ReadonlySet<string>;
+}
+
+export interface ListenerDeps {
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly resumption: ResumptionRegistry;
+  settings(): RuntimeSettings;
+}
+
+/** How long a trusted balancer has to deliver its PROXY header. */
+const PROXY_HEADER_TIMEOUT_MS = 5000;
+const PROXY_HEADER_MAX = 536;
+
+export class Listener {
+  #config: ListenerConfig;
+  readonly #deps: ListenerDeps;
+  readonly #server: Server;
+  readonly #log: Logger;
+  readonly sessions = new Set<Session>();
+  readonly stats = new TrafficStats();
+  #ctx: ListenerContext;
+  /** Open sessions per real client IP (for limits.max_connections_per_ip). */
+  readonly #perIp = new Map<string, number>();
+  /** Connection-rate buckets per real client IP; idle (full) ones are swept. */
+  readonly #rateBuckets = new Map<string, TokenBucket>();
+  #sweep: NodeJS.Timeout | undefined;
+
+  constructor(config: ListenerConfig, deps: ListenerDeps) {
+    this.#config = config;
+    this.#deps = deps;
+    this.#log = deps.logger.child({ listener: config.name });
+    deps.metrics.trackTraffic(config.name, this.stats);
+    this.#ctx = this.#makeContext();
+    // allowHalfOpen: after a peer's FIN we may still owe it a stream error.
+    this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.#accept(socket));
+    this.#server.on("error", (err) => this.#log.error({ err: err.message }, "listener error"));
+  }
+
+  get name(): string {
+    return this.#config.name;
+  }
+
+  get config(): ListenerConfig {
+    return this.#config;
+  }
+
+  /** New sessions use the new config; running sessions keep theirs. */
+  updateConfig(config: ListenerConfig): void {
+    this.#config = config;
+    this.#ctx = this.#makeContext();
+  }
+
+  #makeContext(): ListenerContext {
+    const deps = this.#deps;
+    return {
+      config: this.#config,
+      logger: deps.logger,
+      metrics: deps.metrics,
+      stats: this.stats,
+      resumption: deps.resumption,
+      framerLimits: () => deps.settings().framerLimits,
+      pipeline: () => deps.settings().pipeline,
+      timeouts: () => deps.settings().timeouts,
+      limits: () => deps.settings().limits,
+      unlimited: () => deps.settings().unlimited,
+      onEnd: (s) => {
+        if (!this.sessions.delete(s)) return;
+        const n = (this.#perIp.get(s.ip) ?? 1) - 1;
+        if (n <= 0) this.#perIp.delete(s.ip);
+        else this.#perIp.set(s.ip, n);
+      },
+    };
+  }
+
+  /** Apply reloaded limits to running sessions (buckets keep their state). */
+  applySettings(): void {
+    const limits = this.#deps.settings().limits;
+    for (const s of this.sessions) s.reconfigureLimits(limits);
+  }
+
+  /** Per-IP caps: which error (if any) a new connection from `ip` gets. */
+  #admission(ip: string): ErrorCode | undefined {
+    const limits = this.#deps.settings().limits;
+    if (limits.max_connections_per_ip > 0 && (this.#perIp.get(ip) ?? 0) >= limits.max_connections_per_ip) {
+      return "XPX_ERR_TOO_MANY_CONNECTIONS";
+    }
+    const rate = limits.connection_rate_per_ip;
+    if (rate !== null) {
+      const now = realClock.now();
+      let bucket = this.#rateBuckets.get(ip);
+      if (!bucket) {
+        bucket = new TokenBucket(rate.rate, rate.capacity, now);
+        this.#rateBuckets.set(ip, bucket);
+        this.#sweep ??= setInterval(() => this.#sweepRateBuckets(), 60_000).unref();
+      } else if (bucket.rate !== rate.rate || bucket.capacity !== rate.capacity) {
+        bucket.reconfigure(rate.rate, rate.capacity, now);
+      }
+      // Only admitted connections spend a token: a refused flood cannot dig a debt.
+      if (bucket.balance(now) < 1) return "XPX_ERR_CONNECTION_RATE";
+      bucket.take(1, now);
+    }
+    return undefined;
+  }
+
+  #sweepRateBuckets(): void {
+    const now = realClock.now();
+    for (const [ip, b] of this.#rateBuckets) if (b.balance(now) >= b.capacity) this.#rateBuckets.delete(ip);
+    if (this.#rateBuckets.size === 0 && this.#sweep) {
+      clearInterval(this.#sweep);
+      this.#sweep = undefined;
+    }
+  }
+
+  listen(): Promise<AddressInfo> {
+    const { host, port } = this.#config.listen;
+    return new Promise((resolve, reject) => {
+      const onError = (err: Error): void => reject(new Error(`listener ${this.#config.name}: cannot listen on ${this.#config.listen.text}: ${err.message}`));
+      this.#server.once("error", onError);
+      this.#server.listen({ host, port, backlog: 1024 }, () => {
+        this.#server.off("error", onError);
+        const addr = this.#server.address() as AddressInfo;
+        this.#log.info({ address: `${addr.address}:${addr.port}`, upstream: this.#config.upstream.text }, "listening");
+        resolve(addr);
+      });
+    });
+  }
+
+  address(): AddressInfo | null {
+    return this.#server.address() as AddressInfo | null;
+  }
+
+  get listening(): boolean {
+    return this.#server.listening;
+  }
+
+  /**
+   * Stop accepting; running sessions continue. (net.Server's close callback
+   * waits for every connection to end, so it is not awaited here.)
+   */
+  stopAccepting(): Promise<void> {
+    if (this.#server.listening) this.#server.close();
+    clearInterval(this.#sweep);
+    this.#sweep = undefined;
+    return Promise.resolve();
+  }
+
+  #accept(socket: Socket): void {
+    const metrics = this.#deps.metrics;
+    metrics.connections.inc({ listener: this.#config.name });
+    socket.on("error", () => {}); // errors before a session exists: the close event cleans up
+    const peer: Endpoint = { address: unmapIPv4(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
+    const local: Endpoint = { address: unmapIPv4(socket.localAddress ?? ""), port: socket.localPort ?? 0 };
+    if (!peer.address) {
+      socket.destroy();
+      return;
+    }
+    if (this.#config.accept_proxy_from.has(peer.address)) {
+      this.#readProxyHeader(socket, peer, local);
+      return;
+    }
+    this.#startSession(socket, peer, local);
+  }
+
+  #startSession(socket: Socket, peer: Endpoint, local: Endpoint, initial?: Buffer): void {
+    const refuse = this.#admission(peer.address);
+    if (refuse) {
+      this.#deps.metrics.connectionsRefused.inc({ listener: this.#config.name, reason: refuse === "XPX_ERR_TOO_MANY_CONNECTIONS" ? "too_many_connections" : "connection_rate" });
+    }
+    const session = new Session(this.#ctx, socket, sessionId(), peer, local, refuse);
+    this.sessions.add(session);
+    this.#perIp.set(peer.address, (this.#perIp.get(peer.address) ?? 0) + 1);
+    session.start(initial);
+  }
+
+  #readProxyHeader(socket: Socket, peer: Endpoint, local: Endpoint): void {
+    const metrics = this.#deps.metrics;
+    const name = this.#config.name;
+    let buf: Buffer = Buffer.alloc(0);
+    const fail = (result: "invalid" | "timeout", message: string): void => {
+      clearTimeout(timer);
+      socket.off("data", onData);
+      metrics.proxyHeaders.inc({ listener: name, result });
+      metrics.connectionsRefused.inc({ listener: name, reason: `proxy_header_${result}` });
+      const code = result === "timeout" ? "XPX_ERR_PROXY_HEADER_TIMEOUT" : "XPX_ERR_PROXY_HEADER_INVALID";
+      this.#log.warn({ code, peer: `${peer.address}:${peer.port}`, detail: message }, ERRORS[code].message);
+      socket.destroy();
+    };
+    const timer = setTimeout(() => fail("timeout", "no header"), PROXY_HEADER_TIMEOUT_MS);
+    const onData = (chunk: Buffer): void => {
+      buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
+      const parsed = parseProxyHeader(buf);
+      if (parsed.status === "incomplete") {
+        if (buf.length > PROXY_HEADER_MAX) fail("invalid", "header too long");
+        return;
+      }
+      if (parsed.status === "error") {
+        fail("invalid", parsed.message);
+        return;
+      }
+      clearTimeout(timer);
+      socket.off("data", onData);
+      socket.pause();
+      metrics.proxyHeaders.inc({ listener: name, result: "ok" });
+      const realPeer = parsed.source ? { address: unmapIPv4(parsed.source.address), port: parsed.source.port } : peer;
+      const realLocal = parsed.destination ? { address: unmapIPv4(parsed.destination.address), port: parsed.destination.port } : local;
+      this.#startSession(socket, realPeer, realLocal, buf.subarray(parsed.length));
+      socket.resume();
+    };
+    socket.on("data", onData);
+    socket.once("close", () => clearTimeout(timer));
+  }
+}

@@ -1,0 +1,863 @@
+// One proxied stream: a peer connection and its upstream connection, both
+// directions framed. The session owns the XMPP stream state machine (header,
+// SASL success and restarts, resource binding, XEP-0198 resumption, close),
+// learns who the peer is for policy, runs the policy pipeline per stanza, and
+// writes the original bytes of every forwarded frame. It never writes a
+// partial frame, so anything the proxy injects (a bounce, a stream error)
+// lands on a frame boundary.
+//
+// Backpressure: a reader is paused while the opposite writer is full, while
+// the upstream is being dialed, and while shaping says so (pause reasons are
+// a bit mask; the socket resumes only when every reason has cleared).
+
+import type { Socket } from "node:net";
+import { connect } from "node:net";
+import { ERRORS, type ErrorCode, type ProxyError } from "../errors.js";
+import type { Logger } from "../log.js";
+import { KIND_INDEX, type Metrics, type SessionState, type TrafficStats } from "../metrics/definitions.js";
+import type { Pipeline, SessionInfo, Verdict } from "../policy/pipeline.js";
+import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind, type FramerLimits } from "../xml/framer.js";
+import { readHead, type Head } from "../xml/head.js";
+import { kindOf, NS_CLIENT, NS_SERVER, Stanza } from "../xml/stanza.js";
+import { NS_STREAMS, streamError, streamHeader } from "../xml/stream-error.js";
+import type { LimitsConfig, ListenerConfig, SessionLimit, TimeoutsConfig } from "../config/schema.js";
+import { realClock, realTimers } from "../shaping/clock.js";
+import { ReadPacer, type PacerBuckets, type ThrottleReason } from "../shaping/pacer.js";
+import { TokenBucket } from "../shaping/token-bucket.js";
+import type { RatedStanzaKind } from "../shaping/units.js";
+import { encodeProxyV1, encodeProxyV2, looksLikeProxyHeader, type Endpoint } from "./proxy-protocol.js";
+import type { ResumptionRegistry } from "./resumption.js";
+import { WriteBatch } from "./write-batch.js";
+
+const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
+const NS_SASL2 = "urn:xmpp:sasl:2";
+const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
+const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
+const NS_SM3 = "urn:xmpp:sm:3";
+const NS_DIALBACK = "jabber:server:dialback";
+const RATED_KINDS: readonly RatedStanzaKind[] = ["message", "presence", "iq"];
+
+// Reasons a reader is paused.
+const PAUSE_DIAL = 1;
+const PAUSE_BACKPRESSURE = 2;
+export const PAUSE_SHAPING = 4;
+export const PAUSE_POLICY = 8;
+
+/** Everything a session needs from its listener; getters read the live config. */
+export interface ListenerContext {
+  readonly config: ListenerConfig;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly stats: TrafficStats;
+  readonly resumption: ResumptionRegistry;
+  framerLimits(): FramerLimits;
+  pipeline(): Pipeline;
+  timeouts(): TimeoutsConfig;
+  limits(): LimitsConfig;
+  /** limits.unlimited_jids as a set (bare JIDs and domains). */
+  unlimited(): ReadonlySet<string>;
+  /** Called once when the session has fully ended. */
+  onEnd(session: Session): void;
+}
+
+export class Session implements SessionInfo {
+  readonly id: string;
+  readonly listener: string;
+  readonly type: "c2s" | "s2s";
+  readonly ip: string;
+  readonly port: number;
+  readonly startedAt = Date.now();
+  /** Where the peer connected to (socket, or the PROXY header's destination). */
+  readonly localEndpoint: Endpoint;
+
+  readonly #ctx: ListenerContext;
+  #log: Logger;
+  readonly #client: Socket;
+  #upstream: Socket | null = null;
+  #upstreamConnected = false;
+  readonly #inFramer: Framer; // peer → upstream
+  readonly #outFramer: Framer; // upstream → peer
+  readonly #toUpstream = new WriteBatch();
+  readonly #toClient = new WriteBatch();
+  readonly #contentNs: string;
+
+  #state: SessionState = "connecting";
+  #clientPause = 0;
+  #upstreamPause = 0;
+  #closing = false;
+  #ended = false;
+  #clientDone = false;
+  #upstreamDone = false;
+  #firstChunk = true;
+
+  #clientHeaderSeen = false;
+  #serverHeaderSeen = false;
+  #clientStreamClosed = false;
+  #serverStreamClosed = false;
+
+  #jid: string | undefined;
+  #domain: string | undefined;
+  #authenticated = false;
+  #bindId: string | undefined;
+  #resumePrevId: string | undefined;
+
+  // Shaping (null when this listener type has no limit). Bytes the pacer did
+  // not cover wait in #pending; stanzas a stanza bucket refused (and every
+  // frame after them) wait in #heldFrames, until the pacer resumes.
+  #pacer: ReadPacer | null = null;
+  #buckets: { bytes: TokenBucket | null; stanzas: Partial<Record<RatedStanzaKind, TokenBucket>> } = { bytes: null, stanzas: {} };
+  #stanzaShaping = false;
+  /** Bytes read but not yet framed; the first #pendingPaid of them are already charged. */
+  #pending: Buffer | null = null;
+  #pendingPaid = 0;
+  #heldFrames: Array<{ kind: FrameKind; data: Buffer; start: number; end: number; charged: boolean }> = [];
+  #holding = false;
+  #throttleReason: ThrottleReason = "bytes";
+  #preAuthBytes = 0;
+  #preAuthStanzas = 0;
+  readonly #refuse: ErrorCode | undefined;
+
+  #headerTimer: NodeJS.Timeout | undefined;
+  #dialTimer: NodeJS.Timeout | undefined;
+  #closeTimer: NodeJS.Timeout | undefined;
+
+  /** `refuse`: answer the client's stream header with this error instead of dialing (per-IP caps). */
+  constructor(ctx: ListenerContext, client: Socket, id: string, peer: Endpoint, local: Endpoint, refuse?: ErrorCode) {
+    this.#ctx = ctx;
+    this.#refuse = refuse;
+    this.#client = client;
+    this.id = id;
+    this.listener = ctx.config.name;
+    this.type = ctx.config.type.startsWith("s2s") ? "s2s" : "c2s";
+    this.#contentNs = this.type === "s2s" ? NS_SERVER : NS_CLIENT;
+    this.ip = peer.address;
+    this.port = peer.port;
+    this.localEndpoint = local;
+    this.#log = ctx.logger.child({ sid: id, peer: `${peer.address}:${peer.port}`, listener: ctx.config.name });
+    const limits = ctx.framerLimits();
+    this.#inFramer = new Framer({
+      onFrame: (kind, data, start, end) => this.#onClientFrame(kind, data, start, end),
+      onError: (error) => this.#onFramingError(error, "in"),
+    }, limits);
+    this.#outFramer = new Framer({
+      onFrame: (kind, data, start, end) => this.#onServerFrame(kind, data, start, end),
+      onError: (error) => this.#onFramingError(error, "out"),
+    }, limits);
+    ctx.metrics.sessions.inc({ listener: this.listener, state: this.#state });
+    if (!refuse) this.reconfigureLimits(ctx.limits());
+  }
+
+  // ---- SessionInfo -------------------------------------------------------
+
+  get jid(): string | undefined {
+    return this.#jid;
+  }
+
+  get domain(): string | undefined {
+    return this.#domain;
+  }
+
+  get authenticated(): boolean {
+    return this.#authenticated;
+  }
+
+  get state(): SessionState {
+    return this.#state;
+  }
+
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /**
+   * Write a complete stanza produced by policy (a firewall REPLY, COPY…) toward
+   * the peer or the upstream, on a frame boundary like everything else.
+   */
+  inject(target: "peer" | "upstream", bytes: Buffer): void {
+    if (this.#closing) return;
+    if (target === "peer") this.#toClient.add(bytes, 0, bytes.length);
+    else this.#toUpstream.add(bytes, 0, bytes.length);
+    // Flushed by the data handler that is running (stages run inside one).
+  }
+
+  // ---- lifecycle -----------------------------------------------------------
+
+  /** Start relaying. `initial` holds bytes already read (e.g. after a PROXY header). */
+  start(initial?: Buffer): void {
+    const client = this.#client;
+    client.setNoDelay(true);
+    client.on("data", (chunk: Buffer) => this.#onClientData(chunk));
+    client.on("end", () => this.#onClientEnd());
+    client.on("error", (err) => this.#onSocketError("client", err));
+    client.on("close", () => {
+      this.#clientDone = true;
+      this.#maybeEnd();
+    });
+    client.on("drain", () => this.#resumeUpstream(PAUSE_BACKPRESSURE));
+    const headerTimeout = this.#ctx.timeouts().stream_header * 1000;
+    this.#headerTimer = setTimeout(() => {
+      if (!this.#clientHeaderSeen) this.closeWithError("XPX_ERR_STREAM_HEADER_TIMEOUT");
+    }, headerTimeout);
+    this.#log.debug("session opened");
+    if (initial && initial.length > 0) this.#onClientData(initial);
+  }
+
+  /** Pause or resume reading from the peer for an external reason (shaping, async policy). */
+  pauseClient(reason: number): void {
+    if (this.#clientPause === 0 && !this.#closing) this.#client.pause();
+    this.#clientPause |= reason;
+  }
+
+  resumeClient(reason: number): void {
+    this.#clientPause &= ~reason;
+    if (this.#clientPause === 0 && !this.#closing) this.#client.resume();
+  }
+
+  #pauseUpstream(reason: number): void {
+    if (this.#upstreamPause === 0) this.#upstream?.pause();
+    this.#upstreamPause |= reason;
+  }
+
+  #resumeUpstream(reason: number): void {
+    this.#upstreamPause &= ~reason;
+    if (this.#upstreamPause === 0 && !this.#closing) this.#upstream?.resume();
+  }
+
+  #setState(next: SessionState): void {
+    if (next === this.#state) return;
+    const m = this.#ctx.metrics.sessions;
+    m.dec({ listener: this.listener, state: this.#state });
+    m.inc({ listener: this.listener, state: next });
+    this.#state = next;
+  }
+
+  // ---- peer → upstream -----------------------------------------------------
+
+  #onClientData(chunk: Buffer): void {
+    if (this.#closing) return;
+    if (this.#firstChunk) {
+      this.#firstChunk = false;
+      // A PROXY header from a source not in accept_proxy_from: refuse, say nothing.
+      if (looksLikeProxyHeader(chunk)) {
+        this.#ctx.metrics.proxyHeaders.inc({ listener: this.listener, result: "untrusted" });
+        this.#ctx.metrics.connectionsRefused.inc({ listener: this.listener, reason: "proxy_header_untrusted" });
+        this.#log.warn({ code: "XPX_ERR_PROXY_HEADER_UNTRUSTED" }, ERRORS.XPX_ERR_PROXY_HEADER_UNTRUSTED.message);
+        this.#abort();
+        return;
+      }
+    }
+    const len = chunk.length;
+    this.#ctx.stats.bytesIn += len;
+    if (!this.#authenticated) {
+      const max = this.#ctx.limits().pre_auth.max_bytes;
+      if (max > 0 && (this.#preAuthBytes += len) > max) {
+        this.closeWithError("XPX_ERR_PRE_AUTH_LIMIT", `more than ${max} bytes`);
+        return;
+      }
+    }
+    if (this.#pacer === null) {
+      this.#feed(chunk);
+      return;
+    }
+    this.#ctx.stats.bytesCharged += len;
+    this.#pending = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
+    if (!this.#pacer.paused) this.#pump();
+  }
+
+  #feed(data: Buffer): void {
+    this.#inFramer.write(data);
+    this.#flushToUpstream();
+    this.#flushToClient(); // bounces produced while judging
+  }
+
+  /**
+   * Feed #pending to the framer as the byte bucket allows, in slices of at
+   * most an eighth of the bucket: each slice is charged before it is read, so
+   * the debt never exceeds one slice and the output is smooth at the
+   * configured rate (no burst of a whole 64 KiB read after a long pause).
+   */
+  #pump(): void {
+    const pacer = this.#pacer!;
+    const bucket = this.#buckets.bytes;
+    while (this.#pending !== null && !this.#closing) {
+      let pending = this.#pending;
+      if (bucket === null || pacer.unlimited) {
+        this.#pending = null;
+        this.#pendingPaid = 0;
+        this.#feed(pending);
+        return;
+      }
+      if (this.#pendingPaid === 0) {
+        const n = Math.min(pending.length, Math.max(256, Math.floor(bucket.capacity / 8)));
+        const covered = pacer.charge(n);
+        this.#pendingPaid = n;
+        if (covered < n) {
+          // Forward what the bucket covered; the rest of this slice is paid and
+          // waits for the pacer's resume (which calls #releaseHeld → #pump).
+          if (covered > 0) {
+            this.#feed(pending.subarray(0, covered));
+            pending = pending.subarray(covered);
+            this.#pending = pending;
+            this.#pendingPaid = n - covered;
+          }
+          return;
+        }
+      }
+      const paid = this.#pendingPaid;
+      this.#pendingPaid = 0;
+      this.#pending = paid < pending.length ? pending.subarray(paid) : null;
+      this.#feed(paid < pending.length ? pending.subarray(0, paid) : pending);
+    }
+  }
+
+  /** Gate in front of frame handling: holds frames while a stanza bucket is in debt. */
+  #onClientFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
+    if (this.#holding) {
+      this.#heldFrames.push({ kind, data, start, end, charged: false });
+      return;
+    }
+    if (kind === FRAME_STANZA && this.#stanzaShaping && !this.#pacer!.chargeStanza(kindOf(data, start))) {
+      this.#heldFrames.push({ kind, data, start, end, charged: true });
+      this.#holding = true;
+      return;
+    }
+    this.#handleClientFrame(kind, data, start, end);
+  }
+
+  /** The pacer repaid its debt: replay held frames, then held bytes, then read again. */
+  #releaseHeld(): void {
+    if (this.#closing) return;
+    const pacer = this.#pacer!;
+    this.#holding = false;
+    while (this.#heldFrames.length > 0) {
+      const f = this.#heldFrames[0]!;
+      if (!f.charged && f.kind === FRAME_STANZA && this.#stanzaShaping && !pacer.chargeStanza(kindOf(f.data, f.start))) {
+        f.charged = true;
+        this.#holding = true;
+        break;
+      }
+      this.#heldFrames.shift();
+      this.#handleClientFrame(f.kind, f.data, f.start, f.end);
+      if (this.#closing) return;
+    }
+    if (!this.#holding) this.#pump();
+    this.#flushToUpstream();
+    this.#flushToClient();
+    if (!pacer.paused && !this.#holding && this.#pending === null) this.resumeClient(PAUSE_SHAPING);
+  }
+
+  /**
+   * (Re)apply this listener type's limits. On reload, existing buckets keep
+   * their tokens (capped at the new capacity) instead of starting over full.
+   */
+  reconfigureLimits(limits: LimitsConfig): void {
+    const spec: SessionLimit | null = this.type === "s2s" ? limits.s2sin : limits.c2s;
+    const now = realClock.now();
+    const old = this.#buckets;
+    const bytes = spec?.bytes ? (old.bytes ? (old.bytes.reconfigure(spec.bytes.rate, spec.bytes.capacity, now), old.bytes) : new TokenBucket(spec.bytes.rate, spec.bytes.capacity, now)) : null;
+    const stanzas: Partial<Record<RatedStanzaKind, TokenBucket>> = {};
+    for (const kind of RATED_KINDS) {
+      const r = spec?.stanzas[kind];
+      if (!r) continue;
+      const b = old.stanzas[kind];
+      if (b) b.reconfigure(r.rate, r.capacity, now);
+      stanzas[kind] = b ?? new TokenBucket(r.rate, r.capacity, now);
+    }
+    this.#buckets = { bytes, stanzas };
+    this.#stanzaShaping = Object.keys(stanzas).length > 0;
+    const buckets: PacerBuckets = { bytes, stanzas };
+    if (this.#pacer) {
+      this.#pacer.setBuckets(buckets);
+    } else if (bytes !== null || this.#stanzaShaping) {
+      this.#pacer = new ReadPacer({
+        buckets,
+        clock: realClock,
+        timers: realTimers,
+        hooks: {
+          pause: () => this.pauseClient(PAUSE_SHAPING),
+          resume: () => this.#releaseHeld(),
+          onThrottleStart: (reason) => {
+            this.#throttleReason = reason;
+            this.#ctx.metrics.sessionsThrottled.inc({ listener: this.listener });
+            this.#log.debug({ reason }, "throttled");
+          },
+          onThrottleEnd: (ms) => {
+            this.#ctx.metrics.sessionsThrottled.dec({ listener: this.listener });
+            this.#ctx.metrics.throttledSeconds.inc({ listener: this.listener, reason: this.#throttleReason }, ms / 1000);
+            this.#log.debug({ reason: this.#throttleReason, ms: Math.round(ms) }, "throttle released");
+          },
+        },
+      });
+    }
+    this.#checkUnlimited();
+  }
+
+  /** unlimited_jids: bare JID (c2s, once bound) or peer domain (s2s, once authenticated). */
+  #checkUnlimited(): void {
+    if (this.#pacer === null || !this.#authenticated) return;
+    const who = this.type === "s2s" ? this.#domain : this.#jid?.split("/")[0];
+    const exempt = who !== undefined && this.#ctx.unlimited().has(who);
+    if (exempt !== this.#pacer.unlimited) {
+      this.#pacer.setUnlimited(exempt);
+      if (exempt) this.#log.info("exempt from shaping (unlimited_jids)");
+    }
+  }
+
+  #handleClientFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
+    if (kind === FRAME_STANZA) {
+      if (!this.#authenticated) {
+        const max = this.#ctx.limits().pre_auth.max_stanzas;
+        if (max > 0 && ++this.#preAuthStanzas > max) {
+          this.closeWithError("XPX_ERR_PRE_AUTH_LIMIT", `more than ${max} stanzas`);
+          return;
+        }
+      }
+      const k = kindOf(data, start);
+      this.#ctx.stats.stanzas[KIND_INDEX[k]]! += 1;
+      const pipeline = this.#ctx.pipeline();
+      if (this.#state !== "bound" || !pipeline.empty) {
+        const view = new Stanza(start === 0 && end === data.length ? data : data.subarray(start, end), this.#contentNs, this.#jid);
+        if (view.head.duplicate !== null) {
+          this.closeWithError("XPX_ERR_XML_DUPLICATE_ATTRIBUTE", view.head.duplicate);
+          return;
+        }
+        if (this.#state !== "bound" && !this.#inspectClientStanza(view)) return;
+        if (!pipeline.empty) {
+          const decided = pipeline.judge(view, this, "inbound");
+          if (decided !== null && !this.#apply(decided.stage, decided.verdict, "in")) return;
+        }
+      }
+      this.#sendUpstream(data, start, end);
+      return;
+    }
+    if (kind === FRAME_HEADER) {
+      if (!this.#onClientHeader(data, start, end)) return;
+    } else if (kind === FRAME_CLOSE) {
+      this.#clientStreamClosed = true;
+      this.#setState("closing");
+    }
+    this.#sendUpstream(data, start, end);
+  }
+
+  #sendUpstream(data: Buffer, start: number, end: number): void {
+    this.#toUpstream.add(data, start, end);
+  }
+
+  #flushToUpstream(): void {
+    if (!this.#upstreamConnected || this.#toUpstream.empty) return;
+    if (!this.#toUpstream.flush(this.#upstream!)) this.pauseClient(PAUSE_BACKPRESSURE);
+  }
+
+  /** Validate the peer's stream header; dial the upstream on the first one. */
+  #onClientHeader(data: Buffer, start: number, end: number): boolean {
+    const head = readHead(data, headerElementStart(data, start, end), end);
+    const problem = checkStreamHeader(head, this.#contentNs);
+    if (problem !== null) {
+      this.closeWithError(problem.code, problem.detail);
+      return false;
+    }
+    this.#learnDomain(head!);
+    if (!this.#clientHeaderSeen) {
+      this.#clientHeaderSeen = true;
+      clearTimeout(this.#headerTimer);
+      if (this.#refuse !== undefined) {
+        this.closeWithError(this.#refuse);
+        return false;
+      }
+      this.#setState("open");
+      this.#dial();
+    }
+    // A restarted header (after SASL success) needs nothing: both framers were
+    // reset when the success went by.
+    return true;
+  }
+
+  // Learn the domain: c2s stream `to`; s2s peer domain is the stream `from`.
+  #learnDomain(head: Head): void {
+    const domain = this.type === "s2s" ? head.attrs.get("from") : head.attrs.get("to");
+    if (domain !== undefined && domain !== this.#domain) {
+      this.#domain = domain;
+      this.#log = this.#log.child({ domain });
+    }
+  }
+
+  /**
+   * Look at stanzas the peer sends before it is bound: bind requests, SM
+   * resumption, and STARTTLS (which a plaintext hop cannot carry).
+   * Returns false when the session was closed.
+   */
+  #inspectClientStanza(view: Stanza): boolean {
+    const name = view.localName;
+    if (name === "iq") {
+      if (view.type === "set" && view.firstChildName === "bind" && view.firstChildXmlns === NS_BIND) this.#bindId = view.id;
+    } else if (name === "starttls" && view.xmlns === NS_TLS) {
+      // The upstream offered STARTTLS through a proxy that does not terminate TLS:
+      // relaying it would blind the proxy. Refuse as RFC 6120 §5.4.2.2 allows.
+      this.#log.error("client asked for STARTTLS on a plaintext listener: disable TLS on the upstream server (mod_tls) or enable TLS termination in xmpp-guard");
+      const failure = Buffer.from(`<failure xmlns='${NS_TLS}'/></stream:stream>`);
+      this.#toClient.add(failure, 0, failure.length);
+      this.#flushToClient();
+      this.#shutdownBoth();
+      return false;
+    } else if (name === "resume" && view.xmlns === NS_SM3) {
+      this.#resumePrevId = view.attr("previd");
+    }
+    return true;
+  }
+
+  // ---- upstream → peer -----------------------------------------------------
+
+  #onUpstreamData(chunk: Buffer): void {
+    if (this.#closing) return;
+    this.#ctx.stats.bytesOut += chunk.length;
+    this.#outFramer.write(chunk);
+    this.#flushToClient();
+    this.#flushToUpstream(); // bounces produced while judging
+  }
+
+  #onServerFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
+    if (kind === FRAME_STANZA) {
+      const k = kindOf(data, start);
+      this.#ctx.stats.stanzas[4 + KIND_INDEX[k]]! += 1;
+      const pipeline = this.#ctx.pipeline();
+      // After binding only a few nonzas matter; check their first byte before building a view.
+      const first = data[start + 1];
+      const interesting = this.#state !== "bound" || first === 0x73 /* s(tream:error) */ || first === 0x65 /* e(nabled) */;
+      if (interesting || !pipeline.empty) {
+        const view = new Stanza(start === 0 && end === data.length ? data : data.subarray(start, end), this.#contentNs);
+        if (interesting) this.#inspectServerStanza(view);
+        if (!pipeline.empty) {
+          const decided = pipeline.judge(view, this, "outbound");
+          if (decided !== null && !this.#apply(decided.stage, decided.verdict, "out")) return;
+        }
+        this.#toClient.add(data, start, end);
+        // SASL success: both streams restart (RFC 6120 §6.4.6). The peer's next
+        // bytes are a new header; so are the server's once it sees that header.
+        if (this.#restartPending) {
+          this.#restartPending = false;
+          this.#inFramer.reset();
+          this.#outFramer.reset();
+        }
+        return;
+      }
+      this.#toClient.add(data, start, end);
+      return;
+    }
+    if (kind === FRAME_HEADER) {
+      this.#serverHeaderSeen = true;
+    } else if (kind === FRAME_CLOSE) {
+      this.#serverStreamClosed = true;
+      this.#setState("closing");
+    }
+    this.#toClient.add(data, start, end);
+  }
+
+  #restartPending = false;
+
+  #inspectServerStanza(view: Stanza): void {
+    const name = view.localName;
+    const ns = view.xmlns;
+    if (name === "success" && ns === NS_SASL) {
+      this.#authenticated = true;
+      this.#setState("authenticated");
+      this.#restartPending = true;
+      if (this.type === "s2s") this.#checkUnlimited();
+    } else if (name === "result" && this.type === "s2s" && view.type === "valid" && (view.name === "db:result" || ns === NS_DIALBACK)) {
+      // XEP-0220: the server accepted the peer's dialback key.
+      this.#authenticated = true;
+      this.#setState("authenticated");
+      this.#checkUnlimited();
+    } else if (name === "success" && ns === NS_SASL2) {
+      // XEP-0388: no restart; the authorization identifier is the account (or a full JID with Bind 2).
+      this.#authenticated = true;
+      const id = view.tree()?.getChildText("authorization-identifier");
+      if (id) this.#learnJid(id, id.includes("/"));
+      if (this.#state !== "bound") this.#setState(id?.includes("/") ? "bound" : "authenticated");
+    } else if (name === "iq" && this.#bindId !== undefined && view.id === this.#bindId && view.type === "result") {
+      const jid = view.tree()?.getChild("bind", NS_BIND)?.getChildText("jid");
+      if (jid) this.#learnJid(jid, true);
+      this.#bindId = undefined;
+    } else if (name === "enabled" && ns === NS_SM3) {
+      const id = view.attr("id");
+      if (id && this.#jid && (view.attr("resume") === "true" || view.attr("resume") === "1")) this.#ctx.resumption.remember(id, this.#jid);
+    } else if (name === "resumed" && ns === NS_SM3 && this.#resumePrevId) {
+      this.#authenticated = true;
+      const jid = this.#ctx.resumption.lookup(this.#resumePrevId);
+      if (jid) this.#learnJid(jid, true);
+      else this.#setState("bound");
+    } else if (name === "error" && view.name.includes(":") && ns === NS_STREAMS) {
+      const condition = view.firstChildName ?? "undefined-condition";
+      this.#ctx.metrics.streamErrors.inc({ listener: this.listener, condition: boundedCondition(condition), sender: "upstream" });
+      this.#log.info({ condition }, "upstream sent a stream error");
+    }
+  }
+
+  #learnJid(jid: string, bound: boolean): void {
+    this.#jid = jid;
+    this.#log = this.#log.child({ jid });
+    if (bound) this.#setState("bound");
+    this.#log.info("session bound");
+    this.#checkUnlimited();
+  }
+
+  #flushToClient(): void {
+    if (this.#toClient.empty || this.#clientDone) return;
+    if (!this.#toClient.flush(this.#client)) this.#pauseUpstream(PAUSE_BACKPRESSURE);
+  }
+
+  // ---- verdicts ------------------------------------------------------------
+
+  /** Carry out a non-forward verdict. Returns true only if the stanza should still be forwarded. */
+  #apply(stage: string, verdict: Verdict, dir: "in" | "out"): boolean {
+    this.#ctx.metrics.verdicts.inc({ listener: this.listener, stage, verdict: verdict.action });
+    switch (verdict.action) {
+      case "forward":
+        return true;
+      case "drop":
+        this.#log.debug({ stage, reason: verdict.reason, dir }, "stanza dropped");
+        return false;
+      case "bounce": {
+        this.#log.debug({ stage, reason: verdict.reason, dir }, "stanza bounced");
+        const reply = Buffer.from(verdict.reply);
+        // The reply goes back to whoever sent the stanza.
+        if (dir === "in") this.#toClient.add(reply, 0, reply.length);
+        else this.#sendUpstream(reply, 0, reply.length);
+        return false;
+      }
+      case "rewrite": {
+        const out = dir === "in" ? this.#toUpstream : this.#toClient;
+        out.add(verdict.bytes, 0, verdict.bytes.length);
+        return false;
+      }
+      case "close":
+        this.#log.info({ stage, reason: verdict.reason }, "policy closed the stream");
+        this.closeWithError(verdict.code, verdict.reason);
+        return false;
+    }
+  }
+
+  // ---- upstream connection -------------------------------------------------
+
+  #dial(): void {
+    const cfg = this.#ctx.config;
+    this.pauseClient(PAUSE_DIAL);
+    const upstream = connect({ host: cfg.upstream.host, port: cfg.upstream.port });
+    this.#upstream = upstream;
+    upstream.setNoDelay(true);
+    const timeout = this.#ctx.timeouts().connect * 1000;
+    this.#dialTimer = setTimeout(() => {
+      if (this.#upstreamConnected) return;
+      this.#ctx.metrics.upstreamFailures.inc({ listener: this.listener, reason: "timeout" });
+      upstream.destroy();
+      this.closeWithError("XPX_ERR_UPSTREAM_TIMEOUT", cfg.upstream.text);
+    }, timeout);
+    upstream.once("connect", () => {
+      clearTimeout(this.#dialTimer);
+      if (this.#closing) {
+        upstream.destroy();
+        return;
+      }
+      this.#upstreamConnected = true;
+      const header = this.#proxyHeader();
+      if (header) upstream.write(header);
+      this.#flushToUpstream();
+      this.resumeClient(PAUSE_DIAL);
+      if (this.#upstreamPause !== 0) upstream.pause();
+    });
+    upstream.on("data", (chunk: Buffer) => this.#onUpstreamData(chunk));
+    upstream.on("drain", () => this.resumeClient(PAUSE_BACKPRESSURE));
+    upstream.on("end", () => this.#onUpstreamEnd());
+    upstream.on("error", (err) => this.#onSocketError("upstream", err));
+    upstream.on("close", () => {
+      this.#upstreamDone = true;
+      if (!this.#upstreamConnected && !this.#closing) {
+        this.#ctx.metrics.upstreamFailures.inc({ listener: this.listener, reason: "refused" });
+        this.closeWithError("XPX_ERR_UPSTREAM_UNREACHABLE", cfg.upstream.text);
+      }
+      this.#maybeEnd();
+    });
+  }
+
+  #proxyHeader(): Buffer | null {
+    const mode = this.#ctx.config.proxy_protocol;
+    if (mode === "off") return null;
+    const src = { address: this.ip, port: this.port };
+    return mode === "v1" ? encodeProxyV1(src, this.localEndpoint) : encodeProxyV2(src, this.localEndpoint);
+  }
+
+  #onUpstreamEnd(): void {
+    this.#flushToClient();
+    if (this.#closing) return;
+    if (!this.#serverStreamClosed && !this.#clientStreamClosed) {
+      // The server dropped us without closing its stream.
+      this.#ctx.metrics.upstreamFailures.inc({ listener: this.listener, reason: "closed" });
+      this.closeWithError("XPX_ERR_UPSTREAM_CLOSED");
+      return;
+    }
+    this.#shutdownBoth();
+  }
+
+  // ---- endings -------------------------------------------------------------
+
+  #onClientEnd(): void {
+    if (this.#closing) return;
+    const truncated = this.#inFramer.finish();
+    if (truncated) {
+      this.#ctx.metrics.framingErrors.inc({ listener: this.listener, direction: "in", code: truncated.code });
+      this.closeWithError(truncated.code);
+      return;
+    }
+    this.#flushToUpstream();
+    this.#shutdownBoth();
+  }
+
+  #onFramingError(error: ProxyError, direction: "in" | "out"): void {
+    this.#ctx.metrics.framingErrors.inc({ listener: this.listener, direction, code: error.code });
+    if (direction === "in") {
+      this.closeWithError(error.code, error.message);
+    } else {
+      this.#log.error({ code: error.code, err: error.message }, "upstream server sent bad XML");
+      this.closeWithError("XPX_ERR_UPSTREAM_PROTOCOL");
+    }
+  }
+
+  #onSocketError(side: "client" | "upstream", err: Error): void {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (side === "upstream" && !this.#upstreamConnected) {
+      // Dial failures are reported by the close handler; keep the reason.
+      this.#log.warn({ err: err.message, code }, "upstream connect failed");
+      return;
+    }
+    this.#log.debug({ err: err.message, code, side }, "socket error");
+    if (side === "upstream" && !this.#closing) {
+      this.#ctx.metrics.upstreamFailures.inc({ listener: this.listener, reason: "error" });
+      this.closeWithError("XPX_ERR_UPSTREAM_CLOSED", code);
+      return;
+    }
+    this.#abort();
+  }
+
+  /**
+   * Close the session with the stream error that `code` maps to: the peer gets
+   * (if needed) a stream header, the error and the stream close; the upstream
+   * gets a clean stream close. Frames already judged are flushed first.
+   */
+  closeWithError(code: ErrorCode, detail?: string): void {
+    if (this.#closing) return;
+    const entry = ERRORS[code];
+    const condition = entry.condition;
+    const level = code === "XPX_ERR_SHUTDOWN" ? "info" : code.startsWith("XPX_ERR_UPSTREAM") ? "warn" : "info";
+    this.#log[level]({ code, condition, detail }, entry.message);
+    this.#flushToUpstream();
+    this.#flushToClient();
+    this.#closing = true;
+    this.#inFramer.stop();
+    this.#outFramer.stop();
+    if (condition !== null && !this.#clientDone && this.#client.writable) {
+      this.#ctx.metrics.streamErrors.inc({ listener: this.listener, condition, sender: "proxy" });
+      const head = this.#serverHeaderSeen ? "" : streamHeader(this.#contentNs, this.#ctx.config.domain ?? this.#domain);
+      this.#client.write(head + streamError(condition, entry.message));
+    }
+    this.#shutdownBoth();
+  }
+
+  /** Graceful end: half-close both sides, destroy whatever is left after a grace period. */
+  #shutdownBoth(): void {
+    this.#closing = true;
+    this.#setState("closing");
+    this.#inFramer.stop();
+    this.#outFramer.stop();
+    clearTimeout(this.#headerTimer);
+    clearTimeout(this.#dialTimer);
+    if (!this.#clientDone) this.#client.end();
+    const up = this.#upstream;
+    if (up && !this.#upstreamDone) {
+      if (this.#upstreamConnected) {
+        if (this.#clientHeaderSeen && !this.#clientStreamClosed) up.end("</stream:stream>");
+        else up.end();
+      } else up.destroy();
+    }
+    // Peers that never finish closing don't hold resources for long.
+    this.#closeTimer ??= setTimeout(() => this.#abort(), 5000);
+    this.#closeTimer.unref();
+    // Let a paused side drain its close.
+    this.#client.resume();
+    up?.resume();
+  }
+
+  /** Tear down immediately, without any goodbye. */
+  #abort(): void {
+    this.#closing = true;
+    this.#inFramer.stop();
+    this.#outFramer.stop();
+    clearTimeout(this.#headerTimer);
+    clearTimeout(this.#dialTimer);
+    this.#client.destroy();
+    this.#upstream?.destroy();
+    if (!this.#upstream) this.#upstreamDone = true;
+    this.#maybeEnd();
+  }
+
+  #maybeEnd(): void {
+    if (this.#ended) return;
+    if (!this.#clientDone) return;
+    if (this.#upstream && !this.#upstreamDone) {
+      // Client gone: nothing left to relay to; finish the upstream side.
+      if (!this.#closing) this.#shutdownBoth();
+      return;
+    }
+    this.#ended = true;
+    this.#pacer?.close();
+    this.#ctx.pipeline().sessionEnded(this);
+    this.#pending = null;
+    this.#heldFrames = [];
+    clearTimeout(this.#headerTimer);
+    clearTimeout(this.#dialTimer);
+    clearTimeout(this.#closeTimer);
+    this.#ctx.metrics.sessions.dec({ listener: this.listener, state: this.#state });
+    this.#log.info({ seconds: (Date.now() - this.startedAt) / 1000 }, "session closed");
+    this.#ctx.onEnd(this);
+  }
+}
+
+/** The stream element's '<' inside a header frame (after any prolog). */
+export function headerElementStart(data: Buffer, start: number, end: number): number {
+  let i = start;
+  for (;;) {
+    const lt = data.indexOf(0x3c, i);
+    if (lt < 0 || lt >= end) return start;
+    if (data[lt + 1] !== 0x3f) return lt;
+    const close = data.indexOf("?>", lt, "latin1");
+    if (close < 0) return start;
+    i = close + 2;
+  }
+}
+
+/** RFC 6120 §4.8-4.9: the stream namespace, content namespace and version. */
+export function checkStreamHeader(head: Head | null, contentNs: string): { code: ErrorCode; detail: string } | null {
+  if (head === null) return { code: "XPX_ERR_STREAM_HEADER_INVALID", detail: "no stream element" };
+  const colon = head.name.indexOf(":");
+  const local = colon < 0 ? head.name : head.name.slice(colon + 1);
+  const streamNs = colon < 0 ? head.attrs.get("xmlns") : head.attrs.get(`xmlns:${head.name.slice(0, colon)}`);
+  if (local !== "stream" || streamNs !== NS_STREAMS) return { code: "XPX_ERR_STREAM_HEADER_INVALID", detail: `<${head.name}> in namespace ${streamNs ?? "(none)"}` };
+  if (head.duplicate !== null) return { code: "XPX_ERR_XML_DUPLICATE_ATTRIBUTE", detail: head.duplicate };
+  const content = colon < 0 ? undefined : head.attrs.get("xmlns");
+  if (content !== contentNs) return { code: "XPX_ERR_STREAM_HEADER_INVALID", detail: `content namespace ${content ?? "(none)"}, expected ${contentNs}` };
+  const version = head.attrs.get("version");
+  if (version !== undefined && !/^1\.[0-9]+$/.test(version)) return { code: "XPX_ERR_STREAM_VERSION", detail: version };
+  return null;
+}
+
+const KNOWN_CONDITIONS = new Set([
+  "bad-format", "bad-namespace-prefix", "conflict", "connection-timeout", "host-gone", "host-unknown",
+  "improper-addressing", "internal-server-error", "invalid-from", "invalid-namespace", "invalid-xml",
+  "not-authorized", "not-well-formed", "policy-violation", "remote-connection-failed", "reset",
+  "resource-constraint", "restricted-xml", "see-other-host", "system-shutdown", "undefined-condition",
+  "unsupported-encoding", "unsupported-feature", "unsupported-stanza-type", "unsupported-version",
+]);
+
+/** Metric label values must come from a bounded set. */
+function boundedCondition(c: string): string {
+  return KNOWN_CONDITIONS.has(c) ? c : "other";
+}
+

@@ -1,0 +1,147 @@
+// Builds the policy pipeline from config: registration → firewall → MUC
+// limits → contact info (shaping runs inside the session, before framing).
+// Stateful pieces (the state store, MUC buckets, firewall LIMIT buckets)
+// outlive reloads in PolicyState; a reload builds a new Pipeline around them.
+
+import type { Config } from "../config/schema.js";
+import type { Logger } from "../log.js";
+import type { Metrics } from "../metrics/definitions.js";
+import { MucLimitsStage } from "../muc/muc-limits.js";
+import { loadRuleFiles } from "../firewall/load.js";
+import type { CompiledRuleSet } from "../firewall/compile.js";
+import { FirewallStage } from "../firewall/stage.js";
+import { injectContactInfo, type ContactInfo } from "../registration/contact-info.js";
+import { RegistrationStage } from "../registration/registration-stage.js";
+import { realClock } from "../shaping/clock.js";
+import type { RegistrationStore } from "../state/registration-store.js";
+import { SqliteStore } from "../state/sqlite-store.js";
+import type { StanzaView } from "../xml/stanza-view.js";
+import { Pipeline, type Flow, type PolicyStage, type SessionInfo, type Verdict } from "./pipeline.js";
+
+/** What a session offers stages that emit stanzas of their own (firewall REPLY, COPY…). */
+export interface Injector {
+  inject(target: "peer" | "upstream", bytes: Buffer): void;
+}
+
+/** XEP-0157: the server's disco#info about itself gets the configured addresses. */
+export class ContactInfoStage implements PolicyStage {
+  readonly name = "contact_info";
+  readonly #info: ContactInfo;
+
+  constructor(info: ContactInfo) {
+    this.#info = info;
+  }
+
+  judge(stanza: StanzaView, session: SessionInfo, flow: Flow): Verdict | undefined {
+    if (flow !== "outbound") return undefined;
+    const bytes = injectContactInfo(stanza, session, this.#info);
+    return bytes === null ? undefined : { action: "rewrite", bytes, reason: "XEP-0157 contact addresses" };
+  }
+}
+
+/** Long-lived policy state shared by successive pipelines. */
+export class PolicyState {
+  readonly #logger: Logger;
+  readonly #metrics: Metrics;
+  #store: RegistrationStore | null = null;
+  #storePath: string | null = null;
+  #muc: MucLimitsStage | null = null;
+  #sweep: NodeJS.Timeout | undefined;
+  /** One firewall stage for the process: reloads swap its rule set, so marks survive. */
+  readonly firewall: FirewallStage;
+
+  constructor(logger: Logger, metrics: Metrics) {
+    this.#logger = logger;
+    this.#metrics = metrics;
+    this.firewall = new FirewallStage({
+      rewrites: true,
+      hooks: {
+        onHit: (rule, action) => metrics.firewallHits.inc({ rule: rule.id, action }),
+        onLog: (level, message, rule, session) => {
+          const method = level === "error" ? "error" : level === "warn" ? "warn" : level === "debug" ? "debug" : "info";
+          logger[method]({ rule: rule.id, sid: session.id, jid: session.jid }, message);
+        },
+        onEmit: (emitted, target, session) => {
+          const inject = (session as Partial<Injector>).inject;
+          if (typeof inject === "function") inject.call(session, target, Buffer.from(emitted.stanza, "utf8"));
+        },
+        onError: (err, session) => logger.error({ sid: session.id, err: err instanceof Error ? err.message : String(err) }, "firewall error; stanza let through"),
+      },
+    });
+  }
+
+  /**
+   * Compile config.firewall.scripts (all-or-nothing), carrying LIMIT state
+   * over from the live rule set. Nothing is swapped here.
+   */
+  async loadRules(config: Config): Promise<{ ruleset: CompiledRuleSet | undefined; errors: string[] }> {
+    if (config.firewall.scripts.length === 0) return { ruleset: undefined, errors: [] };
+    const result = await loadRuleFiles(config.firewall.scripts, undefined, { clock: realClock, previous: this.firewall.ruleset });
+    for (const w of result.warnings) this.#logger.warn({ code: "XPX_ERR_RULES_INVALID" }, w.format());
+    if (!result.ruleset) return { ruleset: undefined, errors: result.errors.map((e) => e.format()) };
+    return { ruleset: result.ruleset, errors: [] };
+  }
+
+  /**
+   * Build a pipeline for `config`. Throws (before anything is swapped) when
+   * durable state cannot be opened; the caller keeps the old pipeline then.
+   */
+  build(config: Config, firewallOn: boolean): Pipeline {
+    const stages: PolicyStage[] = [];
+    if (config.registration !== null) {
+      if (this.#store === null) {
+        this.#store = SqliteStore.open(config.state.path);
+        this.#storePath = config.state.path;
+      } else if (this.#storePath !== config.state.path) {
+        this.#logger.warn({ path: config.state.path, using: this.#storePath }, "state.path changed: takes effect after a restart");
+      }
+      const m = this.#metrics;
+      const log = this.#logger;
+      stages.push(new RegistrationStage({
+        options: config.registration,
+        store: this.#store,
+        hooks: {
+          onRefused: (e) => {
+            m.registrationRefusals.inc({ reason: e.reason });
+            log.warn({ reason: e.reason, ip: e.ip, username: e.username?.slice(0, 64), host: e.host, sid: e.sessionId }, "registration refused");
+          },
+          onRegistered: (e) => {
+            m.registrations.inc();
+            // Watcher notification text (Prosody's registration_notification); delivery
+            // to registration_watchers over a component connection is not built yet.
+            log.info({ username: e.username, host: e.host, ip: e.ip, sid: e.sessionId, watchers: config.registration?.registration_watchers }, e.text);
+          },
+          onDeleted: (e) => {
+            m.accountDeletions.inc();
+            log.info({ username: e.username, host: e.host }, "account deleted; tombstone recorded");
+          },
+          onStoreError: (err, op) => {
+            m.stateErrors.inc({ op });
+            log.error({ op, err: err instanceof Error ? err.message : String(err) }, "state store error");
+          },
+        },
+      }));
+    }
+    if (firewallOn) stages.push(this.firewall);
+    if (config.muc_limits !== null) {
+      if (this.#muc === null) {
+        this.#muc = new MucLimitsStage(config.muc_limits, realClock, {
+          onLimited: (reason, bucket) => this.#metrics.mucLimited.inc({ reason, bucket: bucket ?? "none" }),
+        });
+        this.#sweep = setInterval(() => this.#muc?.sweep(), 60_000).unref();
+        this.#metrics.trackMuc(() => this.#muc?.stats() ?? { rooms: 0, occupants: 0 });
+      } else {
+        this.#muc.reconfigure(config.muc_limits);
+      }
+      stages.push(this.#muc);
+    }
+    if (config.contact_info !== null) stages.push(new ContactInfoStage(config.contact_info));
+    return new Pipeline(stages);
+  }
+
+  close(): void {
+    clearInterval(this.#sweep);
+    this.#store?.close();
+    this.#store = null;
+  }
+}

@@ -1,0 +1,78 @@
+// The policy pipeline: an ordered list of stages, each of which may return a
+// verdict for a stanza. The first non-forward verdict wins. Stages are pure
+// with respect to the network: they see a StanzaView and the session's
+// identity, and answer; the session carries the verdict out.
+//
+// Order (design.md): shaping → registration → firewall → MUC limits. The
+// stanza size limit is enforced earlier, inside the framer, because it must
+// bound the memory held for a partial stanza.
+
+import type { ErrorCode } from "../errors.js";
+import type { StanzaView } from "../xml/stanza-view.js";
+
+/** What a stage knows about the session a stanza belongs to. */
+export interface SessionInfo {
+  readonly id: string;
+  readonly listener: string;
+  readonly type: "c2s" | "s2s";
+  /** Real client address (from the socket or a trusted PROXY header). */
+  readonly ip: string;
+  readonly port: number;
+  /** Bound full JID (c2s), once learned from the server's bind result. */
+  readonly jid: string | undefined;
+  /** s2s peer domain (stream `from`) or c2s stream `to`. */
+  readonly domain: string | undefined;
+  readonly authenticated: boolean;
+}
+
+/** Direction of a stanza through the proxy. */
+export type Flow = "inbound" | "outbound";
+
+export type Verdict =
+  | { readonly action: "forward" }
+  /** Swallow the stanza silently. */
+  | { readonly action: "drop"; readonly reason: string }
+  /** Do not forward; send `reply` (a complete stanza) back to the sender instead. */
+  | { readonly action: "bounce"; readonly reply: string; readonly reason: string }
+  /** Forward `bytes` instead of the original (e.g. XEP-0157 fields added to disco#info). */
+  | { readonly action: "rewrite"; readonly bytes: Buffer; readonly reason: string }
+  /** Close the stream with the catalogue's stream error for `code`. */
+  | { readonly action: "close"; readonly code: ErrorCode; readonly reason: string };
+
+export const FORWARD: Verdict = Object.freeze({ action: "forward" });
+
+export interface PolicyStage {
+  readonly name: string;
+  /**
+   * Judge one stanza. `inbound` = sent by the connected peer (client or remote
+   * server) toward the upstream; `outbound` = sent by the upstream toward the peer.
+   * Return undefined (or FORWARD) to let the next stage decide.
+   */
+  judge(stanza: StanzaView, session: SessionInfo, flow: Flow): Verdict | undefined;
+  /** Forget per-session state (optional). */
+  sessionEnded?(session: SessionInfo): void;
+}
+
+export class Pipeline {
+  readonly stages: readonly PolicyStage[];
+  /** True when no stage wants to see stanzas: the session can skip building views. */
+  readonly empty: boolean;
+
+  constructor(stages: readonly PolicyStage[]) {
+    this.stages = Object.freeze([...stages]);
+    this.empty = stages.length === 0;
+  }
+
+  sessionEnded(session: SessionInfo): void {
+    for (const stage of this.stages) stage.sessionEnded?.(session);
+  }
+
+  /** Run the stages in order; returns the deciding stage's name with its verdict. */
+  judge(stanza: StanzaView, session: SessionInfo, flow: Flow): { stage: string; verdict: Verdict } | null {
+    for (const stage of this.stages) {
+      const v = stage.judge(stanza, session, flow);
+      if (v !== undefined && v.action !== "forward") return { stage: stage.name, verdict: v };
+    }
+    return null;
+  }
+}

@@ -1,0 +1,77 @@
+// The durable state behind registration hygiene (issue 6): per-IP throttle
+// buckets, the known accounts of each host with their UTS #39 skeletons, and
+// tombstones of deleted accounts. Callers normalise hosts (lower-case) and
+// usernames (nodeprep) before they get here; the store compares strings as
+// given. Implementations are synchronous: policy stages judge stanzas inline.
+// Times are Unix epoch milliseconds from an injected wall clock.
+
+/**
+ * One IP's registration token bucket (Prosody's util.throttle state): the
+ * balance after the last debit and when that was. A missing row is a full bucket.
+ */
+export interface ThrottleState {
+  readonly tokens: number;
+  /** Epoch ms of the last debit. */
+  readonly updated_at: number;
+}
+
+/** How the proxy learned about an account. */
+export type AccountSource = "registration" | "bind" | "import";
+
+export interface KnownAccount {
+  /** Lower-case domain, e.g. "example.org". */
+  readonly host: string;
+  /** Nodeprepped localpart. */
+  readonly username: string;
+  /** UTS #39 skeleton of `username` (see src/registration/skeleton.ts). */
+  readonly skeleton: string;
+  readonly source: AccountSource;
+  /** Epoch ms when the proxy learned of the account. */
+  readonly created_at: number;
+  /** Real client IP of the registration, when the proxy saw it. */
+  readonly ip: string | null;
+}
+
+export interface Tombstone {
+  readonly username: string;
+  readonly host: string;
+  /** Epoch ms of the deletion. */
+  readonly deleted_at: number;
+}
+
+export interface RegistrationStore {
+  /** The state of `key`'s bucket (an IP, or an IPv6 /64), or undefined when full. */
+  getThrottle(key: string): ThrottleState | undefined;
+  putThrottle(key: string, state: ThrottleState): void;
+  /**
+   * Forget every bucket that has refilled to `capacity` by `now` (refill of
+   * `perMs` tokens per millisecond): a full bucket needs no row. Returns the count.
+   */
+  pruneThrottles(now: number, capacity: number, perMs: number): number;
+  /** Number of stored buckets (for metrics and tests). */
+  countThrottles(): number;
+
+  /** Insert the account; an existing (host, username) row is left as it is. True when added. */
+  addAccount(account: KnownAccount): boolean;
+  removeAccount(host: string, username: string): boolean;
+  hasAccount(host: string, username: string): boolean;
+  getAccount(host: string, username: string): KnownAccount | undefined;
+  /** A username on `host` with this skeleton, if any (several may share one). */
+  findBySkeleton(host: string, skeleton: string): string | undefined;
+  countAccounts(host?: string): number;
+  /**
+   * Recompute every stored skeleton with `compute` unless the store already
+   * holds skeletons of `version` (the confusables data changed). Returns the
+   * number of rows rewritten.
+   */
+  reindexSkeletons(version: string, compute: (username: string) => string): number;
+
+  /** Insert or replace the tombstone of (host, username). */
+  putTombstone(tombstone: Tombstone): void;
+  getTombstone(host: string, username: string): Tombstone | undefined;
+  deleteTombstone(host: string, username: string): boolean;
+  /** Delete tombstones deleted before `before` (epoch ms). Returns the count. */
+  pruneTombstones(before: number): number;
+
+  close(): void;
+}

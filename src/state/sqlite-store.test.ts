@@ -1,0 +1,202 @@
+// SqliteStore specifics: file layout, WAL, schema versioning, every start-up
+// refusal (nothing is ever silently reset), online backup and restore.
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { SCHEMA_VERSION, SqliteStore, StateError, backup, restore } from "./sqlite-store.js";
+import { STATE_DEFAULTS, parseStateOptions } from "./state-options.js";
+
+const T0 = Date.UTC(2025, 0, 1);
+
+function tempDir(t: { after(fn: () => void): void }): string {
+  const dir = mkdtempSync(join(tmpdir(), "xg-sqlite-"));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+function assertStateError(fn: () => unknown, code: string, pattern?: RegExp): void {
+  assert.throws(fn, (err: unknown) => {
+    assert.ok(err instanceof StateError, `expected StateError, got ${String(err)}`);
+    assert.equal(err.code, code);
+    if (pattern) assert.match(err.message, pattern);
+    return true;
+  });
+}
+
+async function assertRejectsState(p: Promise<unknown>, code: string): Promise<void> {
+  await assert.rejects(p, (err: unknown) => err instanceof StateError && err.code === code);
+}
+
+function seed(store: SqliteStore): void {
+  store.addAccount({ host: "example.org", username: "paypal", skeleton: "paypal", source: "import", created_at: T0, ip: null });
+  store.putTombstone({ username: "gone", host: "example.org", deleted_at: T0 });
+  store.putThrottle("192.0.2.1", { tokens: 0, updated_at: T0 });
+}
+
+test("open creates parent directories, uses WAL and records the schema version", (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, "a", "b", "state.sqlite");
+  const store = SqliteStore.open(path);
+  try {
+    assert.ok(statSync(path).isFile());
+    assert.equal(store.schemaVersion, SCHEMA_VERSION);
+  } finally {
+    store.close();
+  }
+  const raw = new Database(path, { readonly: true });
+  try {
+    assert.equal(raw.pragma("journal_mode", { simple: true }), "wal");
+    const meta = Object.fromEntries((raw.prepare("SELECT key, value FROM meta").all() as { key: string; value: string }[]).map((r) => [r.key, r.value]));
+    assert.equal(meta.application, "xmpp-guard");
+    assert.equal(meta.schema_version, String(SCHEMA_VERSION));
+  } finally {
+    raw.close();
+  }
+});
+
+test("a file that is not a database is a corrupt-state error and is left as it was", (t) => {
+  const path = join(tempDir(t), "state.sqlite");
+  const junk = Buffer.from("this is not sqlite ".repeat(300));
+  writeFileSync(path, junk);
+  assertStateError(() => SqliteStore.open(path), "XPX_ERR_STATE_CORRUPT", /not a usable SQLite database/);
+  assert.deepEqual(readFileSync(path), junk);
+});
+
+test("a damaged database fails the integrity check", (t) => {
+  const path = join(tempDir(t), "state.sqlite");
+  const store = SqliteStore.open(path);
+  for (let i = 0; i < 400; i++) {
+    store.addAccount({ host: "example.org", username: `user${i}`, skeleton: `user${i}`, source: "import", created_at: T0, ip: null });
+  }
+  store.close();
+  const raw = new Database(path);
+  raw.pragma("journal_mode = DELETE");
+  raw.close();
+  // Overwrite the middle of the file (index and table pages), keeping the header.
+  const bytes = readFileSync(path);
+  bytes.fill(0xa5, 4096, bytes.length - 4096);
+  writeFileSync(path, bytes);
+  assertStateError(() => SqliteStore.open(path), "XPX_ERR_STATE_CORRUPT");
+});
+
+test("another program's SQLite database is refused, not migrated", (t) => {
+  const path = join(tempDir(t), "other.sqlite");
+  const raw = new Database(path);
+  raw.exec("CREATE TABLE notes (x TEXT)");
+  raw.close();
+  assertStateError(() => SqliteStore.open(path), "XPX_ERR_STATE_CORRUPT", /not xmpp-guard's/);
+  const again = new Database(path, { readonly: true });
+  assert.deepEqual(again.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all(), ["notes"]);
+  again.close();
+});
+
+test("a newer schema version is refused with an upgrade hint", (t) => {
+  const path = join(tempDir(t), "state.sqlite");
+  SqliteStore.open(path).close();
+  const raw = new Database(path);
+  raw.prepare("UPDATE meta SET value = ? WHERE key = 'schema_version'").run(String(SCHEMA_VERSION + 1));
+  raw.close();
+  assertStateError(() => SqliteStore.open(path), "XPX_ERR_STATE_VERSION", /newer than this xmpp-guard understands/);
+});
+
+test("paths that cannot be created or opened are open errors", (t) => {
+  const dir = tempDir(t);
+  const file = join(dir, "plain-file");
+  writeFileSync(file, "x");
+  assertStateError(() => SqliteStore.open(join(file, "state.sqlite")), "XPX_ERR_STATE_OPEN", /cannot create the directory/);
+  const asDir = join(dir, "is-a-directory");
+  mkdirSync(asDir);
+  assertStateError(() => SqliteStore.open(asDir), "XPX_ERR_STATE_OPEN");
+  assertStateError(() => SqliteStore.open(join(dir, "missing.sqlite"), { readonly: true }), "XPX_ERR_STATE_OPEN");
+});
+
+test("backup while open, wipe, restore: the same answers", async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, "state.sqlite");
+  const copy = join(dir, "backups", "state-backup.sqlite");
+  const store = SqliteStore.open(path);
+  seed(store);
+  // Online: the store stays open (and writable) during the backup.
+  const summary = await backup(path, copy);
+  assert.deepEqual(summary, { schemaVersion: SCHEMA_VERSION, accounts: 1, tombstones: 1, throttles: 1 });
+  store.addAccount({ host: "example.org", username: "later", skeleton: "later", source: "bind", created_at: T0, ip: null });
+  store.close();
+  assert.ok(!existsSync(`${copy}.partial-${process.pid}`));
+
+  // Wipe: delete the database and its WAL files, start empty.
+  for (const f of [path, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
+  const empty = SqliteStore.open(path);
+  assert.equal(empty.countAccounts(), 0);
+  empty.close();
+
+  const restored = await restore(path, copy);
+  assert.deepEqual(restored, { schemaVersion: SCHEMA_VERSION, accounts: 1, tombstones: 1, throttles: 1 });
+  const back = SqliteStore.open(path);
+  try {
+    assert.equal(back.findBySkeleton("example.org", "paypal"), "paypal");
+    assert.equal(back.getTombstone("example.org", "gone")?.deleted_at, T0);
+    assert.deepEqual(back.getThrottle("192.0.2.1"), { tokens: 0, updated_at: T0 });
+    assert.equal(back.hasAccount("example.org", "later"), false, "written after the backup");
+  } finally {
+    back.close();
+  }
+});
+
+test("SqliteStore.backup snapshots the live connection", async (t) => {
+  const dir = tempDir(t);
+  const store = SqliteStore.open(join(dir, "state.sqlite"));
+  try {
+    seed(store);
+    await store.backup(join(dir, "snap.sqlite"));
+  } finally {
+    store.close();
+  }
+  const snap = SqliteStore.open(join(dir, "snap.sqlite"), { readonly: true });
+  try {
+    assert.equal(snap.findBySkeleton("example.org", "paypal"), "paypal");
+  } finally {
+    snap.close();
+  }
+});
+
+test("restore refuses a bad backup and leaves the live database alone", async (t) => {
+  const dir = tempDir(t);
+  const path = join(dir, "state.sqlite");
+  const store = SqliteStore.open(path);
+  seed(store);
+  store.close();
+  const junk = join(dir, "junk.sqlite");
+  writeFileSync(junk, "not a database at all, not even close ".repeat(200));
+  await assertRejectsState(restore(path, junk), "XPX_ERR_STATE_CORRUPT");
+  await assertRejectsState(restore(path, join(dir, "missing.sqlite")), "XPX_ERR_STATE_OPEN");
+  const foreign = join(dir, "foreign.sqlite");
+  const raw = new Database(foreign);
+  raw.exec("CREATE TABLE notes (x TEXT)");
+  raw.close();
+  await assertRejectsState(restore(path, foreign), "XPX_ERR_STATE_CORRUPT");
+  const live = SqliteStore.open(path);
+  try {
+    assert.equal(live.findBySkeleton("example.org", "paypal"), "paypal");
+  } finally {
+    live.close();
+  }
+});
+
+test("backup of a missing state file is an open error", async (t) => {
+  const dir = tempDir(t);
+  await assertRejectsState(backup(join(dir, "none.sqlite"), join(dir, "out.sqlite")), "XPX_ERR_STATE_OPEN");
+  assert.ok(!existsSync(join(dir, "out.sqlite")));
+});
+
+test("parseStateOptions: defaults, path, refusals", () => {
+  assert.deepEqual(parseStateOptions(undefined), { ok: true, value: STATE_DEFAULTS, notes: [] });
+  assert.equal(STATE_DEFAULTS.path, "data/xmpp-guard.sqlite");
+  assert.deepEqual(parseStateOptions({ path: "/var/lib/xg/state.sqlite" }), { ok: true, value: { path: "/var/lib/xg/state.sqlite" }, notes: [] });
+  assert.deepEqual(parseStateOptions({ path: "" }), { ok: false, message: "must be a non-empty file path", at: "path" });
+  assert.equal(parseStateOptions({ path: ":memory:" }).ok, false);
+  assert.deepEqual(parseStateOptions({ pth: "x" }), { ok: false, message: 'unknown option "pth" (known: path)', at: "pth" });
+  assert.equal(parseStateOptions("x").ok, false);
+});

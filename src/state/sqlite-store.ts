@@ -1,0 +1,398 @@
+// The durable RegistrationStore: one SQLite file through better-sqlite3 (WAL,
+// prepared statements, versioned migrations recorded in a `meta` table), plus
+// online backup and restore for `xmpp-guard backup` / `restore`. Opening never
+// silently resets anything: a file that is not a database, fails its integrity
+// check, belongs to another program or has a newer schema is a StateError, and
+// so is a path that cannot be created or written.
+import { mkdirSync, renameSync, rmSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import Database from "better-sqlite3";
+import type { KnownAccount, RegistrationStore, ThrottleState, Tombstone } from "./registration-store.js";
+
+/** `state.path` when the config does not set one (relative to the working directory). */
+export const DEFAULT_STATE_PATH = "data/xmpp-guard.sqlite";
+
+/** Marks the file as ours in `meta`, so a stray SQLite file is never migrated. */
+export const APPLICATION_NAME = "xmpp-guard";
+
+/**
+ * Migrations, in order; the schema version is the number applied. Never edit a
+ * released entry: append a new one. Each runs in one transaction with its
+ * version bump.
+ */
+const MIGRATIONS: readonly string[] = [
+  // 1: throttle buckets, known accounts with skeletons, tombstones.
+  `CREATE TABLE throttles (
+     key TEXT PRIMARY KEY,
+     tokens REAL NOT NULL,
+     updated_at INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE accounts (
+     host TEXT NOT NULL,
+     username TEXT NOT NULL,
+     skeleton TEXT NOT NULL,
+     source TEXT NOT NULL,
+     created_at INTEGER NOT NULL,
+     ip TEXT,
+     PRIMARY KEY (host, username)
+   ) WITHOUT ROWID;
+   CREATE INDEX accounts_by_skeleton ON accounts (host, skeleton);
+   CREATE TABLE tombstones (
+     host TEXT NOT NULL,
+     username TEXT NOT NULL,
+     deleted_at INTEGER NOT NULL,
+     PRIMARY KEY (host, username)
+   ) WITHOUT ROWID;
+   CREATE INDEX tombstones_by_time ON tombstones (deleted_at);`,
+];
+
+export const SCHEMA_VERSION = MIGRATIONS.length;
+
+export type StateErrorCode =
+  /** The path cannot be created, opened or written (permissions, read-only disk, a directory...). */
+  | "XPX_ERR_STATE_OPEN"
+  /** Not an SQLite database, fails `PRAGMA quick_check`, or not an xmpp-guard database. */
+  | "XPX_ERR_STATE_CORRUPT"
+  /** Written by a newer xmpp-guard (schema version above SCHEMA_VERSION). */
+  | "XPX_ERR_STATE_VERSION"
+  /** A backup or restore failed. */
+  | "XPX_ERR_STATE_BACKUP";
+
+export class StateError extends Error {
+  readonly code: StateErrorCode;
+  readonly path: string;
+  constructor(code: StateErrorCode, path: string, message: string, options?: { cause?: unknown }) {
+    super(`${path}: ${message}`, options);
+    this.name = "StateError";
+    this.code = code;
+    this.path = path;
+  }
+}
+
+export interface OpenOptions {
+  /** Open for reading only (restore validation, inspection); no migration, no write check. */
+  readonly readonly?: boolean;
+}
+
+interface AccountRow {
+  host: string;
+  username: string;
+  skeleton: string;
+  source: KnownAccount["source"];
+  created_at: number;
+  ip: string | null;
+}
+
+/** SQLite error codes that mean "this file is damaged or not a database". */
+const CORRUPT_CODES = new Set(["SQLITE_NOTADB", "SQLITE_CORRUPT", "SQLITE_CORRUPT_VTAB", "SQLITE_CORRUPT_SEQUENCE", "SQLITE_CORRUPT_INDEX"]);
+
+function sqliteCode(err: unknown): string {
+  return typeof err === "object" && err !== null && typeof (err as { code?: unknown }).code === "string"
+    ? (err as { code: string }).code
+    : "";
+}
+
+function reason(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+/** Wraps a driver or file-system error in the StateError it stands for. */
+function asStateError(path: string, err: unknown, doing: string): StateError {
+  if (err instanceof StateError) return err;
+  const code = sqliteCode(err);
+  if (CORRUPT_CODES.has(code)) {
+    return new StateError("XPX_ERR_STATE_CORRUPT", path, `not a usable SQLite database (${reason(err)}); restore a backup or move the file away`, { cause: err });
+  }
+  return new StateError("XPX_ERR_STATE_OPEN", path, `cannot ${doing} (${reason(err)})`, { cause: err });
+}
+
+/**
+ * Opens a database and checks it: integrity, ownership, schema version. With
+ * `migrate`, brings the schema up to date and proves the file is writable.
+ */
+function openChecked(path: string, options: { readonly: boolean; migrate: boolean }): Database.Database {
+  if (!options.readonly) {
+    try {
+      mkdirSync(dirname(resolve(path)), { recursive: true });
+    } catch (err) {
+      throw asStateError(path, err, "create the directory");
+    }
+  }
+  let db: Database.Database;
+  try {
+    db = new Database(path, { readonly: options.readonly, fileMustExist: options.readonly, timeout: 5000 });
+  } catch (err) {
+    throw asStateError(path, err, "open the database");
+  }
+  try {
+    const check = db.pragma("quick_check", { simple: true });
+    if (check !== "ok") throw new StateError("XPX_ERR_STATE_CORRUPT", path, `integrity check failed: ${String(check)}`);
+    const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all() as string[];
+    let version = 0;
+    if (tables.length > 0) {
+      if (!tables.includes("meta")) {
+        throw new StateError("XPX_ERR_STATE_CORRUPT", path, "is an SQLite database, but not xmpp-guard's (no meta table)");
+      }
+      const meta = new Map(
+        (db.prepare("SELECT key, value FROM meta").all() as { key: string; value: string }[]).map((r) => [r.key, r.value]),
+      );
+      if (meta.get("application") !== APPLICATION_NAME) {
+        throw new StateError("XPX_ERR_STATE_CORRUPT", path, "is an SQLite database, but not xmpp-guard's (meta.application)");
+      }
+      version = Number(meta.get("schema_version"));
+      if (!Number.isInteger(version) || version < 1) {
+        throw new StateError("XPX_ERR_STATE_CORRUPT", path, `invalid schema_version ${JSON.stringify(meta.get("schema_version"))}`);
+      }
+      if (version > SCHEMA_VERSION) {
+        throw new StateError(
+          "XPX_ERR_STATE_VERSION",
+          path,
+          `schema version ${version} is newer than this xmpp-guard understands (${SCHEMA_VERSION}); upgrade xmpp-guard or restore an older backup`,
+        );
+      }
+    }
+    if (options.migrate) {
+      db.pragma("journal_mode = WAL");
+      // NORMAL is durable across process crashes in WAL mode; a power loss may
+      // lose the last transactions, never corrupt the file.
+      db.pragma("synchronous = NORMAL");
+      migrate(db, version);
+      // Proves the file is writable now rather than at the first registration.
+      db.prepare("INSERT INTO meta (key, value) VALUES ('opened_at', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(
+        new Date().toISOString(),
+      );
+    } else if (version === 0) {
+      throw new StateError("XPX_ERR_STATE_CORRUPT", path, "is empty, not an xmpp-guard database");
+    }
+    return db;
+  } catch (err) {
+    db.close();
+    throw asStateError(path, err, "write the database");
+  }
+}
+
+function migrate(db: Database.Database, from: number): void {
+  db.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID");
+  const setMeta = db.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
+  for (let v = from; v < MIGRATIONS.length; v++) {
+    db.transaction(() => {
+      db.exec(MIGRATIONS[v]!);
+      setMeta.run("application", APPLICATION_NAME);
+      setMeta.run("schema_version", String(v + 1));
+    }).immediate();
+  }
+}
+
+/** Writes a consistent copy of `db` to `toPath` through a temporary file, then renames it into place. */
+async function backupTo(db: Database.Database, sourcePath: string, toPath: string): Promise<void> {
+  const partial = `${toPath}.partial-${process.pid}`;
+  try {
+    mkdirSync(dirname(resolve(toPath)), { recursive: true });
+    await db.backup(partial);
+    renameSync(partial, toPath);
+  } catch (err) {
+    rmSync(partial, { force: true });
+    throw new StateError("XPX_ERR_STATE_BACKUP", sourcePath, `backup to ${toPath} failed (${reason(err)})`, { cause: err });
+  }
+}
+
+export class SqliteStore implements RegistrationStore {
+  readonly path: string;
+  readonly #db: Database.Database;
+  readonly #stmt;
+
+  /** Opens (creating directories and the file when needed) and migrates. Throws StateError. */
+  static open(path: string = DEFAULT_STATE_PATH, options: OpenOptions = {}): SqliteStore {
+    const readonly = options.readonly === true;
+    return new SqliteStore(path, openChecked(path, { readonly, migrate: !readonly }));
+  }
+
+  private constructor(path: string, db: Database.Database) {
+    this.path = path;
+    this.#db = db;
+    this.#stmt = {
+      getThrottle: db.prepare<[string], ThrottleState>("SELECT tokens, updated_at FROM throttles WHERE key = ?"),
+      putThrottle: db.prepare<[string, number, number]>(
+        "INSERT INTO throttles (key, tokens, updated_at) VALUES (?, ?, ?) ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated_at = excluded.updated_at",
+      ),
+      pruneThrottles: db.prepare<[number, number, number]>("DELETE FROM throttles WHERE tokens + (? - updated_at) * ? >= ?"),
+      countThrottles: db.prepare<[], number>("SELECT count(*) FROM throttles").pluck(),
+      addAccount: db.prepare<[string, string, string, string, number, string | null]>(
+        "INSERT INTO accounts (host, username, skeleton, source, created_at, ip) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (host, username) DO NOTHING",
+      ),
+      removeAccount: db.prepare<[string, string]>("DELETE FROM accounts WHERE host = ? AND username = ?"),
+      getAccount: db.prepare<[string, string], AccountRow>(
+        "SELECT host, username, skeleton, source, created_at, ip FROM accounts WHERE host = ? AND username = ?",
+      ),
+      findBySkeleton: db.prepare<[string, string], string>("SELECT username FROM accounts WHERE host = ? AND skeleton = ? LIMIT 1").pluck(),
+      countAll: db.prepare<[], number>("SELECT count(*) FROM accounts").pluck(),
+      countHost: db.prepare<[string], number>("SELECT count(*) FROM accounts WHERE host = ?").pluck(),
+      allAccounts: db.prepare<[], { host: string; username: string; skeleton: string }>("SELECT host, username, skeleton FROM accounts"),
+      setSkeleton: db.prepare<[string, string, string]>("UPDATE accounts SET skeleton = ? WHERE host = ? AND username = ?"),
+      getMeta: db.prepare<[string], string>("SELECT value FROM meta WHERE key = ?").pluck(),
+      setMeta: db.prepare<[string, string]>(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+      ),
+      putTombstone: db.prepare<[string, string, number]>(
+        "INSERT INTO tombstones (host, username, deleted_at) VALUES (?, ?, ?) ON CONFLICT (host, username) DO UPDATE SET deleted_at = excluded.deleted_at",
+      ),
+      getTombstone: db.prepare<[string, string], Tombstone>("SELECT username, host, deleted_at FROM tombstones WHERE host = ? AND username = ?"),
+      deleteTombstone: db.prepare<[string, string]>("DELETE FROM tombstones WHERE host = ? AND username = ?"),
+      pruneTombstones: db.prepare<[number]>("DELETE FROM tombstones WHERE deleted_at < ?"),
+    };
+  }
+
+  /** The schema version stored in the file (SCHEMA_VERSION once open for writing). */
+  get schemaVersion(): number {
+    return Number(this.#stmt.getMeta.get("schema_version"));
+  }
+
+  getThrottle(key: string): ThrottleState | undefined {
+    return this.#stmt.getThrottle.get(key);
+  }
+
+  putThrottle(key: string, state: ThrottleState): void {
+    this.#stmt.putThrottle.run(key, state.tokens, state.updated_at);
+  }
+
+  pruneThrottles(now: number, capacity: number, perMs: number): number {
+    return this.#stmt.pruneThrottles.run(now, perMs, capacity).changes;
+  }
+
+  countThrottles(): number {
+    return this.#stmt.countThrottles.get() ?? 0;
+  }
+
+  addAccount(a: KnownAccount): boolean {
+    return this.#stmt.addAccount.run(a.host, a.username, a.skeleton, a.source, a.created_at, a.ip).changes > 0;
+  }
+
+  removeAccount(host: string, username: string): boolean {
+    return this.#stmt.removeAccount.run(host, username).changes > 0;
+  }
+
+  hasAccount(host: string, username: string): boolean {
+    return this.#stmt.getAccount.get(host, username) !== undefined;
+  }
+
+  getAccount(host: string, username: string): KnownAccount | undefined {
+    return this.#stmt.getAccount.get(host, username);
+  }
+
+  findBySkeleton(host: string, skeleton: string): string | undefined {
+    return this.#stmt.findBySkeleton.get(host, skeleton);
+  }
+
+  countAccounts(host?: string): number {
+    return (host === undefined ? this.#stmt.countAll.get() : this.#stmt.countHost.get(host)) ?? 0;
+  }
+
+  reindexSkeletons(version: string, compute: (username: string) => string): number {
+    if (this.#stmt.getMeta.get("skeleton_version") === version) return 0;
+    return this.#db
+      .transaction(() => {
+        let n = 0;
+        for (const a of this.#stmt.allAccounts.all()) {
+          const skeleton = compute(a.username);
+          if (skeleton !== a.skeleton) {
+            this.#stmt.setSkeleton.run(skeleton, a.host, a.username);
+            n++;
+          }
+        }
+        this.#stmt.setMeta.run("skeleton_version", version);
+        return n;
+      })
+      .immediate();
+  }
+
+  putTombstone(t: Tombstone): void {
+    this.#stmt.putTombstone.run(t.host, t.username, t.deleted_at);
+  }
+
+  getTombstone(host: string, username: string): Tombstone | undefined {
+    return this.#stmt.getTombstone.get(host, username);
+  }
+
+  deleteTombstone(host: string, username: string): boolean {
+    return this.#stmt.deleteTombstone.run(host, username).changes > 0;
+  }
+
+  pruneTombstones(before: number): number {
+    return this.#stmt.pruneTombstones.run(before).changes;
+  }
+
+  /**
+   * Online backup of the live database to `toPath` (SQLite's backup API: a
+   * consistent snapshot while registrations keep being written).
+   */
+  backup(toPath: string): Promise<void> {
+    return backupTo(this.#db, this.path, toPath);
+  }
+
+  close(): void {
+    if (this.#db.open) this.#db.close();
+  }
+}
+
+/** Counts that `restore` reports, so the CLI can say what it restored. */
+export interface StateSummary {
+  readonly schemaVersion: number;
+  readonly accounts: number;
+  readonly tombstones: number;
+  readonly throttles: number;
+}
+
+function summarize(db: Database.Database): StateSummary {
+  const count = (table: string): number => db.prepare<[], number>(`SELECT count(*) FROM ${table}`).pluck().get() ?? 0;
+  return {
+    schemaVersion: Number(db.prepare<[], string>("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get()),
+    accounts: count("accounts"),
+    tombstones: count("tombstones"),
+    throttles: count("throttles"),
+  };
+}
+
+/**
+ * `xmpp-guard backup FILE`: a consistent copy of the state database at
+ * `statePath` while the proxy keeps running (WAL lets this reader work beside
+ * the proxy's writer; SQLite restarts the copy if a write lands mid-way).
+ */
+export async function backup(statePath: string, toPath: string): Promise<StateSummary> {
+  const db = openChecked(statePath, { readonly: true, migrate: false });
+  try {
+    const summary = summarize(db);
+    await backupTo(db, statePath, toPath);
+    return summary;
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * `xmpp-guard restore FILE`: replace the contents of the state database at
+ * `statePath` with the backup at `fromPath`. The backup is checked first
+ * (integrity, ownership, schema version) and the live file is left untouched
+ * when it fails. The copy goes through SQLite's backup API, so an existing WAL
+ * is handled; stop the proxy first so no write lands between check and copy.
+ * Returns what the restored file holds (after migrating an older backup).
+ */
+export async function restore(statePath: string, fromPath: string): Promise<StateSummary> {
+  const source = openChecked(fromPath, { readonly: true, migrate: false });
+  try {
+    mkdirSync(dirname(resolve(statePath)), { recursive: true });
+    await source.backup(statePath);
+  } catch (err) {
+    throw err instanceof StateError
+      ? err
+      : new StateError("XPX_ERR_STATE_BACKUP", statePath, `restore from ${fromPath} failed (${reason(err)})`, { cause: err });
+  } finally {
+    source.close();
+  }
+  // Re-open for writing: migrates an older backup and re-checks the result.
+  const db = openChecked(statePath, { readonly: false, migrate: true });
+  try {
+    return summarize(db);
+  } finally {
+    db.close();
+  }
+}

@@ -1,0 +1,108 @@
+// Cheap reads of a framed element's opening tag: name, attributes and the
+// first child's name/xmlns, without building a tree. Input is a frame the
+// Framer already proved well-formed, so this only has to find boundaries;
+// it still refuses duplicate attributes (a parser-differential hazard:
+// policy must never read a different `to` than the server would).
+
+const LT = 0x3c, GT = 0x3e, SLASH = 0x2f, EQ = 0x3d, AMP = 0x26, BANG = 0x21, QMARK = 0x3f;
+
+function isWs(b: number): boolean {
+  return b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
+}
+
+export interface Head {
+  /** Qualified element name as written. */
+  name: string;
+  /** Attributes in document order, values entity-decoded. */
+  attrs: Map<string, string>;
+  /** Offset just past the opening tag's '>'. */
+  end: number;
+  selfClosing: boolean;
+  /** A repeated attribute name, if any (the element must be refused). */
+  duplicate: string | null;
+}
+
+/**
+ * Parse the start tag at data[start]. `limit` bounds the scan (frame end).
+ * Returns null if the bytes are not a start tag (never happens for frames).
+ */
+export function readHead(data: Buffer, start: number, limit: number): Head | null {
+  if (data[start] !== LT) return null;
+  let i = start + 1;
+  const nameStart = i;
+  while (i < limit) {
+    const b = data[i]!;
+    if (isWs(b) || b === GT || b === SLASH) break;
+    i++;
+  }
+  const name = data.toString("utf8", nameStart, i);
+  const attrs = new Map<string, string>();
+  let duplicate: string | null = null;
+  for (;;) {
+    while (i < limit && isWs(data[i]!)) i++;
+    if (i >= limit) return null;
+    const b = data[i]!;
+    if (b === GT) return { name, attrs, end: i + 1, selfClosing: false, duplicate };
+    if (b === SLASH) return { name, attrs, end: i + 2, selfClosing: true, duplicate };
+    const an = i;
+    while (i < limit && data[i] !== EQ && !isWs(data[i]!)) i++;
+    const attrName = data.toString("utf8", an, i);
+    while (i < limit && data[i] !== EQ) i++;
+    i++;
+    while (i < limit && isWs(data[i]!)) i++;
+    const quote = data[i]!;
+    const vs = ++i;
+    const ve = data.indexOf(quote, vs);
+    if (ve < 0 || ve >= limit) return null;
+    const value = decodeValue(data, vs, ve);
+    if (attrs.has(attrName)) duplicate ??= attrName;
+    else attrs.set(attrName, value);
+    i = ve + 1;
+  }
+}
+
+/** Decode an attribute value or text run: entities and (for attributes) nothing else. */
+export function decodeValue(data: Buffer, start: number, end: number): string {
+  const amp = data.indexOf(AMP, start);
+  const raw = data.toString("utf8", start, end);
+  if (amp < 0 || amp >= end) return raw;
+  return unescapeXml(raw);
+}
+
+const NAMED: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
+
+export function unescapeXml(s: string): string {
+  return s.replace(/&(#x[0-9a-fA-F]+|#[0-9]+|[a-z]+);/g, (m, ref: string) => {
+    if (ref.charCodeAt(0) === 0x23) {
+      const code = ref[1] === "x" ? parseInt(ref.slice(2), 16) : parseInt(ref.slice(1), 10);
+      return String.fromCodePoint(code);
+    }
+    return NAMED[ref] ?? m;
+  });
+}
+
+/**
+ * Name and xmlns of the first child element after the opening tag ending at
+ * `headEnd`, skipping text and CDATA. Null when the element has no children.
+ */
+export function readFirstChild(data: Buffer, headEnd: number, limit: number): { name: string; xmlns: string | undefined } | null {
+  let i = headEnd;
+  while (i < limit) {
+    const lt = data.indexOf(LT, i);
+    if (lt < 0 || lt >= limit) return null;
+    const next = data[lt + 1];
+    if (next === SLASH) return null; // end of the element itself
+    if (next === BANG) {
+      // CDATA: skip past "]]>"
+      const close = data.indexOf("]]>", lt, "latin1");
+      if (close < 0 || close >= limit) return null;
+      i = close + 3;
+      continue;
+    }
+    if (next === QMARK) return null;
+    const head = readHead(data, lt, limit);
+    if (!head) return null;
+    return { name: head.name, xmlns: head.attrs.get("xmlns") };
+  }
+  return null;
+}

@@ -1,0 +1,122 @@
+// The StanzaView implementation over a frame's bytes. Construction is cheap
+// (no parsing); the head is read on first attribute access, the ltx tree on
+// first tree() call. Policy stages share one instance per stanza.
+
+import { parse as ltxParse, type Element } from "ltx";
+import { readFirstChild, readHead, type Head } from "./head.js";
+import type { StanzaKind, StanzaView } from "./stanza-view.js";
+
+export const NS_CLIENT = "jabber:client";
+export const NS_SERVER = "jabber:server";
+
+/** Kind from the name bytes alone (for metrics on the fast path). */
+export function kindOf(data: Buffer, start: number): StanzaKind {
+  // '<' then the name: message, presence, iq (unprefixed; stanzas are never prefixed in practice).
+  const c = data[start + 1];
+  const after = (n: number): boolean => {
+    const b = data[start + 1 + n];
+    return b === 0x20 || b === 0x3e || b === 0x2f || b === 0x09 || b === 0x0a || b === 0x0d;
+  };
+  if (c === 0x6d) return data.toString("latin1", start + 1, start + 8) === "message" && after(7) ? "message" : "other";
+  if (c === 0x70) return data.toString("latin1", start + 1, start + 9) === "presence" && after(8) ? "presence" : "other";
+  if (c === 0x69) return data[start + 2] === 0x71 && after(2) ? "iq" : "other";
+  return "other";
+}
+
+export class Stanza implements StanzaView {
+  readonly bytes: Buffer;
+  readonly #streamNs: string;
+  #sessionJid: string | undefined;
+  #head: Head | null | undefined;
+  #tree: Element | null | undefined;
+  #child: { name: string; xmlns: string | undefined } | null | undefined;
+
+  /**
+   * @param bytes exactly the element's bytes
+   * @param streamNs the stream's default namespace (jabber:client / jabber:server)
+   * @param sessionJid the bound JID stamped as `from` when the stanza has none
+   */
+  constructor(bytes: Buffer, streamNs: string, sessionJid?: string) {
+    this.bytes = bytes;
+    this.#streamNs = streamNs;
+    this.#sessionJid = sessionJid;
+  }
+
+  get head(): Head {
+    if (this.#head === undefined) this.#head = readHead(this.bytes, 0, this.bytes.length);
+    // Frames are well-formed, so a missing head means a bug upstream of us.
+    if (this.#head === null) throw new Error("frame has no start tag");
+    return this.#head;
+  }
+
+  get name(): string {
+    return this.head.name;
+  }
+
+  get localName(): string {
+    const n = this.head.name;
+    const colon = n.indexOf(":");
+    return colon < 0 ? n : n.slice(colon + 1);
+  }
+
+  get xmlns(): string {
+    return this.head.attrs.get("xmlns") ?? this.#streamNs;
+  }
+
+  get kind(): StanzaKind {
+    const n = this.head.name;
+    if ((n === "message" || n === "presence" || n === "iq") && this.xmlns === this.#streamNs) return n;
+    return "other";
+  }
+
+  attr(name: string): string | undefined {
+    return this.head.attrs.get(name);
+  }
+
+  get to(): string | undefined {
+    return this.head.attrs.get("to");
+  }
+
+  get from(): string | undefined {
+    return this.head.attrs.get("from") ?? this.#sessionJid;
+  }
+
+  get type(): string | undefined {
+    return this.head.attrs.get("type");
+  }
+
+  get id(): string | undefined {
+    return this.head.attrs.get("id");
+  }
+
+  get firstChildName(): string | undefined {
+    return this.#firstChild()?.name;
+  }
+
+  get firstChildXmlns(): string | undefined {
+    const child = this.#firstChild();
+    return child ? (child.xmlns ?? this.xmlns) : undefined;
+  }
+
+  #firstChild(): { name: string; xmlns: string | undefined } | null {
+    if (this.#child === undefined) {
+      const head = this.head;
+      this.#child = head.selfClosing ? null : readFirstChild(this.bytes, head.end, this.bytes.length);
+    }
+    return this.#child;
+  }
+
+  tree(): Element | null {
+    if (this.#tree === undefined) {
+      try {
+        const el = ltxParse(this.bytes.toString("utf8"));
+        // Give the stanza the stream's default namespace, as the server sees it.
+        if (el.attrs.xmlns === undefined) el.attrs.xmlns = this.#streamNs;
+        this.#tree = el;
+      } catch {
+        this.#tree = null;
+      }
+    }
+    return this.#tree;
+  }
+}

@@ -1,0 +1,407 @@
+// Differential test of xmpp-guard's firewall against the real mod_firewall
+// (Debian prosody-modules, the 2023 snapshot): every case in
+// test/fixtures/firewall/differential/cases.json runs its rule files over its
+// stanzas through `prosodyctl mod_firewall test` and through traceStanzas,
+// chain deliver, and the two must agree stanza by stanza, except where
+// ../deliberate-differences.json says we fix a Prosody bug; there they must
+// disagree, so the list stays honest.
+//
+// What Prosody's tester is (read from mod_firewall/test.lib.lua, 2023): it
+// loads the files as firewall_scripts, feeds stdin line by line into an XMPP
+// parser inside a synthetic jabber:client stream, and fires the event
+// `firewall/chains/deliver` for each stanza with a fake origin session (no
+// type, no JID). A falsy return counts as passed and the stanza is printed on
+// stdout (with the parser's xml:lang='en' added); anything the firewall sends
+// to the origin (BOUNCE errors, REPLY) goes to stderr after "** Reply:". Logs,
+// including compile errors, go to stdout. It can only run `deliver`.
+//
+// Tester artefacts the comparison accounts for (they are not Prosody bugs):
+// - DEFAULT returns false, which the tester counts as passed. Prosody proper
+//   then applies its default handling (service-unavailable), as we do.
+// - Routed stanzas (REDIRECT, COPY, FORWARD) go to core_post_stanza, which
+//   prints nothing; only the original's fate can be compared.
+// - Prosody chdirs to its data_path, so relative %LIST paths resolve there;
+//   we resolve them next to the rule file. The fixtures are copied to a temp
+//   dir that is both, so both sides read the same list files.
+// - JIDs are not prepped by the tester (the router does that before deliver),
+//   so the fixtures use lower-case ASCII JIDs.
+//
+// The tester cannot run `preroute`, so the second part drives a real Prosody
+// with mod_firewall loaded: a bound client sends preroute.xml line by line,
+// and what reaches the recipient and what comes back to the sender is
+// compared with traceStanzas on the preroute chain, with the sender's bound
+// JID as the c2s session.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import { existsSync } from "node:fs";
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
+import os from "node:os";
+import path from "node:path";
+import { after, before, describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
+import { parse, type Element } from "ltx";
+import { FakeClock } from "../../src/shaping/clock.js";
+import { traceStanzas, type TracedStanza } from "../../src/firewall/trace.js";
+import { startProsody, type ProsodyInstance } from "../helpers/prosody.js";
+import { connectClient, type TestClient, type XmlElement } from "../helpers/xmpp-client.js";
+
+const FIXTURES = fileURLToPath(new URL("../fixtures/firewall/differential/", import.meta.url));
+const DIFFERENCES = fileURLToPath(new URL("../fixtures/firewall/deliberate-differences.json", import.meta.url));
+const MOD_FIREWALL = "/usr/lib/prosody/modules/mod_firewall/mod_firewall.lua";
+const INSTALL_HINT =
+  "The firewall differential test needs prosodyctl and mod_firewall. Install them (Debian/Ubuntu, as root): " +
+  "apt-get install -y --no-install-recommends prosody prosody-modules (.ci/run does this), or run only the unit tests: npm run test:unit";
+
+interface Case {
+  readonly name: string;
+  readonly rules: readonly string[];
+  readonly input: string;
+  readonly difference?: string;
+  readonly load?: "ours-rejects" | "prosody-rejects";
+  readonly stanzas?: readonly string[];
+  readonly prosodyFails?: string;
+}
+
+interface Manifest {
+  readonly cases: readonly Case[];
+  /** Deliberate differences Prosody's tester cannot show, with the reason. */
+  readonly notCovered: Readonly<Record<string, string>>;
+}
+
+/** What happened to one stanza, as both sides can report it. */
+interface Outcome {
+  /** The stanza as it goes on (canonical XML), or null when it does not. */
+  readonly passed: string | null;
+  /** Error stanzas sent back to the origin (BOUNCE). */
+  readonly errors: readonly string[];
+  /** Other stanzas sent back to the origin (REPLY). */
+  readonly replies: readonly string[];
+}
+
+interface ProsodyRun {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+  /** mod_firewall's own log lines: compile errors, list warnings. */
+  readonly logs: readonly { readonly level: string; readonly message: string }[];
+  /** Lines logged by the rules (`mod_firewall::<chain>`): LOG actions. */
+  readonly ruleLogs: readonly string[];
+  readonly outcomes: ReadonlyMap<string, Outcome>;
+  readonly processed: number | undefined;
+}
+
+// ---------------------------------------------------------------------------
+// Canonical XML: attributes sorted, so Lua's hash order does not matter.
+
+function escapeText(s: string): string {
+  return s.replace(/&/g, "&amp;").replace(/</g, "&lt;").replace(/>/g, "&gt;");
+}
+
+function escapeAttr(s: string): string {
+  return escapeText(s).replace(/"/g, "&quot;");
+}
+
+function canonical(el: Element): string {
+  const attrs = Object.keys(el.attrs)
+    .sort()
+    .map((k) => ` ${k}="${escapeAttr(String(el.attrs[k]))}"`)
+    .join("");
+  const inner = el.children.map((c) => (typeof c === "string" ? escapeText(c) : canonical(c as Element))).join("");
+  return `<${el.name}${attrs}>${inner}</${el.name}>`;
+}
+
+function canonicalXml(xml: string, dropLang = false): string {
+  const el = parse(xml) as Element;
+  if (dropLang) delete el.attrs["xml:lang"];
+  return canonical(el);
+}
+
+// ---------------------------------------------------------------------------
+// Prosody's tester
+
+function run(cmd: string, args: readonly string[], input: Buffer, cwd: string, timeoutMs: number): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { cwd, stdio: ["pipe", "pipe", "pipe"] });
+    let stdout = "";
+    let stderr = "";
+    const timer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    child.stdout.setEncoding("utf8").on("data", (d: string) => (stdout += d));
+    child.stderr.setEncoding("utf8").on("data", (d: string) => (stderr += d));
+    child.once("error", (err) => {
+      clearTimeout(timer);
+      reject(err);
+    });
+    child.once("close", (code, signal) => {
+      clearTimeout(timer);
+      resolve({ code: code ?? (signal ? 128 : 1), stdout, stderr: signal ? `${stderr}\n(killed: ${signal})` : stderr });
+    });
+    child.stdin.on("error", () => {}); // a crashed tester may close stdin early
+    child.stdin.end(input);
+  });
+}
+
+const LOG_LINE = /^(mod_firewall\S*)\s+(debug|info|warn|error)\t(.*)$/;
+
+function parseProsody(result: { code: number; stdout: string; stderr: string }, ids: ReadonlyMap<string, boolean>): ProsodyRun {
+  const logs: { level: string; message: string }[] = [];
+  const ruleLogs: string[] = [];
+  const passed = new Map<string, string>();
+  const errors = new Map<string, string[]>();
+  const replies = new Map<string, string[]>();
+  for (const line of result.stdout.split("\n")) {
+    const log = LOG_LINE.exec(line);
+    if (log && log[1] === "mod_firewall") logs.push({ level: log[2]!, message: log[3]! });
+    else if (log) ruleLogs.push(`${log[2]} ${log[3]}`);
+    else if (line.startsWith("<")) {
+      const el = parse(line) as Element;
+      const id = String(el.attrs.id);
+      assert.ok(!passed.has(id), `Prosody printed stanza ${id} twice`);
+      passed.set(id, canonicalXml(line, ids.get(id) === false));
+    }
+  }
+  const err = result.stderr.split("\n");
+  let processed: number | undefined;
+  for (let i = 0; i < err.length; i++) {
+    if (err[i]!.startsWith("** Reply:")) {
+      const xml = err[++i]!;
+      const el = parse(xml) as Element;
+      const id = String(el.attrs.id);
+      const into = el.attrs.type === "error" ? errors : replies;
+      into.set(id, [...(into.get(id) ?? []), canonicalXml(xml)]);
+    }
+    const m = /^\*\* (\d+)\tprocessed$/.exec(err[i]!);
+    if (m) processed = Number(m[1]);
+  }
+  const outcomes = new Map<string, Outcome>();
+  for (const id of ids.keys()) {
+    outcomes.set(id, { passed: passed.get(id) ?? null, errors: errors.get(id) ?? [], replies: replies.get(id) ?? [] });
+  }
+  return { ...result, logs, ruleLogs, outcomes, processed };
+}
+
+// ---------------------------------------------------------------------------
+// Ours
+
+function ourOutcome(s: TracedStanza, original: string): Outcome {
+  const r = s.result;
+  // The tester counts DEFAULT (false) as passed; see the header.
+  const passes = r.verdict === "pass" || r.defaulted;
+  return {
+    passed: passes ? canonicalXml(r.rewrite ?? original) : null,
+    errors: r.bounce && !r.defaulted ? [canonicalXml(r.bounce.stanza)] : [],
+    replies: r.emitted.filter((e) => e.via === "origin").map((e) => canonicalXml(e.stanza)),
+  };
+}
+
+/** Stanzas of an input file: one per line, each with a unique id. id → whether it has xml:lang. */
+function inputStanzas(text: string): { ids: Map<string, boolean>; lines: Map<string, string> } {
+  const ids = new Map<string, boolean>();
+  const lines = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    if (line.trim() === "") continue;
+    const el = parse(line) as Element;
+    const id = el.attrs.id;
+    assert.ok(typeof id === "string" && id !== "", `every input stanza needs an id: ${line}`);
+    assert.ok(!ids.has(id), `duplicate input id ${id}`);
+    ids.set(id, el.attrs["xml:lang"] !== undefined);
+    lines.set(id, line);
+  }
+  return { ids, lines };
+}
+
+// ---------------------------------------------------------------------------
+
+const manifest = JSON.parse(await readFile(path.join(FIXTURES, "cases.json"), "utf8")) as Manifest;
+const differences = JSON.parse(await readFile(DIFFERENCES, "utf8")) as { id: string; reason: string }[];
+
+describe("firewall differential: xmpp-guard trace vs prosodyctl mod_firewall test (deliver)", () => {
+  let dir = "";
+  let data = "";
+  let config = "";
+
+  before(async () => {
+    if (!existsSync(MOD_FIREWALL)) throw new Error(`${MOD_FIREWALL} not found. ${INSTALL_HINT}`);
+    dir = await mkdtemp(path.join(os.tmpdir(), "xmpp-guard-fwdiff-"));
+    data = path.join(dir, "data");
+    await cp(FIXTURES, data, { recursive: true });
+    await mkdir(path.join(dir, "certs"));
+    config = path.join(dir, "prosody.cfg.lua");
+    const isRoot = typeof process.getuid === "function" && process.getuid() === 0;
+    await writeFile(
+      config,
+      [
+        `run_as_root = ${isRoot}`,
+        `pidfile = ${JSON.stringify(path.join(dir, "prosody.pid"))}`,
+        // prosodyctl chdirs here: relative %LIST paths resolve against it.
+        `data_path = ${JSON.stringify(data)}`,
+        `certificates = ${JSON.stringify(path.join(dir, "certs"))}`,
+        'log = { { levels = { min = "info" }, to = "console" } }',
+        'VirtualHost "localhost"',
+        "",
+      ].join("\n"),
+    );
+  });
+
+  after(async () => {
+    if (dir !== "" && process.env.PROSODY_KEEP_DIR !== "1") await rm(dir, { recursive: true, force: true });
+  });
+
+  async function both(c: Case) {
+    const inputText = await readFile(path.join(data, c.input), "utf8");
+    const { ids, lines } = inputStanzas(inputText);
+    const files = c.rules.map((r) => path.join(data, r));
+    let raw: { code: number; stdout: string; stderr: string };
+    try {
+      raw = await run("prosodyctl", ["--config", config, "mod_firewall", "test", ...files], Buffer.from(inputText), data, 20_000);
+    } catch (err) {
+      throw new Error(`cannot run prosodyctl: ${(err as Error).message}. ${INSTALL_HINT}`);
+    }
+    const prosody = parseProsody(raw, ids);
+    const ours = await traceStanzas(files, inputText, {
+      chain: "deliver",
+      session: { type: "s2sin" },
+      clock: new FakeClock(),
+      // The config's one VirtualHost: Prosody's `$local` zone.
+      localHosts: ["localhost"],
+    });
+    return { ids, lines, prosody, ours };
+  }
+
+  it("every deliberate difference is exercised here or says why the tester cannot show it", () => {
+    const covered = new Set(manifest.cases.flatMap((c) => (c.difference ? [c.difference] : [])));
+    for (const d of differences) {
+      assert.ok(covered.has(d.id) || manifest.notCovered[d.id] !== undefined, `deliberate difference '${d.id}' has no differential case and no reason in cases.json notCovered`);
+      assert.ok(!(covered.has(d.id) && manifest.notCovered[d.id] !== undefined), `'${d.id}' is both covered and not covered`);
+    }
+    for (const id of [...covered, ...Object.keys(manifest.notCovered)]) {
+      assert.ok(differences.some((d) => d.id === id), `'${id}' is not in deliberate-differences.json`);
+    }
+  });
+
+  for (const c of manifest.cases) {
+    it(c.difference ? `${c.name} (deliberate: ${c.difference})` : c.name, async (t) => {
+      const { ids, lines, prosody, ours } = await both(c);
+      const prosodyErrors = prosody.logs.filter((l) => l.level === "error").map((l) => l.message);
+      const context = `\n--- prosody stdout ---\n${prosody.stdout}\n--- prosody stderr ---\n${prosody.stderr}\n--- ours ---\n${[...ours.errors, ...ours.lines].join("\n")}`;
+
+      if (c.prosodyFails !== undefined) {
+        assert.match(prosody.stdout + prosody.stderr, new RegExp(`Failed to execute command: .*${c.prosodyFails}`), context);
+        assert.equal(ours.exitCode, 0, context);
+        return;
+      }
+      if (c.load === "ours-rejects") {
+        assert.deepEqual(prosodyErrors, [], `Prosody should load this file${context}`);
+        assert.equal(prosody.processed, ids.size, context);
+        assert.notEqual(ours.errors.length, 0, `xmpp-guard should reject this file${context}`);
+        assert.equal(ours.stanzas.length, 0);
+        return;
+      }
+      if (c.load === "prosody-rejects") {
+        assert.notEqual(prosodyErrors.length, 0, `Prosody should fail to compile this file${context}`);
+        // …and then lets everything through (its compile failure fails open).
+        assert.ok([...prosody.outcomes.values()].every((o) => o.passed !== null), context);
+        assert.deepEqual(ours.errors, [], context);
+        return;
+      }
+
+      assert.deepEqual(prosodyErrors, [], `Prosody did not load the rules${context}`);
+      assert.deepEqual(ours.errors, [], `xmpp-guard did not load the rules${context}`);
+      assert.equal(prosody.processed, ids.size, context);
+      assert.equal(ours.stanzas.length, ids.size, context);
+      const mustDiffer = new Set(c.stanzas ?? []);
+      const agreed: string[] = [];
+      for (const s of ours.stanzas) {
+        const id = s.id!;
+        const mine = ourOutcome(s, lines.get(id)!);
+        const theirs = prosody.outcomes.get(id)!;
+        if (mustDiffer.has(id)) {
+          assert.notDeepEqual(mine, theirs, `stanza ${id} is listed as a deliberate difference (${c.difference}) but both agree${context}`);
+        } else {
+          assert.deepEqual(mine, theirs, `stanza ${id}: xmpp-guard (actual) vs Prosody (expected)${context}`);
+          agreed.push(id);
+        }
+      }
+      assert.equal(agreed.length + mustDiffer.size, ids.size);
+      if (mustDiffer.size === 0) {
+        // Prosody's console log shows info and above; our core logs its own notes at debug.
+        const ourLogs = ours.stanzas.flatMap((s) => s.result.logs.filter((l) => l.level !== "debug").map((l) => `${l.level} ${l.message}`));
+        assert.deepEqual(ourLogs, prosody.ruleLogs, `LOG lines${context}`);
+      }
+      const mine = ours.stanzas.map((s) => ourOutcome(s, lines.get(s.id!)!));
+      t.diagnostic(
+        `${ids.size} stanzas, ${agreed.length} agree, ${mustDiffer.size} differ as listed: ` +
+          `${mine.filter((o) => o.passed !== null).length} pass, ${mine.filter((o) => o.errors.length > 0).length} bounce, ` +
+          `${mine.filter((o) => o.passed === null && o.errors.length === 0).length} dropped, ${mine.reduce((n, o) => n + o.replies.length, 0)} replies, ` +
+          `${prosody.ruleLogs.length} log lines`,
+      );
+    });
+  }
+});
+
+describe("firewall differential: xmpp-guard trace vs a running Prosody with mod_firewall (preroute)", () => {
+  let prosody: ProsodyInstance | undefined;
+  const clients: TestClient[] = [];
+
+  after(async () => {
+    await Promise.all(clients.map((c) => c.stop()));
+    await prosody?.stop();
+  });
+
+  it("a bound client's stanzas: what passes, bounces and replies", { timeout: 60_000 }, async (t) => {
+    const rules = path.join(FIXTURES, "preroute.pfw");
+    const inputText = await readFile(path.join(FIXTURES, "preroute.xml"), "utf8");
+    const { ids, lines } = inputStanzas(inputText);
+    prosody = await startProsody({ extraModules: ["firewall"], extraConfig: `firewall_scripts = { ${JSON.stringify(rules)} }` });
+    await prosody.createUser("alice", "alice-pw");
+    await prosody.createUser("bob", "bob-pw");
+    const login = (username: string, resource: string) =>
+      connectClient({ host: prosody!.host, port: prosody!.port, domain: prosody!.domain, username, password: `${username}-pw`, resource });
+    const bob = await login("bob", "desk");
+    clients.push(bob);
+    const alice = await login("alice", "phone");
+    clients.push(alice);
+    assert.equal(alice.jid, "alice@localhost/phone");
+
+    // Send the exact bytes, then two markers: bob's stanzas and alice's replies
+    // arrive in order, so once both markers are back nothing else is coming.
+    const write = (alice.xmpp as unknown as { write(s: string): Promise<void> }).write.bind(alice.xmpp);
+    for (const line of lines.values()) await write(line);
+    await write("<message to='bob@localhost/desk' id='end-bob'><body>end</body></message>");
+    await write("<iq to='localhost' type='get' id='end-alice'><ping xmlns='urn:xmpp:ping'/></iq>");
+    const received: XmlElement[] = [];
+    await bob.waitFor((el) => {
+      if (el.attrs.id !== undefined && ids.has(el.attrs.id)) received.push(el);
+      return el.attrs.id === "end-bob";
+    }, 10_000);
+    const back: XmlElement[] = [];
+    await alice.waitFor((el) => {
+      if (el.attrs.id !== undefined && ids.has(el.attrs.id)) back.push(el);
+      return el.attrs.id === "end-alice";
+    }, 10_000);
+
+    const theirs = new Map<string, Outcome>();
+    for (const id of ids.keys()) {
+      const arrived = received.find((el) => el.attrs.id === id);
+      const answers = back.filter((el) => el.attrs.id === id);
+      theirs.set(id, {
+        passed: arrived ? "delivered" : null,
+        errors: answers.filter((el) => el.attrs.type === "error").map((el) => canonicalXml(el.toString(), true)),
+        replies: answers.filter((el) => el.attrs.type !== "error").map((el) => canonicalXml(el.toString(), true)),
+      });
+    }
+
+    const ours = await traceStanzas([rules], inputText, {
+      chain: "preroute",
+      session: { type: "c2s", jid: alice.jid, ip: "127.0.0.1" },
+      clock: new FakeClock(),
+    });
+    assert.deepEqual(ours.errors, []);
+    const context = `\n--- ours ---\n${ours.lines.join("\n")}\n--- bob received ---\n${received.map(String).join("\n")}\n--- alice got back ---\n${back.map(String).join("\n")}`;
+    for (const s of ours.stanzas) {
+      const mine = ourOutcome(s, lines.get(s.id!)!);
+      assert.deepEqual({ ...mine, passed: mine.passed === null ? null : "delivered" }, theirs.get(s.id!), `stanza ${s.id}${context}`);
+    }
+    const mine = ours.stanzas.map((s) => s.verdict);
+    t.diagnostic(`${ids.size} stanzas agree: ${mine.filter((v) => v === "pass").length} delivered, ${mine.filter((v) => v === "bounce").length} bounced, ${mine.filter((v) => v === "drop").length} dropped`);
+  });
+});

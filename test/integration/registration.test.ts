@@ -1,0 +1,106 @@
+// Registration hygiene at the edge with a real Prosody behind the proxy:
+// in-band registration (XEP-0077) passes and is learned; a second one from
+// the same IP is throttled; reserved and look-alike names are refused with
+// Prosody's errors; what was learned survives a restart of the proxy.
+
+import assert from "node:assert/strict";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, it } from "node:test";
+import { startProxy, type RunningProxy } from "../../src/app.js";
+import { configFromObject } from "../../src/config/load.js";
+import { createLogger } from "../../src/log.js";
+import { startProsody, type ProsodyInstance } from "../helpers/prosody.js";
+import { CLIENT_HEADER, rawClient } from "../helpers/raw-client.js";
+import { connectClient, xml } from "../helpers/xmpp-client.js";
+
+async function register(port: number, username: string, password: string): Promise<string> {
+  const c = await rawClient(port);
+  c.write(CLIENT_HEADER);
+  await c.waitFor((t) => t.includes("</stream:features>"));
+  c.write(`<iq type='set' id='reg1'><query xmlns='jabber:iq:register'><username>${username}</username><password>${password}</password></query></iq>`);
+  const text = await c.waitFor((t) => /<iq [^>]*id=["']reg1["'][^>]*(\/>|>[\s\S]*?<\/iq>)/.test(t));
+  c.destroy();
+  return text.match(/<iq [^>]*id=["']reg1["'][^>]*(\/>|>[\s\S]*?<\/iq>)/)![0];
+}
+
+async function metric(p: RunningProxy, name: string, labels: Record<string, string> = {}): Promise<number> {
+  const m = await p.metrics.registry.getSingleMetric(name)?.get();
+  return m?.values.filter((x) => Object.entries(labels).every(([k, v]) => x.labels[k] === v)).reduce((a, x) => a + x.value, 0) ?? 0;
+}
+
+describe("registration hygiene through the proxy, real Prosody", () => {
+  let prosody: ProsodyInstance;
+  let dir: string;
+  const proxies: RunningProxy[] = [];
+
+  const start = async (registration: Record<string, unknown>, extra: Record<string, unknown> = {}): Promise<number> => {
+    const p = await startProxy(configFromObject({
+      listeners: [{ name: "c2s", type: "c2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${prosody.port}` }],
+      registration,
+      ...extra,
+      state: { path: join(dir, "state.sqlite") },
+      admin: { listen: null },
+    }), { logger: createLogger("silent") });
+    proxies.push(p);
+    return p.listenerAddress("c2s")!.port;
+  };
+
+  before(async () => {
+    prosody = await startProsody();
+    dir = mkdtempSync(join(tmpdir(), "xg-reg-"));
+  });
+
+  after(async () => {
+    for (const p of proxies) await p.shutdown(0);
+    await prosody?.stop();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("one registration passes and is counted; the next from the same IP is throttled", async () => {
+    const port = await start({ min_seconds_between_registrations: 300 });
+    const ok = await register(port, "newuser1", "pw-1");
+    assert.match(ok, /type=["']result["']/, ok);
+    const again = await register(port, "anotheruser", "pw-2");
+    assert.match(again, /type=["']error["']/);
+    assert.match(again, /<error type=["']wait["']><policy-violation xmlns=["']urn:ietf:params:xml:ns:xmpp-stanzas["']\/><text [^>]*>Too many registrations from this IP address recently<\/text><\/error>/, again);
+    const p = proxies.at(-1)!;
+    assert.equal(await metric(p, "xmpp_guard_registrations_total"), 1);
+    assert.equal(await metric(p, "xmpp_guard_registration_refusals_total", { reason: "throttled" }), 1);
+    await p.shutdown(0);
+  });
+
+  it("after a restart (same state file): reserved and look-alike names are refused, a fresh name passes", async () => {
+    // Loopback allowlisted so the throttle does not get in the way of the name checks.
+    const port = await start({ registration_allowlist: ["127.0.0.1"] });
+    const reserved = await register(port, "admin", "pw");
+    assert.match(reserved, /<error type=["']modify["']><not-acceptable /, reserved);
+    // newuser1 was learned before the restart: "newuserl" (l for 1) looks the same.
+    const lookalike = await register(port, "newuserl", "pw");
+    assert.match(lookalike, /<error type=["']modify["']><not-acceptable /, lookalike);
+    const fresh = await register(port, "zebra", "pw");
+    assert.match(fresh, /type=["']result["']/, fresh);
+    const p = proxies.at(-1)!;
+    assert.equal(await metric(p, "xmpp_guard_registration_refusals_total", { reason: "reserved" }), 1);
+    assert.equal(await metric(p, "xmpp_guard_registration_refusals_total", { reason: "look-alike" }), 1);
+  });
+
+  it("XEP-0157: the server's disco#info reaches clients with the abuse address added", async () => {
+    await prosody.createUser("reader", "reader-pw");
+    const port = await start({}, { contact_info: { abuse: ["mailto:abuse@example.org", "xmpp:abuse@localhost"] } });
+    const c = await connectClient({ host: "127.0.0.1", port, domain: "localhost", username: "reader", password: "reader-pw", mechanism: "PLAIN" });
+    try {
+      await c.send(xml("iq", { type: "get", to: "localhost", id: "disco1" }, xml("query", { xmlns: "http://jabber.org/protocol/disco#info" })));
+      const res = await c.waitFor((el) => el.is("iq") && el.attrs.id === "disco1");
+      const query = res.getChild("query", "http://jabber.org/protocol/disco#info")!;
+      assert.ok(query.getChildren("identity").length > 0, "the server's own answer is intact");
+      const form = query.getChildren("x", "jabber:x:data").find((x) => x.getChildren("field").some((f) => f.attrs.var === "FORM_TYPE" && f.getChildText("value") === "http://jabber.org/network/serverinfo"));
+      assert.ok(form, "serverinfo form present");
+      const abuse = form.getChildren("field").find((f) => f.attrs.var === "abuse-addresses");
+      assert.deepEqual(abuse?.getChildren("value").map((v) => v.text()), ["mailto:abuse@example.org", "xmpp:abuse@localhost"]);
+    } finally {
+      await c.stop();
+    }
+  });
+});
