@@ -118,6 +118,7 @@ describe("defaults", () => {
         "muc_limits",
         "registration",
         "contact_info",
+        "component",
         "state",
         "max_stanza_size",
         "xml",
