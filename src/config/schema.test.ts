@@ -67,6 +67,7 @@ describe("defaults", () => {
       muc_limits: null,
       registration: null,
       contact_info: null,
+      component: null,
       state: { path: "data/xmpp-guard.sqlite" },
       xml: { max_depth: 64, max_attributes: 64, max_header_size: 8192 },
       timeouts: { connect: 10, stream_header: 30 },
