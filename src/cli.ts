@@ -12,6 +12,7 @@ import { createLogger } from "./log.js";
 import { checkRules } from "./firewall/check.js";
 import { traceStanzas } from "./firewall/trace.js";
 import { backup, restore } from "./state/sqlite-store.js";
+import { importUsersCommand } from "./registration/import-command.js";
 
 function packageVersion(): string {
   // src/cli.ts (tsx) and dist/cli.js (built) both sit one level below package.json.
@@ -146,6 +147,22 @@ Examples:
       const config = await loadOrExit(opts.config);
       const summary = await restore(config.state.path, file);
       process.stdout.write(`${file} → ${config.state.path}: ${summary.accounts} accounts, ${summary.tombstones} tombstones, ${summary.throttles} throttles\n`);
+    });
+
+  program
+    .command("users")
+    .description("known accounts (for look-alike checks)")
+    .command("import")
+    .description("seed known accounts from FILE: one user@host per line (prosodyctl shell user:list output works); exit 1 if any line is refused")
+    .argument("<file>", "account list ('-' for stdin)")
+    .addOption(new Option("-c, --config <file>", "config file (for state.path)").default(DEFAULT_CONFIG_PATH))
+    .option("--host <domain>", "host for lines that hold a bare username")
+    .action(async (file: string, opts: { config: string; host?: string }) => {
+      const config = await loadOrExit(opts.config);
+      const result = await importUsersCommand(file, config.state.path, opts.host);
+      for (const line of result.errors) process.stderr.write(line + "\n");
+      process.stdout.write(result.summary + "\n");
+      process.exitCode = result.exitCode;
     });
 
   return program;

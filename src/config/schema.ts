@@ -9,6 +9,7 @@ import { parseMucLimits, type MucLimitsOptions } from "../muc/config.js";
 import { parseContactInfo, type ContactInfo } from "../registration/contact-info.js";
 import { parseRegistrationOptions, type RegistrationOptions } from "../registration/options.js";
 import { parseStateOptions, type StateOptions } from "../state/state-options.js";
+import { parseComponentOptions, type ComponentOptions } from "../registration/component.js";
 import { parseByteLimit, parseStanzaRate, parseStanzaRates, type BucketSpec, type ByteLimit, type ParseResult, type StanzaRates } from "../shaping/units.js";
 
 export const DEFAULT_CONFIG_PATH = "config/xmpp-guard.yaml";
@@ -116,6 +117,8 @@ export interface Config {
   readonly registration: RegistrationOptions | null;
   /** XEP-0157 addresses added to the server's disco#info; null: none. */
   readonly contact_info: ContactInfo | null;
+  /** XEP-0114 component connection for registration notifications; null: none. */
+  readonly component: ComponentOptions | null;
   readonly state: StateOptions;
   /** Bytes. */
   readonly max_stanza_size: number;
@@ -141,6 +144,7 @@ export const DEFAULTS = deepFreeze({
   muc_limits: null,
   registration: null,
   contact_info: null,
+  component: null,
   state: { path: "data/xmpp-guard.sqlite" },
   limits: {
     c2s: null,
@@ -638,6 +642,7 @@ export const CONFIG_SCHEMA: Spec<Config> = obj({
   muc_limits: optional(nullable(parsed("MUC limits options (see docs/muc-limits.md)", parseMucLimits)), D.muc_limits),
   registration: optional(nullable(parsed("registration options (see docs/registration.md)", parseRegistrationOptions)), D.registration),
   contact_info: optional(nullable(parsed("{ abuse: [\"mailto:…\"], … }", parseContactInfo)), D.contact_info),
+  component: optional(parsed('{ jid: "guard.example.org", secret: "…", upstream: "127.0.0.1:5347" }', parseComponentOptions), D.component),
   state: optional(parsed('{ path: "data/xmpp-guard.sqlite" }', parseStateOptions), D.state),
   max_stanza_size: optional(int({ min: 1024, max: 67_108_864 }), D.max_stanza_size),
   xml: section(

@@ -46,6 +46,7 @@ export interface Metrics {
   readonly sessionsThrottled: Gauge<"listener">;
   readonly registrationRefusals: Counter<"reason">;
   readonly registrations: Counter<string>;
+  readonly registrationNotifications: Counter<"result">;
   readonly accountDeletions: Counter<string>;
   readonly stateErrors: Counter<"op">;
   readonly mucLimited: Counter<"reason" | "bucket">;
@@ -155,6 +156,11 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     }),
     registrations: new Counter({
       name: `${PREFIX}registrations_total`, help: "In-band registrations the server accepted.", registers: [registry],
+    }),
+    registrationNotifications: new Counter({
+      name: `${PREFIX}registration_notifications_total`,
+      help: "Registration notifications, by result (sent, dropped, no-component, webhook-ok, webhook-failed).",
+      labelNames: ["result"] as const, registers: [registry],
     }),
     accountDeletions: new Counter({
       name: `${PREFIX}account_deletions_total`, help: "Accounts deleted in band (tombstoned).", registers: [registry],

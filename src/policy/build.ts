@@ -12,6 +12,7 @@ import type { CompiledRuleSet } from "../firewall/compile.js";
 import { FirewallStage } from "../firewall/stage.js";
 import { injectContactInfo, type ContactInfo } from "../registration/contact-info.js";
 import { RegistrationStage } from "../registration/registration-stage.js";
+import { RegistrationNotifier } from "../registration/notifier.js";
 import { realClock } from "../shaping/clock.js";
 import type { RegistrationStore } from "../state/registration-store.js";
 import { SqliteStore } from "../state/sqlite-store.js";
@@ -47,12 +48,15 @@ export class PolicyState {
   #storePath: string | null = null;
   #muc: MucLimitsStage | null = null;
   #sweep: NodeJS.Timeout | undefined;
+  /** Watcher notifications over the XEP-0114 component connection (and the webhook). */
+  readonly notifier: RegistrationNotifier;
   /** One firewall stage for the process: reloads swap its rule set, so marks survive. */
   readonly firewall: FirewallStage;
 
   constructor(logger: Logger, metrics: Metrics) {
     this.#logger = logger;
     this.#metrics = metrics;
+    this.notifier = new RegistrationNotifier({ logger, count: (result) => metrics.registrationNotifications.inc({ result }) });
     this.firewall = new FirewallStage({
       rewrites: true,
       hooks: {
@@ -107,9 +111,8 @@ export class PolicyState {
           },
           onRegistered: (e) => {
             m.registrations.inc();
-            // Watcher notification text (Prosody's registration_notification); delivery
-            // to registration_watchers over a component connection is not built yet.
-            log.info({ username: e.username, host: e.host, ip: e.ip, sid: e.sessionId, watchers: config.registration?.registration_watchers }, e.text);
+            log.info({ username: e.username, host: e.host, ip: e.ip, sid: e.sessionId }, e.text);
+            this.notifier.notify(e);
           },
           onDeleted: (e) => {
             m.accountDeletions.inc();
@@ -136,11 +139,14 @@ export class PolicyState {
       stages.push(this.#muc);
     }
     if (config.contact_info !== null) stages.push(new ContactInfoStage(config.contact_info));
+    // Last: only a pipeline that was built in full changes the component connection.
+    this.notifier.configure(config.component, config.registration);
     return new Pipeline(stages);
   }
 
   close(): void {
     clearInterval(this.#sweep);
+    void this.notifier.close();
     this.#store?.close();
     this.#store = null;
   }

@@ -54,6 +54,11 @@ export interface ProsodyOptions {
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
   /** How long to wait for the c2s port. Default 15000 ms. */
   startTimeoutMs?: number;
+  /**
+   * External (XEP-0114) components: `Component "jid"` with `component_secret`,
+   * and `component_ports` on a free loopback port (`componentPort`).
+   */
+  components?: { jid: string; secret: string }[];
 }
 
 export interface ProsodyInstance {
@@ -61,6 +66,8 @@ export interface ProsodyInstance {
   port: number;
   s2sPort: number | undefined;
   directTlsPort: number | undefined;
+  /** The XEP-0114 component port, when `components` were given. */
+  componentPort: number | undefined;
   dir: string;
   configPath: string;
   logPath: string;
@@ -195,6 +202,7 @@ interface Ports {
   c2s: number;
   s2s: number | undefined;
   directTls: number | undefined;
+  component: number | undefined;
 }
 
 function renderConfig(o: {
@@ -237,6 +245,8 @@ function renderConfig(o: {
     `c2s_direct_tls_interfaces = ${iface}`,
     ports.s2s !== undefined ? `s2s_ports = { ${ports.s2s} }` : 's2s_ports = { }',
     `s2s_interfaces = ${iface}`,
+    ports.component !== undefined ? `component_ports = { ${ports.component} }` : 'component_ports = { }',
+    `component_interfaces = ${iface}`,
     's2s_direct_tls_ports = { }',
     'legacy_ssl_ports = { }',
     // mod_http is auto-loaded by some modules; keep it off public ports.
@@ -265,6 +275,9 @@ function renderConfig(o: {
     if (opts.muc ?? true) {
       lines.push(`Component ${luaString(`conference.${h}`)} "muc"`, '  restrict_room_creation = false');
     }
+  }
+  for (const c of opts.components ?? []) {
+    lines.push(`Component ${luaString(c.jid)}`, `  component_secret = ${luaString(c.secret)}`);
   }
   return lines.filter((l) => l !== '').join('\n') + '\n';
 }
@@ -339,6 +352,7 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<ProsodyIn
       c2s: await freePort(),
       s2s: opts.s2s === true ? await freePort() : undefined,
       directTls: opts.directTls === true ? await freePort() : undefined,
+      component: (opts.components?.length ?? 0) > 0 ? await freePort() : undefined,
     };
     await writeFile(configPath, renderConfig({ opts, dir, hosts, ports, cert }));
     await rm(logPath, { force: true });
@@ -397,6 +411,7 @@ function makeInstance(o: {
     port: ports.c2s,
     s2sPort: ports.s2s,
     directTlsPort: ports.directTls,
+    componentPort: ports.component,
     dir,
     configPath,
     logPath,
