@@ -38,6 +38,10 @@ describe("translateLuaPattern", () => {
     assert.equal(matches("[]]", "a]"), "]");
     assert.equal(matches("[a-]+", "-a-b"), "-a-");
     assert.equal(matches("[%S]+", " ab "), "ab");
+    // A reversed range matches nothing in Lua; it must not make an invalid RegExp (found by fuzzing).
+    assert.equal(matches("[A-Za-:z]+", "::b"), null);
+    assert.equal(matches("[z-ab]+", "zab"), "b");
+    assert.equal(matches("[^z-a]", "q"), "q");
   });
 
   it("quantifiers: * + ? and lazy -", () => {

@@ -151,7 +151,8 @@ function readSet(p: string, start: number): { set: string; next: number } {
       continue;
     }
     if (p[i + 1] === "-" && p[i + 2] !== undefined && p[i + 2] !== "]") {
-      body += `${lit(ch)}-${lit(p[i + 2]!)}`;
+      // Lua: a reversed range like z-a matches nothing (JS would refuse the RegExp).
+      if (ch <= p[i + 2]!) body += `${lit(ch)}-${lit(p[i + 2]!)}`;
       i += 3;
       continue;
     }

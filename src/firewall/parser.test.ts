@@ -264,6 +264,10 @@ describe("actions", () => {
     assert.deepEqual(action("BOUNCE=not-allowed:auth (no (really))"), { name: "BOUNCE", condition: "not-allowed", errorType: "auth", text: "no (really)" });
     assert.deepEqual(action("BOUNCE=forbidden"), { name: "BOUNCE", condition: "forbidden", errorType: "auth", text: undefined });
     assert.deepEqual(action("BOUNCE=resource-constraint"), { name: "BOUNCE", condition: "resource-constraint", errorType: "wait", text: undefined });
+    // Found by fuzzing: a blank after '=' used to throw instead of reporting.
+    assert.equal(errors("BOUNCE=  policy-violation (x)").length, 1);
+    assert.match(errors("BOUNCE=  policy-violation (x)")[0]!, /^t\.pfw:1:\d+: expected an error condition/);
+    assert.equal(errors("REPORT_TO=  ").length, 1);
   });
 
   it("routing actions", () => {

@@ -821,7 +821,8 @@ export function parseAction(name: string, param: string | undefined, ctx: ParamC
       return { name };
     case "BOUNCE": {
       if (param === undefined) return { name, condition: "service-unavailable", errorType: "cancel", text: undefined };
-      const m = /^(\S+)(.*)$/s.exec(p)!;
+      const m = /^(\S+)(.*)$/s.exec(p);
+      if (m === null) return fail("expected an error condition right after BOUNCE= (e.g. BOUNCE=policy-violation (text))");
       let condition = m[1]!;
       const rest = m[2]!;
       const textMatch = / \((.+)\)$/s.exec(rest);
@@ -862,7 +863,8 @@ export function parseAction(name: string, param: string | undefined, ctx: ParamC
     case "REPLY":
       return { name, text: p };
     case "REPORT_TO": {
-      const m = /^\s*(\S+) *(\S*) *(.*)$/s.exec(p)!;
+      const m = /^\s*(\S+) *(\S*) *(.*)$/s.exec(p);
+      if (m === null) return fail("expected a JID after REPORT_TO=");
       const jid = m[1]!;
       if (!isValidJid(jid)) return fail(`invalid JID '${jid}'`);
       const r = m[2]!;

@@ -200,6 +200,10 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   if (options.defaultMetrics !== false) {
     // Process metrics including nodejs_eventloop_lag_seconds, under our prefix.
     collectDefaultMetrics({ register: registry, prefix: PREFIX, eventLoopMonitoringPrecision: 20 });
+    // prom-client names three gauges *_total, which `promtool check metrics`
+    // rejects (only counters end in _total); sum() of the per-type gauges
+    // (nodejs_active_handles etc.) gives the same numbers.
+    for (const kind of ["handles", "requests", "resources"]) registry.removeSingleMetric(`${PREFIX}nodejs_active_${kind}_total`);
   }
   return metrics;
 }

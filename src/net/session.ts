@@ -585,7 +585,9 @@ export class Session implements SessionInfo {
       const jid = this.#ctx.resumption.lookup(this.#resumePrevId);
       if (jid) this.#learnJid(jid, true);
       else this.#setState("bound");
-    } else if (name === "error" && view.name.includes(":") && ns === NS_STREAMS) {
+    } else if (name === "error" && view.name.includes(":") &&
+      // <stream:error>: its prefix is bound on the stream header (view.xmlns is the content namespace).
+      (view.attr(`xmlns:${view.name.slice(0, view.name.indexOf(":"))}`) ?? NS_STREAMS) === NS_STREAMS) {
       const condition = view.firstChildName ?? "undefined-condition";
       this.#ctx.metrics.streamErrors.inc({ listener: this.listener, condition: boundedCondition(condition), sender: "upstream" });
       this.#log.info({ condition }, "upstream sent a stream error");

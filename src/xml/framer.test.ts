@@ -248,6 +248,9 @@ test("text and garbage at stream level", () => {
   expectError([HEADER + "hello"], "XPX_ERR_XML_TEXT_AT_STREAM_LEVEL", "bad-format");
   expectError(["GET / HTTP/1.1\r\n\r\n"], "XPX_ERR_XML_NOT_WELL_FORMED", "not-well-formed");
   expectError([HEADER + "</stream:streamx>"], "XPX_ERR_XML_NOT_WELL_FORMED", "not-well-formed");
+  // A NUL (or other C0 control) is not an XML character anywhere: not-well-formed, not bad-format.
+  expectError([HEADER + "<presence/>\u0000"], "XPX_ERR_XML_NOT_WELL_FORMED", "not-well-formed");
+  expectError([HEADER + " \u0001"], "XPX_ERR_XML_NOT_WELL_FORMED", "not-well-formed");
 });
 
 test("invalid UTF-8 is refused, including sequences split across chunks", () => {

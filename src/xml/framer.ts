@@ -319,6 +319,10 @@ export class Framer {
             state = S_LT;
           } else if (CLASS[c]! & C_WS) {
             if (wsStart < 0) wsStart = i;
+          } else if (CLASS[c]! & C_BAD) {
+            // NUL and other C0 controls are not XML characters at all (XML 1.0 §2.2).
+            this.#fail("XPX_ERR_XML_NOT_WELL_FORMED", "control character", i);
+            return;
           } else {
             this.#fail("XPX_ERR_XML_TEXT_AT_STREAM_LEVEL", undefined, i);
             return;
