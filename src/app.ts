@@ -20,6 +20,8 @@ export interface StartOptions {
   configPath?: string;
   logger?: Logger;
   metrics?: Metrics;
+  /** False in a cluster worker: the primary serves the admin port. */
+  admin?: boolean;
 }
 
 export interface ReloadResult {
@@ -198,7 +200,7 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
     },
   };
 
-  if (config.admin.listen) {
+  if (config.admin.listen && options.admin !== false) {
     admin = await startAdminServer(config.admin.listen, {
       metrics,
       logger,
