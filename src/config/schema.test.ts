@@ -120,6 +120,7 @@ describe("defaults", () => {
         "registration",
         "contact_info",
         "state",
+        "workers",
         "max_stanza_size",
         "xml",
         "xml.max_depth",
