@@ -20,6 +20,8 @@ export interface StartOptions {
   configPath?: string;
   logger?: Logger;
   metrics?: Metrics;
+  /** False in a cluster worker: the primary serves the admin port. */
+  admin?: boolean;
 }
 
 export interface ReloadResult {
@@ -64,7 +66,9 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
   const resumption = new ResumptionRegistry();
   let config = initial;
   const policy = new PolicyState(logger, metrics);
+  await policy.openState(config);
   const rules = await policy.loadRules(config);
+  if (rules.errors.length > 0) policy.close();
   if (rules.errors.length > 0) throw new Error(`firewall rules do not compile:\n${rules.errors.join("\n")}`);
   policy.firewall.swap(rules.ruleset);
   let settings = settingsFrom(config, policy, rules.ruleset !== undefined);
@@ -123,6 +127,7 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
     let nextSettings: RuntimeSettings;
     const candidateRules = await policy.loadRules(candidate);
     try {
+      await policy.openState(candidate);
       if (candidateRules.errors.length > 0) throw new Error(candidateRules.errors.join("\n"));
       nextSettings = settingsFrom(candidate, policy, candidateRules.ruleset !== undefined);
     } catch (err) {
@@ -195,7 +200,7 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
     },
   };
 
-  if (config.admin.listen) {
+  if (config.admin.listen && options.admin !== false) {
     admin = await startAdminServer(config.admin.listen, {
       metrics,
       logger,

@@ -7,7 +7,9 @@ import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { loadConfigFile, ConfigError } from "./config/load.js";
 import { DEFAULT_CONFIG_PATH } from "./config/schema.js";
+import cluster from "node:cluster";
 import { startProxy } from "./app.js";
+import { runPrimary, runWorker } from "./cluster.js";
 import { createLogger } from "./log.js";
 import { checkRules } from "./firewall/check.js";
 import { traceStanzas } from "./firewall/trace.js";
@@ -30,6 +32,31 @@ async function loadOrExit(path: string): Promise<Awaited<ReturnType<typeof loadC
     }
     throw err;
   }
+}
+
+/** `workers: N` with N > 1: this process is the cluster primary. */
+async function runCluster(config: Awaited<ReturnType<typeof loadConfigFile>>, configPath: string, logger: ReturnType<typeof createLogger>): Promise<void> {
+  let primary: Awaited<ReturnType<typeof runPrimary>>;
+  try {
+    primary = await runPrimary(config, configPath, logger);
+  } catch (err) {
+    logger.fatal({ err: err instanceof Error ? err.message : String(err) }, "cannot start");
+    logger.flush();
+    process.exit(3);
+  }
+  process.on("SIGHUP", () => {
+    logger.info("SIGHUP: reloading every worker");
+    void primary.reload();
+  });
+  let stopping = false;
+  const stop = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ signal }, "stopping");
+    void primary.shutdown().then(() => process.exit(0));
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
 }
 
 export function buildProgram(): Command {
@@ -60,6 +87,14 @@ Examples:
         return;
       }
       const logger = createLogger(config.log.level);
+      if (cluster.isWorker) {
+        await runWorker(config, opts.config, logger.child({ worker: Number(process.env["XMPP_GUARD_WORKER"]) || cluster.worker?.id }));
+        return;
+      }
+      if (config.workers > 1) {
+        await runCluster(config, opts.config, logger);
+        return;
+      }
       let proxy: Awaited<ReturnType<typeof startProxy>>;
       try {
         proxy = await startProxy(config, { configPath: opts.config, logger });

@@ -8,7 +8,10 @@ import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/definitions.js";
 
 export interface AdminHooks {
-  readonly metrics: Metrics;
+  /** Scraped on /metrics unless `scrape` is given. */
+  readonly metrics?: Metrics;
+  /** The /metrics body from elsewhere (the cluster primary aggregates its workers'). */
+  scrape?(): Promise<{ contentType: string; body: string }>;
   readonly logger: Logger;
   /** Ready = every listener bound and not draining. */
   ready(): boolean;
@@ -47,8 +50,10 @@ async function handle(req: IncomingMessage, res: ServerResponse, hooks: AdminHoo
   const path = (req.url ?? "/").split("?")[0];
   const method = req.method ?? "GET";
   if (path === "/metrics" && (method === "GET" || method === "HEAD")) {
-    const body = await hooks.metrics.registry.metrics();
-    res.writeHead(200, { "content-type": hooks.metrics.registry.contentType });
+    const { body, contentType } = hooks.scrape
+      ? await hooks.scrape()
+      : { body: await hooks.metrics!.registry.metrics(), contentType: hooks.metrics!.registry.contentType };
+    res.writeHead(200, { "content-type": contentType });
     res.end(method === "HEAD" ? undefined : body);
     return;
   }

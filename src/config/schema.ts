@@ -4,6 +4,7 @@
 // This module knows nothing about YAML or files: issues carry a key path and
 // load.ts turns it into file:line:col. Keys stay snake_case end to end, so the
 // name in the YAML, the docs, the error messages and the code is the same.
+import { availableParallelism } from "node:os";
 import { AddressError, CidrSet, canonicalIp, parseCidr, parseHostPort } from "./address.js";
 import { parseMucLimits, type MucLimitsOptions } from "../muc/config.js";
 import { parseContactInfo, type ContactInfo } from "../registration/contact-info.js";
@@ -120,6 +121,8 @@ export interface Config {
   /** XEP-0114 component connection for registration notifications; null: none. */
   readonly component: ComponentOptions | null;
   readonly state: StateOptions;
+  /** Worker processes sharing the listeners (node:cluster); 1 = a single process. "auto" is resolved to the CPU count. */
+  readonly workers: number;
   /** Bytes. */
   readonly max_stanza_size: number;
   readonly xml: XmlConfig;
@@ -145,7 +148,8 @@ export const DEFAULTS = deepFreeze({
   registration: null,
   contact_info: null,
   component: null,
-  state: { path: "data/xmpp-guard.sqlite" },
+  state: { path: "data/xmpp-guard.sqlite", redis: null, prefix: "xg:" },
+  workers: 1,
   limits: {
     c2s: null,
     s2sin: null,
@@ -586,6 +590,13 @@ function parsed<T>(expected: string, parse: (value: unknown) => ParseResult<T>):
 }
 
 /** `{ rate?, burst?, stanza_rates? }`: mod_limits' entry plus our per-kind stanza buckets. */
+/** `workers: auto | N`: "auto" is one worker per available CPU. */
+export function parseWorkers(input: unknown): ParseResult<number> {
+  if (input === "auto") return { ok: true, value: Math.max(1, Math.min(256, availableParallelism())), notes: [] };
+  if (typeof input === "number" && Number.isInteger(input) && input >= 1 && input <= 256) return { ok: true, value: input, notes: [] };
+  return { ok: false, message: 'must be "auto" or an integer from 1 to 256' };
+}
+
 function parseSessionLimit(input: unknown): ParseResult<SessionLimit> {
   if (typeof input !== "object" || input === null || Array.isArray(input)) {
     return { ok: false, message: `expected { rate: "3kb/s", burst: "2s", stanza_rates: { message: { rate: 10, burst: 20 } } }` };
@@ -644,6 +655,7 @@ export const CONFIG_SCHEMA: Spec<Config> = obj({
   contact_info: optional(nullable(parsed("{ abuse: [\"mailto:…\"], … }", parseContactInfo)), D.contact_info),
   component: optional(parsed('{ jid: "guard.example.org", secret: "…", upstream: "127.0.0.1:5347" }', parseComponentOptions), D.component),
   state: optional(parsed('{ path: "data/xmpp-guard.sqlite" }', parseStateOptions), D.state),
+  workers: optional(parsed('"auto" or a number of worker processes (1-256)', parseWorkers), D.workers),
   max_stanza_size: optional(int({ min: 1024, max: 67_108_864 }), D.max_stanza_size),
   xml: section(
     obj({

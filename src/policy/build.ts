@@ -16,6 +16,7 @@ import { RegistrationNotifier } from "../registration/notifier.js";
 import { realClock } from "../shaping/clock.js";
 import type { RegistrationStore } from "../state/registration-store.js";
 import { SqliteStore } from "../state/sqlite-store.js";
+import { RedisStore, redactUrl } from "../state/redis-store.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import { Pipeline, type Flow, type PolicyStage, type SessionInfo, type Verdict } from "./pipeline.js";
 
@@ -46,6 +47,7 @@ export class PolicyState {
   readonly #metrics: Metrics;
   #store: RegistrationStore | null = null;
   #storePath: string | null = null;
+  #storeRedis: string | null = null;
   #muc: MucLimitsStage | null = null;
   #sweep: NodeJS.Timeout | undefined;
   /** Watcher notifications over the XEP-0114 component connection (and the webhook). */
@@ -87,6 +89,27 @@ export class PolicyState {
   }
 
   /**
+   * Opens the Redis state store when `state.redis` is set and registration is
+   * on (connecting is asynchronous, so start and reload call this before
+   * build). A no-op otherwise, and once a store is open.
+   */
+  async openState(config: Config): Promise<void> {
+    if (config.registration === null || config.state.redis === null || this.#store !== null) return;
+    const log = this.#logger;
+    const m = this.#metrics;
+    this.#store = await RedisStore.open({
+      url: config.state.redis,
+      prefix: config.state.prefix,
+      onError: (err, op) => {
+        m.stateErrors.inc({ op });
+        log.error({ op, err: err instanceof Error ? err.message : String(err) }, "redis state error");
+      },
+    });
+    this.#storeRedis = config.state.redis;
+    log.info({ redis: redactUrl(config.state.redis), prefix: config.state.prefix }, "state in redis");
+  }
+
+  /**
    * Build a pipeline for `config`. Throws (before anything is swapped) when
    * durable state cannot be opened; the caller keeps the old pipeline then.
    */
@@ -94,9 +117,12 @@ export class PolicyState {
     const stages: PolicyStage[] = [];
     if (config.registration !== null) {
       if (this.#store === null) {
+        if (config.state.redis !== null) throw new Error("state.redis: the store is not open (call openState first)");
         this.#store = SqliteStore.open(config.state.path);
         this.#storePath = config.state.path;
-      } else if (this.#storePath !== config.state.path) {
+      } else if (this.#storeRedis !== config.state.redis) {
+        this.#logger.warn({ using: this.#storeRedis === null ? this.#storePath : redactUrl(this.#storeRedis) }, "state.redis changed: takes effect after a restart");
+      } else if (this.#storeRedis === null && this.#storePath !== config.state.path) {
         this.#logger.warn({ path: config.state.path, using: this.#storePath }, "state.path changed: takes effect after a restart");
       }
       const m = this.#metrics;

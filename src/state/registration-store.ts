@@ -42,7 +42,11 @@ export interface Tombstone {
 export interface RegistrationStore {
   /** The state of `key`'s bucket (an IP, or an IPv6 /64), or undefined when full. */
   getThrottle(key: string): ThrottleState | undefined;
-  putThrottle(key: string, state: ThrottleState): void;
+  /**
+   * Store `state`, the bucket after one debit. `spec`, when given, lets a
+   * shared store redo the debit atomically on its own copy (RedisStore).
+   */
+  putThrottle(key: string, state: ThrottleState, spec?: { readonly capacity: number; readonly perMs: number }): void;
   /**
    * Forget every bucket that has refilled to `capacity` by `now` (refill of
    * `perMs` tokens per millisecond): a full bucket needs no row. Returns the count.

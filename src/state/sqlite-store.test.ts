@@ -194,9 +194,16 @@ test("backup of a missing state file is an open error", async (t) => {
 test("parseStateOptions: defaults, path, refusals", () => {
   assert.deepEqual(parseStateOptions(undefined), { ok: true, value: STATE_DEFAULTS, notes: [] });
   assert.equal(STATE_DEFAULTS.path, "data/xmpp-guard.sqlite");
-  assert.deepEqual(parseStateOptions({ path: "/var/lib/xg/state.sqlite" }), { ok: true, value: { path: "/var/lib/xg/state.sqlite" }, notes: [] });
+  assert.deepEqual(parseStateOptions({ path: "/var/lib/xg/state.sqlite" }), { ok: true, value: { path: "/var/lib/xg/state.sqlite", redis: null, prefix: "xg:" }, notes: [] });
   assert.deepEqual(parseStateOptions({ path: "" }), { ok: false, message: "must be a non-empty file path", at: "path" });
   assert.equal(parseStateOptions({ path: ":memory:" }).ok, false);
-  assert.deepEqual(parseStateOptions({ pth: "x" }), { ok: false, message: 'unknown option "pth" (known: path)', at: "pth" });
+  assert.deepEqual(parseStateOptions({ pth: "x" }), { ok: false, message: 'unknown option "pth" (known: path, redis, prefix)', at: "pth" });
   assert.equal(parseStateOptions("x").ok, false);
+  assert.deepEqual(parseStateOptions({ redis: "redis://127.0.0.1:6379/0", prefix: "a:" }), {
+    ok: true, value: { path: "data/xmpp-guard.sqlite", redis: "redis://127.0.0.1:6379/0", prefix: "a:" }, notes: [],
+  });
+  assert.deepEqual(parseStateOptions({ redis: "http://x" }), { ok: false, message: "must start with redis:// or rediss://", at: "redis" });
+  assert.deepEqual(parseStateOptions({ redis: "redis://h/x" }), { ok: false, message: "the path must be a database number, like /0", at: "redis" });
+  assert.equal(parseStateOptions({ redis: "nope" }).ok, false);
+  assert.equal(parseStateOptions({ prefix: "a b" }).ok, false);
 });

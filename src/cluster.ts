@@ -1,0 +1,272 @@
+// All cores (issue 7): `workers: N` (N > 1) runs N worker processes through
+// node:cluster. The primary owns the admin port, validates reloads once and
+// fans them out, aggregates metrics from every worker, restarts crashed
+// workers with backoff, and drains them all on SIGTERM. Workers run the
+// ordinary proxy (startProxy) without an admin port; their listeners share
+// the primary's sockets (round-robin accept, Node's default on Linux).
+//
+// Not coordinated across workers: per-IP connection caps and rates, MUC room
+// buckets and firewall LIMITs are per worker (see docs/deploy.md). The
+// registration state is shared through SQLite or Redis.
+
+import cluster, { type Worker } from "node:cluster";
+import { AggregatorRegistry, Counter, Gauge, Registry } from "prom-client";
+import type { Config } from "./config/schema.js";
+import { loadConfigFile, ConfigError, formatIssue } from "./config/load.js";
+import { loadRuleFiles } from "./firewall/load.js";
+import type { Logger } from "./log.js";
+import { startAdminServer, type AdminServer } from "./admin/server.js";
+import { startProxy, type ReloadResult, type RunningProxy } from "./app.js";
+import { PREFIX } from "./metrics/definitions.js";
+
+/** Messages between primary and workers; `xg` keeps them apart from prom-client's. */
+type ToWorker = { xg: "reload"; id: number } | { xg: "stats"; id: number } | { xg: "shutdown" };
+type ToPrimary =
+  | { xg: "ready" }
+  | { xg: "failed"; error: string }
+  | { xg: "reloaded"; id: number; ok: boolean; errors: string[] }
+  | { xg: "stats"; id: number; sessions: number };
+
+/** Restart delay after the n-th consecutive crash of a slot: 0.5 s doubling to 30 s. */
+export function restartDelayMs(crashes: number): number {
+  return Math.min(30_000, 500 * 2 ** Math.max(0, crashes - 1));
+}
+
+/** A worker that stayed up this long resets its slot's crash count. */
+const STABLE_MS = 60_000;
+const START_TIMEOUT_MS = 60_000;
+const IPC_TIMEOUT_MS = 10_000;
+
+function isToPrimary(m: unknown): m is ToPrimary {
+  return typeof m === "object" && m !== null && typeof (m as { xg?: unknown }).xg === "string";
+}
+
+// ---------------------------------------------------------------------------
+// Worker side
+
+/** Runs the proxy in a cluster worker: no admin port, reload and shutdown on the primary's word. */
+export async function runWorker(config: Config, configPath: string, logger: Logger): Promise<void> {
+  const send = (m: ToPrimary): void => {
+    if (process.connected) process.send!(m);
+  };
+  let proxy: RunningProxy;
+  try {
+    proxy = await startProxy(config, { configPath, logger, admin: false });
+  } catch (err) {
+    const error = err instanceof Error ? err.message : String(err);
+    logger.fatal({ err: error }, "worker cannot start");
+    logger.flush();
+    send({ xg: "failed", error });
+    process.exitCode = 3;
+    setTimeout(() => process.exit(3), 100).unref();
+    return;
+  }
+  // The primary's scrape reads this registry over IPC (prom-client's protocol).
+  // (Constructing one installs prom-client's worker-side IPC listener.)
+  new AggregatorRegistry();
+  AggregatorRegistry.setRegistries([proxy.metrics.registry]);
+  let stopping = false;
+  const stop = (why: string): void => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ why }, "worker stopping");
+    void proxy.shutdown().then(() => process.exit(0));
+  };
+  process.on("message", (m: unknown) => {
+    const msg = m as ToWorker;
+    if (typeof msg !== "object" || msg === null) return;
+    if (msg.xg === "reload") void proxy.reload().then((r) => send({ xg: "reloaded", id: msg.id, ok: r.ok, errors: r.errors }));
+    else if (msg.xg === "stats") send({ xg: "stats", id: msg.id, sessions: proxy.sessionCount() });
+    else if (msg.xg === "shutdown") stop("primary");
+  });
+  // The primary coordinates reloads; a HUP sent to the whole group must not kill us.
+  process.on("SIGHUP", () => logger.debug("SIGHUP ignored by a worker: the primary reloads"));
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+  // The primary is gone: finish what we have and leave.
+  process.on("disconnect", () => stop("primary gone"));
+  send({ xg: "ready" });
+}
+
+// ---------------------------------------------------------------------------
+// Primary side
+
+interface Slot {
+  readonly index: number;
+  worker: Worker | null;
+  startedAt: number;
+  crashes: number;
+  timer: NodeJS.Timeout | undefined;
+}
+
+/**
+ * Runs the primary: forks `config.workers` workers, serves the admin port,
+ * coordinates reload and shutdown. Resolves when it is running; returns the
+ * process exit code through `onExit`.
+ */
+export async function runPrimary(initial: Config, configPath: string, logger: Logger): Promise<{ reload(): Promise<ReloadResult>; shutdown(): Promise<void> }> {
+  const count = initial.workers;
+  const registry = new Registry();
+  const aggregator = new AggregatorRegistry();
+  const workersGauge = new Gauge({ name: `${PREFIX}workers`, help: "Worker processes running.", registers: [registry] });
+  const restarts = new Counter({ name: `${PREFIX}worker_restarts_total`, help: "Workers restarted after an unexpected exit.", registers: [registry] });
+  const reloads = new Counter({ name: `${PREFIX}cluster_reloads_total`, help: "Reloads coordinated by the primary, by result.", labelNames: ["result"] as const, registers: [registry] });
+  const workerSessions = new Gauge({
+    name: `${PREFIX}worker_sessions`,
+    help: "Open sessions per worker (worker = slot number, 1..workers).",
+    labelNames: ["worker"] as const,
+    registers: [registry],
+  });
+  let stopping = false;
+  let seq = 0;
+  const slots: Slot[] = Array.from({ length: count }, (_, index) => ({ index, worker: null, startedAt: 0, crashes: 0, timer: undefined }));
+  const live = (): Worker[] => slots.flatMap((s) => (s.worker !== null && s.worker.isConnected() ? [s.worker] : []));
+
+  /** Sends `m` and resolves with the first matching answer, or null after the timeout or an exit. */
+  const ask = <T extends ToPrimary>(w: Worker, m: ToWorker & { id: number }, kind: T["xg"]): Promise<T | null> =>
+    new Promise((resolve) => {
+      const done = (v: T | null): void => {
+        clearTimeout(timer);
+        w.off("message", onMessage);
+        w.off("exit", onExit);
+        resolve(v);
+      };
+      const onMessage = (r: unknown): void => {
+        if (isToPrimary(r) && r.xg === kind && (r as { id?: number }).id === m.id) done(r as T);
+      };
+      const onExit = (): void => done(null);
+      const timer = setTimeout(() => done(null), IPC_TIMEOUT_MS);
+      w.on("message", onMessage);
+      w.on("exit", onExit);
+      w.send(m);
+    });
+
+  const fork = (slot: Slot): Worker => {
+    const w = cluster.fork({ XMPP_GUARD_WORKER: String(slot.index + 1) });
+    slot.worker = w;
+    slot.startedAt = Date.now();
+    workersGauge.set(live().length);
+    w.on("exit", (code, signal) => {
+      if (slot.worker === w) slot.worker = null;
+      workersGauge.set(live().length);
+      if (stopping) return;
+      if (Date.now() - slot.startedAt > STABLE_MS) slot.crashes = 0;
+      slot.crashes++;
+      const delay = restartDelayMs(slot.crashes);
+      restarts.inc();
+      logger.error({ code: "XPX_ERR_WORKER_EXIT", worker: slot.index + 1, pid: w.process.pid, exit: code, signal, restartInMs: delay }, "worker exited unexpectedly; restarting");
+      slot.timer = setTimeout(() => {
+        slot.timer = undefined;
+        if (!stopping) fork(slot);
+      }, delay);
+    });
+    return w;
+  };
+
+  // Start every worker; any one failing to start fails the whole start.
+  const started = await Promise.all(
+    slots.map(
+      (slot) =>
+        new Promise<string | null>((resolve) => {
+          const w = fork(slot);
+          const timer = setTimeout(() => resolve(`worker ${slot.index + 1}: not ready within ${START_TIMEOUT_MS} ms`), START_TIMEOUT_MS);
+          const onMessage = (m: unknown): void => {
+            if (!isToPrimary(m)) return;
+            if (m.xg === "ready") finish(null);
+            else if (m.xg === "failed") finish(m.error);
+          };
+          const onExit = (code: number): void => finish(`worker ${slot.index + 1} exited with ${code} while starting`);
+          const finish = (err: string | null): void => {
+            clearTimeout(timer);
+            w.off("message", onMessage);
+            w.off("exit", onExit);
+            resolve(err);
+          };
+          w.on("message", onMessage);
+          w.on("exit", onExit);
+        }),
+    ),
+  );
+  const failure = started.find((e) => e !== null);
+  if (failure) {
+    stopping = true;
+    for (const w of live()) w.process.kill("SIGKILL");
+    throw new Error(failure);
+  }
+  logger.info({ workers: count, pids: live().map((w) => w.process.pid) }, "workers running");
+
+  const reload = async (): Promise<ReloadResult> => {
+    // Validate once, here: config and rule files. Nothing is sent on failure.
+    let candidate: Config;
+    try {
+      candidate = await loadConfigFile(configPath);
+      if (candidate.firewall.scripts.length > 0) {
+        const rules = await loadRuleFiles(candidate.firewall.scripts);
+        if (!rules.ruleset) throw new Error(rules.errors.map((e) => e.format()).join("\n"));
+      }
+    } catch (err) {
+      const errors = err instanceof ConfigError ? err.issues.map(formatIssue) : (err instanceof Error ? err.message : String(err)).split("\n");
+      reloads.inc({ result: "error" });
+      for (const e of errors) logger.error({ code: "XPX_ERR_CONFIG_INVALID" }, `reload refused, previous config stays in every worker: ${e}`);
+      return { ok: false, errors };
+    }
+    if (candidate.workers !== count) logger.warn({ workers: candidate.workers, running: count }, "workers changed: takes effect after a restart");
+    if (candidate.admin.listen?.text !== initial.admin.listen?.text) logger.warn("admin.listen changed: takes effect after a restart");
+    const id = ++seq;
+    const answers = await Promise.all(live().map((w) => ask<Extract<ToPrimary, { xg: "reloaded" }>>(w, { xg: "reload", id }, "reloaded")));
+    const errors: string[] = [];
+    answers.forEach((a, i) => {
+      if (a === null) errors.push(`worker ${i + 1}: no answer`);
+      else for (const e of a.errors) errors.push(`worker ${i + 1}: ${e}`);
+    });
+    reloads.inc({ result: errors.length === 0 ? "ok" : "error" });
+    logger.info({ workers: answers.length, errors }, "reload fanned out to workers");
+    return { ok: errors.length === 0, errors };
+  };
+
+  const scrape = async (): Promise<{ contentType: string; body: string }> => {
+    const id = ++seq;
+    workerSessions.reset();
+    await Promise.all(
+      slots.map(async (slot) => {
+        const w = slot.worker;
+        if (w === null || !w.isConnected()) return;
+        const r = await ask<Extract<ToPrimary, { xg: "stats" }>>(w, { xg: "stats", id }, "stats");
+        if (r !== null) workerSessions.set({ worker: String(slot.index + 1) }, r.sessions);
+      }),
+    );
+    const [workers, own] = await Promise.all([aggregator.clusterMetrics(), registry.metrics()]);
+    return { contentType: registry.contentType, body: workers + "\n" + own };
+  };
+
+  let admin: AdminServer | null = null;
+  if (initial.admin.listen) {
+    admin = await startAdminServer(initial.admin.listen, {
+      logger,
+      scrape,
+      ready: () => !stopping && live().length === count,
+      reload,
+    });
+  }
+
+  const shutdown = async (): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    for (const s of slots) clearTimeout(s.timer);
+    const all = live();
+    logger.info({ workers: all.length }, "shutting down: draining every worker");
+    const exited = all.map((w) => new Promise<void>((r) => (w.isDead() ? r() : w.once("exit", () => r()))));
+    for (const w of all) w.send({ xg: "shutdown" } satisfies ToWorker);
+    // Workers drain for drain_seconds, then close the rest; bound the wait.
+    const hard = setTimeout(() => {
+      for (const w of all) if (!w.isDead()) w.process.kill("SIGKILL");
+    }, (initial.shutdown.drain_seconds + 10) * 1000);
+    await Promise.all(exited);
+    clearTimeout(hard);
+    await admin?.close();
+    logger.info("shutdown complete");
+    logger.flush();
+  };
+
+  return { reload, shutdown };
+}
