@@ -34,7 +34,7 @@ export async function runLatencySuite(load: ChildProcess, targets: Target[], opt
   for (const target of targets) {
     const d = await request<Done>(
       load,
-      { type: "latency", port: target.port, rate: opts.rate, warmupMs: opts.warmupMs, durationMs: opts.durationMs },
+      { type: "latency", port: target.port, tls: target.tls, rate: opts.rate, warmupMs: opts.warmupMs, durationMs: opts.durationMs },
       opts.warmupMs + opts.durationMs + 30_000,
     );
     figures.push({ target: target.name, count: d.count, rate: d.rate, p50: d.p50, p90: d.p90, p99: d.p99, p999: d.p999, max: d.max });

@@ -7,6 +7,13 @@
 //   ← {type: "throughput:done", bytes, seconds, loadCpuMicros, sent, received, verified}
 //   → {type: "latency", port, rate, warmupMs, durationMs}
 //   ← {type: "latency:done", count, rate, p50, p90, p99, p999, max}   (µs)
+//   → {type: "hold", port, conns, concurrency}     open and keep idle sessions
+//   ← {type: "hold:done", opened, ms}
+//   → {type: "release"}                            close the held sessions
+//   ← {type: "release:done"}
+//
+// Requests may carry `tls: true`: clients then speak TLS from the first byte
+// (direct TLS, XEP-0368; any certificate is accepted, loopback only).
 //
 // Each client opens a c2s stream, authenticates (SASL PLAIN) and binds a
 // resource, so the proxy's session is in its normal post-bind state. Then it
@@ -17,6 +24,7 @@
 // run, every byte sent must have reached the sink ("verified").
 
 import { connect, createServer, type AddressInfo, type Socket } from "node:net";
+import { connect as tlsConnect } from "node:tls";
 import { performance } from "node:perf_hooks";
 import type { Message } from "./lib/children.js";
 import { exitWithParent } from "./lib/children.js";
@@ -72,9 +80,11 @@ interface Client {
 }
 
 /** Connect, open the stream, authenticate, bind; resolves once bound. */
-function openClient(port: number): Promise<Client> {
+function openClient(port: number, tls = false): Promise<Client> {
   return new Promise((resolve, reject) => {
-    const sock = connect({ host: "127.0.0.1", port });
+    const sock: Socket = tls
+      ? tlsConnect({ host: "127.0.0.1", port, rejectUnauthorized: false, servername: "example.org", ALPNProtocols: ["xmpp-client"] })
+      : connect({ host: "127.0.0.1", port });
     sock.setNoDelay(true);
     const closed = new Promise<void>((r) => sock.once("close", () => r()));
     const client: Client = { sock, sent: 0, closed };
@@ -100,12 +110,26 @@ function openClient(port: number): Promise<Client> {
     }
     sock.on("data", onData);
     sock.once("error", fail);
-    sock.once("connect", () => sock.write(CLIENT_HEADER));
+    sock.once(tls ? "secureConnect" : "connect", () => sock.write(CLIENT_HEADER));
   });
 }
 
-async function openClients(port: number, n: number): Promise<Client[]> {
-  const settled = await Promise.allSettled(Array.from({ length: n }, () => openClient(port)));
+/** Open `n` sessions, at most `concurrency` handshakes at a time. */
+async function openClients(port: number, n: number, tls = false, concurrency = 256): Promise<Client[]> {
+  const settled: PromiseSettledResult<Client>[] = [];
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      next++;
+      try {
+        settled.push({ status: "fulfilled", value: await openClient(port, tls) });
+      } catch (reason) {
+        settled.push({ status: "rejected", reason });
+        return;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(n, concurrency) }, worker));
   const ok = settled.flatMap((s) => (s.status === "fulfilled" ? [s.value] : []));
   const failed = settled.find((s): s is PromiseRejectedResult => s.status === "rejected");
   if (failed) {
@@ -132,6 +156,7 @@ function sleep(ms: number): Promise<void> {
 
 interface ThroughputRequest extends Message {
   port: number;
+  tls?: boolean;
   conns: number;
   warmupMs: number;
   durationMs: number;
@@ -145,7 +170,7 @@ const SINGLE_STANZAS = Array.from({ length: BLOCK_STANZAS }, (_, i) => messageSt
 async function throughput(req: ThroughputRequest, send: (m: Message) => void): Promise<Message> {
   sinkMode = "count";
   const base = sinkBytes;
-  const clients = await openClients(req.port, req.conns);
+  const clients = await openClients(req.port, req.conns, req.tls);
   let running = true;
   const timers: NodeJS.Timeout[] = [];
   if (req.ratePerConn === undefined) {
@@ -227,6 +252,7 @@ async function throughput(req: ThroughputRequest, send: (m: Message) => void): P
 
 interface LatencyRequest extends Message {
   port: number;
+  tls?: boolean;
   rate: number;
   warmupMs: number;
   durationMs: number;
@@ -240,7 +266,7 @@ const LATENCY_STANZAS = Array.from({ length: 64 }, (_, i) => messageStanza(i));
  */
 async function latency(req: LatencyRequest): Promise<Message> {
   sinkMode = "echo";
-  const [client] = await openClients(req.port, 1);
+  const [client] = await openClients(req.port, 1, req.tls);
   const sock = client!.sock;
   const interval = 1000 / req.rate;
   const capacity = Math.ceil((req.rate * req.durationMs) / 1000) + 1000;
@@ -295,6 +321,31 @@ async function latency(req: LatencyRequest): Promise<Message> {
   };
 }
 
+// ---- idle sessions (memory suite) ----------------------------------------
+
+interface HoldRequest extends Message {
+  port: number;
+  conns: number;
+  concurrency: number;
+  tls?: boolean;
+}
+
+let held: Client[] = [];
+
+async function hold(req: HoldRequest): Promise<Message> {
+  if (held.length > 0) throw new Error("hold: sessions are already held");
+  const t0 = performance.now();
+  held = await openClients(req.port, req.conns, req.tls, req.concurrency);
+  return { type: "hold:done", id: req.id, opened: held.length, ms: performance.now() - t0 };
+}
+
+async function release(req: Message): Promise<Message> {
+  const clients = held;
+  held = [];
+  await closeClients(clients);
+  return { type: "release:done", id: req.id, closed: clients.length };
+}
+
 // ---- IPC -----------------------------------------------------------------
 
 function send(m: Message): void {
@@ -302,12 +353,22 @@ function send(m: Message): void {
 }
 
 function shutdown(): void {
+  for (const c of held) c.sock.destroy();
   for (const s of sinkSockets) s.destroy();
   sink.close();
 }
 
 process.on("message", (m: Message) => {
-  const job = m.type === "throughput" ? throughput(m as ThroughputRequest, send) : m.type === "latency" ? latency(m as LatencyRequest) : null;
+  const job =
+    m.type === "throughput"
+      ? throughput(m as ThroughputRequest, send)
+      : m.type === "latency"
+        ? latency(m as LatencyRequest)
+        : m.type === "hold"
+          ? hold(m as HoldRequest)
+          : m.type === "release"
+            ? release(m)
+            : null;
   if (!job) {
     send({ type: "error", id: m.id, message: `unknown request ${m.type}` });
     return;

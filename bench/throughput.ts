@@ -64,7 +64,7 @@ async function measure(load: ChildProcess, target: Target, conns: number, round:
   const cpu: Promise<number | null>[] = [];
   const done = await request<Done>(
     load,
-    { type: "throughput", port: target.port, conns, warmupMs: opts.warmupMs, durationMs: opts.durationMs, ratePerConn: opts.ratePerConn },
+    { type: "throughput", port: target.port, tls: target.tls, conns, warmupMs: opts.warmupMs, durationMs: opts.durationMs, ratePerConn: opts.ratePerConn },
     opts.warmupMs + opts.durationMs + 40_000,
     (m) => {
       if (m.type === "mark") cpu.push(target.cpuMicros());
@@ -214,6 +214,61 @@ export function pacedTable(figures: ThroughputFigure[], opts: ThroughputOptions)
       `${opts.rounds} round(s) of ${opts.durationMs / 1000} s after ${opts.warmupMs / 1000} s warm-up; medians. ` +
         `Each connection sends ${opts.ratePerConn} stanzas/s, paced in 10 ms ticks, one write() per stanza.`,
       "CPU vs pipe: the proxy's CPU per stanza ÷ the pipe proxy's (1.00 × = same cost).",
+    ],
+  };
+}
+
+/** Rules on vs off: the same proxy with rules/default.pfw and with no rules, from the throughput and paced runs. */
+export function rulesTable(throughput: ThroughputFigure[], paced: ThroughputFigure[], note: string): Table {
+  const rows: string[][] = [];
+  const add = (label: string, figures: ThroughputFigure[]): void => {
+    for (const conns of [...new Set(figures.map((f) => f.conns))]) {
+      const on = figures.find((f) => f.conns === conns && f.target === "xmpp-guard");
+      const off = figures.find((f) => f.conns === conns && f.target === "guard-norules");
+      if (!on || !off) continue;
+      const cpu = on.proxyCpuMsPerMB !== null && off.proxyCpuMsPerMB !== null ? on.proxyCpuMsPerMB / off.proxyCpuMsPerMB : Number.NaN;
+      rows.push([label, String(conns), num(off.stanzasPerSec), num(on.stanzasPerSec), pct(on.stanzasPerSec / off.stanzasPerSec), times(cpu)]);
+    }
+  };
+  add("flat out", throughput);
+  add("paced", paced);
+  return {
+    title: "Firewall rules on vs off (same proxy; rules/default.pfw vs no rules)",
+    headers: ["load", "conns", "no rules stanzas/s", "rules stanzas/s", "rules / no rules", "CPU/MB rules ÷ none"],
+    rows,
+    notes: [note, "Paced rows carry the same offered load either way, so there the CPU ratio is the figure that matters."],
+  };
+}
+
+/** TLS suite: xmpp-guard's c2s-tls listener vs a Node TLS-terminating pipe proxy. */
+export function tlsTable(figures: ThroughputFigure[], opts: ThroughputOptions, skipped: Skipped[]): Table {
+  const rows: string[][] = [];
+  for (const conns of opts.conns) {
+    const pipe = figures.find((f) => f.conns === conns && f.target === "pipe-tls");
+    const guard = figures.find((f) => f.conns === conns && f.target === "guard-tls");
+    for (const f of [pipe, guard]) {
+      if (!f) continue;
+      rows.push([
+        String(conns),
+        f.target,
+        num(f.stanzasPerSec),
+        num(f.mbPerSec, 1),
+        f === guard && pipe ? pct(guard.stanzasPerSec / pipe.stanzasPerSec) : "–",
+        f.proxyCpuUtil === null ? "–" : pct(f.proxyCpuUtil),
+        f.proxyCpuMsPerMB === null ? "–" : num(f.proxyCpuMsPerMB, 2),
+        pct(f.loadCpuUtil),
+        f.verified ? "yes" : "NO",
+      ]);
+    }
+  }
+  return {
+    title: "TLS throughput: clients →(TLS)→ proxy → sink (plaintext)",
+    headers: ["conns", "target", "stanzas/s", "MB/s", "guard / pipe-tls", "proxy CPU", "CPU ms/MB", "load CPU", "bytes ok"],
+    rows,
+    notes: [
+      `${opts.rounds} round(s) of ${opts.durationMs / 1000} s after ${opts.warmupMs / 1000} s warm-up; medians. Direct TLS from the first byte (XEP-0368), self-signed P-256 certificate, Node's default cipher choice.`,
+      "The load process encrypts for every client, so it is often the limit here: read load CPU before the ratio.",
+      ...skipped.map((s) => `${s.name}: ${s.reason}`),
     ],
   };
 }

@@ -1,6 +1,7 @@
 // What every Node proxy child does besides proxying: announce its port,
-// answer CPU-time requests (process.cpuUsage, user + system), and exit when
-// the orchestrator goes away.
+// answer CPU-time requests (process.cpuUsage, user + system) and memory
+// requests (a full GC first when the child runs with --expose-gc, then
+// process.memoryUsage()), and exit when the orchestrator goes away.
 
 import type { Message } from "./children.js";
 import { exitWithParent } from "./children.js";
@@ -13,6 +14,12 @@ export function serveProxyChild(port: number, detail: Record<string, unknown>, o
     if (m.type === "cpu") {
       const u = process.cpuUsage();
       send({ type: "cpu:done", id: m.id, micros: u.user + u.system });
+    } else if (m.type === "memory") {
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
+      gc?.();
+      const mem = process.memoryUsage();
+      send({ type: "memory:done", id: m.id, gc: gc !== undefined, rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external, arrayBuffers: mem.arrayBuffers });
     }
   });
   process.on("SIGTERM", () => {

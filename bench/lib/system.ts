@@ -69,3 +69,36 @@ export function procCpuMicros(pid: number): number | null {
   const ticks = Number(fields[11]) + Number(fields[12]);
   return Number.isFinite(ticks) ? (ticks * 1e6) / ticksPerSecond() : null;
 }
+
+/** This process's open-file limits (soft, hard), from /proc/self/limits; null without /proc. */
+export function fdLimits(): { soft: number; hard: number } | null {
+  try {
+    const m = /^Max open files\s+(\d+|unlimited)\s+(\d+|unlimited)/m.exec(readFileSync("/proc/self/limits", "latin1"));
+    if (!m) return null;
+    const n = (s: string): number => (s === "unlimited" ? Number.MAX_SAFE_INTEGER : Number(s));
+    return { soft: n(m[1]!), hard: n(m[2]!) };
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Raise this process's open-file limit to `wanted` (children inherit it),
+ * with util-linux prlimit, as `ulimit -n` would in a shell. The hard limit
+ * can only go up with privilege (CAP_SYS_RESOURCE), so when that is refused
+ * the soft limit is raised to the hard one. Returns the soft limit now in force.
+ */
+export function raiseFdLimit(wanted: number): number | null {
+  const before = fdLimits();
+  if (before === null || before.soft >= wanted) return before?.soft ?? null;
+  const attempts = [`${wanted}:${Math.max(wanted, before.hard)}`, `${Math.min(wanted, before.hard)}:${before.hard}`];
+  for (const value of attempts) {
+    try {
+      execFileSync("prlimit", ["--pid", String(process.pid), `--nofile=${value}`], { stdio: "ignore" });
+      break;
+    } catch {
+      // not permitted or no prlimit: try the next, smaller request
+    }
+  }
+  return fdLimits()?.soft ?? null;
+}

@@ -73,18 +73,20 @@ function canConnect(port: number): Promise<boolean> {
   });
 }
 
-function configText(port: number, upstreamPort: number): string {
+function configText(port: number, upstreamPort: number, maxconn: number): string {
   return [
     "global",
     "  nbthread 1",
-    "  maxconn 4096",
+    `  maxconn ${maxconn}`,
+    // Containers often forbid raising the hard fd limit; run with what we get.
+    "  no strict-limits",
     "defaults",
     "  mode tcp",
     "  timeout connect 5s",
     "  timeout client 60s",
     "  timeout server 60s",
     "frontend bench",
-    `  bind 127.0.0.1:${port}`,
+    `  bind 127.0.0.1:${port} backlog 1024`,
     "  default_backend sink",
     "backend sink",
     `  server sink 127.0.0.1:${upstreamPort}`,
@@ -92,7 +94,7 @@ function configText(port: number, upstreamPort: number): string {
   ].join("\n");
 }
 
-export async function startHaproxy(bin: string, upstreamPort: number): Promise<RunningHaproxy> {
+export async function startHaproxy(bin: string, upstreamPort: number, maxconn = 4096): Promise<RunningHaproxy> {
   const dir = mkdtempSync(join(tmpdir(), "xmpp-guard-bench-haproxy-"));
   const removeDir = (): void => rmSync(dir, { recursive: true, force: true });
   const forget = onCleanup(removeDir);
@@ -104,7 +106,7 @@ export async function startHaproxy(bin: string, upstreamPort: number): Promise<R
     for (let attempt = 1; attempt <= 3; attempt++) {
       const port = await freePort();
       const cfg = join(dir, "haproxy.cfg");
-      writeFileSync(cfg, configText(port, upstreamPort));
+      writeFileSync(cfg, configText(port, upstreamPort, maxconn));
       const setpriv = process.platform === "linux" ? findExecutable("setpriv") : null;
       const child = setpriv ? spawnTracked(setpriv, ["--pdeathsig", "KILL", bin, "-f", cfg, "-db"]) : spawnTracked(bin, ["-f", cfg, "-db"]);
       let stderr = "";
