@@ -27,6 +27,7 @@ import { renderTable, type Table } from "./lib/table.js";
 import { startTargets, type Skipped, type Target, type TargetName } from "./lib/targets.js";
 import { memoryTable, runMemorySuite, sessionsThatFit, type MemoryFigure, type MemoryOptions } from "./memory.js";
 import { runShapingSuite, shapingTable, type ShapingFigure, type ShapingOptions } from "./shaping.js";
+import { runTsungSuite, tsungTable, type TsungFigure, type TsungOptions } from "./tsung.js";
 import { pacedTable, ratioTable, rulesTable, runThroughputSuite, throughputTable, tlsTable, type ThroughputFigure, type ThroughputOptions } from "./throughput.js";
 
 const USAGE = `usage: tsx bench/run.ts [--quick] [--guard=auto|dist|build|src|<dir>] [--only=SUITE,...]
@@ -35,11 +36,11 @@ const USAGE = `usage: tsx bench/run.ts [--quick] [--guard=auto|dist|build|src|<d
   --guard    which xmpp-guard to load: auto (default: dist/ if up to date, else build),
              dist, build (tsc src/ into bench/.build/), src (tsx; slower, see lib/guard-source.ts),
              or an absolute path to other compiled output (to A/B a patch)
-  --only     run a subset of the suites: ${"throughput,paced,latency,memory,tls,shaping,framer"}
+  --only     run a subset of the suites: ${"throughput,paced,latency,memory,tls,shaping,tsung,framer"}
              (the rules-on/off table comes from throughput and paced)`;
 
-type Suite = "throughput" | "paced" | "latency" | "memory" | "tls" | "shaping" | "framer";
-const SUITES: Suite[] = ["throughput", "paced", "latency", "memory", "tls", "shaping", "framer"];
+type Suite = "throughput" | "paced" | "latency" | "memory" | "tls" | "shaping" | "tsung" | "framer";
+const SUITES: Suite[] = ["throughput", "paced", "latency", "memory", "tls", "shaping", "tsung", "framer"];
 
 interface Plan {
   mode: "quick" | "full";
@@ -49,6 +50,7 @@ interface Plan {
   memory: MemoryOptions;
   tls: ThroughputOptions;
   shaping: ShapingOptions;
+  tsung: TsungOptions;
   framer: Omit<FramerOptions, "guard">;
 }
 
@@ -60,6 +62,7 @@ const QUICK: Plan = {
   memory: { sessions: 1000, concurrency: 128, settleMs: 500 },
   tls: { conns: [8], rounds: 1, warmupMs: 500, durationMs: 2000 },
   shaping: { rate: "3kb/s", burst: "2s", floodMs: 5000 },
+  tsung: { users: 50, think: 0.04, loops: 150, size: 64 },
   framer: FRAMER_QUICK,
 };
 
@@ -71,6 +74,7 @@ const FULL: Plan = {
   memory: { sessions: 10_000, concurrency: 256, settleMs: 1000 },
   tls: { conns: [1, 8], rounds: 3, warmupMs: 750, durationMs: 2500 },
   shaping: { rate: "3kb/s", burst: "2s", floodMs: 12_000 },
+  tsung: { users: 100, think: 0.04, loops: 500, size: 64 },
   framer: FRAMER_FULL,
 };
 
@@ -139,6 +143,7 @@ async function main(): Promise<void> {
   let memory: { figures: MemoryFigure[]; skipped: Skipped[] } | null = null;
   let tls: { figures: ThroughputFigure[]; skipped: Skipped[] } | null = null;
   let shaping: { figures: ShapingFigure[]; skipped: string | null } | null = null;
+  let tsung: { figures: TsungFigure[]; skipped: string | null } | null = null;
   let framer: { figures: FramerFigure[]; skipped: string[] } | null = null;
   let load: ChildProcess | null = null;
   let framerChild: ChildProcess | null = null;
@@ -212,6 +217,17 @@ async function main(): Promise<void> {
       tables.push(shapingTable(shaping.figures, plan.shaping, shaping.skipped));
     }
 
+    if (suites.includes("tsung")) {
+      log("tsung:");
+      try {
+        tsung = await runTsungSuite(guard.source, plan.tsung, log);
+      } catch (err) {
+        tsung = { figures: [], skipped: `failed: ${err instanceof Error ? err.message : String(err)}` };
+      }
+      if (tsung.skipped) log(`  ${tsung.skipped}`);
+      tables.push(tsungTable(tsung.figures, plan.tsung, tsung.skipped));
+    }
+
     // The framer suite gets the machine to itself.
     if (suites.includes("framer")) {
       log("framer:");
@@ -254,6 +270,7 @@ async function main(): Promise<void> {
     memory,
     tls,
     shaping,
+    tsung,
     framer,
     tables,
   };

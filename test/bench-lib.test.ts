@@ -97,3 +97,23 @@ test("mod_limits rates parse with decimal units, as Prosody does", () => {
   assert.equal(parseModLimitsRate("500b/s"), 500);
   assert.throws(() => parseModLimitsRate("fast"));
 });
+
+test("tsung log: chat-phase figures leave out the first and last partial seconds", async () => {
+  const { parseTsungLog, summarise } = await import("../bench/tsung.js");
+  const dump = (at: number, chats: number, sent: number, rcv: number, extra = "") =>
+    `# stats: dump at ${at}\nstats: tr_chat ${chats} 0 0 0\nstats: size_sent ${sent} ${sent}\nstats: size_rcv ${rcv} ${rcv}\n${extra}`;
+  const log = [
+    "# stats: dump at 100\nstats: tr_auth 10 0 0 0\n",
+    dump(101, 5, 500, 600),
+    dump(102, 100, 10_000, 13_000),
+    dump(103, 100, 10_000, 13_000, "stats: error_connect_econnrefused 2 2\n"),
+    dump(104, 7, 700, 900),
+  ].join("");
+  const s = summarise(parseTsungLog(log));
+  assert.equal(s.usersLoggedIn, 10);
+  assert.equal(s.chatsSent, 212);
+  assert.equal(s.sentPerSec, 100);
+  assert.equal(s.deliveredBytesPerSec, 13_000);
+  assert.equal(s.rcvSentRatio, 1.3);
+  assert.deepEqual(s.errors, { error_connect_econnrefused: 2 });
+});
