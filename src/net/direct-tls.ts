@@ -84,10 +84,11 @@ export function serverHandshake(socket: Socket, options: HandshakeOptions): Prom
       tlsSocket.off("secure", onSecure);
       tlsSocket.off("error", onError);
       tlsSocket.off("close", onClose);
-      if (result.kind === "error") {
-        tlsSocket.destroy();
-        socket.destroy();
-      }
+      // Only ever destroy the TLS socket: it closes the TCP socket under it.
+      // Destroying the wrapped net.Socket directly frees the handle TLSWrap
+      // still reads from, and the next TLS record (an alert, close_notify)
+      // crashes the process in OpenSSL (SIGSEGV in ssl3_send_alert, Node 20).
+      if (result.kind === "error") tlsSocket.destroy();
       resolve(result);
     };
     const onSecure = (): void => {

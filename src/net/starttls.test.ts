@@ -57,7 +57,11 @@ async function listen(overrides: Partial<StartTlsOptions> = {}, onResult?: (r: S
       headerTimeoutMs: 2000,
       ...overrides,
     }).then((result) => {
-      if (result.kind === "tls") sockets.add(result.socket);
+      // Once wrapped, only the TLS socket may be destroyed (see serverHandshake).
+      if (result.kind === "tls") {
+        sockets.delete(sock);
+        sockets.add(result.socket);
+      }
       onResult?.(result, sock);
       return { result, elapsed: Date.now() - started };
     });
