@@ -80,6 +80,7 @@ export function serverHandshake(socket: Socket, options: HandshakeOptions): Prom
       tlsSocket.off("secure", onSecure);
       tlsSocket.off("error", onError);
       tlsSocket.off("close", onClose);
+      tlsSocket.off("end", onClose);
       // Only ever destroy the TLS socket: it closes the TCP socket under it.
       // Destroying the wrapped net.Socket directly frees the handle TLSWrap
       // still reads from, and the next TLS record (an alert, close_notify)
@@ -103,6 +104,9 @@ export function serverHandshake(socket: Socket, options: HandshakeOptions): Prom
     tlsSocket.once("secure", onSecure);
     tlsSocket.on("error", onError);
     tlsSocket.once("close", onClose);
+    // Listeners are allowHalfOpen: a peer that leaves mid-handshake gives
+    // 'end' but no 'close' until we end our side too.
+    tlsSocket.once("end", onClose);
     // Keeps a late error after the hand-over from crashing the process; the
     // session adds its own listener.
     tlsSocket.on("error", ignore);
