@@ -157,7 +157,10 @@ export class Session implements SessionInfo {
     }, limits);
     ctx.metrics.sessions.inc({ listener: this.listener, state: this.#state });
     // s2s: the pre-TLS header's `from` names the peer until the restarted header does.
-    if (this.type === "s2s" && this.tls?.preTlsFrom) this.#domain = this.tls.preTlsFrom;
+    if (this.type === "s2s" && this.tls?.preTlsFrom) {
+      this.#domain = this.tls.preTlsFrom;
+      this.#log = this.#log.child({ domain: this.#domain });
+    }
     if (!refuse) this.reconfigureLimits(ctx.limits());
   }
 

@@ -22,6 +22,7 @@ import { configFromObject } from "../../src/config/load.js";
 import { createLogger } from "../../src/log.js";
 import { writeSelfSigned } from "../../src/net/gen-cert.js";
 import { startProsody, type ProsodyInstance } from "../helpers/prosody.js";
+import { eventually } from "../helpers/raw-client.js";
 
 const SLIX_ECHO = fileURLToPath(new URL("../harness/slix_echo.py", import.meta.url));
 const XMPPJS_TLS = fileURLToPath(new URL("../harness/xmppjs_tls.ts", import.meta.url));
@@ -112,13 +113,14 @@ describe("TLS termination in front of a real Prosody", () => {
   before(async () => {
     localhost = await writeSelfSigned(dir, ["localhost"]);
     btest = await writeSelfSigned(dir, ["b.test"]);
-    prosody = await startProsody();
+    prosody = await startProsody({ s2s: true, extraModules: ["dialback"] });
     for (const u of ["alice", "bob", "slix1", "slix2", "carol"]) await prosody.createUser(u, `${u}-pw`);
     const logger = createLogger("debug", { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) });
     config = configFromObject({
       listeners: [
         { name: "c2s", type: "c2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${prosody.port}` },
         { name: "c2s-tls", type: "c2s-tls", listen: "127.0.0.1:0", upstream: `127.0.0.1:${prosody.port}` },
+        { name: "s2s", type: "s2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${prosody.s2sPort!}` },
       ],
       tls: {
         certificates: [{ cert: localhost.certFile, key: localhost.keyFile }, { cert: btest.certFile, key: btest.keyFile }],
@@ -340,6 +342,39 @@ describe("TLS termination in front of a real Prosody", () => {
       assert.ok(loggedCode("XPX_ERR_STARTTLS_TWICE"));
       await witness.ping();
     });
+  });
+
+  it("s2s: STARTTLS at the proxy, Prosody's dialback offer passes through (EXTERNAL never), the session learns the peer domain", async () => {
+    const port = proxy.listenerAddress("s2s")!.port;
+    const s2sHeader = (): string =>
+      "<?xml version='1.0'?><stream:stream xmlns='jabber:server' xmlns:stream='http://etherx.jabber.org/streams' " +
+      "xmlns:db='jabber:server:dialback' from='peer.test' to='localhost' version='1.0'>";
+    const raw = netConnect({ host: "127.0.0.1", port });
+    open.push(raw);
+    const r = new Reader(raw);
+    raw.write(s2sHeader());
+    await r.until(/<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'><required\/><\/starttls><\/stream:features>/);
+    raw.write(`<starttls xmlns='${NS_TLS}'/>`);
+    await r.until(/<proceed /);
+    raw.removeAllListeners("data");
+    const s = tlsConnect({ socket: raw, servername: "localhost", ca: readFileSync(localhost.certFile) });
+    open.push(s);
+    const tr = new Reader(s);
+    await once(s, "secureConnect");
+    assert.equal(s.authorized, true);
+    s.write(s2sHeader());
+    const features = (await tr.until(/<stream:features[\s\S]*?<\/stream:features>/))[0];
+    assert.match(features, /urn:xmpp:features:dialback/, features);
+    assert.ok(!features.includes("EXTERNAL"), features);
+    // Dialback passes through both ways: Prosody, authoritative for localhost,
+    // answers a verification request at once (a made-up key: invalid).
+    s.write("<db:verify from='peer.test' to='localhost' id='abc123'>0123456789abcdef</db:verify>");
+    await tr.until(/<db:verify [^>]*type=['"]invalid['"]/);
+    s.destroy();
+    // The session's lines name the peer domain (the closing line is at info).
+    await eventually(() => logLines.some((l) => l.listener === "s2s" && l.msg === "session closed"));
+    const closed = logLines.find((l) => l.listener === "s2s" && l.msg === "session closed")!;
+    assert.equal(closed.domain, "peer.test");
   });
 
   it("Prosody logged no errors", async () => {
