@@ -98,6 +98,7 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
     throw new Error(`${ERRORS.XPX_ERR_TLS_CERTIFICATES.message}:\n${certificateMessages(err).join("\n")}`);
   }
   exportCertificates(metrics, certificates);
+  if (certificates) logger.info({ certificates: certificates.info().map((i) => ({ names: i.names, notAfter: i.notAfter.toISOString() })) }, "TLS certificates loaded");
   let settings = settingsFrom(config, policy, rules.ruleset !== undefined, certificates);
   let watcher: { close(): void } | null = null;
   const reloadRules = async (): Promise<void> => {
