@@ -121,6 +121,7 @@ describe("TLS termination in front of a real Prosody", () => {
         { name: "c2s", type: "c2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${prosody.port}` },
         { name: "c2s-tls", type: "c2s-tls", listen: "127.0.0.1:0", upstream: `127.0.0.1:${prosody.port}` },
         { name: "s2s", type: "s2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${prosody.s2sPort!}` },
+        { name: "s2s-tls", type: "s2s-tls", listen: "127.0.0.1:0", upstream: `127.0.0.1:${prosody.s2sPort!}` },
       ],
       tls: {
         certificates: [{ cert: localhost.certFile, key: localhost.keyFile }, { cert: btest.certFile, key: btest.keyFile }],
@@ -223,6 +224,20 @@ describe("TLS termination in front of a real Prosody", () => {
     // The expiry gauge lists both certificates.
     assert.ok(await metric(proxy, "xmpp_guard_tls_certificate_expiry_seconds", { name: "b.test" }) > Date.now() / 1000);
     assert.ok(await metric(proxy, "xmpp_guard_tls_certificate_expiry_seconds", { name: "localhost" }) > Date.now() / 1000);
+  });
+
+  it("ALPN: s2s-tls speaks xmpp-server and refuses a client that offers only xmpp-client", async () => {
+    const port = proxy.listenerAddress("s2s-tls")!.port;
+    const good = tlsConnect({ host: "127.0.0.1", port, servername: "localhost", ALPNProtocols: ["xmpp-server"], ca: readFileSync(localhost.certFile) });
+    good.on("error", () => {});
+    await once(good, "secureConnect");
+    assert.equal(good.alpnProtocol, "xmpp-server");
+    good.end();
+    const before = await metric(proxy, "xmpp_guard_tls_handshake_failures_total", { listener: "s2s-tls", reason: "handshake" });
+    const wrong = tlsConnect({ host: "127.0.0.1", port, servername: "localhost", ALPNProtocols: ["xmpp-client"], rejectUnauthorized: false });
+    const err = await new Promise<Error>((resolve) => wrong.once("error", resolve));
+    assert.match(String((err as NodeJS.ErrnoException).code), /ALERT_NO_APPLICATION_PROTOCOL/);
+    await eventually(async () => (await metric(proxy, "xmpp_guard_tls_handshake_failures_total", { listener: "s2s-tls", reason: "handshake" })) - before === 1);
   });
 
   it("certificate reload: new connections get the new certificate, an existing session keeps going; a broken file keeps the old one", async () => {
