@@ -13,7 +13,7 @@ import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "
 import { connect as netConnect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { connect as tlsConnect, type TLSSocket } from "node:tls";
+import { connect as tlsConnect, createServer as createTlsServer, type TLSSocket } from "node:tls";
 import { fileURLToPath } from "node:url";
 import { after, before, describe, it } from "node:test";
 import { startProxy, type RunningProxy } from "../../src/app.js";
@@ -395,5 +395,38 @@ describe("TLS termination in front of a real Prosody", () => {
   it("Prosody logged no errors", async () => {
     const bad = (await prosody.logText()).split("\n").filter((l) => /\terror\t/.test(l));
     assert.deepEqual(bad, []);
+  });
+});
+
+describe("tls.upstream_tls: the proxy dials the upstream over TLS", () => {
+  it("the client's bytes reach a TLS upstream unchanged, and its answer comes back", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "xg-up-tls-"));
+    const pair = await writeSelfSigned(dir, ["upstream.test"]);
+    let received = "";
+    const upstream = createTlsServer({ cert: readFileSync(pair.certFile), key: readFileSync(pair.keyFile) }, (s) => {
+      s.on("error", () => {});
+      s.on("data", (d: Buffer) => {
+        received += d.toString("utf8");
+        if (received.includes(">")) s.write("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' id='u1' from='localhost' version='1.0'><stream:features/>");
+      });
+    });
+    await new Promise<void>((r) => upstream.listen(0, "127.0.0.1", r));
+    const proxy = await startProxy(configFromObject({
+      listeners: [{ name: "c2s", type: "c2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${(upstream.address() as { port: number }).port}` }],
+      tls: { upstream_tls: true },
+      admin: { listen: null },
+    }), { logger: createLogger("silent") });
+    try {
+      const c = netConnect({ host: "127.0.0.1", port: proxy.listenerAddress("c2s")!.port });
+      const r = new Reader(c);
+      c.write(header("localhost"));
+      await r.until(/<stream:features\/>/);
+      assert.equal(received, header("localhost"));
+      c.destroy();
+    } finally {
+      await proxy.shutdown(0);
+      upstream.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
