@@ -5,6 +5,7 @@
 
 import type { AddressInfo } from "node:net";
 import { loadConfigFile, ConfigError, formatIssue } from "./config/load.js";
+import { ERRORS } from "./errors.js";
 import type { Config } from "./config/schema.js";
 import { createLogger, type Logger } from "./log.js";
 import { createMetrics, type Metrics } from "./metrics/definitions.js";
@@ -14,6 +15,7 @@ import { ResumptionRegistry } from "./net/resumption.js";
 import { startAdminServer, type AdminServer } from "./admin/server.js";
 import type { FramerLimits } from "./xml/framer.js";
 import { watchRuleFiles } from "./firewall/watch.js";
+import { CertificateError, CertificateStore } from "./net/certificates.js";
 
 export interface StartOptions {
   /** Where reloads read the config from; without it, reload() needs a Config. */
@@ -43,7 +45,27 @@ export interface RunningProxy {
   shutdown(drainSeconds?: number): Promise<void>;
 }
 
-function settingsFrom(config: Config, policy: PolicyState, firewallOn: boolean): RuntimeSettings {
+/** tls.certificates → a store (null: TLS off). Throws CertificateError listing every broken file. */
+async function loadCertificates(config: Config): Promise<CertificateStore | null> {
+  const tls = config.tls;
+  if (tls.certificates.length === 0) return null;
+  return CertificateStore.load(tls.certificates, { min_version: tls.min_version, ...(tls.ciphers !== null ? { ciphers: tls.ciphers } : {}) });
+}
+
+function certificateMessages(err: unknown): string[] {
+  if (err instanceof CertificateError) return err.problems.map((p) => `tls.certificates: ${p.file}: ${p.message}`);
+  return [`tls: ${err instanceof Error ? err.message : String(err)}`];
+}
+
+/** The expiry gauge shows exactly the certificates in use. */
+function exportCertificates(metrics: Metrics, store: CertificateStore | null): void {
+  metrics.tlsCertificateExpiry.reset();
+  for (const info of store?.info() ?? []) {
+    metrics.tlsCertificateExpiry.set({ name: info.names[0] ?? info.file }, Math.floor(info.notAfter.getTime() / 1000));
+  }
+}
+
+function settingsFrom(config: Config, policy: PolicyState, firewallOn: boolean, certificates: CertificateStore | null = null): RuntimeSettings {
   const framerLimits: FramerLimits = Object.freeze({
     maxStanzaSize: config.max_stanza_size,
     maxDepth: config.xml.max_depth,
@@ -57,6 +79,8 @@ function settingsFrom(config: Config, policy: PolicyState, firewallOn: boolean):
     timeouts: config.timeouts,
     limits: config.limits,
     unlimited: new Set(config.limits.unlimited_jids),
+    tls: config.tls,
+    certificates,
   });
 }
 
@@ -71,7 +95,15 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
   if (rules.errors.length > 0) policy.close();
   if (rules.errors.length > 0) throw new Error(`firewall rules do not compile:\n${rules.errors.join("\n")}`);
   policy.firewall.swap(rules.ruleset);
-  let settings = settingsFrom(config, policy, rules.ruleset !== undefined);
+  let certificates: CertificateStore | null;
+  try {
+    certificates = await loadCertificates(config);
+  } catch (err) {
+    throw new Error(`${ERRORS.XPX_ERR_TLS_CERTIFICATES.message}:\n${certificateMessages(err).join("\n")}`);
+  }
+  exportCertificates(metrics, certificates);
+  if (certificates) logger.info({ certificates: certificates.info().map((i) => ({ names: i.names, notAfter: i.notAfter.toISOString() })) }, "TLS certificates loaded");
+  let settings = settingsFrom(config, policy, rules.ruleset !== undefined, certificates);
   let watcher: { close(): void } | null = null;
   const reloadRules = async (): Promise<void> => {
     const r = await policy.loadRules(config);
@@ -125,11 +157,22 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
     }
     // Everything that can fail is built first; only then is anything changed.
     let nextSettings: RuntimeSettings;
+    // Certificates are re-read on every reload (renewed files, same paths). A
+    // broken file refuses the whole reload: running contexts stay.
+    let nextCertificates: CertificateStore | null;
+    try {
+      nextCertificates = await loadCertificates(candidate);
+    } catch (err) {
+      metrics.reloads.inc({ result: "error" });
+      const errors = certificateMessages(err);
+      for (const e of errors) logger.error({ code: "XPX_ERR_TLS_CERTIFICATES" }, `reload refused, previous config and certificates stay: ${e}`);
+      return { ok: false, errors };
+    }
     const candidateRules = await policy.loadRules(candidate);
     try {
       await policy.openState(candidate);
       if (candidateRules.errors.length > 0) throw new Error(candidateRules.errors.join("\n"));
-      nextSettings = settingsFrom(candidate, policy, candidateRules.ruleset !== undefined);
+      nextSettings = settingsFrom(candidate, policy, candidateRules.ruleset !== undefined, nextCertificates);
     } catch (err) {
       metrics.reloads.inc({ result: "error" });
       const message = err instanceof Error ? err.message : String(err);
@@ -161,6 +204,9 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
     config = candidate;
     policy.firewall.swap(candidateRules.ruleset);
     settings = nextSettings;
+    certificates = nextCertificates;
+    exportCertificates(metrics, certificates);
+    if (certificates) logger.info({ certificates: certificates.info().map((i) => ({ names: i.names, notAfter: i.notAfter.toISOString() })) }, "TLS certificates loaded");
     rewatch();
     for (const l of listeners.values()) l.applySettings();
     logger.level = candidate.log.level;

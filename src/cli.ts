@@ -15,6 +15,7 @@ import { checkRules } from "./firewall/check.js";
 import { traceStanzas } from "./firewall/trace.js";
 import { backup, restore } from "./state/sqlite-store.js";
 import { importUsersCommand } from "./registration/import-command.js";
+import { writeSelfSigned } from "./net/gen-cert.js";
 
 function packageVersion(): string {
   // src/cli.ts (tsx) and dist/cli.js (built) both sit one level below package.json.
@@ -73,7 +74,8 @@ Examples:
   $ xmpp-guard check-rules rules/default.pfw        compile rule files, print file:line:col diagnostics
   $ xmpp-guard trace --rules rules/default.pfw --chain preroute --jid a@example.org/r < stanzas.xml
   $ curl -s localhost:9470/metrics                  scrape metrics
-  $ kill -HUP <pid>                                 reload config without dropping sessions`);
+  $ kill -HUP <pid>                                 reload config without dropping sessions
+  $ xmpp-guard gen-cert --domain example.org --out certs   self-signed development certificate`);
 
   program
     .command("run")
@@ -198,6 +200,25 @@ Examples:
       for (const line of result.errors) process.stderr.write(line + "\n");
       process.stdout.write(result.summary + "\n");
       process.exitCode = result.exitCode;
+    });
+
+  program
+    .command("gen-cert")
+    .description("write a self-signed development certificate and key (<domain>.crt, <domain>.key) for tls.certificates")
+    .requiredOption("-d, --domain <domain>", "DNS name the certificate serves; repeat for more (first = file name)", (v: string, prev: string[] | undefined) => [...(prev ?? []), v])
+    .option("-o, --out <dir>", "output directory", "certs")
+    .option("--days <n>", "validity in days", "365")
+    .action(async (opts: { domain: string[]; out: string; days: string }) => {
+      const days = Number(opts.days);
+      try {
+        const { certFile, keyFile } = await writeSelfSigned(opts.out, opts.domain, { days });
+        process.stdout.write(`${certFile}\n${keyFile}\n` +
+          `tls:\n  certificates:\n    - { cert: ${JSON.stringify(certFile)}, key: ${JSON.stringify(keyFile)} }\n` +
+          `Clients must be told to trust ${certFile} (it is self-signed): development only.\n`);
+      } catch (err) {
+        process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
+        process.exitCode = 1;
+      }
     });
 
   return program;

@@ -57,6 +57,14 @@ export const ERRORS = {
   XPX_ERR_RULES_INVALID: { message: "firewall rules do not compile", condition: null },
   XPX_ERR_SHUTDOWN: { message: "proxy is shutting down", condition: "system-shutdown" },
   XPX_ERR_CONFIG_INVALID: { message: "invalid configuration", condition: null },
+  // TLS termination (docs/tls.md). condition null: after <proceed/> or inside
+  // TLS no XML can be sent in the clear (RFC 6120 §5.4.3.2).
+  XPX_ERR_TLS_REQUIRED: { message: "TLS is required before anything else", condition: "policy-violation" },
+  XPX_ERR_TLS_HANDSHAKE: { message: "TLS handshake failed", condition: null },
+  XPX_ERR_TLS_HANDSHAKE_TIMEOUT: { message: "TLS handshake not completed within tls.handshake_timeout", condition: null },
+  XPX_ERR_STARTTLS_TIMEOUT: { message: "no <starttls/> within timeouts.stream_header", condition: "connection-timeout" },
+  XPX_ERR_STARTTLS_TWICE: { message: "STARTTLS on a stream that is already encrypted", condition: null },
+  XPX_ERR_TLS_CERTIFICATES: { message: "TLS certificates cannot be loaded", condition: null },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERRORS;

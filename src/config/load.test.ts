@@ -113,7 +113,7 @@ describe("loadConfigText", () => {
     const text = lines(
       GOOD.trimEnd(),
       "  - name: c2s",
-      "    type: c2s-tls",
+      "    type: s2s",
       '    listen: "*:5222"',
       '    upstream: "127.0.0.1:15223"',
     );
@@ -260,7 +260,10 @@ describe("loadConfigFile", () => {
     // Every leaf option appears in the shipped file.
     for (const o of listOptions(CONFIG_SCHEMA)) {
       const key = o.path.split(".").pop()!.replace("[]", "");
-      assert.match(uncommented, new RegExp(`^\\s*(- )?${key}:`, "m"), `${o.path} is missing from ${DEFAULT_CONFIG_PATH}`);
+      // Fields of list entries whose default is an empty list (tls.certificates[].cert)
+      // can only be shown in an example comment.
+      const where = o.path.includes("[].") && !o.path.startsWith("listeners") ? `^#.*[{ ]${key}:` : `^\\s*(- )?${key}:`;
+      assert.match(uncommented, new RegExp(where, "m"), `${o.path} is missing from ${DEFAULT_CONFIG_PATH}`);
     }
   });
 

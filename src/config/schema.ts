@@ -108,8 +108,24 @@ export interface FirewallConfig {
   readonly watch: boolean;
 }
 
+/** TLS termination (docs/tls.md). Off while `certificates` is empty. */
+export interface TlsConfig {
+  /** PEM files; `cert` may hold the chain (leaf first). */
+  readonly certificates: readonly { readonly cert: string; readonly key: string }[];
+  /** STARTTLS on c2s/s2s listeners: required, optional, or off (plaintext pass-through). */
+  readonly starttls: "required" | "optional" | "off";
+  readonly min_version: "TLSv1.2" | "TLSv1.3";
+  /** OpenSSL cipher list; null = the built-in modern list. */
+  readonly ciphers: string | null;
+  /** Seconds from <proceed/> (or accept, for direct TLS) to a finished handshake. */
+  readonly handshake_timeout: number;
+  /** Dial the upstream over TLS (direct TLS, certificate not verified: loopback encryption only). */
+  readonly upstream_tls: boolean;
+}
+
 export interface Config {
   readonly listeners: readonly ListenerConfig[];
+  readonly tls: TlsConfig;
   readonly limits: LimitsConfig;
   readonly firewall: FirewallConfig;
   /** null: MUC flood limits off. */
@@ -143,6 +159,14 @@ export const DEFAULTS = deepFreeze({
     domain: null,
   },
   max_stanza_size: 262_144,
+  tls: {
+    certificates: [],
+    starttls: "required",
+    min_version: "TLSv1.2",
+    ciphers: null,
+    handshake_timeout: 10,
+    upstream_tls: false,
+  },
   firewall: { scripts: [], watch: true },
   muc_limits: null,
   registration: null,
@@ -629,6 +653,19 @@ const SESSION_LIMIT = nullable(parsed<SessionLimit>(`{ rate: "3kb/s", burst: "2s
 
 export const CONFIG_SCHEMA: Spec<Config> = obj({
   listeners: required(list(LISTENER_SCHEMA, { minItems: 1 })),
+  tls: section(
+    obj({
+      certificates: optional(
+        list(obj({ cert: required(str({ hint: "a PEM certificate file (chain allowed, leaf first)" })), key: required(str({ hint: "a PEM private key file" })) })),
+        D.tls.certificates,
+      ),
+      starttls: optional(oneOf(["required", "optional", "off"] as const), D.tls.starttls),
+      min_version: optional(oneOf(["TLSv1.2", "TLSv1.3"] as const), D.tls.min_version),
+      ciphers: optional(nullable(str({ hint: "an OpenSSL cipher list" })), D.tls.ciphers),
+      handshake_timeout: optional(num({ above: 0, max: MAX_SECONDS }), D.tls.handshake_timeout),
+      upstream_tls: optional(bool(), D.tls.upstream_tls),
+    }),
+  ),
   limits: section(
     obj({
       c2s: optional(SESSION_LIMIT, D.limits.c2s),
@@ -748,6 +785,18 @@ export const CROSS_CHECKS: readonly CrossCheck[] = [
     binds.forEach((b, i) => {
       const clash = binds.slice(0, i).find((earlier) => bindsCollide(earlier.key, b.key));
       if (clash) report(b.path, `"${b.text}" conflicts with ${formatPath(clash.path)} "${clash.text}"`);
+    });
+  },
+  function directTlsNeedsCertificates(config, report) {
+    if (config.tls.certificates.length > 0) return;
+    config.listeners.forEach((l, i) => {
+      if (l.type.endsWith("-tls")) report(["listeners", i, "type"], `${l.type} needs tls.certificates (generate a development pair with: xmpp-guard gen-cert --domain DOMAIN --out certs)`);
+    });
+  },
+  function upstreamTlsWithoutProxyHeader(config, report) {
+    if (!config.tls.upstream_tls) return;
+    config.listeners.forEach((l, i) => {
+      if (l.proxy_protocol !== "off") report(["listeners", i, "proxy_protocol"], "cannot be combined with tls.upstream_tls (the PROXY header would have to precede the TLS handshake)");
     });
   },
   function upstreamIsNotSelf(config, report) {

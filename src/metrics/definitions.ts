@@ -52,6 +52,11 @@ export interface Metrics {
   readonly mucLimited: Counter<"reason" | "bucket">;
   readonly firewallHits: Counter<"rule" | "action">;
   readonly ruleReloads: Counter<"result">;
+  /** TLS handshakes completed, by listener and protocol version. */
+  readonly tlsHandshakes: Counter<"listener" | "version">;
+  readonly tlsHandshakeFailures: Counter<"listener" | "reason">;
+  /** Unix time (seconds) each configured certificate expires, by its first name. */
+  readonly tlsCertificateExpiry: Gauge<"name">;
   /** Report MUC tracking sizes at scrape time. */
   trackMuc(stats: () => { rooms: number; occupants: number }): void;
   /** Register a listener's TrafficStats so scrapes include it. */
@@ -180,6 +185,18 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     ruleReloads: new Counter({
       name: `${PREFIX}firewall_reloads_total`, help: "Firewall rule reloads triggered by a file change, by result (ok, error).",
       labelNames: ["result"] as const, registers: [registry],
+    }),
+    tlsHandshakes: new Counter({
+      name: `${PREFIX}tls_handshakes_total`, help: "TLS handshakes completed by the proxy (STARTTLS or direct TLS), by listener and protocol version.",
+      labelNames: ["listener", "version"] as const, registers: [registry],
+    }),
+    tlsHandshakeFailures: new Counter({
+      name: `${PREFIX}tls_handshake_failures_total`, help: "Connections that ended before or during TLS negotiation, by listener and reason (handshake, timeout, starttls_timeout, tls_required, starttls_twice, stream_error, closed).",
+      labelNames: ["listener", "reason"] as const, registers: [registry],
+    }),
+    tlsCertificateExpiry: new Gauge({
+      name: `${PREFIX}tls_certificate_expiry_seconds`, help: "Expiry (notAfter) of each configured certificate as a Unix time, by the certificate's first name.",
+      labelNames: ["name"] as const, registers: [registry],
     }),
     trackMuc(stats) {
       mucStats = stats;

@@ -12,23 +12,19 @@ import { ERRORS, type ErrorCode, type StreamErrorCondition } from "../errors.js"
 import { streamError, streamHeader } from "../xml/stream-error.js";
 import type { CertificateStore } from "./certificates.js";
 
-/**
- * Codes this module and starttls.ts add to the catalogue (to be merged into
- * errors.ts; until then they live here). `condition: null`: after <proceed/>
- * or inside TLS no XML can be sent in the clear (RFC 6120 §5.4.3.2).
- */
+/** The TLS codes of the catalogue (errors.ts), for callers that only handle these. */
 export const TLS_ERRORS = {
-  XPX_ERR_TLS_REQUIRED: { message: "TLS is required before anything else", condition: "policy-violation" },
-  XPX_ERR_TLS_HANDSHAKE: { message: "TLS handshake failed", condition: null },
-  XPX_ERR_TLS_HANDSHAKE_TIMEOUT: { message: "TLS handshake not completed within timeouts.tls_handshake", condition: null },
-  XPX_ERR_STARTTLS_TIMEOUT: { message: "no <starttls/> within timeouts.stream_header", condition: "connection-timeout" },
-  XPX_ERR_STARTTLS_TWICE: { message: "STARTTLS on a stream that is already encrypted", condition: null },
-} as const satisfies Record<string, { message: string; condition: StreamErrorCondition | null }>;
+  XPX_ERR_TLS_REQUIRED: ERRORS.XPX_ERR_TLS_REQUIRED,
+  XPX_ERR_TLS_HANDSHAKE: ERRORS.XPX_ERR_TLS_HANDSHAKE,
+  XPX_ERR_TLS_HANDSHAKE_TIMEOUT: ERRORS.XPX_ERR_TLS_HANDSHAKE_TIMEOUT,
+  XPX_ERR_STARTTLS_TIMEOUT: ERRORS.XPX_ERR_STARTTLS_TIMEOUT,
+  XPX_ERR_STARTTLS_TWICE: ERRORS.XPX_ERR_STARTTLS_TWICE,
+} as const;
 
-export type TlsErrorCode = ErrorCode | keyof typeof TLS_ERRORS;
+export type TlsErrorCode = ErrorCode;
 
 export function tlsErrorEntry(code: TlsErrorCode): { message: string; condition: StreamErrorCondition | null } {
-  return code in TLS_ERRORS ? TLS_ERRORS[code as keyof typeof TLS_ERRORS] : ERRORS[code as ErrorCode];
+  return ERRORS[code];
 }
 
 /** XEP-0368 §3 ALPN protocol ids. */
@@ -84,10 +80,12 @@ export function serverHandshake(socket: Socket, options: HandshakeOptions): Prom
       tlsSocket.off("secure", onSecure);
       tlsSocket.off("error", onError);
       tlsSocket.off("close", onClose);
-      if (result.kind === "error") {
-        tlsSocket.destroy();
-        socket.destroy();
-      }
+      tlsSocket.off("end", onClose);
+      // Only ever destroy the TLS socket: it closes the TCP socket under it.
+      // Destroying the wrapped net.Socket directly frees the handle TLSWrap
+      // still reads from, and the next TLS record (an alert, close_notify)
+      // crashes the process in OpenSSL (SIGSEGV in ssl3_send_alert, Node 20).
+      if (result.kind === "error") tlsSocket.destroy();
       resolve(result);
     };
     const onSecure = (): void => {
@@ -106,6 +104,9 @@ export function serverHandshake(socket: Socket, options: HandshakeOptions): Prom
     tlsSocket.once("secure", onSecure);
     tlsSocket.on("error", onError);
     tlsSocket.once("close", onClose);
+    // Listeners are allowHalfOpen: a peer that leaves mid-handshake gives
+    // 'end' but no 'close' until we end our side too.
+    tlsSocket.once("end", onClose);
     // Keeps a late error after the hand-over from crashing the process; the
     // session adds its own listener.
     tlsSocket.on("error", ignore);

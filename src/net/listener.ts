@@ -9,7 +9,7 @@ import type { Logger } from "../log.js";
 import { sessionId } from "../log.js";
 import { TrafficStats, type Metrics } from "../metrics/definitions.js";
 import type { Pipeline } from "../policy/pipeline.js";
-import type { LimitsConfig, ListenerConfig, TimeoutsConfig } from "../config/schema.js";
+import type { LimitsConfig, ListenerConfig, TimeoutsConfig, TlsConfig } from "../config/schema.js";
 import type { ErrorCode } from "../errors.js";
 import { realClock } from "../shaping/clock.js";
 import { TokenBucket } from "../shaping/token-bucket.js";
@@ -17,6 +17,8 @@ import type { FramerLimits } from "../xml/framer.js";
 import { parseProxyHeader, unmapIPv4, type Endpoint } from "./proxy-protocol.js";
 import type { ResumptionRegistry } from "./resumption.js";
 import { Session, type ListenerContext } from "./session.js";
+import type { CertificateStore } from "./certificates.js";
+import { acceptTls, tlsModeFor, type TlsMode } from "./tls-accept.js";
 
 /** Live settings shared by every listener; replaced as a whole on reload. */
 export interface RuntimeSettings {
@@ -25,6 +27,9 @@ export interface RuntimeSettings {
   readonly timeouts: TimeoutsConfig;
   readonly limits: LimitsConfig;
   readonly unlimited: ReadonlySet<string>;
+  readonly tls: TlsConfig;
+  /** null while tls.certificates is empty (TLS off). */
+  readonly certificates: CertificateStore | null;
 }
 
 export interface ListenerDeps {
@@ -90,13 +95,18 @@ export class Listener {
       timeouts: () => deps.settings().timeouts,
       limits: () => deps.settings().limits,
       unlimited: () => deps.settings().unlimited,
+      upstreamTls: () => deps.settings().tls.upstream_tls,
       onEnd: (s) => {
         if (!this.sessions.delete(s)) return;
-        const n = (this.#perIp.get(s.ip) ?? 1) - 1;
-        if (n <= 0) this.#perIp.delete(s.ip);
-        else this.#perIp.set(s.ip, n);
+        this.#releaseIp(s.ip);
       },
     };
+  }
+
+  #releaseIp(ip: string): void {
+    const n = (this.#perIp.get(ip) ?? 1) - 1;
+    if (n <= 0) this.#perIp.delete(ip);
+    else this.#perIp.set(ip, n);
   }
 
   /** Apply reloaded limits to running sessions (buckets keep their state). */
@@ -193,10 +203,52 @@ export class Listener {
     if (refuse) {
       this.#deps.metrics.connectionsRefused.inc({ listener: this.#config.name, reason: refuse === "XPX_ERR_TOO_MANY_CONNECTIONS" ? "too_many_connections" : "connection_rate" });
     }
+    const settings = this.#deps.settings();
+    const tlsMode = tlsModeFor(this.#config.type, settings.tls, settings.certificates);
+    if (tlsMode === "direct" && refuse) {
+      // Nothing readable can be said before TLS; closing is the refusal.
+      socket.destroy();
+      return;
+    }
+    if (tlsMode !== null && !refuse && settings.certificates !== null) {
+      this.#startTls(socket, peer, local, tlsMode, settings.certificates, initial);
+      return;
+    }
     const session = new Session(this.#ctx, socket, sessionId(), peer, local, refuse);
     this.sessions.add(session);
     this.#perIp.set(peer.address, (this.#perIp.get(peer.address) ?? 0) + 1);
     session.start(initial);
+  }
+
+  /** TLS first (STARTTLS answered here, or direct TLS), then the session. Pending handshakes count per IP. */
+  #startTls(socket: Socket, peer: Endpoint, local: Endpoint, mode: TlsMode, store: CertificateStore, initial?: Buffer): void {
+    const settings = this.#deps.settings();
+    const ctx = this.#ctx;
+    const id = sessionId();
+    this.#perIp.set(peer.address, (this.#perIp.get(peer.address) ?? 0) + 1);
+    void acceptTls(socket, {
+      listener: this.#config.name,
+      type: this.#config.type,
+      mode,
+      config: settings.tls,
+      store,
+      limits: settings.framerLimits,
+      headerTimeoutMs: settings.timeouts.stream_header * 1000,
+      domain: this.#config.domain,
+      initial,
+      logger: this.#log.child({ sid: id, peer: `${peer.address}:${peer.port}` }),
+      metrics: this.#deps.metrics,
+    }).then((r) => {
+      if (r.kind === "gone") {
+        this.#releaseIp(peer.address);
+        return;
+      }
+      const session = new Session(ctx, r.socket, id, peer, local, undefined, r.tls);
+      this.sessions.add(session);
+      session.start(r.initial);
+      // The socket comes over paused; read unless the session itself paused it.
+      session.resumeClient(0);
+    });
   }
 
   #readProxyHeader(socket: Socket, peer: Endpoint, local: Endpoint): void {

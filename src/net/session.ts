@@ -28,6 +28,9 @@ import type { RatedStanzaKind } from "../shaping/units.js";
 import { encodeProxyV1, encodeProxyV2, looksLikeProxyHeader, type Endpoint } from "./proxy-protocol.js";
 import type { ResumptionRegistry } from "./resumption.js";
 import { WriteBatch } from "./write-batch.js";
+import { connect as tlsConnect } from "node:tls";
+import { isIP } from "node:net";
+import { stripSaslExternal, type SessionTls } from "./tls-accept.js";
 
 const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
 const NS_SASL2 = "urn:xmpp:sasl:2";
@@ -56,6 +59,8 @@ export interface ListenerContext {
   limits(): LimitsConfig;
   /** limits.unlimited_jids as a set (bare JIDs and domains). */
   unlimited(): ReadonlySet<string>;
+  /** tls.upstream_tls: dial the upstream over TLS. */
+  upstreamTls(): boolean;
   /** Called once when the session has fully ended. */
   onEnd(session: Session): void;
 }
@@ -121,9 +126,16 @@ export class Session implements SessionInfo {
   #dialTimer: NodeJS.Timeout | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
 
-  /** `refuse`: answer the client's stream header with this error instead of dialing (per-IP caps). */
-  constructor(ctx: ListenerContext, client: Socket, id: string, peer: Endpoint, local: Endpoint, refuse?: ErrorCode) {
+  /** The TLS layer the proxy terminated under this stream; null for plaintext. */
+  readonly tls: SessionTls | null;
+
+  /**
+   * `refuse`: answer the client's stream header with this error instead of dialing (per-IP caps).
+   * `tls`: `client` is a TLS socket the proxy already negotiated (tls-accept.ts).
+   */
+  constructor(ctx: ListenerContext, client: Socket, id: string, peer: Endpoint, local: Endpoint, refuse?: ErrorCode, tls?: SessionTls | null) {
     this.#ctx = ctx;
+    this.tls = tls ?? null;
     this.#refuse = refuse;
     this.#client = client;
     this.id = id;
@@ -144,6 +156,11 @@ export class Session implements SessionInfo {
       onError: (error) => this.#onFramingError(error, "out"),
     }, limits);
     ctx.metrics.sessions.inc({ listener: this.listener, state: this.#state });
+    // s2s: the pre-TLS header's `from` names the peer until the restarted header does.
+    if (this.type === "s2s" && this.tls?.preTlsFrom) {
+      this.#domain = this.tls.preTlsFrom;
+      this.#log = this.#log.child({ domain: this.#domain });
+    }
     if (!refuse) this.reconfigureLimits(ctx.limits());
   }
 
@@ -490,6 +507,15 @@ export class Session implements SessionInfo {
     const name = view.localName;
     if (name === "iq") {
       if (view.type === "set" && view.firstChildName === "bind" && view.firstChildXmlns === NS_BIND) this.#bindId = view.id;
+    } else if (name === "starttls" && view.xmlns === NS_TLS && this.tls !== null) {
+      // RFC 6120 §5.4.2.2: a second STARTTLS fails and ends the stream.
+      this.#log.info({ code: "XPX_ERR_STARTTLS_TWICE" }, ERRORS.XPX_ERR_STARTTLS_TWICE.message);
+      this.#ctx.metrics.tlsHandshakeFailures.inc({ listener: this.listener, reason: "starttls_twice" });
+      const failure = Buffer.from(`<failure xmlns='${NS_TLS}'/></stream:stream>`);
+      this.#toClient.add(failure, 0, failure.length);
+      this.#flushToClient();
+      this.#shutdownBoth();
+      return false;
     } else if (name === "starttls" && view.xmlns === NS_TLS) {
       // The upstream offered STARTTLS through a proxy that does not terminate TLS:
       // relaying it would blind the proxy. Refuse as RFC 6120 §5.4.2.2 allows.
@@ -526,6 +552,15 @@ export class Session implements SessionInfo {
       if (interesting || !pipeline.empty) {
         const view = new Stanza(start === 0 && end === data.length ? data : data.subarray(start, end), this.#contentNs);
         if (interesting) this.#inspectServerStanza(view);
+        if (this.type === "s2s" && this.#state !== "bound" && view.localName === "features") {
+          // SASL EXTERNAL cannot work behind the proxy (docs/tls.md): peers use dialback.
+          const stripped = stripSaslExternal(data.toString("utf8", start, end));
+          if (stripped !== null) {
+            const bytes = Buffer.from(stripped);
+            this.#toClient.add(bytes, 0, bytes.length);
+            return;
+          }
+        }
         if (!pipeline.empty) {
           const decided = pipeline.judge(view, this, "outbound");
           if (decided !== null && !this.#apply(decided.stage, decided.verdict, "out")) return;
@@ -643,7 +678,12 @@ export class Session implements SessionInfo {
   #dial(): void {
     const cfg = this.#ctx.config;
     this.pauseClient(PAUSE_DIAL);
-    const upstream = connect({ host: cfg.upstream.host, port: cfg.upstream.port });
+    const overTls = this.#ctx.upstreamTls();
+    const servername = this.#domain && isIP(this.#domain) === 0 ? this.#domain : undefined;
+    // tls.upstream_tls encrypts a hop the operator controls; it does not authenticate it (docs/tls.md).
+    const upstream: Socket = overTls
+      ? tlsConnect({ host: cfg.upstream.host, port: cfg.upstream.port, ...(servername ? { servername } : {}), rejectUnauthorized: false })
+      : connect({ host: cfg.upstream.host, port: cfg.upstream.port });
     this.#upstream = upstream;
     upstream.setNoDelay(true);
     const timeout = this.#ctx.timeouts().connect * 1000;
@@ -653,7 +693,7 @@ export class Session implements SessionInfo {
       upstream.destroy();
       this.closeWithError("XPX_ERR_UPSTREAM_TIMEOUT", cfg.upstream.text);
     }, timeout);
-    upstream.once("connect", () => {
+    upstream.once(overTls ? "secureConnect" : "connect", () => {
       clearTimeout(this.#dialTimer);
       if (this.#closing) {
         upstream.destroy();

