@@ -22,9 +22,9 @@ export interface CorpusCase {
   source: string;
   why: string;
   expect:
-    | { outcome: "stream-error"; condition: string; code: ErrorCode | null }
+    | { outcome: "stream-error"; condition: string; code: ErrorCode | null; /** when the proxy says more than the catalogue text */ text?: string }
     | { outcome: "forwarded-unchanged"; withProsody?: { outcome: "upstream-stream-error"; condition: string } }
-    | { outcome: "closed-silently"; code: ErrorCode | null };
+    | { outcome: "closed-silently"; code: ErrorCode | null; /** a TLS alert record is the only reply allowed (direct-TLS ports) */ tlsAlert?: boolean };
   metrics: MetricExpectation[];
   prosody?: boolean;
   pending?: string;
@@ -48,8 +48,8 @@ export function caseBytes(c: CorpusCase): Buffer {
 const NS = "urn:ietf:params:xml:ns:xmpp-streams";
 
 /** The exact stream error and close the proxy must send for `code` (RFC 6120 §4.9.2). */
-export function expectedStreamError(condition: string, code: ErrorCode): string {
-  return `<stream:error><${condition} xmlns='${NS}'/><text xmlns='${NS}'>${ERRORS[code].message}</text></stream:error></stream:stream>`;
+export function expectedStreamError(condition: string, code: ErrorCode, text?: string): string {
+  return `<stream:error><${condition} xmlns='${NS}'/><text xmlns='${NS}'>${text ?? ERRORS[code].message}</text></stream:error></stream:stream>`;
 }
 
 /** The proxy's own stream header, sent when the server never sent one (RFC 6120 §4.9.1.2). */

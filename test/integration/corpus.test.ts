@@ -11,6 +11,10 @@ import { startProxy, type RunningProxy } from "../../src/app.js";
 import { configFromObject } from "../../src/config/load.js";
 import { ERRORS } from "../../src/errors.js";
 import { createLogger } from "../../src/log.js";
+import { writeSelfSigned } from "../../src/net/gen-cert.js";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { FEATURES, SERVER_HEADER, startFakeUpstream, type FakeUpstream, type UpstreamConn } from "../helpers/fake-upstream.js";
 import { CLIENT_HEADER, eventually, rawClient, type RawClient } from "../helpers/raw-client.js";
 import { caseBytes, deliver, expectedStreamError, loadCorpus, metricSum, PROXY_HEADER_RE, type CorpusCase } from "../helpers/corpus.js";
@@ -26,14 +30,20 @@ let round = 0;
 
 before(async () => {
   upstream = await startFakeUpstream();
+  // The direct-TLS cases need a c2s-tls listener with a certificate.
+  const certDir = mkdtempSync(join(tmpdir(), "xg-corpus-tls-"));
+  const { certFile, keyFile } = await writeSelfSigned(certDir, ["localhost"], { days: 2 });
   proxy = await startProxy(configFromObject({
     listeners: [
       { name: "c2s", type: "c2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${upstream.port}` },
       { name: "lb", type: "c2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${upstream.port}`, accept_proxy_from: ["127.0.0.0/8"] },
+      { name: "tls", type: "c2s-tls", listen: "127.0.0.1:0", upstream: `127.0.0.1:${upstream.port}` },
     ],
     admin: { listen: null },
     log: { level: "silent" },
     ...corpus.config,
+    // starttls off: the plaintext listeners stay plaintext; only "tls" speaks TLS.
+    tls: { ...(corpus.config.tls as object), starttls: "off", certificates: [{ cert: certFile, key: keyFile }] },
   }), { logger: createLogger("silent") });
   bystander = await rawClient(proxy.listenerAddress("c2s")!.port);
   bystander.write(CLIENT_HEADER);
@@ -99,7 +109,7 @@ for (const c of corpus.cases) {
     const e = c.expect;
     if (e.outcome === "stream-error") {
       assert.ok(e.code !== null);
-      const tail = expectedStreamError(e.condition, e.code);
+      const tail = expectedStreamError(e.condition, e.code, e.text);
       const text = await client.waitFor((t) => t.includes("</stream:stream>"), 10_000);
       assert.ok(text.endsWith(tail), `${c.id}: expected …${tail}\ngot: ${text.slice(-300)}`);
       const head = text.slice(0, text.length - tail.length);
@@ -131,7 +141,10 @@ for (const c of corpus.cases) {
       await client.closed();
     } else {
       await client.closed(10_000);
-      assert.equal(client.text(), "", `${c.id}: not a byte back`);
+      const back = client.text();
+      // RFC 8446 §6: a TLS alert record (content type 21) is all a TLS port may answer with.
+      if (e.tlsAlert === true && back.length > 0) assert.equal(back.charCodeAt(0), 0x15, `${c.id}: only a TLS alert back: ${JSON.stringify(back)}`);
+      else assert.equal(back, "", `${c.id}: not a byte back`);
       assert.equal(upstream.conns.length, conns, `${c.id}: no upstream connection`);
     }
 
