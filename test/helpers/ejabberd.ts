@@ -9,14 +9,25 @@
 // plaintext (no STARTTLS), as behind xmpp-guard on loopback.
 
 import { spawn, type ChildProcess } from "node:child_process";
-import { closeSync, existsSync, openSync } from "node:fs";
+import { closeSync, existsSync, openSync, readFileSync } from "node:fs";
 import { mkdtemp, mkdir, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { freePort } from "./prosody.js";
 
 const ERL = "/usr/bin/erl";
-const ERL_LIBS = "/usr/lib/x86_64-linux-gnu";
+const EJABBERDCTL = "/usr/sbin/ejabberdctl";
+
+/** Where the package put ejabberd's Erlang applications (per architecture), as its ejabberdctl says. */
+function erlLibs(): string {
+  try {
+    const m = /^ERL_LIBS='([^']+)'/m.exec(readFileSync(EJABBERDCTL, "utf8"));
+    if (m) return m[1]!;
+  } catch {
+    /* not installed: startEjabberd reports that */
+  }
+  return "/usr/lib/x86_64-linux-gnu";
+}
 const INSTALL_HINT =
   "ejabberd is required for this integration test and was not found. Install it (Debian 12, as root): " +
   "apt-get install -y --no-install-recommends ejabberd (with a /usr/sbin/policy-rc.d that exits 101 so the " +
@@ -61,7 +72,7 @@ export interface EjabberdInstance {
 
 /** True when the Debian ejabberd package (and erl) are installed. */
 export function haveEjabberd(): boolean {
-  return existsSync(ERL) && existsSync("/usr/sbin/ejabberdctl");
+  return existsSync(ERL) && existsSync(EJABBERDCTL);
 }
 
 const live = new Set<ChildProcess>();
@@ -178,7 +189,7 @@ export async function startEjabberd(opts: EjabberdOptions = {}): Promise<Ejabber
         env: {
           ...process.env,
           HOME: dir,
-          ERL_LIBS,
+          ERL_LIBS: erlLibs(),
           EJABBERD_CONFIG_PATH: configPath,
           EJABBERD_LOG_PATH: logPath,
           ERL_CRASH_DUMP: path.join(dir, "log", "erl_crash.dump"),
