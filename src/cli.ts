@@ -16,6 +16,7 @@ import { traceStanzas } from "./firewall/trace.js";
 import { backup, restore } from "./state/sqlite-store.js";
 import { importUsersCommand } from "./registration/import-command.js";
 import { writeSelfSigned } from "./net/gen-cert.js";
+import { checkAll } from "./check.js";
 
 function packageVersion(): string {
   // src/cli.ts (tsx) and dist/cli.js (built) both sit one level below package.json.
@@ -81,13 +82,15 @@ Examples:
     .command("run")
     .description("run the proxy")
     .addOption(new Option("-c, --config <file>", "config file").default(DEFAULT_CONFIG_PATH))
-    .option("--check", "validate the config and exit (like haproxy -c)")
+    .option("--check", "validate config, rules and certificates together and exit 0/1 (like haproxy -c)")
     .action(async (opts: { config: string; check?: boolean }) => {
-      const config = await loadOrExit(opts.config);
       if (opts.check) {
-        process.stdout.write(`${opts.config}: OK\n`);
+        const result = await checkAll(opts.config);
+        process.stdout.write(result.lines.join("\n") + "\n");
+        process.exitCode = result.exitCode;
         return;
       }
+      const config = await loadOrExit(opts.config);
       const logger = createLogger(config.log.level);
       if (cluster.isWorker) {
         await runWorker(config, opts.config, logger.child({ worker: Number(process.env["XMPP_GUARD_WORKER"]) || cluster.worker?.id }));
@@ -123,11 +126,12 @@ Examples:
 
   program
     .command("check-config")
-    .description("validate a config file; prints file:line:col: path: message for each problem")
+    .description("validate a config file with its rule files and certificates; prints file:line:col: message for each problem, exit 0/1")
     .argument("[file]", "config file", DEFAULT_CONFIG_PATH)
     .action(async (file: string) => {
-      await loadOrExit(file);
-      process.stdout.write(`${file}: OK\n`);
+      const result = await checkAll(file);
+      process.stdout.write(result.lines.join("\n") + "\n");
+      process.exitCode = result.exitCode;
     });
 
   program

@@ -64,6 +64,10 @@ export interface TimeoutsConfig {
   readonly connect: number;
   /** Seconds. */
   readonly stream_header: number;
+  /** Seconds without a byte from a not-yet-authenticated peer. */
+  readonly pre_auth_idle: number;
+  /** Seconds one stanza may take to arrive completely once it has started (slow drip). */
+  readonly stanza: number;
 }
 
 export interface ShutdownConfig {
@@ -190,6 +194,8 @@ export const DEFAULTS = deepFreeze({
   timeouts: {
     connect: 10,
     stream_header: 30,
+    pre_auth_idle: 60,
+    stanza: 60,
   },
   shutdown: {
     drain_seconds: 10,
@@ -705,6 +711,8 @@ export const CONFIG_SCHEMA: Spec<Config> = obj({
     obj({
       connect: optional(num({ above: 0, max: MAX_SECONDS }), D.timeouts.connect),
       stream_header: optional(num({ above: 0, max: MAX_SECONDS }), D.timeouts.stream_header),
+      pre_auth_idle: optional(num({ above: 0, max: MAX_SECONDS }), D.timeouts.pre_auth_idle),
+      stanza: optional(num({ above: 0, max: MAX_SECONDS }), D.timeouts.stanza),
     }),
   ),
   shutdown: section(

@@ -38,6 +38,8 @@ export interface Metrics {
   readonly sessions: Gauge<"listener" | "state">;
   readonly streamErrors: Counter<"listener" | "condition" | "sender">;
   readonly upstreamFailures: Counter<"listener" | "reason">;
+  /** Sessions closed by a timeout: stream_header, pre_auth_idle, stanza, upstream_connect. */
+  readonly timeouts: Counter<"listener" | "kind">;
   readonly framingErrors: Counter<"listener" | "direction" | "code">;
   readonly verdicts: Counter<"listener" | "stage" | "verdict">;
   readonly reloads: Counter<"result">;
@@ -130,6 +132,10 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     upstreamFailures: new Counter({
       name: `${PREFIX}upstream_failures_total`, help: "Upstream connection failures, by listener and reason (refused, timeout, closed, error).",
       labelNames: ["listener", "reason"] as const, registers: [registry],
+    }),
+    timeouts: new Counter({
+      name: `${PREFIX}timeouts_total`, help: "Sessions closed by a timeout, by listener and kind (stream_header, pre_auth_idle, stanza, upstream_connect).",
+      labelNames: ["listener", "kind"] as const, registers: [registry],
     }),
     framingErrors: new Counter({
       name: `${PREFIX}framing_errors_total`, help: "XML framing errors, by listener, direction and error code.",

@@ -125,6 +125,12 @@ export class Session implements SessionInfo {
   #headerTimer: NodeJS.Timeout | undefined;
   #dialTimer: NodeJS.Timeout | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
+  // timeouts.pre_auth_idle and timeouts.stanza (slow drip).
+  #idleTimer: NodeJS.Timeout | undefined;
+  #lastActivity = Date.now();
+  #stanzaTimer: NodeJS.Timeout | undefined;
+  #clientFrames = 0;
+  #partialAt = -1;
 
   /** The TLS layer the proxy terminated under this stream; null for plaintext. */
   readonly tls: SessionTls | null;
@@ -213,8 +219,11 @@ export class Session implements SessionInfo {
     client.on("drain", () => this.#resumeUpstream(PAUSE_BACKPRESSURE));
     const headerTimeout = this.#ctx.timeouts().stream_header * 1000;
     this.#headerTimer = setTimeout(() => {
-      if (!this.#clientHeaderSeen) this.closeWithError("XPX_ERR_STREAM_HEADER_TIMEOUT");
+      if (this.#clientHeaderSeen) return;
+      this.#ctx.metrics.timeouts.inc({ listener: this.listener, kind: "stream_header" });
+      this.closeWithError("XPX_ERR_STREAM_HEADER_TIMEOUT");
     }, headerTimeout);
+    this.#idleTimer = setTimeout(() => this.#onIdleTimer(), this.#ctx.timeouts().pre_auth_idle * 1000);
     this.#log.debug("session opened");
     if (initial && initial.length > 0) this.#onClientData(initial);
   }
@@ -266,6 +275,7 @@ export class Session implements SessionInfo {
     const len = chunk.length;
     this.#ctx.stats.bytesIn += len;
     if (!this.#authenticated) {
+      this.#lastActivity = Date.now();
       const max = this.#ctx.limits().pre_auth.max_bytes;
       if (max > 0 && (this.#preAuthBytes += len) > max) {
         this.closeWithError("XPX_ERR_PRE_AUTH_LIMIT", `more than ${max} bytes`);
@@ -283,6 +293,7 @@ export class Session implements SessionInfo {
 
   #feed(data: Buffer): void {
     this.#inFramer.write(data);
+    if (this.#stanzaTimer !== undefined || !this.#inFramer.atBoundary) this.#watchPartial();
     this.#flushToUpstream();
     this.#flushToClient(); // bounces produced while judging
   }
@@ -327,8 +338,49 @@ export class Session implements SessionInfo {
     }
   }
 
+  // ---- timeouts: pre-auth idle, slow-drip stanzas -------------------------
+
+  /** After a feed: (re)arm timeouts.stanza when a new partial frame is held, disarm at a boundary. */
+  #watchPartial(): void {
+    if (this.#inFramer.atBoundary || this.#closing) {
+      clearTimeout(this.#stanzaTimer);
+      this.#stanzaTimer = undefined;
+      return;
+    }
+    if (this.#stanzaTimer !== undefined && this.#partialAt === this.#clientFrames) return; // same frame, still dripping
+    clearTimeout(this.#stanzaTimer);
+    this.#partialAt = this.#clientFrames;
+    this.#stanzaTimer = setTimeout(() => this.#onStanzaTimer(), this.#ctx.timeouts().stanza * 1000);
+  }
+
+  #onStanzaTimer(): void {
+    this.#stanzaTimer = undefined;
+    if (this.#closing || this.#inFramer.atBoundary || this.#partialAt !== this.#clientFrames) return;
+    if (this.#clientPause !== 0 || this.#pending !== null || this.#holding) {
+      // The proxy is holding the peer back (shaping, backpressure): not the peer's delay.
+      this.#stanzaTimer = setTimeout(() => this.#onStanzaTimer(), this.#ctx.timeouts().stanza * 1000);
+      return;
+    }
+    this.#ctx.metrics.timeouts.inc({ listener: this.listener, kind: "stanza" });
+    this.closeWithError("XPX_ERR_STANZA_TIMEOUT", `${this.#inFramer.bufferedBytes} bytes held`);
+  }
+
+  #onIdleTimer(): void {
+    this.#idleTimer = undefined;
+    if (this.#closing || this.#authenticated) return;
+    const idle = this.#ctx.timeouts().pre_auth_idle * 1000;
+    const left = this.#lastActivity + idle - Date.now();
+    if (left > 0 || this.#clientPause !== 0) {
+      this.#idleTimer = setTimeout(() => this.#onIdleTimer(), Math.max(left, 1000));
+      return;
+    }
+    this.#ctx.metrics.timeouts.inc({ listener: this.listener, kind: "pre_auth_idle" });
+    this.closeWithError("XPX_ERR_PRE_AUTH_IDLE");
+  }
+
   /** Gate in front of frame handling: holds frames while a stanza bucket is in debt. */
   #onClientFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
+    this.#clientFrames++;
     if (this.#holding) {
       this.#heldFrames.push({ kind, data, start, end, charged: false });
       return;
@@ -535,6 +587,7 @@ export class Session implements SessionInfo {
 
   #onUpstreamData(chunk: Buffer): void {
     if (this.#closing) return;
+    if (!this.#authenticated) this.#lastActivity = Date.now();
     this.#ctx.stats.bytesOut += chunk.length;
     this.#outFramer.write(chunk);
     this.#flushToClient();
@@ -580,6 +633,7 @@ export class Session implements SessionInfo {
     }
     if (kind === FRAME_HEADER) {
       this.#serverHeaderSeen = true;
+      clearTimeout(this.#dialTimer); // timeouts.connect covers connect + the server's answering header
     } else if (kind === FRAME_CLOSE) {
       this.#serverStreamClosed = true;
       this.#setState("closing");
@@ -688,13 +742,13 @@ export class Session implements SessionInfo {
     upstream.setNoDelay(true);
     const timeout = this.#ctx.timeouts().connect * 1000;
     this.#dialTimer = setTimeout(() => {
-      if (this.#upstreamConnected) return;
+      if (this.#serverHeaderSeen || this.#closing) return;
       this.#ctx.metrics.upstreamFailures.inc({ listener: this.listener, reason: "timeout" });
+      this.#ctx.metrics.timeouts.inc({ listener: this.listener, kind: "upstream_connect" });
+      this.closeWithError("XPX_ERR_UPSTREAM_TIMEOUT", this.#upstreamConnected ? `${cfg.upstream.text}: connected, no stream header` : cfg.upstream.text);
       upstream.destroy();
-      this.closeWithError("XPX_ERR_UPSTREAM_TIMEOUT", cfg.upstream.text);
     }, timeout);
     upstream.once(overTls ? "secureConnect" : "connect", () => {
-      clearTimeout(this.#dialTimer);
       if (this.#closing) {
         upstream.destroy();
         return;
@@ -811,6 +865,8 @@ export class Session implements SessionInfo {
     this.#outFramer.stop();
     clearTimeout(this.#headerTimer);
     clearTimeout(this.#dialTimer);
+    clearTimeout(this.#idleTimer);
+    clearTimeout(this.#stanzaTimer);
     if (!this.#clientDone) this.#client.end();
     const up = this.#upstream;
     if (up && !this.#upstreamDone) {
@@ -834,6 +890,8 @@ export class Session implements SessionInfo {
     this.#outFramer.stop();
     clearTimeout(this.#headerTimer);
     clearTimeout(this.#dialTimer);
+    clearTimeout(this.#idleTimer);
+    clearTimeout(this.#stanzaTimer);
     this.#client.destroy();
     this.#upstream?.destroy();
     if (!this.#upstream) this.#upstreamDone = true;
@@ -855,6 +913,8 @@ export class Session implements SessionInfo {
     this.#heldFrames = [];
     clearTimeout(this.#headerTimer);
     clearTimeout(this.#dialTimer);
+    clearTimeout(this.#idleTimer);
+    clearTimeout(this.#stanzaTimer);
     clearTimeout(this.#closeTimer);
     this.#ctx.metrics.sessions.dec({ listener: this.listener, state: this.#state });
     this.#log.info({ seconds: (Date.now() - this.startedAt) / 1000 }, "session closed");

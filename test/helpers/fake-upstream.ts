@@ -27,6 +27,8 @@ export interface FakeUpstream {
 export interface FakeUpstreamOptions {
   /** Reply to the first bytes containing "<stream:stream" with header + features (default true). */
   autoHeader?: boolean;
+  /** Listen on this port (e.g. to restart an upstream where it was); default a free one. */
+  port?: number;
 }
 
 export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Promise<FakeUpstream> {
@@ -61,7 +63,10 @@ export async function startFakeUpstream(options: FakeUpstreamOptions = {}): Prom
       w(conn);
     }
   });
-  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  await new Promise<void>((resolve, reject) => {
+    server.once("error", reject);
+    server.listen(options.port ?? 0, "127.0.0.1", () => resolve());
+  });
   const port = (server.address() as AddressInfo).port;
   return {
     port,

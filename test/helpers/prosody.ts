@@ -52,6 +52,8 @@ export interface ProsodyOptions {
   offline?: boolean;
   /** Minimum log level. Default 'info' (debug logs every stanza: slow). */
   logLevel?: 'debug' | 'info' | 'warn' | 'error';
+  /** c2s port to use (e.g. to restart a server where it was). Default: a free one. */
+  port?: number;
   /** How long to wait for the c2s port. Default 15000 ms. */
   startTimeoutMs?: number;
   /**
@@ -349,7 +351,7 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<ProsodyIn
   // A port can be taken between freePort() and Prosody's bind: retry with new ports.
   for (let attempt = 1; attempt <= 3; attempt++) {
     const ports: Ports = {
-      c2s: await freePort(),
+      c2s: opts.port ?? (await freePort()),
       s2s: opts.s2s === true ? await freePort() : undefined,
       directTls: opts.directTls === true ? await freePort() : undefined,
       component: (opts.components?.length ?? 0) > 0 ? await freePort() : undefined,
