@@ -22,17 +22,12 @@ export interface CheckAllResult {
 /** Certificates expiring sooner than this get a warning (not an error). */
 const EXPIRY_WARNING_DAYS = 14;
 
-/**
- * The `tls` section, if this build's config has one (`tls.certificates` is a
- * list of `{ cert, key }` PEM paths). Read structurally so this check works
- * whether or not TLS termination is compiled into the schema.
- */
+/** The `tls` section's certificates and settings, or null when TLS is off (no certificates). */
 function tlsSection(config: Config): { certificates: readonly CertificateFiles[]; settings: TlsSettings } | null {
-  const tls = (config as unknown as { tls?: { certificates?: readonly CertificateFiles[]; min_version?: TlsSettings["min_version"]; ciphers?: string } | null }).tls;
-  if (!tls || !Array.isArray(tls.certificates) || tls.certificates.length === 0) return null;
-  const settings: TlsSettings = {};
-  if (tls.min_version) settings.min_version = tls.min_version;
-  if (tls.ciphers) settings.ciphers = tls.ciphers;
+  const tls = config.tls;
+  if (tls.certificates.length === 0) return null;
+  const settings: TlsSettings = { min_version: tls.min_version };
+  if (tls.ciphers !== null) settings.ciphers = tls.ciphers;
   return { certificates: tls.certificates, settings };
 }
 
