@@ -1,6 +1,6 @@
 // An in-memory RegistrationStore for tests and for running without durable
 // state. Same semantics as SqliteStore, nothing survives a restart.
-import type { KnownAccount, RegistrationStore, ThrottleState, Tombstone } from "./registration-store.js";
+import { pruneRefilled, type KnownAccount, type RegistrationStore, type ThrottleState, type Tombstone } from "./registration-store.js";
 
 function key2(host: string, username: string): string {
   // "@" cannot occur in a nodeprepped username, so the pair is unambiguous.
@@ -26,14 +26,7 @@ export class MemoryStore implements RegistrationStore {
 
   pruneThrottles(now: number, capacity: number, perMs: number): number {
     this.#check();
-    let n = 0;
-    for (const [k, s] of this.#throttles) {
-      if (s.tokens + (now - s.updated_at) * perMs >= capacity) {
-        this.#throttles.delete(k);
-        n++;
-      }
-    }
-    return n;
+    return pruneRefilled(this.#throttles, now, capacity, perMs);
   }
 
   countThrottles(): number {

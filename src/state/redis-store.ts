@@ -22,7 +22,7 @@
 //   P events          pub/sub channel of {t, k, v} key states
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
-import type { AccountSource, KnownAccount, RegistrationStore, ThrottleState, Tombstone } from "./registration-store.js";
+import { pruneRefilled, type AccountSource, type KnownAccount, type RegistrationStore, type ThrottleState, type Tombstone } from "./registration-store.js";
 
 export interface RedisStoreOptions {
   /** redis://host:port/db */
@@ -280,14 +280,7 @@ export class RedisStore implements RegistrationStore {
   pruneThrottles(now: number, capacity: number, perMs: number): number {
     this.#check();
     // Local only: Redis expires each bucket itself when it has refilled.
-    let n = 0;
-    for (const [k, s] of this.#throttles) {
-      if (s.tokens + (now - s.updated_at) * perMs >= capacity) {
-        this.#throttles.delete(k);
-        n++;
-      }
-    }
-    return n;
+    return pruneRefilled(this.#throttles, now, capacity, perMs);
   }
 
   countThrottles(): number {

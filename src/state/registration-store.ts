@@ -15,6 +15,22 @@ export interface ThrottleState {
   readonly updated_at: number;
 }
 
+/**
+ * Drop the buckets of `throttles` that have refilled to `capacity` by `now`
+ * (they hold nothing a fresh bucket would not); returns how many went. The
+ * in-memory stores share this; SQLite does the same in one DELETE.
+ */
+export function pruneRefilled(throttles: Map<string, ThrottleState>, now: number, capacity: number, perMs: number): number {
+  let n = 0;
+  for (const [k, s] of throttles) {
+    if (s.tokens + (now - s.updated_at) * perMs >= capacity) {
+      throttles.delete(k);
+      n++;
+    }
+  }
+  return n;
+}
+
 /** How the proxy learned about an account. */
 export type AccountSource = "registration" | "bind" | "import";
 
