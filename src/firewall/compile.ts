@@ -138,6 +138,10 @@ export class CompiledRuleSet {
         break;
       }
     }
+    if (outcome === undefined && !defaulted && !facts.modified && state.emitted.length === 0 && state.logs.length === 0 &&
+      state.marks.length === 0 && state.matched.length === 0 && state.hits.length === 0 && state.tags.length === 0) {
+      return PASS_RESULT; // the common case: no rule matched, nothing to report
+    }
     const base = {
       defaulted,
       emitted: state.emitted,

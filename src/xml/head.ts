@@ -4,10 +4,38 @@
 // it still refuses duplicate attributes (a parser-differential hazard:
 // policy must never read a different `to` than the server would).
 
-const LT = 0x3c, GT = 0x3e, SLASH = 0x2f, EQ = 0x3d, AMP = 0x26, BANG = 0x21, QMARK = 0x3f;
+const LT = 0x3c, GT = 0x3e, SLASH = 0x2f, EQ = 0x3d, BANG = 0x21, QMARK = 0x3f;
 
 function isWs(b: number): boolean {
   return b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
+}
+
+// Buffer#toString's argument handling costs more than the decode for the short
+// strings read here: call the native slicer directly (fall back if absent).
+type Slicer = (this: Buffer, start: number, end: number) => string;
+const nativeUtf8Slice = (Buffer.prototype as unknown as { utf8Slice?: Slicer }).utf8Slice;
+const utf8Slice: Slicer = nativeUtf8Slice ?? function (this: Buffer, start: number, end: number) {
+  return this.toString("utf8", start, end);
+};
+
+// Names that occur in nearly every stanza: returned as shared constants
+// instead of a fresh string per stanza.
+const COMMON_NAMES = ["message", "presence", "iq", "to", "from", "id", "type", "xmlns", "xml:lang", "body"]
+  .map((n) => Buffer.from(n, "latin1"));
+const COMMON_STRINGS = COMMON_NAMES.map((b) => b.toString("latin1"));
+
+/** The name in data[start, end), interned when it is a common one. */
+function nameAt(data: Buffer, start: number, end: number): string {
+  const n = end - start;
+  const first = data[start];
+  for (let k = 0; k < COMMON_NAMES.length; k++) {
+    const w = COMMON_NAMES[k]!;
+    if (w.length !== n || w[0] !== first) continue;
+    let j = 1;
+    while (j < n && data[start + j] === w[j]) j++;
+    if (j === n) return COMMON_STRINGS[k]!;
+  }
+  return utf8Slice.call(data, start, end);
 }
 
 export interface Head {
@@ -35,7 +63,7 @@ export function readHead(data: Buffer, start: number, limit: number): Head | nul
     if (isWs(b) || b === GT || b === SLASH) break;
     i++;
   }
-  const name = data.toString("utf8", nameStart, i);
+  const name = nameAt(data, nameStart, i);
   const attrs = new Map<string, string>();
   let duplicate: string | null = null;
   for (;;) {
@@ -46,7 +74,7 @@ export function readHead(data: Buffer, start: number, limit: number): Head | nul
     if (b === SLASH) return { name, attrs, end: i + 2, selfClosing: true, duplicate };
     const an = i;
     while (i < limit && data[i] !== EQ && !isWs(data[i]!)) i++;
-    const attrName = data.toString("utf8", an, i);
+    const attrName = nameAt(data, an, i);
     while (i < limit && data[i] !== EQ) i++;
     i++;
     while (i < limit && isWs(data[i]!)) i++;
@@ -63,10 +91,8 @@ export function readHead(data: Buffer, start: number, limit: number): Head | nul
 
 /** Decode an attribute value or text run: entities and (for attributes) nothing else. */
 export function decodeValue(data: Buffer, start: number, end: number): string {
-  const amp = data.indexOf(AMP, start);
-  const raw = data.toString("utf8", start, end);
-  if (amp < 0 || amp >= end) return raw;
-  return unescapeXml(raw);
+  const raw = utf8Slice.call(data, start, end);
+  return raw.includes("&") ? unescapeXml(raw) : raw;
 }
 
 const NAMED: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
