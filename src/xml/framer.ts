@@ -171,8 +171,10 @@ export class Framer {
   #total = 0; // bytes consumed so far, for error offsets
 
   // Names of open elements, back to back, to check end tags byte for byte.
-  #names = new Uint8Array(256);
-  #nameEnds: Int32Array;
+  // Both start small (typed arrays up to 64 bytes live inside the V8 heap, with
+  // no separate backing store) and grow with the names and depth seen.
+  #names = new Uint8Array(48);
+  #nameEnds = new Int32Array(8);
   #namePos = 0; // write position in #names
   #cmp = 0; // end-tag comparison cursor
   #cmpEnd = 0;
@@ -182,7 +184,7 @@ export class Framer {
   #quote = 0;
   #bang = 0;
   #brackets = 0;
-  #entity = new Uint8Array(MAX_ENTITY);
+  #entity: Uint8Array | null = null; // allocated at the first entity reference
   #entityLen = 0;
   #piLen = 0;
   #piTarget = 0; // first bytes of the PI target, packed
@@ -190,7 +192,7 @@ export class Framer {
   #declSeen = false;
 
   // UTF-8 sequence split across chunks.
-  #carry = new Uint8Array(4);
+  #carry: Uint8Array | null = null; // allocated at the first split sequence
   #carryLen = 0;
   #carryNeed = 0;
 
@@ -200,7 +202,6 @@ export class Framer {
   constructor(sink: FrameSink, limits: FramerLimits = DEFAULT_LIMITS) {
     this.#sink = sink;
     this.#limits = limits;
-    this.#nameEnds = new Int32Array(limits.maxDepth + 2);
   }
 
   /** Bytes held for the frame in progress (bounded by the frame's limit). */
@@ -222,11 +223,6 @@ export class Framer {
   }
 
   setLimits(limits: FramerLimits): void {
-    if (limits.maxDepth + 2 > this.#nameEnds.length) {
-      const grown = new Int32Array(limits.maxDepth + 2);
-      grown.set(this.#nameEnds);
-      this.#nameEnds = grown;
-    }
     this.#limits = limits;
   }
 
@@ -288,14 +284,15 @@ export class Framer {
     let start = 0;
     const len = chunk.length;
     if (this.#carryLen > 0) {
+      const carry = this.#carry!;
       while (this.#carryLen < this.#carryNeed && start < len) {
         const b = chunk[start]!;
         if ((b & 0xc0) !== 0x80) return false;
-        this.#carry[this.#carryLen++] = b;
+        carry[this.#carryLen++] = b;
         start++;
       }
       if (this.#carryLen < this.#carryNeed) return true;
-      if (!isUtf8(this.#carry.subarray(0, this.#carryLen))) return false;
+      if (!isUtf8(carry.subarray(0, this.#carryLen))) return false;
       this.#carryLen = 0;
     }
     // Find a lead byte in the last 3 whose sequence runs past the end.
@@ -314,7 +311,8 @@ export class Framer {
     if (tail < len) {
       this.#carryNeed = seqLength(chunk[tail]!);
       this.#carryLen = 0;
-      for (let j = tail; j < len; j++) this.#carry[this.#carryLen++] = chunk[j]!;
+      const carry = (this.#carry ??= new Uint8Array(4));
+      for (let j = tail; j < len; j++) carry[this.#carryLen++] = chunk[j]!;
     }
     return true;
   }
@@ -331,6 +329,12 @@ export class Framer {
     parts.length = 0;
     this.#pendingLen = 0;
     this.#sink.onFrame(kind, data, 0, total);
+  }
+
+  #growNameEnds(): void {
+    const grown = new Int32Array(this.#nameEnds.length * 2);
+    grown.set(this.#nameEnds);
+    this.#nameEnds = grown;
   }
 
   #pushName(chunk: Buffer, from: number, to: number): boolean {
@@ -453,6 +457,7 @@ export class Framer {
             this.#fail("XPX_ERR_XML_NAME_TOO_LONG", undefined, i);
             return;
           }
+          if (this.#depth >= this.#nameEnds.length) this.#growNameEnds();
           this.#nameEnds[this.#depth] = this.#namePos;
           if (cls & C_WS) {
             state = S_ATTRS;
@@ -685,7 +690,7 @@ export class Framer {
             }
             state = this.#returnState;
           } else if (this.#entityLen < MAX_ENTITY && (CLASS[c]! & C_NAME || c === 0x23)) {
-            this.#entity[this.#entityLen++] = c;
+            (this.#entity ??= new Uint8Array(MAX_ENTITY))[this.#entityLen++] = c;
           } else {
             this.#fail("XPX_ERR_XML_NOT_WELL_FORMED", "bad entity reference", i);
             return;
@@ -794,9 +799,9 @@ export class Framer {
 
   // Validate the bytes between '&' and ';'.
   #checkEntity(): "restricted" | "malformed" | null {
-    const e = this.#entity;
     const n = this.#entityLen;
     if (n === 0) return "malformed";
+    const e = this.#entity!;
     if (e[0] === 0x23) {
       // Character reference: &#NNN; or &#xHHH;, and it must name an XML Char.
       let code = 0;
