@@ -40,14 +40,66 @@ function nameAt(data: Buffer, start: number, end: number): string {
 
 export interface Head {
   /** Qualified element name as written. */
-  name: string;
-  /** Attributes in document order, values entity-decoded. */
-  attrs: Map<string, string>;
+  readonly name: string;
+  /** Attributes in document order, values entity-decoded (built on first use). */
+  readonly attrs: Map<string, string>;
+  /** One attribute's value, entity-decoded; decodes only that value. */
+  attr(name: string): string | undefined;
   /** Offset just past the opening tag's '>'. */
-  end: number;
-  selfClosing: boolean;
+  readonly end: number;
+  readonly selfClosing: boolean;
   /** A repeated attribute name, if any (the element must be refused). */
-  duplicate: string | null;
+  readonly duplicate: string | null;
+}
+
+/**
+ * The start tag's boundaries are found eagerly (names, and duplicates, which
+ * must be refused); values are decoded only when asked for: policy usually
+ * reads one or two of them, and a forwarded stanza needs none.
+ */
+class ParsedHead implements Head {
+  readonly name: string;
+  readonly end: number;
+  readonly selfClosing: boolean;
+  readonly duplicate: string | null;
+  readonly #data: Buffer;
+  /** First occurrence of each attribute name, in document order. */
+  readonly #names: string[];
+  /** Value start and end offsets, two per name. */
+  readonly #spans: number[];
+  #values: Array<string | undefined> | undefined;
+  #map: Map<string, string> | undefined;
+
+  constructor(data: Buffer, name: string, names: string[], spans: number[], end: number, selfClosing: boolean, duplicate: string | null) {
+    this.#data = data;
+    this.name = name;
+    this.#names = names;
+    this.#spans = spans;
+    this.end = end;
+    this.selfClosing = selfClosing;
+    this.duplicate = duplicate;
+  }
+
+  attr(name: string): string | undefined {
+    const k = this.#names.indexOf(name);
+    return k < 0 ? undefined : this.#value(k);
+  }
+
+  #value(k: number): string {
+    const values = (this.#values ??= []);
+    let v = values[k];
+    if (v === undefined) values[k] = v = decodeValue(this.#data, this.#spans[2 * k]!, this.#spans[2 * k + 1]!);
+    return v;
+  }
+
+  get attrs(): Map<string, string> {
+    if (this.#map === undefined) {
+      const map = new Map<string, string>();
+      for (let k = 0; k < this.#names.length; k++) map.set(this.#names[k]!, this.#value(k));
+      this.#map = map;
+    }
+    return this.#map;
+  }
 }
 
 /**
@@ -64,14 +116,15 @@ export function readHead(data: Buffer, start: number, limit: number): Head | nul
     i++;
   }
   const name = nameAt(data, nameStart, i);
-  const attrs = new Map<string, string>();
+  const names: string[] = [];
+  const spans: number[] = [];
   let duplicate: string | null = null;
   for (;;) {
     while (i < limit && isWs(data[i]!)) i++;
     if (i >= limit) return null;
     const b = data[i]!;
-    if (b === GT) return { name, attrs, end: i + 1, selfClosing: false, duplicate };
-    if (b === SLASH) return { name, attrs, end: i + 2, selfClosing: true, duplicate };
+    if (b === GT) return new ParsedHead(data, name, names, spans, i + 1, false, duplicate);
+    if (b === SLASH) return new ParsedHead(data, name, names, spans, i + 2, true, duplicate);
     const an = i;
     while (i < limit && data[i] !== EQ && !isWs(data[i]!)) i++;
     const attrName = nameAt(data, an, i);
@@ -82,9 +135,11 @@ export function readHead(data: Buffer, start: number, limit: number): Head | nul
     const vs = ++i;
     const ve = data.indexOf(quote, vs);
     if (ve < 0 || ve >= limit) return null;
-    const value = decodeValue(data, vs, ve);
-    if (attrs.has(attrName)) duplicate ??= attrName;
-    else attrs.set(attrName, value);
+    if (names.includes(attrName)) duplicate ??= attrName;
+    else {
+      names.push(attrName);
+      spans.push(vs, ve);
+    }
     i = ve + 1;
   }
 }
@@ -128,7 +183,7 @@ export function readFirstChild(data: Buffer, headEnd: number, limit: number): { 
     if (next === QMARK) return null;
     const head = readHead(data, lt, limit);
     if (!head) return null;
-    return { name: head.name, xmlns: head.attrs.get("xmlns") };
+    return { name: head.name, xmlns: head.attr("xmlns") };
   }
   return null;
 }

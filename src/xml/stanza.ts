@@ -71,7 +71,7 @@ export class Stanza implements StanzaView {
   }
 
   get xmlns(): string {
-    return this.head.attrs.get("xmlns") ?? this.#streamNs;
+    return this.head.attr("xmlns") ?? this.#streamNs;
   }
 
   get kind(): StanzaKind {
@@ -81,23 +81,23 @@ export class Stanza implements StanzaView {
   }
 
   attr(name: string): string | undefined {
-    return this.head.attrs.get(name);
+    return this.head.attr(name);
   }
 
   get to(): string | undefined {
-    return this.head.attrs.get("to");
+    return this.head.attr("to");
   }
 
   get from(): string | undefined {
-    return this.head.attrs.get("from") ?? this.#sessionJid;
+    return this.head.attr("from") ?? this.#sessionJid;
   }
 
   get type(): string | undefined {
-    return this.head.attrs.get("type");
+    return this.head.attr("type");
   }
 
   get id(): string | undefined {
-    return this.head.attrs.get("id");
+    return this.head.attr("id");
   }
 
   get firstChildName(): string | undefined {
