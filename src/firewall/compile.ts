@@ -138,8 +138,7 @@ export class CompiledRuleSet {
         break;
       }
     }
-    if (outcome === undefined && !defaulted && !facts.modified && state.emitted.length === 0 && state.logs.length === 0 &&
-      state.marks.length === 0 && state.matched.length === 0 && state.hits.length === 0 && state.tags.length === 0) {
+    if (outcome === undefined && !defaulted && !facts.modified && !state.produced) {
       return PASS_RESULT; // the common case: no rule matched, nothing to report
     }
     const base = {
