@@ -150,7 +150,9 @@ function findControl(chunk: Buffer, from: number, len: number): number {
 let lastStore: ArrayBufferLike | null = null;
 let lastWords: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
 function wordsOf(store: ArrayBufferLike): Uint32Array<ArrayBufferLike> {
-  if (store !== lastStore) {
+  // Also rebuilt when the store's size changed (a resizable ArrayBuffer), so the
+  // view always covers every byte of the chunk.
+  if (store !== lastStore || lastWords.length !== store.byteLength >> 2) {
     lastStore = store;
     lastWords = new Uint32Array(store, 0, store.byteLength >> 2);
   }
