@@ -138,6 +138,9 @@ export class CompiledRuleSet {
         break;
       }
     }
+    if (outcome === undefined && !defaulted && !facts.modified && !state.produced) {
+      return PASS_RESULT; // the common case: no rule matched, nothing to report
+    }
     const base = {
       defaulted,
       emitted: state.emitted,

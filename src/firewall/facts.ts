@@ -240,20 +240,18 @@ export class Facts {
       else {
         const { path, funcs } = part;
         let v: string | undefined;
-        let viaVar: "to" | "from" | undefined;
         if (path.steps.length === 0 && path.end.kind === "attr") {
           const a = path.end.name;
-          if (a === "to" || a === "from") viaVar = a;
           v = a === "to" ? this.to : a === "type" ? this.type : this.attr(a);
         } else {
           const r = this.find(path);
           v = r === undefined ? undefined : typeof r === "string" ? r : serialize(r);
         }
+        // splitJid and bareJid are memoised: a session's own JID gives back the
+        // same string every time (cheap as a LIMIT key), not a new one per stanza.
         for (const f of funcs) {
           if (v === undefined) break;
-          const parts = viaVar === "to" ? this.toParts : viaVar === "from" ? this.fromParts : splitJid(v);
-          viaVar = undefined;
-          v = f === "bare" ? (parts.host === undefined ? undefined : parts.node !== undefined ? `${parts.node}@${parts.host}` : parts.host) : parts[f];
+          v = f === "bare" ? bareJid(v) : splitJid(v)[f];
         }
         out += v ?? part.fallback;
       }

@@ -2,6 +2,7 @@
 // Splitting must agree with Prosody, or patterns would match differently.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import { bareJid, isValidJid, prepJid, splitJid } from "./jid.js";
 
 describe("splitJid", () => {
@@ -39,5 +40,34 @@ describe("prepJid / bareJid / isValidJid", () => {
     assert.ok(isValidJid("a@b"));
     assert.ok(!isValidJid("a b@c"));
     assert.ok(!isValidJid("@c"));
+  });
+});
+
+describe("prepJid fast path and memos", () => {
+  // The reference: the full algorithm, never memoised.
+  function reference(jid: string): string {
+    const p = splitJid(jid);
+    if (p.host === undefined) return jid;
+    let host = p.host.normalize("NFKC").toLowerCase();
+    if (host.endsWith(".") && host.length > 1) host = host.slice(0, -1);
+    const node = p.node?.normalize("NFKC").toLowerCase();
+    let out = node !== undefined ? `${node}@${host}` : host;
+    if (p.resource !== undefined) out += `/${p.resource.normalize("NFKC")}`;
+    return out;
+  }
+
+  it("agrees with the full algorithm on JID-like strings (ASCII, upper case, dots, non-ASCII)", () => {
+    fc.assert(fc.property(fc.array(fc.constantFrom("a", "B", ".", "@", "/", " ", "é", "Ａ", "x", "1"), { maxLength: 12 }), (parts) => {
+      const jid = parts.join("");
+      assert.equal(prepJid(jid), reference(jid), JSON.stringify(jid));
+      assert.equal(prepJid(jid), reference(jid), `memoised: ${JSON.stringify(jid)}`);
+      const p = splitJid(jid);
+      assert.equal(bareJid(jid), p.host === undefined ? undefined : p.node !== undefined ? `${p.node}@${p.host}` : p.host);
+    }), { numRuns: 3000 });
+  });
+
+  it("keeps working past the memo bound", () => {
+    for (let i = 0; i < 5000; i++) assert.equal(prepJid(`U${i}@Example.org/R`), `u${i}@example.org/R`);
+    assert.equal(prepJid("U1@Example.org/R"), "u1@example.org/R");
   });
 });

@@ -11,9 +11,29 @@ export interface JidParts {
 
 const NONE: JidParts = Object.freeze({ node: undefined, host: undefined, resource: undefined });
 
+// Per-stanza JID work is mostly the same few strings over and over (a
+// session's bound JID, the contacts it writes to): small bounded memos keyed by
+// the string. A full memo is simply cleared; a miss costs what it always did.
+const MEMO_MAX = 2048;
+const splitMemo = new Map<string, JidParts>();
+const prepMemo = new Map<string, string>();
+const bareMemo = new Map<string, string | undefined>();
+
+function remember<V>(memo: Map<string, V>, key: string, value: V): V {
+  if (memo.size >= MEMO_MAX) memo.clear();
+  memo.set(key, value);
+  return value;
+}
+
 /** util.jid.split: node@host/resource; any malformed JID yields no parts. */
 export function splitJid(jid: string | undefined): JidParts {
   if (jid === undefined) return NONE;
+  const known = splitMemo.get(jid);
+  if (known !== undefined) return known;
+  return remember(splitMemo, jid, splitUncached(jid));
+}
+
+function splitUncached(jid: string): JidParts {
   let node: string | undefined;
   let hostStart = 0;
   const at = jid.indexOf("@");
@@ -27,10 +47,10 @@ export function splitJid(jid: string | undefined): JidParts {
   if (hostEnd < 0) hostEnd = jid.length;
   const host = jid.slice(hostStart, hostEnd);
   if (host === "" || host.includes("@")) return NONE;
-  if (hostEnd === jid.length) return { node, host, resource: undefined };
+  if (hostEnd === jid.length) return Object.freeze({ node, host, resource: undefined });
   const resource = jid.slice(hostEnd + 1);
   if (resource === "") return NONE;
-  return { node, host, resource };
+  return Object.freeze({ node, host, resource });
 }
 
 export function joinJid(node: string | undefined, host: string | undefined, resource?: string): string | undefined {
@@ -41,8 +61,10 @@ export function joinJid(node: string | undefined, host: string | undefined, reso
 }
 
 export function bareJid(jid: string | undefined): string | undefined {
+  if (jid === undefined) return undefined;
+  if (bareMemo.has(jid)) return bareMemo.get(jid);
   const p = splitJid(jid);
-  return joinJid(p.node, p.host);
+  return remember(bareMemo, jid, joinJid(p.node, p.host));
 }
 
 export function hostOf(jid: string | undefined): string | undefined {
@@ -56,13 +78,28 @@ export function hostOf(jid: string | undefined): string | undefined {
  */
 export function prepJid(jid: string | undefined): string | undefined {
   if (jid === undefined) return undefined;
+  // Printable ASCII without upper case: NFKC and lower-casing change nothing,
+  // so only a trailing dot on the domain can (the usual case by far).
+  if (!NOT_PLAIN.test(jid)) {
+    let hostEnd = jid.indexOf("/");
+    if (hostEnd < 0) hostEnd = jid.length;
+    if (jid.charCodeAt(hostEnd - 1) !== 0x2e) return jid;
+  }
+  const known = prepMemo.get(jid);
+  if (known !== undefined) return known;
+  return remember(prepMemo, jid, prepUncached(jid));
+}
+
+const NOT_PLAIN = /[^\x21-\x40\x5b-\x7e]/;
+
+function prepUncached(jid: string): string {
   const p = splitJid(jid);
   if (p.host === undefined) return jid;
   let host = p.host.normalize("NFKC").toLowerCase();
   if (host.endsWith(".") && host.length > 1) host = host.slice(0, -1);
   const node = p.node?.normalize("NFKC").toLowerCase();
   const resource = p.resource?.normalize("NFKC");
-  return joinJid(node, host, resource);
+  return joinJid(node, host, resource)!;
 }
 
 /** Loose JID syntax check for action parameters (REDIRECT=…, FORWARD=…). */

@@ -76,11 +76,17 @@ export class MultiThrottle {
     return this.#buckets.size;
   }
 
+  /** The most recently used key: polling it again needs no LRU move. */
+  #newest: string | undefined;
+
   poll(key: string, now: number): PollResult {
     let bucket = this.#buckets.get(key);
     if (bucket) {
-      this.#buckets.delete(key);
-      this.#buckets.set(key, bucket);
+      if (key !== this.#newest) {
+        this.#buckets.delete(key);
+        this.#buckets.set(key, bucket);
+        this.#newest = key;
+      }
     } else {
       if (this.#buckets.size >= this.entries) {
         const [oldKey, oldBucket] = this.#buckets.entries().next().value as [string, Throttle];
@@ -89,6 +95,7 @@ export class MultiThrottle {
       }
       bucket = new Throttle(this.rate, this.burst, now);
       this.#buckets.set(key, bucket);
+      this.#newest = key;
     }
     return bucket.poll(now) ? POLL_OK : POLL_LIMITED;
   }

@@ -74,13 +74,39 @@ export class RunState {
   readonly now: number;
   readonly chains: ReadonlyMap<string, readonly Handler[]>;
   outcome: Outcome | undefined;
-  readonly emitted: EmittedStanza[] = [];
-  readonly logs: FirewallLog[] = [];
-  readonly marks: MarkChange[] = [];
-  readonly matched: RuleRef[] = [];
-  readonly hits: RuleHit[] = [];
-  readonly tags: string[] = [];
   jumpDepth = 0;
+  // Result lists, allocated on first use: most runs fill none of them.
+  #emitted: EmittedStanza[] | undefined;
+  #logs: FirewallLog[] | undefined;
+  #marks: MarkChange[] | undefined;
+  #matched: RuleRef[] | undefined;
+  #hits: RuleHit[] | undefined;
+  #tags: string[] | undefined;
+
+  get emitted(): EmittedStanza[] {
+    return (this.#emitted ??= []);
+  }
+  get logs(): FirewallLog[] {
+    return (this.#logs ??= []);
+  }
+  get marks(): MarkChange[] {
+    return (this.#marks ??= []);
+  }
+  get matched(): RuleRef[] {
+    return (this.#matched ??= []);
+  }
+  get hits(): RuleHit[] {
+    return (this.#hits ??= []);
+  }
+  get tags(): string[] {
+    return (this.#tags ??= []);
+  }
+
+  /** True when the run produced anything to report (a matched rule, a log, a copy…). */
+  get produced(): boolean {
+    return this.#emitted !== undefined || this.#logs !== undefined || this.#marks !== undefined ||
+      this.#matched !== undefined || this.#hits !== undefined || this.#tags !== undefined;
+  }
 
   constructor(facts: Facts, ctx: FirewallContext, now: number, chains: ReadonlyMap<string, readonly Handler[]>) {
     this.facts = facts;

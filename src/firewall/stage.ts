@@ -75,6 +75,8 @@ interface Route {
   readonly origin: OriginSession | undefined;
 }
 
+const DELIVER_NO_ORIGIN: Route = Object.freeze({ chain: "deliver", origin: undefined });
+
 function describeDecision(r: FirewallResult): string {
   const last = r.hits.at(-1);
   return last ? `${last.rule.id} ${last.action.replace(/_/g, " ")}` : "firewall";
@@ -142,10 +144,19 @@ export class FirewallStage implements PolicyStage {
   #route(session: SessionInfo, flow: Flow): Route | undefined {
     if (session.type === "c2s") {
       if (session.jid === undefined) return undefined;
-      return flow === "inbound" ? { chain: "preroute", origin: this.#origin(session) } : { chain: "deliver", origin: undefined };
+      return flow === "inbound" ? this.#routeFrom("preroute", this.#origin(session)) : DELIVER_NO_ORIGIN;
     }
-    if (flow === "inbound" && session.authenticated) return { chain: "deliver", origin: this.#origin(session) };
+    if (flow === "inbound" && session.authenticated) return this.#routeFrom("deliver", this.#origin(session));
     return undefined;
+  }
+
+  /** One Route object per origin, not one per stanza. */
+  readonly #routes = new WeakMap<OriginSession, Route>();
+
+  #routeFrom(chain: RunChain, origin: OriginSession): Route {
+    let route = this.#routes.get(origin);
+    if (route === undefined || route.chain !== chain) this.#routes.set(origin, (route = Object.freeze({ chain, origin })));
+    return route;
   }
 
   #origin(session: SessionInfo): OriginSession {

@@ -349,3 +349,30 @@ test("after the stream close, further bytes are ignored", () => {
   assert.equal(r.error, null);
   assert.deepEqual(r.frames.map((f) => f.kind), [FRAME_HEADER, FRAME_CLOSE]);
 });
+
+test("control bytes in long text and attribute values are found at every position, alignment and split", () => {
+  // Runs longer than the byte-by-byte probe go through the native search and
+  // the 4-bytes-at-a-time control check: every offset, several alignments.
+  const filler = "abcdefghij\t\r\ncaf\u00e9 klmnopqrstuvwxyz0123456789-".repeat(3);
+  for (const make of [
+    (t: string) => `<message><body>${t}</body></message>`,
+    (t: string) => `<message to='${t}'/>`,
+    (t: string) => `<message to="${t}"/>`,
+  ]) {
+    assert.equal(frame([HEADER + make(filler)]).error, null);
+    const text = Buffer.from(filler);
+    for (let p = 0; p < text.length; p++) {
+      if ((text[p]! & 0xc0) === 0x80) continue; // inside the multi-byte character
+      const bad = Buffer.concat([text.subarray(0, p), Buffer.from([0x01]), text.subarray(p)]).toString("latin1");
+      for (const pad of [0, 1, 2, 3]) {
+        const whole = Buffer.concat([Buffer.alloc(pad, 0x20), Buffer.from(HEADER), Buffer.from(make(bad), "latin1")]);
+        const r = frame([whole]);
+        assert.equal(r.error?.code, "XPX_ERR_XML_NOT_WELL_FORMED", `control at ${p}, pad ${pad}`);
+        assert.equal(r.frames.filter((f) => f.kind === FRAME_STANZA).length, 0);
+      }
+      const whole = Buffer.from(HEADER + make(bad), "latin1");
+      const cut = HEADER.length + 20 + (p % 40);
+      assert.equal(frame([whole.subarray(0, cut), whole.subarray(cut)]).error?.code, "XPX_ERR_XML_NOT_WELL_FORMED", `split, control at ${p}`);
+    }
+  }
+});

@@ -90,6 +90,13 @@ for (let b = 0; b < 256; b++) {
 
 const LT = 0x3c, GT = 0x3e, SLASH = 0x2f, BANG = 0x21, QMARK = 0x3f, AMP = 0x26;
 const EQ = 0x3d, DQ = 0x22, SQ = 0x27, SEMI = 0x3b, RSQB = 0x5d;
+// Bytes that end a run of character data, and of an attribute value in '…' / "…".
+const STOP_TEXT = new Uint8Array(256);
+for (let b = 0; b < 256; b++) if (b === LT || b === AMP || CLASS[b]! & C_BAD) STOP_TEXT[b] = 1;
+const STOP_SQ = STOP_TEXT.slice();
+STOP_SQ[SQ] = 1;
+const STOP_DQ = STOP_TEXT.slice();
+STOP_DQ[DQ] = 1;
 const CDATA_OPEN = Buffer.from("[CDATA[", "latin1");
 const MAX_ENTITY = 12;
 
@@ -99,6 +106,57 @@ function seqLength(lead: number): number {
   if (lead >= 0xe0 && lead <= 0xef) return 3;
   if (lead >= 0xf0 && lead <= 0xf4) return 4;
   return 1;
+}
+
+/** Runs shorter than this are scanned byte by byte; longer ones natively (a native call costs ~15 ns). */
+const SHORT_RUN = 24;
+
+/** Offset of `byte` at or after `from`, or the length when absent (native memchr). */
+function indexOrLen(chunk: Buffer, byte: number, from: number): number {
+  const j = chunk.indexOf(byte, from);
+  return j < 0 ? chunk.length : j;
+}
+
+/**
+ * Offset of the first C0 control byte XML forbids (all but tab, LF, CR) in
+ * [from, len), or len. Four bytes at a time where the buffer allows: a
+ * word with no byte below 0x20 (the classic "has less than" bit trick) is
+ * skipped without looking at its bytes.
+ */
+function findControl(chunk: Buffer, from: number, len: number): number {
+  let i = from;
+  if (len - i >= 16) {
+    const base = chunk.byteOffset;
+    const lead = i + ((4 - ((base + i) & 3)) & 3);
+    for (; i < lead; i++) if (CLASS[chunk[i]!]! & C_BAD) return i;
+    const words = wordsOf(chunk.buffer);
+    const w0 = (base + i) >> 2;
+    const w1 = w0 + ((len - i) >> 2);
+    for (let w = w0; w < w1; w++) {
+      const x = words[w]!;
+      if (((x - 0x20202020) & ~x & 0x80808080) !== 0) {
+        const k0 = w * 4 - base;
+        for (let k = k0; k < k0 + 4; k++) if (CLASS[chunk[k]!]! & C_BAD) return k;
+      }
+    }
+    i = w1 * 4 - base;
+  }
+  for (; i < len; i++) if (CLASS[chunk[i]!]! & C_BAD) return i;
+  return len;
+}
+
+// A 32-bit view of the last input's backing store, reused while the input
+// comes from the same ArrayBuffer (one per socket read, or a shared pool).
+let lastStore: ArrayBufferLike | null = null;
+let lastWords: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+function wordsOf(store: ArrayBufferLike): Uint32Array<ArrayBufferLike> {
+  // Also rebuilt when the store's size changed (a resizable ArrayBuffer), so the
+  // view always covers every byte of the chunk.
+  if (store !== lastStore || lastWords.length !== store.byteLength >> 2) {
+    lastStore = store;
+    lastWords = new Uint32Array(store, 0, store.byteLength >> 2);
+  }
+  return lastWords;
 }
 
 export class Framer {
@@ -115,8 +173,10 @@ export class Framer {
   #total = 0; // bytes consumed so far, for error offsets
 
   // Names of open elements, back to back, to check end tags byte for byte.
-  #names = new Uint8Array(256);
-  #nameEnds: Int32Array;
+  // Both start small (typed arrays up to 64 bytes live inside the V8 heap, with
+  // no separate backing store) and grow with the names and depth seen.
+  #names = new Uint8Array(48);
+  #nameEnds = new Int32Array(8);
   #namePos = 0; // write position in #names
   #cmp = 0; // end-tag comparison cursor
   #cmpEnd = 0;
@@ -126,7 +186,7 @@ export class Framer {
   #quote = 0;
   #bang = 0;
   #brackets = 0;
-  #entity = new Uint8Array(MAX_ENTITY);
+  #entity: Uint8Array | null = null; // allocated at the first entity reference
   #entityLen = 0;
   #piLen = 0;
   #piTarget = 0; // first bytes of the PI target, packed
@@ -134,7 +194,7 @@ export class Framer {
   #declSeen = false;
 
   // UTF-8 sequence split across chunks.
-  #carry = new Uint8Array(4);
+  #carry: Uint8Array | null = null; // allocated at the first split sequence
   #carryLen = 0;
   #carryNeed = 0;
 
@@ -144,7 +204,6 @@ export class Framer {
   constructor(sink: FrameSink, limits: FramerLimits = DEFAULT_LIMITS) {
     this.#sink = sink;
     this.#limits = limits;
-    this.#nameEnds = new Int32Array(limits.maxDepth + 2);
   }
 
   /** Bytes held for the frame in progress (bounded by the frame's limit). */
@@ -166,11 +225,6 @@ export class Framer {
   }
 
   setLimits(limits: FramerLimits): void {
-    if (limits.maxDepth + 2 > this.#nameEnds.length) {
-      const grown = new Int32Array(limits.maxDepth + 2);
-      grown.set(this.#nameEnds);
-      this.#nameEnds = grown;
-    }
     this.#limits = limits;
   }
 
@@ -183,7 +237,7 @@ export class Framer {
     this.#state = S_PROLOG;
     this.#depth = 0;
     this.#namePos = 0;
-    this.#pending = [];
+    this.#pending.length = 0;
     this.#pendingLen = 0;
     this.#declSeen = false;
     this.#epoch++;
@@ -192,7 +246,7 @@ export class Framer {
   /** Ignore all further input (the session is closing). Safe to call from onFrame. */
   stop(): void {
     this.#state = S_DEAD;
-    this.#pending = [];
+    this.#pending.length = 0;
     this.#pendingLen = 0;
     this.#epoch++;
   }
@@ -221,7 +275,7 @@ export class Framer {
 
   #fail(code: ErrorCode, detail: string | undefined, pos: number): void {
     this.#state = S_DEAD;
-    this.#pending = [];
+    this.#pending.length = 0;
     this.#pendingLen = 0;
     this.#epoch++;
     this.#sink.onError(new ProxyError(code, detail), this.#total + pos);
@@ -232,14 +286,15 @@ export class Framer {
     let start = 0;
     const len = chunk.length;
     if (this.#carryLen > 0) {
+      const carry = this.#carry!;
       while (this.#carryLen < this.#carryNeed && start < len) {
         const b = chunk[start]!;
         if ((b & 0xc0) !== 0x80) return false;
-        this.#carry[this.#carryLen++] = b;
+        carry[this.#carryLen++] = b;
         start++;
       }
       if (this.#carryLen < this.#carryNeed) return true;
-      if (!isUtf8(this.#carry.subarray(0, this.#carryLen))) return false;
+      if (!isUtf8(carry.subarray(0, this.#carryLen))) return false;
       this.#carryLen = 0;
     }
     // Find a lead byte in the last 3 whose sequence runs past the end.
@@ -258,7 +313,8 @@ export class Framer {
     if (tail < len) {
       this.#carryNeed = seqLength(chunk[tail]!);
       this.#carryLen = 0;
-      for (let j = tail; j < len; j++) this.#carry[this.#carryLen++] = chunk[j]!;
+      const carry = (this.#carry ??= new Uint8Array(4));
+      for (let j = tail; j < len; j++) carry[this.#carryLen++] = chunk[j]!;
     }
     return true;
   }
@@ -271,10 +327,16 @@ export class Framer {
     const parts = this.#pending;
     parts.push(chunk.subarray(0, end));
     const total = this.#pendingLen + end;
-    this.#pending = [];
-    this.#pendingLen = 0;
     const data = Buffer.concat(parts, total);
+    parts.length = 0;
+    this.#pendingLen = 0;
     this.#sink.onFrame(kind, data, 0, total);
+  }
+
+  #growNameEnds(): void {
+    const grown = new Int32Array(this.#nameEnds.length * 2);
+    grown.set(this.#nameEnds);
+    this.#nameEnds = grown;
   }
 
   #pushName(chunk: Buffer, from: number, to: number): boolean {
@@ -287,8 +349,11 @@ export class Framer {
       grown.set(this.#names.subarray(0, this.#namePos));
       this.#names = grown;
     }
-    this.#names.set(chunk.subarray(from, to), this.#namePos);
-    this.#namePos += n;
+    // Names are short: a byte loop beats a subarray() view per element.
+    const names = this.#names;
+    let pos = this.#namePos;
+    for (let k = from; k < to; k++) names[pos++] = chunk[k]!;
+    this.#namePos = pos;
     return true;
   }
 
@@ -305,8 +370,12 @@ export class Framer {
     // A name (element name) may be split across chunks; resume recording at 0.
     if (state === S_START_NAME) nameStart = 0;
 
+    // Next '<' and '&' at or after i (len: none); -1 = not looked up yet.
+    let nextLt = -1;
+    let nextAmp = -1;
+
     for (; i < len; i++) {
-      const c = chunk[i]!;
+      let c = chunk[i]!;
       switch (state) {
         case S_STREAM: {
           if (c === LT) {
@@ -319,6 +388,7 @@ export class Framer {
             state = S_LT;
           } else if (CLASS[c]! & C_WS) {
             if (wsStart < 0) wsStart = i;
+            while (i + 1 < len && CLASS[chunk[i + 1]!]! & C_WS) i++;
           } else if (CLASS[c]! & C_BAD) {
             // NUL and other C0 controls are not XML characters at all (XML 1.0 §2.2).
             this.#fail("XPX_ERR_XML_NOT_WELL_FORMED", "control character", i);
@@ -379,12 +449,17 @@ export class Framer {
           break;
         }
         case S_START_NAME: {
-          const cls = CLASS[c]!;
-          if (cls & C_NAME) break;
+          let cls = CLASS[c]!;
+          if (cls & C_NAME) {
+            while (++i < len && (cls = CLASS[chunk[i]!]!) & C_NAME);
+            if (i === len) break;
+            c = chunk[i]!;
+          }
           if (!this.#pushName(chunk, nameStart, i)) {
             this.#fail("XPX_ERR_XML_NAME_TOO_LONG", undefined, i);
             return;
           }
+          if (this.#depth >= this.#nameEnds.length) this.#growNameEnds();
           this.#nameEnds[this.#depth] = this.#namePos;
           if (cls & C_WS) {
             state = S_ATTRS;
@@ -405,6 +480,7 @@ export class Framer {
           const cls = CLASS[c]!;
           if (cls & C_WS) {
             this.#sawSpace = true;
+            while (i + 1 < len && CLASS[chunk[i + 1]!]! & C_WS) i++;
           } else if (c === GT) {
             state = this.#openDone(chunk, frameStart, i);
             if (this.#epoch !== epoch) return this.#afterCallback(chunk, i);
@@ -424,8 +500,12 @@ export class Framer {
           break;
         }
         case S_ATTR_NAME: {
-          const cls = CLASS[c]!;
-          if (cls & C_NAME) break;
+          let cls = CLASS[c]!;
+          if (cls & C_NAME) {
+            while (++i < len && (cls = CLASS[chunk[i]!]!) & C_NAME);
+            if (i === len) break;
+            c = chunk[i]!;
+          }
           if (c === EQ) state = S_ATTR_QUOTE;
           else if (cls & C_WS) state = S_ATTR_EQ;
           else {
@@ -453,16 +533,28 @@ export class Framer {
           break;
         }
         case S_ATTR_VALUE: {
-          // Tight loop to the closing quote.
+          // Up to the closing quote, '<', '&' or a forbidden control byte: short
+          // values byte by byte, long ones with native searches.
           const q = this.#quote;
           let j = i;
-          for (; j < len; j++) {
-            const b = chunk[j]!;
-            if (b === q || b === LT || b === AMP || (CLASS[b]! & C_BAD)) break;
+          const stop = i + SHORT_RUN < len ? i + SHORT_RUN : len;
+          let b = c;
+          const stops = q === SQ ? STOP_SQ : STOP_DQ;
+          while (stops[b] === 0 && ++j < stop) b = chunk[j]!;
+          if (j === stop) {
+            j = indexOrLen(chunk, q, j);
+            if (nextLt < i) nextLt = indexOrLen(chunk, LT, i);
+            if (nextLt < j) j = nextLt;
+            if (nextAmp < i) nextAmp = indexOrLen(chunk, AMP, i);
+            if (nextAmp < j) j = nextAmp;
+            j = findControl(chunk, stop, j);
+            if (j === len) {
+              i = len;
+              break;
+            }
+            b = chunk[j]!;
           }
           i = j;
-          if (j === len) break;
-          const b = chunk[j]!;
           if (b === q) {
             state = S_ATTRS;
             this.#sawSpace = false;
@@ -499,10 +591,16 @@ export class Framer {
           break;
         }
         case S_END_NAME: {
-          if (this.#cmp < this.#cmpEnd && c === this.#names[this.#cmp]) {
-            this.#cmp++;
-            break;
+          let cmp = this.#cmp;
+          const cmpEnd = this.#cmpEnd;
+          const names = this.#names;
+          while (cmp < cmpEnd && c === names[cmp]) {
+            cmp++;
+            if (++i === len) break;
+            c = chunk[i]!;
           }
+          this.#cmp = cmp;
+          if (i === len) break;
           if (this.#cmp === this.#cmpEnd && (c === GT || CLASS[c]! & C_WS)) {
             if (c === GT) {
               state = this.#closeDone(chunk, frameStart, i);
@@ -528,14 +626,26 @@ export class Framer {
           break;
         }
         case S_TEXT: {
+          // Character data up to the next '<', '&' or forbidden control byte:
+          // the first SHORT_RUN bytes one by one (most runs between tags are
+          // empty or short), the rest with native searches.
           let j = i;
-          for (; j < len; j++) {
-            const b = chunk[j]!;
-            if (b === LT || b === AMP || (CLASS[b]! & C_BAD)) break;
+          const stop = i + SHORT_RUN < len ? i + SHORT_RUN : len;
+          let b = c;
+          while (STOP_TEXT[b] === 0 && ++j < stop) b = chunk[j]!;
+          if (j === stop) {
+            if (nextLt < j) nextLt = indexOrLen(chunk, LT, j);
+            j = nextLt;
+            if (nextAmp < i) nextAmp = indexOrLen(chunk, AMP, i);
+            if (nextAmp < j) j = nextAmp;
+            j = findControl(chunk, stop, j);
+            if (j === len) {
+              i = len;
+              break;
+            }
+            b = chunk[j]!;
           }
           i = j;
-          if (j === len) break;
-          const b = chunk[j]!;
           if (b === LT) state = S_LT;
           else if (b === AMP) {
             this.#entityLen = 0;
@@ -582,7 +692,7 @@ export class Framer {
             }
             state = this.#returnState;
           } else if (this.#entityLen < MAX_ENTITY && (CLASS[c]! & C_NAME || c === 0x23)) {
-            this.#entity[this.#entityLen++] = c;
+            (this.#entity ??= new Uint8Array(MAX_ENTITY))[this.#entityLen++] = c;
           } else {
             this.#fail("XPX_ERR_XML_NOT_WELL_FORMED", "bad entity reference", i);
             return;
@@ -648,7 +758,7 @@ export class Framer {
   /** A callback called reset() or stop(): continue with the rest of the chunk as a new stream. */
   #afterCallback(chunk: Buffer, i: number): void {
     if (this.#state === S_DEAD) return;
-    this.#pending = [];
+    this.#pending.length = 0;
     this.#pendingLen = 0;
     if (i + 1 < chunk.length) this.#scan(chunk.subarray(i + 1));
   }
@@ -691,9 +801,9 @@ export class Framer {
 
   // Validate the bytes between '&' and ';'.
   #checkEntity(): "restricted" | "malformed" | null {
-    const e = this.#entity;
     const n = this.#entityLen;
     if (n === 0) return "malformed";
+    const e = this.#entity!;
     if (e[0] === 0x23) {
       // Character reference: &#NNN; or &#xHHH;, and it must name an XML Char.
       let code = 0;

@@ -4,22 +4,102 @@
 // it still refuses duplicate attributes (a parser-differential hazard:
 // policy must never read a different `to` than the server would).
 
-const LT = 0x3c, GT = 0x3e, SLASH = 0x2f, EQ = 0x3d, AMP = 0x26, BANG = 0x21, QMARK = 0x3f;
+const LT = 0x3c, GT = 0x3e, SLASH = 0x2f, EQ = 0x3d, BANG = 0x21, QMARK = 0x3f;
 
 function isWs(b: number): boolean {
   return b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
 }
 
+// Buffer#toString's argument handling costs more than the decode for the short
+// strings read here: call the native slicer directly (fall back if absent).
+type Slicer = (this: Buffer, start: number, end: number) => string;
+const nativeUtf8Slice = (Buffer.prototype as unknown as { utf8Slice?: Slicer }).utf8Slice;
+const utf8Slice: Slicer = nativeUtf8Slice ?? function (this: Buffer, start: number, end: number) {
+  return this.toString("utf8", start, end);
+};
+
+// Names that occur in nearly every stanza: returned as shared constants
+// instead of a fresh string per stanza.
+const COMMON_NAMES = ["message", "presence", "iq", "to", "from", "id", "type", "xmlns", "xml:lang", "body"]
+  .map((n) => Buffer.from(n, "latin1"));
+const COMMON_STRINGS = COMMON_NAMES.map((b) => b.toString("latin1"));
+
+/** The name in data[start, end), interned when it is a common one. */
+function nameAt(data: Buffer, start: number, end: number): string {
+  const n = end - start;
+  const first = data[start];
+  for (let k = 0; k < COMMON_NAMES.length; k++) {
+    const w = COMMON_NAMES[k]!;
+    if (w.length !== n || w[0] !== first) continue;
+    let j = 1;
+    while (j < n && data[start + j] === w[j]) j++;
+    if (j === n) return COMMON_STRINGS[k]!;
+  }
+  return utf8Slice.call(data, start, end);
+}
+
 export interface Head {
   /** Qualified element name as written. */
-  name: string;
-  /** Attributes in document order, values entity-decoded. */
-  attrs: Map<string, string>;
+  readonly name: string;
+  /** Attributes in document order, values entity-decoded (built on first use). */
+  readonly attrs: Map<string, string>;
+  /** One attribute's value, entity-decoded; decodes only that value. */
+  attr(name: string): string | undefined;
   /** Offset just past the opening tag's '>'. */
-  end: number;
-  selfClosing: boolean;
+  readonly end: number;
+  readonly selfClosing: boolean;
   /** A repeated attribute name, if any (the element must be refused). */
-  duplicate: string | null;
+  readonly duplicate: string | null;
+}
+
+/**
+ * The start tag's boundaries are found eagerly (names, and duplicates, which
+ * must be refused); values are decoded only when asked for: policy usually
+ * reads one or two of them, and a forwarded stanza needs none.
+ */
+class ParsedHead implements Head {
+  readonly name: string;
+  readonly end: number;
+  readonly selfClosing: boolean;
+  readonly duplicate: string | null;
+  readonly #data: Buffer;
+  /** First occurrence of each attribute name, in document order. */
+  readonly #names: string[];
+  /** Value start and end offsets, two per name. */
+  readonly #spans: number[];
+  #values: Array<string | undefined> | undefined;
+  #map: Map<string, string> | undefined;
+
+  constructor(data: Buffer, name: string, names: string[], spans: number[], end: number, selfClosing: boolean, duplicate: string | null) {
+    this.#data = data;
+    this.name = name;
+    this.#names = names;
+    this.#spans = spans;
+    this.end = end;
+    this.selfClosing = selfClosing;
+    this.duplicate = duplicate;
+  }
+
+  attr(name: string): string | undefined {
+    const k = this.#names.indexOf(name);
+    return k < 0 ? undefined : this.#value(k);
+  }
+
+  #value(k: number): string {
+    const values = (this.#values ??= []);
+    let v = values[k];
+    if (v === undefined) values[k] = v = decodeValue(this.#data, this.#spans[2 * k]!, this.#spans[2 * k + 1]!);
+    return v;
+  }
+
+  get attrs(): Map<string, string> {
+    if (this.#map === undefined) {
+      const map = new Map<string, string>();
+      for (let k = 0; k < this.#names.length; k++) map.set(this.#names[k]!, this.#value(k));
+      this.#map = map;
+    }
+    return this.#map;
+  }
 }
 
 /**
@@ -35,18 +115,19 @@ export function readHead(data: Buffer, start: number, limit: number): Head | nul
     if (isWs(b) || b === GT || b === SLASH) break;
     i++;
   }
-  const name = data.toString("utf8", nameStart, i);
-  const attrs = new Map<string, string>();
+  const name = nameAt(data, nameStart, i);
+  const names: string[] = [];
+  const spans: number[] = [];
   let duplicate: string | null = null;
   for (;;) {
     while (i < limit && isWs(data[i]!)) i++;
     if (i >= limit) return null;
     const b = data[i]!;
-    if (b === GT) return { name, attrs, end: i + 1, selfClosing: false, duplicate };
-    if (b === SLASH) return { name, attrs, end: i + 2, selfClosing: true, duplicate };
+    if (b === GT) return new ParsedHead(data, name, names, spans, i + 1, false, duplicate);
+    if (b === SLASH) return new ParsedHead(data, name, names, spans, i + 2, true, duplicate);
     const an = i;
     while (i < limit && data[i] !== EQ && !isWs(data[i]!)) i++;
-    const attrName = data.toString("utf8", an, i);
+    const attrName = nameAt(data, an, i);
     while (i < limit && data[i] !== EQ) i++;
     i++;
     while (i < limit && isWs(data[i]!)) i++;
@@ -54,19 +135,19 @@ export function readHead(data: Buffer, start: number, limit: number): Head | nul
     const vs = ++i;
     const ve = data.indexOf(quote, vs);
     if (ve < 0 || ve >= limit) return null;
-    const value = decodeValue(data, vs, ve);
-    if (attrs.has(attrName)) duplicate ??= attrName;
-    else attrs.set(attrName, value);
+    if (names.includes(attrName)) duplicate ??= attrName;
+    else {
+      names.push(attrName);
+      spans.push(vs, ve);
+    }
     i = ve + 1;
   }
 }
 
 /** Decode an attribute value or text run: entities and (for attributes) nothing else. */
 export function decodeValue(data: Buffer, start: number, end: number): string {
-  const amp = data.indexOf(AMP, start);
-  const raw = data.toString("utf8", start, end);
-  if (amp < 0 || amp >= end) return raw;
-  return unescapeXml(raw);
+  const raw = utf8Slice.call(data, start, end);
+  return raw.includes("&") ? unescapeXml(raw) : raw;
 }
 
 const NAMED: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
@@ -102,7 +183,7 @@ export function readFirstChild(data: Buffer, headEnd: number, limit: number): { 
     if (next === QMARK) return null;
     const head = readHead(data, lt, limit);
     if (!head) return null;
-    return { name: head.name, xmlns: head.attrs.get("xmlns") };
+    return { name: head.name, xmlns: head.attr("xmlns") };
   }
   return null;
 }
