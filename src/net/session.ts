@@ -13,7 +13,7 @@
 import type { Socket } from "node:net";
 import { connect } from "node:net";
 import { ERRORS, type ErrorCode, type ProxyError } from "../errors.js";
-import type { Logger } from "../log.js";
+import { SessionLog, type Logger } from "../log.js";
 import { KIND_INDEX, type Metrics, type SessionState, type TrafficStats } from "../metrics/definitions.js";
 import type { Pipeline, SessionInfo, Verdict } from "../policy/pipeline.js";
 import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind, type FramerLimits } from "../xml/framer.js";
@@ -76,7 +76,7 @@ export class Session implements SessionInfo {
   readonly localEndpoint: Endpoint;
 
   readonly #ctx: ListenerContext;
-  #log: Logger;
+  readonly #log: SessionLog;
   readonly #client: Socket;
   #upstream: Socket | null = null;
   #upstreamConnected = false;
@@ -151,7 +151,7 @@ export class Session implements SessionInfo {
     this.ip = peer.address;
     this.port = peer.port;
     this.localEndpoint = local;
-    this.#log = ctx.logger.child({ sid: id, peer: `${peer.address}:${peer.port}`, listener: ctx.config.name });
+    this.#log = new SessionLog(ctx.logger, id, peer, ctx.config.name);
     const limits = ctx.framerLimits();
     this.#inFramer = new Framer({
       onFrame: (kind, data, start, end) => this.#onClientFrame(kind, data, start, end),
@@ -165,7 +165,7 @@ export class Session implements SessionInfo {
     // s2s: the pre-TLS header's `from` names the peer until the restarted header does.
     if (this.type === "s2s" && this.tls?.preTlsFrom) {
       this.#domain = this.tls.preTlsFrom;
-      this.#log = this.#log.child({ domain: this.#domain });
+      this.#log.domain = this.#domain;
     }
     if (!refuse) this.reconfigureLimits(ctx.limits());
   }
@@ -546,7 +546,7 @@ export class Session implements SessionInfo {
     const domain = this.type === "s2s" ? head.attrs.get("from") : head.attrs.get("to");
     if (domain !== undefined && domain !== this.#domain) {
       this.#domain = domain;
-      this.#log = this.#log.child({ domain });
+      this.#log.domain = domain;
     }
   }
 
@@ -685,7 +685,7 @@ export class Session implements SessionInfo {
 
   #learnJid(jid: string, bound: boolean): void {
     this.#jid = jid;
-    this.#log = this.#log.child({ jid });
+    this.#log.jid = jid;
     if (bound) this.#setState("bound");
     this.#log.info("session bound");
     this.#checkUnlimited();
