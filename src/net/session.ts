@@ -40,6 +40,13 @@ const NS_SM3 = "urn:xmpp:sm:3";
 const NS_DIALBACK = "jabber:server:dialback";
 const RATED_KINDS: readonly RatedStanzaKind[] = ["message", "presence", "iq"];
 
+interface SessionBuckets {
+  readonly bytes: TokenBucket | null;
+  readonly stanzas: Partial<Record<RatedStanzaKind, TokenBucket>>;
+}
+/** Shared by every session without limits (the default), so none allocates its own. */
+const NO_BUCKETS: SessionBuckets = Object.freeze({ bytes: null, stanzas: Object.freeze({}) });
+
 // Reasons a reader is paused.
 const PAUSE_DIAL = 1;
 const PAUSE_BACKPRESSURE = 2;
@@ -110,7 +117,7 @@ export class Session implements SessionInfo {
   // not cover wait in #pending; stanzas a stanza bucket refused (and every
   // frame after them) wait in #heldFrames, until the pacer resumes.
   #pacer: ReadPacer | null = null;
-  #buckets: { bytes: TokenBucket | null; stanzas: Partial<Record<RatedStanzaKind, TokenBucket>> } = { bytes: null, stanzas: {} };
+  #buckets: SessionBuckets = NO_BUCKETS;
   #stanzaShaping = false;
   /** Bytes read but not yet framed; the first #pendingPaid of them are already charged. */
   #pending: Buffer | null = null;
@@ -432,8 +439,8 @@ export class Session implements SessionInfo {
       if (b) b.reconfigure(r.rate, r.capacity, now);
       stanzas[kind] = b ?? new TokenBucket(r.rate, r.capacity, now);
     }
-    this.#buckets = { bytes, stanzas };
     this.#stanzaShaping = Object.keys(stanzas).length > 0;
+    this.#buckets = bytes === null && !this.#stanzaShaping ? NO_BUCKETS : { bytes, stanzas };
     const buckets: PacerBuckets = { bytes, stanzas };
     if (this.#pacer) {
       this.#pacer.setBuckets(buckets);
@@ -529,6 +536,7 @@ export class Session implements SessionInfo {
     if (!this.#clientHeaderSeen) {
       this.#clientHeaderSeen = true;
       clearTimeout(this.#headerTimer);
+      this.#headerTimer = undefined; // a cleared Timeout still holds its closure (and this session's graph)
       if (this.#refuse !== undefined) {
         this.closeWithError(this.#refuse);
         return false;
@@ -634,6 +642,7 @@ export class Session implements SessionInfo {
     if (kind === FRAME_HEADER) {
       this.#serverHeaderSeen = true;
       clearTimeout(this.#dialTimer); // timeouts.connect covers connect + the server's answering header
+      this.#dialTimer = undefined;
     } else if (kind === FRAME_CLOSE) {
       this.#serverStreamClosed = true;
       this.#setState("closing");
@@ -647,18 +656,18 @@ export class Session implements SessionInfo {
     const name = view.localName;
     const ns = view.xmlns;
     if (name === "success" && ns === NS_SASL) {
-      this.#authenticated = true;
+      this.#authenticatedNow();
       this.#setState("authenticated");
       this.#restartPending = true;
       if (this.type === "s2s") this.#checkUnlimited();
     } else if (name === "result" && this.type === "s2s" && view.type === "valid" && (view.name === "db:result" || ns === NS_DIALBACK)) {
       // XEP-0220: the server accepted the peer's dialback key.
-      this.#authenticated = true;
+      this.#authenticatedNow();
       this.#setState("authenticated");
       this.#checkUnlimited();
     } else if (name === "success" && ns === NS_SASL2) {
       // XEP-0388: no restart; the authorization identifier is the account (or a full JID with Bind 2).
-      this.#authenticated = true;
+      this.#authenticatedNow();
       const id = view.tree()?.getChildText("authorization-identifier");
       if (id) this.#learnJid(id, id.includes("/"));
       if (this.#state !== "bound") this.#setState(id?.includes("/") ? "bound" : "authenticated");
@@ -670,7 +679,7 @@ export class Session implements SessionInfo {
       const id = view.attr("id");
       if (id && this.#jid && (view.attr("resume") === "true" || view.attr("resume") === "1")) this.#ctx.resumption.remember(id, this.#jid);
     } else if (name === "resumed" && ns === NS_SM3 && this.#resumePrevId) {
-      this.#authenticated = true;
+      this.#authenticatedNow();
       const jid = this.#ctx.resumption.lookup(this.#resumePrevId);
       if (jid) this.#learnJid(jid, true);
       else this.#setState("bound");
@@ -681,6 +690,13 @@ export class Session implements SessionInfo {
       this.#ctx.metrics.streamErrors.inc({ listener: this.listener, condition: boundedCondition(condition), sender: "upstream" });
       this.#log.info({ condition }, "upstream sent a stream error");
     }
+  }
+
+  /** pre_auth_idle no longer applies: its timer would only return, so drop it now. */
+  #authenticatedNow(): void {
+    this.#authenticated = true;
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
   }
 
   #learnJid(jid: string, bound: boolean): void {
