@@ -16,7 +16,7 @@ import { ERRORS, type ErrorCode, type ProxyError } from "../errors.js";
 import { SessionLog, type Logger } from "../log.js";
 import { KIND_INDEX, type Metrics, type SessionState, type TrafficStats } from "../metrics/definitions.js";
 import type { Pipeline, SessionInfo, Verdict } from "../policy/pipeline.js";
-import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind, type FramerLimits } from "../xml/framer.js";
+import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind, type FramerLimits, type FrameSink } from "../xml/framer.js";
 import { readHead, type Head } from "../xml/head.js";
 import { kindOf, NS_CLIENT, NS_SERVER, Stanza } from "../xml/stanza.js";
 import { NS_STREAMS, streamError, streamHeader } from "../xml/stream-error.js";
@@ -39,6 +39,10 @@ const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
 const NS_SM3 = "urn:xmpp:sm:3";
 const NS_DIALBACK = "jabber:server:dialback";
 const RATED_KINDS: readonly RatedStanzaKind[] = ["message", "presence", "iq"];
+
+/** A session's sockets carry their session under this key (see the shared event handlers). */
+const SESSION = Symbol("session");
+type TaggedSocket = Socket & { [SESSION]: Session };
 
 interface SessionBuckets {
   readonly bytes: TokenBucket | null;
@@ -160,14 +164,8 @@ export class Session implements SessionInfo {
     this.localEndpoint = local;
     this.#log = new SessionLog(ctx.logger, id, peer, ctx.config.name);
     const limits = ctx.framerLimits();
-    this.#inFramer = new Framer({
-      onFrame: (kind, data, start, end) => this.#onClientFrame(kind, data, start, end),
-      onError: (error) => this.#onFramingError(error, "in"),
-    }, limits);
-    this.#outFramer = new Framer({
-      onFrame: (kind, data, start, end) => this.#onServerFrame(kind, data, start, end),
-      onError: (error) => this.#onFramingError(error, "out"),
-    }, limits);
+    this.#inFramer = new Framer(new Session.#InSink(this), limits);
+    this.#outFramer = new Framer(new Session.#OutSink(this), limits);
     ctx.metrics.sessions.inc({ listener: this.listener, state: this.#state });
     // s2s: the pre-TLS header's `from` names the peer until the restarted header does.
     if (this.type === "s2s" && this.tls?.preTlsFrom) {
@@ -216,14 +214,12 @@ export class Session implements SessionInfo {
   start(initial?: Buffer): void {
     const client = this.#client;
     client.setNoDelay(true);
-    client.on("data", (chunk: Buffer) => this.#onClientData(chunk));
-    client.on("end", () => this.#onClientEnd());
-    client.on("error", (err) => this.#onSocketError("client", err));
-    client.on("close", () => {
-      this.#clientDone = true;
-      this.#maybeEnd();
-    });
-    client.on("drain", () => this.#resumeUpstream(PAUSE_BACKPRESSURE));
+    (client as TaggedSocket)[SESSION] = this;
+    client.on("data", Session.#clientData);
+    client.on("end", Session.#clientEnd);
+    client.on("error", Session.#clientError);
+    client.on("close", Session.#clientClose);
+    client.on("drain", Session.#clientDrain);
     const headerTimeout = this.#ctx.timeouts().stream_header * 1000;
     this.#headerTimer = setTimeout(() => {
       if (this.#clientHeaderSeen) return;
@@ -776,19 +772,95 @@ export class Session implements SessionInfo {
       this.resumeClient(PAUSE_DIAL);
       if (this.#upstreamPause !== 0) upstream.pause();
     });
-    upstream.on("data", (chunk: Buffer) => this.#onUpstreamData(chunk));
-    upstream.on("drain", () => this.resumeClient(PAUSE_BACKPRESSURE));
-    upstream.on("end", () => this.#onUpstreamEnd());
-    upstream.on("error", (err) => this.#onSocketError("upstream", err));
-    upstream.on("close", () => {
-      this.#upstreamDone = true;
-      if (!this.#upstreamConnected && !this.#closing) {
-        this.#ctx.metrics.upstreamFailures.inc({ listener: this.listener, reason: "refused" });
-        this.closeWithError("XPX_ERR_UPSTREAM_UNREACHABLE", cfg.upstream.text);
-      }
-      this.#maybeEnd();
-    });
+    (upstream as TaggedSocket)[SESSION] = this;
+    upstream.on("data", Session.#upstreamData);
+    upstream.on("drain", Session.#upstreamDrain);
+    upstream.on("end", Session.#upstreamEnd);
+    upstream.on("error", Session.#upstreamError);
+    upstream.on("close", Session.#upstreamClose);
   }
+
+  #onUpstreamClose(): void {
+    this.#upstreamDone = true;
+    if (!this.#upstreamConnected && !this.#closing) {
+      this.#ctx.metrics.upstreamFailures.inc({ listener: this.listener, reason: "refused" });
+      this.closeWithError("XPX_ERR_UPSTREAM_UNREACHABLE", this.#ctx.config.upstream.text);
+    }
+    this.#maybeEnd();
+  }
+
+  // ---- shared event handlers -------------------------------------------------
+  // One function per event for every session instead of a closure per socket
+  // and event (and one sink object per framer without closures): EventEmitter
+  // calls a listener with the socket as `this`, and SESSION leads back.
+
+  static #clientData(this: Socket, chunk: Buffer): void {
+    (this as TaggedSocket)[SESSION].#onClientData(chunk);
+  }
+
+  static #clientEnd(this: Socket): void {
+    (this as TaggedSocket)[SESSION].#onClientEnd();
+  }
+
+  static #clientError(this: Socket, err: Error): void {
+    (this as TaggedSocket)[SESSION].#onSocketError("client", err);
+  }
+
+  static #clientClose(this: Socket): void {
+    const s = (this as TaggedSocket)[SESSION];
+    s.#clientDone = true;
+    s.#maybeEnd();
+  }
+
+  static #clientDrain(this: Socket): void {
+    (this as TaggedSocket)[SESSION].#resumeUpstream(PAUSE_BACKPRESSURE);
+  }
+
+  static #upstreamData(this: Socket, chunk: Buffer): void {
+    (this as TaggedSocket)[SESSION].#onUpstreamData(chunk);
+  }
+
+  static #upstreamDrain(this: Socket): void {
+    (this as TaggedSocket)[SESSION].resumeClient(PAUSE_BACKPRESSURE);
+  }
+
+  static #upstreamEnd(this: Socket): void {
+    (this as TaggedSocket)[SESSION].#onUpstreamEnd();
+  }
+
+  static #upstreamError(this: Socket, err: Error): void {
+    (this as TaggedSocket)[SESSION].#onSocketError("upstream", err);
+  }
+
+  static #upstreamClose(this: Socket): void {
+    (this as TaggedSocket)[SESSION].#onUpstreamClose();
+  }
+
+  static readonly #InSink = class implements FrameSink {
+    readonly #s: Session;
+    constructor(s: Session) {
+      this.#s = s;
+    }
+    onFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
+      this.#s.#onClientFrame(kind, data, start, end);
+    }
+    onError(error: ProxyError): void {
+      this.#s.#onFramingError(error, "in");
+    }
+  };
+
+  static readonly #OutSink = class implements FrameSink {
+    readonly #s: Session;
+    constructor(s: Session) {
+      this.#s = s;
+    }
+    onFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
+      this.#s.#onServerFrame(kind, data, start, end);
+    }
+    onError(error: ProxyError): void {
+      this.#s.#onFramingError(error, "out");
+    }
+  };
 
   #proxyHeader(): Buffer | null {
     const mode = this.#ctx.config.proxy_protocol;
