@@ -695,7 +695,10 @@ export class Session implements SessionInfo {
     this.#idleTimer = undefined;
   }
 
-  #learnJid(jid: string, bound: boolean): void {
+  #learnJid(learned: string, bound: boolean): void {
+    // The JID comes out of the parsed stanza's text, as a slice that would keep
+    // that whole text alive for the session's life: keep an own copy.
+    const jid = Buffer.from(learned, "utf8").toString("utf8");
     this.#jid = jid;
     this.#log.jid = jid;
     if (bound) this.#setState("bound");
