@@ -1,7 +1,8 @@
 // Where the V8 heap of an idle session goes. Starts one proxy child (as the
 // memory suite does: xmpp-guard with the bench rules, guard-norules, or the
 // pipe proxy) in front of the load process's sink, takes a heap snapshot,
-// opens N bound c2s sessions through it (bench/load.ts "hold"), takes a
+// opens N bound c2s sessions through it (bench/load.ts "hold"; after a
+// warm-up of 200 sessions opened and closed), takes a
 // second snapshot, and prints the growth per session grouped by node type
 // and constructor (self sizes, not retained sizes), biggest first.
 //
@@ -92,6 +93,11 @@ async function main(): Promise<void> {
     const p = await waitFor<Message & { port: number }>(proxy, "ready", 30_000);
     const snap = async (name: string): Promise<string> =>
       (await request<Message & { path: string }>(proxy!, { type: "heapsnapshot", path: join(dir, name) }, 300_000)).path;
+    // Warm up first (and release): code compiled and shapes created on the
+    // first sessions are a one-time cost, not a per-session one.
+    await request(load, { type: "hold", port: p.port, conns: Math.min(200, args.sessions), concurrency: 64 }, 120_000);
+    await request(load, { type: "release" }, 60_000);
+    await new Promise((r) => setTimeout(r, 1000));
     const before = await snap("before.heapsnapshot");
     const held = await request<Message & { opened: number }>(load, { type: "hold", port: p.port, conns: args.sessions, concurrency: 64 }, 120_000 + args.sessions * 20);
     await new Promise((r) => setTimeout(r, 1000));
