@@ -221,6 +221,7 @@ export class Listener {
     this.sessions.add(session);
     this.#perIp.set(peer.address, (this.#perIp.get(peer.address) ?? 0) + 1);
     session.start(initial);
+    socket.off("error", ignoreError); // the session's own listener took over (one listener, not an array of two)
   }
 
   /** TLS first (STARTTLS answered here, or direct TLS), then the session. Pending handshakes count per IP. */

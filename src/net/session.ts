@@ -40,6 +40,22 @@ const NS_SM3 = "urn:xmpp:sm:3";
 const NS_DIALBACK = "jabber:server:dialback";
 const RATED_KINDS: readonly RatedStanzaKind[] = ["message", "presence", "iq"];
 
+// Session booleans, packed in one field (#flags) behind private accessors.
+const F_UPSTREAM_CONNECTED = 1 << 0;
+const F_CLOSING = 1 << 1;
+const F_ENDED = 1 << 2;
+const F_CLIENT_DONE = 1 << 3;
+const F_UPSTREAM_DONE = 1 << 4;
+const F_FIRST_CHUNK = 1 << 5;
+const F_CLIENT_HEADER_SEEN = 1 << 6;
+const F_SERVER_HEADER_SEEN = 1 << 7;
+const F_CLIENT_STREAM_CLOSED = 1 << 8;
+const F_SERVER_STREAM_CLOSED = 1 << 9;
+const F_AUTHENTICATED = 1 << 10;
+const F_STANZA_SHAPING = 1 << 11;
+const F_HOLDING = 1 << 12;
+const F_RESTART_PENDING = 1 << 13;
+
 /** A session's sockets carry their session under this key (see the shared event handlers). */
 const SESSION = Symbol("session");
 type TaggedSocket = Socket & { [SESSION]: Session };
@@ -90,30 +106,20 @@ export class Session implements SessionInfo {
   readonly #log: SessionLog;
   readonly #client: Socket;
   #upstream: Socket | null = null;
-  #upstreamConnected = false;
   readonly #inFramer: Framer; // peer → upstream
   readonly #outFramer: Framer; // upstream → peer
   readonly #toUpstream = new WriteBatch();
   readonly #toClient = new WriteBatch();
   readonly #contentNs: string;
 
+  // Fourteen booleans in one small integer (a field each cost 8 bytes per session).
+  #flags = F_FIRST_CHUNK; // accessors below the constructor
   #state: SessionState = "connecting";
   #clientPause = 0;
   #upstreamPause = 0;
-  #closing = false;
-  #ended = false;
-  #clientDone = false;
-  #upstreamDone = false;
-  #firstChunk = true;
-
-  #clientHeaderSeen = false;
-  #serverHeaderSeen = false;
-  #clientStreamClosed = false;
-  #serverStreamClosed = false;
 
   #jid: string | undefined;
   #domain: string | undefined;
-  #authenticated = false;
   #bindId: string | undefined;
   #resumePrevId: string | undefined;
 
@@ -122,12 +128,10 @@ export class Session implements SessionInfo {
   // frame after them) wait in #heldFrames, until the pacer resumes.
   #pacer: ReadPacer | null = null;
   #buckets: SessionBuckets = NO_BUCKETS;
-  #stanzaShaping = false;
   /** Bytes read but not yet framed; the first #pendingPaid of them are already charged. */
   #pending: Buffer | null = null;
   #pendingPaid = 0;
-  #heldFrames: Array<{ kind: FrameKind; data: Buffer; start: number; end: number; charged: boolean }> = [];
-  #holding = false;
+  #heldFrames: Array<{ kind: FrameKind; data: Buffer; start: number; end: number; charged: boolean }> | null = null; // allocated when first needed
   #throttleReason: ThrottleReason = "bytes";
   #preAuthBytes = 0;
   #preAuthStanzas = 0;
@@ -173,6 +177,93 @@ export class Session implements SessionInfo {
       this.#log.domain = this.#domain;
     }
     if (!refuse) this.reconfigureLimits(ctx.limits());
+  }
+
+  // ---- packed booleans (#flags) ------------------------------------------
+
+  get #upstreamConnected(): boolean {
+    return (this.#flags & F_UPSTREAM_CONNECTED) !== 0;
+  }
+  set #upstreamConnected(on: boolean) {
+    this.#flags = on ? this.#flags | F_UPSTREAM_CONNECTED : this.#flags & ~F_UPSTREAM_CONNECTED;
+  }
+  get #closing(): boolean {
+    return (this.#flags & F_CLOSING) !== 0;
+  }
+  set #closing(on: boolean) {
+    this.#flags = on ? this.#flags | F_CLOSING : this.#flags & ~F_CLOSING;
+  }
+  get #ended(): boolean {
+    return (this.#flags & F_ENDED) !== 0;
+  }
+  set #ended(on: boolean) {
+    this.#flags = on ? this.#flags | F_ENDED : this.#flags & ~F_ENDED;
+  }
+  get #clientDone(): boolean {
+    return (this.#flags & F_CLIENT_DONE) !== 0;
+  }
+  set #clientDone(on: boolean) {
+    this.#flags = on ? this.#flags | F_CLIENT_DONE : this.#flags & ~F_CLIENT_DONE;
+  }
+  get #upstreamDone(): boolean {
+    return (this.#flags & F_UPSTREAM_DONE) !== 0;
+  }
+  set #upstreamDone(on: boolean) {
+    this.#flags = on ? this.#flags | F_UPSTREAM_DONE : this.#flags & ~F_UPSTREAM_DONE;
+  }
+  get #firstChunk(): boolean {
+    return (this.#flags & F_FIRST_CHUNK) !== 0;
+  }
+  set #firstChunk(on: boolean) {
+    this.#flags = on ? this.#flags | F_FIRST_CHUNK : this.#flags & ~F_FIRST_CHUNK;
+  }
+  get #clientHeaderSeen(): boolean {
+    return (this.#flags & F_CLIENT_HEADER_SEEN) !== 0;
+  }
+  set #clientHeaderSeen(on: boolean) {
+    this.#flags = on ? this.#flags | F_CLIENT_HEADER_SEEN : this.#flags & ~F_CLIENT_HEADER_SEEN;
+  }
+  get #serverHeaderSeen(): boolean {
+    return (this.#flags & F_SERVER_HEADER_SEEN) !== 0;
+  }
+  set #serverHeaderSeen(on: boolean) {
+    this.#flags = on ? this.#flags | F_SERVER_HEADER_SEEN : this.#flags & ~F_SERVER_HEADER_SEEN;
+  }
+  get #clientStreamClosed(): boolean {
+    return (this.#flags & F_CLIENT_STREAM_CLOSED) !== 0;
+  }
+  set #clientStreamClosed(on: boolean) {
+    this.#flags = on ? this.#flags | F_CLIENT_STREAM_CLOSED : this.#flags & ~F_CLIENT_STREAM_CLOSED;
+  }
+  get #serverStreamClosed(): boolean {
+    return (this.#flags & F_SERVER_STREAM_CLOSED) !== 0;
+  }
+  set #serverStreamClosed(on: boolean) {
+    this.#flags = on ? this.#flags | F_SERVER_STREAM_CLOSED : this.#flags & ~F_SERVER_STREAM_CLOSED;
+  }
+  get #authenticated(): boolean {
+    return (this.#flags & F_AUTHENTICATED) !== 0;
+  }
+  set #authenticated(on: boolean) {
+    this.#flags = on ? this.#flags | F_AUTHENTICATED : this.#flags & ~F_AUTHENTICATED;
+  }
+  get #stanzaShaping(): boolean {
+    return (this.#flags & F_STANZA_SHAPING) !== 0;
+  }
+  set #stanzaShaping(on: boolean) {
+    this.#flags = on ? this.#flags | F_STANZA_SHAPING : this.#flags & ~F_STANZA_SHAPING;
+  }
+  get #holding(): boolean {
+    return (this.#flags & F_HOLDING) !== 0;
+  }
+  set #holding(on: boolean) {
+    this.#flags = on ? this.#flags | F_HOLDING : this.#flags & ~F_HOLDING;
+  }
+  get #restartPending(): boolean {
+    return (this.#flags & F_RESTART_PENDING) !== 0;
+  }
+  set #restartPending(on: boolean) {
+    this.#flags = on ? this.#flags | F_RESTART_PENDING : this.#flags & ~F_RESTART_PENDING;
   }
 
   // ---- SessionInfo -------------------------------------------------------
@@ -385,11 +476,11 @@ export class Session implements SessionInfo {
   #onClientFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
     this.#clientFrames++;
     if (this.#holding) {
-      this.#heldFrames.push({ kind, data, start, end, charged: false });
+      (this.#heldFrames ??= []).push({ kind, data, start, end, charged: false });
       return;
     }
     if (kind === FRAME_STANZA && this.#stanzaShaping && !this.#pacer!.chargeStanza(kindOf(data, start))) {
-      this.#heldFrames.push({ kind, data, start, end, charged: true });
+      (this.#heldFrames ??= []).push({ kind, data, start, end, charged: true });
       this.#holding = true;
       return;
     }
@@ -401,14 +492,15 @@ export class Session implements SessionInfo {
     if (this.#closing) return;
     const pacer = this.#pacer!;
     this.#holding = false;
-    while (this.#heldFrames.length > 0) {
-      const f = this.#heldFrames[0]!;
+    const held = this.#heldFrames;
+    while (held !== null && held.length > 0) {
+      const f = held[0]!;
       if (!f.charged && f.kind === FRAME_STANZA && this.#stanzaShaping && !pacer.chargeStanza(kindOf(f.data, f.start))) {
         f.charged = true;
         this.#holding = true;
         break;
       }
-      this.#heldFrames.shift();
+      held.shift();
       this.#handleClientFrame(f.kind, f.data, f.start, f.end);
       if (this.#closing) return;
     }
@@ -646,7 +738,6 @@ export class Session implements SessionInfo {
     this.#toClient.add(data, start, end);
   }
 
-  #restartPending = false;
 
   #inspectServerStanza(view: Stanza): void {
     const name = view.localName;
@@ -1001,7 +1092,7 @@ export class Session implements SessionInfo {
     this.#pacer?.close();
     this.#ctx.pipeline().sessionEnded(this);
     this.#pending = null;
-    this.#heldFrames = [];
+    this.#heldFrames = null;
     clearTimeout(this.#headerTimer);
     clearTimeout(this.#dialTimer);
     clearTimeout(this.#idleTimer);
