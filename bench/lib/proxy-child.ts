@@ -1,8 +1,10 @@
 // What every Node proxy child does besides proxying: announce its port,
 // answer CPU-time requests (process.cpuUsage, user + system) and memory
 // requests (a full GC first when the child runs with --expose-gc, then
-// process.memoryUsage()), and exit when the orchestrator goes away.
+// process.memoryUsage()) and heap snapshot requests (bench/heap-sessions.ts),
+// and exit when the orchestrator goes away.
 
+import { writeHeapSnapshot } from "node:v8";
 import type { Message } from "./children.js";
 import { exitWithParent } from "./children.js";
 
@@ -20,6 +22,12 @@ export function serveProxyChild(port: number, detail: Record<string, unknown>, o
       gc?.();
       const mem = process.memoryUsage();
       send({ type: "memory:done", id: m.id, gc: gc !== undefined, rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external, arrayBuffers: mem.arrayBuffers });
+    } else if (m.type === "heapsnapshot") {
+      // bench/heap-sessions.ts: a V8 heap snapshot written to m.path.
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
+      gc?.();
+      send({ type: "heapsnapshot:done", id: m.id, path: writeHeapSnapshot(String(m.path)) });
     }
   });
   process.on("SIGTERM", () => {

@@ -39,6 +39,9 @@ export interface ListenerDeps {
   settings(): RuntimeSettings;
 }
 
+/** One listener for every socket, not a closure each. */
+const ignoreError = (): void => {};
+
 /** How long a trusted balancer has to deliver its PROXY header. */
 const PROXY_HEADER_TIMEOUT_MS = 5000;
 const PROXY_HEADER_MAX = 536;
@@ -184,7 +187,7 @@ export class Listener {
   #accept(socket: Socket): void {
     const metrics = this.#deps.metrics;
     metrics.connections.inc({ listener: this.#config.name });
-    socket.on("error", () => {}); // errors before a session exists: the close event cleans up
+    socket.on("error", ignoreError); // errors before a session exists: the close event cleans up
     const peer: Endpoint = { address: unmapIPv4(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
     const local: Endpoint = { address: unmapIPv4(socket.localAddress ?? ""), port: socket.localPort ?? 0 };
     if (!peer.address) {
@@ -218,6 +221,7 @@ export class Listener {
     this.sessions.add(session);
     this.#perIp.set(peer.address, (this.#perIp.get(peer.address) ?? 0) + 1);
     session.start(initial);
+    socket.off("error", ignoreError); // the session's own listener took over (one listener, not an array of two)
   }
 
   /** TLS first (STARTTLS answered here, or direct TLS), then the session. Pending handshakes count per IP. */

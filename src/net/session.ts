@@ -13,10 +13,10 @@
 import type { Socket } from "node:net";
 import { connect } from "node:net";
 import { ERRORS, type ErrorCode, type ProxyError } from "../errors.js";
-import type { Logger } from "../log.js";
+import { SessionLog, type Logger } from "../log.js";
 import { KIND_INDEX, type Metrics, type SessionState, type TrafficStats } from "../metrics/definitions.js";
 import type { Pipeline, SessionInfo, Verdict } from "../policy/pipeline.js";
-import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind, type FramerLimits } from "../xml/framer.js";
+import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind, type FramerLimits, type FrameSink } from "../xml/framer.js";
 import { readHead, type Head } from "../xml/head.js";
 import { kindOf, NS_CLIENT, NS_SERVER, Stanza } from "../xml/stanza.js";
 import { NS_STREAMS, streamError, streamHeader } from "../xml/stream-error.js";
@@ -39,6 +39,33 @@ const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
 const NS_SM3 = "urn:xmpp:sm:3";
 const NS_DIALBACK = "jabber:server:dialback";
 const RATED_KINDS: readonly RatedStanzaKind[] = ["message", "presence", "iq"];
+
+// Session booleans, packed in one field (#flags) behind private accessors.
+const F_UPSTREAM_CONNECTED = 1 << 0;
+const F_CLOSING = 1 << 1;
+const F_ENDED = 1 << 2;
+const F_CLIENT_DONE = 1 << 3;
+const F_UPSTREAM_DONE = 1 << 4;
+const F_FIRST_CHUNK = 1 << 5;
+const F_CLIENT_HEADER_SEEN = 1 << 6;
+const F_SERVER_HEADER_SEEN = 1 << 7;
+const F_CLIENT_STREAM_CLOSED = 1 << 8;
+const F_SERVER_STREAM_CLOSED = 1 << 9;
+const F_AUTHENTICATED = 1 << 10;
+const F_STANZA_SHAPING = 1 << 11;
+const F_HOLDING = 1 << 12;
+const F_RESTART_PENDING = 1 << 13;
+
+/** A session's sockets carry their session under this key (see the shared event handlers). */
+const SESSION = Symbol("session");
+type TaggedSocket = Socket & { [SESSION]: Session };
+
+interface SessionBuckets {
+  readonly bytes: TokenBucket | null;
+  readonly stanzas: Partial<Record<RatedStanzaKind, TokenBucket>>;
+}
+/** Shared by every session without limits (the default), so none allocates its own. */
+const NO_BUCKETS: SessionBuckets = Object.freeze({ bytes: null, stanzas: Object.freeze({}) });
 
 // Reasons a reader is paused.
 const PAUSE_DIAL = 1;
@@ -76,33 +103,23 @@ export class Session implements SessionInfo {
   readonly localEndpoint: Endpoint;
 
   readonly #ctx: ListenerContext;
-  #log: Logger;
+  readonly #log: SessionLog;
   readonly #client: Socket;
   #upstream: Socket | null = null;
-  #upstreamConnected = false;
   readonly #inFramer: Framer; // peer → upstream
   readonly #outFramer: Framer; // upstream → peer
   readonly #toUpstream = new WriteBatch();
   readonly #toClient = new WriteBatch();
   readonly #contentNs: string;
 
+  // Fourteen booleans in one small integer (a field each cost 8 bytes per session).
+  #flags = F_FIRST_CHUNK; // accessors below the constructor
   #state: SessionState = "connecting";
   #clientPause = 0;
   #upstreamPause = 0;
-  #closing = false;
-  #ended = false;
-  #clientDone = false;
-  #upstreamDone = false;
-  #firstChunk = true;
-
-  #clientHeaderSeen = false;
-  #serverHeaderSeen = false;
-  #clientStreamClosed = false;
-  #serverStreamClosed = false;
 
   #jid: string | undefined;
   #domain: string | undefined;
-  #authenticated = false;
   #bindId: string | undefined;
   #resumePrevId: string | undefined;
 
@@ -110,13 +127,11 @@ export class Session implements SessionInfo {
   // not cover wait in #pending; stanzas a stanza bucket refused (and every
   // frame after them) wait in #heldFrames, until the pacer resumes.
   #pacer: ReadPacer | null = null;
-  #buckets: { bytes: TokenBucket | null; stanzas: Partial<Record<RatedStanzaKind, TokenBucket>> } = { bytes: null, stanzas: {} };
-  #stanzaShaping = false;
+  #buckets: SessionBuckets = NO_BUCKETS;
   /** Bytes read but not yet framed; the first #pendingPaid of them are already charged. */
   #pending: Buffer | null = null;
   #pendingPaid = 0;
-  #heldFrames: Array<{ kind: FrameKind; data: Buffer; start: number; end: number; charged: boolean }> = [];
-  #holding = false;
+  #heldFrames: Array<{ kind: FrameKind; data: Buffer; start: number; end: number; charged: boolean }> | null = null; // allocated when first needed
   #throttleReason: ThrottleReason = "bytes";
   #preAuthBytes = 0;
   #preAuthStanzas = 0;
@@ -151,23 +166,104 @@ export class Session implements SessionInfo {
     this.ip = peer.address;
     this.port = peer.port;
     this.localEndpoint = local;
-    this.#log = ctx.logger.child({ sid: id, peer: `${peer.address}:${peer.port}`, listener: ctx.config.name });
+    this.#log = new SessionLog(ctx.logger, id, peer, ctx.config.name);
     const limits = ctx.framerLimits();
-    this.#inFramer = new Framer({
-      onFrame: (kind, data, start, end) => this.#onClientFrame(kind, data, start, end),
-      onError: (error) => this.#onFramingError(error, "in"),
-    }, limits);
-    this.#outFramer = new Framer({
-      onFrame: (kind, data, start, end) => this.#onServerFrame(kind, data, start, end),
-      onError: (error) => this.#onFramingError(error, "out"),
-    }, limits);
+    this.#inFramer = new Framer(new Session.#InSink(this), limits);
+    this.#outFramer = new Framer(new Session.#OutSink(this), limits);
     ctx.metrics.sessions.inc({ listener: this.listener, state: this.#state });
     // s2s: the pre-TLS header's `from` names the peer until the restarted header does.
     if (this.type === "s2s" && this.tls?.preTlsFrom) {
       this.#domain = this.tls.preTlsFrom;
-      this.#log = this.#log.child({ domain: this.#domain });
+      this.#log.domain = this.#domain;
     }
     if (!refuse) this.reconfigureLimits(ctx.limits());
+  }
+
+  // ---- packed booleans (#flags) ------------------------------------------
+
+  get #upstreamConnected(): boolean {
+    return (this.#flags & F_UPSTREAM_CONNECTED) !== 0;
+  }
+  set #upstreamConnected(on: boolean) {
+    this.#flags = on ? this.#flags | F_UPSTREAM_CONNECTED : this.#flags & ~F_UPSTREAM_CONNECTED;
+  }
+  get #closing(): boolean {
+    return (this.#flags & F_CLOSING) !== 0;
+  }
+  set #closing(on: boolean) {
+    this.#flags = on ? this.#flags | F_CLOSING : this.#flags & ~F_CLOSING;
+  }
+  get #ended(): boolean {
+    return (this.#flags & F_ENDED) !== 0;
+  }
+  set #ended(on: boolean) {
+    this.#flags = on ? this.#flags | F_ENDED : this.#flags & ~F_ENDED;
+  }
+  get #clientDone(): boolean {
+    return (this.#flags & F_CLIENT_DONE) !== 0;
+  }
+  set #clientDone(on: boolean) {
+    this.#flags = on ? this.#flags | F_CLIENT_DONE : this.#flags & ~F_CLIENT_DONE;
+  }
+  get #upstreamDone(): boolean {
+    return (this.#flags & F_UPSTREAM_DONE) !== 0;
+  }
+  set #upstreamDone(on: boolean) {
+    this.#flags = on ? this.#flags | F_UPSTREAM_DONE : this.#flags & ~F_UPSTREAM_DONE;
+  }
+  get #firstChunk(): boolean {
+    return (this.#flags & F_FIRST_CHUNK) !== 0;
+  }
+  set #firstChunk(on: boolean) {
+    this.#flags = on ? this.#flags | F_FIRST_CHUNK : this.#flags & ~F_FIRST_CHUNK;
+  }
+  get #clientHeaderSeen(): boolean {
+    return (this.#flags & F_CLIENT_HEADER_SEEN) !== 0;
+  }
+  set #clientHeaderSeen(on: boolean) {
+    this.#flags = on ? this.#flags | F_CLIENT_HEADER_SEEN : this.#flags & ~F_CLIENT_HEADER_SEEN;
+  }
+  get #serverHeaderSeen(): boolean {
+    return (this.#flags & F_SERVER_HEADER_SEEN) !== 0;
+  }
+  set #serverHeaderSeen(on: boolean) {
+    this.#flags = on ? this.#flags | F_SERVER_HEADER_SEEN : this.#flags & ~F_SERVER_HEADER_SEEN;
+  }
+  get #clientStreamClosed(): boolean {
+    return (this.#flags & F_CLIENT_STREAM_CLOSED) !== 0;
+  }
+  set #clientStreamClosed(on: boolean) {
+    this.#flags = on ? this.#flags | F_CLIENT_STREAM_CLOSED : this.#flags & ~F_CLIENT_STREAM_CLOSED;
+  }
+  get #serverStreamClosed(): boolean {
+    return (this.#flags & F_SERVER_STREAM_CLOSED) !== 0;
+  }
+  set #serverStreamClosed(on: boolean) {
+    this.#flags = on ? this.#flags | F_SERVER_STREAM_CLOSED : this.#flags & ~F_SERVER_STREAM_CLOSED;
+  }
+  get #authenticated(): boolean {
+    return (this.#flags & F_AUTHENTICATED) !== 0;
+  }
+  set #authenticated(on: boolean) {
+    this.#flags = on ? this.#flags | F_AUTHENTICATED : this.#flags & ~F_AUTHENTICATED;
+  }
+  get #stanzaShaping(): boolean {
+    return (this.#flags & F_STANZA_SHAPING) !== 0;
+  }
+  set #stanzaShaping(on: boolean) {
+    this.#flags = on ? this.#flags | F_STANZA_SHAPING : this.#flags & ~F_STANZA_SHAPING;
+  }
+  get #holding(): boolean {
+    return (this.#flags & F_HOLDING) !== 0;
+  }
+  set #holding(on: boolean) {
+    this.#flags = on ? this.#flags | F_HOLDING : this.#flags & ~F_HOLDING;
+  }
+  get #restartPending(): boolean {
+    return (this.#flags & F_RESTART_PENDING) !== 0;
+  }
+  set #restartPending(on: boolean) {
+    this.#flags = on ? this.#flags | F_RESTART_PENDING : this.#flags & ~F_RESTART_PENDING;
   }
 
   // ---- SessionInfo -------------------------------------------------------
@@ -209,14 +305,12 @@ export class Session implements SessionInfo {
   start(initial?: Buffer): void {
     const client = this.#client;
     client.setNoDelay(true);
-    client.on("data", (chunk: Buffer) => this.#onClientData(chunk));
-    client.on("end", () => this.#onClientEnd());
-    client.on("error", (err) => this.#onSocketError("client", err));
-    client.on("close", () => {
-      this.#clientDone = true;
-      this.#maybeEnd();
-    });
-    client.on("drain", () => this.#resumeUpstream(PAUSE_BACKPRESSURE));
+    (client as TaggedSocket)[SESSION] = this;
+    client.on("data", Session.#clientData);
+    client.on("end", Session.#clientEnd);
+    client.on("error", Session.#clientError);
+    client.on("close", Session.#clientClose);
+    client.on("drain", Session.#clientDrain);
     const headerTimeout = this.#ctx.timeouts().stream_header * 1000;
     this.#headerTimer = setTimeout(() => {
       if (this.#clientHeaderSeen) return;
@@ -382,11 +476,11 @@ export class Session implements SessionInfo {
   #onClientFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
     this.#clientFrames++;
     if (this.#holding) {
-      this.#heldFrames.push({ kind, data, start, end, charged: false });
+      (this.#heldFrames ??= []).push({ kind, data, start, end, charged: false });
       return;
     }
     if (kind === FRAME_STANZA && this.#stanzaShaping && !this.#pacer!.chargeStanza(kindOf(data, start))) {
-      this.#heldFrames.push({ kind, data, start, end, charged: true });
+      (this.#heldFrames ??= []).push({ kind, data, start, end, charged: true });
       this.#holding = true;
       return;
     }
@@ -398,14 +492,15 @@ export class Session implements SessionInfo {
     if (this.#closing) return;
     const pacer = this.#pacer!;
     this.#holding = false;
-    while (this.#heldFrames.length > 0) {
-      const f = this.#heldFrames[0]!;
+    const held = this.#heldFrames;
+    while (held !== null && held.length > 0) {
+      const f = held[0]!;
       if (!f.charged && f.kind === FRAME_STANZA && this.#stanzaShaping && !pacer.chargeStanza(kindOf(f.data, f.start))) {
         f.charged = true;
         this.#holding = true;
         break;
       }
-      this.#heldFrames.shift();
+      held.shift();
       this.#handleClientFrame(f.kind, f.data, f.start, f.end);
       if (this.#closing) return;
     }
@@ -432,8 +527,8 @@ export class Session implements SessionInfo {
       if (b) b.reconfigure(r.rate, r.capacity, now);
       stanzas[kind] = b ?? new TokenBucket(r.rate, r.capacity, now);
     }
-    this.#buckets = { bytes, stanzas };
     this.#stanzaShaping = Object.keys(stanzas).length > 0;
+    this.#buckets = bytes === null && !this.#stanzaShaping ? NO_BUCKETS : { bytes, stanzas };
     const buckets: PacerBuckets = { bytes, stanzas };
     if (this.#pacer) {
       this.#pacer.setBuckets(buckets);
@@ -529,6 +624,7 @@ export class Session implements SessionInfo {
     if (!this.#clientHeaderSeen) {
       this.#clientHeaderSeen = true;
       clearTimeout(this.#headerTimer);
+      this.#headerTimer = undefined; // a cleared Timeout still holds its closure (and this session's graph)
       if (this.#refuse !== undefined) {
         this.closeWithError(this.#refuse);
         return false;
@@ -546,7 +642,7 @@ export class Session implements SessionInfo {
     const domain = this.type === "s2s" ? head.attrs.get("from") : head.attrs.get("to");
     if (domain !== undefined && domain !== this.#domain) {
       this.#domain = domain;
-      this.#log = this.#log.child({ domain });
+      this.#log.domain = domain;
     }
   }
 
@@ -634,6 +730,7 @@ export class Session implements SessionInfo {
     if (kind === FRAME_HEADER) {
       this.#serverHeaderSeen = true;
       clearTimeout(this.#dialTimer); // timeouts.connect covers connect + the server's answering header
+      this.#dialTimer = undefined;
     } else if (kind === FRAME_CLOSE) {
       this.#serverStreamClosed = true;
       this.#setState("closing");
@@ -641,24 +738,23 @@ export class Session implements SessionInfo {
     this.#toClient.add(data, start, end);
   }
 
-  #restartPending = false;
 
   #inspectServerStanza(view: Stanza): void {
     const name = view.localName;
     const ns = view.xmlns;
     if (name === "success" && ns === NS_SASL) {
-      this.#authenticated = true;
+      this.#authenticatedNow();
       this.#setState("authenticated");
       this.#restartPending = true;
       if (this.type === "s2s") this.#checkUnlimited();
     } else if (name === "result" && this.type === "s2s" && view.type === "valid" && (view.name === "db:result" || ns === NS_DIALBACK)) {
       // XEP-0220: the server accepted the peer's dialback key.
-      this.#authenticated = true;
+      this.#authenticatedNow();
       this.#setState("authenticated");
       this.#checkUnlimited();
     } else if (name === "success" && ns === NS_SASL2) {
       // XEP-0388: no restart; the authorization identifier is the account (or a full JID with Bind 2).
-      this.#authenticated = true;
+      this.#authenticatedNow();
       const id = view.tree()?.getChildText("authorization-identifier");
       if (id) this.#learnJid(id, id.includes("/"));
       if (this.#state !== "bound") this.#setState(id?.includes("/") ? "bound" : "authenticated");
@@ -670,7 +766,7 @@ export class Session implements SessionInfo {
       const id = view.attr("id");
       if (id && this.#jid && (view.attr("resume") === "true" || view.attr("resume") === "1")) this.#ctx.resumption.remember(id, this.#jid);
     } else if (name === "resumed" && ns === NS_SM3 && this.#resumePrevId) {
-      this.#authenticated = true;
+      this.#authenticatedNow();
       const jid = this.#ctx.resumption.lookup(this.#resumePrevId);
       if (jid) this.#learnJid(jid, true);
       else this.#setState("bound");
@@ -683,9 +779,19 @@ export class Session implements SessionInfo {
     }
   }
 
-  #learnJid(jid: string, bound: boolean): void {
+  /** pre_auth_idle no longer applies: its timer would only return, so drop it now. */
+  #authenticatedNow(): void {
+    this.#authenticated = true;
+    clearTimeout(this.#idleTimer);
+    this.#idleTimer = undefined;
+  }
+
+  #learnJid(learned: string, bound: boolean): void {
+    // The JID comes out of the parsed stanza's text, as a slice that would keep
+    // that whole text alive for the session's life: keep an own copy.
+    const jid = Buffer.from(learned, "utf8").toString("utf8");
     this.#jid = jid;
-    this.#log = this.#log.child({ jid });
+    this.#log.jid = jid;
     if (bound) this.#setState("bound");
     this.#log.info("session bound");
     this.#checkUnlimited();
@@ -760,19 +866,95 @@ export class Session implements SessionInfo {
       this.resumeClient(PAUSE_DIAL);
       if (this.#upstreamPause !== 0) upstream.pause();
     });
-    upstream.on("data", (chunk: Buffer) => this.#onUpstreamData(chunk));
-    upstream.on("drain", () => this.resumeClient(PAUSE_BACKPRESSURE));
-    upstream.on("end", () => this.#onUpstreamEnd());
-    upstream.on("error", (err) => this.#onSocketError("upstream", err));
-    upstream.on("close", () => {
-      this.#upstreamDone = true;
-      if (!this.#upstreamConnected && !this.#closing) {
-        this.#ctx.metrics.upstreamFailures.inc({ listener: this.listener, reason: "refused" });
-        this.closeWithError("XPX_ERR_UPSTREAM_UNREACHABLE", cfg.upstream.text);
-      }
-      this.#maybeEnd();
-    });
+    (upstream as TaggedSocket)[SESSION] = this;
+    upstream.on("data", Session.#upstreamData);
+    upstream.on("drain", Session.#upstreamDrain);
+    upstream.on("end", Session.#upstreamEnd);
+    upstream.on("error", Session.#upstreamError);
+    upstream.on("close", Session.#upstreamClose);
   }
+
+  #onUpstreamClose(): void {
+    this.#upstreamDone = true;
+    if (!this.#upstreamConnected && !this.#closing) {
+      this.#ctx.metrics.upstreamFailures.inc({ listener: this.listener, reason: "refused" });
+      this.closeWithError("XPX_ERR_UPSTREAM_UNREACHABLE", this.#ctx.config.upstream.text);
+    }
+    this.#maybeEnd();
+  }
+
+  // ---- shared event handlers -------------------------------------------------
+  // One function per event for every session instead of a closure per socket
+  // and event (and one sink object per framer without closures): EventEmitter
+  // calls a listener with the socket as `this`, and SESSION leads back.
+
+  static #clientData(this: Socket, chunk: Buffer): void {
+    (this as TaggedSocket)[SESSION].#onClientData(chunk);
+  }
+
+  static #clientEnd(this: Socket): void {
+    (this as TaggedSocket)[SESSION].#onClientEnd();
+  }
+
+  static #clientError(this: Socket, err: Error): void {
+    (this as TaggedSocket)[SESSION].#onSocketError("client", err);
+  }
+
+  static #clientClose(this: Socket): void {
+    const s = (this as TaggedSocket)[SESSION];
+    s.#clientDone = true;
+    s.#maybeEnd();
+  }
+
+  static #clientDrain(this: Socket): void {
+    (this as TaggedSocket)[SESSION].#resumeUpstream(PAUSE_BACKPRESSURE);
+  }
+
+  static #upstreamData(this: Socket, chunk: Buffer): void {
+    (this as TaggedSocket)[SESSION].#onUpstreamData(chunk);
+  }
+
+  static #upstreamDrain(this: Socket): void {
+    (this as TaggedSocket)[SESSION].resumeClient(PAUSE_BACKPRESSURE);
+  }
+
+  static #upstreamEnd(this: Socket): void {
+    (this as TaggedSocket)[SESSION].#onUpstreamEnd();
+  }
+
+  static #upstreamError(this: Socket, err: Error): void {
+    (this as TaggedSocket)[SESSION].#onSocketError("upstream", err);
+  }
+
+  static #upstreamClose(this: Socket): void {
+    (this as TaggedSocket)[SESSION].#onUpstreamClose();
+  }
+
+  static readonly #InSink = class implements FrameSink {
+    readonly #s: Session;
+    constructor(s: Session) {
+      this.#s = s;
+    }
+    onFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
+      this.#s.#onClientFrame(kind, data, start, end);
+    }
+    onError(error: ProxyError): void {
+      this.#s.#onFramingError(error, "in");
+    }
+  };
+
+  static readonly #OutSink = class implements FrameSink {
+    readonly #s: Session;
+    constructor(s: Session) {
+      this.#s = s;
+    }
+    onFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
+      this.#s.#onServerFrame(kind, data, start, end);
+    }
+    onError(error: ProxyError): void {
+      this.#s.#onFramingError(error, "out");
+    }
+  };
 
   #proxyHeader(): Buffer | null {
     const mode = this.#ctx.config.proxy_protocol;
@@ -910,7 +1092,7 @@ export class Session implements SessionInfo {
     this.#pacer?.close();
     this.#ctx.pipeline().sessionEnded(this);
     this.#pending = null;
-    this.#heldFrames = [];
+    this.#heldFrames = null;
     clearTimeout(this.#headerTimer);
     clearTimeout(this.#dialTimer);
     clearTimeout(this.#idleTimer);
