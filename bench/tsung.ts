@@ -1,7 +1,7 @@
 // tsung suite (issue 7): the Debian tsung load generator drives a real
-// Prosody twice in the same run, once directly and once through xmpp-guard
-// (shipped rule set, rates scaled as in the throughput suite), with the same
-// scenario: M users log in (SASL PLAIN, bind, session, presence), then each
+// Prosody four times in the same run: directly, through a plain Node pipe()
+// proxy, through HAProxy (mode tcp), and through xmpp-guard (shipped rule
+// set, rates scaled as in the throughput suite), with the same scenario: M users log in (SASL PLAIN, bind, session, presence), then each
 // sends `loops` chat messages of `size` bytes to random online users,
 // `think` seconds apart, then closes. Offered load ≈ users / think msg/s.
 //
@@ -28,6 +28,7 @@ import { benchRules } from "./lib/rules.js";
 import { procCpuMicros } from "./lib/system.js";
 import { num, pct, type Table } from "./lib/table.js";
 import { guardModule } from "./lib/guard-source.js";
+import { startTargets, type Target } from "./lib/targets.js";
 
 export interface TsungOptions {
   users: number;
@@ -38,7 +39,7 @@ export interface TsungOptions {
   size: number;
 }
 
-export type TsungSetup = "direct" | "xmpp-guard";
+export type TsungSetup = "direct" | "pipe" | "haproxy" | "xmpp-guard";
 
 export interface TsungFigure {
   setup: TsungSetup;
@@ -51,6 +52,7 @@ export interface TsungFigure {
   rcvSentRatio: number;
   errors: Record<string, number>;
   prosodyCpuSec: number;
+  /** CPU seconds of the proxy in front (null for direct). */
   guardCpuSec: number | null;
   chatSeconds: number;
 }
@@ -253,26 +255,37 @@ export async function runTsungSuite(guardSource: GuardSource, o: TsungOptions, p
   const epmdWasUp = await epmdUp();
   const prosody = await startProsody({ offline: false, muc: false });
   let guard: GuardProcess | null = null;
+  const baselines: Target[] = [];
   const figures: TsungFigure[] = [];
   try {
     for (let i = 1; i <= o.users; i++) await prosody.createUser(`tsung${i}`, `pass${i}`);
     guard = await startGuardCli(guardSource, prosody.port, dir);
-    for (const setup of ["direct", "xmpp-guard"] as const) {
+    // The L4 baselines in front of the same Prosody: what any proxy costs here.
+    const skipped = await startTargets(prosody.port, { names: ["pipe", "haproxy"], guard: guardSource, rules: "" }, baselines);
+    for (const s of skipped) progress(`  tsung, ${s.name}: ${s.reason}`);
+    const g = guard;
+    const setups: { setup: TsungSetup; port: number; cpu: () => Promise<number | null> }[] = [
+      { setup: "direct", port: prosody.port, cpu: () => Promise.resolve(null) },
+      ...baselines.map((t) => ({ setup: t.name as TsungSetup, port: t.port, cpu: () => t.cpuMicros() })),
+      { setup: "xmpp-guard", port: g.port, cpu: () => Promise.resolve(procCpuMicros(g.pid)) },
+    ];
+    for (const { setup, port, cpu } of setups) {
       const p0 = procCpuMicros(prosody.pid) ?? 0;
-      const g0 = procCpuMicros(guard.pid);
-      const dumps = await runTsung(setup === "direct" ? prosody.port : guard.port, o, dir);
+      const g0 = await cpu();
+      const dumps = await runTsung(port, o, dir);
       const p1 = procCpuMicros(prosody.pid) ?? 0;
-      const g1 = procCpuMicros(guard.pid);
+      const g1 = await cpu();
       const f: TsungFigure = {
         setup,
         ...summarise(dumps),
         prosodyCpuSec: (p1 - p0) / 1e6,
-        guardCpuSec: setup === "xmpp-guard" && g0 !== null && g1 !== null ? (g1 - g0) / 1e6 : null,
+        guardCpuSec: g0 !== null && g1 !== null ? (g1 - g0) / 1e6 : null,
       };
       figures.push(f);
-      progress(`  tsung, ${setup}: ${num(f.sentPerSec)} chats/s sent, ${num(f.deliveredBytesPerSec / 1000)} kB/s delivered (rcv/sent ${num(f.rcvSentRatio, 2)}), Prosody CPU ${num(f.prosodyCpuSec, 2)} s${f.guardCpuSec === null ? "" : `, xmpp-guard CPU ${num(f.guardCpuSec, 2)} s`}`);
+      progress(`  tsung, ${setup}: ${num(f.sentPerSec)} chats/s sent, ${num(f.deliveredBytesPerSec / 1000)} kB/s delivered (rcv/sent ${num(f.rcvSentRatio, 2)}), Prosody CPU ${num(f.prosodyCpuSec, 2)} s${f.guardCpuSec === null ? "" : `, proxy CPU ${num(f.guardCpuSec, 2)} s`}`);
     }
   } finally {
+    for (const t of baselines) await t.stop();
     await guard?.stop();
     await prosody.stop();
     if (!epmdWasUp) await run("epmd", ["-kill"], process.env);
@@ -284,8 +297,8 @@ export async function runTsungSuite(guardSource: GuardSource, o: TsungOptions, p
 export function tsungTable(figures: TsungFigure[], o: TsungOptions, skipped: string | null): Table {
   const direct = figures.find((f) => f.setup === "direct");
   return {
-    title: `tsung → Prosody, direct vs through xmpp-guard (${o.users} users × ${num(1 / o.think, 1)} msg/s, ${o.loops} messages each)`,
-    headers: ["setup", "logins", "chats/s sent", "delivered kB/s", "delivered vs direct", "rcv/sent", "Prosody CPU s", "guard CPU s", "guard / Prosody CPU", "errors"],
+    title: `tsung → Prosody, direct vs through a proxy (${o.users} users × ${num(1 / o.think, 1)} msg/s, ${o.loops} messages each)`,
+    headers: ["setup", "logins", "chats/s sent", "delivered kB/s", "delivered vs direct", "rcv/sent", "Prosody CPU s", "proxy CPU s", "proxy / Prosody CPU", "errors"],
     rows: figures.map((f) => [
       f.setup,
       num(f.usersLoggedIn),
@@ -299,7 +312,7 @@ export function tsungTable(figures: TsungFigure[], o: TsungOptions, skipped: str
       Object.keys(f.errors).length === 0 ? "0" : Object.entries(f.errors).map(([k, v]) => `${k}=${v}`).join(" "),
     ]),
     notes: [
-      `Offered ≈ ${num(o.users / o.think)} chats/s of ${o.size}-byte bodies; chat phase ≈ ${num(o.loops * o.think)} s; figures over its full seconds (tsung 1-s stats). Goals: delivered within 5 % of direct; guard CPU ≤ 15 % of Prosody's.`,
+      `Offered ≈ ${num(o.users / o.think)} chats/s of ${o.size}-byte bodies; chat phase ≈ ${num(o.loops * o.think)} s; figures over its full seconds (tsung 1-s stats). Goals (xmpp-guard): delivered within 5 % of direct; proxy CPU ≤ 15 % of Prosody's. pipe (Node net + pipe()) and haproxy (mode tcp) show what a byte-copying proxy costs in the same place.`,
       "Delivered = bytes the server sent back to tsung per second: every delivered chat comes back once, so the ratio between setups is the ratio of delivered messages (tsung's own latency count undercounts under load).",
       ...(skipped ? [skipped] : []),
     ],
