@@ -72,6 +72,11 @@ export interface ConnectOptions {
    * a non-TLS socket is the first offered mechanism other than PLAIN (SCRAM-SHA-1).
    */
   mechanism?: string;
+  /**
+   * Direct TLS (XEP-0368, `xmpps://`). The certificate is verified as Node
+   * does by default; tests with self-signed certificates must arrange trust.
+   */
+  directTls?: boolean;
   /** Send initial `<presence/>` after login (needed for messages to the bare JID). Default true. */
   presence?: boolean;
   /** Bound on the whole login. Default 10000 ms. */
@@ -109,7 +114,7 @@ export async function connectClient(opts: ConnectOptions): Promise<TestClient> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const { mechanism } = opts;
   const xmpp = lib.client({
-    service: `xmpp://${opts.host}:${opts.port}`,
+    service: `${opts.directTls === true ? 'xmpps' : 'xmpp'}://${opts.host}:${opts.port}`,
     domain: opts.domain,
     resource: opts.resource,
     username: opts.username,
