@@ -18,16 +18,14 @@
 
 import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { connect } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { freePort, haveProsody, startProsody } from "../test/helpers/prosody.js";
-import type { GuardSource } from "./lib/guard-source.js";
 import { fileURLToPath } from "node:url";
+import { canConnect, freePort, haveProsody, startProsody } from "../test/helpers/prosody.js";
 import { benchRules } from "./lib/rules.js";
 import { procCpuMicros } from "./lib/system.js";
 import { num, pct, type Table } from "./lib/table.js";
-import { guardModule } from "./lib/guard-source.js";
+import { guardModule, type GuardSource } from "./lib/guard-source.js";
 import { startTargets, type Target } from "./lib/targets.js";
 
 export interface TsungOptions {
@@ -157,14 +155,6 @@ export function summarise(dumps: Dump[]): Pick<TsungFigure, "usersLoggedIn" | "c
   };
 }
 
-function epmdUp(): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(4369, "127.0.0.1");
-    s.once("connect", () => { s.destroy(); resolve(true); });
-    s.once("error", () => resolve(false));
-  });
-}
-
 function run(cmd: string, args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; out: string }> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { env, stdio: ["ignore", "pipe", "pipe"] });
@@ -223,14 +213,6 @@ async function startGuardCli(source: GuardSource, upstreamPort: number, dir: str
   };
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = connect(port, "127.0.0.1");
-    s.once("connect", () => { s.destroy(); resolve(true); });
-    s.once("error", () => resolve(false));
-  });
-}
-
 async function runTsung(port: number, o: TsungOptions, dir: string): Promise<Dump[]> {
   const chatSeconds = o.loops * o.think;
   const maxSeconds = Math.ceil(chatSeconds + o.users / 50 + 15);
@@ -252,7 +234,7 @@ export async function runTsungSuite(guardSource: GuardSource, o: TsungOptions, p
   if (!haveTsung()) return { figures: [], skipped: "skipped: tsung not installed (Debian: apt-get install tsung)" };
   if (!haveProsody()) return { figures: [], skipped: "skipped: prosody not installed (Debian: apt-get install prosody)" };
   const dir = mkdtempSync(join(tmpdir(), "xmpp-guard-tsung-"));
-  const epmdWasUp = await epmdUp();
+  const epmdWasUp = await canConnect(4369); // Erlang's port mapper
   const prosody = await startProsody({ offline: false, muc: false });
   let guard: GuardProcess | null = null;
   const baselines: Target[] = [];

@@ -164,7 +164,8 @@ function run(file: string, args: string[], timeoutMs: number): Promise<RunResult
 
 const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
-function canConnect(port: number): Promise<boolean> {
+/** Whether something accepts TCP connections on 127.0.0.1:port (bounded: 500 ms). */
+export function canConnect(port: number): Promise<boolean> {
   return new Promise((resolve) => {
     const sock = net.connect({ host: '127.0.0.1', port });
     const done = (ok: boolean): void => {
