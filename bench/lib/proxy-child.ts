@@ -4,6 +4,7 @@
 // process.memoryUsage()) and heap snapshot requests (bench/heap-sessions.ts),
 // and exit when the orchestrator goes away.
 
+import { connect, type Socket } from "node:net";
 import { writeHeapSnapshot } from "node:v8";
 import type { Message } from "./children.js";
 import { exitWithParent } from "./children.js";
@@ -43,4 +44,25 @@ export function upstreamPortArg(): number {
   const port = Number(process.argv[2]);
   if (!Number.isInteger(port) || port <= 0 || port > 65535) throw new Error(`usage: <upstream-port>, got ${process.argv[2]}`);
   return port;
+}
+
+/**
+ * The pipe baselines' whole proxy: one plaintext upstream connection per
+ * client, bytes moved with stream.pipe() both ways, Nagle off on both sides
+ * (as xmpp-guard does), either side's error tears down both. Both sockets are
+ * kept in `sockets` while open, for teardown on exit.
+ */
+export function pipeToUpstream(client: Socket, upstreamPort: number, sockets: Set<Socket>): void {
+  const upstream = connect({ host: "127.0.0.1", port: upstreamPort });
+  client.setNoDelay(true);
+  upstream.setNoDelay(true);
+  sockets.add(client).add(upstream);
+  const teardown = (): void => {
+    client.destroy();
+    upstream.destroy();
+  };
+  client.on("error", teardown).on("close", () => sockets.delete(client));
+  upstream.on("error", teardown).on("close", () => sockets.delete(upstream));
+  client.pipe(upstream);
+  upstream.pipe(client);
 }

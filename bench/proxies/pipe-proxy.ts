@@ -3,26 +3,13 @@
 // sides (as xmpp-guard does), either side's end or error tears down both.
 // It runs alone in its own process; argv[2] is the upstream port.
 
-import { connect, createServer, type AddressInfo, type Socket } from "node:net";
-import { serveProxyChild, upstreamPortArg } from "../lib/proxy-child.js";
+import { createServer, type AddressInfo, type Socket } from "node:net";
+import { pipeToUpstream, serveProxyChild, upstreamPortArg } from "../lib/proxy-child.js";
 
 const upstreamPort = upstreamPortArg();
 const sockets = new Set<Socket>();
 
-const server = createServer((client) => {
-  const upstream = connect({ host: "127.0.0.1", port: upstreamPort });
-  client.setNoDelay(true);
-  upstream.setNoDelay(true);
-  sockets.add(client).add(upstream);
-  const teardown = (): void => {
-    client.destroy();
-    upstream.destroy();
-  };
-  client.on("error", teardown).on("close", () => sockets.delete(client));
-  upstream.on("error", teardown).on("close", () => sockets.delete(upstream));
-  client.pipe(upstream);
-  upstream.pipe(client);
-});
+const server = createServer((client) => pipeToUpstream(client, upstreamPort, sockets));
 
 server.listen({ host: "127.0.0.1", port: 0, backlog: 1024 }, () => {
   const { port } = server.address() as AddressInfo;

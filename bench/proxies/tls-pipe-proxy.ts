@@ -4,29 +4,18 @@
 // argv: <upstream-port> <cert.pem> <key.pem>. It runs alone in its own process.
 
 import { readFileSync } from "node:fs";
-import { connect, type AddressInfo, type Socket } from "node:net";
+import type { AddressInfo, Socket } from "node:net";
 import { createServer } from "node:tls";
-import { serveProxyChild, upstreamPortArg } from "../lib/proxy-child.js";
+import { pipeToUpstream, serveProxyChild, upstreamPortArg } from "../lib/proxy-child.js";
 
 const upstreamPort = upstreamPortArg();
 const [cert, key] = [process.argv[3], process.argv[4]];
 if (!cert || !key) throw new Error("usage: tls-pipe-proxy.ts <upstream-port> <cert.pem> <key.pem>");
 const sockets = new Set<Socket>();
 
-const server = createServer({ cert: readFileSync(cert), key: readFileSync(key), ALPNProtocols: ["xmpp-client"] }, (client) => {
-  const upstream = connect({ host: "127.0.0.1", port: upstreamPort });
-  client.setNoDelay(true);
-  upstream.setNoDelay(true);
-  sockets.add(client).add(upstream);
-  const teardown = (): void => {
-    client.destroy();
-    upstream.destroy();
-  };
-  client.on("error", teardown).on("close", () => sockets.delete(client));
-  upstream.on("error", teardown).on("close", () => sockets.delete(upstream));
-  client.pipe(upstream);
-  upstream.pipe(client);
-});
+const server = createServer({ cert: readFileSync(cert), key: readFileSync(key), ALPNProtocols: ["xmpp-client"] }, (client) =>
+  pipeToUpstream(client, upstreamPort, sockets),
+);
 server.on("tlsClientError", () => {});
 
 server.listen({ host: "127.0.0.1", port: 0, backlog: 1024 }, () => {
