@@ -38,6 +38,8 @@ export interface ThroughputSample {
   stanzasPerSec: number;
   mbPerSec: number;
   proxyCpuSec: number | null;
+  /** Proxy read and write system calls over the window (null where not readable). */
+  proxySyscalls: { reads: number; writes: number } | null;
   loadCpuSec: number;
   verified: boolean;
   sent: number;
@@ -56,22 +58,31 @@ export interface ThroughputFigure {
   loadCpuUtil: number;
   /** (max − min) / median of stanzas/s across rounds. */
   spread: number;
+  /** Proxy read / write system calls per stanza (medians; null where not readable). */
+  readsPerStanza: number | null;
+  writesPerStanza: number | null;
   verified: boolean;
   samples: ThroughputSample[];
 }
 
 async function measure(load: ChildProcess, target: Target, conns: number, round: number, opts: ThroughputOptions): Promise<ThroughputSample> {
   const cpu: Promise<number | null>[] = [];
+  const sys: ({ reads: number; writes: number } | null)[] = [];
   const done = await request<Done>(
     load,
     { type: "throughput", port: target.port, tls: target.tls, conns, warmupMs: opts.warmupMs, durationMs: opts.durationMs, ratePerConn: opts.ratePerConn },
     opts.warmupMs + opts.durationMs + 40_000,
     (m) => {
-      if (m.type === "mark") cpu.push(target.cpuMicros());
+      if (m.type === "mark") {
+        sys.push(target.syscalls());
+        cpu.push(target.cpuMicros());
+      }
     },
   );
   const [c0, c1] = await Promise.all(cpu);
   const proxyCpuSec = c0 != null && c1 != null ? (c1 - c0) / 1e6 : null;
+  const [s0, s1] = sys;
+  const proxySyscalls = s0 && s1 ? { reads: s1.reads - s0.reads, writes: s1.writes - s0.writes } : null;
   return {
     round,
     seconds: done.seconds,
@@ -79,6 +90,7 @@ async function measure(load: ChildProcess, target: Target, conns: number, round:
     stanzasPerSec: done.bytes / STANZA_BYTES / done.seconds,
     mbPerSec: done.bytes / 1e6 / done.seconds,
     proxyCpuSec,
+    proxySyscalls,
     loadCpuSec: done.loadCpuMicros / 1e6,
     verified: done.verified,
     sent: done.sent,
@@ -88,6 +100,7 @@ async function measure(load: ChildProcess, target: Target, conns: number, round:
 
 function summarize(conns: number, target: TargetName, samples: ThroughputSample[]): ThroughputFigure {
   const cpu = samples.filter((s) => s.proxyCpuSec !== null);
+  const sys = samples.filter((s) => s.proxySyscalls !== null && s.bytes > 0);
   return {
     conns,
     target,
@@ -97,6 +110,8 @@ function summarize(conns: number, target: TargetName, samples: ThroughputSample[
     proxyCpuUtil: cpu.length === 0 ? null : median(cpu.map((s) => s.proxyCpuSec! / s.seconds)),
     loadCpuUtil: median(samples.map((s) => s.loadCpuSec / s.seconds)),
     spread: spread(samples.map((s) => s.stanzasPerSec)),
+    readsPerStanza: sys.length === 0 ? null : median(sys.map((s) => s.proxySyscalls!.reads / (s.bytes / STANZA_BYTES))),
+    writesPerStanza: sys.length === 0 ? null : median(sys.map((s) => s.proxySyscalls!.writes / (s.bytes / STANZA_BYTES))),
     verified: samples.every((s) => s.verified),
     samples,
   };
@@ -194,7 +209,7 @@ export function pacedTable(figures: ThroughputFigure[], opts: ThroughputOptions)
   };
   return {
     title: "Paced load: many connections, one write() per stanza, same offered rate for every target",
-    headers: ["conns", "target", "offered/s", "stanzas/s", "proxy CPU", "CPU µs/stanza", "CPU vs pipe", "load CPU", "bytes ok"],
+    headers: ["conns", "target", "offered/s", "stanzas/s", "proxy CPU", "CPU µs/stanza", "CPU vs pipe", "reads/stanza", "writes/stanza", "load CPU", "bytes ok"],
     rows: figures.map((f) => {
       const c = cpuPerStanza(f);
       const p = pipeCost(f.conns);
@@ -206,6 +221,8 @@ export function pacedTable(figures: ThroughputFigure[], opts: ThroughputOptions)
         f.proxyCpuUtil === null ? "–" : pct(f.proxyCpuUtil),
         c === null ? "–" : num(c, 2),
         c === null || p === null ? "–" : times(c / p),
+        f.readsPerStanza === null ? "–" : num(f.readsPerStanza, 2),
+        f.writesPerStanza === null ? "–" : num(f.writesPerStanza, 2),
         pct(f.loadCpuUtil),
         f.verified ? "yes" : "NO",
       ];

@@ -70,6 +70,18 @@ export function procCpuMicros(pid: number): number | null {
   return Number.isFinite(ticks) ? (ticks * 1e6) / ticksPerSecond() : null;
 }
 
+/** Read and write system calls a process has made so far (/proc/<pid>/io syscr/syscw), or null without /proc. */
+export function procSyscalls(pid: number): { reads: number; writes: number } | null {
+  try {
+    const io = readFileSync(`/proc/${pid}/io`, "latin1");
+    const r = /^syscr:\s+(\d+)/m.exec(io);
+    const w = /^syscw:\s+(\d+)/m.exec(io);
+    return r && w ? { reads: Number(r[1]), writes: Number(w[1]) } : null;
+  } catch {
+    return null;
+  }
+}
+
 /** This process's open-file limits (soft, hard), from /proc/self/limits; null without /proc. */
 export function fdLimits(): { soft: number; hard: number } | null {
   try {

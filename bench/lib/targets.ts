@@ -11,7 +11,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { forkTs, request, stopChild, waitFor, type Message } from "./children.js";
 import { guardLabel, REPO_ROOT, type GuardSource } from "./guard-source.js";
-import { procCpuMicros } from "./system.js";
+import { procCpuMicros, procSyscalls } from "./system.js";
 import { findHaproxy, haproxyVersion, startHaproxy } from "../proxies/haproxy.js";
 import type { GuardOptions } from "../proxies/guard-proxy.js";
 
@@ -35,6 +35,8 @@ export interface Target {
   tls: boolean;
   /** CPU time of the proxy process in µs (null for direct). */
   cpuMicros(): Promise<number | null>;
+  /** Read/write system calls of the proxy process so far (null for direct or without /proc). */
+  syscalls(): { reads: number; writes: number } | null;
   /** Memory of the proxy process (null for direct). */
   memory(): Promise<MemorySample | null>;
   stop(): Promise<void>;
@@ -121,6 +123,7 @@ async function startNodeProxy(name: TargetName, file: string, args: string[], de
     port: ready.port,
     tls,
     cpuMicros: cpuReader(ready.pid, child),
+    syscalls: () => procSyscalls(ready.pid),
     memory: memoryReader(ready.pid, child),
     stop: () => stopChild(child),
   };
@@ -146,7 +149,7 @@ export async function startTargets(sinkPort: number, spec: TargetSpec, targets: 
   for (const name of spec.names) {
     switch (name) {
       case "direct":
-        targets.push({ name, detail: "clients connect to the sink", port: sinkPort, tls: false, cpuMicros: async () => null, memory: async () => null, stop: async () => {} });
+        targets.push({ name, detail: "clients connect to the sink", port: sinkPort, tls: false, cpuMicros: async () => null, syscalls: () => null, memory: async () => null, stop: async () => {} });
         break;
       case "pipe":
         targets.push(await startNodeProxy(name, "../proxies/pipe-proxy.ts", [String(sinkPort)], `Node ${process.version} net + stream.pipe()`));
@@ -166,6 +169,7 @@ export async function startTargets(sinkPort: number, spec: TargetSpec, targets: 
             port: h.port,
             tls: false,
             cpuMicros: cpuReader(h.child.pid!, null),
+            syscalls: () => procSyscalls(h.child.pid!),
             memory: memoryReader(h.child.pid!, null),
             stop: () => h.stop(),
           });

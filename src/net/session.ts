@@ -580,7 +580,7 @@ export class Session implements SessionInfo {
       this.#ctx.stats.stanzas[KIND_INDEX[k]]! += 1;
       const pipeline = this.#ctx.pipeline();
       if (this.#state !== "bound" || !pipeline.empty) {
-        const view = new Stanza(start === 0 && end === data.length ? data : data.subarray(start, end), this.#contentNs, this.#jid);
+        const view = Stanza.within(data, start, end, this.#contentNs, this.#jid);
         if (view.head.duplicate !== null) {
           this.closeWithError("XPX_ERR_XML_DUPLICATE_ATTRIBUTE", view.head.duplicate);
           return;
@@ -699,7 +699,7 @@ export class Session implements SessionInfo {
       const first = data[start + 1];
       const interesting = this.#state !== "bound" || first === 0x73 /* s(tream:error) */ || first === 0x65 /* e(nabled) */;
       if (interesting || !pipeline.empty) {
-        const view = new Stanza(start === 0 && end === data.length ? data : data.subarray(start, end), this.#contentNs);
+        const view = Stanza.within(data, start, end, this.#contentNs);
         if (interesting) this.#inspectServerStanza(view);
         if (this.type === "s2s" && this.#state !== "bound" && view.localName === "features") {
           // SASL EXTERNAL cannot work behind the proxy (docs/tls.md): peers use dialback.

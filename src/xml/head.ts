@@ -104,9 +104,11 @@ class ParsedHead implements Head {
 
 /**
  * Parse the start tag at data[start]. `limit` bounds the scan (frame end).
+ * `origin` is where the element's bytes begin in `data`: the returned `end`
+ * counts from there (a frame inside a read chunk needs no subarray()).
  * Returns null if the bytes are not a start tag (never happens for frames).
  */
-export function readHead(data: Buffer, start: number, limit: number): Head | null {
+export function readHead(data: Buffer, start: number, limit: number, origin = 0): Head | null {
   if (data[start] !== LT) return null;
   let i = start + 1;
   const nameStart = i;
@@ -123,8 +125,8 @@ export function readHead(data: Buffer, start: number, limit: number): Head | nul
     while (i < limit && isWs(data[i]!)) i++;
     if (i >= limit) return null;
     const b = data[i]!;
-    if (b === GT) return new ParsedHead(data, name, names, spans, i + 1, false, duplicate);
-    if (b === SLASH) return new ParsedHead(data, name, names, spans, i + 2, true, duplicate);
+    if (b === GT) return new ParsedHead(data, name, names, spans, i + 1 - origin, false, duplicate);
+    if (b === SLASH) return new ParsedHead(data, name, names, spans, i + 2 - origin, true, duplicate);
     const an = i;
     while (i < limit && data[i] !== EQ && !isWs(data[i]!)) i++;
     const attrName = nameAt(data, an, i);
@@ -133,8 +135,10 @@ export function readHead(data: Buffer, start: number, limit: number): Head | nul
     while (i < limit && isWs(data[i]!)) i++;
     const quote = data[i]!;
     const vs = ++i;
-    const ve = data.indexOf(quote, vs);
-    if (ve < 0 || ve >= limit) return null;
+    // Attribute values are short: a byte loop beats a native indexOf call here.
+    let ve = vs;
+    while (ve < limit && data[ve] !== quote) ve++;
+    if (ve >= limit) return null;
     if (names.includes(attrName)) duplicate ??= attrName;
     else {
       names.push(attrName);

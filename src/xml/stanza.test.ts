@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { kindOf } from "./stanza.js";
+import { kindOf, Stanza } from "./stanza.js";
 
 test("kindOf reads the kind from the name bytes, at any offset", () => {
   const cases: Array<[string, string]> = [
@@ -12,5 +12,31 @@ test("kindOf reads the kind from the name bytes, at any offset", () => {
   for (const [xml, kind] of cases) {
     assert.equal(kindOf(Buffer.from(xml), 0), kind, xml);
     assert.equal(kindOf(Buffer.from("xx" + xml), 2), kind, `offset 2: ${xml}`);
+  }
+});
+
+test("Stanza.within reads an element inside a larger chunk exactly as a stanza over its own bytes", () => {
+  const elements = [
+    `<message to='juliet@example.com/balcony' type='chat' id='a&amp;1' xml:lang='en'><body>hi</body></message>`,
+    `<iq type="get" id='d1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>`,
+    `<presence from='romeo@example.net'/>`,
+    `<message xmlns='jabber:server' type='groupchat'><![CDATA[<x/>]]><x xmlns='urn:x'/></message>`,
+  ];
+  const chunk = Buffer.from(`<stream:stream>${elements.join("  ")}trailing`);
+  let at = chunk.indexOf("<", 1);
+  for (const el of elements) {
+    const end = at + Buffer.byteLength(el);
+    const inChunk = Stanza.within(chunk, at, end, "jabber:client", "romeo@example.net/orchard");
+    const alone = new Stanza(Buffer.from(el), "jabber:client", "romeo@example.net/orchard");
+    assert.equal(inChunk.bytes.toString(), el);
+    assert.equal(inChunk.bytes.buffer, chunk.buffer, "bytes is a view of the chunk, not a copy");
+    for (const read of ["name", "kind", "xmlns", "to", "from", "type", "id", "firstChildName", "firstChildXmlns"] as const) {
+      assert.equal(inChunk[read], alone[read], `${read} of ${el}`);
+    }
+    assert.equal(inChunk.head.end, alone.head.end, `head.end counts from the element: ${el}`);
+    assert.equal(inChunk.head.selfClosing, alone.head.selfClosing);
+    assert.deepEqual([...inChunk.head.attrs], [...alone.head.attrs]);
+    assert.deepEqual(inChunk.tree()?.toString(), alone.tree()?.toString());
+    at = chunk.indexOf("<", end);
   }
 });

@@ -35,7 +35,11 @@ export function kindOf(data: Buffer, start: number): StanzaKind {
 }
 
 export class Stanza implements StanzaView {
-  readonly bytes: Buffer;
+  /** The chunk the element lies in, and where: bytes() is cut from it only when asked for. */
+  readonly #data: Buffer;
+  readonly #start: number;
+  readonly #end: number;
+  #bytes: Buffer | undefined;
   readonly #streamNs: string;
   #sessionJid: string | undefined;
   #head: Head | null | undefined;
@@ -47,14 +51,30 @@ export class Stanza implements StanzaView {
    * @param streamNs the stream's default namespace (jabber:client / jabber:server)
    * @param sessionJid the bound JID stamped as `from` when the stanza has none
    */
-  constructor(bytes: Buffer, streamNs: string, sessionJid?: string) {
-    this.bytes = bytes;
+  constructor(bytes: Buffer, streamNs: string, sessionJid?: string, start = 0, end = bytes.length) {
+    this.#data = bytes;
+    this.#start = start;
+    this.#end = end;
+    this.#bytes = start === 0 && end === bytes.length ? bytes : undefined;
     this.#streamNs = streamNs;
     this.#sessionJid = sessionJid;
   }
 
+  /**
+   * A view of the element data[start, end) inside a larger chunk (a read
+   * buffer holding several frames), without copying or slicing it.
+   */
+  static within(data: Buffer, start: number, end: number, streamNs: string, sessionJid?: string): Stanza {
+    return new Stanza(data, streamNs, sessionJid, start, end);
+  }
+
+  /** Exactly the element's bytes (a subarray of the chunk, made on first use). */
+  get bytes(): Buffer {
+    return (this.#bytes ??= this.#data.subarray(this.#start, this.#end));
+  }
+
   get head(): Head {
-    if (this.#head === undefined) this.#head = readHead(this.bytes, 0, this.bytes.length);
+    if (this.#head === undefined) this.#head = readHead(this.#data, this.#start, this.#end, this.#start);
     // Frames are well-formed, so a missing head means a bug upstream of us.
     if (this.#head === null) throw new Error("frame has no start tag");
     return this.#head;
@@ -112,7 +132,7 @@ export class Stanza implements StanzaView {
   #firstChild(): { name: string; xmlns: string | undefined } | null {
     if (this.#child === undefined) {
       const head = this.head;
-      this.#child = head.selfClosing ? null : readFirstChild(this.bytes, head.end, this.bytes.length);
+      this.#child = head.selfClosing ? null : readFirstChild(this.#data, this.#start + head.end, this.#end);
     }
     return this.#child;
   }
