@@ -100,7 +100,9 @@ async function measure(load: ChildProcess, target: Target, conns: number, round:
 
 function summarize(conns: number, target: TargetName, samples: ThroughputSample[]): ThroughputFigure {
   const cpu = samples.filter((s) => s.proxyCpuSec !== null);
-  const sys = samples.filter((s) => s.proxySyscalls !== null && s.bytes > 0);
+  // /proc/<pid>/io counts read(v)/write(v) only; a proxy that moved bytes with
+  // none of them (HAProxy: recv/send) is "not measured", not "zero".
+  const sys = samples.filter((s) => s.proxySyscalls !== null && s.bytes > 0 && s.proxySyscalls.reads + s.proxySyscalls.writes > 0);
   return {
     conns,
     target,
@@ -230,6 +232,7 @@ export function pacedTable(figures: ThroughputFigure[], opts: ThroughputOptions)
     notes: [
       `${opts.rounds} round(s) of ${opts.durationMs / 1000} s after ${opts.warmupMs / 1000} s warm-up; medians. ` +
         `Each connection sends ${opts.ratePerConn} stanzas/s, paced in 10 ms ticks, one write() per stanza.`,
+      "reads/writes per stanza: the proxy's read(v)/write(v) system calls (/proc/<pid>/io syscr, syscw) ÷ stanzas; HAProxy uses recv/send, which those counters do not see (–).",
       "CPU vs pipe: the proxy's CPU per stanza ÷ the pipe proxy's (1.00 × = same cost).",
     ],
   };
