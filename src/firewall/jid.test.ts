@@ -1,7 +1,7 @@
 // JID helpers: Prosody util.jid split semantics and the prep approximation.
 // Splitting must agree with Prosody, or patterns would match differently.
 import assert from "node:assert/strict";
-import { describe, it } from "node:test";
+import { describe, it, test } from "node:test";
 import fc from "fast-check";
 import { bareJid, isValidJid, prepJid, splitJid } from "./jid.js";
 
@@ -70,4 +70,20 @@ describe("prepJid fast path and memos", () => {
     for (let i = 0; i < 5000; i++) assert.equal(prepJid(`U${i}@Example.org/R`), `u${i}@example.org/R`);
     assert.equal(prepJid("U1@Example.org/R"), "u1@example.org/R");
   });
+});
+
+test("the one-entry caches answer for the JID asked, however calls interleave", () => {
+  const jids = ["Romeo@Example.NET/Orchard", "juliet@example.com/balcony", "example.org.", "bad@/x", "Romeo@Example.NET/Orchard"];
+  const expected = jids.map((j) => [prepJid(j), bareJid(j), splitJid(j)] as const);
+  for (let round = 0; round < 3; round++) {
+    for (let i = 0; i < jids.length; i++) {
+      // A fresh string with the same characters must get the same answers as the cached object.
+      const j = round === 1 ? `${jids[i]!} `.trimEnd() : jids[i]!;
+      assert.equal(prepJid(j), expected[i]![0], `prep ${j}`);
+      assert.equal(bareJid(j), expected[i]![1], `bare ${j}`);
+      assert.deepEqual(splitJid(j), expected[i]![2], `split ${j}`);
+    }
+  }
+  assert.equal(prepJid("Romeo@Example.NET/Orchard"), "romeo@example.net/Orchard");
+  assert.equal(bareJid("juliet@example.com/balcony"), "juliet@example.com");
 });

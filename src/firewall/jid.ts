@@ -26,11 +26,23 @@ function remember<V>(memo: Map<string, V>, key: string, value: V): V {
 }
 
 /** util.jid.split: node@host/resource; any malformed JID yields no parts. */
+// One-entry caches in front of the memos: consecutive stanzas of a session
+// ask about the same JID string object, and comparing it with the last one
+// is cheaper than hashing it into a Map.
+let lastSplitIn: string | undefined;
+let lastSplitOut: JidParts = NONE;
+let lastBareIn: string | undefined;
+let lastBareOut: string | undefined;
+let lastPrepIn: string | undefined;
+let lastPrepOut: string | undefined;
+
 export function splitJid(jid: string | undefined): JidParts {
   if (jid === undefined) return NONE;
-  const known = splitMemo.get(jid);
-  if (known !== undefined) return known;
-  return remember(splitMemo, jid, splitUncached(jid));
+  if (jid === lastSplitIn) return lastSplitOut;
+  let known = splitMemo.get(jid);
+  if (known === undefined) known = remember(splitMemo, jid, splitUncached(jid));
+  lastSplitIn = jid;
+  return (lastSplitOut = known);
 }
 
 function splitUncached(jid: string): JidParts {
@@ -62,9 +74,15 @@ export function joinJid(node: string | undefined, host: string | undefined, reso
 
 export function bareJid(jid: string | undefined): string | undefined {
   if (jid === undefined) return undefined;
-  if (bareMemo.has(jid)) return bareMemo.get(jid);
-  const p = splitJid(jid);
-  return remember(bareMemo, jid, joinJid(p.node, p.host));
+  if (jid === lastBareIn) return lastBareOut;
+  let bare: string | undefined;
+  if (bareMemo.has(jid)) bare = bareMemo.get(jid);
+  else {
+    const p = splitJid(jid);
+    bare = remember(bareMemo, jid, joinJid(p.node, p.host));
+  }
+  lastBareIn = jid;
+  return (lastBareOut = bare);
 }
 
 export function hostOf(jid: string | undefined): string | undefined {
@@ -78,6 +96,13 @@ export function hostOf(jid: string | undefined): string | undefined {
  */
 export function prepJid(jid: string | undefined): string | undefined {
   if (jid === undefined) return undefined;
+  if (jid === lastPrepIn) return lastPrepOut;
+  const out = prepFresh(jid);
+  lastPrepIn = jid;
+  return (lastPrepOut = out);
+}
+
+function prepFresh(jid: string): string {
   // Printable ASCII without upper case: NFKC and lower-casing change nothing,
   // so only a trailing dot on the domain can (the usual case by far).
   if (!NOT_PLAIN.test(jid)) {

@@ -24,18 +24,31 @@ const COMMON_NAMES = ["message", "presence", "iq", "to", "from", "id", "type", "
   .map((n) => Buffer.from(n, "latin1"));
 const COMMON_STRINGS = COMMON_NAMES.map((b) => b.toString("latin1"));
 
-/** The name in data[start, end), interned when it is a common one. */
-function nameAt(data: Buffer, start: number, end: number): string {
+// Attribute values that recur in nearly every stanza (type, xml:lang).
+const COMMON_VALUES = ["chat", "groupchat", "normal", "headline", "error", "get", "set", "result",
+  "subscribe", "subscribed", "unsubscribe", "unsubscribed", "unavailable", "probe", "en"]
+  .map((n) => Buffer.from(n, "latin1"));
+const COMMON_VALUE_STRINGS = COMMON_VALUES.map((b) => b.toString("latin1"));
+const LONGEST_COMMON_VALUE = Math.max(...COMMON_VALUES.map((b) => b.length));
+
+/** The index in `table` of the bytes data[start, end), or -1. */
+function lookup(table: readonly Buffer[], data: Buffer, start: number, end: number): number {
   const n = end - start;
   const first = data[start];
-  for (let k = 0; k < COMMON_NAMES.length; k++) {
-    const w = COMMON_NAMES[k]!;
+  for (let k = 0; k < table.length; k++) {
+    const w = table[k]!;
     if (w.length !== n || w[0] !== first) continue;
     let j = 1;
     while (j < n && data[start + j] === w[j]) j++;
-    if (j === n) return COMMON_STRINGS[k]!;
+    if (j === n) return k;
   }
-  return utf8Slice.call(data, start, end);
+  return -1;
+}
+
+/** The name in data[start, end), interned when it is a common one. */
+function nameAt(data: Buffer, start: number, end: number): string {
+  const k = lookup(COMMON_NAMES, data, start, end);
+  return k >= 0 ? COMMON_STRINGS[k]! : utf8Slice.call(data, start, end);
 }
 
 export interface Head {
@@ -150,6 +163,10 @@ export function readHead(data: Buffer, start: number, limit: number, origin = 0)
 
 /** Decode an attribute value or text run: entities and (for attributes) nothing else. */
 export function decodeValue(data: Buffer, start: number, end: number): string {
+  if (end - start <= LONGEST_COMMON_VALUE) {
+    const k = lookup(COMMON_VALUES, data, start, end);
+    if (k >= 0) return COMMON_VALUE_STRINGS[k]!;
+  }
   const raw = utf8Slice.call(data, start, end);
   return raw.includes("&") ? unescapeXml(raw) : raw;
 }
