@@ -149,7 +149,7 @@ Examples:
     .description("run stanzas from stdin (bare stanzas or a whole stream) through the rules and explain each verdict")
     .requiredOption("-r, --rules <files...>", "rule files")
     .addOption(new Option("--chain <chain>", "chain to run").choices(["preroute", "deliver", "deliver_remote"]).default("deliver"))
-    .option("--jid <jid>", "origin: a bound c2s session with this full JID (stamped as from in preroute)")
+    .option("--jid <jid>", "origin: a bound c2s session with this full JID (its stanzas' from in preroute, as Prosody's router sets it)")
     .option("--domain <domain>", "origin: an incoming s2s session from this domain")
     .option("--from <jid>", "stamp this from on stanzas that have none")
     .option("--json", "one JSON object per stanza")

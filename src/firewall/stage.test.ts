@@ -52,6 +52,22 @@ function recorder() {
 }
 
 describe("FirewallStage", () => {
+  it("keys a c2s client's stanzas by its bound JID, whatever `from` it writes (Prosody's router overwrites it)", () => {
+    // The shipped rules limit senders with LIMIT … on $<@from|bare>: a client
+    // that writes a new `from` on every stanza must still draw from one bucket.
+    const clock = new FakeClock();
+    const compiled = compileRuleSources([{ file: "t.pfw", text: "%RATE m: 1 (burst 3)\n::preroute\nKIND: message\nLIMIT: m on $<@from|bare>\nDROP." }], { clock });
+    assert.deepEqual(compiled.errors.map((e) => e.format()), []);
+    const stage = new FirewallStage({ ruleset: compiled.ruleset! });
+    const s = c2s("mallory@localhost/laptop");
+    const actions = Array.from({ length: 6 }, (_, i) =>
+      stage.judge(fromClient(`<message to='b@localhost' from='sock${i}@elsewhere.example/x' id='${i}'/>`, s), s, "inbound")?.action ?? "forward");
+    assert.deepEqual(actions, ["forward", "forward", "forward", "drop", "drop", "drop"]);
+    // A stanza in another namespace keeps its own from, as in Prosody (it is not a client stanza).
+    const other = new Stanza(Buffer.from("<message xmlns='jabber:server' from='x@remote.example'/>"), "jabber:client", s.jid);
+    assert.equal(other.from, "x@remote.example");
+  });
+
   it("passes everything without a rule set, and applies a swapped-in one from the next stanza", () => {
     const stage = new FirewallStage();
     const s = c2s("alice@localhost/phone");

@@ -121,7 +121,8 @@ export class FirewallStage implements PolicyStage {
       let result = ruleset.hasChain(route.chain) ? this.#run(ruleset, route, stanza, session) : undefined;
       let view = stanza;
       if (result?.verdict === "pass" && result.rewrite !== undefined) {
-        view = new Stanza(Buffer.from(result.rewrite, "utf8"), stanza.xmlns, session.jid);
+        // Only a c2s client's own stanzas (preroute) take the session's JID as `from`.
+        view = new Stanza(Buffer.from(result.rewrite, "utf8"), stanza.xmlns, route.chain === "preroute" ? session.jid : undefined);
       }
       if ((result === undefined || result.verdict === "pass") && this.#leavesServer(route, view, ruleset)) {
         const remote = this.#run(ruleset, { chain: "deliver_remote", origin: route.origin }, view, session);

@@ -210,7 +210,8 @@ export function traceRuleSet(ruleset: CompiledRuleSet, input: Buffer | string, o
     authenticated: session.authenticated ?? true,
     marks: new Map(),
   };
-  const stampFrom = options.from ?? (options.chain !== "deliver" && session?.type === "c2s" ? session.jid : undefined);
+  // A c2s origin's JID replaces `from` as Prosody's router does; --from only fills a missing one.
+  const originJid = options.chain !== "deliver" && session?.type === "c2s" ? session.jid : undefined;
   const stanzas: TracedStanza[] = [];
   const errors: string[] = [];
   const positions = new Positions(data);
@@ -225,7 +226,8 @@ export function traceRuleSet(ruleset: CompiledRuleSet, input: Buffer | string, o
           return;
         }
         if (kind !== FRAME_STANZA) return;
-        const view = new Stanza(Buffer.from(buf.subarray(start, end)), contentNs, stampFrom);
+        const bytes = Buffer.from(buf.subarray(start, end));
+        const view = originJid !== undefined ? new Stanza(bytes, contentNs, originJid) : Stanza.withDefaultFrom(bytes, contentNs, options.from);
         const result = ruleset.run(options.chain, { stanza: view, origin, host: options.host });
         stanzas.push({
           index: stanzas.length + 1,

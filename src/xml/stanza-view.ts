@@ -25,8 +25,9 @@ export interface StanzaView {
   readonly type: string | undefined;
   readonly id: string | undefined;
   /**
-   * `from` as the server would see it: the attribute when present, otherwise the
-   * session's bound JID for c2s client-sent stanzas (clients do not stamp `from`).
+   * `from` as the server would see it: for a stanza a bound c2s client sent in
+   * the stream's namespace, the session's full JID, whatever the attribute
+   * says (Prosody's stanza router overwrites it); otherwise the attribute.
    */
   readonly from: string | undefined;
   /** Name and xmlns of the first child element, read without a full parse. */

@@ -40,3 +40,14 @@ test("Stanza.within reads an element inside a larger chunk exactly as a stanza o
     at = chunk.indexOf("<", end);
   }
 });
+
+test("from: a bound c2s client's JID replaces what it wrote; trace's default only fills a gap", () => {
+  const jid = "romeo@example.net/orchard";
+  const client = (xml: string) => new Stanza(Buffer.from(xml), "jabber:client", jid);
+  assert.equal(client("<message from='juliet@example.com/balcony'/>").from, jid);
+  assert.equal(client("<message/>").from, jid);
+  assert.equal(client("<message xmlns='jabber:client' from='other@example.com'/>").from, "other@example.com", "an explicit xmlns is not the router's case");
+  assert.equal(new Stanza(Buffer.from("<message from='a@b'/>"), "jabber:server").from, "a@b");
+  assert.equal(Stanza.withDefaultFrom(Buffer.from("<message from='a@b'/>"), "jabber:client", jid).from, "a@b");
+  assert.equal(Stanza.withDefaultFrom(Buffer.from("<message/>"), "jabber:client", jid).from, jid);
+});

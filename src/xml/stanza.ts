@@ -46,12 +46,19 @@ export class Stanza implements StanzaView {
   #tree: Element | null | undefined;
   #child: { name: string; xmlns: string | undefined } | null | undefined;
 
+  /** True: `sessionJid` only fills a missing `from` (trace --from), it overrides nothing. */
+  readonly #fillOnly: boolean;
+
   /**
-   * @param bytes exactly the element's bytes
+   * @param bytes exactly the element's bytes (or the chunk holding them, with start/end)
    * @param streamNs the stream's default namespace (jabber:client / jabber:server)
-   * @param sessionJid the bound JID stamped as `from` when the stanza has none
+   * @param sessionJid the bound full JID of the c2s session that sent the stanza:
+   *   Prosody's stanza router sets `from` to it on every stanza in the stream's
+   *   namespace, whatever the client wrote (so policy keyed on `from` cannot be
+   *   dodged by writing another one)
    */
-  constructor(bytes: Buffer, streamNs: string, sessionJid?: string, start = 0, end = bytes.length) {
+  constructor(bytes: Buffer, streamNs: string, sessionJid?: string, start = 0, end = bytes.length, fillOnly = false) {
+    this.#fillOnly = fillOnly;
     this.#data = bytes;
     this.#start = start;
     this.#end = end;
@@ -66,6 +73,11 @@ export class Stanza implements StanzaView {
    */
   static within(data: Buffer, start: number, end: number, streamNs: string, sessionJid?: string): Stanza {
     return new Stanza(data, streamNs, sessionJid, start, end);
+  }
+
+  /** A stanza whose `from`, when it has none, reads as `from` (what `trace --from` stamps). */
+  static withDefaultFrom(bytes: Buffer, streamNs: string, from: string | undefined): Stanza {
+    return new Stanza(bytes, streamNs, from, 0, bytes.length, true);
   }
 
   /** Exactly the element's bytes (a subarray of the chunk, made on first use). */
@@ -109,7 +121,12 @@ export class Stanza implements StanzaView {
   }
 
   get from(): string | undefined {
-    return this.head.attr("from") ?? this.#sessionJid;
+    const jid = this.#sessionJid;
+    if (jid === undefined) return this.head.attr("from");
+    // core_process_stanza: `if origin.type == "c2s" and not stanza.attr.xmlns
+    // then … stanza.attr.from = origin.full_jid`.
+    if (!this.#fillOnly && this.head.attr("xmlns") === undefined) return jid;
+    return this.head.attr("from") ?? jid;
   }
 
   get type(): string | undefined {
