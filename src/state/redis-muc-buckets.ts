@@ -44,7 +44,10 @@ export interface RedisRoomBucketsOptions {
   readonly clock: Clock;
   /** Bound on the initial connection and subscription. */
   readonly connectTimeoutMs?: number;
-  /** A debit, the subscription or an event failed (the local copy keeps answering). */
+  /**
+   * A debit ("muc-debit"), a connection ("muc-redis", "muc-redis-subscribe")
+   * or an event ("muc-redis-event") failed; the local copy keeps answering.
+   */
   readonly onError?: (err: unknown, op: string) => void;
 }
 
@@ -156,8 +159,8 @@ export class RedisRoomBuckets implements RoomBucketStore {
     this.#channel = `${options.prefix}muc:events`;
     this.#clock = options.clock;
     this.#onError = options.onError ?? (() => {});
-    r.on("error", (err) => this.#onError(err, "redis"));
-    sub.on("error", (err) => this.#onError(err, "redis-subscribe"));
+    r.on("error", (err) => this.#onError(err, "muc-redis"));
+    sub.on("error", (err) => this.#onError(err, "muc-redis-subscribe"));
     sub.on("message", (channel: string, message: string) => {
       if (channel === this.#channel && !this.#closed) this.#event(message);
     });
@@ -281,7 +284,7 @@ export class RedisRoomBuckets implements RoomBucketStore {
       e = JSON.parse(message) as Event;
       if (typeof e.k !== "string" || typeof e.i !== "string" || typeof e.o !== "number" || !isState(e.v)) throw new Error("malformed event");
     } catch (err) {
-      this.#onError(err, "redis-event");
+      this.#onError(err, "muc-redis-event");
       return;
     }
     const own = e.i === this.#id;

@@ -10,9 +10,13 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { configFromObject } from "../../src/config/load.js";
+import { createLogger } from "../../src/log.js";
+import { createMetrics } from "../../src/metrics/definitions.js";
 import { parseMucLimits, type MucLimitsOptions } from "../../src/muc/config.js";
 import { MucLimitsStage } from "../../src/muc/muc-limits.js";
 import { LocalRoomBuckets } from "../../src/muc/room-buckets.js";
+import { PolicyState } from "../../src/policy/build.js";
 import type { SessionInfo } from "../../src/policy/pipeline.js";
 import { parseRegistrationOptions } from "../../src/registration/options.js";
 import { RegistrationStage, type RefusalReason } from "../../src/registration/registration-stage.js";
@@ -347,4 +351,34 @@ test("MUC room buckets: concurrent debits leave the shared bucket in debt; a lat
   await converge([a, b, late], ["hot"], clock);
   assert.equal(a.rooms!.peek(key)!.balance, -0.5);
   for (const m of [a, b, late]) m.stage.close();
+});
+
+test("PolicyState: with state.redis the MUC stage of two instances shares its room buckets", { skip, timeout: 20_000 }, async () => {
+  const config = configFromObject({
+    listeners: [{ name: "c2s", type: "c2s", listen: "127.0.0.1:0", upstream: "127.0.0.1:5222" }],
+    muc_limits: { hosts: [MUC], event_rate: 0.01, burst_factor: 200 },
+    state: { redis: redis!.url, prefix: `mpol${++prefixSeq}:` },
+  });
+  const metrics = [createMetrics(), createMetrics()];
+  const states = metrics.map((m) => new PolicyState(createLogger("silent"), m));
+  // build() before openState() refuses: the buckets would not be shared.
+  assert.throws(() => states[0]!.build(config, false), /MUC room buckets are not open/);
+  for (const s of states) await s.openState(config);
+  const [p1, p2] = states.map((s) => s.build(config, false));
+  const msg = (body: string): Stanza => xml(`<message to='lobby@${MUC}' type='groupchat' id='m'><body>${body}</body></message>`);
+  // A bucket of 2 (0.01 events/s × 200); ten lines through the first instance cost 1.9...
+  assert.equal(p1!.judge(msg("1\n2\n3\n4\n5\n6\n7\n8\n9\n10"), user("a@example.org/x"), "inbound"), null);
+  // ...which reaches the second one, which then holds the room (its tracked-rooms gauge)...
+  const rooms = async (): Promise<number | undefined> =>
+    (await metrics[1]!.registry.getSingleMetric("xmpp_guard_muc_tracked")!.get()).values.find((v) => v.labels.kind === "rooms")?.value;
+  const deadline = Date.now() + 5_000;
+  while ((await rooms()) !== 1) {
+    if (Date.now() > deadline) assert.fail("the second instance never heard of the room");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  // ...and bounces a one-line message (its own bucket alone would have let it through).
+  const next = p2!.judge(msg("hi"), user("b@example.org/y"), "inbound");
+  assert.equal(next?.stage, "muc_limits");
+  assert.equal(next?.verdict.action, "bounce");
+  for (const s of states) s.close();
 });
