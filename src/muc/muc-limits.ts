@@ -3,7 +3,8 @@
 // MUC hosts against a bucket per room and, optionally, one per occupant, and
 // bounces what is over a limit exactly as mod_muc_limits does. Affiliations are
 // learned from the server's presence to users. Pure policy: no sockets, logs
-// or metrics; a Clock and hooks are injected. Must never throw on peer input.
+// or metrics; a Clock, hooks and the room buckets' store (src/muc/room-buckets.ts,
+// shared by a fleet through Redis) are injected. Must never throw on peer input.
 // Deliberate differences from Prosody are listed in docs/muc-limits.md.
 import { Buffer } from "node:buffer";
 import type { Element } from "ltx";
@@ -11,10 +12,11 @@ import type { ReplyAddressing } from "../firewall/error-reply.js";
 import { enterScope, localName, normNs, nsOf, textOf, type NsScope } from "../firewall/xml.js";
 import type { Flow, PolicyStage, SessionInfo, Verdict } from "../policy/pipeline.js";
 import type { Clock } from "../shaping/clock.js";
-import { TokenBucket } from "../shaping/token-bucket.js";
+import type { TokenBucket } from "../shaping/token-bucket.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import { AFFILIATIONS, normaliseDomain, type Affiliation, type MucLimitsOptions } from "./config.js";
 import { IdleTable, type IdleEntry } from "./idle-table.js";
+import { covers, debit, LocalRoomBuckets, newBucket, rebucket, type RoomBucketStore, type RoomLimits } from "./room-buckets.js";
 import {
   MESSAGE_TOO_LONG_TEXT,
   NICK_TOO_LONG_TEXT,
@@ -44,11 +46,6 @@ export interface MucLimitsStats {
   readonly occupants: number;
   /** Entries forgotten early because a table was full (since start). */
   readonly capEvictions: number;
-}
-
-interface RoomEntry extends IdleEntry {
-  /** null while event_rate is 0: capacity 0, nothing with a cost passes. */
-  bucket: TokenBucket | null;
 }
 
 interface OccupantEntry extends IdleEntry {
@@ -86,32 +83,6 @@ function bareKey(jid: string): string | undefined {
   const bare = slash < 0 ? jid : jid.slice(0, slash);
   if (bare === "" || exceedsBytes(bare, 2 * MAX_JID_PART_BYTES + 1)) return undefined;
   return bare.normalize("NFKC").toLowerCase();
-}
-
-function newBucket(rate: number, burst: number, now: number): TokenBucket | null {
-  return rate > 0 ? new TokenBucket(rate, rate * burst, now) : null;
-}
-
-/** util.throttle's test: the balance covers the cost; a failure takes nothing. */
-function covers(bucket: TokenBucket | null, cost: number, now: number): boolean {
-  return bucket === null ? cost <= 0 : bucket.balance(now) >= cost;
-}
-
-function debit(bucket: TokenBucket | null | undefined, cost: number, now: number): void {
-  if (bucket != null && cost > 0) bucket.take(cost, now);
-}
-
-/** New rate and burst for a live bucket: the balance is kept (capped), never refilled. */
-function rebucket(bucket: TokenBucket | null, rate: number, burst: number, now: number): TokenBucket | null {
-  if (!(rate > 0)) return null;
-  if (bucket !== null) {
-    bucket.reconfigure(rate, rate * burst, now);
-    return bucket;
-  }
-  // A zero-rate bucket held 0 tokens: so does its successor.
-  const b = new TokenBucket(rate, rate * burst, now);
-  b.take(b.capacity, now);
-  return b;
 }
 
 /** The text of the stanza's first <body> as Prosody's get_child_text("body") gives it. */
@@ -154,6 +125,10 @@ export function eventCost(newlines: number, o: Pick<MucLimitsOptions, "limit_bas
   return o.limit_base_cost + newlines * o.line_count_multiplier;
 }
 
+function roomLimits(o: MucLimitsOptions): RoomLimits {
+  return { rate: o.event_rate, burst: o.burst_factor, idleMs: o.idle_seconds * 1000, maxRooms: o.max_tracked_rooms };
+}
+
 function isUseless(e: OccupantEntry, maxNick: number): boolean {
   return (
     e.bucket === undefined &&
@@ -169,18 +144,23 @@ export class MucLimitsStage implements PolicyStage {
   #options: MucLimitsOptions;
   #hosts: ReadonlySet<string>;
   #exempt: ReadonlySet<string>;
-  readonly #rooms: IdleTable<RoomEntry>;
+  readonly #rooms: RoomBucketStore;
   /** Keyed `room@host/sender@host`: a room key never contains "/". */
   readonly #occupants: IdleTable<OccupantEntry>;
   readonly #limited: Record<LimitReason, number> = { rate: 0, nick: 0, chars: 0, lines: 0 };
 
-  constructor(options: MucLimitsOptions, clock: Clock, hooks: MucLimitsHooks = {}) {
+  /**
+   * @param rooms where the room buckets live; one process's by default. A
+   *   shared store (Redis) needs `clock` to be a wall clock (epoch ms).
+   */
+  constructor(options: MucLimitsOptions, clock: Clock, hooks: MucLimitsHooks = {}, rooms: RoomBucketStore = new LocalRoomBuckets()) {
     this.#clock = clock;
     this.#hooks = hooks;
     this.#options = options;
     this.#hosts = new Set(options.hosts);
     this.#exempt = new Set(options.exempt_affiliations);
-    this.#rooms = new IdleTable(options.idle_seconds * 1000, options.max_tracked_rooms);
+    this.#rooms = rooms;
+    rooms.configure(roomLimits(options), clock.now());
     this.#occupants = new IdleTable(options.idle_seconds * 1000, options.max_tracked_occupants);
   }
 
@@ -201,6 +181,11 @@ export class MucLimitsStage implements PolicyStage {
     };
   }
 
+  /** Releases the room buckets' store (a shared one holds connections). */
+  close(): void {
+    this.#rooms.close();
+  }
+
   /** Forgets every idle entry; returns how many. Lookups also forget lazily. */
   sweep(now: number = this.#clock.now()): number {
     return this.#rooms.sweep(now) + this.#occupants.sweep(now);
@@ -217,10 +202,7 @@ export class MucLimitsStage implements PolicyStage {
     this.#hosts = new Set(options.hosts);
     this.#exempt = new Set(options.exempt_affiliations);
     const listed = (roomKey: string): boolean => this.#hosts.has(roomKey.slice(roomKey.indexOf("@") + 1));
-    for (const [key, room] of this.#rooms.entries()) {
-      if (!listed(key)) this.#rooms.delete(key);
-      else room.bucket = rebucket(room.bucket, options.event_rate, options.burst_factor, now);
-    }
+    this.#rooms.configure(roomLimits(options), now, listed);
     const per = options.per_occupant;
     for (const [key, occ] of this.#occupants.entries()) {
       if (!listed(key.slice(0, key.indexOf("/")))) {
@@ -232,7 +214,6 @@ export class MucLimitsStage implements PolicyStage {
       }
       if (isUseless(occ, options.max_nick_length)) this.#occupants.delete(key);
     }
-    this.#rooms.reconfigure(options.idle_seconds * 1000, options.max_tracked_rooms, now);
     this.#occupants.reconfigure(options.idle_seconds * 1000, options.max_tracked_occupants, now);
   }
 
@@ -323,15 +304,7 @@ export class MucLimitsStage implements PolicyStage {
       if (occ.bucket === undefined) occ.bucket = newBucket(per.event_rate, per.burst_factor, now);
       if (!covers(occ.bucket, cost, now)) return this.#overactive(stanza, reply, root, body, "occupant");
     }
-    let room = this.#rooms.get(addr.room, now);
-    if (room === undefined) {
-      room = { last: now, bucket: newBucket(o.event_rate, o.burst_factor, now) };
-      this.#rooms.insert(addr.room, room, now);
-    } else {
-      this.#rooms.touch(addr.room, room, now);
-    }
-    if (!covers(room.bucket, cost, now)) return this.#overactive(stanza, reply, root, body, "room");
-    debit(room.bucket, cost, now);
+    if (!this.#rooms.take(addr.room, cost, now)) return this.#overactive(stanza, reply, root, body, "room");
     if (per !== null) debit(occ?.bucket, cost, now);
     return undefined;
   }

@@ -2,20 +2,24 @@
 // limits → contact info (shaping runs inside the session, before framing).
 // Stateful pieces (the state store, MUC buckets, firewall LIMIT buckets)
 // outlive reloads in PolicyState; a reload builds a new Pipeline around them.
+// With state.redis, the registration state and the MUC room buckets are
+// shared with the rest of the fleet through Redis.
 
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/definitions.js";
-import { MucLimitsStage } from "../muc/muc-limits.js";
+import { MucLimitsStage, type LimitReason, type RateBucket } from "../muc/muc-limits.js";
+import { LocalRoomBuckets } from "../muc/room-buckets.js";
 import { loadRuleFiles } from "../firewall/load.js";
 import type { CompiledRuleSet } from "../firewall/compile.js";
 import { FirewallStage } from "../firewall/stage.js";
 import { injectContactInfo, type ContactInfo } from "../registration/contact-info.js";
-import { RegistrationStage } from "../registration/registration-stage.js";
+import { RegistrationStage, WALL_CLOCK } from "../registration/registration-stage.js";
 import { RegistrationNotifier } from "../registration/notifier.js";
 import { realClock } from "../shaping/clock.js";
 import type { RegistrationStore } from "../state/registration-store.js";
 import { SqliteStore } from "../state/sqlite-store.js";
+import { RedisRoomBuckets } from "../state/redis-muc-buckets.js";
 import { RedisStore, redactUrl } from "../state/redis-store.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import { Pipeline, type Flow, type PolicyStage, type SessionInfo, type Verdict } from "./pipeline.js";
@@ -49,6 +53,10 @@ export class PolicyState {
   #storePath: string | null = null;
   #storeRedis: string | null = null;
   #muc: MucLimitsStage | null = null;
+  /** The MUC room buckets in Redis, opened by openState until the stage takes them. */
+  #mucRooms: RedisRoomBuckets | null = null;
+  /** state.redis when the MUC stage was made (null: its room buckets are local). */
+  #mucRedis: string | null = null;
   #sweep: NodeJS.Timeout | undefined;
   /** Watcher notifications over the XEP-0114 component connection (and the webhook). */
   readonly notifier: RegistrationNotifier;
@@ -89,24 +97,30 @@ export class PolicyState {
   }
 
   /**
-   * Opens the Redis state store when `state.redis` is set and registration is
-   * on (connecting is asynchronous, so start and reload call this before
-   * build). A no-op otherwise, and once a store is open.
+   * Opens the Redis state when `state.redis` is set: the registration store
+   * when registration is on, the MUC room buckets when muc_limits is on
+   * (connecting is asynchronous, so start and reload call this before build).
+   * A no-op otherwise, and for what is already open.
    */
   async openState(config: Config): Promise<void> {
-    if (config.registration === null || config.state.redis === null || this.#store !== null) return;
+    const url = config.state.redis;
+    if (url === null) return;
     const log = this.#logger;
     const m = this.#metrics;
-    this.#store = await RedisStore.open({
-      url: config.state.redis,
-      prefix: config.state.prefix,
-      onError: (err, op) => {
-        m.stateErrors.inc({ op });
-        log.error({ op, err: err instanceof Error ? err.message : String(err) }, "redis state error");
-      },
-    });
-    this.#storeRedis = config.state.redis;
-    log.info({ redis: redactUrl(config.state.redis), prefix: config.state.prefix }, "state in redis");
+    const onError = (err: unknown, op: string): void => {
+      m.stateErrors.inc({ op });
+      log.error({ op, err: err instanceof Error ? err.message : String(err) }, "redis state error");
+    };
+    if (config.registration !== null && this.#store === null) {
+      this.#store = await RedisStore.open({ url, prefix: config.state.prefix, onError });
+      this.#storeRedis = url;
+      log.info({ redis: redactUrl(url), prefix: config.state.prefix }, "state in redis");
+    }
+    if (config.muc_limits !== null && this.#muc === null && this.#mucRooms === null) {
+      // The stage that takes these buckets runs on the wall clock: stored times are shared.
+      this.#mucRooms = await RedisRoomBuckets.open({ url, prefix: config.state.prefix, clock: WALL_CLOCK, onError });
+      log.info({ redis: redactUrl(url), prefix: config.state.prefix }, "MUC room buckets in redis");
+    }
   }
 
   /**
@@ -154,12 +168,21 @@ export class PolicyState {
     if (firewallOn) stages.push(this.firewall);
     if (config.muc_limits !== null) {
       if (this.#muc === null) {
-        this.#muc = new MucLimitsStage(config.muc_limits, realClock, {
-          onLimited: (reason, bucket) => this.#metrics.mucLimited.inc({ reason, bucket: bucket ?? "none" }),
-        });
+        const hooks = { onLimited: (reason: LimitReason, bucket: RateBucket | undefined) => this.#metrics.mucLimited.inc({ reason, bucket: bucket ?? "none" }) };
+        if (config.state.redis !== null) {
+          if (this.#mucRooms === null) throw new Error("state.redis: the MUC room buckets are not open (call openState first)");
+          this.#muc = new MucLimitsStage(config.muc_limits, WALL_CLOCK, hooks, this.#mucRooms);
+          this.#mucRooms = null;
+        } else {
+          this.#muc = new MucLimitsStage(config.muc_limits, realClock, hooks, new LocalRoomBuckets());
+        }
+        this.#mucRedis = config.state.redis;
         this.#sweep = setInterval(() => this.#muc?.sweep(), 60_000).unref();
         this.#metrics.trackMuc(() => this.#muc?.stats() ?? { rooms: 0, occupants: 0 });
       } else {
+        if (this.#mucRedis !== config.state.redis) {
+          this.#logger.warn({ using: this.#mucRedis === null ? "local" : redactUrl(this.#mucRedis) }, "state.redis changed: MUC room buckets follow after a restart");
+        }
         this.#muc.reconfigure(config.muc_limits);
       }
       stages.push(this.#muc);
@@ -175,5 +198,8 @@ export class PolicyState {
     void this.notifier.close();
     this.#store?.close();
     this.#store = null;
+    this.#muc?.close();
+    this.#mucRooms?.close();
+    this.#mucRooms = null;
   }
 }

@@ -1,17 +1,28 @@
 // Fleet state (issue 7): the registration stage gives the same answers on
 // SQLite and on Redis — one instance, and two instances sharing one Redis
 // taking turns — and the Redis throttle debit is atomic across instances.
+// The MUC limits likewise: the same groupchat messages and joins bounce at
+// the same points with one process's room buckets, with one Redis-backed
+// instance and with two taking turns; a late instance learns a drained room.
 // A real redis-server from Debian on a private loopback port.
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { configFromObject } from "../../src/config/load.js";
+import { createLogger } from "../../src/log.js";
+import { createMetrics } from "../../src/metrics/definitions.js";
+import { parseMucLimits, type MucLimitsOptions } from "../../src/muc/config.js";
+import { MucLimitsStage } from "../../src/muc/muc-limits.js";
+import { LocalRoomBuckets } from "../../src/muc/room-buckets.js";
+import { PolicyState } from "../../src/policy/build.js";
 import type { SessionInfo } from "../../src/policy/pipeline.js";
 import { parseRegistrationOptions } from "../../src/registration/options.js";
 import { RegistrationStage, type RefusalReason } from "../../src/registration/registration-stage.js";
 import { FakeClock } from "../../src/shaping/clock.js";
 import type { RegistrationStore } from "../../src/state/registration-store.js";
+import { RedisRoomBuckets } from "../../src/state/redis-muc-buckets.js";
 import { RedisStore } from "../../src/state/redis-store.js";
 import { SqliteStore } from "../../src/state/sqlite-store.js";
 import { Stanza } from "../../src/xml/stanza.js";
@@ -180,4 +191,194 @@ test("an unreachable Redis fails open() within its bound", { skip, timeout: 20_0
   const url = dead.url;
   await dead.stop();
   await assert.rejects(RedisStore.open({ url, prefix: "x:", connectTimeoutMs: 1000 }), /state\.redis redis:\/\/127\.0\.0\.1/);
+});
+
+// --- MUC room buckets ------------------------------------------------------
+
+const MUC = "muc.example";
+
+function mucOptions(over: Record<string, unknown> = {}): MucLimitsOptions {
+  // A room bucket of 3 events refilled at 1 per second; short bodies and nicks.
+  const r = parseMucLimits({ hosts: [MUC], event_rate: 1, burst_factor: 3, max_char_count: 40, max_nick_length: 10, ...over });
+  if (!r.ok) throw new Error(`${r.at}: ${r.message}`);
+  return r.value;
+}
+
+function openRooms(prefix: string, clock: FakeClock): Promise<RedisRoomBuckets> {
+  return RedisRoomBuckets.open({ url: redis!.url, prefix, clock, onError: (err, op) => assert.fail(`redis ${op}: ${String(err)}`) });
+}
+
+/** One fleet member's MUC limits: a stage over its own room buckets. */
+interface MucMember {
+  stage: MucLimitsStage;
+  rooms: RedisRoomBuckets | undefined;
+}
+
+function mucMember(clock: FakeClock, rooms?: RedisRoomBuckets): MucMember {
+  return { stage: new MucLimitsStage(mucOptions(), clock, {}, rooms ?? new LocalRoomBuckets()), rooms };
+}
+
+const user = (jid: string): SessionInfo => session({ jid, authenticated: true });
+const say = (jid: string, room: string, body = "hi") => (m: MucMember) =>
+  m.stage.judge(xml(`<message to='${room}@${MUC}' type='groupchat' id='g'><body>${body}</body></message>`), user(jid), "inbound");
+const enter = (jid: string, room: string, nick: string) => (m: MucMember) =>
+  m.stage.judge(xml(`<presence to='${room}@${MUC}/${nick}'><x xmlns='http://jabber.org/protocol/muc'/></presence>`), user(jid), "inbound");
+const leave = (jid: string, room: string, nick: string) => (m: MucMember) =>
+  m.stage.judge(xml(`<presence to='${room}@${MUC}/${nick}' type='unavailable'/>`), user(jid), "inbound");
+
+/**
+ * Joins, messages (one of ten lines: cost 1.9), refills, a body and a nick
+ * over the limits, a second room with its own bucket, a reload to another
+ * rate and burst. Step i runs on members[i % n]; `between` runs after each
+ * step. Times keep clear of the ulp-level edges of the refill arithmetic.
+ * Returns the transcript: each step's verdict reason, or "ok".
+ */
+async function mucScenario(members: MucMember[], clock: FakeClock, between: () => Promise<void>): Promise<string[]> {
+  const out: string[] = [];
+  let i = 0;
+  const step = async (label: string, run: (m: MucMember) => ReturnType<MucLimitsStage["judge"]>): Promise<void> => {
+    const v = run(members[i++ % members.length]!);
+    out.push(`${label}: ${v === undefined ? "ok" : v.action === "bounce" ? v.reason : v.action}`);
+    await between();
+  };
+  const A = "alice@example.org/pc";
+  const B = "bob@example.org/phone";
+  const C = "carol@example.org/web";
+  await step("alice joins r1", enter(A, "r1", "alice"));
+  await step("bob joins r1", enter(B, "r1", "bob"));
+  await step("alice says hi", say(A, "r1"));
+  await step("bob says hi (r1 empty)", say(B, "r1"));
+  await step("carol joins r2 (its own bucket)", enter(C, "r2", "carol"));
+  await step("alice leaves r1 (never limited)", leave(A, "r1", "alice"));
+  await step("bob's nick too long", enter(B, "r1", "bartholomew"));
+  await step("carol's body too long", say(C, "r2", "x".repeat(41)));
+  clock.advance(990);
+  await step("bob at +0.99 s", say(B, "r1"));
+  clock.advance(20);
+  await step("bob at +1.01 s", say(B, "r1"));
+  await step("carol right after", say(C, "r1"));
+  clock.advance(1_880);
+  await step("ten lines at +1.89 s (cost 1.9)", say(A, "r1", "1\n2\n3\n4\n5\n6\n7\n8\n9\n10"));
+  clock.advance(20);
+  await step("ten lines at +1.91 s", say(A, "r1", "1\n2\n3\n4\n5\n6\n7\n8\n9\n10"));
+  await step("r2 still has room", say(C, "r2"));
+  // A reload right after a debit: 2 events per second, a bucket of 4.
+  for (const m of members) m.stage.reconfigure(mucOptions({ event_rate: 2, burst_factor: 2 }));
+  clock.advance(1_000);
+  await step("after the reload, 1st", say(A, "r1"));
+  await step("after the reload, 2nd", say(B, "r1"));
+  await step("after the reload, 3rd", say(C, "r1"));
+  clock.advance(10_000);
+  for (let n = 1; n <= 5; n++) await step(`refilled to 4, message ${n}`, say(n % 2 === 0 ? A : B, "r1"));
+  return out;
+}
+
+/** Resolves when every member has sent its debits and holds the newest state of each room; bounded. */
+async function converge(members: MucMember[], rooms: string[], clock: FakeClock): Promise<void> {
+  for (const m of members) await m.rooms!.flush();
+  const deadline = Date.now() + 5_000;
+  for (;;) {
+    const views = rooms.map((r) => members.map((m) => m.rooms!.peek(`${r}@${MUC}`, clock.now())));
+    const settled = views.every((vs) => {
+      const newest = Math.max(...vs.map((v) => v?.seq ?? 0));
+      return vs.every((v) => (newest === 0 ? v === undefined || v.pending === 0 : v !== undefined && v.seq === newest && v.pending === 0));
+    });
+    if (settled) return;
+    if (Date.now() > deadline) assert.fail(`room buckets did not converge: ${JSON.stringify(views)}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+test("MUC room buckets: local, one Redis instance and two Redis instances bounce at the same points", { skip, timeout: 30_000 }, async () => {
+  const c1 = new FakeClock(T0);
+  const expected = await mucScenario([mucMember(c1)], c1, async () => {});
+  // Sanity: every kind of answer occurs, and the room bucket runs dry.
+  const room = "muc_limits: room bucket empty";
+  assert.deepEqual(expected.map((l) => l.slice(l.indexOf(": ") + 2)), [
+    "ok", "ok", "ok", room, "ok", "ok", "muc_limits: nick of 11 bytes", "muc_limits: body of 41 bytes",
+    room, "ok", room, room, "ok", "ok",
+    "ok", "ok", room,
+    "ok", "ok", "ok", "ok", room,
+  ]);
+
+  const c2 = new FakeClock(T0);
+  const one = mucMember(c2, await openRooms(`meq${++prefixSeq}:`, c2));
+  const single = await mucScenario([one], c2, () => converge([one], ["r1", "r2"], c2));
+  assert.deepEqual(single, expected);
+
+  const prefix = `meq${++prefixSeq}:`;
+  const c3 = new FakeClock(T0);
+  const fleet = [mucMember(c3, await openRooms(prefix, c3)), mucMember(c3, await openRooms(prefix, c3))];
+  const turns = await mucScenario(fleet, c3, () => converge(fleet, ["r1", "r2"], c3));
+  assert.deepEqual(turns, expected);
+  // Both hold r1 as Redis left it.
+  assert.deepEqual(fleet[0]!.rooms!.peek(`r1@${MUC}`), fleet[1]!.rooms!.peek(`r1@${MUC}`));
+
+  // Without sharing, two instances taking turns let through what one refuses.
+  const c4 = new FakeClock(T0);
+  const apart = await mucScenario([mucMember(c4), mucMember(c4)], c4, async () => {});
+  assert.notDeepEqual(apart, expected);
+  assert.equal(apart[3], "bob says hi (r1 empty): ok");
+
+  for (const m of [one, ...fleet]) m.stage.close();
+});
+
+test("MUC room buckets: concurrent debits leave the shared bucket in debt; a late instance learns the room", { skip, timeout: 20_000 }, async () => {
+  const prefix = `mdebt${++prefixSeq}:`;
+  const clock = new FakeClock(T0);
+  const a = mucMember(clock, await openRooms(prefix, clock));
+  const b = mucMember(clock, await openRooms(prefix, clock));
+  // Neither has seen the other's debits (the documented window): 3 + 2 pass...
+  for (let n = 0; n < 3; n++) assert.equal(say(`u${n}@example.org/x`, "hot")(a), undefined);
+  for (let n = 0; n < 2; n++) assert.equal(say(`v${n}@example.org/x`, "hot")(b), undefined);
+  await converge([a, b], ["hot"], clock);
+  // ...but Redis counted all five against a bucket of 3: both copies are 2 in debt.
+  const key = `hot@${MUC}`;
+  assert.equal(a.rooms!.peek(key)!.balance, -2);
+  assert.deepEqual(a.rooms!.peek(key), b.rooms!.peek(key));
+  assert.equal(a.rooms!.peek(key)!.seq, 5);
+  clock.advance(2_500);
+  assert.match(say("w@example.org/x", "hot")(b)?.reason ?? "ok", /room bucket empty/);
+
+  // An instance started now does not know the room: its first message passes
+  // (the window again) and the reply to that debit seeds its copy from Redis.
+  const late = mucMember(clock, await openRooms(prefix, clock));
+  assert.equal(late.rooms!.peek(key), undefined);
+  assert.equal(say("x@example.org/x", "hot")(late), undefined);
+  await late.rooms!.flush();
+  assert.equal(late.rooms!.peek(key)!.balance, 0.5 - 1);
+  assert.match(say("y@example.org/x", "hot")(late)?.reason ?? "ok", /room bucket empty/);
+  await converge([a, b, late], ["hot"], clock);
+  assert.equal(a.rooms!.peek(key)!.balance, -0.5);
+  for (const m of [a, b, late]) m.stage.close();
+});
+
+test("PolicyState: with state.redis the MUC stage of two instances shares its room buckets", { skip, timeout: 20_000 }, async () => {
+  const config = configFromObject({
+    listeners: [{ name: "c2s", type: "c2s", listen: "127.0.0.1:0", upstream: "127.0.0.1:5222" }],
+    muc_limits: { hosts: [MUC], event_rate: 0.01, burst_factor: 200 },
+    state: { redis: redis!.url, prefix: `mpol${++prefixSeq}:` },
+  });
+  const metrics = [createMetrics(), createMetrics()];
+  const states = metrics.map((m) => new PolicyState(createLogger("silent"), m));
+  // build() before openState() refuses: the buckets would not be shared.
+  assert.throws(() => states[0]!.build(config, false), /MUC room buckets are not open/);
+  for (const s of states) await s.openState(config);
+  const [p1, p2] = states.map((s) => s.build(config, false));
+  const msg = (body: string): Stanza => xml(`<message to='lobby@${MUC}' type='groupchat' id='m'><body>${body}</body></message>`);
+  // A bucket of 2 (0.01 events/s × 200); ten lines through the first instance cost 1.9...
+  assert.equal(p1!.judge(msg("1\n2\n3\n4\n5\n6\n7\n8\n9\n10"), user("a@example.org/x"), "inbound"), null);
+  // ...which reaches the second one, which then holds the room (its tracked-rooms gauge)...
+  const rooms = async (): Promise<number | undefined> =>
+    (await metrics[1]!.registry.getSingleMetric("xmpp_guard_muc_tracked")!.get()).values.find((v) => v.labels.kind === "rooms")?.value;
+  const deadline = Date.now() + 5_000;
+  while ((await rooms()) !== 1) {
+    if (Date.now() > deadline) assert.fail("the second instance never heard of the room");
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  // ...and bounces a one-line message (its own bucket alone would have let it through).
+  const next = p2!.judge(msg("hi"), user("b@example.org/y"), "inbound");
+  assert.equal(next?.stage, "muc_limits");
+  assert.equal(next?.verdict.action, "bounce");
+  for (const s of states) s.close();
 });
