@@ -47,6 +47,14 @@ export class IdleTable<V extends IdleEntry> {
     return e;
   }
 
+  /** The live entry for `key` marked used at `now`, or a new one from `create` stored as the most recent. */
+  use(key: string, now: number, create: () => V): V {
+    let e = this.get(key, now);
+    if (e === undefined) this.insert(key, (e = create()), now);
+    else this.touch(key, e, now);
+    return e;
+  }
+
   /** Marks `entry` (stored under `key`) used at `now`: it becomes the most recent. */
   touch(key: string, entry: V, now: number): void {
     entry.last = now;

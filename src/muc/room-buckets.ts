@@ -87,13 +87,7 @@ export class LocalRoomBuckets implements RoomBucketStore {
   }
 
   take(room: string, cost: number, now: number): boolean {
-    let e = this.#rooms.get(room, now);
-    if (e === undefined) {
-      e = { last: now, bucket: newBucket(this.#limits.rate, this.#limits.burst, now) };
-      this.#rooms.insert(room, e, now);
-    } else {
-      this.#rooms.touch(room, e, now);
-    }
+    const e = this.#rooms.use(room, now, () => ({ last: now, bucket: newBucket(this.#limits.rate, this.#limits.burst, now) }));
     if (!covers(e.bucket, cost, now)) return false;
     debit(e.bucket, cost, now);
     return true;

@@ -20,7 +20,8 @@ import { realClock } from "../shaping/clock.js";
 import type { RegistrationStore } from "../state/registration-store.js";
 import { SqliteStore } from "../state/sqlite-store.js";
 import { RedisRoomBuckets } from "../state/redis-muc-buckets.js";
-import { RedisStore, redactUrl } from "../state/redis-store.js";
+import { redactUrl } from "../state/redis-connect.js";
+import { RedisStore } from "../state/redis-store.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import { Pipeline, type Flow, type PolicyStage, type SessionInfo, type Verdict } from "./pipeline.js";
 

@@ -33,7 +33,7 @@ import { IdleTable, type IdleEntry } from "../muc/idle-table.js";
 import type { RoomBucketStore, RoomLimits } from "../muc/room-buckets.js";
 import { SharedBucket } from "../muc/shared-bucket.js";
 import type { Clock } from "../shaping/clock.js";
-import { redactUrl } from "./redis-store.js";
+import { openRedisPair } from "./redis-connect.js";
 
 export interface RedisRoomBucketsOptions {
   /** redis://host:port/db */
@@ -96,16 +96,6 @@ interface RoomEntry extends IdleEntry {
   bucket: SharedBucket | null;
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
 function isState(v: unknown): v is [number, number, number] {
   return Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === "number" && Number.isFinite(x));
 }
@@ -135,21 +125,8 @@ export class RedisRoomBuckets implements RoomBucketStore {
   #closed = false;
 
   /** Connects and subscribes. Rejects (and disconnects) when Redis is unreachable in time. */
-  static async open(options: RedisRoomBucketsOptions): Promise<RedisRoomBuckets> {
-    const timeout = options.connectTimeoutMs ?? 5000;
-    const common = { lazyConnect: true, connectTimeout: timeout, maxRetriesPerRequest: 2, enableOfflineQueue: true } as const;
-    const r = new Redis(options.url, common);
-    const sub = new Redis(options.url, common);
-    const store = new RedisRoomBuckets(r, sub, options);
-    try {
-      await withTimeout(Promise.all([r.connect(), sub.connect()]), timeout, `state.redis ${redactUrl(options.url)}`);
-      await withTimeout(sub.subscribe(store.#channel), timeout, `state.redis ${redactUrl(options.url)}: subscribing`);
-    } catch (err) {
-      r.disconnect();
-      sub.disconnect();
-      throw new Error(`state.redis ${redactUrl(options.url)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
-    return store;
+  static open(options: RedisRoomBucketsOptions): Promise<RedisRoomBuckets> {
+    return openRedisPair(options, (r, sub) => new RedisRoomBuckets(r, sub, options), { run: (store) => store.#sub.subscribe(store.#channel), what: "subscribing" });
   }
 
   private constructor(r: Redis, sub: Redis, options: RedisRoomBucketsOptions) {
@@ -175,14 +152,7 @@ export class RedisRoomBuckets implements RoomBucketStore {
   }
 
   take(room: string, cost: number, now: number): boolean {
-    let e = this.#rooms.get(room, now);
-    if (e === undefined) {
-      e = { last: now, bucket: this.#newBucket(now) };
-      this.#rooms.insert(room, e, now);
-    } else {
-      this.#rooms.touch(room, e, now);
-    }
-    const b = e.bucket;
+    const b = this.#rooms.use(room, now, () => ({ last: now, bucket: this.#newBucket(now) })).bucket;
     if (b === null) return cost <= 0;
     if (b.balance(now) < cost) return false;
     if (cost <= 0) return true;
@@ -299,14 +269,7 @@ export class RedisRoomBuckets implements RoomBucketStore {
   #applyState(room: string, [tokens, at, seq]: [number, number, number], op: number | undefined, touch: boolean): void {
     if (seq > this.#maxSeq) this.#maxSeq = seq;
     const now = this.#clock.now();
-    let e = this.#rooms.get(room, now);
-    if (e === undefined) {
-      if (!touch) return;
-      e = { last: now, bucket: this.#newBucket(now) };
-      this.#rooms.insert(room, e, now);
-    } else if (touch) {
-      this.#rooms.touch(room, e, now);
-    }
-    e.bucket?.apply({ tokens, at, seq }, op);
+    const e = touch ? this.#rooms.use(room, now, () => ({ last: now, bucket: this.#newBucket(now) })) : this.#rooms.get(room, now);
+    e?.bucket?.apply({ tokens, at, seq }, op);
   }
 }

@@ -23,6 +23,7 @@
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
 import { pruneRefilled, type AccountSource, type KnownAccount, type RegistrationStore, type ThrottleState, type Tombstone } from "./registration-store.js";
+import { openRedisPair, withTimeout } from "./redis-connect.js";
 
 export interface RedisStoreOptions {
   /** redis://host:port/db */
@@ -95,16 +96,6 @@ function splitPair(k: string): { username: string; host: string } {
   return { username: k.slice(0, at), host: k.slice(at + 1) };
 }
 
-function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  return Promise.race([
-    p,
-    new Promise<T>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what}: no answer within ${ms} ms`)), ms);
-    }),
-  ]).finally(() => clearTimeout(timer));
-}
-
 export class RedisStore implements RegistrationStore {
   readonly #r: Redis;
   readonly #sub: Redis;
@@ -123,21 +114,8 @@ export class RedisStore implements RegistrationStore {
   #closed = false;
 
   /** Connects, subscribes, loads the prefix's state. Rejects (and disconnects) when Redis is unreachable in time. */
-  static async open(options: RedisStoreOptions): Promise<RedisStore> {
-    const timeout = options.connectTimeoutMs ?? 5000;
-    const common = { lazyConnect: true, connectTimeout: timeout, maxRetriesPerRequest: 2, enableOfflineQueue: true } as const;
-    const r = new Redis(options.url, common);
-    const sub = new Redis(options.url, common);
-    const store = new RedisStore(r, sub, options);
-    try {
-      await withTimeout(Promise.all([r.connect(), sub.connect()]), timeout, `state.redis ${redactUrl(options.url)}`);
-      await withTimeout(store.#load(), timeout * 4, `state.redis ${redactUrl(options.url)}: loading state`);
-    } catch (err) {
-      r.disconnect();
-      sub.disconnect();
-      throw new Error(`state.redis ${redactUrl(options.url)}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
-    return store;
+  static open(options: RedisStoreOptions): Promise<RedisStore> {
+    return openRedisPair(options, (r, sub) => new RedisStore(r, sub, options), { run: (store) => store.#load(), what: "loading state", startMultiple: 4 });
   }
 
   private constructor(r: Redis, sub: Redis, options: RedisStoreOptions) {
@@ -418,13 +396,3 @@ export class RedisStore implements RegistrationStore {
   }
 }
 
-/** The URL without its password, for logs and errors. */
-export function redactUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password !== "") u.password = "***";
-    return u.toString();
-  } catch {
-    return "(invalid URL)";
-  }
-}
