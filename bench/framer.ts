@@ -70,12 +70,7 @@ async function contenders(guard: GuardSource): Promise<{ list: Contender[]; skip
   const list: Contender[] = [];
   const skipped: string[] = [];
 
-  // The sink is an instance of one class, as the proxy's sessions are. An
-  // object literal whose onFrame closes over a per-pass variable made V8 embed
-  // that pass's closure context in the optimized #scan; once the pass was
-  // collected the code was thrown away ("weak objects" deopt) and, after a
-  // few rounds of that, stayed at a third of its speed: a bench artifact the
-  // proxy (class sinks, same functions for every session) does not have.
+  // The sink is an instance of one class, as the proxy's sessions are.
   class CountingSink {
     stanzas = 0;
     onFrame(kind: number): void {
