@@ -1,6 +1,6 @@
 // An in-memory RegistrationStore for tests and for running without durable
 // state. Same semantics as SqliteStore, nothing survives a restart.
-import { pruneRefilled, type KnownAccount, type RegistrationStore, type ThrottleState, type Tombstone } from "./registration-store.js";
+import { countAccountsIn, pruneRefilled, pruneTombstonesBefore, type KnownAccount, type RegistrationStore, type ThrottleState, type Tombstone } from "./registration-store.js";
 
 function key2(host: string, username: string): string {
   // "@" cannot occur in a nodeprepped username, so the pair is unambiguous.
@@ -65,10 +65,7 @@ export class MemoryStore implements RegistrationStore {
   }
 
   countAccounts(host?: string): number {
-    if (host === undefined) return this.#accounts.size;
-    let n = 0;
-    for (const a of this.#accounts.values()) if (a.host === host) n++;
-    return n;
+    return countAccountsIn(this.#accounts, host);
   }
 
   reindexSkeletons(version: string, compute: (username: string) => string): number {
@@ -103,14 +100,7 @@ export class MemoryStore implements RegistrationStore {
 
   pruneTombstones(before: number): number {
     this.#check();
-    let n = 0;
-    for (const [k, t] of this.#tombstones) {
-      if (t.deleted_at < before) {
-        this.#tombstones.delete(k);
-        n++;
-      }
-    }
-    return n;
+    return pruneTombstonesBefore(this.#tombstones, before);
   }
 
   close(): void {

@@ -22,7 +22,7 @@
 //   P events          pub/sub channel of {t, k, v} key states
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
-import { pruneRefilled, type AccountSource, type KnownAccount, type RegistrationStore, type ThrottleState, type Tombstone } from "./registration-store.js";
+import { countAccountsIn, pruneRefilled, pruneTombstonesBefore, type AccountSource, type KnownAccount, type RegistrationStore, type ThrottleState, type Tombstone } from "./registration-store.js";
 import { openRedisPair, withTimeout } from "./redis-connect.js";
 
 export interface RedisStoreOptions {
@@ -304,10 +304,7 @@ export class RedisStore implements RegistrationStore {
   }
 
   countAccounts(host?: string): number {
-    if (host === undefined) return this.#accounts.size;
-    let n = 0;
-    for (const a of this.#accounts.values()) if (a.host === host) n++;
-    return n;
+    return countAccountsIn(this.#accounts, host);
   }
 
   reindexSkeletons(version: string, compute: (username: string) => string): number {
@@ -351,13 +348,7 @@ export class RedisStore implements RegistrationStore {
 
   pruneTombstones(before: number): number {
     this.#check();
-    let n = 0;
-    for (const [k, t] of this.#tombstones) {
-      if (t.deleted_at < before) {
-        this.#tombstones.delete(k);
-        n++;
-      }
-    }
+    const n = pruneTombstonesBefore(this.#tombstones, before);
     // Every instance prunes by the same rule; Redis drops the rows once.
     this.#send("tombstone", this.#r.zremrangebyscore(`${this.#p}tombstones`, "-inf", `(${before}`));
     return n;

@@ -31,6 +31,26 @@ export function pruneRefilled(throttles: Map<string, ThrottleState>, now: number
   return n;
 }
 
+/** Drop the tombstones deleted before `before` from an in-memory map; returns how many went. */
+export function pruneTombstonesBefore(tombstones: Map<string, Tombstone>, before: number): number {
+  let n = 0;
+  for (const [k, t] of tombstones) {
+    if (t.deleted_at < before) {
+      tombstones.delete(k);
+      n++;
+    }
+  }
+  return n;
+}
+
+/** Accounts in an in-memory map, all of them or those of `host`. */
+export function countAccountsIn(accounts: ReadonlyMap<string, KnownAccount>, host?: string): number {
+  if (host === undefined) return accounts.size;
+  let n = 0;
+  for (const a of accounts.values()) if (a.host === host) n++;
+  return n;
+}
+
 /** How the proxy learned about an account. */
 export type AccountSource = "registration" | "bind" | "import";
 
