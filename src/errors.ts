@@ -10,6 +10,7 @@ export type StreamErrorCondition =
   | "host-unknown"
   | "internal-server-error"
   | "invalid-namespace"
+  | "not-authorized"
   | "not-well-formed"
   | "policy-violation"
   | "remote-connection-failed"
@@ -29,6 +30,8 @@ export const ERRORS = {
   XPX_ERR_XML_INVALID_UTF8: { message: "invalid UTF-8 byte sequence", condition: "not-well-formed" },
   XPX_ERR_XML_TRUNCATED: { message: "stream ended inside an element", condition: "not-well-formed" },
   XPX_ERR_XML_DUPLICATE_ATTRIBUTE: { message: "duplicate attribute", condition: "not-well-formed" },
+  XPX_ERR_S2S_UNVERIFIED_FROM: { message: "stanza from a domain this stream has not verified", condition: "not-authorized" },
+  XPX_ERR_XML_NAMESPACE: { message: "namespace error: an unbound prefix or an illegal namespace declaration", condition: "not-well-formed" },
   XPX_ERR_XML_RESTRICTED: { message: "XML construct not allowed in XMPP", condition: "restricted-xml" },
   XPX_ERR_XML_TEXT_AT_STREAM_LEVEL: { message: "character data at stream level", condition: "bad-format" },
   XPX_ERR_STANZA_TOO_LARGE: { message: "stanza exceeds max_stanza_size", condition: "policy-violation" },

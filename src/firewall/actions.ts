@@ -7,7 +7,7 @@ import type { ActionNode } from "./ast.js";
 import type { CompileEnv } from "./compile-env.js";
 import type { EmittedStanza, RuleRef } from "./context.js";
 import { errorReplyFor, mayAnswerWithError } from "./error-reply.js";
-import { bareJid, hostOf } from "./jid.js";
+import { bareJid, hostOf } from "../xmpp/jid.js";
 import {
   A_NEXT,
   A_PASS,

@@ -227,14 +227,19 @@ describe("payload conditions", () => {
   it("payload conditions run after head conditions and call tree() only when reached", () => {
     let parsed = 0;
     const base = testStanza("<presence><x xmlns='urn:other'/><c xmlns='urn:caps'/></presence>");
-    const stanza: StanzaView = {
-      ...base,
-      attr: base.attr,
-      tree: () => {
-        parsed++;
-        return base.tree();
+    // The view with tree() counted (a Proxy: the view's getters need the view itself as `this`).
+    const stanza: StanzaView = new Proxy(base, {
+      get(target, key) {
+        if (key === "tree") {
+          return () => {
+            parsed++;
+            return target.tree();
+          };
+        }
+        const v: unknown = Reflect.get(target, key, target);
+        return typeof v === "function" ? v.bind(target) : v;
       },
-    };
+    });
     // PAYLOAD is written first but KIND fails: no parse.
     assert.ok(!matches("PAYLOAD: urn:caps\nKIND: message", "", { stanza }));
     assert.equal(parsed, 0);

@@ -7,7 +7,7 @@ import type { ConditionNode, ConditionSpec, PartMatcher } from "./ast.js";
 import type { CompileEnv } from "./compile-env.js";
 import type { FirewallProviders, RuleRef } from "./context.js";
 import { formatIp, ipInNetwork, parseIp } from "./ip.js";
-import { bareJid } from "./jid.js";
+import { bareJid } from "../xmpp/jid.js";
 import { POLL_OK, POLL_TABLE_FULL } from "./limits.js";
 import { gmatch, translateLuaPattern } from "./lua-pattern.js";
 import { COST_HEAD, COST_LOOKUP, COST_PAYLOAD, COST_SIDE_EFFECT, type CompiledCondition, type RunState } from "./runtime.js";

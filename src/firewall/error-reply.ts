@@ -43,7 +43,7 @@ export function errorReplyFor(src: ReplyAddressing, condition: string, type: str
  */
 export function buildErrorReply(stanza: StanzaView, condition: string, type: string, text?: string): string {
   return errorReplyFor(
-    { name: stanza.localName, to: stanza.to, from: stanza.from, id: stanza.id, type: stanza.type },
+    { name: stanza.name, to: stanza.to, from: stanza.from, id: stanza.id, type: stanza.type },
     condition,
     type,
     text,

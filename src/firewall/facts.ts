@@ -7,7 +7,7 @@ import { readHead } from "../xml/head.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import type { BuiltinChain, CodeExpr, StanzaPath, Template } from "./ast.js";
 import type { OriginSession } from "./context.js";
-import { bareJid, hostOf, prepJid, splitJid, type JidParts } from "./jid.js";
+import { bareJid, hostOf, prepJid, splitJid, type JidParts } from "../xmpp/jid.js";
 import { findPath } from "./stanza-path.js";
 import { cloneNode, escapeXml, serialize, type MutableXmlNode, type XmlNode } from "./xml.js";
 
@@ -38,7 +38,7 @@ export class Facts {
     this.chain = chain;
     this.origin = origin;
     this.#hostOverride = host;
-    this.name = stanza.localName;
+    this.name = stanza.name;
     this.type = stanza.type;
   }
 

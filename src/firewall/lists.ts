@@ -5,7 +5,7 @@
 import { createHash } from "node:crypto";
 import type { ListFilter } from "./ast.js";
 import type { RemoteList } from "./context.js";
-import { bareJid, prepJid } from "./jid.js";
+import { bareJid, prepJid } from "../xmpp/jid.js";
 
 export interface MembershipList {
   contains(item: string): boolean;

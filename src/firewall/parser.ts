@@ -29,7 +29,7 @@ import {
   type TimeRange,
 } from "./ast.js";
 import { formatIp, parseCidr, parseIp } from "./ip.js";
-import { isValidJid, splitJid } from "./jid.js";
+import { isValidJid, splitJid } from "../xmpp/jid.js";
 import { lex, type LogicalLine } from "./lexer.js";
 import { anchoredLuaPattern, translateLuaPattern } from "./lua-pattern.js";
 import { Diagnostics, type SourceLoc } from "./rule-error.js";

@@ -11,7 +11,7 @@ import { Stanza } from "../xml/stanza.js";
 import type { ActionName, LogLevel } from "./ast.js";
 import type { CompiledRuleSet } from "./compile.js";
 import type { EmittedStanza, FirewallResult, OriginSession, RuleRef, RunChain } from "./context.js";
-import { hostOf, prepJid } from "./jid.js";
+import { hostOf, prepJid } from "../xmpp/jid.js";
 
 /**
  * Catalogue code for DISCONNECT (stream error policy-violation). Not in

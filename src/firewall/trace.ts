@@ -232,7 +232,7 @@ export function traceRuleSet(ruleset: CompiledRuleSet, input: Buffer | string, o
         stanzas.push({
           index: stanzas.length + 1,
           line: positions.at(inputOffset(start)).line,
-          name: view.localName,
+          name: view.name,
           id: view.id,
           type: view.type,
           from: view.from,

@@ -258,7 +258,7 @@ export class MucLimitsStage implements PolicyStage {
     // Step 2: affiliated senders skip every check.
     if (occ?.affiliation !== undefined && this.#exempt.has(occ.affiliation)) return undefined;
 
-    const reply: ReplyAddressing = { name: stanza.localName, to: stanza.to, from: sender, id: stanza.id, type: stanza.type };
+    const reply: ReplyAddressing = { name: stanza.name, to: stanza.to, from: sender, id: stanza.id, type: stanza.type };
 
     // Step 3: a join or nick change (a nick the sender does not hold) with a long nick.
     if (kind === "presence") {

@@ -17,9 +17,11 @@ import { SessionLog, type Logger } from "../log.js";
 import { KIND_INDEX, type Metrics, type SessionState, type TrafficStats } from "../metrics/definitions.js";
 import type { Pipeline, SessionInfo, Verdict } from "../policy/pipeline.js";
 import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind, type FramerLimits, type FrameSink } from "../xml/framer.js";
-import { readHead, type Head } from "../xml/head.js";
-import { kindOf, NS_CLIENT, NS_SERVER, Stanza } from "../xml/stanza.js";
+import { readHead } from "../xml/head.js";
+import { kindOf, type Stanza } from "../xml/stanza.js";
 import { NS_STREAMS, streamError, streamHeader } from "../xml/stream-error.js";
+import { headerElementStart } from "../xml/stream-header.js";
+import { NS_TLS, StreamTracker, type PeerEvent, type ServerEvent } from "../stream/tracker.js";
 import type { LimitsConfig, ListenerConfig, SessionLimit, TimeoutsConfig } from "../config/schema.js";
 import { realClock, realTimers } from "../shaping/clock.js";
 import { ReadPacer, type PacerBuckets, type ThrottleReason } from "../shaping/pacer.js";
@@ -30,14 +32,8 @@ import type { ResumptionRegistry } from "./resumption.js";
 import { WriteBatch } from "./write-batch.js";
 import { connect as tlsConnect } from "node:tls";
 import { isIP } from "node:net";
-import { stripSaslExternal, type SessionTls } from "./tls-accept.js";
+import { offersSaslExternal, stripSaslExternal, type SessionTls } from "./tls-accept.js";
 
-const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
-const NS_SASL2 = "urn:xmpp:sasl:2";
-const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
-const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
-const NS_SM3 = "urn:xmpp:sm:3";
-const NS_DIALBACK = "jabber:server:dialback";
 const RATED_KINDS: readonly RatedStanzaKind[] = ["message", "presence", "iq"];
 
 // Session booleans, packed in one field (#flags) behind private accessors.
@@ -110,7 +106,8 @@ export class Session implements SessionInfo {
   readonly #outFramer: Framer; // upstream → peer
   readonly #toUpstream = new WriteBatch();
   readonly #toClient = new WriteBatch();
-  readonly #contentNs: string;
+  /** What the server knows about this stream: contexts, identity, verified domains. */
+  readonly #tracker: StreamTracker;
 
   // Fourteen booleans in one small integer (a field each cost 8 bytes per session).
   #flags = F_FIRST_CHUNK; // accessors below the constructor
@@ -118,10 +115,6 @@ export class Session implements SessionInfo {
   #clientPause = 0;
   #upstreamPause = 0;
 
-  #jid: string | undefined;
-  #domain: string | undefined;
-  #bindId: string | undefined;
-  #resumePrevId: string | undefined;
 
   // Shaping (null when this listener type has no limit). Bytes the pacer did
   // not cover wait in #pending; stanzas a stanza bucket refused (and every
@@ -162,7 +155,7 @@ export class Session implements SessionInfo {
     this.id = id;
     this.listener = ctx.config.name;
     this.type = ctx.config.type.startsWith("s2s") ? "s2s" : "c2s";
-    this.#contentNs = this.type === "s2s" ? NS_SERVER : NS_CLIENT;
+    this.#tracker = new StreamTracker(this.type);
     this.ip = peer.address;
     this.port = peer.port;
     this.localEndpoint = local;
@@ -173,8 +166,8 @@ export class Session implements SessionInfo {
     ctx.metrics.sessions.inc({ listener: this.listener, state: this.#state });
     // s2s: the pre-TLS header's `from` names the peer until the restarted header does.
     if (this.type === "s2s" && this.tls?.preTlsFrom) {
-      this.#domain = this.tls.preTlsFrom;
-      this.#log.domain = this.#domain;
+      this.#tracker.claimedDomain = this.tls.preTlsFrom;
+      this.#log.domain = this.tls.preTlsFrom;
     }
     if (!refuse) this.reconfigureLimits(ctx.limits());
   }
@@ -269,11 +262,20 @@ export class Session implements SessionInfo {
   // ---- SessionInfo -------------------------------------------------------
 
   get jid(): string | undefined {
-    return this.#jid;
+    return this.#tracker.jid;
   }
 
+  /**
+   * c2s: the stream's `to`. s2s: the peer's domain once the server verified
+   * it (the header's claim when that is verified, else the first verified).
+   */
   get domain(): string | undefined {
-    return this.#domain;
+    const t = this.#tracker;
+    if (this.type === "c2s") return t.claimedDomain;
+    const claimed = t.claimedDomain?.toLowerCase();
+    if (claimed !== undefined && t.verified.has(claimed)) return claimed;
+    for (const d of t.verified) return d;
+    return undefined;
   }
 
   get authenticated(): boolean {
@@ -479,7 +481,7 @@ export class Session implements SessionInfo {
       (this.#heldFrames ??= []).push({ kind, data, start, end, charged: false });
       return;
     }
-    if (kind === FRAME_STANZA && this.#stanzaShaping && !this.#pacer!.chargeStanza(kindOf(data, start))) {
+    if (kind === FRAME_STANZA && this.#stanzaShaping && !this.#pacer!.chargeStanza(kindOf(data, start, end, this.#tracker.inbound))) {
       (this.#heldFrames ??= []).push({ kind, data, start, end, charged: true });
       this.#holding = true;
       return;
@@ -495,7 +497,7 @@ export class Session implements SessionInfo {
     const held = this.#heldFrames;
     while (held !== null && held.length > 0) {
       const f = held[0]!;
-      if (!f.charged && f.kind === FRAME_STANZA && this.#stanzaShaping && !pacer.chargeStanza(kindOf(f.data, f.start))) {
+      if (!f.charged && f.kind === FRAME_STANZA && this.#stanzaShaping && !pacer.chargeStanza(kindOf(f.data, f.start, f.end, this.#tracker.inbound))) {
         f.charged = true;
         this.#holding = true;
         break;
@@ -556,11 +558,15 @@ export class Session implements SessionInfo {
     this.#checkUnlimited();
   }
 
-  /** unlimited_jids: bare JID (c2s, once bound) or peer domain (s2s, once authenticated). */
+  /**
+   * unlimited_jids: the bound bare JID (c2s), or every domain the server
+   * verified on this stream (s2s; the header's claim counts for nothing).
+   */
   #checkUnlimited(): void {
     if (this.#pacer === null || !this.#authenticated) return;
-    const who = this.type === "s2s" ? this.#domain : this.#jid?.split("/")[0];
-    const exempt = who !== undefined && this.#ctx.unlimited().has(who);
+    const keys = this.#tracker.exemptionKeys();
+    const unlimited = this.#ctx.unlimited();
+    const exempt = keys.length > 0 && keys.every((k) => unlimited.has(k));
     if (exempt !== this.#pacer.unlimited) {
       this.#pacer.setUnlimited(exempt);
       if (exempt) this.#log.info("exempt from shaping (unlimited_jids)");
@@ -576,16 +582,17 @@ export class Session implements SessionInfo {
           return;
         }
       }
-      const k = kindOf(data, start);
+      const k = kindOf(data, start, end, this.#tracker.inbound);
       this.#ctx.stats.stanzas[KIND_INDEX[k]]! += 1;
       const pipeline = this.#ctx.pipeline();
       if (this.#state !== "bound" || !pipeline.empty) {
-        const view = Stanza.within(data, start, end, this.#contentNs, this.#jid);
+        const view = this.#tracker.peerView(data, start, end);
         if (view.head.duplicate !== null) {
           this.closeWithError("XPX_ERR_XML_DUPLICATE_ATTRIBUTE", view.head.duplicate);
           return;
         }
-        if (this.#state !== "bound" && !this.#inspectClientStanza(view)) return;
+        const event = this.#tracker.peerStanza(view);
+        if (event !== null && !this.#onPeerEvent(event)) return;
         if (!pipeline.empty) {
           const decided = pipeline.judge(view, this, "inbound");
           if (decided !== null && !this.#apply(decided.stage, decided.verdict, "in")) return;
@@ -615,12 +622,13 @@ export class Session implements SessionInfo {
   /** Validate the peer's stream header; dial the upstream on the first one. */
   #onClientHeader(data: Buffer, start: number, end: number): boolean {
     const head = readHead(data, headerElementStart(data, start, end), end);
-    const problem = checkStreamHeader(head, this.#contentNs);
+    const problem = this.#tracker.peerHeader(head);
     if (problem !== null) {
       this.closeWithError(problem.code, problem.detail);
       return false;
     }
-    this.#learnDomain(head!);
+    const claimed = this.#tracker.claimedDomain;
+    if (claimed !== undefined && this.#log.domain !== claimed) this.#log.domain = claimed;
     if (!this.#clientHeaderSeen) {
       this.#clientHeaderSeen = true;
       clearTimeout(this.#headerTimer);
@@ -637,46 +645,30 @@ export class Session implements SessionInfo {
     return true;
   }
 
-  // Learn the domain: c2s stream `to`; s2s peer domain is the stream `from`.
-  #learnDomain(head: Head): void {
-    const domain = this.type === "s2s" ? head.attrs.get("from") : head.attrs.get("to");
-    if (domain !== undefined && domain !== this.#domain) {
-      this.#domain = domain;
-      this.#log.domain = domain;
-    }
-  }
-
   /**
-   * Look at stanzas the peer sends before it is bound: bind requests, SM
-   * resumption, and STARTTLS (which a plaintext hop cannot carry).
+   * What a peer stanza asks of the session: STARTTLS (which a plaintext hop
+   * cannot carry), or a refusal the server would make (the stream ends).
    * Returns false when the session was closed.
    */
-  #inspectClientStanza(view: Stanza): boolean {
-    const name = view.localName;
-    if (name === "iq") {
-      if (view.type === "set" && view.firstChildName === "bind" && view.firstChildXmlns === NS_BIND) this.#bindId = view.id;
-    } else if (name === "starttls" && view.xmlns === NS_TLS && this.tls !== null) {
+  #onPeerEvent(event: PeerEvent): boolean {
+    if (event.kind === "refuse") {
+      this.closeWithError(event.code, event.detail);
+      return false;
+    }
+    if (this.tls !== null) {
       // RFC 6120 §5.4.2.2: a second STARTTLS fails and ends the stream.
       this.#log.info({ code: "XPX_ERR_STARTTLS_TWICE" }, ERRORS.XPX_ERR_STARTTLS_TWICE.message);
       this.#ctx.metrics.tlsHandshakeFailures.inc({ listener: this.listener, reason: "starttls_twice" });
-      const failure = Buffer.from(`<failure xmlns='${NS_TLS}'/></stream:stream>`);
-      this.#toClient.add(failure, 0, failure.length);
-      this.#flushToClient();
-      this.#shutdownBoth();
-      return false;
-    } else if (name === "starttls" && view.xmlns === NS_TLS) {
+    } else {
       // The upstream offered STARTTLS through a proxy that does not terminate TLS:
       // relaying it would blind the proxy. Refuse as RFC 6120 §5.4.2.2 allows.
       this.#log.error("client asked for STARTTLS on a plaintext listener: disable TLS on the upstream server (mod_tls) or enable TLS termination in xmpp-guard");
-      const failure = Buffer.from(`<failure xmlns='${NS_TLS}'/></stream:stream>`);
-      this.#toClient.add(failure, 0, failure.length);
-      this.#flushToClient();
-      this.#shutdownBoth();
-      return false;
-    } else if (name === "resume" && view.xmlns === NS_SM3) {
-      this.#resumePrevId = view.attr("previd");
     }
-    return true;
+    const failure = Buffer.from(`<failure xmlns='${NS_TLS}'/></stream:stream>`);
+    this.#toClient.add(failure, 0, failure.length);
+    this.#flushToClient();
+    this.#shutdownBoth();
+    return false;
   }
 
   // ---- upstream → peer -----------------------------------------------------
@@ -692,16 +684,19 @@ export class Session implements SessionInfo {
 
   #onServerFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
     if (kind === FRAME_STANZA) {
-      const k = kindOf(data, start);
+      const k = kindOf(data, start, end, this.#tracker.outbound);
       this.#ctx.stats.stanzas[4 + KIND_INDEX[k]]! += 1;
       const pipeline = this.#ctx.pipeline();
-      // After binding only a few nonzas matter; check their first byte before building a view.
-      const first = data[start + 1];
-      const interesting = this.#state !== "bound" || first === 0x73 /* s(tream:error) */ || first === 0x65 /* e(nabled) */;
+      // After binding only a few nonzas matter (stream errors, SM enabled);
+      // look at their first bytes before building a view.
+      const interesting = this.#state !== "bound" || mayMatterAfterBind(data, start, end);
       if (interesting || !pipeline.empty) {
-        const view = Stanza.within(data, start, end, this.#contentNs);
-        if (interesting) this.#inspectServerStanza(view);
-        if (this.type === "s2s" && this.#state !== "bound" && view.localName === "features") {
+        const view = this.#tracker.serverView(data, start, end);
+        if (interesting) {
+          const event = this.#tracker.serverStanza(view);
+          if (event !== null) this.#onServerEvent(event);
+        }
+        if (this.type === "s2s" && view.name === "features" && view.xmlns === NS_STREAMS && offersSaslExternal(view)) {
           // SASL EXTERNAL cannot work behind the proxy (docs/tls.md): peers use dialback.
           const stripped = stripSaslExternal(data.toString("utf8", start, end));
           if (stripped !== null) {
@@ -731,6 +726,7 @@ export class Session implements SessionInfo {
       this.#serverHeaderSeen = true;
       clearTimeout(this.#dialTimer); // timeouts.connect covers connect + the server's answering header
       this.#dialTimer = undefined;
+      this.#tracker.serverHeader(readHead(data, headerElementStart(data, start, end), end));
     } else if (kind === FRAME_CLOSE) {
       this.#serverStreamClosed = true;
       this.#setState("closing");
@@ -738,44 +734,48 @@ export class Session implements SessionInfo {
     this.#toClient.add(data, start, end);
   }
 
-
-  #inspectServerStanza(view: Stanza): void {
-    const name = view.localName;
-    const ns = view.xmlns;
-    if (name === "success" && ns === NS_SASL) {
-      this.#authenticatedNow();
-      this.#setState("authenticated");
-      this.#restartPending = true;
-      if (this.type === "s2s") this.#checkUnlimited();
-    } else if (name === "result" && this.type === "s2s" && view.type === "valid" && (view.name === "db:result" || ns === NS_DIALBACK)) {
-      // XEP-0220: the server accepted the peer's dialback key.
-      this.#authenticatedNow();
-      this.#setState("authenticated");
-      this.#checkUnlimited();
-    } else if (name === "success" && ns === NS_SASL2) {
-      // XEP-0388: no restart; the authorization identifier is the account (or a full JID with Bind 2).
-      this.#authenticatedNow();
-      const id = view.tree()?.getChildText("authorization-identifier");
-      if (id) this.#learnJid(id, id.includes("/"));
-      if (this.#state !== "bound") this.#setState(id?.includes("/") ? "bound" : "authenticated");
-    } else if (name === "iq" && this.#bindId !== undefined && view.id === this.#bindId && view.type === "result") {
-      const jid = view.tree()?.getChild("bind", NS_BIND)?.getChildText("jid");
-      if (jid) this.#learnJid(jid, true);
-      this.#bindId = undefined;
-    } else if (name === "enabled" && ns === NS_SM3) {
-      const id = view.attr("id");
-      if (id && this.#jid && (view.attr("resume") === "true" || view.attr("resume") === "1")) this.#ctx.resumption.remember(id, this.#jid);
-    } else if (name === "resumed" && ns === NS_SM3 && this.#resumePrevId) {
-      this.#authenticatedNow();
-      const jid = this.#ctx.resumption.lookup(this.#resumePrevId);
-      if (jid) this.#learnJid(jid, true);
-      else this.#setState("bound");
-    } else if (name === "error" && view.name.includes(":") &&
-      // <stream:error>: its prefix is bound on the stream header (view.xmlns is the content namespace).
-      (view.attr(`xmlns:${view.name.slice(0, view.name.indexOf(":"))}`) ?? NS_STREAMS) === NS_STREAMS) {
-      const condition = view.firstChildName ?? "undefined-condition";
-      this.#ctx.metrics.streamErrors.inc({ listener: this.listener, condition: boundedCondition(condition), sender: "upstream" });
-      this.#log.info({ condition }, "upstream sent a stream error");
+  /** Carry out what the server just said about the session (the tracker has noted it). */
+  #onServerEvent(event: ServerEvent): void {
+    switch (event.kind) {
+      case "sasl-success":
+        this.#authenticatedNow();
+        this.#setState("authenticated");
+        this.#restartPending = true;
+        if (this.type === "s2s") this.#checkUnlimited();
+        return;
+      case "verified":
+        this.#authenticatedNow();
+        this.#setState("authenticated");
+        this.#log.info({ verified: event.domain }, "peer domain verified");
+        this.#checkUnlimited();
+        return;
+      case "sasl2-success":
+        // XEP-0388: no restart; the authorization identifier is the account (or a full JID with Bind 2).
+        this.#authenticatedNow();
+        if (event.jid?.includes("/")) this.#learnJid(event.jid);
+        else {
+          if (event.jid !== undefined) this.#log.jid = event.jid;
+          if (this.#state !== "bound") this.#setState("authenticated");
+        }
+        return;
+      case "bound":
+        this.#learnJid(event.jid);
+        return;
+      case "resumed": {
+        this.#authenticatedNow();
+        const jid = this.#ctx.resumption.lookup(event.previd);
+        this.#tracker.resume(jid);
+        if (jid !== undefined) this.#learnJid(jid);
+        else this.#setState("bound");
+        return;
+      }
+      case "resumable":
+        if (this.#tracker.jid !== undefined) this.#ctx.resumption.remember(event.id, this.#tracker.jid);
+        return;
+      case "stream-error":
+        this.#ctx.metrics.streamErrors.inc({ listener: this.listener, condition: boundedCondition(event.condition), sender: "upstream" });
+        this.#log.info({ condition: event.condition }, "upstream sent a stream error");
+        return;
     }
   }
 
@@ -786,13 +786,13 @@ export class Session implements SessionInfo {
     this.#idleTimer = undefined;
   }
 
-  #learnJid(learned: string, bound: boolean): void {
+  #learnJid(learned: string): void {
     // The JID comes out of the parsed stanza's text, as a slice that would keep
     // that whole text alive for the session's life: keep an own copy.
     const jid = Buffer.from(learned, "utf8").toString("utf8");
-    this.#jid = jid;
+    this.#tracker.jid = jid;
     this.#log.jid = jid;
-    if (bound) this.#setState("bound");
+    this.#setState("bound");
     this.#log.info("session bound");
     this.#checkUnlimited();
   }
@@ -839,7 +839,8 @@ export class Session implements SessionInfo {
     const cfg = this.#ctx.config;
     this.pauseClient(PAUSE_DIAL);
     const overTls = this.#ctx.upstreamTls();
-    const servername = this.#domain && isIP(this.#domain) === 0 ? this.#domain : undefined;
+    const domain = this.#tracker.claimedDomain;
+    const servername = domain && isIP(domain) === 0 ? domain : undefined;
     // tls.upstream_tls encrypts a hop the operator controls; it does not authenticate it (docs/tls.md).
     const upstream: Socket = overTls
       ? tlsConnect({ host: cfg.upstream.host, port: cfg.upstream.port, ...(servername ? { servername } : {}), rejectUnauthorized: false })
@@ -1033,7 +1034,7 @@ export class Session implements SessionInfo {
     this.#outFramer.stop();
     if (condition !== null && !this.#clientDone && this.#client.writable) {
       this.#ctx.metrics.streamErrors.inc({ listener: this.listener, condition, sender: "proxy" });
-      const head = this.#serverHeaderSeen ? "" : streamHeader(this.#contentNs, this.#ctx.config.domain ?? this.#domain);
+      const head = this.#serverHeaderSeen ? "" : streamHeader(this.#tracker.contentNs, this.#ctx.config.domain ?? this.#tracker.claimedDomain);
       this.#client.write(head + streamError(condition, entry.message));
     }
     this.#shutdownBoth();
@@ -1104,32 +1105,19 @@ export class Session implements SessionInfo {
   }
 }
 
-/** The stream element's '<' inside a header frame (after any prolog). */
-export function headerElementStart(data: Buffer, start: number, end: number): number {
-  let i = start;
-  for (;;) {
-    const lt = data.indexOf(0x3c, i);
-    if (lt < 0 || lt >= end) return start;
-    if (data[lt + 1] !== 0x3f) return lt;
-    const close = data.indexOf("?>", lt, "latin1");
-    if (close < 0) return start;
-    i = close + 2;
+/**
+ * After binding, only a server nonza starting with s(tream:error) or
+ * e(nabled), or any prefixed name (a server may prefix them), needs a look.
+ */
+function mayMatterAfterBind(data: Buffer, start: number, end: number): boolean {
+  const first = data[start + 1];
+  if (first === 0x73 || first === 0x65) return true;
+  for (let i = start + 1; i < end; i++) {
+    const b = data[i];
+    if (b === 0x3a) return true;
+    if (b === 0x20 || b === 0x3e || b === 0x2f || b === 0x09 || b === 0x0a || b === 0x0d) return false;
   }
-}
-
-/** RFC 6120 §4.8-4.9: the stream namespace, content namespace and version. */
-export function checkStreamHeader(head: Head | null, contentNs: string): { code: ErrorCode; detail: string } | null {
-  if (head === null) return { code: "XPX_ERR_STREAM_HEADER_INVALID", detail: "no stream element" };
-  const colon = head.name.indexOf(":");
-  const local = colon < 0 ? head.name : head.name.slice(colon + 1);
-  const streamNs = colon < 0 ? head.attrs.get("xmlns") : head.attrs.get(`xmlns:${head.name.slice(0, colon)}`);
-  if (local !== "stream" || streamNs !== NS_STREAMS) return { code: "XPX_ERR_STREAM_HEADER_INVALID", detail: `<${head.name}> in namespace ${streamNs ?? "(none)"}` };
-  if (head.duplicate !== null) return { code: "XPX_ERR_XML_DUPLICATE_ATTRIBUTE", detail: head.duplicate };
-  const content = colon < 0 ? undefined : head.attrs.get("xmlns");
-  if (content !== contentNs) return { code: "XPX_ERR_STREAM_HEADER_INVALID", detail: `content namespace ${content ?? "(none)"}, expected ${contentNs}` };
-  const version = head.attrs.get("version");
-  if (version !== undefined && !/^1\.[0-9]+$/.test(version)) return { code: "XPX_ERR_STREAM_VERSION", detail: version };
-  return null;
+  return false;
 }
 
 const KNOWN_CONDITIONS = new Set([

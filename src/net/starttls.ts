@@ -20,7 +20,7 @@ import { readHead, type Head } from "../xml/head.js";
 import { streamError, streamHeader } from "../xml/stream-error.js";
 import type { CertificateStore } from "./certificates.js";
 import { closeSocket, serverHandshake, tlsErrorEntry, type TlsErrorCode } from "./direct-tls.js";
-import { checkStreamHeader, headerElementStart } from "./session.js";
+import { checkStreamHeader, headerElementStart } from "../xml/stream-header.js";
 
 export const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
 

@@ -34,7 +34,7 @@ export function viewStream(bytes: Buffer, type: "c2s" | "s2s"): StreamView {
       onFrame(kind, data, start, end) {
         if (kind === FRAME_HEADER || kind !== FRAME_STANZA || error !== undefined) return;
         const v = Stanza.within(Buffer.from(data.subarray(start, end)), 0, end - start, contentNs);
-        stanzas.push({ name: v.localName, ns: v.xmlns, type: v.type, from: v.from, to: v.to, lang: v.attr("xml:lang") ?? "en" });
+        stanzas.push({ name: v.name, ns: v.xmlns, type: v.type, from: v.from, to: v.to, lang: v.lang });
       },
       onError(e) {
         error ??= e.code;

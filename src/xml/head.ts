@@ -56,8 +56,12 @@ export interface Head {
   readonly name: string;
   /** Attributes in document order, values entity-decoded (built on first use). */
   readonly attrs: Map<string, string>;
+  /** Attribute names as written (qualified), in document order, each once. */
+  readonly attrNames: readonly string[];
   /** One attribute's value, entity-decoded; decodes only that value. */
   attr(name: string): string | undefined;
+  /** The value of attrNames[k], entity-decoded. */
+  attrAt(k: number): string;
   /** Offset just past the opening tag's '>'. */
   readonly end: number;
   readonly selfClosing: boolean;
@@ -96,6 +100,14 @@ class ParsedHead implements Head {
   attr(name: string): string | undefined {
     const k = this.#names.indexOf(name);
     return k < 0 ? undefined : this.#value(k);
+  }
+
+  get attrNames(): readonly string[] {
+    return this.#names;
+  }
+
+  attrAt(k: number): string {
+    return this.#value(k);
   }
 
   #value(k: number): string {
@@ -184,10 +196,10 @@ export function unescapeXml(s: string): string {
 }
 
 /**
- * Name and xmlns of the first child element after the opening tag ending at
+ * The start tag of the first child element after the opening tag ending at
  * `headEnd`, skipping text and CDATA. Null when the element has no children.
  */
-export function readFirstChild(data: Buffer, headEnd: number, limit: number): { name: string; xmlns: string | undefined } | null {
+export function readFirstChild(data: Buffer, headEnd: number, limit: number): Head | null {
   let i = headEnd;
   while (i < limit) {
     const lt = data.indexOf(LT, i);
@@ -202,9 +214,7 @@ export function readFirstChild(data: Buffer, headEnd: number, limit: number): { 
       continue;
     }
     if (next === QMARK) return null;
-    const head = readHead(data, lt, limit);
-    if (!head) return null;
-    return { name: head.name, xmlns: head.attr("xmlns") };
+    return readHead(data, lt, limit);
   }
   return null;
 }

@@ -11,16 +11,21 @@ export type StanzaKind = "message" | "presence" | "iq" | "other";
 export interface StanzaView {
   /** Exact bytes of the element as received (a view; do not mutate). */
   readonly bytes: Buffer;
-  /** Qualified name of the top-level element as written, e.g. "message", "stream:features". */
+  /** Local name of the top-level element, whatever prefix was written ("message", "features"). */
   readonly name: string;
-  /** Local name (prefix stripped). */
-  readonly localName: string;
   /** message | presence | iq when in the stream's content namespace, else other. */
   readonly kind: StanzaKind;
-  /** The element's own xmlns attribute, or the stream's default namespace when absent. */
+  /** The namespace the element is in (resolved through prefixes and the stream header's declarations). */
   readonly xmlns: string;
-  /** Attribute values from the opening tag, entity-decoded. */
+  /**
+   * An attribute as the server holds it, entity-decoded: unprefixed names,
+   * `xml:lang` (the stream's language when the stanza has none), `xmlns` only
+   * when the element is not in the stream's namespace; prefixed names are not
+   * attributes the server keys by name and read as undefined.
+   */
   attr(name: string): string | undefined;
+  /** Effective xml:lang: the stanza's own, else the stream header's, else "en". */
+  readonly lang: string;
   readonly to: string | undefined;
   readonly type: string | undefined;
   readonly id: string | undefined;
@@ -30,7 +35,7 @@ export interface StanzaView {
    * says (Prosody's stanza router overwrites it); otherwise the attribute.
    */
   readonly from: string | undefined;
-  /** Name and xmlns of the first child element, read without a full parse. */
+  /** Local name and namespace of the first child element, read without a full parse. */
   readonly firstChildName: string | undefined;
   readonly firstChildXmlns: string | undefined;
   /** Full ltx tree, parsed once on first call. Throws nothing: returns null if unparsable. */

@@ -46,7 +46,11 @@ test("from: a bound c2s client's JID replaces what it wrote; trace's default onl
   const client = (xml: string) => new Stanza(Buffer.from(xml), "jabber:client", jid);
   assert.equal(client("<message from='juliet@example.com/balcony'/>").from, jid);
   assert.equal(client("<message/>").from, jid);
-  assert.equal(client("<message xmlns='jabber:client' from='other@example.com'/>").from, "other@example.com", "an explicit xmlns is not the router's case");
+  // An explicit xmlns equal to the stream's namespace, or a prefix bound to it, is the same stanza.
+  assert.equal(client("<message xmlns='jabber:client' from='other@example.com'/>").from, jid);
+  assert.equal(client("<c:message xmlns:c='jabber:client' from='other@example.com'/>").from, jid);
+  // Another namespace is not a stanza the router stamps.
+  assert.equal(client("<message xmlns='jabber:server' from='other@example.com'/>").from, "other@example.com");
   assert.equal(new Stanza(Buffer.from("<message from='a@b'/>"), "jabber:server").from, "a@b");
   assert.equal(Stanza.withDefaultFrom(Buffer.from("<message from='a@b'/>"), "jabber:client", jid).from, "a@b");
   assert.equal(Stanza.withDefaultFrom(Buffer.from("<message/>"), "jabber:client", jid).from, jid);

@@ -1,37 +1,95 @@
 // The StanzaView implementation over a frame's bytes. Construction is cheap
 // (no parsing); the head is read on first attribute access, the ltx tree on
 // first tree() call. Policy stages share one instance per stanza.
+//
+// Everything a stage reads is the stanza as the server's parser will hold it
+// (docs/stream-view.md): names by namespace whatever prefix was written, the
+// stream header's declarations in scope, `xml:lang` defaulted from the
+// stream, and `from` stamped with the bound JID on a c2s stream.
 
-import { parse as ltxParse, type Element } from "ltx";
+import { Element, parse as ltxParse } from "ltx";
 import { readFirstChild, readHead, type Head } from "./head.js";
+import { checkAttributes, elementName, NamespaceProblem, NsScope, splitQName, NS_XML, type AttributeList, type ExpandedName } from "./namespaces.js";
 import type { StanzaKind, StanzaView } from "./stanza-view.js";
+import { NS_STREAMS } from "./stream-error.js";
 
 export const NS_CLIENT = "jabber:client";
 export const NS_SERVER = "jabber:server";
 
+/** The language a stream has when its header names none (the server's default). */
+export const DEFAULT_LANG = "en";
+
+/**
+ * What one stream header establishes for the stanzas that follow it, in one
+ * direction: the content namespace, the namespace declarations in scope, the
+ * stream's xml:lang, and whether the server stamps `from` (c2s, peer side).
+ */
+export class StreamContext {
+  readonly contentNs: string;
+  readonly scope: NsScope;
+  readonly lang: string;
+  /** The server overwrites `from` on content stanzas with the session's bound JID (c2s peer streams). */
+  readonly stampsFrom: boolean;
+
+  constructor(contentNs: string, scope: NsScope, lang: string, stampsFrom: boolean) {
+    this.contentNs = contentNs;
+    this.scope = scope;
+    this.lang = lang;
+    this.stampsFrom = stampsFrom;
+  }
+
+  /** The usual header: default namespace `contentNs`, `stream` prefix bound, language "en". */
+  static plain(contentNs: string, stampsFrom = false): StreamContext {
+    const key = `${contentNs}\u0000${stampsFrom}`;
+    let ctx = PLAIN.get(key);
+    if (ctx === undefined) {
+      const header = readHead(Buffer.from(`<stream:stream xmlns='${contentNs}' xmlns:stream='${NS_STREAMS}'>`), 0, 1 << 10)!;
+      ctx = new StreamContext(contentNs, NsScope.EMPTY.enter(header) as NsScope, DEFAULT_LANG, stampsFrom);
+      PLAIN.set(key, ctx);
+    }
+    return ctx;
+  }
+}
+const PLAIN = new Map<string, StreamContext>();
+
 const MESSAGE = Buffer.from("message", "latin1");
 const PRESENCE = Buffer.from("presence", "latin1");
+
+function isNameEnd(b: number | undefined): boolean {
+  return b === 0x20 || b === 0x3e || b === 0x2f || b === 0x09 || b === 0x0a || b === 0x0d;
+}
 
 /** True when data[at…] spells `word` and the name ends right after it. */
 function nameIs(data: Buffer, at: number, word: Buffer): boolean {
   const n = word.length;
   for (let k = 1; k < n; k++) if (data[at + k] !== word[k]) return false;
-  const b = data[at + n];
-  return b === 0x20 || b === 0x3e || b === 0x2f || b === 0x09 || b === 0x0a || b === 0x0d;
+  return isNameEnd(data[at + n]);
 }
 
-/** Kind from the name bytes alone (for metrics on the fast path): no strings, no closures. */
-export function kindOf(data: Buffer, start: number): StanzaKind {
-  // '<' then the name: message, presence, iq (unprefixed; stanzas are never prefixed in practice).
+/**
+ * Kind from the name bytes (for shaping and metrics on the fast path): an
+ * unprefixed message, presence or iq is judged from its first bytes alone; a
+ * prefixed name is resolved against the stream's declarations, so writing
+ * `<c:message xmlns:c='jabber:client'>` is charged like `<message>`.
+ */
+export function kindOf(data: Buffer, start: number, end: number, ctx: StreamContext): StanzaKind {
   const at = start + 1;
   const c = data[at];
-  if (c === 0x6d) return nameIs(data, at, MESSAGE) ? "message" : "other";
-  if (c === 0x70) return nameIs(data, at, PRESENCE) ? "presence" : "other";
-  if (c === 0x69) {
-    const b = data[at + 2];
-    return data[at + 1] === 0x71 && (b === 0x20 || b === 0x3e || b === 0x2f || b === 0x09 || b === 0x0a || b === 0x0d) ? "iq" : "other";
-  }
-  return "other";
+  if (c === 0x6d && nameIs(data, at, MESSAGE)) return "message";
+  if (c === 0x70 && nameIs(data, at, PRESENCE)) return "presence";
+  if (c === 0x69 && data[at + 1] === 0x71 && isNameEnd(data[at + 2])) return "iq";
+  // Any other spelling: only a prefixed name can still be a stanza.
+  let i = at;
+  while (i < end && data[i] !== 0x3a && !isNameEnd(data[i])) i++;
+  if (data[i] !== 0x3a) return "other";
+  return new Stanza(data, ctx, undefined, start, end).kind;
+}
+
+interface Resolved {
+  readonly head: Head;
+  /** Scope inside the element (its own declarations applied). */
+  readonly scope: NsScope;
+  readonly name: ExpandedName;
 }
 
 export class Stanza implements StanzaView {
@@ -40,30 +98,30 @@ export class Stanza implements StanzaView {
   readonly #start: number;
   readonly #end: number;
   #bytes: Buffer | undefined;
-  readonly #streamNs: string;
-  #sessionJid: string | undefined;
-  #head: Head | null | undefined;
+  readonly #ctx: StreamContext;
+  readonly #sessionJid: string | undefined;
+  #resolved: Resolved | NamespaceProblem | undefined;
   #tree: Element | null | undefined;
-  #child: { name: string; xmlns: string | undefined } | null | undefined;
+  #child: ExpandedName | null | undefined;
 
   /** True: `sessionJid` only fills a missing `from` (trace --from), it overrides nothing. */
   readonly #fillOnly: boolean;
 
   /**
    * @param bytes exactly the element's bytes (or the chunk holding them, with start/end)
-   * @param streamNs the stream's default namespace (jabber:client / jabber:server)
+   * @param ctx the stream it arrived on; a bare content namespace means the usual
+   *   header (and, with `sessionJid`, a c2s stream whose `from` is stamped)
    * @param sessionJid the bound full JID of the c2s session that sent the stanza:
-   *   Prosody's stanza router sets `from` to it on every stanza in the stream's
-   *   namespace, whatever the client wrote (so policy keyed on `from` cannot be
-   *   dodged by writing another one)
+   *   the server sets `from` to it on every stanza in the stream's namespace,
+   *   whatever the client wrote (so policy keyed on `from` cannot be dodged)
    */
-  constructor(bytes: Buffer, streamNs: string, sessionJid?: string, start = 0, end = bytes.length, fillOnly = false) {
+  constructor(bytes: Buffer, ctx: StreamContext | string, sessionJid?: string, start = 0, end = bytes.length, fillOnly = false) {
     this.#fillOnly = fillOnly;
     this.#data = bytes;
     this.#start = start;
     this.#end = end;
     this.#bytes = start === 0 && end === bytes.length ? bytes : undefined;
-    this.#streamNs = streamNs;
+    this.#ctx = typeof ctx === "string" ? StreamContext.plain(ctx, sessionJid !== undefined && !fillOnly) : ctx;
     this.#sessionJid = sessionJid;
   }
 
@@ -71,8 +129,8 @@ export class Stanza implements StanzaView {
    * A view of the element data[start, end) inside a larger chunk (a read
    * buffer holding several frames), without copying or slicing it.
    */
-  static within(data: Buffer, start: number, end: number, streamNs: string, sessionJid?: string): Stanza {
-    return new Stanza(data, streamNs, sessionJid, start, end);
+  static within(data: Buffer, start: number, end: number, ctx: StreamContext | string, sessionJid?: string): Stanza {
+    return new Stanza(data, ctx, sessionJid, start, end);
   }
 
   /** A stanza whose `from`, when it has none, reads as `from` (what `trace --from` stamps). */
@@ -85,86 +143,195 @@ export class Stanza implements StanzaView {
     return (this.#bytes ??= this.#data.subarray(this.#start, this.#end));
   }
 
+  /** The stream this stanza arrived on. */
+  get context(): StreamContext {
+    return this.#ctx;
+  }
+
+  /** The start tag as written (qualified names, raw attributes). */
   get head(): Head {
-    if (this.#head === undefined) this.#head = readHead(this.#data, this.#start, this.#end, this.#start);
+    const r = this.#resolve();
+    if (r instanceof NamespaceProblem) return this.#rawHead();
+    return r.head;
+  }
+
+  #rawHead(): Head {
+    const head = readHead(this.#data, this.#start, this.#end, this.#start);
     // Frames are well-formed, so a missing head means a bug upstream of us.
-    if (this.#head === null) throw new Error("frame has no start tag");
-    return this.#head;
+    if (head === null) throw new Error("frame has no start tag");
+    return head;
+  }
+
+  #resolve(): Resolved | NamespaceProblem {
+    if (this.#resolved === undefined) {
+      const head = this.#rawHead();
+      const scope = this.#ctx.scope.enter(head);
+      if (scope instanceof NamespaceProblem) return (this.#resolved = scope);
+      const name = elementName(head.name, scope);
+      if (name instanceof NamespaceProblem) return (this.#resolved = name);
+      const bad = checkAttributes(head, scope);
+      this.#resolved = bad ?? { head, scope, name };
+    }
+    return this.#resolved;
+  }
+
+  /**
+   * Why the server's parser would refuse this element's start tag (an unbound
+   * prefix, an illegal declaration), or null. Such a stanza has no name.
+   */
+  get namespaceProblem(): string | null {
+    const r = this.#resolve();
+    return r instanceof NamespaceProblem ? r.detail : null;
   }
 
   get name(): string {
-    return this.head.name;
-  }
-
-  get localName(): string {
-    const n = this.head.name;
-    const colon = n.indexOf(":");
-    return colon < 0 ? n : n.slice(colon + 1);
+    const r = this.#resolve();
+    return r instanceof NamespaceProblem ? "" : r.name.local;
   }
 
   get xmlns(): string {
-    return this.head.attr("xmlns") ?? this.#streamNs;
+    const r = this.#resolve();
+    return r instanceof NamespaceProblem ? "" : r.name.ns;
   }
 
   get kind(): StanzaKind {
-    const n = this.head.name;
-    if ((n === "message" || n === "presence" || n === "iq") && this.xmlns === this.#streamNs) return n;
-    return "other";
+    const r = this.#resolve();
+    if (r instanceof NamespaceProblem || r.name.ns !== this.#ctx.contentNs) return "other";
+    const n = r.name.local;
+    return n === "message" || n === "presence" || n === "iq" ? n : "other";
+  }
+
+  get lang(): string {
+    return this.#resolvedHead()?.attr("xml:lang") ?? this.#ctx.lang;
+  }
+
+  #resolvedHead(): Head | undefined {
+    const r = this.#resolve();
+    return r instanceof NamespaceProblem ? undefined : r.head;
   }
 
   attr(name: string): string | undefined {
-    return this.head.attr(name);
+    const head = this.#resolvedHead();
+    if (head === undefined) return undefined;
+    const colon = name.indexOf(":");
+    if (colon < 0) {
+      // `xmlns` as the server holds it: set only when not the stream's namespace.
+      if (name === "xmlns") return this.xmlns === this.#ctx.contentNs ? undefined : this.xmlns;
+      return head.attr(name);
+    }
+    // Only the xml prefix is fixed; any other prefixed name is not a plain attribute.
+    if (name === "xml:lang") return head.attr(name) ?? this.#ctx.lang;
+    return name.startsWith("xml:") ? head.attr(name) : undefined;
+  }
+
+  /**
+   * The attributes as the server holds them, in document order: namespace
+   * declarations and namespaced attributes left out, `xmlns` first when the
+   * element is not in the stream's namespace.
+   */
+  attrs(): Array<[string, string]> {
+    const head = this.#resolvedHead();
+    if (head === undefined) return [];
+    const out: Array<[string, string]> = [];
+    if (this.xmlns !== this.#ctx.contentNs) out.push(["xmlns", this.xmlns]);
+    const names = head.attrNames;
+    for (let k = 0; k < names.length; k++) {
+      const n = names[k]!;
+      if (n === "xmlns" || n.startsWith("xmlns:") || (n.includes(":") && !n.startsWith("xml:"))) continue;
+      out.push([n, head.attrAt(k)]);
+    }
+    return out;
   }
 
   get to(): string | undefined {
-    return this.head.attr("to");
+    return this.#resolvedHead()?.attr("to");
   }
 
   get from(): string | undefined {
+    const written = this.#resolvedHead()?.attr("from");
     const jid = this.#sessionJid;
-    if (jid === undefined) return this.head.attr("from");
-    // core_process_stanza: `if origin.type == "c2s" and not stanza.attr.xmlns
-    // then … stanza.attr.from = origin.full_jid`.
-    if (!this.#fillOnly && this.head.attr("xmlns") === undefined) return jid;
-    return this.head.attr("from") ?? jid;
+    if (this.#fillOnly) return written ?? jid;
+    // The server's router: `from` := the bound JID on every content stanza of a
+    // c2s stream, whatever was written (nothing before the session is bound).
+    if (this.#ctx.stampsFrom && this.kind !== "other") return jid;
+    return written;
   }
 
   get type(): string | undefined {
-    return this.head.attr("type");
+    return this.#resolvedHead()?.attr("type");
   }
 
   get id(): string | undefined {
-    return this.head.attr("id");
+    return this.#resolvedHead()?.attr("id");
   }
 
   get firstChildName(): string | undefined {
-    return this.#firstChild()?.name;
+    return this.#firstChild()?.local;
   }
 
   get firstChildXmlns(): string | undefined {
-    const child = this.#firstChild();
-    return child ? (child.xmlns ?? this.xmlns) : undefined;
+    return this.#firstChild()?.ns;
   }
 
-  #firstChild(): { name: string; xmlns: string | undefined } | null {
+  #firstChild(): ExpandedName | null {
     if (this.#child === undefined) {
-      const head = this.head;
-      this.#child = head.selfClosing ? null : readFirstChild(this.#data, this.#start + head.end, this.#end);
+      this.#child = null;
+      const r = this.#resolve();
+      if (!(r instanceof NamespaceProblem) && !r.head.selfClosing) {
+        const child = readFirstChild(this.#data, this.#start + r.head.end, this.#end);
+        if (child !== null) {
+          const scope = r.scope.enter(child);
+          const name = scope instanceof NamespaceProblem ? scope : elementName(child.name, scope);
+          if (!(name instanceof NamespaceProblem)) this.#child = name;
+        }
+      }
     }
     return this.#child;
   }
 
+  /**
+   * The element as a tree the way the server holds it: every name local,
+   * `xmlns` on the root and wherever the namespace changes, no prefixes or
+   * declarations. Null when the bytes do not parse or a prefix is unbound.
+   */
   tree(): Element | null {
     if (this.#tree === undefined) {
-      try {
-        const el = ltxParse(this.bytes.toString("utf8"));
-        // Give the stanza the stream's default namespace, as the server sees it.
-        if (el.attrs.xmlns === undefined) el.attrs.xmlns = this.#streamNs;
-        this.#tree = el;
-      } catch {
-        this.#tree = null;
+      this.#tree = null;
+      const r = this.#resolve();
+      if (!(r instanceof NamespaceProblem)) {
+        try {
+          this.#tree = normalise(ltxParse(this.bytes.toString("utf8")), this.#ctx.scope, undefined);
+        } catch {
+          this.#tree = null;
+        }
       }
     }
     return this.#tree;
   }
+}
+
+/** Rebuild `el` with expanded names (see Stanza.tree); throws on a namespace error. */
+function normalise(el: Element, parentScope: NsScope, parentNs: string | undefined): Element {
+  const names = Object.keys(el.attrs);
+  const head: AttributeList = { attrNames: names, attrAt: (k) => String(el.attrs[names[k]!]) };
+  const scope = parentScope.enter(head);
+  if (scope instanceof NamespaceProblem) throw scope;
+  const name = elementName(el.name, scope);
+  if (name instanceof NamespaceProblem) throw name;
+  const bad = checkAttributes(head, scope);
+  if (bad !== null) throw bad;
+  const attrs: Record<string, string> = {};
+  if (name.ns !== parentNs) attrs.xmlns = name.ns;
+  for (const [k, v] of Object.entries(el.attrs)) {
+    if (k === "xmlns" || k.startsWith("xmlns:")) continue;
+    const { prefix, local } = splitQName(k);
+    if (prefix === "") attrs[k] = String(v);
+    else if (scope.resolve(prefix) === NS_XML) attrs[`xml:${local}`] = String(v);
+  }
+  const out = new Element(name.local, attrs);
+  for (const c of el.children) {
+    if (typeof c === "string") out.children.push(c);
+    else out.cnode(normalise(c as Element, scope, name.ns));
+  }
+  return out;
 }

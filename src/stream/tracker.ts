@@ -1,0 +1,214 @@
+// The stream tracker: follows one proxied XMPP stream from both sides and
+// knows, at every stanza, what the server knows (docs/stream-view.md): the
+// namespace context and language each header set, whether the peer is
+// authenticated, the c2s session's bound JID, and which domains an s2s peer
+// has proven. Pure: stanza views in, events out; the session acts on them.
+//
+// What the tracker answers is what every policy reads:
+// - the view of each stanza (Stanza over the current StreamContext), with
+//   `from` stamped as the server's router stamps it on c2s;
+// - on s2s, a stanza whose `from` domain this stream has not verified is
+//   refused as the server refuses it (the stream closes, not-authorized);
+// - identity for exemptions comes only from verified domains, never from the
+//   stream header's claim.
+
+import type { ErrorCode } from "../errors.js";
+import type { Head } from "../xml/head.js";
+import { NsScope } from "../xml/namespaces.js";
+import { DEFAULT_LANG, NS_CLIENT, NS_SERVER, Stanza, StreamContext } from "../xml/stanza.js";
+import { NS_STREAMS } from "../xml/stream-error.js";
+import { checkStreamHeader } from "../xml/stream-header.js";
+import { hostOf, prepJid } from "../xmpp/jid.js";
+
+export const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
+export const NS_SASL2 = "urn:xmpp:sasl:2";
+export const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
+export const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
+export const NS_SM3 = "urn:xmpp:sm:3";
+export const NS_DIALBACK = "jabber:server:dialback";
+
+export type Phase = "open" | "authenticated" | "bound";
+
+/** Something the server said that changes the session. */
+export type ServerEvent =
+  /** SASL success: authenticated; both streams restart. */
+  | { readonly kind: "sasl-success" }
+  /** Authenticated without a restart (SASL2); `jid` when it carries a full JID (Bind 2). */
+  | { readonly kind: "sasl2-success"; readonly jid: string | undefined }
+  /** The bind result: the session's full JID. */
+  | { readonly kind: "bound"; readonly jid: string }
+  /** XEP-0198 resumption answered: the session is back (its JID is the resumed one's). */
+  | { readonly kind: "resumed"; readonly previd: string }
+  /** XEP-0198 enabled with resumption: remember `id` → JID. */
+  | { readonly kind: "resumable"; readonly id: string }
+  /** s2s: the server accepted the peer's dialback for `domain`. */
+  | { readonly kind: "verified"; readonly domain: string }
+  /** The server ends the stream with this condition. */
+  | { readonly kind: "stream-error"; readonly condition: string };
+
+/** What the peer's stanza asks of the session (null: nothing, judge and forward it). */
+export type PeerEvent =
+  | { readonly kind: "starttls" }
+  /** The server would end the stream here: close with this code. */
+  | { readonly kind: "refuse"; readonly code: ErrorCode; readonly detail: string };
+
+export class StreamTracker {
+  readonly type: "c2s" | "s2s";
+  readonly contentNs: string;
+  /** Context of the peer's current stream (what its header declared). */
+  inbound: StreamContext;
+  /** Context of the server's current stream. */
+  outbound: StreamContext;
+  phase: Phase = "open";
+  /** c2s: the bound full JID. */
+  jid: string | undefined;
+  /** c2s: the stream's `to`; s2s: the domain the peer's header claims (unverified). */
+  claimedDomain: string | undefined;
+  /** s2s: domains the server verified on this stream (dialback), prepped. */
+  readonly verified = new Set<string>();
+  #bindId: string | undefined;
+  #resumePrevId: string | undefined;
+
+  constructor(type: "c2s" | "s2s") {
+    this.type = type;
+    this.contentNs = type === "s2s" ? NS_SERVER : NS_CLIENT;
+    this.inbound = StreamContext.plain(this.contentNs, type === "c2s");
+    this.outbound = StreamContext.plain(this.contentNs);
+  }
+
+  get authenticated(): boolean {
+    return this.phase !== "open";
+  }
+
+  /**
+   * The peer's stream header (the first, or a restart). Returns the problem
+   * that ends the stream, or null. The language carries over a restart
+   * whose header names none, as in the server's parser.
+   */
+  peerHeader(head: Head | null): { code: ErrorCode; detail: string } | null {
+    const problem = checkStreamHeader(head, this.contentNs);
+    if (problem !== null) return problem;
+    const scope = NsScope.EMPTY.enter(head!) as NsScope; // checked above
+    this.inbound = new StreamContext(this.contentNs, scope, head!.attr("xml:lang") ?? this.inbound.lang, this.type === "c2s");
+    const claimed = this.type === "s2s" ? head!.attr("from") : head!.attr("to");
+    if (claimed !== undefined) this.claimedDomain = claimed;
+    return null;
+  }
+
+  /** The server's stream header: its declarations are in scope for what it sends. */
+  serverHeader(head: Head | null): void {
+    if (head === null || checkStreamHeader(head, this.contentNs) !== null) return;
+    this.outbound = new StreamContext(this.contentNs, NsScope.EMPTY.enter(head) as NsScope, head.attr("xml:lang") ?? DEFAULT_LANG, false);
+  }
+
+  /** The view policy judges for a stanza from the peer. */
+  peerView(data: Buffer, start: number, end: number): Stanza {
+    return Stanza.within(data, start, end, this.inbound, this.jid);
+  }
+
+  /** The view of a stanza from the server. */
+  serverView(data: Buffer, start: number, end: number): Stanza {
+    return Stanza.within(data, start, end, this.outbound);
+  }
+
+  /** Read a stanza from the peer before it is judged. */
+  peerStanza(view: Stanza): PeerEvent | null {
+    const problem = view.namespaceProblem;
+    if (problem !== null) return { kind: "refuse", code: "XPX_ERR_XML_NAMESPACE", detail: problem };
+    const name = view.name;
+    const ns = view.xmlns;
+    if (view.kind !== "other") {
+      if (this.type === "s2s") return this.#checkS2sFrom(view);
+      if (name === "iq" && this.phase !== "bound" && view.type === "set" && view.firstChildName === "bind" && view.firstChildXmlns === NS_BIND) this.#bindId = view.id;
+      return null;
+    }
+    if (name === "starttls" && ns === NS_TLS) return { kind: "starttls" };
+    if (name === "resume" && ns === NS_SM3) this.#resumePrevId = view.attr("previd");
+    return null;
+  }
+
+  /**
+   * s2s: the server closes the stream (not-authorized) on a stanza whose
+   * `from` domain is not verified on it; so does the proxy, before judging.
+   */
+  #checkS2sFrom(view: Stanza): PeerEvent | null {
+    const from = view.from;
+    const domain = hostOf(prepJid(from));
+    if (domain !== undefined && this.verified.has(domain)) return null;
+    return { kind: "refuse", code: "XPX_ERR_S2S_UNVERIFIED_FROM", detail: `from ${from ?? "(none)"}` };
+  }
+
+  /** Read a stanza from the server; returns what changed, if anything. */
+  serverStanza(view: Stanza): ServerEvent | null {
+    const name = view.name;
+    const ns = view.xmlns;
+    if (ns === NS_SASL) {
+      if (name !== "success") return null;
+      this.phase = "authenticated";
+      return { kind: "sasl-success" };
+    }
+    if (ns === NS_DIALBACK) {
+      // XEP-0220: <db:result type='valid' to='peer'/> proves `to` on this stream.
+      if (name !== "result" || this.type !== "s2s" || view.type !== "valid") return null;
+      const domain = prepJid(view.to);
+      if (domain === undefined) return null;
+      this.verified.add(domain);
+      if (this.phase === "open") this.phase = "authenticated";
+      return { kind: "verified", domain };
+    }
+    if (ns === NS_SASL2) {
+      if (name !== "success") return null;
+      const id = childText(view, "authorization-identifier", NS_SASL2);
+      if (id !== undefined && id.includes("/")) {
+        this.jid = id;
+        this.phase = "bound";
+      } else if (this.phase === "open") this.phase = "authenticated";
+      return { kind: "sasl2-success", jid: id };
+    }
+    if (ns === NS_SM3) {
+      if (name === "enabled") {
+        const id = view.attr("id");
+        const resume = view.attr("resume");
+        if (id !== undefined && this.jid !== undefined && (resume === "true" || resume === "1")) return { kind: "resumable", id };
+      } else if (name === "resumed" && this.#resumePrevId !== undefined) {
+        this.phase = "bound";
+        return { kind: "resumed", previd: this.#resumePrevId };
+      }
+      return null;
+    }
+    if (ns === NS_STREAMS && name === "error") {
+      return { kind: "stream-error", condition: view.firstChildName ?? "undefined-condition" };
+    }
+    if (view.kind === "iq" && this.#bindId !== undefined && view.id === this.#bindId && view.type === "result") {
+      this.#bindId = undefined;
+      const bind = view.tree()?.getChild("bind", NS_BIND);
+      const jid = bind?.getChildText("jid", NS_BIND) ?? undefined;
+      if (jid) {
+        this.jid = jid;
+        this.phase = "bound";
+        return { kind: "bound", jid };
+      }
+    }
+    return null;
+  }
+
+  /** A resumed session's JID, once the session found it. */
+  resume(jid: string | undefined): void {
+    if (jid !== undefined) this.jid = jid;
+    this.phase = "bound";
+  }
+
+  /**
+   * The identity exemptions (limits.unlimited_jids) are keyed on: c2s the
+   * bound bare JID; s2s the verified domains (every one must be exempt).
+   */
+  exemptionKeys(): readonly string[] {
+    if (this.type === "c2s") return this.jid === undefined ? [] : [this.jid.split("/")[0]!];
+    return [...this.verified];
+  }
+}
+
+function childText(view: Stanza, name: string, ns: string): string | undefined {
+  const el = view.tree()?.getChild(name, ns);
+  return el === undefined ? undefined : el.getText();
+}
