@@ -81,8 +81,7 @@ export function compileCondition(node: ConditionNode, env: CompileEnv, rule: Rul
     case "TYPE": {
       const set = new Set(spec.values);
       test = (s) => {
-        const f = s.facts;
-        const t = f.type ?? (f.name === "message" ? "normal" : f.name === "presence" ? "available" : undefined);
+        const t = s.facts.stanza.effectiveType;
         return t !== undefined && set.has(t);
       };
       break;

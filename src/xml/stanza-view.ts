@@ -27,7 +27,10 @@ export interface StanzaView {
   /** Effective xml:lang: the stanza's own, else the stream header's, else "en". */
   readonly lang: string;
   readonly to: string | undefined;
+  /** The `type` attribute as written (undefined when absent). */
   readonly type: string | undefined;
+  /** `type` with the defaults the server applies: a message is "normal", a presence "available". */
+  readonly effectiveType: string | undefined;
   readonly id: string | undefined;
   /**
    * `from` as the server would see it: for a stanza a bound c2s client sent in

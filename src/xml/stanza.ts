@@ -261,6 +261,13 @@ export class Stanza implements StanzaView {
     return this.#resolvedHead()?.attr("type");
   }
 
+  get effectiveType(): string | undefined {
+    const t = this.type;
+    if (t !== undefined) return t;
+    const kind = this.kind;
+    return kind === "message" ? "normal" : kind === "presence" ? "available" : undefined;
+  }
+
   get id(): string | undefined {
     return this.#resolvedHead()?.attr("id");
   }
