@@ -151,13 +151,18 @@ export class Facts {
     const h = readHead(bytes, 0, bytes.length);
     const attrs = new Map<string, string | undefined>();
     if (overrides.xmlns !== undefined) attrs.set("xmlns", undefined);
-    if (h) for (const [k, v] of h.attrs) attrs.set(k, v);
+    for (const [k, v] of this.stanza.attrs()) attrs.set(k, v);
     attrs.set("to", this.toAttr);
     attrs.set("from", this.from);
     for (const [k, v] of Object.entries(overrides)) attrs.set(k, v);
-    let open = `<${h?.name ?? this.stanza.name}`;
-    for (const [k, v] of attrs) if (v !== undefined) open += ` ${k}='${escapeXml(v)}'`;
-    return { open, selfClosing: h?.selfClosing ?? true, bodyStart: h?.end ?? bytes.length };
+    return { open: openTag(this.stanza.name, attrs), selfClosing: h?.selfClosing ?? true, bodyStart: h?.end ?? bytes.length };
+  }
+
+  /** True when the written head is prefixed or declares prefixes its payload may use. */
+  #payloadNeedsHead(): boolean {
+    const bytes = this.stanza.bytes;
+    const h = readHead(bytes, 0, bytes.length);
+    return h === null || h.name.includes(":") || h.attrNames.some((n) => n.startsWith("xmlns:"));
   }
 
   /** Prosody's stanza:top_tag(). */
@@ -180,6 +185,11 @@ export class Facts {
       out = inner === "" ? `${open}/>` : `${open}>${inner}</${name}>`;
     } else if (selfClosing) {
       out = `${open}/>`;
+    } else if (this.#payloadNeedsHead()) {
+      // The payload's prefixes were declared on a head that is rebuilt
+      // without them: serialise it from the normalised tree instead.
+      const inner = this.tree()?.children.map((c) => serialize(c)).join("") ?? "";
+      out = inner === "" ? `${open}/>` : `${open}>${inner}</${name}>`;
     } else {
       out = `${open}>${this.stanza.bytes.toString("utf8", bodyStart)}`;
     }
@@ -187,17 +197,20 @@ export class Facts {
     return out;
   }
 
-  /** The original bytes' payload with the ORIGINAL head, for `rewrite` after STRIP/INJECT. */
+  /**
+   * The stanza after STRIP/INJECT, for `rewrite`: its own attributes as
+   * written (nothing stamped or prepped), names without prefixes (the
+   * payload is serialised from the normalised tree, so the head must not
+   * declare a default namespace its children would fall into).
+   */
   rewrite(): string | undefined {
     if (!this.#modified) return undefined;
-    const bytes = this.stanza.bytes;
-    const h = readHead(bytes, 0, bytes.length);
     const name = this.stanza.name;
     const inner = this.#modified.children.map((c) => serialize(c)).join("");
-    let open = `<${h?.name ?? name}`;
-    if (h) for (const [k, v] of h.attrs) open += ` ${k}='${escapeXml(v)}'`;
+    const open = openTag(name, new Map(this.stanza.attrs()));
     return inner === "" ? `${open}/>` : `${open}>${inner}</${name}>`;
   }
+
 
   // -------------------------------------------------------------------------
   // Expressions.
@@ -258,4 +271,11 @@ export class Facts {
     }
     return out;
   }
+}
+
+/** `<name k='v'…` (no closing bracket), skipping undefined values. */
+function openTag(name: string, attrs: ReadonlyMap<string, string | undefined>): string {
+  let open = `<${name}`;
+  for (const [k, v] of attrs) if (v !== undefined) open += ` ${k}='${escapeXml(v)}'`;
+  return open;
 }

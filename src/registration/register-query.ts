@@ -30,9 +30,8 @@ export function isRegisterSet(stanza: StanzaView): boolean {
   return (
     stanza.kind === "iq" &&
     stanza.type === "set" &&
-    stanza.firstChildName !== undefined &&
-    stanza.firstChildXmlns === NS_REGISTER &&
-    (stanza.firstChildName === "query" || stanza.firstChildName.endsWith(":query"))
+    stanza.firstChildName === "query" &&
+    stanza.firstChildXmlns === NS_REGISTER
   );
 }
 

@@ -24,6 +24,11 @@ export interface StanzaView {
    * attributes the server keys by name and read as undefined.
    */
   attr(name: string): string | undefined;
+  /**
+   * Every attribute as the server holds it, in document order: no namespace
+   * declarations or prefixed names, `xmlns` only when not the stream's namespace.
+   */
+  attrs(): Array<[string, string]>;
   /** Effective xml:lang: the stanza's own, else the stream header's, else "en". */
   readonly lang: string;
   readonly to: string | undefined;
