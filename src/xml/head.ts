@@ -4,7 +4,7 @@
 // it still refuses duplicate attributes (a parser-differential hazard:
 // policy must never read a different `to` than the server would).
 
-const LT = 0x3c, GT = 0x3e, SLASH = 0x2f, EQ = 0x3d, BANG = 0x21, QMARK = 0x3f;
+const LT = 0x3c, GT = 0x3e, SLASH = 0x2f, EQ = 0x3d, BANG = 0x21, QMARK = 0x3f, COLON = 0x3a;
 
 function isWs(b: number): boolean {
   return b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
@@ -23,6 +23,8 @@ const utf8Slice: Slicer = nativeUtf8Slice ?? function (this: Buffer, start: numb
 const COMMON_NAMES = ["message", "presence", "iq", "to", "from", "id", "type", "xmlns", "xml:lang", "body"]
   .map((n) => Buffer.from(n, "latin1"));
 const COMMON_STRINGS = COMMON_NAMES.map((b) => b.toString("latin1"));
+const XML_LANG = COMMON_STRINGS[COMMON_STRINGS.indexOf("xml:lang")]!;
+const XMLNS = COMMON_STRINGS[COMMON_STRINGS.indexOf("xmlns")]!;
 
 // Attribute values that recur in nearly every stanza (type, xml:lang).
 const COMMON_VALUES = ["chat", "groupchat", "normal", "headline", "error", "get", "set", "result",
@@ -67,6 +69,12 @@ export interface Head {
   readonly selfClosing: boolean;
   /** A repeated attribute name, if any (the element must be refused). */
   readonly duplicate: string | null;
+  /**
+   * True when no name here involves namespaces: the element name has no
+   * prefix, and no attribute is a declaration or prefixed (but xml:lang).
+   * Such an element is in its parent's default namespace, with its scope.
+   */
+  readonly nsPlain: boolean;
 }
 
 /**
@@ -79,6 +87,7 @@ class ParsedHead implements Head {
   readonly end: number;
   readonly selfClosing: boolean;
   readonly duplicate: string | null;
+  readonly nsPlain: boolean;
   readonly #data: Buffer;
   /** First occurrence of each attribute name, in document order. */
   readonly #names: string[];
@@ -87,7 +96,8 @@ class ParsedHead implements Head {
   #values: Array<string | undefined> | undefined;
   #map: Map<string, string> | undefined;
 
-  constructor(data: Buffer, name: string, names: string[], spans: number[], end: number, selfClosing: boolean, duplicate: string | null) {
+  constructor(data: Buffer, name: string, names: string[], spans: number[], end: number, selfClosing: boolean, duplicate: string | null, nsPlain: boolean) {
+    this.nsPlain = nsPlain;
     this.#data = data;
     this.name = name;
     this.#names = names;
@@ -137,9 +147,11 @@ export function readHead(data: Buffer, start: number, limit: number, origin = 0)
   if (data[start] !== LT) return null;
   let i = start + 1;
   const nameStart = i;
+  let nsPlain = true;
   while (i < limit) {
     const b = data[i]!;
     if (isWs(b) || b === GT || b === SLASH) break;
+    if (b === COLON) nsPlain = false;
     i++;
   }
   const name = nameAt(data, nameStart, i);
@@ -150,11 +162,14 @@ export function readHead(data: Buffer, start: number, limit: number, origin = 0)
     while (i < limit && isWs(data[i]!)) i++;
     if (i >= limit) return null;
     const b = data[i]!;
-    if (b === GT) return new ParsedHead(data, name, names, spans, i + 1 - origin, false, duplicate);
-    if (b === SLASH) return new ParsedHead(data, name, names, spans, i + 2 - origin, true, duplicate);
+    if (b === GT) return new ParsedHead(data, name, names, spans, i + 1 - origin, false, duplicate, nsPlain);
+    if (b === SLASH) return new ParsedHead(data, name, names, spans, i + 2 - origin, true, duplicate, nsPlain);
     const an = i;
-    while (i < limit && data[i] !== EQ && !isWs(data[i]!)) i++;
+    let colon = false;
+    for (let c = data[i]; i < limit && c !== EQ && !isWs(c!); c = data[++i]) if (c === COLON) colon = true;
     const attrName = nameAt(data, an, i);
+    // Interned names compare by identity: xml:lang needs no namespace work, xmlns always does.
+    if ((colon && attrName !== XML_LANG) || attrName === XMLNS) nsPlain = false;
     while (i < limit && data[i] !== EQ) i++;
     i++;
     while (i < limit && isWs(data[i]!)) i++;

@@ -121,17 +121,26 @@ export function elementName(qname: string, scope: NsScope): ExpandedName | Names
  */
 export function checkAttributes(head: AttributeList, scope: NsScope): NamespaceProblem | null {
   const names = head.attrNames;
+  let first: string | undefined;
   let seen: Set<string> | null = null;
-  for (const name of names) {
+  for (let k = 0; k < names.length; k++) {
+    const name = names[k]!;
     const colon = name.indexOf(":");
-    if (colon < 0 || name.startsWith("xmlns:")) continue;
+    if (colon < 0) continue;
+    // xml:* is always bound, and only under that prefix (a repeat is a plain duplicate).
+    if (colon === 3 && name.charCodeAt(0) === 0x78 && name.startsWith("xml:")) continue;
+    if (colon === 5 && name.startsWith("xmlns:")) continue;
     const prefix = name.slice(0, colon);
     const local = name.slice(colon + 1);
     if (prefix === "" || local === "" || local.includes(":")) return new NamespaceProblem(`bad attribute name ${name}`);
     const ns = scope.resolve(prefix);
     if (ns === undefined) return new NamespaceProblem(`unbound prefix ${prefix} on attribute ${name}`);
-    seen ??= new Set();
     const key = `${ns}\u0001${local}`;
+    if (first === undefined) {
+      first = key;
+      continue;
+    }
+    seen ??= new Set([first]);
     if (seen.has(key)) return new NamespaceProblem(`attribute {${ns}}${local} given twice`);
     seen.add(key);
   }

@@ -40,17 +40,18 @@ export class StreamContext {
 
   /** The usual header: default namespace `contentNs`, `stream` prefix bound, language "en". */
   static plain(contentNs: string, stampsFrom = false): StreamContext {
-    const key = `${contentNs}\u0000${stampsFrom}`;
-    let ctx = PLAIN.get(key);
+    const cached = stampsFrom ? PLAIN_STAMPED : PLAIN;
+    let ctx = cached.get(contentNs);
     if (ctx === undefined) {
       const header = readHead(Buffer.from(`<stream:stream xmlns='${contentNs}' xmlns:stream='${NS_STREAMS}'>`), 0, 1 << 10)!;
       ctx = new StreamContext(contentNs, NsScope.EMPTY.enter(header) as NsScope, DEFAULT_LANG, stampsFrom);
-      PLAIN.set(key, ctx);
+      cached.set(contentNs, ctx);
     }
     return ctx;
   }
 }
 const PLAIN = new Map<string, StreamContext>();
+const PLAIN_STAMPED = new Map<string, StreamContext>();
 
 const MESSAGE = Buffer.from("message", "latin1");
 const PRESENCE = Buffer.from("presence", "latin1");
@@ -85,12 +86,9 @@ export function kindOf(data: Buffer, start: number, end: number, ctx: StreamCont
   return new Stanza(data, ctx, undefined, start, end).kind;
 }
 
-interface Resolved {
-  readonly head: Head;
-  /** Scope inside the element (its own declarations applied). */
-  readonly scope: NsScope;
-  readonly name: ExpandedName;
-}
+const UNRESOLVED = 0;
+const RESOLVED = 1;
+const REFUSED = 2;
 
 export class Stanza implements StanzaView {
   /** The chunk the element lies in, and where: bytes() is cut from it only when asked for. */
@@ -100,7 +98,16 @@ export class Stanza implements StanzaView {
   #bytes: Buffer | undefined;
   readonly #ctx: StreamContext;
   readonly #sessionJid: string | undefined;
-  #resolved: Resolved | NamespaceProblem | undefined;
+  // The start tag, resolved once (#resolve): plain fields, so every getter
+  // after the first is a field load.
+  #state = UNRESOLVED;
+  #head: Head | undefined;
+  /** Scope inside the element (its own declarations applied). */
+  #scope: NsScope | undefined;
+  #ns = "";
+  #local = "";
+  #kind: StanzaKind = "other";
+  #problem: string | null = null;
   #tree: Element | null | undefined;
   #child: ExpandedName | null | undefined;
 
@@ -150,29 +157,42 @@ export class Stanza implements StanzaView {
 
   /** The start tag as written (qualified names, raw attributes). */
   get head(): Head {
-    const r = this.#resolve();
-    if (r instanceof NamespaceProblem) return this.#rawHead();
-    return r.head;
+    if (this.#state === UNRESOLVED) this.#resolve();
+    return this.#head!;
   }
 
-  #rawHead(): Head {
+  #resolve(): void {
     const head = readHead(this.#data, this.#start, this.#end, this.#start);
     // Frames are well-formed, so a missing head means a bug upstream of us.
     if (head === null) throw new Error("frame has no start tag");
-    return head;
+    this.#head = head;
+    if (head.nsPlain) {
+      // The common stanza: no prefix, no declaration; the stream's scope as it is.
+      this.#state = RESOLVED;
+      const scope = (this.#scope = this.#ctx.scope);
+      const ns = (this.#ns = scope.defaultNs ?? "");
+      const local = (this.#local = head.name);
+      if (ns === this.#ctx.contentNs && (local === "message" || local === "presence" || local === "iq")) this.#kind = local;
+      return;
+    }
+    this.#state = REFUSED;
+    const scope = this.#ctx.scope.enter(head);
+    if (scope instanceof NamespaceProblem) return void (this.#problem = scope.detail);
+    const name = elementName(head.name, scope);
+    if (name instanceof NamespaceProblem) return void (this.#problem = name.detail);
+    const bad = checkAttributes(head, scope);
+    if (bad !== null) return void (this.#problem = bad.detail);
+    this.#state = RESOLVED;
+    this.#scope = scope;
+    this.#ns = name.ns;
+    const local = (this.#local = name.local);
+    if (name.ns === this.#ctx.contentNs && (local === "message" || local === "presence" || local === "iq")) this.#kind = local;
   }
 
-  #resolve(): Resolved | NamespaceProblem {
-    if (this.#resolved === undefined) {
-      const head = this.#rawHead();
-      const scope = this.#ctx.scope.enter(head);
-      if (scope instanceof NamespaceProblem) return (this.#resolved = scope);
-      const name = elementName(head.name, scope);
-      if (name instanceof NamespaceProblem) return (this.#resolved = name);
-      const bad = checkAttributes(head, scope);
-      this.#resolved = bad ?? { head, scope, name };
-    }
-    return this.#resolved;
+  /** The start tag when it resolved (undefined when the server's parser refuses it). */
+  #resolvedHead(): Head | undefined {
+    if (this.#state === UNRESOLVED) this.#resolve();
+    return this.#state === RESOLVED ? this.#head : undefined;
   }
 
   /**
@@ -180,43 +200,35 @@ export class Stanza implements StanzaView {
    * prefix, an illegal declaration), or null. Such a stanza has no name.
    */
   get namespaceProblem(): string | null {
-    const r = this.#resolve();
-    return r instanceof NamespaceProblem ? r.detail : null;
+    if (this.#state === UNRESOLVED) this.#resolve();
+    return this.#problem;
   }
 
   get name(): string {
-    const r = this.#resolve();
-    return r instanceof NamespaceProblem ? "" : r.name.local;
+    if (this.#state === UNRESOLVED) this.#resolve();
+    return this.#local;
   }
 
   get xmlns(): string {
-    const r = this.#resolve();
-    return r instanceof NamespaceProblem ? "" : r.name.ns;
+    if (this.#state === UNRESOLVED) this.#resolve();
+    return this.#ns;
   }
 
   get kind(): StanzaKind {
-    const r = this.#resolve();
-    if (r instanceof NamespaceProblem || r.name.ns !== this.#ctx.contentNs) return "other";
-    const n = r.name.local;
-    return n === "message" || n === "presence" || n === "iq" ? n : "other";
+    if (this.#state === UNRESOLVED) this.#resolve();
+    return this.#kind;
   }
 
   get lang(): string {
     return this.#resolvedHead()?.attr("xml:lang") ?? this.#ctx.lang;
   }
 
-  #resolvedHead(): Head | undefined {
-    const r = this.#resolve();
-    return r instanceof NamespaceProblem ? undefined : r.head;
-  }
-
   attr(name: string): string | undefined {
     const head = this.#resolvedHead();
     if (head === undefined) return undefined;
-    const colon = name.indexOf(":");
-    if (colon < 0) {
+    if (name.indexOf(":") < 0) {
       // `xmlns` as the server holds it: set only when not the stream's namespace.
-      if (name === "xmlns") return this.xmlns === this.#ctx.contentNs ? undefined : this.xmlns;
+      if (name === "xmlns") return this.#ns === this.#ctx.contentNs ? undefined : this.#ns;
       return head.attr(name);
     }
     // Only the xml prefix is fixed; any other prefixed name is not a plain attribute.
@@ -233,7 +245,7 @@ export class Stanza implements StanzaView {
     const head = this.#resolvedHead();
     if (head === undefined) return [];
     const out: Array<[string, string]> = [];
-    if (this.xmlns !== this.#ctx.contentNs) out.push(["xmlns", this.xmlns]);
+    if (this.#ns !== this.#ctx.contentNs) out.push(["xmlns", this.#ns]);
     const names = head.attrNames;
     for (let k = 0; k < names.length; k++) {
       const n = names[k]!;
@@ -253,7 +265,7 @@ export class Stanza implements StanzaView {
     if (this.#fillOnly) return written ?? jid;
     // The server's router: `from` := the bound JID on every content stanza of a
     // c2s stream, whatever was written (nothing before the session is bound).
-    if (this.#ctx.stampsFrom && this.kind !== "other") return jid;
+    if (this.#ctx.stampsFrom && this.#kind !== "other") return jid;
     return written;
   }
 
@@ -283,11 +295,11 @@ export class Stanza implements StanzaView {
   #firstChild(): ExpandedName | null {
     if (this.#child === undefined) {
       this.#child = null;
-      const r = this.#resolve();
-      if (!(r instanceof NamespaceProblem) && !r.head.selfClosing) {
-        const child = readFirstChild(this.#data, this.#start + r.head.end, this.#end);
+      const head = this.#resolvedHead();
+      if (head !== undefined && !head.selfClosing) {
+        const child = readFirstChild(this.#data, this.#start + head.end, this.#end);
         if (child !== null) {
-          const scope = r.scope.enter(child);
+          const scope = this.#scope!.enter(child);
           const name = scope instanceof NamespaceProblem ? scope : elementName(child.name, scope);
           if (!(name instanceof NamespaceProblem)) this.#child = name;
         }
@@ -304,8 +316,7 @@ export class Stanza implements StanzaView {
   tree(): Element | null {
     if (this.#tree === undefined) {
       this.#tree = null;
-      const r = this.#resolve();
-      if (!(r instanceof NamespaceProblem)) {
+      if (this.#resolvedHead() !== undefined) {
         try {
           this.#tree = normalise(ltxParse(this.bytes.toString("utf8")), this.#ctx.scope, undefined);
         } catch {
