@@ -88,8 +88,10 @@ export function findProsodyLua(): ProsodyLua | string {
 /** One stream for the oracle: bytes, optionally with stream restarts between segments. */
 export interface OracleCase {
   kind: Kind;
-  /** Segments fed in order, one feed() each; between two segments the stream restarts. */
+  /** Segments fed in order; between two segments the stream restarts. */
   segments: Buffer[];
+  /** Feed each segment in pieces of this many bytes (default: one feed() per segment). */
+  chunk?: number;
 }
 
 export type OracleEvent =
@@ -184,7 +186,8 @@ export class Oracle {
     const ops: string[] = [];
     c.segments.forEach((seg, k) => {
       if (k > 0) ops.push("R");
-      ops.push(String(seg.length));
+      const step = c.chunk ?? Math.max(seg.length, 1);
+      for (let at = 0; at < seg.length; at += step) ops.push(String(Math.min(step, seg.length - at)));
     });
     return new Promise((resolve, reject) => {
       this.#waiting.push({ id, resolve, reject });

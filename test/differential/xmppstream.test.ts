@@ -71,14 +71,52 @@ after(async () => {
 const visible = (s: string): string => JSON.stringify(s);
 
 // ---------------------------------------------------------------------------
+// 0: the agreement rule itself (no Prosody needed)
+
+test("agree(): the rule on error streams, closes and stricter proxies", () => {
+  const msg = (to: string): ViewedStanza => ({ name: "message", ns: "jabber:client", type: undefined, from: undefined, to, lang: "en" });
+  const server = (n: number, end: ServerView["end"]): ServerView => ({
+    stanzas: Array.from({ length: n }, (_, i) => msg(`u${i}@example.com`)),
+    attrs: Array.from({ length: n }, (_, i) => ({ to: `u${i}@example.com`, "xml:lang": "en" })),
+    xml: Array.from({ length: n }, () => "<message/>"),
+    end,
+    streamLang: "en",
+    ignoredErrors: [],
+  });
+  const proxy = (n: number, error?: string) => ({ stanzas: server(n, "eof").stanzas, error });
+  const refused = "error: not well-formed (unbound prefix)" as const;
+
+  assert.equal(agree(server(2, "eof"), proxy(2)), null, "the same stanzas, no error");
+  assert.match(agree(server(2, "eof"), { stanzas: [msg("u0@example.com"), msg("x@example.com")], error: undefined })!.message, /stanza 2 differs in to/);
+  assert.ok(agree(server(2, "eof"), proxy(1)), "a stanza the proxy missed");
+  assert.ok(agree(server(1, "eof"), proxy(2)), "a stanza the server never read");
+  assert.ok(agree(server(2, "eof"), proxy(1, "XPX_ERR")), "refusing what the server reads");
+  assert.equal(agree(server(2, "eof"), proxy(1, "XPX_ERR"), { proxyMayRefuse: true }), null, "unless allowed");
+  assert.ok(agree(server(2, "eof"), proxy(2, "XPX_ERR")), "a late refusal of a clean stream");
+
+  assert.equal(agree(server(1, refused), proxy(1, "XPX_ERR")), null, "refused at the same point");
+  assert.equal(agree(server(1, refused), proxy(0, "XPX_ERR")), null, "refused earlier");
+  assert.ok(agree(server(1, refused), proxy(1)), "not refused");
+  assert.ok(agree(server(1, refused), proxy(2, "XPX_ERR")), "refused, but after judging a stanza the server never read");
+
+  assert.equal(agree(server(1, "stream-error"), proxy(3)), null, "free after the peer's stream error");
+  assert.equal(agree(server(1, "close"), proxy(1)), null, "agreeing up to the close");
+  assert.ok(agree(server(2, "close"), proxy(1)), "but not short of it");
+});
+
+// ---------------------------------------------------------------------------
 // 1 + 2: the corpus
 
 test("oracle: the server's parser reads the hand-written corpus as pinned", { skip }, async (t) => {
   const o = await getOracle();
   const views = await o.runAll(corpus.cases.map((c) => ({ kind: c.kind, segments: segmentsOf(c) })));
+  // The same bytes one at a time: the server's reading must not depend on
+  // how the bytes arrive (the proxy's view is taken on whole streams).
+  const dripped = await o.runAll(corpus.cases.map((c) => ({ kind: c.kind, segments: segmentsOf(c), chunk: 1 })));
   for (const [k, c] of corpus.cases.entries()) {
     await t.test(c.id, () => {
       const sv = serverView(views[k]!, c.kind);
+      assert.deepEqual(serverView(dripped[k]!, c.kind), sv, "fed one byte at a time, the server reads the stream differently");
       const got = sv.stanzas.map((s) => Object.fromEntries(FIELDS.filter((f) => s[f] !== undefined).map((f) => [f, s[f]])));
       const want = c.server.stanzas.map((s) => Object.fromEntries(FIELDS.filter((f) => s[f] !== undefined).map((f) => [f, s[f]])));
       assert.deepEqual(got, want, `${c.why}\nserver read: ${sv.xml.join(" ")}`);
