@@ -94,10 +94,22 @@ export interface OracleCase {
   chunk?: number;
 }
 
+/** A top-level element as the server's parser handed it over. */
+export interface OracleElement {
+  name: string;
+  ns: string;
+  type?: string;
+  from?: string;
+  to?: string;
+  lang?: string;
+  attrs: Record<string, string>;
+  xml: string;
+}
+
 export type OracleEvent =
   | { ev: "open"; attrs: Record<string, string> }
-  | { ev: "stanza"; name: string; attrs: Record<string, string>; xml: string }
-  | { ev: "error"; kind: "stream-error"; name: string; attrs: Record<string, string>; xml: string }
+  | ({ ev: "stanza" } & OracleElement)
+  | ({ ev: "error"; kind: "stream-error" } & OracleElement)
   | { ev: "error"; kind: string; detail?: string; text?: string }
   | { ev: "close" }
   | { ev: "restart" }
@@ -236,16 +248,9 @@ export interface ServerView {
   ignoredErrors: string[];
 }
 
-/** The fields the proxy compares, read from an element as the server's parser handed it over. */
-function viewed(name: string, attrs: Record<string, string>, kind: Kind): ViewedStanza {
-  return {
-    name,
-    ns: attrs.xmlns ?? DEFAULT_NS[kind],
-    type: attrs.type,
-    from: attrs.from,
-    to: attrs.to,
-    lang: attrs["xml:lang"] ?? "",
-  };
+/** The fields the proxy compares. */
+function viewed(e: OracleElement): ViewedStanza {
+  return { name: e.name, ns: e.ns, type: e.type, from: e.from, to: e.to, lang: e.lang ?? "" };
 }
 
 /**
@@ -257,7 +262,7 @@ function viewed(name: string, attrs: Record<string, string>, kind: Kind): Viewed
  * reported by the parser but ignored by both listeners, and the element is
  * handed over as a stanza all the same.
  */
-export function serverView(events: OracleEvent[], kind: Kind): ServerView {
+export function serverView(events: OracleEvent[]): ServerView {
   const v: ServerView = { stanzas: [], attrs: [], xml: [], end: "eof", streamLang: "en", ignoredErrors: [] };
   for (const e of events) {
     switch (e.ev) {
@@ -267,13 +272,13 @@ export function serverView(events: OracleEvent[], kind: Kind): ServerView {
       case "restart":
         break;
       case "stanza":
-        v.stanzas.push(viewed(e.name, e.attrs, kind));
+        v.stanzas.push(viewed(e));
         v.attrs.push(e.attrs);
         v.xml.push(e.xml);
         break;
       case "error":
         if ("xml" in e) {
-          v.stanzas.push(viewed(e.name, e.attrs, kind));
+          v.stanzas.push(viewed(e));
           v.attrs.push(e.attrs);
           v.xml.push(e.xml);
           v.end = "stream-error";

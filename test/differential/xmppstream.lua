@@ -20,12 +20,19 @@
 --   {"id":"…","events":[…]}
 -- Events, in the order the parser produced them:
 --   {"ev":"open","attrs":{…}}           stream header accepted (streamopened)
---   {"ev":"stanza","name":…,"attrs":{…},"xml":…}
+--   {"ev":"stanza","name":…,"ns":…,"type":…,"from":…,"to":…,"lang":…,
+--    "attrs":{…},"xml":…}
 --                                         a top-level element handed to the
---                                         server (handlestanza); attrs exactly
---                                         as delivered: "xmlns" only when set,
+--                                         server (handlestanza): its local
+--                                         name; its namespace (the recorded
+--                                         one, else the listener's default);
+--                                         type, from, to and xml:lang as the
+--                                         server reads them (absent: omitted);
+--                                         all attributes exactly as delivered
+--                                         ("xmlns" only when recorded,
 --                                         "xml:lang" stamped, a namespaced
---                                         attribute keyed "uri\u0001local"
+--                                         attribute keyed "uri\u0001local");
+--                                         and the server's serialization
 --   {"ev":"error","kind":…,…}           the parser's error callback: kind is
 --                                         no-stream (detail: the element's
 --                                         expanded name), parse-error (detail,
@@ -64,9 +71,12 @@ local function copy_attrs(attr)
 	return out;
 end
 
-local function element_event(ev, el)
+local function element_event(ev, el, default_ns)
+	local attr = el.attr;
 	ev.name = el.name;
-	ev.attrs = copy_attrs(el.attr);
+	ev.ns = attr.xmlns or default_ns;
+	ev.type, ev.from, ev.to, ev.lang = attr.type, attr.from, attr.to, attr["xml:lang"];
+	ev.attrs = copy_attrs(attr);
 	ev.xml = tostring(el);
 	return ev;
 end
@@ -85,11 +95,11 @@ local function run_case(kind, ops, bytes)
 			add({ ev = "close" });
 		end;
 		handlestanza = function (_, stanza)
-			add(element_event({ ev = "stanza" }, stanza));
+			add(element_event({ ev = "stanza" }, stanza, DEFAULT_NS[kind]));
 		end;
 		error = function (_, err_kind, data, text)
 			if err_kind == "stream-error" and type(data) == "table" then
-				add(element_event({ ev = "error", kind = err_kind }, data));
+				add(element_event({ ev = "error", kind = err_kind }, data, DEFAULT_NS[kind]));
 			else
 				add({ ev = "error", kind = err_kind,
 					detail = data ~= nil and tostring(data) or nil,
