@@ -167,7 +167,14 @@ function categoryOf(raw: RawStream, m: Mismatch): string {
 
 function judge(raw: RawStream, text: string, events: Parameters<typeof serverView>[0]): Outcome {
   const server = serverView(events);
-  const mismatch = agree(server, viewStream(Buffer.from(text, "utf8"), raw.kind));
+  let mismatch: Mismatch | null;
+  try {
+    mismatch = agree(server, viewStream(Buffer.from(text, "utf8"), raw.kind));
+  } catch (e) {
+    // A throw is a finding like any other: grouped and shrunk.
+    const what = e instanceof Error ? e.message : String(e);
+    mismatch = { category: `proxy throws: ${what.slice(0, 80)}`, message: `viewStream threw: ${e instanceof Error ? e.stack : what}` };
+  }
   return { text, server, mismatch, category: mismatch ? categoryOf(raw, mismatch) : null };
 }
 
