@@ -454,5 +454,6 @@ export function agree(server: ServerView, proxy: StreamView, opts: AgreeOptions 
 function errorClass(end: ServerEnd): string {
   const m = /^error: not well-formed \((.*)\)$/.exec(end);
   if (m) return m[1]!;
-  return end.replace(/^error: /, "").replace(/ \(.*\)$/, "");
+  // no-stream's detail is the element's name, which varies; parse-error's is the reason, which does not.
+  return end.startsWith("error: parse-error") ? end.slice("error: ".length) : end.replace(/^error: /, "").replace(/ \(.*\)$/, "");
 }
