@@ -17,10 +17,8 @@ import { SessionLog, type Logger } from "../log.js";
 import { KIND_INDEX, type Metrics, type SessionState, type TrafficStats } from "../metrics/definitions.js";
 import type { Pipeline, SessionInfo, Verdict } from "../policy/pipeline.js";
 import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind, type FramerLimits, type FrameSink } from "../xml/framer.js";
-import { readHead } from "../xml/head.js";
 import { kindOf, type Stanza } from "../xml/stanza.js";
 import { NS_STREAMS, streamError, streamHeader } from "../xml/stream-error.js";
-import { headerElementStart } from "../xml/stream-header.js";
 import { NS_TLS, StreamTracker, type PeerEvent, type ServerEvent } from "../stream/tracker.js";
 import type { LimitsConfig, ListenerConfig, SessionLimit, TimeoutsConfig } from "../config/schema.js";
 import { realClock, realTimers } from "../shaping/clock.js";
@@ -621,8 +619,7 @@ export class Session implements SessionInfo {
 
   /** Validate the peer's stream header; dial the upstream on the first one. */
   #onClientHeader(data: Buffer, start: number, end: number): boolean {
-    const head = readHead(data, headerElementStart(data, start, end), end);
-    const problem = this.#tracker.peerHeader(head);
+    const problem = this.#tracker.peerHeader(data, start, end);
     if (problem !== null) {
       this.closeWithError(problem.code, problem.detail);
       return false;
@@ -726,7 +723,7 @@ export class Session implements SessionInfo {
       this.#serverHeaderSeen = true;
       clearTimeout(this.#dialTimer); // timeouts.connect covers connect + the server's answering header
       this.#dialTimer = undefined;
-      this.#tracker.serverHeader(readHead(data, headerElementStart(data, start, end), end));
+      this.#tracker.serverHeader(data, start, end);
     } else if (kind === FRAME_CLOSE) {
       this.#serverStreamClosed = true;
       this.#setState("closing");

@@ -1,6 +1,5 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { readHead } from "../xml/head.js";
 import { StreamTracker } from "./tracker.js";
 
 const STREAMS = "http://etherx.jabber.org/streams";
@@ -8,8 +7,9 @@ const C2S_HEADER = `<stream:stream xmlns='jabber:client' xmlns:stream='${STREAMS
 const S2S_HEADER = (from: string) => `<stream:stream xmlns='jabber:server' xmlns:stream='${STREAMS}' xmlns:db='jabber:server:dialback' from='${from}' to='example.net' version='1.0'>`;
 const SERVER_S2S_HEADER = `<stream:stream xmlns='jabber:server' xmlns:stream='${STREAMS}' xmlns:db='jabber:server:dialback' from='example.net' id='s1' version='1.0'>`;
 
-function head(xml: string) {
-  return readHead(Buffer.from(xml), 0, xml.length);
+/** A header frame's arguments, for peerHeader/serverHeader. */
+function head(xml: string): [Buffer, number, number] {
+  return [Buffer.from(xml), 0, Buffer.byteLength(xml)];
 }
 
 function peer(t: StreamTracker, xml: string) {
@@ -25,13 +25,13 @@ function server(t: StreamTracker, xml: string) {
 
 test("c2s: SASL success, restart, bind: the bound JID is stamped as from on every content stanza", () => {
   const t = new StreamTracker("c2s");
-  assert.equal(t.peerHeader(head(C2S_HEADER)), null);
+  assert.equal(t.peerHeader(...head(C2S_HEADER)), null);
   assert.equal(t.claimedDomain, "example.net");
   // Before binding the router stamps nothing.
   assert.equal(peer(t, "<message from='victim@example.net/x' to='a@b'/>").view.from, undefined);
   assert.deepEqual(server(t, "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>"), { kind: "sasl-success" });
   assert.equal(t.phase, "authenticated");
-  assert.equal(t.peerHeader(head(C2S_HEADER)), null);
+  assert.equal(t.peerHeader(...head(C2S_HEADER)), null);
   assert.equal(peer(t, "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>").event, null);
   const bound = server(t, "<iq type='result' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>romeo@example.net/r</jid></bind></iq>");
   assert.deepEqual(bound, { kind: "bound", jid: "romeo@example.net/r" });
@@ -48,7 +48,7 @@ test("c2s: SASL success, restart, bind: the bound JID is stamped as from on ever
 
 test("c2s: a bind answered with a prefixed result, and a prefixed bind request, are both followed", () => {
   const t = new StreamTracker("c2s");
-  t.peerHeader(head(C2S_HEADER));
+  t.peerHeader(...head(C2S_HEADER));
   server(t, "<s:success xmlns:s='urn:ietf:params:xml:ns:xmpp-sasl'/>");
   assert.equal(t.phase, "authenticated");
   peer(t, "<c:iq xmlns:c='jabber:client' type='set' id='b2'><b:bind xmlns:b='urn:ietf:params:xml:ns:xmpp-bind'/></c:iq>");
@@ -58,17 +58,17 @@ test("c2s: a bind answered with a prefixed result, and a prefixed bind request, 
 
 test("the stream header's language applies to stanzas without one, and carries across a restart that names none", () => {
   const t = new StreamTracker("c2s");
-  t.peerHeader(head(C2S_HEADER.replace("version", "xml:lang='de' version")));
+  t.peerHeader(...head(C2S_HEADER.replace("version", "xml:lang='de' version")));
   assert.equal(peer(t, "<message/>").view.lang, "de");
   assert.equal(peer(t, "<message xml:lang='fr'/>").view.lang, "fr");
-  t.peerHeader(head(C2S_HEADER));
+  t.peerHeader(...head(C2S_HEADER));
   assert.equal(peer(t, "<message/>").view.lang, "de");
   assert.equal(new StreamTracker("c2s").inbound.lang, "en");
 });
 
 test("prefixes declared on the peer's header are in scope for its stanzas", () => {
   const t = new StreamTracker("c2s");
-  t.peerHeader(head(C2S_HEADER.replace("version", "xmlns:j='jabber:client' version")));
+  t.peerHeader(...head(C2S_HEADER.replace("version", "xmlns:j='jabber:client' version")));
   const { view } = peer(t, "<j:message to='a@b'><j:body>x</j:body></j:message>");
   assert.equal(view.kind, "message");
   assert.equal(view.tree()?.getChildText("body", "jabber:client"), "x");
@@ -76,27 +76,27 @@ test("prefixes declared on the peer's header are in scope for its stanzas", () =
 
 test("a header that is not namespace-well-formed is refused; a stanza with an unbound prefix ends the stream", () => {
   const t = new StreamTracker("c2s");
-  assert.equal(t.peerHeader(head(C2S_HEADER.replace("version", "a:b='1' version")))?.code, "XPX_ERR_XML_NAMESPACE");
-  assert.equal(t.peerHeader(head(C2S_HEADER)), null);
+  assert.equal(t.peerHeader(...head(C2S_HEADER.replace("version", "a:b='1' version")))?.code, "XPX_ERR_XML_NAMESPACE");
+  assert.equal(t.peerHeader(...head(C2S_HEADER)), null);
   assert.deepEqual(peer(t, "<c:message to='a@b'/>").event, { kind: "refuse", code: "XPX_ERR_XML_NAMESPACE", detail: "unbound prefix c on element c:message" });
 });
 
 test("STARTTLS is recognised by namespace", () => {
   const t = new StreamTracker("c2s");
-  t.peerHeader(head(C2S_HEADER));
+  t.peerHeader(...head(C2S_HEADER));
   assert.deepEqual(peer(t, "<t:starttls xmlns:t='urn:ietf:params:xml:ns:xmpp-tls'/>").event, { kind: "starttls" });
   assert.equal(peer(t, "<starttls xmlns='urn:other'/>").event, null);
 });
 
 test("SASL2 success: a full JID binds, a bare one only authenticates", () => {
   const t = new StreamTracker("c2s");
-  t.peerHeader(head(C2S_HEADER));
+  t.peerHeader(...head(C2S_HEADER));
   const ev = server(t, "<success xmlns='urn:xmpp:sasl:2'><authorization-identifier>romeo@example.net</authorization-identifier></success>");
   assert.deepEqual(ev, { kind: "sasl2-success", jid: "romeo@example.net" });
   assert.equal(t.phase, "authenticated");
   assert.equal(t.jid, undefined);
   const t2 = new StreamTracker("c2s");
-  t2.peerHeader(head(C2S_HEADER));
+  t2.peerHeader(...head(C2S_HEADER));
   server(t2, "<s:success xmlns:s='urn:xmpp:sasl:2'><s:authorization-identifier>romeo@example.net/b2</s:authorization-identifier></s:success>");
   assert.equal(t2.phase, "bound");
   assert.equal(t2.jid, "romeo@example.net/b2");
@@ -104,11 +104,11 @@ test("SASL2 success: a full JID binds, a bare one only authenticates", () => {
 
 test("XEP-0198: enabled with resume is remembered; resumed restores the session", () => {
   const t = new StreamTracker("c2s");
-  t.peerHeader(head(C2S_HEADER));
+  t.peerHeader(...head(C2S_HEADER));
   t.jid = "romeo@example.net/r";
   assert.deepEqual(server(t, "<enabled xmlns='urn:xmpp:sm:3' id='sm1' resume='true'/>"), { kind: "resumable", id: "sm1" });
   const t2 = new StreamTracker("c2s");
-  t2.peerHeader(head(C2S_HEADER));
+  t2.peerHeader(...head(C2S_HEADER));
   peer(t2, "<resume xmlns='urn:xmpp:sm:3' previd='sm1' h='0'/>");
   assert.deepEqual(server(t2, "<resumed xmlns='urn:xmpp:sm:3' previd='sm1' h='0'/>"), { kind: "resumed", previd: "sm1" });
   t2.resume("romeo@example.net/r");
@@ -118,15 +118,15 @@ test("XEP-0198: enabled with resume is remembered; resumed restores the session"
 
 test("a stream error is recognised by namespace, whatever its prefix", () => {
   const t = new StreamTracker("c2s");
-  t.serverHeader(head(`<s:stream xmlns='jabber:client' xmlns:s='${STREAMS}' id='1' version='1.0'>`));
+  t.serverHeader(...head(`<s:stream xmlns='jabber:client' xmlns:s='${STREAMS}' id='1' version='1.0'>`));
   assert.deepEqual(server(t, "<s:error><conflict xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></s:error>"), { kind: "stream-error", condition: "conflict" });
   assert.equal(server(t, "<stream:error/>"), null, "stream: is not bound on this server's header");
 });
 
 test("s2s: only domains the server verified by dialback count; the header's claim counts for nothing", () => {
   const t = new StreamTracker("s2s");
-  assert.equal(t.peerHeader(head(S2S_HEADER("exempt.example"))), null);
-  t.serverHeader(head(SERVER_S2S_HEADER));
+  assert.equal(t.peerHeader(...head(S2S_HEADER("exempt.example"))), null);
+  t.serverHeader(...head(SERVER_S2S_HEADER));
   assert.equal(t.claimedDomain, "exempt.example");
   assert.deepEqual(t.exemptionKeys(), []);
   // Before any verification a stanza is refused as the server refuses it.
@@ -148,8 +148,8 @@ test("s2s: only domains the server verified by dialback count; the header's clai
 
 test("s2s: a verify on a dialback stream (db:verify valid) proves nothing on it", () => {
   const t = new StreamTracker("s2s");
-  t.peerHeader(head(S2S_HEADER("a.example")));
-  t.serverHeader(head(SERVER_S2S_HEADER));
+  t.peerHeader(...head(S2S_HEADER("a.example")));
+  t.serverHeader(...head(SERVER_S2S_HEADER));
   assert.equal(server(t, "<db:verify from='example.net' to='a.example' id='1' type='valid'/>"), null);
   assert.deepEqual(t.exemptionKeys(), []);
 });

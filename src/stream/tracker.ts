@@ -13,11 +13,11 @@
 //   stream header's claim.
 
 import type { ErrorCode } from "../errors.js";
-import type { Head } from "../xml/head.js";
+import { readHead } from "../xml/head.js";
 import { NsScope } from "../xml/namespaces.js";
 import { DEFAULT_LANG, NS_CLIENT, NS_SERVER, Stanza, StreamContext } from "../xml/stanza.js";
 import { NS_STREAMS } from "../xml/stream-error.js";
-import { checkStreamHeader } from "../xml/stream-header.js";
+import { checkStreamHeader, checkXmlDeclaration, headerElementStart } from "../xml/stream-header.js";
 import { hostOf, prepJid } from "../xmpp/jid.js";
 
 export const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
@@ -85,8 +85,10 @@ export class StreamTracker {
    * that ends the stream, or null. The language carries over a restart
    * whose header names none, as in the server's parser.
    */
-  peerHeader(head: Head | null): { code: ErrorCode; detail: string } | null {
-    const problem = checkStreamHeader(head, this.contentNs);
+  peerHeader(data: Buffer, start: number, end: number): { code: ErrorCode; detail: string } | null {
+    const at = headerElementStart(data, start, end);
+    const head = readHead(data, at, end);
+    const problem = checkXmlDeclaration(data, start, at) ?? checkStreamHeader(head, this.contentNs);
     if (problem !== null) return problem;
     const scope = NsScope.EMPTY.enter(head!) as NsScope; // checked above
     this.inbound = new StreamContext(this.contentNs, scope, head!.attr("xml:lang") ?? this.inbound.lang, this.type === "c2s");
@@ -96,7 +98,8 @@ export class StreamTracker {
   }
 
   /** The server's stream header: its declarations are in scope for what it sends. */
-  serverHeader(head: Head | null): void {
+  serverHeader(data: Buffer, start: number, end: number): void {
+    const head = readHead(data, headerElementStart(data, start, end), end);
     if (head === null || checkStreamHeader(head, this.contentNs) !== null) return;
     this.outbound = new StreamContext(this.contentNs, NsScope.EMPTY.enter(head) as NsScope, head.attr("xml:lang") ?? DEFAULT_LANG, false);
   }

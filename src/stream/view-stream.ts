@@ -1,10 +1,12 @@
 // The proxy's view of a whole byte stream, stanza by stanza: what every
 // policy reads (name and namespace, type, from, to, xml:lang). Used by the
-// differential test against the server's own stream parser and by `trace`.
-// `from` here is the attribute as the parser delivers it, before any routing
-// stamp (a c2s session's bound JID is stamped later, by the tracker).
-import { FRAME_HEADER, FRAME_STANZA, Framer, DEFAULT_LIMITS } from "../xml/framer.js";
-import { Stanza, NS_CLIENT, NS_SERVER } from "../xml/stanza.js";
+// differential test against the server's own stream parser, and for
+// debugging. It reads with the same pieces as a live session (framer, stream
+// tracker, stanza view); `from` here is the attribute as the parser delivers
+// it, before the router's stamp on c2s.
+import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, DEFAULT_LIMITS } from "../xml/framer.js";
+import { NS_STREAMS } from "../xml/stream-error.js";
+import { StreamTracker } from "./tracker.js";
 
 export interface ViewedStanza {
   /** Local name. */
@@ -20,21 +22,48 @@ export interface ViewedStanza {
 
 export interface StreamView {
   readonly stanzas: ViewedStanza[];
-  /** Set when the proxy refuses the stream (a framing or namespace error). */
+  /** Set when the proxy refuses the stream (the error code), or knows the server will. */
   readonly error: string | undefined;
 }
 
-/** Frame `bytes` as one stream from a peer of `type` and read every top-level element. */
-export function viewStream(bytes: Buffer, type: "c2s" | "s2s"): StreamView {
-  const contentNs = type === "s2s" ? NS_SERVER : NS_CLIENT;
+/**
+ * Frame `input` as one stream from a peer of `type` and read every top-level
+ * element, until the first refusal. `input` may be split at stream restarts
+ * (as after SASL success): each part starts a new stream on the same
+ * session, as the framer is reset there.
+ *
+ * A namespace error inside a stanza (below its start tag) is not checked on
+ * the live data path; the server refuses that stanza and the stream. Here it
+ * is reported as the error at that stanza, since that is where the server
+ * stops (docs/stream-view.md).
+ */
+export function viewStream(input: Buffer | readonly Buffer[], type: "c2s" | "s2s"): StreamView {
+  const tracker = new StreamTracker(type);
   const stanzas: ViewedStanza[] = [];
   let error: string | undefined;
+  let closed = false;
   const framer = new Framer(
     {
       onFrame(kind, data, start, end) {
-        if (kind === FRAME_HEADER || kind !== FRAME_STANZA || error !== undefined) return;
-        const v = Stanza.within(Buffer.from(data.subarray(start, end)), 0, end - start, contentNs);
-        stanzas.push({ name: v.name, ns: v.xmlns, type: v.type, from: v.from, to: v.to, lang: v.lang });
+        if (error !== undefined || closed) return;
+        if (kind === FRAME_HEADER) {
+          const problem = tracker.peerHeader(data, start, end);
+          if (problem !== null) error = problem.code;
+          return;
+        }
+        if (kind === FRAME_CLOSE) {
+          closed = true;
+          return;
+        }
+        if (kind !== FRAME_STANZA) return;
+        const bytes = Buffer.from(data.subarray(start, end));
+        const view = tracker.peerView(bytes, 0, bytes.length);
+        if (view.head.duplicate !== null) return void (error = "XPX_ERR_XML_DUPLICATE_ATTRIBUTE");
+        if (view.namespaceProblem !== null) return void (error = "XPX_ERR_XML_NAMESPACE");
+        if (view.tree() === null) return void (error = "XPX_ERR_XML_NAMESPACE (inside the stanza)");
+        stanzas.push({ name: view.name, ns: view.xmlns, type: view.type, from: view.attr("from"), to: view.to, lang: view.lang });
+        // The peer's stream error ends its stream.
+        if (view.name === "error" && view.xmlns === NS_STREAMS) closed = true;
       },
       onError(e) {
         error ??= e.code;
@@ -42,6 +71,10 @@ export function viewStream(bytes: Buffer, type: "c2s" | "s2s"): StreamView {
     },
     DEFAULT_LIMITS,
   );
-  framer.write(bytes);
+  const parts = Buffer.isBuffer(input) ? [input] : input;
+  for (let k = 0; k < parts.length && error === undefined && !closed; k++) {
+    if (k > 0) framer.reset();
+    framer.write(parts[k]!);
+  }
   return { stanzas, error };
 }

@@ -195,8 +195,15 @@ export function decodeValue(data: Buffer, start: number, end: number): string {
     if (k >= 0) return COMMON_VALUE_STRINGS[k]!;
   }
   const raw = utf8Slice.call(data, start, end);
-  return raw.includes("&") ? unescapeXml(raw) : raw;
+  // XML attribute-value normalisation: a literal tab, line feed or carriage
+  // return (a CR LF pair counts once) reads as a space; written as a
+  // character reference it stays. So: normalise first, then decode.
+  const spaced = WS_IN_VALUE.test(raw) ? raw.replace(WS_RUN, " ") : raw;
+  return spaced.includes("&") ? unescapeXml(spaced) : spaced;
 }
+
+const WS_IN_VALUE = /[\t\n\r]/;
+const WS_RUN = /\r\n|[\t\n\r]/g;
 
 const NAMED: Record<string, string> = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'" };
 

@@ -38,3 +38,19 @@ export function checkStreamHeader(head: Head | null, contentNs: string): { code:
   return null;
 }
 
+
+/**
+ * The XML declaration before the stream element, if any: like the server,
+ * refuse a version other than 1.0 or an encoding other than UTF-8 (RFC 6120
+ * §11.6: restricted XML). `elementStart` is where the stream element begins.
+ */
+export function checkXmlDeclaration(data: Buffer, start: number, elementStart: number): { code: ErrorCode; detail: string } | null {
+  const lt = data.indexOf("<?xml", start, "latin1");
+  if (lt < 0 || lt >= elementStart) return null;
+  const decl = data.toString("utf8", lt, elementStart);
+  const version = /\sversion\s*=\s*(["'])(.*?)\1/.exec(decl)?.[2];
+  const encoding = /\sencoding\s*=\s*(["'])(.*?)\1/.exec(decl)?.[2];
+  if (version !== undefined && version !== "1.0") return { code: "XPX_ERR_XML_RESTRICTED", detail: `XML version ${version}` };
+  if (encoding !== undefined && encoding.toLowerCase() !== "utf-8") return { code: "XPX_ERR_XML_RESTRICTED", detail: `encoding ${encoding}` };
+  return null;
+}

@@ -386,7 +386,18 @@ function stanzaCategory(field: Field, server: ViewedStanza, proxy: ViewedStanza,
  * 4. After the peer's stream error or stream close the server reads nothing
  *    more: the proxy must agree up to there and may do anything after it.
  */
+/**
+ * The one stricter refusal the proxy makes on purpose, on every stream: a
+ * header whose default namespace is not the listener's content namespace
+ * (RFC 6120 requires that declaration). The server reads such a stream; the
+ * proxy refuses it before dialling, so the server sees nothing of it.
+ */
+export function strictHeaderRefusal(proxy: StreamView): boolean {
+  return proxy.error === "XPX_ERR_STREAM_HEADER_INVALID" && proxy.stanzas.length === 0;
+}
+
 export function agree(server: ServerView, proxy: StreamView, opts: AgreeOptions = {}): Mismatch | null {
+  const mayRefuse = opts.proxyMayRefuse === true || strictHeaderRefusal(proxy);
   const O = server.stanzas;
   const P = proxy.stanzas;
   const n = Math.min(O.length, P.length);
@@ -425,7 +436,7 @@ export function agree(server: ServerView, proxy: StreamView, opts: AgreeOptions 
         message: `the server read ${O.length} stanza(s), the proxy ${P.length} and no error; next server stanza: ${show(O[P.length])}`,
       };
     }
-    if (!opts.proxyMayRefuse) {
+    if (!mayRefuse) {
       return {
         category: `proxy refuses, server accepts: ${proxy.error}`,
         message: `the proxy refused (${proxy.error}) after ${P.length} stanza(s); the server reads on: ${show(O[P.length])}`,
@@ -440,7 +451,7 @@ export function agree(server: ServerView, proxy: StreamView, opts: AgreeOptions 
         message: `the server read ${O.length} stanza(s), the proxy ${P.length}; extra: ${show(P[O.length])}`,
       };
     }
-    if (proxy.error !== undefined && !opts.proxyMayRefuse) {
+    if (proxy.error !== undefined && !mayRefuse) {
       return {
         category: `proxy refuses, server accepts: ${proxy.error}`,
         message: `the proxy refused (${proxy.error}) after all ${P.length} stanza(s); the server reads the stream without error`,
