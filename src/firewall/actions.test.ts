@@ -189,6 +189,30 @@ describe("stanzas produced", () => {
   });
 });
 
+describe("the same stanza written another way gives the same stanzas out", () => {
+  // Prefixed, prefixed children, explicit default namespace: to the server (and
+  // so to the firewall) all one stanza; copies and rewrites must not carry
+  // prefixes whose declarations they dropped.
+  const PLAIN = "<message from='a@b/c' to='d@e' id='1'><body>hi</body><html xmlns='http://jabber.org/protocol/xhtml-im'><body xmlns='http://www.w3.org/1999/xhtml'>hi</body></html></message>";
+  const FORMS = [
+    PLAIN,
+    "<message xmlns='jabber:client' from='a@b/c' to='d@e' id='1'><body>hi</body><html xmlns='http://jabber.org/protocol/xhtml-im'><body xmlns='http://www.w3.org/1999/xhtml'>hi</body></html></message>",
+    "<c:message xmlns:c='jabber:client' from='a@b/c' to='d@e' id='1'><c:body>hi</c:body><x:html xmlns:x='http://jabber.org/protocol/xhtml-im'><body xmlns='http://www.w3.org/1999/xhtml'>hi</body></x:html></c:message>",
+    "<c:message xmlns:c='jabber:client' xmlns:x='http://jabber.org/protocol/xhtml-im' from='a@b/c' to='d@e' id='1'><c:body>hi</c:body><x:html><h:body xmlns:h='http://www.w3.org/1999/xhtml'>hi</h:body></x:html></c:message>",
+  ];
+  for (const form of FORMS) {
+    it(form.slice(0, 60), () => {
+      const strip = run(ruleset("STRIP=html http://jabber.org/protocol/xhtml-im"), form);
+      assert.equal(strip.rewrite, "<message from='a@b/c' to='d@e' id='1'><body>hi</body></message>");
+      const copy = run(ruleset("COPY=log@example.org"), form);
+      assert.equal(copy.emitted[0]!.stanza, run(ruleset("COPY=log@example.org"), PLAIN).emitted[0]!.stanza, "a copy reads as the plain form's");
+      assert.equal(run(ruleset("PAYLOAD: http://jabber.org/protocol/xhtml-im\nDROP."), form).verdict, "drop");
+      assert.equal(run(ruleset("INSPECT: body#=hi\nDROP."), form).verdict, "drop");
+      assert.equal(run(ruleset("INSPECT: {http://jabber.org/protocol/xhtml-im}html/{http://www.w3.org/1999/xhtml}body#=hi\nDROP."), form).verdict, "drop");
+    });
+  }
+});
+
 describe("STRIP and INJECT", () => {
   const XHTML = "<message from='a@b/c' to='d@e' id='1'><body>hi</body><html xmlns='http://jabber.org/protocol/xhtml-im'><body xmlns='http://www.w3.org/1999/xhtml'>hi</body></html></message>";
 
