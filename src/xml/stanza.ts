@@ -7,9 +7,9 @@
 // stream header's declarations in scope, `xml:lang` defaulted from the
 // stream, and `from` stamped with the bound JID on a c2s stream.
 
-import { Element, parse as ltxParse } from "ltx";
+import { parse as ltxParse, type Element } from "ltx";
 import { readFirstChild, readHead, type Head } from "./head.js";
-import { checkAttributes, elementName, NamespaceProblem, NsScope, splitQName, NS_XML, type AttributeList, type ExpandedName } from "./namespaces.js";
+import { checkAttributes, elementName, NamespaceProblem, NsScope, NS_XML, NS_XMLNS, type AttributeList, type ExpandedName } from "./namespaces.js";
 import type { StanzaKind, StanzaView } from "./stanza-view.js";
 import { NS_STREAMS } from "./stream-error.js";
 
@@ -328,28 +328,62 @@ export class Stanza implements StanzaView {
   }
 }
 
-/** Rebuild `el` with expanded names (see Stanza.tree); throws on a namespace error. */
+/**
+ * Give the freshly parsed `el` (and its subtree) expanded names in place (see
+ * Stanza.tree); throws the NamespaceProblem the server's parser would stop at.
+ * An element that writes no prefix and declares nothing is left as parsed,
+ * but for `xmlns` (kept only where the namespace changes).
+ */
 function normalise(el: Element, parentScope: NsScope, parentNs: string | undefined): Element {
-  const names = Object.keys(el.attrs);
-  const head: AttributeList = { attrNames: names, attrAt: (k) => String(el.attrs[names[k]!]) };
-  const scope = parentScope.enter(head);
-  if (scope instanceof NamespaceProblem) throw scope;
-  const name = elementName(el.name, scope);
-  if (name instanceof NamespaceProblem) throw name;
-  const bad = checkAttributes(head, scope);
-  if (bad !== null) throw bad;
-  const attrs: Record<string, string> = {};
-  if (name.ns !== parentNs) attrs.xmlns = name.ns;
-  for (const [k, v] of Object.entries(el.attrs)) {
-    if (k === "xmlns" || k.startsWith("xmlns:")) continue;
-    const { prefix, local } = splitQName(k);
-    if (prefix === "") attrs[k] = String(v);
-    else if (scope.resolve(prefix) === NS_XML) attrs[`xml:${local}`] = String(v);
+  const attrs = el.attrs as Record<string, string>;
+  let scope = parentScope;
+  let plain = el.name.indexOf(":") < 0;
+  for (const k in attrs) {
+    if (k.indexOf(":") >= 0 && !(k.charCodeAt(0) === 0x78 && k.startsWith("xml:"))) {
+      plain = false;
+      break;
+    }
   }
-  const out = new Element(name.local, attrs);
-  for (const c of el.children) {
-    if (typeof c === "string") out.children.push(c);
-    else out.cnode(normalise(c as Element, scope, name.ns));
+  let ns: string;
+  if (plain) {
+    const own = attrs.xmlns;
+    if (own !== undefined && (own === NS_XML || own === NS_XMLNS)) throw new NamespaceProblem(`default namespace bound to reserved ${own}`);
+    ns = own ?? scope.defaultNs ?? "";
+    if (own !== undefined) scope = scope.enter(new ObjectAttributes(attrs)) as NsScope;
+  } else {
+    const list = new ObjectAttributes(attrs);
+    const entered = scope.enter(list);
+    if (entered instanceof NamespaceProblem) throw entered;
+    scope = entered;
+    const name = elementName(el.name, scope);
+    if (name instanceof NamespaceProblem) throw name;
+    const bad = checkAttributes(list, scope);
+    if (bad !== null) throw bad;
+    ns = name.ns;
+    el.name = name.local;
+    for (const k of list.attrNames) {
+      const colon = k.indexOf(":");
+      if (colon < 0) continue;
+      const prefix = k.slice(0, colon);
+      if (prefix !== "xml") delete attrs[k];
+      else if (scope.resolve(prefix) !== NS_XML) delete attrs[k];
+    }
   }
-  return out;
+  if (ns !== parentNs) attrs.xmlns = ns;
+  else delete attrs.xmlns;
+  for (const c of el.children) if (typeof c !== "string") normalise(c as Element, scope, ns);
+  return el;
+}
+
+/** An ltx attribute object as an AttributeList. */
+class ObjectAttributes implements AttributeList {
+  readonly attrNames: readonly string[];
+  readonly #attrs: Record<string, string>;
+  constructor(attrs: Record<string, string>) {
+    this.#attrs = attrs;
+    this.attrNames = Object.keys(attrs);
+  }
+  attrAt(k: number): string {
+    return String(this.#attrs[this.attrNames[k]!]);
+  }
 }
