@@ -1,9 +1,16 @@
-// The durable RegistrationStore: one SQLite file through better-sqlite3 (WAL,
-// prepared statements, versioned migrations recorded in a `meta` table), plus
-// online backup and restore for `xmpp-guard backup` / `restore`. Opening never
-// silently resets anything: a file that is not a database, fails its integrity
-// check, belongs to another program or has a newer schema is a StateError, and
-// so is a path that cannot be created or written.
+// The durable RegistrationStore: one SQLite file through better-sqlite3 (a
+// rollback journal, prepared statements, versioned migrations recorded in a
+// `meta` table), plus online backup and restore for `xmpp-guard backup` /
+// `restore`. Opening never silently resets anything: a file that is not a
+// database, fails its integrity check, belongs to another program or has a
+// newer schema is a StateError, and so is a path that cannot be created or
+// written.
+//
+// No part of the file is ever memory-mapped. In WAL mode SQLite maps the
+// `-shm` index into every process that has the file open, and a truncated or
+// unwritable `-shm` then kills the process with SIGBUS, which Node cannot
+// catch: every session would go down with the state. A rollback journal
+// (TRUNCATE) with `mmap_size = 0` turns the same faults into SQLite errors.
 import { mkdirSync, renameSync, rmSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
@@ -125,6 +132,9 @@ function openChecked(path: string, options: { readonly: boolean; migrate: boolea
     throw asStateError(path, err, "open the database");
   }
   try {
+    // Reads go through read() calls, never a mapping of the file (SQLite's
+    // default here, made explicit: a mapped file that shrinks is a SIGBUS).
+    db.pragma("mmap_size = 0");
     const check = db.pragma("quick_check", { simple: true });
     if (check !== "ok") throw new StateError("XPX_ERR_STATE_CORRUPT", path, `integrity check failed: ${String(check)}`);
     const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all() as string[];
@@ -152,10 +162,10 @@ function openChecked(path: string, options: { readonly: boolean; migrate: boolea
       }
     }
     if (options.migrate) {
-      db.pragma("journal_mode = WAL");
-      // NORMAL is durable across process crashes in WAL mode; a power loss may
-      // lose the last transactions, never corrupt the file.
-      db.pragma("synchronous = NORMAL");
+      leaveWal(db, path);
+      // FULL: a committed write survives a power loss, and the file is never
+      // corrupted by one. Each commit costs a few fsyncs (docs/deploy.md).
+      db.pragma("synchronous = FULL");
       migrate(db, version);
       // Proves the file is writable now rather than at the first registration.
       db.prepare("INSERT INTO meta (key, value) VALUES ('opened_at', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(
@@ -168,6 +178,30 @@ function openChecked(path: string, options: { readonly: boolean; migrate: boolea
   } catch (err) {
     db.close();
     throw asStateError(path, err, "write the database");
+  }
+}
+
+/**
+ * Puts the file in TRUNCATE journal mode. A file left in WAL mode (by an older
+ * xmpp-guard) is converted, which SQLite allows only while no other connection
+ * has it open: the -wal is checkpointed into the file, -wal and -shm go away.
+ * TRUNCATE rather than DELETE keeps the (empty) journal file between
+ * transactions, so writes go on when the directory becomes read-only.
+ */
+function leaveWal(db: Database.Database, path: string): void {
+  let mode: unknown;
+  try {
+    mode = db.pragma("journal_mode = TRUNCATE", { simple: true });
+  } catch (err) {
+    if (!sqliteCode(err).startsWith("SQLITE_BUSY")) throw err;
+    mode = "wal";
+  }
+  if (mode !== "truncate") {
+    throw new StateError(
+      "XPX_ERR_STATE_OPEN",
+      path,
+      "is in WAL mode and another process has it open, so it cannot be switched to a rollback journal; stop that process (an older xmpp-guard?) and start again",
+    );
   }
 }
 
@@ -354,8 +388,9 @@ function summarize(db: Database.Database): StateSummary {
 
 /**
  * `xmpp-guard backup FILE`: a consistent copy of the state database at
- * `statePath` while the proxy keeps running (WAL lets this reader work beside
- * the proxy's writer; SQLite restarts the copy if a write lands mid-way).
+ * `statePath` while the proxy keeps running (the copy reads under a shared
+ * lock a few pages at a time, so the proxy's writes wait at most one step;
+ * SQLite restarts the copy if a write lands mid-way).
  */
 export async function backup(statePath: string, toPath: string): Promise<StateSummary> {
   const db = openChecked(statePath, { readonly: true, migrate: false });
