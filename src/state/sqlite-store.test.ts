@@ -3,7 +3,7 @@
 // silently reset), online backup and restore.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -293,4 +293,38 @@ test("parseStateOptions: defaults, path, refusals", () => {
   assert.deepEqual(parseStateOptions({ redis: "redis://h/x" }), { ok: false, message: "the path must be a database number, like /0", at: "redis" });
   assert.equal(parseStateOptions({ redis: "nope" }).ok, false);
   assert.equal(parseStateOptions({ prefix: "a b" }).ok, false);
+});
+
+test("processes creating the same file at once: all open it, the schema is made once", async (t) => {
+  // Cluster workers start together; before this was settled under the write
+  // lock, a slower one failed with "table throttles already exists" or took
+  // the half-made file for another program's.
+  const dir = tempDir(t);
+  const root = fileURLToPath(new URL("../../", import.meta.url));
+  const rounds = 4;
+  // Each child loads the module once, then opens file r at the instant given for round r.
+  const script = `
+    const { SqliteStore } = await import("./src/state/sqlite-store.ts");
+    const [dir, at] = [process.argv[1], Number(process.argv[2])];
+    for (let r = 0; r < ${rounds}; r++) {
+      while (Date.now() < at + r * 300);
+      const store = SqliteStore.open(dir + "/fresh-" + r + ".sqlite");
+      console.log(JSON.stringify({ round: r, version: store.schemaVersion }));
+      store.close();
+    }
+  `;
+  const at = String(Date.now() + 4000);
+  const run = (): Promise<{ code: number | null; out: string }> =>
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script, dir, at], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+      child.on("exit", (code) => resolve({ code, out }));
+    });
+  const results = await Promise.all([run(), run(), run()]);
+  for (const r of results) {
+    assert.equal(r.code, 0, r.out);
+    assert.equal(r.out.match(new RegExp(`"version":${SCHEMA_VERSION}`, "g"))?.length, rounds, r.out);
+  }
 });

@@ -206,11 +206,16 @@ function leaveWal(db: Database.Database, path: string): void {
 }
 
 function migrate(db: Database.Database, from: number): void {
-  db.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID");
-  const setMeta = db.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
   for (let v = from; v < MIGRATIONS.length; v++) {
     db.transaction(() => {
+      // Another process opening the same file at the same time (a cluster
+      // worker) may have applied this step since `from` was read. Everything
+      // happens under the write lock taken by immediate(), so the other one
+      // never sees a meta table without its application row either.
+      db.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID");
+      if (Number(db.prepare<[], string>("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get() ?? 0) > v) return;
       db.exec(MIGRATIONS[v]!);
+      const setMeta = db.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
       setMeta.run("application", APPLICATION_NAME);
       setMeta.run("schema_version", String(v + 1));
     }).immediate();
