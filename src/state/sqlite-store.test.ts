@@ -155,9 +155,11 @@ test("a file that is not a database is a corrupt-state error and is left as it w
 test("a damaged database fails the integrity check", (t) => {
   const path = join(tempDir(t), "state.sqlite");
   const store = SqliteStore.open(path);
-  for (let i = 0; i < 400; i++) {
-    store.addAccount({ host: "example.org", username: `user${i}`, skeleton: `user${i}`, source: "import", created_at: T0, ip: null });
-  }
+  store.transaction(() => {
+    for (let i = 0; i < 400; i++) {
+      store.addAccount({ host: "example.org", username: `user${i}`, skeleton: `user${i}`, source: "import", created_at: T0, ip: null });
+    }
+  });
   store.close();
   const raw = new Database(path);
   raw.pragma("journal_mode = DELETE");
