@@ -39,6 +39,8 @@ export interface RunningProxy {
   adminAddress(): AddressInfo | null;
   /** Open sessions across all listeners. */
   sessionCount(): number;
+  /** What works only in part right now (a lost state database), for /readyz; empty when nothing. */
+  degraded(): string[];
   /** Re-read the config file (or apply `config`), validate, swap. Never throws. */
   reload(config?: Config): Promise<ReloadResult>;
   /** Stop accepting, wait up to drainSeconds for sessions to end, then close the rest with <system-shutdown/>. */
@@ -226,6 +228,10 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
       for (const l of listeners.values()) n += l.sessions.size;
       return n;
     },
+    degraded: () => {
+      const fault = policy.stateFault();
+      return fault === null ? [] : [`state: ${fault}`];
+    },
     reload,
     async shutdown(drainSeconds = config.shutdown.drain_seconds) {
       if (draining) return;
@@ -251,6 +257,7 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
       metrics,
       logger,
       ready: () => !draining && [...listeners.values()].every((l) => l.listening),
+      degraded: () => running.degraded(),
       reload: () => reload(),
     });
   }

@@ -7,7 +7,8 @@
 //
 // Not coordinated across workers: per-IP connection caps and rates, MUC room
 // buckets and firewall LIMITs are per worker (see docs/deploy.md). The
-// registration state is shared through SQLite or Redis.
+// registration state is shared through SQLite or Redis; the primary opens the
+// SQLite file once before the workers do (see prepareState).
 
 import cluster, { type Worker } from "node:cluster";
 import { AggregatorRegistry, Counter, Gauge, Registry } from "prom-client";
@@ -18,6 +19,7 @@ import type { Logger } from "./log.js";
 import { startAdminServer, type AdminServer } from "./admin/server.js";
 import { startProxy, type ReloadResult, type RunningProxy } from "./app.js";
 import { PREFIX } from "./metrics/definitions.js";
+import { SqliteStore } from "./state/sqlite-store.js";
 
 /** Messages between primary and workers; `xg` keeps them apart from prom-client's. */
 type ToWorker = { xg: "reload"; id: number } | { xg: "stats"; id: number } | { xg: "shutdown" };
@@ -25,7 +27,7 @@ type ToPrimary =
   | { xg: "ready" }
   | { xg: "failed"; error: string }
   | { xg: "reloaded"; id: number; ok: boolean; errors: string[] }
-  | { xg: "stats"; id: number; sessions: number };
+  | { xg: "stats"; id: number; sessions: number; degraded: string[] };
 
 /** Restart delay after the n-th consecutive crash of a slot: 0.5 s doubling to 30 s. */
 export function restartDelayMs(crashes: number): number {
@@ -76,7 +78,7 @@ export async function runWorker(config: Config, configPath: string, logger: Logg
     const msg = m as ToWorker;
     if (typeof msg !== "object" || msg === null) return;
     if (msg.xg === "reload") void proxy.reload().then((r) => send({ xg: "reloaded", id: msg.id, ok: r.ok, errors: r.errors }));
-    else if (msg.xg === "stats") send({ xg: "stats", id: msg.id, sessions: proxy.sessionCount() });
+    else if (msg.xg === "stats") send({ xg: "stats", id: msg.id, sessions: proxy.sessionCount(), degraded: proxy.degraded() });
     else if (msg.xg === "shutdown") stop("primary");
   });
   // The primary coordinates reloads; a HUP sent to the whole group must not kill us.
@@ -90,6 +92,18 @@ export async function runWorker(config: Config, configPath: string, logger: Logg
 
 // ---------------------------------------------------------------------------
 // Primary side
+
+/**
+ * Opens the SQLite state file once, in the primary, before the workers open it
+ * together: it creates and migrates a new file, and converts one an older
+ * version left in WAL mode, which SQLite allows only while no other
+ * connection has it open. Throws StateError, failing the start (or the
+ * reload) as a single process would.
+ */
+function prepareState(config: Config): void {
+  if (config.registration === null || config.state.redis !== null) return;
+  SqliteStore.open(config.state.path).close();
+}
 
 interface Slot {
   readonly index: number;
@@ -106,6 +120,7 @@ interface Slot {
  */
 export async function runPrimary(initial: Config, configPath: string, logger: Logger): Promise<{ reload(): Promise<ReloadResult>; shutdown(): Promise<void> }> {
   const count = initial.workers;
+  prepareState(initial);
   const registry = new Registry();
   const aggregator = new AggregatorRegistry();
   const workersGauge = new Gauge({ name: `${PREFIX}workers`, help: "Worker processes running.", registers: [registry] });
@@ -200,6 +215,7 @@ export async function runPrimary(initial: Config, configPath: string, logger: Lo
     let candidate: Config;
     try {
       candidate = await loadConfigFile(configPath);
+      prepareState(candidate);
       if (candidate.firewall.scripts.length > 0) {
         const rules = await loadRuleFiles(candidate.firewall.scripts);
         if (!rules.ruleset) throw new Error(rules.errors.map((e) => e.format()).join("\n"));
@@ -239,12 +255,27 @@ export async function runPrimary(initial: Config, configPath: string, logger: Lo
     return { contentType: registry.contentType, body: workers + "\n" + own };
   };
 
+  /** What works only in part in any worker (a lost state database), for /readyz. */
+  const degraded = async (): Promise<string[]> => {
+    const id = ++seq;
+    const answers = await Promise.all(
+      slots.map(async (slot) => {
+        const w = slot.worker;
+        if (w === null || !w.isConnected()) return [];
+        const r = await ask<Extract<ToPrimary, { xg: "stats" }>>(w, { xg: "stats", id }, "stats");
+        return (r?.degraded ?? []).map((d) => `worker ${slot.index + 1}: ${d}`);
+      }),
+    );
+    return answers.flat();
+  };
+
   let admin: AdminServer | null = null;
   if (initial.admin.listen) {
     admin = await startAdminServer(initial.admin.listen, {
       logger,
       scrape,
       ready: () => !stopping && live().length === count,
+      degraded,
       reload,
     });
   }

@@ -59,6 +59,8 @@ export const ERRORS = {
   XPX_ERR_STATE_CORRUPT: { message: "the state database is damaged or not xmpp-guard's", condition: null },
   XPX_ERR_STATE_VERSION: { message: "the state database was written by a newer xmpp-guard", condition: null },
   XPX_ERR_STATE_BACKUP: { message: "state backup or restore failed", condition: null },
+  // While running: registrations get a stanza error, no stream is touched.
+  XPX_ERR_STATE_FAULT: { message: "the state database failed while running", condition: null },
   XPX_ERR_RULES_INVALID: { message: "firewall rules do not compile", condition: null },
   XPX_ERR_SHUTDOWN: { message: "proxy is shutting down", condition: "system-shutdown" },
   XPX_ERR_CONFIG_INVALID: { message: "invalid configuration", condition: null },

@@ -15,6 +15,12 @@ export interface AdminHooks {
   readonly logger: Logger;
   /** Ready = every listener bound and not draining. */
   ready(): boolean;
+  /**
+   * What works only in part (a lost state database: registration refused),
+   * listed in the /readyz body. It does not make the proxy unready: sessions,
+   * new ones too, are served as usual.
+   */
+  degraded?(): string[] | Promise<string[]>;
   reload(): Promise<{ ok: boolean; errors: string[] }>;
 }
 
@@ -63,7 +69,8 @@ async function handle(req: IncomingMessage, res: ServerResponse, hooks: AdminHoo
   }
   if (path === "/readyz" && (method === "GET" || method === "HEAD")) {
     const ready = hooks.ready();
-    send(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready" });
+    const degraded = (await hooks.degraded?.()) ?? [];
+    send(res, ready ? 200 : 503, { status: ready ? "ready" : "not ready", ...(degraded.length > 0 ? { degraded } : {}) });
     return;
   }
   if (path === "/reload") {

@@ -51,6 +51,8 @@ export interface Metrics {
   readonly registrationNotifications: Counter<"result">;
   readonly accountDeletions: Counter<string>;
   readonly stateErrors: Counter<"op">;
+  /** 1 while the SQLite state file is lost under the open store (deleted, replaced, emptied, damaged) and registration is refused. */
+  readonly stateFaulted: Gauge<string>;
   readonly mucLimited: Counter<"reason" | "bucket">;
   readonly firewallHits: Counter<"rule" | "action">;
   readonly ruleReloads: Counter<"result">;
@@ -177,8 +179,12 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: `${PREFIX}account_deletions_total`, help: "Accounts deleted in band (tombstoned).", registers: [registry],
     }),
     stateErrors: new Counter({
-      name: `${PREFIX}state_errors_total`, help: "Durable state store errors, by operation.",
+      name: `${PREFIX}state_errors_total`, help: "Durable state store errors, by operation (check: the state file found lost by the periodic check).",
       labelNames: ["op"] as const, registers: [registry],
+    }),
+    stateFaulted: new Gauge({
+      name: `${PREFIX}state_faulted`, help: "1 while the state database is lost under the proxy (deleted, replaced, emptied or damaged) and registration is refused, until a reload or restart reopens it.",
+      registers: [registry],
     }),
     mucLimited: new Counter({
       name: `${PREFIX}muc_limited_total`, help: "MUC stanzas bounced by flood limits, by reason (rate, nick, chars, lines) and bucket (room, occupant, none).",

@@ -3,7 +3,9 @@
 // Stateful pieces (the state store, MUC buckets, firewall LIMIT buckets)
 // outlive reloads in PolicyState; a reload builds a new Pipeline around them.
 // With state.redis, the registration state and the MUC room buckets are
-// shared with the rest of the fleet through Redis.
+// shared with the rest of the fleet through Redis. The SQLite store is
+// watched: a state file lost under it is logged, counted and shown until a
+// reload or restart opens the file again; only registration waits for that.
 
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../log.js";
@@ -18,7 +20,7 @@ import { RegistrationStage, WALL_CLOCK } from "../registration/registration-stag
 import { RegistrationNotifier } from "../registration/notifier.js";
 import { realClock } from "../shaping/clock.js";
 import type { RegistrationStore } from "../state/registration-store.js";
-import { SqliteStore } from "../state/sqlite-store.js";
+import { RUNNING_BUSY_TIMEOUT_MS, SqliteStore } from "../state/sqlite-store.js";
 import { RedisRoomBuckets } from "../state/redis-muc-buckets.js";
 import { redactUrl } from "../state/redis-connect.js";
 import { RedisStore } from "../state/redis-store.js";
@@ -46,6 +48,9 @@ export class ContactInfoStage implements PolicyStage {
   }
 }
 
+/** How often the SQLite state file is compared with the one the store has open (one stat call). */
+export const STATE_CHECK_INTERVAL_MS = 1000;
+
 /** Long-lived policy state shared by successive pipelines. */
 export class PolicyState {
   readonly #logger: Logger;
@@ -59,6 +64,8 @@ export class PolicyState {
   /** state.redis when the MUC stage was made (null: its room buckets are local). */
   #mucRedis: string | null = null;
   #sweep: NodeJS.Timeout | undefined;
+  /** The periodic check of the SQLite state file. */
+  #stateCheck: NodeJS.Timeout | undefined;
   /** Watcher notifications over the XEP-0114 component connection (and the webhook). */
   readonly notifier: RegistrationNotifier;
   /** One firewall stage for the process: reloads swap its rule set, so marks survive. */
@@ -133,8 +140,10 @@ export class PolicyState {
     if (config.registration !== null) {
       if (this.#store === null) {
         if (config.state.redis !== null) throw new Error("state.redis: the store is not open (call openState first)");
-        this.#store = SqliteStore.open(config.state.path);
+        this.#store = this.#openSqlite(config.state.path);
         this.#storePath = config.state.path;
+      } else if (this.#store instanceof SqliteStore && this.#store.fault !== null) {
+        this.#reopenSqlite(config.state.path);
       } else if (this.#storeRedis !== config.state.redis) {
         this.#logger.warn({ using: this.#storeRedis === null ? this.#storePath : redactUrl(this.#storeRedis) }, "state.redis changed: takes effect after a restart");
       } else if (this.#storeRedis === null && this.#storePath !== config.state.path) {
@@ -142,6 +151,7 @@ export class PolicyState {
       }
       const m = this.#metrics;
       const log = this.#logger;
+      const store = this.#store;
       stages.push(new RegistrationStage({
         options: config.registration,
         store: this.#store,
@@ -161,7 +171,10 @@ export class PolicyState {
           },
           onStoreError: (err, op) => {
             m.stateErrors.inc({ op });
-            log.error({ op, err: err instanceof Error ? err.message : String(err) }, "state store error");
+            // A faulted store throws its fault on every operation; it was
+            // logged as an error once, when it happened.
+            const known = store instanceof SqliteStore && err === store.fault;
+            log[known ? "debug" : "error"]({ code: "XPX_ERR_STATE_FAULT", op, err: err instanceof Error ? err.message : String(err) }, "state store error");
           },
         },
       }));
@@ -194,8 +207,58 @@ export class PolicyState {
     return new Pipeline(stages);
   }
 
+  /** Why the state database is unusable (the SQLite file was lost under the store), or null. */
+  stateFault(): string | null {
+    return this.#store instanceof SqliteStore ? (this.#store.fault?.message ?? null) : null;
+  }
+
+  /**
+   * Opens the SQLite store for the running proxy: a short lock wait (a wait
+   * blocks every session), a fault logged and shown in the gauge, and the
+   * file compared with the open one every STATE_CHECK_INTERVAL_MS.
+   */
+  #openSqlite(path: string): SqliteStore {
+    const store = SqliteStore.open(path, {
+      busyTimeoutMs: RUNNING_BUSY_TIMEOUT_MS,
+      onFault: (fault) => {
+        this.#metrics.stateFaulted.set(1);
+        this.#logger.error({ code: fault.code, path: fault.path, err: fault.message }, "state database lost; registration is refused until a reload or restart");
+      },
+    });
+    clearInterval(this.#stateCheck);
+    this.#stateCheck = setInterval(() => {
+      if (store.check()) this.#metrics.stateErrors.inc({ op: "check" });
+    }, STATE_CHECK_INTERVAL_MS).unref();
+    this.#metrics.stateFaulted.set(0);
+    return store;
+  }
+
+  /**
+   * A reload opens a faulted store's file again, with start-up's checks (a
+   * missing file is created empty, as at a restart). Not done without the
+   * operator: an empty file would silently forget every tombstone and known
+   * account, and a replaced one may be anything. A file that still cannot be
+   * opened leaves the faulted store in place; the rest of the reload applies.
+   */
+  #reopenSqlite(path: string): void {
+    const old = this.#store!;
+    try {
+      this.#store = this.#openSqlite(path);
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      this.#logger.error({ code: "XPX_ERR_STATE_FAULT", path, err: message }, "cannot reopen the state database; registration stays refused");
+      return;
+    }
+    this.#storePath = path;
+    // Its every operation throws its fault before touching the file, so a
+    // pipeline still holding it until the swap refuses as before.
+    old.close();
+    this.#logger.warn({ path }, "state database reopened; registration resumes");
+  }
+
   close(): void {
     clearInterval(this.#sweep);
+    clearInterval(this.#stateCheck);
     void this.notifier.close();
     this.#store?.close();
     this.#store = null;

@@ -1,10 +1,13 @@
-// SqliteStore specifics: file layout, WAL, schema versioning, every start-up
-// refusal (nothing is ever silently reset), online backup and restore.
+// SqliteStore specifics: file layout, the journal (never WAL: nothing
+// mmapped), schema versioning, every start-up refusal (nothing is ever
+// silently reset), online backup and restore.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { SCHEMA_VERSION, SqliteStore, StateError, backup, restore } from "./sqlite-store.js";
 import { STATE_DEFAULTS, parseStateOptions } from "./state-options.js";
@@ -36,25 +39,109 @@ function seed(store: SqliteStore): void {
   store.putThrottle("192.0.2.1", { tokens: 0, updated_at: T0 });
 }
 
-test("open creates parent directories, uses WAL and records the schema version", (t) => {
+test("open creates parent directories, uses a rollback journal and records the schema version", (t) => {
   const dir = tempDir(t);
   const path = join(dir, "a", "b", "state.sqlite");
   const store = SqliteStore.open(path);
   try {
     assert.ok(statSync(path).isFile());
     assert.equal(store.schemaVersion, SCHEMA_VERSION);
+    seed(store);
+    // TRUNCATE keeps an empty journal between transactions; there is no -wal or -shm.
+    assert.deepEqual(readdirSync(join(dir, "a", "b")).sort(), ["state.sqlite", "state.sqlite-journal"]);
+    assert.equal(statSync(`${path}-journal`).size, 0);
   } finally {
     store.close();
   }
+  // Bytes 18 and 19 of the header: 1 = rollback journal, 2 = WAL.
+  assert.deepEqual([...readFileSync(path).subarray(18, 20)], [1, 1]);
   const raw = new Database(path, { readonly: true });
   try {
-    assert.equal(raw.pragma("journal_mode", { simple: true }), "wal");
+    assert.notEqual(raw.pragma("journal_mode", { simple: true }), "wal");
     const meta = Object.fromEntries((raw.prepare("SELECT key, value FROM meta").all() as { key: string; value: string }[]).map((r) => [r.key, r.value]));
     assert.equal(meta.application, "xmpp-guard");
     assert.equal(meta.schema_version, String(SCHEMA_VERSION));
   } finally {
     raw.close();
   }
+});
+
+test("a file an older xmpp-guard left in WAL mode is converted, keeping what only its -wal held", (t) => {
+  const path = join(tempDir(t), "state.sqlite");
+  const old = SqliteStore.open(path);
+  seed(old);
+  old.close();
+  // What an older version left behind: WAL mode, and a write still in the -wal.
+  const raw = new Database(path);
+  raw.pragma("journal_mode = WAL");
+  raw.pragma("wal_autocheckpoint = 0");
+  raw.prepare("INSERT INTO tombstones (host, username, deleted_at) VALUES ('example.org', 'inwal', ?)").run(T0);
+  // Another connection with the file open in WAL mode blocks the switch: refused, nothing changed.
+  assertStateError(() => SqliteStore.open(path), "XPX_ERR_STATE_OPEN", /WAL mode and another process has it open/);
+  assert.ok(existsSync(`${path}-wal`));
+  raw.close();
+  // better-sqlite3 checkpoints on close; leave a fresh -wal behind as a crash would.
+  const again = new Database(path);
+  again.pragma("wal_autocheckpoint = 0");
+  again.prepare("INSERT INTO tombstones (host, username, deleted_at) VALUES ('example.org', 'inwal2', ?)").run(T0);
+  const walBytes = readFileSync(`${path}-wal`);
+  const shmBytes = readFileSync(`${path}-shm`);
+  const dbBytes = readFileSync(path);
+  again.close();
+  writeFileSync(path, dbBytes);
+  writeFileSync(`${path}-wal`, walBytes);
+  writeFileSync(`${path}-shm`, shmBytes);
+
+  const store = SqliteStore.open(path);
+  try {
+    assert.ok(!existsSync(`${path}-wal`) && !existsSync(`${path}-shm`), "-wal and -shm are gone");
+    assert.deepEqual([...readFileSync(path).subarray(18, 20)], [1, 1]);
+    assert.equal(store.getTombstone("example.org", "inwal")?.deleted_at, T0);
+    assert.equal(store.getTombstone("example.org", "inwal2")?.deleted_at, T0, "the -wal's frames were checkpointed into the file");
+    assert.equal(store.findBySkeleton("example.org", "paypal"), "paypal");
+  } finally {
+    store.close();
+  }
+});
+
+test("nothing of the state database is memory-mapped while the store is open", { skip: process.platform !== "linux" && "reads /proc/self/maps" }, (t) => {
+  const dir = tempDir(t);
+  const store = SqliteStore.open(join(dir, "state.sqlite"));
+  try {
+    seed(store);
+    store.getThrottle("192.0.2.1");
+    const maps = readFileSync("/proc/self/maps", "utf8").split("\n").filter((l) => l.includes(dir));
+    assert.deepEqual(maps, []);
+  } finally {
+    store.close();
+  }
+});
+
+test("why: in WAL mode the -shm is mapped, and truncating it kills the process with SIGBUS", { skip: process.platform !== "linux" && "Linux mmap semantics" }, (t) => {
+  // The fault that motivated the rollback journal, reproduced with the driver
+  // alone in a child process (a SIGBUS cannot be caught in Node). The same
+  // steps against SqliteStore are in sqlite-faults.test.ts.
+  const dir = tempDir(t);
+  const script = `
+    import Database from "better-sqlite3";
+    import { readFileSync, truncateSync } from "node:fs";
+    const path = process.argv[1];
+    const db = new Database(path);
+    db.pragma("journal_mode = WAL");
+    db.exec("CREATE TABLE t (k TEXT PRIMARY KEY, v INTEGER)");
+    const put = db.prepare("INSERT INTO t VALUES (?, ?) ON CONFLICT (k) DO UPDATE SET v = excluded.v");
+    for (let i = 0; i < 50; i++) put.run("k" + i, i);
+    const mapped = readFileSync("/proc/self/maps", "utf8").includes(path + "-shm");
+    console.log(JSON.stringify({ mapped }));
+    truncateSync(path + "-shm", 0);
+    for (let i = 0; i < 50; i++) put.run("k" + i, -i);
+    console.log(JSON.stringify({ survived: true }));
+  `;
+  const root = fileURLToPath(new URL("../../", import.meta.url));
+  const r = spawnSync(process.execPath, ["--input-type=module", "-e", script, join(dir, "wal.sqlite")], { cwd: root, encoding: "utf8", timeout: 20_000 });
+  assert.match(r.stdout, /"mapped":true/, r.stderr);
+  assert.equal(r.signal, "SIGBUS", `stdout: ${r.stdout} stderr: ${r.stderr}`);
+  assert.doesNotMatch(r.stdout, /survived/);
 });
 
 test("a file that is not a database is a corrupt-state error and is left as it was", (t) => {
@@ -68,9 +155,11 @@ test("a file that is not a database is a corrupt-state error and is left as it w
 test("a damaged database fails the integrity check", (t) => {
   const path = join(tempDir(t), "state.sqlite");
   const store = SqliteStore.open(path);
-  for (let i = 0; i < 400; i++) {
-    store.addAccount({ host: "example.org", username: `user${i}`, skeleton: `user${i}`, source: "import", created_at: T0, ip: null });
-  }
+  store.transaction(() => {
+    for (let i = 0; i < 400; i++) {
+      store.addAccount({ host: "example.org", username: `user${i}`, skeleton: `user${i}`, source: "import", created_at: T0, ip: null });
+    }
+  });
   store.close();
   const raw = new Database(path);
   raw.pragma("journal_mode = DELETE");
@@ -126,8 +215,8 @@ test("backup while open, wipe, restore: the same answers", async (t) => {
   store.close();
   assert.ok(!existsSync(`${copy}.partial-${process.pid}`));
 
-  // Wipe: delete the database and its WAL files, start empty.
-  for (const f of [path, `${path}-wal`, `${path}-shm`]) rmSync(f, { force: true });
+  // Wipe: delete the database and its journal, start empty.
+  for (const f of [path, `${path}-journal`]) rmSync(f, { force: true });
   const empty = SqliteStore.open(path);
   assert.equal(empty.countAccounts(), 0);
   empty.close();
@@ -206,4 +295,38 @@ test("parseStateOptions: defaults, path, refusals", () => {
   assert.deepEqual(parseStateOptions({ redis: "redis://h/x" }), { ok: false, message: "the path must be a database number, like /0", at: "redis" });
   assert.equal(parseStateOptions({ redis: "nope" }).ok, false);
   assert.equal(parseStateOptions({ prefix: "a b" }).ok, false);
+});
+
+test("processes creating the same file at once: all open it, the schema is made once", async (t) => {
+  // Cluster workers start together; before this was settled under the write
+  // lock, a slower one failed with "table throttles already exists" or took
+  // the half-made file for another program's.
+  const dir = tempDir(t);
+  const root = fileURLToPath(new URL("../../", import.meta.url));
+  const rounds = 4;
+  // Each child loads the module once, then opens file r at the instant given for round r.
+  const script = `
+    const { SqliteStore } = await import("./src/state/sqlite-store.ts");
+    const [dir, at] = [process.argv[1], Number(process.argv[2])];
+    for (let r = 0; r < ${rounds}; r++) {
+      while (Date.now() < at + r * 300);
+      const store = SqliteStore.open(dir + "/fresh-" + r + ".sqlite");
+      console.log(JSON.stringify({ round: r, version: store.schemaVersion }));
+      store.close();
+    }
+  `;
+  const at = String(Date.now() + 4000);
+  const run = (): Promise<{ code: number | null; out: string }> =>
+    new Promise((resolve) => {
+      const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script, dir, at], { cwd: root, stdio: ["ignore", "pipe", "pipe"] });
+      let out = "";
+      child.stdout.on("data", (d: Buffer) => (out += d.toString()));
+      child.stderr.on("data", (d: Buffer) => (out += d.toString()));
+      child.on("exit", (code) => resolve({ code, out }));
+    });
+  const results = await Promise.all([run(), run(), run()]);
+  for (const r of results) {
+    assert.equal(r.code, 0, r.out);
+    assert.equal(r.out.match(new RegExp(`"version":${SCHEMA_VERSION}`, "g"))?.length, rounds, r.out);
+  }
 });

@@ -1,10 +1,20 @@
-// The durable RegistrationStore: one SQLite file through better-sqlite3 (WAL,
-// prepared statements, versioned migrations recorded in a `meta` table), plus
-// online backup and restore for `xmpp-guard backup` / `restore`. Opening never
-// silently resets anything: a file that is not a database, fails its integrity
-// check, belongs to another program or has a newer schema is a StateError, and
-// so is a path that cannot be created or written.
-import { mkdirSync, renameSync, rmSync } from "node:fs";
+// The durable RegistrationStore: one SQLite file through better-sqlite3 (a
+// rollback journal, prepared statements, versioned migrations recorded in a
+// `meta` table), plus online backup and restore for `xmpp-guard backup` /
+// `restore`. Opening never silently resets anything: a file that is not a
+// database, fails its integrity check, belongs to another program or has a
+// newer schema is a StateError, and so is a path that cannot be created or
+// written.
+//
+// No part of the file is ever memory-mapped. In WAL mode SQLite maps the
+// `-shm` index into every process that has the file open, and a truncated or
+// unwritable `-shm` then kills the process with SIGBUS, which Node cannot
+// catch: every session would go down with the state. A rollback journal
+// (TRUNCATE) with `mmap_size = 0` turns the same faults into SQLite errors.
+// While open, the store also notices its file being deleted, replaced or
+// emptied; it then refuses every operation (it is "faulted") until the file
+// is opened again, rather than writing where nobody will read.
+import { mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import type { KnownAccount, RegistrationStore, ThrottleState, Tombstone } from "./registration-store.js";
@@ -56,7 +66,9 @@ export type StateErrorCode =
   /** Written by a newer xmpp-guard (schema version above SCHEMA_VERSION). */
   | "XPX_ERR_STATE_VERSION"
   /** A backup or restore failed. */
-  | "XPX_ERR_STATE_BACKUP";
+  | "XPX_ERR_STATE_BACKUP"
+  /** An operation failed while running (lock, I/O), or the file was lost under an open store. */
+  | "XPX_ERR_STATE_FAULT";
 
 export class StateError extends Error {
   readonly code: StateErrorCode;
@@ -72,7 +84,21 @@ export class StateError extends Error {
 export interface OpenOptions {
   /** Open for reading only (restore validation, inspection); no migration, no write check. */
   readonly readonly?: boolean;
+  /**
+   * How long a statement waits for another process's lock once the store is
+   * open (opening itself waits up to 5 s). Default 5000 ms, for the CLI; the
+   * running proxy uses RUNNING_BUSY_TIMEOUT_MS, since a wait blocks every session.
+   */
+  readonly busyTimeoutMs?: number;
+  /** Called once, when the store becomes faulted (see SqliteStore.fault). */
+  readonly onFault?: (fault: StateError) => void;
 }
+
+/** The lock wait of the proxy's own store: long enough for another process's commit, short enough not to stall sessions. */
+export const RUNNING_BUSY_TIMEOUT_MS = 250;
+
+/** After a lock wait ran out, operations fail at once for this long instead of waiting again. */
+export const BUSY_BACKOFF_MS = 1000;
 
 interface AccountRow {
   host: string;
@@ -85,6 +111,9 @@ interface AccountRow {
 
 /** SQLite error codes that mean "this file is damaged or not a database". */
 const CORRUPT_CODES = new Set(["SQLITE_NOTADB", "SQLITE_CORRUPT", "SQLITE_CORRUPT_VTAB", "SQLITE_CORRUPT_SEQUENCE", "SQLITE_CORRUPT_INDEX"]);
+
+/** How every fault message ends: what it costs, and what ends it. */
+const UNTIL_REOPENED = "registration is refused until a reload or restart opens it again";
 
 function sqliteCode(err: unknown): string {
   return typeof err === "object" && err !== null && typeof (err as { code?: unknown }).code === "string"
@@ -125,6 +154,9 @@ function openChecked(path: string, options: { readonly: boolean; migrate: boolea
     throw asStateError(path, err, "open the database");
   }
   try {
+    // Reads go through read() calls, never a mapping of the file (SQLite's
+    // default here, made explicit: a mapped file that shrinks is a SIGBUS).
+    db.pragma("mmap_size = 0");
     const check = db.pragma("quick_check", { simple: true });
     if (check !== "ok") throw new StateError("XPX_ERR_STATE_CORRUPT", path, `integrity check failed: ${String(check)}`);
     const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").pluck().all() as string[];
@@ -152,10 +184,10 @@ function openChecked(path: string, options: { readonly: boolean; migrate: boolea
       }
     }
     if (options.migrate) {
-      db.pragma("journal_mode = WAL");
-      // NORMAL is durable across process crashes in WAL mode; a power loss may
-      // lose the last transactions, never corrupt the file.
-      db.pragma("synchronous = NORMAL");
+      leaveWal(db, path);
+      // FULL: a committed write survives a power loss, and the file is never
+      // corrupted by one. Each commit costs a few fsyncs (docs/deploy.md).
+      db.pragma("synchronous = FULL");
       migrate(db, version);
       // Proves the file is writable now rather than at the first registration.
       db.prepare("INSERT INTO meta (key, value) VALUES ('opened_at', ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(
@@ -171,12 +203,41 @@ function openChecked(path: string, options: { readonly: boolean; migrate: boolea
   }
 }
 
+/**
+ * Puts the file in TRUNCATE journal mode. A file left in WAL mode (by an older
+ * xmpp-guard) is converted, which SQLite allows only while no other connection
+ * has it open: the -wal is checkpointed into the file, -wal and -shm go away.
+ * TRUNCATE rather than DELETE keeps the (empty) journal file between
+ * transactions, so writes go on when the directory becomes read-only.
+ */
+function leaveWal(db: Database.Database, path: string): void {
+  let mode: unknown;
+  try {
+    mode = db.pragma("journal_mode = TRUNCATE", { simple: true });
+  } catch (err) {
+    if (!sqliteCode(err).startsWith("SQLITE_BUSY")) throw err;
+    mode = "wal";
+  }
+  if (mode !== "truncate") {
+    throw new StateError(
+      "XPX_ERR_STATE_OPEN",
+      path,
+      "is in WAL mode and another process has it open, so it cannot be switched to a rollback journal; stop that process (an older xmpp-guard?) and start again",
+    );
+  }
+}
+
 function migrate(db: Database.Database, from: number): void {
-  db.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID");
-  const setMeta = db.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
   for (let v = from; v < MIGRATIONS.length; v++) {
     db.transaction(() => {
+      // Another process opening the same file at the same time (a cluster
+      // worker) may have applied this step since `from` was read. Everything
+      // happens under the write lock taken by immediate(), so the other one
+      // never sees a meta table without its application row either.
+      db.exec("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID");
+      if (Number(db.prepare<[], string>("SELECT value FROM meta WHERE key = 'schema_version'").pluck().get() ?? 0) > v) return;
       db.exec(MIGRATIONS[v]!);
+      const setMeta = db.prepare("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value");
       setMeta.run("application", APPLICATION_NAME);
       setMeta.run("schema_version", String(v + 1));
     }).immediate();
@@ -196,20 +257,39 @@ async function backupTo(db: Database.Database, sourcePath: string, toPath: strin
   }
 }
 
+/** Which file an open store holds: device and inode, as stat reports them. */
+interface FileIdentity {
+  readonly dev: bigint;
+  readonly ino: bigint;
+}
+
 export class SqliteStore implements RegistrationStore {
   readonly path: string;
   readonly #db: Database.Database;
   readonly #stmt;
+  /** Absolute, so a later chdir cannot point the file check elsewhere. */
+  readonly #absolute: string;
+  readonly #identity: FileIdentity | null;
+  readonly #onFault: ((fault: StateError) => void) | undefined;
+  #fault: StateError | null = null;
+  /** Until then (epoch ms) operations fail at once: a lock wait just ran out. */
+  #busyUntil = 0;
 
   /** Opens (creating directories and the file when needed) and migrates. Throws StateError. */
   static open(path: string = DEFAULT_STATE_PATH, options: OpenOptions = {}): SqliteStore {
     const readonly = options.readonly === true;
-    return new SqliteStore(path, openChecked(path, { readonly, migrate: !readonly }));
+    const db = openChecked(path, { readonly, migrate: !readonly });
+    if (options.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs))}`);
+    return new SqliteStore(path, db, options.onFault);
   }
 
-  private constructor(path: string, db: Database.Database) {
+  private constructor(path: string, db: Database.Database, onFault: ((fault: StateError) => void) | undefined) {
     this.path = path;
     this.#db = db;
+    this.#absolute = resolve(path);
+    this.#onFault = onFault;
+    const st = statSync(this.#absolute, { bigint: true, throwIfNoEntry: false });
+    this.#identity = st === undefined ? null : { dev: st.dev, ino: st.ino };
     this.#stmt = {
       getThrottle: db.prepare<[string], ThrottleState>("SELECT tokens, updated_at FROM throttles WHERE key = ?"),
       putThrottle: db.prepare<[string, number, number]>(
@@ -242,83 +322,118 @@ export class SqliteStore implements RegistrationStore {
     };
   }
 
+  /**
+   * The fault that stopped this store, or null while it serves. A store is
+   * faulted when its file was deleted, replaced, emptied or found damaged
+   * while open; every operation then throws this StateError (code
+   * XPX_ERR_STATE_FAULT) without touching the file, until the file is opened
+   * again (a new store). Other failures (a lock held too long, an I/O error,
+   * a read-only file or directory) fail only the operation at hand.
+   */
+  get fault(): StateError | null {
+    return this.#fault;
+  }
+
+  /**
+   * Compares the file at `path` with the one this store has open (one stat
+   * call); the owner calls it periodically. True when this call found the
+   * store faulted, false when it serves or was already faulted.
+   */
+  check(): boolean {
+    if (this.#fault !== null || !this.#db.open) return false;
+    const lost = this.#lost();
+    if (lost === null) return false;
+    this.#setFault(lost);
+    return true;
+  }
+
   /** The schema version stored in the file (SCHEMA_VERSION once open for writing). */
   get schemaVersion(): number {
-    return Number(this.#stmt.getMeta.get("schema_version"));
+    return this.#read("read meta", () => Number(this.#stmt.getMeta.get("schema_version")));
   }
 
   getThrottle(key: string): ThrottleState | undefined {
-    return this.#stmt.getThrottle.get(key);
+    return this.#read("read a throttle", () => this.#stmt.getThrottle.get(key));
   }
 
   putThrottle(key: string, state: ThrottleState): void {
-    this.#stmt.putThrottle.run(key, state.tokens, state.updated_at);
+    this.#write("write a throttle", () => this.#stmt.putThrottle.run(key, state.tokens, state.updated_at));
   }
 
   pruneThrottles(now: number, capacity: number, perMs: number): number {
-    return this.#stmt.pruneThrottles.run(now, perMs, capacity).changes;
+    return this.#write("prune throttles", () => this.#stmt.pruneThrottles.run(now, perMs, capacity).changes);
   }
 
   countThrottles(): number {
-    return this.#stmt.countThrottles.get() ?? 0;
+    return this.#read("count throttles", () => this.#stmt.countThrottles.get() ?? 0);
   }
 
   addAccount(a: KnownAccount): boolean {
-    return this.#stmt.addAccount.run(a.host, a.username, a.skeleton, a.source, a.created_at, a.ip).changes > 0;
+    return this.#write("add an account", () => this.#stmt.addAccount.run(a.host, a.username, a.skeleton, a.source, a.created_at, a.ip).changes > 0);
   }
 
   removeAccount(host: string, username: string): boolean {
-    return this.#stmt.removeAccount.run(host, username).changes > 0;
+    return this.#write("remove an account", () => this.#stmt.removeAccount.run(host, username).changes > 0);
   }
 
   hasAccount(host: string, username: string): boolean {
-    return this.#stmt.getAccount.get(host, username) !== undefined;
+    return this.#read("read an account", () => this.#stmt.getAccount.get(host, username) !== undefined);
   }
 
   getAccount(host: string, username: string): KnownAccount | undefined {
-    return this.#stmt.getAccount.get(host, username);
+    return this.#read("read an account", () => this.#stmt.getAccount.get(host, username));
   }
 
   findBySkeleton(host: string, skeleton: string): string | undefined {
-    return this.#stmt.findBySkeleton.get(host, skeleton);
+    return this.#read("look up a skeleton", () => this.#stmt.findBySkeleton.get(host, skeleton));
   }
 
   countAccounts(host?: string): number {
-    return (host === undefined ? this.#stmt.countAll.get() : this.#stmt.countHost.get(host)) ?? 0;
+    return this.#read("count accounts", () => (host === undefined ? this.#stmt.countAll.get() : this.#stmt.countHost.get(host)) ?? 0);
   }
 
   reindexSkeletons(version: string, compute: (username: string) => string): number {
-    if (this.#stmt.getMeta.get("skeleton_version") === version) return 0;
-    return this.#db
-      .transaction(() => {
-        let n = 0;
-        for (const a of this.#stmt.allAccounts.all()) {
-          const skeleton = compute(a.username);
-          if (skeleton !== a.skeleton) {
-            this.#stmt.setSkeleton.run(skeleton, a.host, a.username);
-            n++;
+    if (this.#read("read meta", () => this.#stmt.getMeta.get("skeleton_version")) === version) return 0;
+    return this.#write("reindex skeletons", () =>
+      this.#db
+        .transaction(() => {
+          let n = 0;
+          for (const a of this.#stmt.allAccounts.all()) {
+            const skeleton = compute(a.username);
+            if (skeleton !== a.skeleton) {
+              this.#stmt.setSkeleton.run(skeleton, a.host, a.username);
+              n++;
+            }
           }
-        }
-        this.#stmt.setMeta.run("skeleton_version", version);
-        return n;
-      })
-      .immediate();
+          this.#stmt.setMeta.run("skeleton_version", version);
+          return n;
+        })
+        .immediate(),
+    );
   }
 
   putTombstone(t: Tombstone): void {
-    this.#stmt.putTombstone.run(t.host, t.username, t.deleted_at);
+    this.#write("write a tombstone", () => this.#stmt.putTombstone.run(t.host, t.username, t.deleted_at));
   }
 
   getTombstone(host: string, username: string): Tombstone | undefined {
-    return this.#stmt.getTombstone.get(host, username);
+    return this.#read("read a tombstone", () => this.#stmt.getTombstone.get(host, username));
   }
 
   deleteTombstone(host: string, username: string): boolean {
-    return this.#stmt.deleteTombstone.run(host, username).changes > 0;
+    return this.#write("delete a tombstone", () => this.#stmt.deleteTombstone.run(host, username).changes > 0);
   }
 
   pruneTombstones(before: number): number {
-    return this.#stmt.pruneTombstones.run(before).changes;
+    return this.#write("prune tombstones", () => this.#stmt.pruneTombstones.run(before).changes);
+  }
+
+  /**
+   * Runs `fn` (this store's own methods) as one write transaction: one commit
+   * instead of one per write, for bulk work such as `users import`.
+   */
+  transaction<T>(fn: () => T): T {
+    return this.#write("write", () => this.#db.transaction(fn).immediate());
   }
 
   /**
@@ -326,11 +441,87 @@ export class SqliteStore implements RegistrationStore {
    * consistent snapshot while registrations keep being written).
    */
   backup(toPath: string): Promise<void> {
+    if (this.#fault !== null) return Promise.reject(this.#fault);
     return backupTo(this.#db, this.path, toPath);
   }
 
   close(): void {
     if (this.#db.open) this.#db.close();
+  }
+
+  // -------------------------------------------------------------------------
+  // Every operation goes through #read or #write, so what reaches the caller
+  // is a result or a StateError, never anything else.
+
+  #read<T>(doing: string, fn: () => T): T {
+    this.#ready(doing);
+    try {
+      return fn();
+    } catch (err) {
+      throw this.#failed(err, doing);
+    }
+  }
+
+  /** #read, after making sure the file at `path` is still the open one: a write must not land in a lost file. */
+  #write<T>(doing: string, fn: () => T): T {
+    this.#ready(doing);
+    const lost = this.#lost();
+    if (lost !== null) throw this.#setFault(lost);
+    try {
+      return fn();
+    } catch (err) {
+      throw this.#failed(err, doing);
+    }
+  }
+
+  #ready(doing: string): void {
+    if (this.#fault !== null) throw this.#fault;
+    if (this.#busyUntil !== 0) {
+      if (Date.now() < this.#busyUntil) {
+        throw new StateError("XPX_ERR_STATE_FAULT", this.path, `cannot ${doing}: locked by another process (not waiting again for up to ${BUSY_BACKOFF_MS} ms)`);
+      }
+      this.#busyUntil = 0;
+    }
+  }
+
+  /** What became of the file at `path`, or null while it is still the open one (one stat call). */
+  #lost(): string | null {
+    if (this.#identity === null) return null;
+    let st;
+    try {
+      st = statSync(this.#absolute, { bigint: true, throwIfNoEntry: false });
+    } catch {
+      // Not knowable (a parent directory became unreadable, say): the
+      // operations themselves will tell.
+      return null;
+    }
+    if (st === undefined) return "was deleted or moved away while open";
+    if (st.dev !== this.#identity.dev || st.ino !== this.#identity.ino) return "was replaced by another file while open";
+    if (st.size === 0n) return "was truncated to nothing while open";
+    return null;
+  }
+
+  /** What an operation threw, as the StateError the caller gets; faults the store when the file is gone or damaged. */
+  #failed(err: unknown, doing: string): StateError {
+    if (err instanceof StateError) return err;
+    const code = sqliteCode(err);
+    if (code.startsWith("SQLITE_BUSY")) this.#busyUntil = Date.now() + BUSY_BACKOFF_MS;
+    const lost = this.#lost();
+    if (lost !== null) return this.#setFault(lost, err);
+    // SQLite's own check when a write starts: its open file is no longer at the path.
+    if (code === "SQLITE_READONLY_DBMOVED") return this.#setFault("was deleted, moved or replaced while open", err);
+    if (CORRUPT_CODES.has(code)) return this.#setFault(`is damaged (${reason(err)})`, err);
+    // The same inode without our tables: emptied, or overwritten in place.
+    if (code === "SQLITE_ERROR" && /no such table/.test(reason(err))) return this.#setFault(`no longer holds xmpp-guard's tables (${reason(err)})`, err);
+    return new StateError("XPX_ERR_STATE_FAULT", this.path, `cannot ${doing} (${reason(err)})`, { cause: err });
+  }
+
+  #setFault(why: string, cause?: unknown): StateError {
+    if (this.#fault === null) {
+      this.#fault = new StateError("XPX_ERR_STATE_FAULT", this.path, `${why}; ${UNTIL_REOPENED}`, cause === undefined ? undefined : { cause });
+      this.#onFault?.(this.#fault);
+    }
+    return this.#fault;
   }
 }
 
@@ -354,8 +545,9 @@ function summarize(db: Database.Database): StateSummary {
 
 /**
  * `xmpp-guard backup FILE`: a consistent copy of the state database at
- * `statePath` while the proxy keeps running (WAL lets this reader work beside
- * the proxy's writer; SQLite restarts the copy if a write lands mid-way).
+ * `statePath` while the proxy keeps running (the copy reads under a shared
+ * lock a few pages at a time, so the proxy's writes wait at most one step;
+ * SQLite restarts the copy if a write lands mid-way).
  */
 export async function backup(statePath: string, toPath: string): Promise<StateSummary> {
   const db = openChecked(statePath, { readonly: true, migrate: false });
