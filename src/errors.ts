@@ -67,6 +67,7 @@ export const ERRORS = {
   XPX_ERR_STARTTLS_TIMEOUT: { message: "no <starttls/> within timeouts.stream_header", condition: "connection-timeout" },
   XPX_ERR_STARTTLS_TWICE: { message: "STARTTLS on a stream that is already encrypted", condition: null },
   XPX_ERR_TLS_CERTIFICATES: { message: "TLS certificates cannot be loaded", condition: null },
+  XPX_ERR_TLS_RENEGOTIATION: { message: "TLS renegotiation refused", condition: null },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERRORS;

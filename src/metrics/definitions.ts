@@ -197,7 +197,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       labelNames: ["listener", "version"] as const, registers: [registry],
     }),
     tlsHandshakeFailures: new Counter({
-      name: `${PREFIX}tls_handshake_failures_total`, help: "Connections that ended before or during TLS negotiation, by listener and reason (handshake, timeout, starttls_timeout, tls_required, starttls_twice, stream_error, closed).",
+      name: `${PREFIX}tls_handshake_failures_total`, help: "Connections that ended before or during TLS negotiation, and TLS negotiations refused on established sessions, by listener and reason (handshake, timeout, starttls_timeout, tls_required, starttls_twice, stream_error, closed, renegotiation).",
       labelNames: ["listener", "reason"] as const, registers: [registry],
     }),
     tlsCertificateExpiry: new Gauge({

@@ -311,6 +311,8 @@ export class Session implements SessionInfo {
     client.on("error", Session.#clientError);
     client.on("close", Session.#clientClose);
     client.on("drain", Session.#clientDrain);
+    // OpenSSL reports a refused renegotiation as one more finished handshake.
+    if (this.tls !== null) client.on("secure", Session.#clientRenegotiation);
     const headerTimeout = this.#ctx.timeouts().stream_header * 1000;
     this.#headerTimer = setTimeout(() => {
       if (this.#clientHeaderSeen) return;
@@ -910,6 +912,10 @@ export class Session implements SessionInfo {
     (this as TaggedSocket)[SESSION].#resumeUpstream(PAUSE_BACKPRESSURE);
   }
 
+  static #clientRenegotiation(this: Socket): void {
+    (this as TaggedSocket)[SESSION].#onRenegotiation();
+  }
+
   static #upstreamData(this: Socket, chunk: Buffer): void {
     (this as TaggedSocket)[SESSION].#onUpstreamData(chunk);
   }
@@ -1063,6 +1069,17 @@ export class Session implements SessionInfo {
     // Let a paused side drain its close.
     this.#client.resume();
     up?.resume();
+  }
+
+  /**
+   * A TLS 1.2 peer asked to renegotiate and every server context refused
+   * (certificates.ts). The session goes on if the peer does (RFC 5246 §7.2.2
+   * lets it choose); OpenSSL peers end it with a fatal alert, which ends the
+   * session at once (direct-tls.ts), as does Node's limit on repeated attempts.
+   */
+  #onRenegotiation(): void {
+    this.#ctx.metrics.tlsHandshakeFailures.inc({ listener: this.listener, reason: "renegotiation" });
+    this.#log.info({ code: "XPX_ERR_TLS_RENEGOTIATION" }, ERRORS.XPX_ERR_TLS_RENEGOTIATION.message);
   }
 
   /** Tear down immediately, without any goodbye. */
