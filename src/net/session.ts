@@ -67,6 +67,15 @@ interface SessionBuckets {
 /** Shared by every session without limits (the default), so none allocates its own. */
 const NO_BUCKETS: SessionBuckets = Object.freeze({ bytes: null, stanzas: Object.freeze({}) });
 
+/** How long a closing session waits for the peer to finish closing before destroying what is left. */
+const CLOSE_GRACE_MS = 5000;
+/**
+ * The same for a connection refused by a per-IP cap. Its answer fits in one
+ * segment and there is nothing to drain, and a flood of refused connections
+ * must not hold a descriptor each for long, whether or not the peer reads.
+ */
+const REFUSED_CLOSE_MS = 1000;
+
 // Reasons a reader is paused.
 const PAUSE_DIAL = 1;
 const PAUSE_BACKPRESSURE = 2;
@@ -151,7 +160,7 @@ export class Session implements SessionInfo {
   readonly tls: SessionTls | null;
 
   /**
-   * `refuse`: answer the client's stream header with this error instead of dialing (per-IP caps).
+   * `refuse`: refuse the connection with this error as soon as it starts, never dialing (per-IP caps).
    * `tls`: `client` is a TLS socket the proxy already negotiated (tls-accept.ts).
    */
   constructor(ctx: ListenerContext, client: Socket, id: string, peer: Endpoint, local: Endpoint, refuse?: ErrorCode, tls?: SessionTls | null) {
@@ -313,14 +322,22 @@ export class Session implements SessionInfo {
     client.on("drain", Session.#clientDrain);
     // OpenSSL reports a refused renegotiation as one more finished handshake.
     if (this.tls !== null) client.on("secure", Session.#clientRenegotiation);
-    const headerTimeout = this.#ctx.timeouts().stream_header * 1000;
+    this.#log.debug("session opened");
+    if (this.#refuse !== undefined) {
+      // Say it now: waiting for a stream header the peer may never send held
+      // each refused connection open for timeouts.stream_header, and enough of
+      // them ran the process out of descriptors. Whatever the peer sends from
+      // here on is read and dropped until the close.
+      this.closeWithError(this.#refuse);
+      return;
+    }
+    const timeouts = this.#ctx.timeouts();
     this.#headerTimer = setTimeout(() => {
       if (this.#clientHeaderSeen) return;
       this.#ctx.metrics.timeouts.inc({ listener: this.listener, kind: "stream_header" });
       this.closeWithError("XPX_ERR_STREAM_HEADER_TIMEOUT");
-    }, headerTimeout);
-    this.#idleTimer = setTimeout(() => this.#onIdleTimer(), this.#ctx.timeouts().pre_auth_idle * 1000);
-    this.#log.debug("session opened");
+    }, timeouts.stream_header * 1000);
+    this.#idleTimer = setTimeout(() => this.#onIdleTimer(), timeouts.pre_auth_idle * 1000);
     if (initial && initial.length > 0) this.#onClientData(initial);
   }
 
@@ -627,10 +644,6 @@ export class Session implements SessionInfo {
       this.#clientHeaderSeen = true;
       clearTimeout(this.#headerTimer);
       this.#headerTimer = undefined; // a cleared Timeout still holds its closure (and this session's graph)
-      if (this.#refuse !== undefined) {
-        this.closeWithError(this.#refuse);
-        return false;
-      }
       this.#setState("open");
       this.#dial();
     }
@@ -1064,7 +1077,7 @@ export class Session implements SessionInfo {
       } else up.destroy();
     }
     // Peers that never finish closing don't hold resources for long.
-    this.#closeTimer ??= setTimeout(() => this.#abort(), 5000);
+    this.#closeTimer ??= setTimeout(() => this.#abort(), this.#refuse === undefined ? CLOSE_GRACE_MS : REFUSED_CLOSE_MS);
     this.#closeTimer.unref();
     // Let a paused side drain its close.
     this.#client.resume();

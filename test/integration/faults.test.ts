@@ -7,13 +7,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createServer, type AddressInfo } from "node:net";
+import { connect, createServer, type AddressInfo } from "node:net";
 import { createInterface } from "node:readline";
 import { startProxy, type RunningProxy } from "../../src/app.js";
 import { configFromObject } from "../../src/config/load.js";
 import { createLogger } from "../../src/log.js";
 import { startFakeUpstream } from "../helpers/fake-upstream.js";
-import { CLIENT_HEADER, eventually, rawClient } from "../helpers/raw-client.js";
+import { CLIENT_HEADER, eventually, rawClient, type RawClient } from "../helpers/raw-client.js";
 
 const SASL_SUCCESS = "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>";
 
@@ -270,5 +270,73 @@ test("a refusing upstream costs nothing lasting: sessions and timers are release
     await eventually(() => proxy.sessionCount() === 0, 5000, "all sessions released");
   } finally {
     await proxy.shutdown(0);
+  }
+});
+
+test("over limits.max_connections_per_ip: refused at once without a byte from the client, closed within a second even if never read, upstream never dialed", { timeout: 20_000 }, async () => {
+  const upstream = await startFakeUpstream();
+  const logLines: Array<Record<string, unknown>> = [];
+  const proxy = await startProxy(configFromObject({
+    listeners: [{ name: "c2s", type: "c2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${upstream.port}` }],
+    limits: { max_connections_per_ip: 2 },
+    admin: { listen: null },
+  }), { logger: createLogger("info", { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) }) });
+  const port = proxy.listenerAddress("c2s")!.port;
+  const open: Array<{ destroy(): void }> = [];
+  const client = async (): Promise<RawClient> => {
+    const c = await rawClient(port);
+    open.push(c);
+    return c;
+  };
+  try {
+    const admitted = [await client(), await client()];
+    for (const c of admitted) c.write(CLIENT_HEADER);
+    for (const c of admitted) await c.waitFor((t) => t.includes("</stream:features>"));
+
+    // Five more from the same address, which send nothing at all.
+    const started = Date.now();
+    const refused = await Promise.all(Array.from({ length: 5 }, () => client()));
+    for (const c of refused) {
+      const text = await c.waitFor((t) => t.includes("</stream:stream>"), 2000);
+      assert.match(text, /^<\?xml version='1.0'\?><stream:stream [^>]*><stream:error><policy-violation [^>]*\/><text [^>]*>too many connections from this address<\/text><\/stream:error><\/stream:stream>$/);
+      await c.closed(2000);
+    }
+    assert.ok(Date.now() - started < 2000, `refused and closed in ${Date.now() - started} ms`);
+    assert.equal(upstream.conns.length, 2, "no upstream connection for a refused client");
+    assert.equal(await metric(proxy, "xmpp_guard_connections_refused_total", { reason: "too_many_connections" }), 5);
+    assert.equal(await metric(proxy, "xmpp_guard_stream_errors_total", { condition: "policy-violation", sender: "proxy" }), 5);
+    assert.equal(logLines.filter((l) => l.code === "XPX_ERR_TOO_MANY_CONNECTIONS").length, 5);
+    await eventually(() => proxy.sessionCount() === 2, 2000, "refused sessions released");
+
+    // One that never reads (paused before it connects, so not even Node reads
+    // its socket) and never closes: the proxy destroys it on its own.
+    const deaf = connect({ host: "127.0.0.1", port });
+    open.push(deaf);
+    deaf.pause();
+    deaf.on("error", () => {});
+    await new Promise<void>((resolve) => deaf.once("connect", resolve));
+    const deafAt = Date.now();
+    await eventually(() => proxy.sessionCount() === 3, 1000, "the deaf connection has a session");
+    await eventually(() => proxy.sessionCount() === 2, 2500, "the deaf connection's session destroyed");
+    assert.ok(Date.now() - deafAt < 2500, `released after ${Date.now() - deafAt} ms`);
+    // What it was told is waiting in its buffer, followed by the close.
+    let told = "";
+    deaf.on("data", (d: Buffer) => void (told += d.toString("utf8")));
+    deaf.resume();
+    await new Promise<void>((resolve) => deaf.once("close", () => resolve()));
+    assert.match(told, /too many connections from this address<\/text><\/stream:error><\/stream:stream>$/);
+
+    // The admitted sessions were never disturbed, and their slots free up as usual.
+    admitted[0]!.write("<presence/>");
+    await eventually(() => upstream.conns[0]!.text().endsWith("<presence/>"), 5000, "admitted session still relayed");
+    for (const c of admitted) c.destroy();
+    await eventually(() => proxy.sessionCount() === 0, 5000, "sessions closed");
+    const next = await client();
+    next.write(CLIENT_HEADER);
+    await next.waitFor((t) => t.includes("</stream:features>"));
+  } finally {
+    for (const c of open) c.destroy();
+    await proxy.shutdown(0);
+    await upstream.close();
   }
 });
