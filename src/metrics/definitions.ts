@@ -38,7 +38,7 @@ export interface Metrics {
   readonly sessions: Gauge<"listener" | "state">;
   readonly streamErrors: Counter<"listener" | "condition" | "sender">;
   readonly upstreamFailures: Counter<"listener" | "reason">;
-  /** Sessions closed by a timeout: stream_header, pre_auth_idle, stanza, upstream_connect. */
+  /** Sessions closed by a timeout: stream_header, pre_auth_idle, pre_auth, stanza, upstream_connect. */
   readonly timeouts: Counter<"listener" | "kind">;
   readonly framingErrors: Counter<"listener" | "direction" | "code">;
   readonly verdicts: Counter<"listener" | "stage" | "verdict">;
@@ -134,7 +134,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       labelNames: ["listener", "reason"] as const, registers: [registry],
     }),
     timeouts: new Counter({
-      name: `${PREFIX}timeouts_total`, help: "Sessions closed by a timeout, by listener and kind (stream_header, pre_auth_idle, stanza, upstream_connect).",
+      name: `${PREFIX}timeouts_total`, help: "Sessions closed by a timeout, by listener and kind (stream_header, pre_auth_idle, pre_auth, stanza, upstream_connect).",
       labelNames: ["listener", "kind"] as const, registers: [registry],
     }),
     framingErrors: new Counter({

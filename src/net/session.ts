@@ -149,9 +149,11 @@ export class Session implements SessionInfo {
   #headerTimer: NodeJS.Timeout | undefined;
   #dialTimer: NodeJS.Timeout | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
-  // timeouts.pre_auth_idle and timeouts.stanza (slow drip).
+  // timeouts.pre_auth_idle and timeouts.pre_auth share #idleTimer; timeouts.stanza (slow drip).
   #idleTimer: NodeJS.Timeout | undefined;
   #lastActivity = Date.now();
+  /** When the connection was accepted (before any PROXY header or TLS): timeouts.pre_auth counts from here. */
+  #acceptedAt = 0;
   #stanzaTimer: NodeJS.Timeout | undefined;
   #clientFrames = 0;
   #partialAt = -1;
@@ -310,8 +312,11 @@ export class Session implements SessionInfo {
 
   // ---- lifecycle -----------------------------------------------------------
 
-  /** Start relaying. `initial` holds bytes already read (e.g. after a PROXY header). */
-  start(initial?: Buffer): void {
+  /**
+   * Start relaying. `initial` holds bytes already read (e.g. after a PROXY
+   * header); `acceptedAt` is when the listener accepted the connection.
+   */
+  start(initial?: Buffer, acceptedAt = Date.now()): void {
     const client = this.#client;
     client.setNoDelay(true);
     (client as TaggedSocket)[SESSION] = this;
@@ -337,7 +342,9 @@ export class Session implements SessionInfo {
       this.#ctx.metrics.timeouts.inc({ listener: this.listener, kind: "stream_header" });
       this.closeWithError("XPX_ERR_STREAM_HEADER_TIMEOUT");
     }, timeouts.stream_header * 1000);
-    this.#idleTimer = setTimeout(() => this.#onIdleTimer(), timeouts.pre_auth_idle * 1000);
+    this.#acceptedAt = acceptedAt;
+    const lifetimeLeft = acceptedAt + timeouts.pre_auth * 1000 - Date.now();
+    this.#idleTimer = setTimeout(() => this.#onIdleTimer(), Math.min(timeouts.pre_auth_idle * 1000, lifetimeLeft));
     if (initial && initial.length > 0) this.#onClientData(initial);
   }
 
@@ -478,13 +485,26 @@ export class Session implements SessionInfo {
     this.closeWithError("XPX_ERR_STANZA_TIMEOUT", `${this.#inFramer.bufferedBytes} bytes held`);
   }
 
+  /**
+   * Both pre-authentication bounds on one timer: it fires at the nearer of
+   * the idle deadline and the lifetime deadline and works out which passed,
+   * so a byte from the peer only stores a time and never touches a timer.
+   * The lifetime is a ceiling: time the proxy holds the peer back counts too.
+   */
   #onIdleTimer(): void {
     this.#idleTimer = undefined;
     if (this.#closing || this.#authenticated) return;
-    const idle = this.#ctx.timeouts().pre_auth_idle * 1000;
-    const left = this.#lastActivity + idle - Date.now();
+    const timeouts = this.#ctx.timeouts();
+    const now = Date.now();
+    const lifetimeLeft = this.#acceptedAt + timeouts.pre_auth * 1000 - now;
+    if (lifetimeLeft <= 0) {
+      this.#ctx.metrics.timeouts.inc({ listener: this.listener, kind: "pre_auth" });
+      this.closeWithError("XPX_ERR_PRE_AUTH_TIMEOUT", `${Math.round((now - this.#acceptedAt) / 1000)} s after accept`);
+      return;
+    }
+    const left = this.#lastActivity + timeouts.pre_auth_idle * 1000 - now;
     if (left > 0 || this.#clientPause !== 0) {
-      this.#idleTimer = setTimeout(() => this.#onIdleTimer(), Math.max(left, 1000));
+      this.#idleTimer = setTimeout(() => this.#onIdleTimer(), Math.min(Math.max(left, 1000), lifetimeLeft));
       return;
     }
     this.#ctx.metrics.timeouts.inc({ listener: this.listener, kind: "pre_auth_idle" });
@@ -794,7 +814,7 @@ export class Session implements SessionInfo {
     }
   }
 
-  /** pre_auth_idle no longer applies: its timer would only return, so drop it now. */
+  /** pre_auth_idle and pre_auth no longer apply: their timer would only return, so drop it now. */
   #authenticatedNow(): void {
     this.#authenticated = true;
     clearTimeout(this.#idleTimer);

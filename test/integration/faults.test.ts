@@ -340,3 +340,70 @@ test("over limits.max_connections_per_ip: refused at once without a byte from th
     await upstream.close();
   }
 });
+
+test("pre-authentication lifetime: a client sending a space every 200 ms is closed with connection-timeout after timeouts.pre_auth; an authenticated one is not", { timeout: 20_000 }, async () => {
+  const upstream = await startFakeUpstream();
+  const started = await proxyTo(upstream.port, { pre_auth: 1, pre_auth_idle: 0.5 }).catch(async (err: unknown) => {
+    await upstream.close();
+    throw err;
+  });
+  const { proxy, port } = started;
+  const open: RawClient[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  const client = async (): Promise<RawClient> => {
+    const c = await rawClient(port);
+    open.push(c);
+    return c;
+  };
+  const keepalive = (c: RawClient): NodeJS.Timeout => {
+    const t = setInterval(() => c.write(" "), 200);
+    timers.push(t);
+    return t;
+  };
+  try {
+    const chatty = await client();
+    const connectedAt = Date.now();
+    chatty.write(CLIENT_HEADER);
+    const conn = await upstream.nextConn();
+    const timer = keepalive(chatty);
+    const text = await chatty.waitFor((t) => t.includes("</stream:stream>"), 4000);
+    clearInterval(timer);
+    const elapsed = Date.now() - connectedAt;
+    assert.ok(elapsed >= 950 && elapsed < 2500, `closed after ${elapsed} ms`);
+    assert.match(text, /<stream:error><connection-timeout xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/><text [^>]*>not authenticated within timeouts\.pre_auth<\/text><\/stream:error><\/stream:stream>$/);
+    await chatty.closed();
+    await eventually(() => conn.text().endsWith("</stream:stream>"), 5000, "upstream told the stream ended");
+    assert.equal(await metric(proxy, "xmpp_guard_timeouts_total", { kind: "pre_auth" }), 1);
+    assert.equal(await metric(proxy, "xmpp_guard_timeouts_total", { kind: "pre_auth_idle" }), 0);
+
+    // Authenticated (the server said <success/>): the lifetime no longer applies,
+    // to a chatty session or to a silent one.
+    const authed = await client();
+    const quiet = await client();
+    authed.write(CLIENT_HEADER);
+    const aconn = await upstream.nextConn();
+    quiet.write(CLIENT_HEADER);
+    const qconn = await upstream.nextConn();
+    await authed.waitFor((t) => t.includes("</stream:features>"));
+    await quiet.waitFor((t) => t.includes("</stream:features>"));
+    aconn.socket.write(SASL_SUCCESS);
+    qconn.socket.write(SASL_SUCCESS);
+    await authed.waitFor((t) => t.includes(SASL_SUCCESS));
+    await quiet.waitFor((t) => t.includes(SASL_SUCCESS));
+    authed.write(CLIENT_HEADER); // stream restart after SASL
+    const atimer = keepalive(authed);
+    await new Promise((r) => setTimeout(r, 2500)); // two and a half lifetimes
+    clearInterval(atimer);
+    authed.write("<presence/>");
+    quiet.write(CLIENT_HEADER + "<presence/>");
+    await eventually(() => aconn.text().endsWith("<presence/>"), 5000, "presence upstream (chatty)");
+    await eventually(() => qconn.text().endsWith("<presence/>"), 5000, "presence upstream (quiet)");
+    assert.doesNotMatch(authed.text() + quiet.text(), /stream:error/);
+    assert.equal(await metric(proxy, "xmpp_guard_timeouts_total", { kind: "pre_auth" }), 1);
+  } finally {
+    for (const t of timers) clearInterval(t);
+    for (const c of open) c.destroy();
+    await proxy.shutdown(0);
+    await upstream.close();
+  }
+});
