@@ -43,6 +43,7 @@ export const ERRORS = {
   XPX_ERR_STREAM_VERSION: { message: "unsupported stream version", condition: "unsupported-version" },
   XPX_ERR_STREAM_HEADER_TIMEOUT: { message: "no stream header within timeouts.stream_header", condition: "connection-timeout" },
   XPX_ERR_PRE_AUTH_IDLE: { message: "no traffic before authentication within timeouts.pre_auth_idle", condition: "connection-timeout" },
+  XPX_ERR_PRE_AUTH_TIMEOUT: { message: "not authenticated within timeouts.pre_auth", condition: "connection-timeout" },
   XPX_ERR_STANZA_TIMEOUT: { message: "stanza not completed within timeouts.stanza", condition: "policy-violation" },
   XPX_ERR_UPSTREAM_UNREACHABLE: { message: "upstream server refused or unreachable", condition: "remote-connection-failed" },
   XPX_ERR_UPSTREAM_TIMEOUT: { message: "upstream did not connect and answer within timeouts.connect", condition: "remote-connection-failed" },
@@ -72,6 +73,7 @@ export const ERRORS = {
   XPX_ERR_STARTTLS_TIMEOUT: { message: "no <starttls/> within timeouts.stream_header", condition: "connection-timeout" },
   XPX_ERR_STARTTLS_TWICE: { message: "STARTTLS on a stream that is already encrypted", condition: null },
   XPX_ERR_TLS_CERTIFICATES: { message: "TLS certificates cannot be loaded", condition: null },
+  XPX_ERR_TLS_RENEGOTIATION: { message: "TLS renegotiation refused", condition: null },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -72,7 +72,7 @@ describe("defaults", () => {
       state: { path: "data/xmpp-guard.sqlite", redis: null, prefix: "xg:" },
       workers: 1,
       xml: { max_depth: 64, max_attributes: 64, max_header_size: 8192 },
-      timeouts: { connect: 10, stream_header: 30, pre_auth_idle: 60, stanza: 60 },
+      timeouts: { connect: 10, stream_header: 30, pre_auth_idle: 60, pre_auth: 120, stanza: 60 },
       shutdown: { drain_seconds: 10 },
       admin: { listen: { text: "127.0.0.1:9470", host: "127.0.0.1", port: 9470 } },
       log: { level: "info" },
@@ -89,7 +89,7 @@ describe("defaults", () => {
   it("keeps set values and defaults the rest of a section", () => {
     const config = ok({ listeners: [LISTENER], xml: { max_depth: 16 }, timeouts: { connect: 0.5 } });
     assert.deepEqual({ ...config.xml }, { max_depth: 16, max_attributes: 64, max_header_size: 8192 });
-    assert.deepEqual({ ...config.timeouts }, { connect: 0.5, stream_header: 30, pre_auth_idle: 60, stanza: 60 });
+    assert.deepEqual({ ...config.timeouts }, { connect: 0.5, stream_header: 30, pre_auth_idle: 60, pre_auth: 120, stanza: 60 });
   });
 
   it("lists every option with its default (DEFAULTS is the only source)", () => {
@@ -140,7 +140,7 @@ describe("defaults", () => {
         "xml.max_header_size",
         "timeouts",
         "timeouts.connect",
-        "timeouts.stream_header", "timeouts.pre_auth_idle", "timeouts.stanza",
+        "timeouts.stream_header", "timeouts.pre_auth_idle", "timeouts.pre_auth", "timeouts.stanza",
         "shutdown",
         "shutdown.drain_seconds",
         "admin",

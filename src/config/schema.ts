@@ -66,6 +66,8 @@ export interface TimeoutsConfig {
   readonly stream_header: number;
   /** Seconds without a byte from a not-yet-authenticated peer. */
   readonly pre_auth_idle: number;
+  /** Seconds from accept until the peer must be authenticated, whatever it sends. */
+  readonly pre_auth: number;
   /** Seconds one stanza may take to arrive completely once it has started (slow drip). */
   readonly stanza: number;
 }
@@ -195,6 +197,7 @@ export const DEFAULTS = deepFreeze({
     connect: 10,
     stream_header: 30,
     pre_auth_idle: 60,
+    pre_auth: 120,
     stanza: 60,
   },
   shutdown: {
@@ -712,6 +715,7 @@ export const CONFIG_SCHEMA: Spec<Config> = obj({
       connect: optional(num({ above: 0, max: MAX_SECONDS }), D.timeouts.connect),
       stream_header: optional(num({ above: 0, max: MAX_SECONDS }), D.timeouts.stream_header),
       pre_auth_idle: optional(num({ above: 0, max: MAX_SECONDS }), D.timeouts.pre_auth_idle),
+      pre_auth: optional(num({ above: 0, max: MAX_SECONDS }), D.timeouts.pre_auth),
       stanza: optional(num({ above: 0, max: MAX_SECONDS }), D.timeouts.stanza),
     }),
   ),

@@ -38,7 +38,7 @@ export interface Metrics {
   readonly sessions: Gauge<"listener" | "state">;
   readonly streamErrors: Counter<"listener" | "condition" | "sender">;
   readonly upstreamFailures: Counter<"listener" | "reason">;
-  /** Sessions closed by a timeout: stream_header, pre_auth_idle, stanza, upstream_connect. */
+  /** Sessions closed by a timeout: stream_header, pre_auth_idle, pre_auth, stanza, upstream_connect. */
   readonly timeouts: Counter<"listener" | "kind">;
   readonly framingErrors: Counter<"listener" | "direction" | "code">;
   readonly verdicts: Counter<"listener" | "stage" | "verdict">;
@@ -136,7 +136,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       labelNames: ["listener", "reason"] as const, registers: [registry],
     }),
     timeouts: new Counter({
-      name: `${PREFIX}timeouts_total`, help: "Sessions closed by a timeout, by listener and kind (stream_header, pre_auth_idle, stanza, upstream_connect).",
+      name: `${PREFIX}timeouts_total`, help: "Sessions closed by a timeout, by listener and kind (stream_header, pre_auth_idle, pre_auth, stanza, upstream_connect).",
       labelNames: ["listener", "kind"] as const, registers: [registry],
     }),
     framingErrors: new Counter({
@@ -203,7 +203,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       labelNames: ["listener", "version"] as const, registers: [registry],
     }),
     tlsHandshakeFailures: new Counter({
-      name: `${PREFIX}tls_handshake_failures_total`, help: "Connections that ended before or during TLS negotiation, by listener and reason (handshake, timeout, starttls_timeout, tls_required, starttls_twice, stream_error, closed).",
+      name: `${PREFIX}tls_handshake_failures_total`, help: "Connections that ended before or during TLS negotiation, and TLS negotiations refused on established sessions, by listener and reason (handshake, timeout, starttls_timeout, tls_required, starttls_twice, stream_error, closed, renegotiation).",
       labelNames: ["listener", "reason"] as const, registers: [registry],
     }),
     tlsCertificateExpiry: new Gauge({

@@ -9,7 +9,7 @@
 // forge cannot parse ECDSA certificates ("OID is not RSA"), which is what
 // certbot issues by default.
 
-import { createPrivateKey, X509Certificate } from "node:crypto";
+import { constants, createPrivateKey, X509Certificate } from "node:crypto";
 import { readFile } from "node:fs/promises";
 import { createSecureContext, type SecureContext } from "node:tls";
 
@@ -202,6 +202,12 @@ async function loadEntry(files: CertificateFiles, settings: TlsSettings): Promis
       minVersion: settings.min_version ?? DEFAULT_MIN_VERSION,
       ciphers: settings.ciphers ?? DEFAULT_CIPHERS,
       honorCipherOrder: true,
+      // Every server context, so STARTTLS and direct TLS alike: a TLS 1.2 peer
+      // asking to renegotiate gets a no_renegotiation warning instead of a full
+      // handshake's worth of our CPU. Node's own renegotiation limit cannot
+      // help: our TLSSockets are built by hand, and on those it reports its
+      // ERR_TLS_SESSION_ATTACK only as an internal event (see serverHandshake).
+      secureOptions: constants.SSL_OP_NO_RENEGOTIATION,
     });
   } catch (err) {
     return { problems: [{ file: files.cert, message: `cannot build a TLS context: ${(err as Error).message}` }] };

@@ -38,6 +38,21 @@ const LT = 0x3c;
 
 function ignore(): void {}
 
+/**
+ * After the handshake, a TLS-level failure (the peer's fatal alert, a bad
+ * record, Node's renegotiation-attack check) reaches a socket made with
+ * `new TLSSocket` only as the internal '_tlsError' event: Node turns it into
+ * 'error' only on sockets a tls.Server has released. Left alone, a session
+ * would sit on a dead TLS layer until TCP closes; destroying the socket with
+ * the error ends it at once, through the session's error handler. (A plain
+ * socket error also comes through here, on a socket already destroyed: a
+ * no-op.) One function for every socket: EventEmitter passes the socket as
+ * `this`.
+ */
+function destroyOnTlsError(this: TLSSocket, err: Error): void {
+  this.destroy(err);
+}
+
 export type HandshakeResult =
   | { kind: "tls"; socket: TLSSocket; servername: string | undefined; alpn: string | undefined }
   | { kind: "error"; code: "XPX_ERR_TLS_HANDSHAKE" | "XPX_ERR_TLS_HANDSHAKE_TIMEOUT"; condition: null; detail: string };
@@ -89,6 +104,7 @@ export function serverHandshake(socket: Socket, options: HandshakeOptions): Prom
       resolve(result);
     };
     const onSecure = (): void => {
+      tlsSocket.on("_tlsError", destroyOnTlsError);
       const alpn = tlsSocket.alpnProtocol;
       finish({ kind: "tls", socket: tlsSocket, servername: tlsSocket.servername || undefined, alpn: alpn ? alpn : undefined });
     };

@@ -185,6 +185,7 @@ export class Listener {
   }
 
   #accept(socket: Socket): void {
+    const acceptedAt = Date.now(); // timeouts.pre_auth counts from here, PROXY header and TLS included
     const metrics = this.#deps.metrics;
     metrics.connections.inc({ listener: this.#config.name });
     socket.on("error", ignoreError); // errors before a session exists: the close event cleans up
@@ -195,13 +196,13 @@ export class Listener {
       return;
     }
     if (this.#config.accept_proxy_from.has(peer.address)) {
-      this.#readProxyHeader(socket, peer, local);
+      this.#readProxyHeader(socket, peer, local, acceptedAt);
       return;
     }
-    this.#startSession(socket, peer, local);
+    this.#startSession(socket, peer, local, acceptedAt);
   }
 
-  #startSession(socket: Socket, peer: Endpoint, local: Endpoint, initial?: Buffer): void {
+  #startSession(socket: Socket, peer: Endpoint, local: Endpoint, acceptedAt: number, initial?: Buffer): void {
     const refuse = this.#admission(peer.address);
     if (refuse) {
       this.#deps.metrics.connectionsRefused.inc({ listener: this.#config.name, reason: refuse === "XPX_ERR_TOO_MANY_CONNECTIONS" ? "too_many_connections" : "connection_rate" });
@@ -214,18 +215,18 @@ export class Listener {
       return;
     }
     if (tlsMode !== null && !refuse && settings.certificates !== null) {
-      this.#startTls(socket, peer, local, tlsMode, settings.certificates, initial);
+      this.#startTls(socket, peer, local, tlsMode, settings.certificates, acceptedAt, initial);
       return;
     }
     const session = new Session(this.#ctx, socket, sessionId(), peer, local, refuse);
     this.sessions.add(session);
     this.#perIp.set(peer.address, (this.#perIp.get(peer.address) ?? 0) + 1);
-    session.start(initial);
+    session.start(initial, acceptedAt);
     socket.off("error", ignoreError); // the session's own listener took over (one listener, not an array of two)
   }
 
   /** TLS first (STARTTLS answered here, or direct TLS), then the session. Pending handshakes count per IP. */
-  #startTls(socket: Socket, peer: Endpoint, local: Endpoint, mode: TlsMode, store: CertificateStore, initial?: Buffer): void {
+  #startTls(socket: Socket, peer: Endpoint, local: Endpoint, mode: TlsMode, store: CertificateStore, acceptedAt: number, initial?: Buffer): void {
     const settings = this.#deps.settings();
     const ctx = this.#ctx;
     const id = sessionId();
@@ -249,13 +250,13 @@ export class Listener {
       }
       const session = new Session(ctx, r.socket, id, peer, local, undefined, r.tls);
       this.sessions.add(session);
-      session.start(r.initial);
+      session.start(r.initial, acceptedAt);
       // The socket comes over paused; read unless the session itself paused it.
       session.resumeClient(0);
     });
   }
 
-  #readProxyHeader(socket: Socket, peer: Endpoint, local: Endpoint): void {
+  #readProxyHeader(socket: Socket, peer: Endpoint, local: Endpoint, acceptedAt: number): void {
     const metrics = this.#deps.metrics;
     const name = this.#config.name;
     let buf: Buffer = Buffer.alloc(0);
@@ -286,7 +287,7 @@ export class Listener {
       metrics.proxyHeaders.inc({ listener: name, result: "ok" });
       const realPeer = parsed.source ? { address: unmapIPv4(parsed.source.address), port: parsed.source.port } : peer;
       const realLocal = parsed.destination ? { address: unmapIPv4(parsed.destination.address), port: parsed.destination.port } : local;
-      this.#startSession(socket, realPeer, realLocal, buf.subarray(parsed.length));
+      this.#startSession(socket, realPeer, realLocal, acceptedAt, buf.subarray(parsed.length));
       socket.resume();
     };
     socket.on("data", onData);

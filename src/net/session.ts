@@ -61,6 +61,15 @@ interface SessionBuckets {
 /** Shared by every session without limits (the default), so none allocates its own. */
 const NO_BUCKETS: SessionBuckets = Object.freeze({ bytes: null, stanzas: Object.freeze({}) });
 
+/** How long a closing session waits for the peer to finish closing before destroying what is left. */
+const CLOSE_GRACE_MS = 5000;
+/**
+ * The same for a connection refused by a per-IP cap. Its answer fits in one
+ * segment and there is nothing to drain, and a flood of refused connections
+ * must not hold a descriptor each for long, whether or not the peer reads.
+ */
+const REFUSED_CLOSE_MS = 1000;
+
 // Reasons a reader is paused.
 const PAUSE_DIAL = 1;
 const PAUSE_BACKPRESSURE = 2;
@@ -131,9 +140,11 @@ export class Session implements SessionInfo {
   #headerTimer: NodeJS.Timeout | undefined;
   #dialTimer: NodeJS.Timeout | undefined;
   #closeTimer: NodeJS.Timeout | undefined;
-  // timeouts.pre_auth_idle and timeouts.stanza (slow drip).
+  // timeouts.pre_auth_idle and timeouts.pre_auth share #idleTimer; timeouts.stanza (slow drip).
   #idleTimer: NodeJS.Timeout | undefined;
   #lastActivity = Date.now();
+  /** When the connection was accepted (before any PROXY header or TLS): timeouts.pre_auth counts from here. */
+  #acceptedAt = 0;
   #stanzaTimer: NodeJS.Timeout | undefined;
   #clientFrames = 0;
   #partialAt = -1;
@@ -142,7 +153,7 @@ export class Session implements SessionInfo {
   readonly tls: SessionTls | null;
 
   /**
-   * `refuse`: answer the client's stream header with this error instead of dialing (per-IP caps).
+   * `refuse`: refuse the connection with this error as soon as it starts, never dialing (per-IP caps).
    * `tls`: `client` is a TLS socket the proxy already negotiated (tls-accept.ts).
    */
   constructor(ctx: ListenerContext, client: Socket, id: string, peer: Endpoint, local: Endpoint, refuse?: ErrorCode, tls?: SessionTls | null) {
@@ -301,8 +312,11 @@ export class Session implements SessionInfo {
 
   // ---- lifecycle -----------------------------------------------------------
 
-  /** Start relaying. `initial` holds bytes already read (e.g. after a PROXY header). */
-  start(initial?: Buffer): void {
+  /**
+   * Start relaying. `initial` holds bytes already read (e.g. after a PROXY
+   * header); `acceptedAt` is when the listener accepted the connection.
+   */
+  start(initial?: Buffer, acceptedAt = Date.now()): void {
     const client = this.#client;
     client.setNoDelay(true);
     (client as TaggedSocket)[SESSION] = this;
@@ -311,14 +325,26 @@ export class Session implements SessionInfo {
     client.on("error", Session.#clientError);
     client.on("close", Session.#clientClose);
     client.on("drain", Session.#clientDrain);
-    const headerTimeout = this.#ctx.timeouts().stream_header * 1000;
+    // OpenSSL reports a refused renegotiation as one more finished handshake.
+    if (this.tls !== null) client.on("secure", Session.#clientRenegotiation);
+    this.#log.debug("session opened");
+    if (this.#refuse !== undefined) {
+      // Say it now: waiting for a stream header the peer may never send held
+      // each refused connection open for timeouts.stream_header, and enough of
+      // them ran the process out of descriptors. Whatever the peer sends from
+      // here on is read and dropped until the close.
+      this.closeWithError(this.#refuse);
+      return;
+    }
+    const timeouts = this.#ctx.timeouts();
     this.#headerTimer = setTimeout(() => {
       if (this.#clientHeaderSeen) return;
       this.#ctx.metrics.timeouts.inc({ listener: this.listener, kind: "stream_header" });
       this.closeWithError("XPX_ERR_STREAM_HEADER_TIMEOUT");
-    }, headerTimeout);
-    this.#idleTimer = setTimeout(() => this.#onIdleTimer(), this.#ctx.timeouts().pre_auth_idle * 1000);
-    this.#log.debug("session opened");
+    }, timeouts.stream_header * 1000);
+    this.#acceptedAt = acceptedAt;
+    const lifetimeLeft = acceptedAt + timeouts.pre_auth * 1000 - Date.now();
+    this.#idleTimer = setTimeout(() => this.#onIdleTimer(), Math.min(timeouts.pre_auth_idle * 1000, lifetimeLeft));
     if (initial && initial.length > 0) this.#onClientData(initial);
   }
 
@@ -459,13 +485,26 @@ export class Session implements SessionInfo {
     this.closeWithError("XPX_ERR_STANZA_TIMEOUT", `${this.#inFramer.bufferedBytes} bytes held`);
   }
 
+  /**
+   * Both pre-authentication bounds on one timer: it fires at the nearer of
+   * the idle deadline and the lifetime deadline and works out which passed,
+   * so a byte from the peer only stores a time and never touches a timer.
+   * The lifetime is a ceiling: time the proxy holds the peer back counts too.
+   */
   #onIdleTimer(): void {
     this.#idleTimer = undefined;
     if (this.#closing || this.#authenticated) return;
-    const idle = this.#ctx.timeouts().pre_auth_idle * 1000;
-    const left = this.#lastActivity + idle - Date.now();
+    const timeouts = this.#ctx.timeouts();
+    const now = Date.now();
+    const lifetimeLeft = this.#acceptedAt + timeouts.pre_auth * 1000 - now;
+    if (lifetimeLeft <= 0) {
+      this.#ctx.metrics.timeouts.inc({ listener: this.listener, kind: "pre_auth" });
+      this.closeWithError("XPX_ERR_PRE_AUTH_TIMEOUT", `${Math.round((now - this.#acceptedAt) / 1000)} s after accept`);
+      return;
+    }
+    const left = this.#lastActivity + timeouts.pre_auth_idle * 1000 - now;
     if (left > 0 || this.#clientPause !== 0) {
-      this.#idleTimer = setTimeout(() => this.#onIdleTimer(), Math.max(left, 1000));
+      this.#idleTimer = setTimeout(() => this.#onIdleTimer(), Math.min(Math.max(left, 1000), lifetimeLeft));
       return;
     }
     this.#ctx.metrics.timeouts.inc({ listener: this.listener, kind: "pre_auth_idle" });
@@ -630,10 +669,6 @@ export class Session implements SessionInfo {
       this.#clientHeaderSeen = true;
       clearTimeout(this.#headerTimer);
       this.#headerTimer = undefined; // a cleared Timeout still holds its closure (and this session's graph)
-      if (this.#refuse !== undefined) {
-        this.closeWithError(this.#refuse);
-        return false;
-      }
       this.#setState("open");
       this.#dial();
     }
@@ -776,7 +811,7 @@ export class Session implements SessionInfo {
     }
   }
 
-  /** pre_auth_idle no longer applies: its timer would only return, so drop it now. */
+  /** pre_auth_idle and pre_auth no longer apply: their timer would only return, so drop it now. */
   #authenticatedNow(): void {
     this.#authenticated = true;
     clearTimeout(this.#idleTimer);
@@ -906,6 +941,10 @@ export class Session implements SessionInfo {
 
   static #clientDrain(this: Socket): void {
     (this as TaggedSocket)[SESSION].#resumeUpstream(PAUSE_BACKPRESSURE);
+  }
+
+  static #clientRenegotiation(this: Socket): void {
+    (this as TaggedSocket)[SESSION].#onRenegotiation();
   }
 
   static #upstreamData(this: Socket, chunk: Buffer): void {
@@ -1056,11 +1095,22 @@ export class Session implements SessionInfo {
       } else up.destroy();
     }
     // Peers that never finish closing don't hold resources for long.
-    this.#closeTimer ??= setTimeout(() => this.#abort(), 5000);
+    this.#closeTimer ??= setTimeout(() => this.#abort(), this.#refuse === undefined ? CLOSE_GRACE_MS : REFUSED_CLOSE_MS);
     this.#closeTimer.unref();
     // Let a paused side drain its close.
     this.#client.resume();
     up?.resume();
+  }
+
+  /**
+   * A TLS 1.2 peer asked to renegotiate and every server context refused
+   * (certificates.ts). The session goes on if the peer does (RFC 5246 §7.2.2
+   * lets it choose); OpenSSL peers end it with a fatal alert, which ends the
+   * session at once (direct-tls.ts), as does Node's limit on repeated attempts.
+   */
+  #onRenegotiation(): void {
+    this.#ctx.metrics.tlsHandshakeFailures.inc({ listener: this.listener, reason: "renegotiation" });
+    this.#log.info({ code: "XPX_ERR_TLS_RENEGOTIATION" }, ERRORS.XPX_ERR_TLS_RENEGOTIATION.message);
   }
 
   /** Tear down immediately, without any goodbye. */

@@ -333,6 +333,63 @@ test("too many attributes and too-long names", () => {
   expectError([HEADER + "<" + "n".repeat(2000) + "/>"], "XPX_ERR_XML_NAME_TOO_LONG", "policy-violation");
 });
 
+test("attribute names longer than 1024 bytes are refused, on the stream header and on every element, at every split", () => {
+  const name = (n: number): string => "a".repeat(n - 1) + "z";
+  const cases = (n: number): string[] => [
+    `${HEADER}<message ${name(n)}='1'/>`,
+    `${HEADER}<message to='x@y'><body xml:lang='en' ${name(n)}="v">hi</body></message>`,
+    `${HEADER}<iq type='get' id='1'><query xmlns='jabber:iq:roster'><item ${name(n)} = 'v'/></query></iq>`,
+    `<?xml version='1.0'?><stream:stream xmlns='jabber:client' ${name(n)}='x' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`,
+  ];
+  for (const input of cases(1024)) {
+    const whole = frame([input]);
+    assert.equal(whole.error, null, input.slice(0, 80));
+    const expected = normalise(whole.frames);
+    const bytes = Buffer.from(input);
+    for (let a = 0; a <= bytes.length; a++) {
+      const r = frame(splitAt(bytes, [a]));
+      assert.equal(r.error, null, `1024 bytes, split at ${a}: ${r.error?.message}`);
+      assert.deepEqual(normalise(r.frames), expected, `1024 bytes, split at ${a}`);
+    }
+  }
+  for (const input of cases(1025)) {
+    const whole = expectError([input], "XPX_ERR_XML_NAME_TOO_LONG", "policy-violation");
+    assert.equal(whole.frames.filter((f) => f.kind === FRAME_STANZA).length, 0);
+    const bytes = Buffer.from(input);
+    for (let a = 0; a <= bytes.length; a++) {
+      const r = frame(splitAt(bytes, [a]));
+      assert.equal(r.error?.code, "XPX_ERR_XML_NAME_TOO_LONG", `1025 bytes, split at ${a}`);
+      assert.equal(r.frames.filter((f) => f.kind === FRAME_STANZA).length, 0, `split at ${a}`);
+    }
+    for (let a = 0; a <= bytes.length; a += 97) {
+      for (let b = a; b <= Math.min(bytes.length, a + 12); b++) {
+        assert.equal(frame(splitAt(bytes, [a, b])).error?.code, "XPX_ERR_XML_NAME_TOO_LONG", `1025 bytes, split at ${a},${b}`);
+      }
+    }
+  }
+  // A name of multi-byte characters counts bytes, as element names do.
+  assert.equal(frame([`${HEADER}<m ${"\u00e9".repeat(512)}='1'/>`]).error, null);
+  expectError([`${HEADER}<m ${"\u00e9".repeat(512)}z='1'/>`], "XPX_ERR_XML_NAME_TOO_LONG", "policy-violation");
+});
+
+test("an attribute name dripped one byte at a time, or endless, is refused as soon as it passes 1024 bytes", () => {
+  const drip: string[] = [HEADER + "<message "];
+  for (let i = 0; i < 2000; i++) drip.push("n");
+  const r = expectError(drip, "XPX_ERR_XML_NAME_TOO_LONG", "policy-violation");
+  assert.ok(r.maxBuffered < 1024 + 16, `held ${r.maxBuffered}`);
+
+  const endless = frame([HEADER + "<message to='a@b' "]);
+  const chunk = Buffer.alloc(65536, 0x61);
+  let written = 0;
+  while (!endless.framer.failed && written < 1 << 30) {
+    endless.framer.write(chunk);
+    written += chunk.length;
+  }
+  assert.equal(endless.error?.code, "XPX_ERR_XML_NAME_TOO_LONG");
+  assert.equal(written, chunk.length, "refused within the first chunk");
+  assert.equal(endless.framer.bufferedBytes, 0);
+});
+
 test("finish(): EOF inside an element is reported, a clean end is not", () => {
   const mid = frame([HEADER + "<message><body>hi"]);
   assert.equal(mid.framer.finish()?.code, "XPX_ERR_XML_TRUNCATED");

@@ -36,7 +36,7 @@ export const DEFAULT_LIMITS: FramerLimits = Object.freeze({
   maxHeaderSize: 8192,
 });
 
-/** Longest element name we accept; anything longer is an attack, not XMPP. */
+/** Longest element or attribute name we accept; anything longer is an attack, not XMPP. */
 const MAX_NAME = 1024;
 
 export interface FrameSink {
@@ -184,6 +184,7 @@ export class Framer {
   #cmpEnd = 0;
 
   #attrs = 0;
+  #attrNameLen = 0; // bytes of an attribute name split by the end of the last chunk
   #sawSpace = false;
   #quote = 0;
   #bang = 0;
@@ -365,11 +366,14 @@ export class Framer {
     let frameStart = 0; // start of the current frame within this chunk
     let wsStart = -1; // start of a whitespace run at stream level
     let nameStart = 0; // start of the name being read within this chunk
+    let attrStart = 0; // start of the attribute name being read (negative: it began in an earlier chunk)
     let i = 0;
     const epoch = this.#epoch;
 
     // A name (element name) may be split across chunks; resume recording at 0.
     if (state === S_START_NAME) nameStart = 0;
+    // An attribute name is only measured, not kept: carry its length so far.
+    else if (state === S_ATTR_NAME) attrStart = -this.#attrNameLen;
 
     // Next '<' and '&' at or after i (len: none); -1 = not looked up yet.
     let nextLt = -1;
@@ -493,6 +497,7 @@ export class Framer {
               this.#fail("XPX_ERR_XML_TOO_MANY_ATTRIBUTES", undefined, i);
               return;
             }
+            attrStart = i;
             state = S_ATTR_NAME;
           } else {
             this.#fail("XPX_ERR_XML_NOT_WELL_FORMED", "bad character in start tag", i);
@@ -506,6 +511,12 @@ export class Framer {
             while (++i < len && (cls = CLASS[chunk[i]!]!) & C_NAME);
             if (i === len) break;
             c = chunk[i]!;
+          }
+          // Measured once the name has ended (or in #holdPartial when a chunk
+          // ends inside it), so the byte loop above does no extra work.
+          if (i - attrStart > MAX_NAME) {
+            this.#fail("XPX_ERR_XML_NAME_TOO_LONG", "attribute name", i);
+            return;
           }
           if (c === EQ) state = S_ATTR_QUOTE;
           else if (cls & C_WS) state = S_ATTR_EQ;
@@ -735,7 +746,7 @@ export class Framer {
       return;
     }
     if (state === S_CLOSED || state === S_DEAD) return;
-    this.#holdPartial(chunk, state, nameStart, frameStart, len);
+    this.#holdPartial(chunk, state, nameStart, attrStart, frameStart, len);
   }
 
   /**
@@ -745,11 +756,19 @@ export class Framer {
    * without type feedback, and every full GC that flushed it sent #scan
    * through deoptimization again (3× slower framing, seen with --trace-deopt).
    */
-  #holdPartial(chunk: Buffer, state: number, nameStart: number, frameStart: number, len: number): void {
+  #holdPartial(chunk: Buffer, state: number, nameStart: number, attrStart: number, frameStart: number, len: number): void {
     const limits = this.#limits;
     if (state === S_START_NAME && !this.#pushName(chunk, nameStart, len)) {
       this.#fail("XPX_ERR_XML_NAME_TOO_LONG", undefined, len);
       return;
+    }
+    if (state === S_ATTR_NAME) {
+      // Refused as it arrives, whatever the chunking, like an element name.
+      this.#attrNameLen = len - attrStart;
+      if (this.#attrNameLen > MAX_NAME) {
+        this.#fail("XPX_ERR_XML_NAME_TOO_LONG", "attribute name", len);
+        return;
+      }
     }
     const held = this.#pendingLen + (len - frameStart);
     if (this.#depth === 0) {

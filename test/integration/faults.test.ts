@@ -7,13 +7,13 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { createServer, type AddressInfo } from "node:net";
+import { connect, createServer, type AddressInfo } from "node:net";
 import { createInterface } from "node:readline";
 import { startProxy, type RunningProxy } from "../../src/app.js";
 import { configFromObject } from "../../src/config/load.js";
 import { createLogger } from "../../src/log.js";
 import { startFakeUpstream } from "../helpers/fake-upstream.js";
-import { CLIENT_HEADER, eventually, rawClient } from "../helpers/raw-client.js";
+import { CLIENT_HEADER, eventually, rawClient, type RawClient } from "../helpers/raw-client.js";
 
 const SASL_SUCCESS = "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>";
 
@@ -270,5 +270,140 @@ test("a refusing upstream costs nothing lasting: sessions and timers are release
     await eventually(() => proxy.sessionCount() === 0, 5000, "all sessions released");
   } finally {
     await proxy.shutdown(0);
+  }
+});
+
+test("over limits.max_connections_per_ip: refused at once without a byte from the client, closed within a second even if never read, upstream never dialed", { timeout: 20_000 }, async () => {
+  const upstream = await startFakeUpstream();
+  const logLines: Array<Record<string, unknown>> = [];
+  const proxy = await startProxy(configFromObject({
+    listeners: [{ name: "c2s", type: "c2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${upstream.port}` }],
+    limits: { max_connections_per_ip: 2 },
+    admin: { listen: null },
+  }), { logger: createLogger("info", { write: (line: string) => void logLines.push(JSON.parse(line) as Record<string, unknown>) }) });
+  const port = proxy.listenerAddress("c2s")!.port;
+  const open: Array<{ destroy(): void }> = [];
+  const client = async (): Promise<RawClient> => {
+    const c = await rawClient(port);
+    open.push(c);
+    return c;
+  };
+  try {
+    const admitted = [await client(), await client()];
+    for (const c of admitted) c.write(CLIENT_HEADER);
+    for (const c of admitted) await c.waitFor((t) => t.includes("</stream:features>"));
+
+    // Five more from the same address, which send nothing at all.
+    const started = Date.now();
+    const refused = await Promise.all(Array.from({ length: 5 }, () => client()));
+    for (const c of refused) {
+      const text = await c.waitFor((t) => t.includes("</stream:stream>"), 2000);
+      assert.match(text, /^<\?xml version='1.0'\?><stream:stream [^>]*><stream:error><policy-violation [^>]*\/><text [^>]*>too many connections from this address<\/text><\/stream:error><\/stream:stream>$/);
+      await c.closed(2000);
+    }
+    assert.ok(Date.now() - started < 2000, `refused and closed in ${Date.now() - started} ms`);
+    assert.equal(upstream.conns.length, 2, "no upstream connection for a refused client");
+    assert.equal(await metric(proxy, "xmpp_guard_connections_refused_total", { reason: "too_many_connections" }), 5);
+    assert.equal(await metric(proxy, "xmpp_guard_stream_errors_total", { condition: "policy-violation", sender: "proxy" }), 5);
+    assert.equal(logLines.filter((l) => l.code === "XPX_ERR_TOO_MANY_CONNECTIONS").length, 5);
+    await eventually(() => proxy.sessionCount() === 2, 2000, "refused sessions released");
+
+    // One that never reads (paused before it connects, so not even Node reads
+    // its socket) and never closes: the proxy destroys it on its own.
+    const deaf = connect({ host: "127.0.0.1", port });
+    open.push(deaf);
+    deaf.pause();
+    deaf.on("error", () => {});
+    await new Promise<void>((resolve) => deaf.once("connect", resolve));
+    const deafAt = Date.now();
+    await eventually(() => proxy.sessionCount() === 3, 1000, "the deaf connection has a session");
+    await eventually(() => proxy.sessionCount() === 2, 2500, "the deaf connection's session destroyed");
+    assert.ok(Date.now() - deafAt < 2500, `released after ${Date.now() - deafAt} ms`);
+    // What it was told is waiting in its buffer, followed by the close.
+    let told = "";
+    deaf.on("data", (d: Buffer) => void (told += d.toString("utf8")));
+    deaf.resume();
+    await new Promise<void>((resolve) => deaf.once("close", () => resolve()));
+    assert.match(told, /too many connections from this address<\/text><\/stream:error><\/stream:stream>$/);
+
+    // The admitted sessions were never disturbed, and their slots free up as usual.
+    admitted[0]!.write("<presence/>");
+    await eventually(() => upstream.conns[0]!.text().endsWith("<presence/>"), 5000, "admitted session still relayed");
+    for (const c of admitted) c.destroy();
+    await eventually(() => proxy.sessionCount() === 0, 5000, "sessions closed");
+    const next = await client();
+    next.write(CLIENT_HEADER);
+    await next.waitFor((t) => t.includes("</stream:features>"));
+  } finally {
+    for (const c of open) c.destroy();
+    await proxy.shutdown(0);
+    await upstream.close();
+  }
+});
+
+test("pre-authentication lifetime: a client sending a space every 200 ms is closed with connection-timeout after timeouts.pre_auth; an authenticated one is not", { timeout: 20_000 }, async () => {
+  const upstream = await startFakeUpstream();
+  const started = await proxyTo(upstream.port, { pre_auth: 1, pre_auth_idle: 0.5 }).catch(async (err: unknown) => {
+    await upstream.close();
+    throw err;
+  });
+  const { proxy, port } = started;
+  const open: RawClient[] = [];
+  const timers: NodeJS.Timeout[] = [];
+  const client = async (): Promise<RawClient> => {
+    const c = await rawClient(port);
+    open.push(c);
+    return c;
+  };
+  const keepalive = (c: RawClient): NodeJS.Timeout => {
+    const t = setInterval(() => c.write(" "), 200);
+    timers.push(t);
+    return t;
+  };
+  try {
+    const chatty = await client();
+    const connectedAt = Date.now();
+    chatty.write(CLIENT_HEADER);
+    const conn = await upstream.nextConn();
+    const timer = keepalive(chatty);
+    const text = await chatty.waitFor((t) => t.includes("</stream:stream>"), 4000);
+    clearInterval(timer);
+    const elapsed = Date.now() - connectedAt;
+    assert.ok(elapsed >= 950 && elapsed < 2500, `closed after ${elapsed} ms`);
+    assert.match(text, /<stream:error><connection-timeout xmlns='urn:ietf:params:xml:ns:xmpp-streams'\/><text [^>]*>not authenticated within timeouts\.pre_auth<\/text><\/stream:error><\/stream:stream>$/);
+    await chatty.closed();
+    await eventually(() => conn.text().endsWith("</stream:stream>"), 5000, "upstream told the stream ended");
+    assert.equal(await metric(proxy, "xmpp_guard_timeouts_total", { kind: "pre_auth" }), 1);
+    assert.equal(await metric(proxy, "xmpp_guard_timeouts_total", { kind: "pre_auth_idle" }), 0);
+
+    // Authenticated (the server said <success/>): the lifetime no longer applies,
+    // to a chatty session or to a silent one.
+    const authed = await client();
+    const quiet = await client();
+    authed.write(CLIENT_HEADER);
+    const aconn = await upstream.nextConn();
+    quiet.write(CLIENT_HEADER);
+    const qconn = await upstream.nextConn();
+    await authed.waitFor((t) => t.includes("</stream:features>"));
+    await quiet.waitFor((t) => t.includes("</stream:features>"));
+    aconn.socket.write(SASL_SUCCESS);
+    qconn.socket.write(SASL_SUCCESS);
+    await authed.waitFor((t) => t.includes(SASL_SUCCESS));
+    await quiet.waitFor((t) => t.includes(SASL_SUCCESS));
+    authed.write(CLIENT_HEADER); // stream restart after SASL
+    const atimer = keepalive(authed);
+    await new Promise((r) => setTimeout(r, 2500)); // two and a half lifetimes
+    clearInterval(atimer);
+    authed.write("<presence/>");
+    quiet.write(CLIENT_HEADER + "<presence/>");
+    await eventually(() => aconn.text().endsWith("<presence/>"), 5000, "presence upstream (chatty)");
+    await eventually(() => qconn.text().endsWith("<presence/>"), 5000, "presence upstream (quiet)");
+    assert.doesNotMatch(authed.text() + quiet.text(), /stream:error/);
+    assert.equal(await metric(proxy, "xmpp_guard_timeouts_total", { kind: "pre_auth" }), 1);
+  } finally {
+    for (const t of timers) clearInterval(t);
+    for (const c of open) c.destroy();
+    await proxy.shutdown(0);
+    await upstream.close();
   }
 });
