@@ -6,9 +6,10 @@
 // occupants receive, a member exempted by affiliation, another room unaffected,
 // a wave of 20 senders hitting the room bucket (not the occupant buckets), and
 // bad input (10,000-line body, 1 MB nick, malformed room JIDs). Last, the
-// attacker twins: a join and a flood written prefixed, with the prefix on the
-// stream header, or with an explicit xmlns (and the room owner's JID forged
-// in `from`) are limited exactly like the plain ones.
+// attacker twins: a join, a flood, an over-long nick and an over-long body
+// written prefixed, with the prefix on the stream header, or with an explicit
+// xmlns (and the room owner's JID forged in `from`) are limited exactly like
+// the plain ones.
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -212,7 +213,7 @@ describe("MUC flood limits through the proxy, real Prosody MUC", () => {
     }
   });
 
-  describe("attacker twins: the join and the flood written another way", () => {
+  describe("attacker twins: joins, floods, nicks and bodies written another way", () => {
     // The room is created by a watcher logged in to Prosody directly (so it
     // owns the room and is exempt); it sees what the room really delivered.
     let watcher: TestClient;
@@ -264,6 +265,42 @@ describe("MUC flood limits through the proxy, real Prosody MUC", () => {
             delivered: 1,
             seenByWatcher: 1,
             bounces: Array.from({ length: 9 }, (_, i) => overactive(i + 1)),
+          });
+        } finally {
+          s.stop();
+        }
+      });
+    }
+
+    for (const [k, form] of FORMS.entries()) {
+      it(`${form}: an over-long nick and an over-long body are bounced before the server sees them`, async () => {
+        const user = `long-${form}`;
+        await prosody.createUser(user, "long-pw");
+        const s = await rawLogin(proxy.listenerAddress("c2s")!.port, { domain: "localhost", username: user, password: "long-pw", resource: form, form, presence: true });
+        try {
+          const forged = { from: watcher.jid };
+          s.send(writeAs(form, `<presence to='${TWINS}/l${k}'><x xmlns='${MUC}'/></presence>`, forged));
+          await s.waitFor((el) => el.getName() === "presence" && el.attrs.from === `${TWINS}/l${k}` && el.attrs.type === undefined);
+          const longNick = "n".repeat(20);
+          s.send(writeAs(form, `<presence to='${TWINS}/${longNick}' id='nick-${form}'><x xmlns='${MUC}'/></presence>`, forged));
+          s.send(writeAs(form, `<message to='${TWINS}' type='groupchat' id='long-${form}'><body>${"x".repeat(6000)}</body></message>`, forged));
+          await s.sync();
+          const described = (el: { attrs: Record<string, string | undefined>; children: unknown[] }): string =>
+            `${el.attrs.id} to=${el.attrs.to} from=${el.attrs.from} ${el.children.map(String).join("")}`;
+          const tooLong = (text: string): string =>
+            `<error type="modify"><policy-violation xmlns="${STANZAS}"/><text xmlns="${STANZAS}">${text}</text></error><x xmlns="${MUC}"/>`;
+          assert.deepEqual({
+            bounces: s.take((el) => el.attrs.type === "error").map(described),
+            // What the room did with them, had they reached it.
+            nickTaken: s.take((el) => el.getName() === "presence" && el.attrs.from === `${TWINS}/${longNick}`).length,
+            bodyReflected: s.take((el) => el.getName() === "message" && el.attrs.id === `long-${form}`).length,
+          }, {
+            bounces: [
+              `nick-${form} to=${s.jid} from=${TWINS}/${longNick} ${tooLong("Your nick name is too long, please use a shorter one")}`,
+              `long-${form} to=${s.jid} from=${TWINS} ${tooLong("Your message is too long, please write a shorter one")}`,
+            ],
+            nickTaken: 0,
+            bodyReflected: 0,
           });
         } finally {
           s.stop();
