@@ -7,7 +7,7 @@
 
 import { parse, type Element } from "ltx";
 import { rawClient, type RawClient } from "./raw-client.js";
-import { streamHeader, type Form } from "./stanza-forms.js";
+import { prefixPayload, streamHeader, type Form } from "./stanza-forms.js";
 
 const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
 const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
@@ -157,9 +157,12 @@ let pings = 0;
 
 /**
  * Log in over a raw socket: header (written for `form`), SASL PLAIN, restart
- * (same header), bind. With `presence`, also send initial presence.
+ * (same header), bind. With `presence`, also send initial presence. With
+ * `prefixedBind`, the bind request's payload is written with a prefix
+ * (<b:bind xmlns:b='urn:ietf:params:xml:ns:xmpp-bind'>): the same request to
+ * the server.
  */
-export async function rawLogin(port: number, opts: { domain: string; username: string; password: string; resource?: string; form?: Form; presence?: boolean }): Promise<RawSession> {
+export async function rawLogin(port: number, opts: { domain: string; username: string; password: string; resource?: string; form?: Form; presence?: boolean; prefixedBind?: boolean }): Promise<RawSession> {
   const s = await openRawStream(port, { domain: opts.domain, form: opts.form });
   try {
     const isFeatures = (el: Element): boolean => el.name === "stream:features";
@@ -170,7 +173,8 @@ export async function rawLogin(port: number, opts: { domain: string; username: s
     if (outcome.name !== "success") throw new Error(`SASL failed: ${outcome.toString()}`);
     s.send(streamHeader(s.form, { to: opts.domain }));
     await s.waitFor(isFeatures);
-    s.send(`<iq type='set' id='bind-1'><bind xmlns='${NS_BIND}'><resource>${opts.resource ?? "raw"}</resource></bind></iq>`);
+    const bind = `<iq type='set' id='bind-1'><bind xmlns='${NS_BIND}'><resource>${opts.resource ?? "raw"}</resource></bind></iq>`;
+    s.send(opts.prefixedBind === true ? prefixPayload(bind, NS_BIND, "b") : bind);
     const bound = await s.waitFor((el) => el.name === "iq" && el.attrs.id === "bind-1");
     const jid = bound.getChild("bind", NS_BIND)?.getChildText("jid");
     if (bound.attrs.type !== "result" || !jid) throw new Error(`bind failed: ${bound.toString()}`);

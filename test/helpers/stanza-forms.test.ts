@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parse, type Element } from "ltx";
-import { FORMS, NS_CLIENT, NS_SERVER, PREFIX, streamHeader, writeAs, type Form } from "./stanza-forms.js";
+import { FORMS, NS_CLIENT, NS_SERVER, PREFIX, prefixPayload, streamHeader, writeAs, type Form } from "./stanza-forms.js";
 
 interface Resolved {
   ns: string | undefined;
@@ -115,6 +115,26 @@ describe("stanza forms", () => {
     for (const form of ["prefixed", "prefixed-on-header"] as const) {
       for (const s of STANZAS) assert.match(writeAs(form, s), /^<c:(message|presence|iq)[ />]/);
     }
+  });
+
+  it("prefixPayload: a payload namespace written with a prefix is the same element", () => {
+    const bind = "<iq type='set' id='b1'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><resource>r</resource></bind></iq>";
+    const prefixedBind = prefixPayload(bind, "urn:ietf:params:xml:ns:xmpp-bind", "b");
+    assert.equal(prefixedBind, "<iq type='set' id='b1'><b:bind xmlns:b='urn:ietf:params:xml:ns:xmpp-bind'><b:resource>r</b:resource></b:bind></iq>");
+    assert.deepEqual(asServerSees(prefixedBind, "plain"), asServerSees(bind, "plain"));
+    const reg = STANZAS[4]!;
+    const prefixedReg = prefixPayload(reg, "jabber:iq:register", "r");
+    assert.equal(prefixedReg, "<iq type='set' id='reg1'><r:query xmlns:r='jabber:iq:register'><r:username>admin</r:username><r:password>pw</r:password></r:query></iq>");
+    assert.deepEqual(asServerSees(prefixedReg, "plain"), asServerSees(reg, "plain"));
+    // Combined with a stanza form, and with foreign children left alone.
+    for (const form of FORMS) {
+      const both = writeAs(form, prefixedReg);
+      assert.deepEqual(asServerSees(both, form), asServerSees(reg, "plain"), both);
+    }
+    const mixed = "<message><x xmlns='urn:a'><y/><z xmlns='urn:b'><w/></z></x></message>";
+    assert.equal(prefixPayload(mixed, "urn:a", "a"), "<message><a:x xmlns:a='urn:a'><a:y/><z xmlns='urn:b'><w/></z></a:x></message>");
+    assert.deepEqual(asServerSees(prefixPayload(mixed, "urn:a", "a"), "plain"), asServerSees(mixed, "plain"));
+    assert.throws(() => prefixPayload("<message xmlns:a='urn:other'><x xmlns='urn:a'/></message>", "urn:a", "a"), /already binds/);
   });
 
   it("refuses input it cannot rewrite faithfully", () => {

@@ -113,6 +113,56 @@ export function writeAs(form: Form, stanza: string, opts: FormOptions = {}): str
   return out.join("");
 }
 
+/**
+ * The payload namespace `ns` written with a prefix instead of a default
+ * namespace: every element in `ns` gets `prefix:`, and where the stanza
+ * declared xmlns='ns' it now declares xmlns:prefix='ns'. E.g. the bind
+ * request `<iq type='set'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>…`
+ * becomes `<iq type='set'><b:bind xmlns:b='urn:ietf:params:xml:ns:xmpp-bind'>…`.
+ * The same element to a namespace-aware server.
+ */
+export function prefixPayload(stanza: string, ns: string, prefix: string, streamNs = NS_CLIENT): string {
+  const out: string[] = [];
+  const scopes: Array<{ dflt: string | undefined; prefixes: Map<string, string>; writtenName: string }> = [];
+  for (const t of tokenize(stanza)) {
+    if (t.kind === "text") {
+      out.push(t.raw);
+      continue;
+    }
+    if (t.kind === "end") {
+      const scope = scopes.pop();
+      if (scope === undefined) throw new Error(`stanza-forms: unexpected </${t.name}>`);
+      out.push(`</${scope.writtenName}>`);
+      continue;
+    }
+    const parent = scopes[scopes.length - 1];
+    const declared = attrValue(t.attrs, "xmlns");
+    const dflt = declared ?? (parent === undefined ? streamNs : parent.dflt);
+    const prefixes = new Map(parent?.prefixes ?? []);
+    for (const a of t.attrs) if (a.name.startsWith("xmlns:")) prefixes.set(a.name.slice(6), a.value);
+    if (prefixes.has(prefix) && prefixes.get(prefix) !== ns) throw new Error(`stanza-forms: the stanza already binds the prefix ${prefix}: to another namespace`);
+    const colon = t.name.indexOf(":");
+    const elementNs = colon >= 0 ? prefixes.get(t.name.slice(0, colon)) : dflt;
+    let name = t.name;
+    let attrs = t.attrs.map((a) => ({ ...a }));
+    if (colon < 0 && elementNs === ns) {
+      name = `${prefix}:${t.name}`;
+      if (declared === ns) {
+        // Declare the prefix where the default namespace was declared.
+        attrs = attrs.filter((a) => a.name !== "xmlns");
+        if (!prefixes.has(prefix)) setAttr(attrs, `xmlns:${prefix}`, ns);
+        prefixes.set(prefix, ns);
+      }
+      if (!prefixes.has(prefix)) throw new Error(`stanza-forms: ${ns} is not declared on an element that could carry the prefix`);
+    }
+    out.push(`<${name}${attrs.map((a) => ` ${a.name}=${a.quote}${a.raw}${a.quote}`).join("")}${t.selfClosing ? "/>" : ">"}`);
+    // Names resolve as in the input; unprefixed descendants in `ns` are
+    // prefixed too, so none relies on the default declaration that was dropped.
+    if (!t.selfClosing) scopes.push({ dflt, prefixes, writtenName: name });
+  }
+  return out.join("");
+}
+
 // ---- a tokenizer for the test's own, simple XML ---------------------------
 
 interface Attr {

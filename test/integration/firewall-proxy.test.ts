@@ -6,6 +6,7 @@
 // runs against its attacker twins: the same stanza prefixed, with the prefix
 // declared on the stream header, or with an explicit xmlns and a forged
 // `from`; the verdict, the error and the count let through must not change.
+// So must a session whose bind request wrote <b:bind/> with a prefix.
 
 import assert from "node:assert/strict";
 import { execFile } from "node:child_process";
@@ -237,6 +238,20 @@ describe("firewall rules through the proxy, with a real Prosody", () => {
         }
       });
     }
+
+    it("a muted sender whose bind request wrote <b:bind/> with a prefix: its plain messages are still muted", async () => {
+      // The proxy must learn the bound JID however the bind request was written.
+      const s = await rawLogin(port, { domain: "localhost", username: "muted", password: "muted-pw", resource: "b-prefix", prefixedBind: true });
+      try {
+        s.send(`<message to='${witness.jid}' type='chat' id='mute-bind'><body>let me speak</body></message>`);
+        assert.deepEqual({ answers: await answers(s), delivered: await delivered(s, witness, (el) => el.attrs.id === "mute-bind") }, {
+          answers: [`message mute-bind to=${s.jid} from=${witness.jid} ${err("auth", "forbidden", "You are muted")}`],
+          delivered: 0,
+        });
+      } finally {
+        s.stop();
+      }
+    });
   });
 
   it("an edit on disk applies within 1 s, no session dropped; a broken edit keeps the old rules; check-rules reports the line", async () => {

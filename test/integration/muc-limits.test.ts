@@ -9,7 +9,7 @@
 // attacker twins: a join, a flood, an over-long nick and an over-long body
 // written prefixed, with the prefix on the stream header, or with an explicit
 // xmlns (and the room owner's JID forged in `from`) are limited exactly like
-// the plain ones.
+// the plain ones, as are plain stanzas after a bind written as <b:bind/>.
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -227,50 +227,54 @@ describe("MUC flood limits through the proxy, real Prosody MUC", () => {
       await watcher?.stop();
     });
 
-    for (const [k, form] of FORMS.entries()) {
-      it(`${form}: a new occupant joins and sends 10 at once: 1 delivered, 9 bounced with the overactive error`, async () => {
-        const user = `twin-${form}`;
-        const nick = `t${k}`;
-        await prosody.createUser(user, "twin-pw");
-        const s = await rawLogin(proxy.listenerAddress("c2s")!.port, { domain: "localhost", username: user, password: "twin-pw", resource: form, form, presence: true });
-        try {
-          // The owner's JID in `from`: the server ignores it on a c2s stream, and so must the limits.
-          const forged = { from: watcher.jid };
-          s.send(writeAs(form, `<presence to='${TWINS}/${nick}'><x xmlns='${MUC}'/></presence>`, forged));
-          await s.waitFor((el) => el.getName() === "presence" && el.attrs.from === `${TWINS}/${nick}` && el.getChild("x", `${MUC}#user`)?.getChildren("status").some((st) => st.attrs.code === "110") === true);
-          let flood = "";
-          for (let i = 0; i < 10; i++) flood += writeAs(form, `<message to='${TWINS}' type='groupchat' id='tw${i}'><body>flood ${i}</body></message>`, forged);
-          s.send(flood);
-          // Every message comes back: the room's reflection (delivered) or a bounce (limited).
-          const answers = await s.collect((el) => el.getName() === "message" && /^tw\d$/.test(el.attrs.id ?? "") &&
-            (el.attrs.type === "error" || el.attrs.from === `${TWINS}/${nick}`), 10, 10_000);
-          // A message from the exempt watcher comes after every broadcast of the flood.
-          await watcher.send(xml("message", { to: TWINS, type: "groupchat", id: `sync-${form}` }, xml("body", {}, "sync")));
-          await watcher.waitFor((el) => el.is("message") && el.attrs.id === `sync-${form}`);
-          let seen = 0;
-          for (;;) {
-            try {
-              await watcher.waitFor((el) => el.is("message") && el.attrs.from === `${TWINS}/${nick}`, 1);
-              seen++;
-            } catch {
-              break;
-            }
+    /** A new occupant joins and floods, everything written in `form` (its bind request prefixed with `prefixedBind`). */
+    const floodTwin = async (form: (typeof FORMS)[number], nick: string, prefixedBind = false): Promise<void> => {
+      const user = `twin-${nick}`;
+      await prosody.createUser(user, "twin-pw");
+      const s = await rawLogin(proxy.listenerAddress("c2s")!.port, { domain: "localhost", username: user, password: "twin-pw", resource: form, form, presence: true, prefixedBind });
+      try {
+        // The owner's JID in `from`: the server ignores it on a c2s stream, and so must the limits.
+        const forged = { from: watcher.jid };
+        s.send(writeAs(form, `<presence to='${TWINS}/${nick}'><x xmlns='${MUC}'/></presence>`, forged));
+        await s.waitFor((el) => el.getName() === "presence" && el.attrs.from === `${TWINS}/${nick}` && el.getChild("x", `${MUC}#user`)?.getChildren("status").some((st) => st.attrs.code === "110") === true);
+        let flood = "";
+        for (let i = 0; i < 10; i++) flood += writeAs(form, `<message to='${TWINS}' type='groupchat' id='tw${i}'><body>flood ${i}</body></message>`, forged);
+        s.send(flood);
+        // Every message comes back: the room's reflection (delivered) or a bounce (limited).
+        const answers = await s.collect((el) => el.getName() === "message" && /^tw\d$/.test(el.attrs.id ?? "") &&
+          (el.attrs.type === "error" || el.attrs.from === `${TWINS}/${nick}`), 10, 10_000);
+        // A message from the exempt watcher comes after every broadcast of the flood.
+        await watcher.send(xml("message", { to: TWINS, type: "groupchat", id: `sync-${nick}` }, xml("body", {}, "sync")));
+        await watcher.waitFor((el) => el.is("message") && el.attrs.id === `sync-${nick}`);
+        let seen = 0;
+        for (;;) {
+          try {
+            await watcher.waitFor((el) => el.is("message") && el.attrs.from === `${TWINS}/${nick}`, 1);
+            seen++;
+          } catch {
+            break;
           }
-          const bounces = answers.filter((el) => el.attrs.type === "error").map((el) =>
-            `${el.attrs.id} to=${el.attrs.to} from=${el.attrs.from} ${el.children.map(String).join("")}`);
-          const overactive = (i: number): string =>
-            `tw${i} to=${s.jid} from=${TWINS} <error type="wait"><policy-violation xmlns="${STANZAS}"/><text xmlns="${STANZAS}">The room is currently overactive, please try again later</text></error><body>flood ${i}</body>`;
-          // Occupant bucket: 2 tokens, refilled at 0.5/s; the join took one.
-          assert.deepEqual({ delivered: answers.length - bounces.length, seenByWatcher: seen, bounces }, {
-            delivered: 1,
-            seenByWatcher: 1,
-            bounces: Array.from({ length: 9 }, (_, i) => overactive(i + 1)),
-          });
-        } finally {
-          s.stop();
         }
-      });
+        const bounces = answers.filter((el) => el.attrs.type === "error").map((el) =>
+          `${el.attrs.id} to=${el.attrs.to} from=${el.attrs.from} ${el.children.map(String).join("")}`);
+        const overactive = (i: number): string =>
+          `tw${i} to=${s.jid} from=${TWINS} <error type="wait"><policy-violation xmlns="${STANZAS}"/><text xmlns="${STANZAS}">The room is currently overactive, please try again later</text></error><body>flood ${i}</body>`;
+        // Occupant bucket: 2 tokens, refilled at 0.5/s; the join took one.
+        assert.deepEqual({ delivered: answers.length - bounces.length, seenByWatcher: seen, bounces }, {
+          delivered: 1,
+          seenByWatcher: 1,
+          bounces: Array.from({ length: 9 }, (_, i) => overactive(i + 1)),
+        });
+      } finally {
+        s.stop();
+      }
+    };
+
+    for (const [k, form] of FORMS.entries()) {
+      it(`${form}: a new occupant joins and sends 10 at once: 1 delivered, 9 bounced with the overactive error`, () => floodTwin(form, `t${k}`));
     }
+
+    it("plain stanzas from an occupant whose bind request wrote <b:bind/> with a prefix: 1 delivered, 9 bounced", () => floodTwin("plain", "tb", true));
 
     for (const [k, form] of FORMS.entries()) {
       it(`${form}: an over-long nick and an over-long body are bounced before the server sees them`, async () => {

@@ -4,7 +4,8 @@
 // Prosody's errors; what was learned survives a restart of the proxy. Then
 // the attacker twins: the same register iqs and disco#info requests written
 // prefixed, with the prefix on the stream header, or with an explicit xmlns
-// get the same verdicts, errors and counts.
+// (and with the <query/> itself written with a prefix) get the same
+// verdicts, errors and counts.
 
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -17,18 +18,23 @@ import { createLogger } from "../../src/log.js";
 import { startProsody, type ProsodyInstance } from "../helpers/prosody.js";
 import { CLIENT_HEADER, rawClient } from "../helpers/raw-client.js";
 import { rawLogin } from "../helpers/raw-session.js";
-import { ATTACKER_FORMS, FORMS, streamHeader, writeAs, type Form } from "../helpers/stanza-forms.js";
+import { ATTACKER_FORMS, FORMS, prefixPayload, streamHeader, writeAs, type Form } from "../helpers/stanza-forms.js";
 import { connectClient, xml } from "../helpers/xmpp-client.js";
 
 /** The answer to register iq `reg1` (prefixed too, so a prefixed answer is shown rather than timed out on). */
 const REPLY = /<(?:[\w.-]+:)?iq [^>]*id=["']reg1["'][^>]*(\/>|>[\s\S]*?<\/(?:[\w.-]+:)?iq>)/;
 
-/** In-band registration on a fresh stream, the header and the iq written in `form`; returns the answer. */
-async function register(port: number, username: string, password: string, form: Form = "plain"): Promise<string> {
+/**
+ * In-band registration on a fresh stream, the header and the iq written in
+ * `form` (and with `prefixedQuery`, <r:query xmlns:r='jabber:iq:register'>);
+ * returns the answer.
+ */
+async function register(port: number, username: string, password: string, form: Form = "plain", prefixedQuery = false): Promise<string> {
   const c = await rawClient(port);
   c.write(form === "plain" ? CLIENT_HEADER : streamHeader(form, { to: "localhost" }));
   await c.waitFor((t) => t.includes("</stream:features>"));
-  const iq = `<iq type='set' id='reg1'><query xmlns='jabber:iq:register'><username>${username}</username><password>${password}</password></query></iq>`;
+  let iq = `<iq type='set' id='reg1'><query xmlns='jabber:iq:register'><username>${username}</username><password>${password}</password></query></iq>`;
+  if (prefixedQuery) iq = prefixPayload(iq, "jabber:iq:register", "r");
   c.write(form === "plain" ? iq : writeAs(form, iq));
   const text = await c.waitFor((t) => REPLY.test(t));
   c.destroy();
@@ -153,10 +159,17 @@ describe("registration hygiene through the proxy, real Prosody", () => {
 
       // A different reserved name per form: one that slipped through would exist afterwards.
       const RESERVED: Record<Form, string> = { plain: "admin", prefixed: "root", "prefixed-on-header": "postmaster", "explicit-ns": "webmaster" };
+      const RESERVED_Q: Record<Form, string> = { plain: "hostmaster", prefixed: "sysadmin", "prefixed-on-header": "security", "explicit-ns": "support" };
       for (const [k, form] of FORMS.entries()) {
         it(`reserved name, ${form}: '${RESERVED[form]}' is refused with not-acceptable`, async () => {
           const before = await metric(p, "xmpp_guard_registration_refusals_total", { reason: "reserved" });
           const reply = outcome(await register(port, RESERVED[form], "pw", form));
+          assert.deepEqual({ reply, refusals: await metric(p, "xmpp_guard_registration_refusals_total", { reason: "reserved" }) - before }, { reply: REFUSED, refusals: 1 });
+        });
+
+        it(`reserved name, ${form}, <query> written with a prefix: '${RESERVED_Q[form]}' is refused with not-acceptable`, async () => {
+          const before = await metric(p, "xmpp_guard_registration_refusals_total", { reason: "reserved" });
+          const reply = outcome(await register(port, RESERVED_Q[form], "pw", form, true));
           assert.deepEqual({ reply, refusals: await metric(p, "xmpp_guard_registration_refusals_total", { reason: "reserved" }) - before }, { reply: REFUSED, refusals: 1 });
         });
 

@@ -3,7 +3,8 @@
 // each form of test/helpers/stanza-forms.ts are the same stanza to the
 // server. Each form's sender also writes a forged `from`, which Prosody
 // replaces with the sender's bound JID in every form, the explicit-namespace
-// one included.
+// one included. A bind request whose <bind/> is written with a prefix binds
+// a resource like any other.
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -59,4 +60,12 @@ describe("stanza forms through a real Prosody (no proxy)", () => {
       assert.deepEqual(receiver.errors, []);
     });
   }
+
+  it("a bind request with a prefixed <b:bind/> binds the resource as usual", async () => {
+    const s = await rawLogin(prosody.port, { domain: "localhost", username: "sender", password: "sender-pw", resource: "b-prefix", prefixedBind: true });
+    senders.push(s);
+    assert.equal(s.jid, "sender@localhost/b-prefix");
+    s.send(`<message to='${receiver.jid}' type='chat' id='after-bind'><body>bound</body></message>`);
+    assert.equal((await receiver.waitFor((el) => el.is("message") && el.attrs.id === "after-bind")).attrs.from, s.jid);
+  });
 });
