@@ -241,13 +241,13 @@ test("real Prosody: a limited and an unlimited JID; every message arrives in ord
   }
 });
 
-test("real Prosody, attacker twins: 0.2 stanzas/s with a burst of 3 holds messages and iqs in every form (counted over 1.5 s)", { timeout: 30_000 }, async (t) => {
+test("real Prosody, attacker twins: 0.1 stanzas/s with a burst of 3 holds messages and iqs in every form (counted over 1.5 s)", { timeout: 30_000 }, async (t) => {
   const prosody = await startProsody();
   await prosody.createUser("twin", "twin-pw");
   await prosody.createUser("sink", "sink-pw");
   const proxy = await startProxy(configFromObject({
     listeners: [{ name: "c2s", type: "c2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${prosody.port}` }],
-    limits: { c2s: { stanza_rates: { message: { rate: 0.2, burst: 3 }, iq: { rate: 0.2, burst: 3 } } } },
+    limits: { c2s: { stanza_rates: { message: { rate: 0.1, burst: 3 }, iq: { rate: 0.1, burst: 3 } } } },
     admin: { listen: null },
   }), { logger: createLogger("silent") });
   const senders: RawSession[] = [];
@@ -278,7 +278,7 @@ test("real Prosody, attacker twins: 0.2 stanzas/s with a burst of 3 holds messag
       messagers.get(form)!.send(messages);
       pingers.get(form)!.send(pings);
     }
-    // Each bucket starts with 3 tokens and gains the next one 5 s later; the
+    // Each bucket starts with 3 tokens and gains the next one 10 s later; the
     // pingers' bind request took one of their iq tokens.
     await new Promise((r) => setTimeout(r, 1500));
     const counts: Record<string, { messages: number; pongs: number }> = {};
