@@ -5,7 +5,11 @@
 // proxy's metrics say why. Also: a 100-message flood against what the other
 // occupants receive, a member exempted by affiliation, another room unaffected,
 // a wave of 20 senders hitting the room bucket (not the occupant buckets), and
-// bad input (10,000-line body, 1 MB nick, malformed room JIDs).
+// bad input (10,000-line body, 1 MB nick, malformed room JIDs). Last, the
+// attacker twins: a join, a flood, an over-long nick and an over-long body
+// written prefixed, with the prefix on the stream header, or with an explicit
+// xmlns (and the room owner's JID forged in `from`) are limited exactly like
+// the plain ones, as are plain stanzas after a bind written as <b:bind/>.
 
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
@@ -14,11 +18,14 @@ import { configFromObject } from "../../src/config/load.js";
 import { createLogger } from "../../src/log.js";
 import { startProsody, type ProsodyInstance } from "../helpers/prosody.js";
 import { connectClient, xml, type TestClient, type XmlElement } from "../helpers/xmpp-client.js";
+import { rawLogin } from "../helpers/raw-session.js";
+import { FORMS, writeAs } from "../helpers/stanza-forms.js";
 
 const MUC = "http://jabber.org/protocol/muc";
 const ROOM = "lobby@conference.localhost";
 const OTHER = "quiet@conference.localhost";
 const WAVE = "wave@conference.localhost";
+const TWINS = "twins@conference.localhost";
 const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
 async function metric(p: RunningProxy, name: string, labels: Record<string, string>): Promise<number> {
@@ -203,6 +210,106 @@ describe("MUC flood limits through the proxy, real Prosody MUC", () => {
     } finally {
       await Promise.all(wave.map((c) => c.stop()));
       await waveProxy.shutdown(0);
+    }
+  });
+
+  describe("attacker twins: joins, floods, nicks and bodies written another way", () => {
+    // The room is created by a watcher logged in to Prosody directly (so it
+    // owns the room and is exempt); it sees what the room really delivered.
+    let watcher: TestClient;
+    before(async () => {
+      await prosody.createUser("watcher", "watcher-pw");
+      watcher = await connectClient({ host: "127.0.0.1", port: prosody.port, domain: "localhost", username: "watcher", password: "watcher-pw", mechanism: "PLAIN" });
+      await watcher.send(xml("presence", { to: `${TWINS}/watch` }, xml("x", { xmlns: MUC })));
+      await watcher.waitFor((el) => el.is("presence") && el.attrs.from === `${TWINS}/watch` && el.getChild("x", `${MUC}#user`)?.getChildren("status").some((st) => st.attrs.code === "110") === true);
+    });
+    after(async () => {
+      await watcher?.stop();
+    });
+
+    /** A new occupant joins and floods, everything written in `form` (its bind request prefixed with `prefixedBind`). */
+    const floodTwin = async (form: (typeof FORMS)[number], nick: string, prefixedBind = false): Promise<void> => {
+      const user = `twin-${nick}`;
+      await prosody.createUser(user, "twin-pw");
+      const s = await rawLogin(proxy.listenerAddress("c2s")!.port, { domain: "localhost", username: user, password: "twin-pw", resource: form, form, presence: true, prefixedBind });
+      try {
+        // The owner's JID in `from`: the server ignores it on a c2s stream, and so must the limits.
+        const forged = { from: watcher.jid };
+        s.send(writeAs(form, `<presence to='${TWINS}/${nick}'><x xmlns='${MUC}'/></presence>`, forged));
+        await s.waitFor((el) => el.getName() === "presence" && el.attrs.from === `${TWINS}/${nick}` && el.getChild("x", `${MUC}#user`)?.getChildren("status").some((st) => st.attrs.code === "110") === true);
+        let flood = "";
+        for (let i = 0; i < 10; i++) flood += writeAs(form, `<message to='${TWINS}' type='groupchat' id='tw${i}'><body>flood ${i}</body></message>`, forged);
+        s.send(flood);
+        // Every message comes back: the room's reflection (delivered) or a bounce (limited).
+        const answers = await s.collect((el) => el.getName() === "message" && /^tw\d$/.test(el.attrs.id ?? "") &&
+          (el.attrs.type === "error" || el.attrs.from === `${TWINS}/${nick}`), 10, 10_000);
+        // A message from the exempt watcher comes after every broadcast of the flood.
+        await watcher.send(xml("message", { to: TWINS, type: "groupchat", id: `sync-${nick}` }, xml("body", {}, "sync")));
+        await watcher.waitFor((el) => el.is("message") && el.attrs.id === `sync-${nick}`);
+        let seen = 0;
+        for (;;) {
+          try {
+            await watcher.waitFor((el) => el.is("message") && el.attrs.from === `${TWINS}/${nick}`, 1);
+            seen++;
+          } catch {
+            break;
+          }
+        }
+        const bounces = answers.filter((el) => el.attrs.type === "error").map((el) =>
+          `${el.attrs.id} to=${el.attrs.to} from=${el.attrs.from} ${el.children.map(String).join("")}`);
+        const overactive = (i: number): string =>
+          `tw${i} to=${s.jid} from=${TWINS} <error type="wait"><policy-violation xmlns="${STANZAS}"/><text xmlns="${STANZAS}">The room is currently overactive, please try again later</text></error><body>flood ${i}</body>`;
+        // Occupant bucket: 2 tokens, refilled at 0.5/s; the join took one.
+        assert.deepEqual({ delivered: answers.length - bounces.length, seenByWatcher: seen, bounces }, {
+          delivered: 1,
+          seenByWatcher: 1,
+          bounces: Array.from({ length: 9 }, (_, i) => overactive(i + 1)),
+        });
+      } finally {
+        s.stop();
+      }
+    };
+
+    for (const [k, form] of FORMS.entries()) {
+      it(`${form}: a new occupant joins and sends 10 at once: 1 delivered, 9 bounced with the overactive error`, () => floodTwin(form, `t${k}`));
+    }
+
+    it("plain stanzas from an occupant whose bind request wrote <b:bind/> with a prefix: 1 delivered, 9 bounced", () => floodTwin("plain", "tb", true));
+
+    for (const [k, form] of FORMS.entries()) {
+      it(`${form}: an over-long nick and an over-long body are bounced before the server sees them`, async () => {
+        const user = `long-${form}`;
+        await prosody.createUser(user, "long-pw");
+        const s = await rawLogin(proxy.listenerAddress("c2s")!.port, { domain: "localhost", username: user, password: "long-pw", resource: form, form, presence: true });
+        try {
+          const forged = { from: watcher.jid };
+          s.send(writeAs(form, `<presence to='${TWINS}/l${k}'><x xmlns='${MUC}'/></presence>`, forged));
+          await s.waitFor((el) => el.getName() === "presence" && el.attrs.from === `${TWINS}/l${k}` && el.attrs.type === undefined);
+          const longNick = "n".repeat(20);
+          s.send(writeAs(form, `<presence to='${TWINS}/${longNick}' id='nick-${form}'><x xmlns='${MUC}'/></presence>`, forged));
+          s.send(writeAs(form, `<message to='${TWINS}' type='groupchat' id='long-${form}'><body>${"x".repeat(6000)}</body></message>`, forged));
+          await s.sync();
+          const described = (el: { attrs: Record<string, string | undefined>; children: unknown[] }): string =>
+            `${el.attrs.id} to=${el.attrs.to} from=${el.attrs.from} ${el.children.map(String).join("")}`;
+          const tooLong = (text: string): string =>
+            `<error type="modify"><policy-violation xmlns="${STANZAS}"/><text xmlns="${STANZAS}">${text}</text></error><x xmlns="${MUC}"/>`;
+          assert.deepEqual({
+            bounces: s.take((el) => el.attrs.type === "error").map(described),
+            // What the room did with them, had they reached it.
+            nickTaken: s.take((el) => el.getName() === "presence" && el.attrs.from === `${TWINS}/${longNick}`).length,
+            bodyReflected: s.take((el) => el.getName() === "message" && el.attrs.id === `long-${form}`).length,
+          }, {
+            bounces: [
+              `nick-${form} to=${s.jid} from=${TWINS}/${longNick} ${tooLong("Your nick name is too long, please use a shorter one")}`,
+              `long-${form} to=${s.jid} from=${TWINS} ${tooLong("Your message is too long, please write a shorter one")}`,
+            ],
+            nickTaken: 0,
+            bodyReflected: 0,
+          });
+        } finally {
+          s.stop();
+        }
+      });
     }
   });
 });

@@ -1,7 +1,11 @@
 // Registration hygiene at the edge with a real Prosody behind the proxy:
 // in-band registration (XEP-0077) passes and is learned; a second one from
 // the same IP is throttled; reserved and look-alike names are refused with
-// Prosody's errors; what was learned survives a restart of the proxy.
+// Prosody's errors; what was learned survives a restart of the proxy. Then
+// the attacker twins: the same register iqs and disco#info requests written
+// prefixed, with the prefix on the stream header, or with an explicit xmlns
+// (and with the <query/> itself written with a prefix) get the same
+// verdicts, errors and counts.
 
 import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
@@ -13,16 +17,28 @@ import { configFromObject } from "../../src/config/load.js";
 import { createLogger } from "../../src/log.js";
 import { startProsody, type ProsodyInstance } from "../helpers/prosody.js";
 import { CLIENT_HEADER, rawClient } from "../helpers/raw-client.js";
+import { rawLogin } from "../helpers/raw-session.js";
+import { ATTACKER_FORMS, FORMS, prefixPayload, streamHeader, writeAs, type Form } from "../helpers/stanza-forms.js";
 import { connectClient, xml } from "../helpers/xmpp-client.js";
 
-async function register(port: number, username: string, password: string): Promise<string> {
+/** The answer to register iq `reg1` (prefixed too, so a prefixed answer is shown rather than timed out on). */
+const REPLY = /<(?:[\w.-]+:)?iq [^>]*id=["']reg1["'][^>]*(\/>|>[\s\S]*?<\/(?:[\w.-]+:)?iq>)/;
+
+/**
+ * In-band registration on a fresh stream, the header and the iq written in
+ * `form` (and with `prefixedQuery`, <r:query xmlns:r='jabber:iq:register'>);
+ * returns the answer.
+ */
+async function register(port: number, username: string, password: string, form: Form = "plain", prefixedQuery = false): Promise<string> {
   const c = await rawClient(port);
-  c.write(CLIENT_HEADER);
+  c.write(form === "plain" ? CLIENT_HEADER : streamHeader(form, { to: "localhost" }));
   await c.waitFor((t) => t.includes("</stream:features>"));
-  c.write(`<iq type='set' id='reg1'><query xmlns='jabber:iq:register'><username>${username}</username><password>${password}</password></query></iq>`);
-  const text = await c.waitFor((t) => /<iq [^>]*id=["']reg1["'][^>]*(\/>|>[\s\S]*?<\/iq>)/.test(t));
+  let iq = `<iq type='set' id='reg1'><query xmlns='jabber:iq:register'><username>${username}</username><password>${password}</password></query></iq>`;
+  if (prefixedQuery) iq = prefixPayload(iq, "jabber:iq:register", "r");
+  c.write(form === "plain" ? iq : writeAs(form, iq));
+  const text = await c.waitFor((t) => REPLY.test(t));
   c.destroy();
-  return text.match(/<iq [^>]*id=["']reg1["'][^>]*(\/>|>[\s\S]*?<\/iq>)/)![0];
+  return text.match(REPLY)![0];
 }
 
 async function metric(p: RunningProxy, name: string, labels: Record<string, string> = {}): Promise<number> {
@@ -39,8 +55,8 @@ describe("registration hygiene through the proxy, real Prosody", () => {
     const p = await startProxy(configFromObject({
       listeners: [{ name: "c2s", type: "c2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${prosody.port}` }],
       registration,
-      ...extra,
       state: { path: join(dir, "state.sqlite") },
+      ...extra,
       admin: { listen: null },
     }), { logger: createLogger("silent") });
     proxies.push(p);
@@ -101,6 +117,91 @@ describe("registration hygiene through the proxy, real Prosody", () => {
       assert.deepEqual(abuse?.getChildren("value").map((v) => v.text()), ["mailto:abuse@example.org", "xmpp:abuse@localhost"]);
     } finally {
       await c.stop();
+    }
+  });
+
+  describe("attacker twins: the register iq and disco#info written another way", () => {
+    const THROTTLED = "<iq id='reg1' type='error'><error type='wait'><policy-violation xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>Too many registrations from this IP address recently</text></error></iq>";
+    const REFUSED = "<iq id='reg1' type='error'><error type='modify'><not-acceptable xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>";
+    const RESULT = /^<iq [^>]*type=["']result["']/;
+    /** A reply, shortened to what the twins compare: the proxy's error as written, or "result". */
+    const outcome = (reply: string): string => (RESULT.test(reply) ? "result" : reply);
+
+    for (const form of FORMS) {
+      it(`throttle, ${form}: one registration per IP; the second in the same form and a third written plain are refused`, async () => {
+        // A fresh proxy and state file: this IP's bucket starts full.
+        const port = await start({ min_seconds_between_registrations: 300 }, { state: { path: join(dir, `throttle-${form}.sqlite`) } });
+        const p = proxies.at(-1)!;
+        try {
+          const replies = [
+            await register(port, `thr-${form}-a`, "pw", form),
+            await register(port, `thr-${form}-b`, "pw", form),
+            await register(port, `thr-${form}-c`, "pw", "plain"),
+          ].map(outcome);
+          assert.deepEqual({
+            replies,
+            registered: await metric(p, "xmpp_guard_registrations_total"),
+            throttled: await metric(p, "xmpp_guard_registration_refusals_total", { reason: "throttled" }),
+          }, { replies: ["result", THROTTLED, THROTTLED], registered: 1, throttled: 2 });
+        } finally {
+          await p.shutdown(0);
+        }
+      });
+    }
+
+    describe("reserved and look-alike names (loopback allowlisted, so the throttle stays out of the way)", () => {
+      let port: number;
+      let p: RunningProxy;
+      before(async () => {
+        port = await start({ registration_allowlist: ["127.0.0.1"] }, { state: { path: join(dir, "names.sqlite") } });
+        p = proxies.at(-1)!;
+      });
+
+      // A different reserved name per form: one that slipped through would exist afterwards.
+      const RESERVED: Record<Form, string> = { plain: "admin", prefixed: "root", "prefixed-on-header": "postmaster", "explicit-ns": "webmaster" };
+      const RESERVED_Q: Record<Form, string> = { plain: "hostmaster", prefixed: "sysadmin", "prefixed-on-header": "security", "explicit-ns": "support" };
+      for (const [k, form] of FORMS.entries()) {
+        it(`reserved name, ${form}: '${RESERVED[form]}' is refused with not-acceptable`, async () => {
+          const before = await metric(p, "xmpp_guard_registration_refusals_total", { reason: "reserved" });
+          const reply = outcome(await register(port, RESERVED[form], "pw", form));
+          assert.deepEqual({ reply, refusals: await metric(p, "xmpp_guard_registration_refusals_total", { reason: "reserved" }) - before }, { reply: REFUSED, refusals: 1 });
+        });
+
+        it(`reserved name, ${form}, <query> written with a prefix: '${RESERVED_Q[form]}' is refused with not-acceptable`, async () => {
+          const before = await metric(p, "xmpp_guard_registration_refusals_total", { reason: "reserved" });
+          const reply = outcome(await register(port, RESERVED_Q[form], "pw", form, true));
+          assert.deepEqual({ reply, refusals: await metric(p, "xmpp_guard_registration_refusals_total", { reason: "reserved" }) - before }, { reply: REFUSED, refusals: 1 });
+        });
+
+        it(`look-alike, ${form}: after 'look${k}al1' registered, 'look${k}all' is refused with not-acceptable`, async () => {
+          assert.equal(outcome(await register(port, `look${k}al1`, "pw")), "result");
+          const before = await metric(p, "xmpp_guard_registration_refusals_total", { reason: "look-alike" });
+          const reply = outcome(await register(port, `look${k}all`, "pw", form));
+          assert.deepEqual({ reply, refusals: await metric(p, "xmpp_guard_registration_refusals_total", { reason: "look-alike" }) - before }, { reply: REFUSED, refusals: 1 });
+        });
+      }
+    });
+
+    for (const form of ATTACKER_FORMS) {
+      it(`XEP-0157, ${form}: a disco#info request written this way gets the same abuse addresses`, async () => {
+        await prosody.createUser(`reader-${form}`, "reader-pw");
+        const port = await start({}, { contact_info: { abuse: ["mailto:abuse@example.org", "xmpp:abuse@localhost"] }, state: { path: join(dir, `contact-${form}.sqlite`) } });
+        const s = await rawLogin(port, { domain: "localhost", username: `reader-${form}`, password: "reader-pw", form });
+        try {
+          s.send(writeAs(form, "<iq type='get' to='localhost' id='disco1'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>"));
+          const res = await s.waitFor((el) => el.getName() === "iq" && el.attrs.id === "disco1");
+          assert.equal(res.attrs.type, "result");
+          const query = res.getChild("query", "http://jabber.org/protocol/disco#info")!;
+          assert.ok(query.getChildren("identity").length > 0, "the server's own answer is intact");
+          const forms = query.getChildren("x", "jabber:x:data").filter((x) => x.getChildren("field").some((f) => f.attrs.var === "FORM_TYPE" && f.getChildText("value") === "http://jabber.org/network/serverinfo"));
+          assert.equal(forms.length, 1, res.toString());
+          const abuse = forms[0]!.getChildren("field").find((f) => f.attrs.var === "abuse-addresses");
+          assert.deepEqual(abuse?.getChildren("value").map((v) => v.getText()), ["mailto:abuse@example.org", "xmpp:abuse@localhost"]);
+        } finally {
+          s.stop();
+          await proxies.at(-1)!.shutdown(0);
+        }
+      });
     }
   });
 });

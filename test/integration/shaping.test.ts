@@ -1,6 +1,8 @@
 // Shaping through the real proxy: mod_limits-style rate and burst measured at
 // the upstream, independence of sessions, exemption, pre-auth and per-IP
-// caps, reload, and (with a real Prosody) no byte lost or reordered.
+// caps, reload, and (with a real Prosody) no byte lost or reordered. The
+// stanza rate also holds for messages written another way (prefixed, prefix
+// on the stream header, explicit xmlns), which the server accepts as the same.
 
 import { test } from "node:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
@@ -14,7 +16,9 @@ import { createLogger } from "../../src/log.js";
 import { startFakeUpstream, type UpstreamConn } from "../helpers/fake-upstream.js";
 import { CLIENT_HEADER, eventually, rawClient, type RawClient } from "../helpers/raw-client.js";
 import { startProsody } from "../helpers/prosody.js";
-import { connectClient, xml, type XmlElement } from "../helpers/xmpp-client.js";
+import { connectClient, xml, type TestClient, type XmlElement } from "../helpers/xmpp-client.js";
+import { rawLogin, type RawSession } from "../helpers/raw-session.js";
+import { FORMS, writeAs } from "../helpers/stanza-forms.js";
 
 function config(upstreamPort: number, limits: Record<string, unknown>) {
   return configFromObject({
@@ -232,6 +236,74 @@ test("real Prosody: a limited and an unlimited JID; every message arrives in ord
     assert.ok(slowSeconds > 3.5, `limited JID took only ${slowSeconds.toFixed(2)} s`);
   } finally {
     await Promise.all([fast.stop(), slow.stop(), sink.stop()]);
+    await proxy.shutdown(0);
+    await prosody.stop();
+  }
+});
+
+test("real Prosody, attacker twins: 0.1 stanzas/s with a burst of 3 holds messages and iqs in every form (counted over 1.5 s)", { timeout: 30_000 }, async (t) => {
+  const prosody = await startProsody();
+  await prosody.createUser("twin", "twin-pw");
+  await prosody.createUser("sink", "sink-pw");
+  const proxy = await startProxy(configFromObject({
+    listeners: [{ name: "c2s", type: "c2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${prosody.port}` }],
+    limits: { c2s: { stanza_rates: { message: { rate: 0.1, burst: 3 }, iq: { rate: 0.1, burst: 3 } } } },
+    admin: { listen: null },
+  }), { logger: createLogger("silent") });
+  const senders: RawSession[] = [];
+  let sink: TestClient | undefined;
+  try {
+    // The sink logs in to Prosody directly: it counts what the server delivered.
+    sink = await connectClient({ host: "127.0.0.1", port: prosody.port, domain: prosody.domain, username: "sink", password: "sink-pw", mechanism: "PLAIN" });
+    const port = proxy.listenerAddress("c2s")!.port;
+    // Two sessions per form, one sending messages and one sending pings: a
+    // held stanza holds everything behind it, so each kind needs its own
+    // stream. All are measured in the same window; each has its own buckets.
+    const login = (resource: string, form: (typeof FORMS)[number]): Promise<RawSession> =>
+      rawLogin(port, { domain: "localhost", username: "twin", password: "twin-pw", resource, form });
+    const messagers = new Map<string, RawSession>();
+    const pingers = new Map<string, RawSession>();
+    for (const form of FORMS) {
+      messagers.set(form, await login(`m-${form}`, form));
+      pingers.set(form, await login(`i-${form}`, form));
+    }
+    senders.push(...messagers.values(), ...pingers.values());
+    for (const form of FORMS) {
+      let messages = "";
+      let pings = "";
+      for (let i = 0; i < 10; i++) {
+        messages += writeAs(form, `<message to='sink@localhost' type='chat' id='${form}-${i}'><body>${form} ${i}</body></message>`);
+        pings += writeAs(form, `<iq type='get' to='localhost' id='ping-${form}-${i}'><ping xmlns='urn:xmpp:ping'/></iq>`);
+      }
+      messagers.get(form)!.send(messages);
+      pingers.get(form)!.send(pings);
+    }
+    // Each bucket starts with 3 tokens and gains the next one 10 s later; the
+    // pingers' bind request took one of their iq tokens.
+    await new Promise((r) => setTimeout(r, 1500));
+    const counts: Record<string, { messages: number; pongs: number }> = {};
+    for (const form of FORMS) {
+      let messages = 0;
+      const from = messagers.get(form)!.jid;
+      for (;;) {
+        try {
+          await sink.waitFor((el) => el.is("message") && el.attrs.from === from, 1);
+          messages++;
+        } catch {
+          break;
+        }
+      }
+      const pongs = pingers.get(form)!.take((el) => el.name === "iq" && el.attrs.type === "result" && /^ping-/.test(el.attrs.id ?? "")).length;
+      counts[form] = { messages, pongs };
+    }
+    for (const form of FORMS) {
+      await t.test(`${form}: 3 of 10 messages delivered and 2 of 10 pings answered in the first 1.5 s`, () => {
+        assert.deepEqual(counts[form], { messages: 3, pongs: 2 }, `all forms: ${JSON.stringify(counts)}`);
+      });
+    }
+  } finally {
+    for (const s of senders) s.stop();
+    await sink?.stop();
     await proxy.shutdown(0);
     await prosody.stop();
   }
