@@ -17,6 +17,7 @@ import { after, before, describe, it } from "node:test";
 import { startProxy, type RunningProxy } from "../../src/app.js";
 import { configFromObject } from "../../src/config/load.js";
 import { createLogger } from "../../src/log.js";
+import { metricSum } from "../helpers/corpus.js";
 import { startProsody, type ProsodyInstance } from "../helpers/prosody.js";
 import { s2sPeer, startDialbackAuthority, type DialbackAuthority, type S2sPeer } from "../helpers/s2s-peer.js";
 import { FORMS, NS_SERVER, writeAs, type Form } from "../helpers/stanza-forms.js";
@@ -82,7 +83,10 @@ describe("s2s identity: what dialback proved, not what the stream header says", 
     }
   };
 
-  /** The stream error Prosody ends an unauthorised stream with, and whether the stanza reached the sink. */
+  /**
+   * The stream error condition an unauthorised stream ends with (the proxy
+   * adds its own <text/>, Prosody none), and whether the stanza reached the sink.
+   */
   async function unverifiedFrom(port: number, form: Form): Promise<{ streamError: string | undefined; closed: boolean; delivered: number }> {
     const p = await peer(port, EXEMPT, OTHER, form);
     const from = `mallory-${form}@${EXEMPT}/r`;
@@ -90,13 +94,13 @@ describe("s2s identity: what dialback proved, not what the stream header says", 
     const text = await p.closed(5000).then((t) => t, () => undefined);
     await sinkSync();
     return {
-      streamError: /<stream:error>[\s\S]*?<\/stream:error>/.exec(text ?? p.raw.text())?.[0],
+      streamError: /<stream:error><([a-z-]+)/.exec(text ?? p.raw.text())?.[1],
       closed: text !== undefined,
       delivered: await drain(from),
     };
   }
 
-  const NOT_AUTHORIZED = "<stream:error><not-authorized xmlns='urn:ietf:params:xml:ns:xmpp-streams'/></stream:error>";
+  const NOT_AUTHORIZED = "not-authorized";
 
   for (const form of FORMS) {
     it(`Prosody alone, ${form}: a stanza from a domain the stream did not prove ends it with not-authorized`, async () => {
@@ -108,7 +112,11 @@ describe("s2s identity: what dialback proved, not what the stream header says", 
 
   for (const form of FORMS) {
     it(`through the proxy, ${form}: the same not-authorized, nothing delivered`, async () => {
+      const labels = { condition: "not-authorized", sender: "proxy" };
+      const before = await metricSum(proxy, "xmpp_guard_stream_errors_total", labels);
       assert.deepEqual(await unverifiedFrom(proxy.listenerAddress("s2s")!.port, form), { streamError: NOT_AUTHORIZED, closed: true, delivered: 0 });
+      // The proxy ended the stream itself: no policy judged the stanza under the claimed domain.
+      assert.equal(await metricSum(proxy, "xmpp_guard_stream_errors_total", labels) - before, 1);
     });
   }
 
