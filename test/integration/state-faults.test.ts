@@ -40,6 +40,25 @@ async function chat(from: TestClient, to: TestClient, body: string): Promise<voi
   await to.waitFor((el) => el.is("message") && el.getChildText("body") === body, 5000);
 }
 
+/** One c2s listener in front of `upstream`, registration on, state in `statePath`. */
+function stateConfig(port: number, upstream: number, admin: number, statePath: string): string {
+  return `listeners:
+  - name: c2s
+    type: c2s
+    listen: "127.0.0.1:${port}"
+    upstream: "127.0.0.1:${upstream}"
+admin:
+  listen: "127.0.0.1:${admin}"
+registration: {}
+state:
+  path: "${statePath}"
+shutdown:
+  drain_seconds: 1
+log:
+  level: info
+`;
+}
+
 async function metrics(admin: number): Promise<string> {
   return (await httpRequest(admin, "GET", "/metrics")).body;
 }
@@ -64,21 +83,7 @@ test("state file deleted under a running proxy: sessions go on, registration ref
   const statePath = join(stateDir, "state.sqlite");
   const port = await freePort();
   const admin = await freePort();
-  const proc = startProxyProcess(`listeners:
-  - name: c2s
-    type: c2s
-    listen: "127.0.0.1:${port}"
-    upstream: "127.0.0.1:${prosody.port}"
-admin:
-  listen: "127.0.0.1:${admin}"
-registration: {}
-state:
-  path: "${statePath}"
-shutdown:
-  drain_seconds: 1
-log:
-  level: info
-`);
+  const proc = startProxyProcess(stateConfig(port, prosody.port, admin, statePath));
   const clients: TestClient[] = [];
   try {
     await proc.waitForLog((l) => l["msg"] === "admin endpoint listening", 60_000);
@@ -164,22 +169,7 @@ test("workers: 2 — the primary converts a WAL-mode file once; a lost file show
   }
   const port = await freePort();
   const admin = await freePort();
-  const proc = startProxyProcess(`workers: 2
-listeners:
-  - name: c2s
-    type: c2s
-    listen: "127.0.0.1:${port}"
-    upstream: "127.0.0.1:${upstream.port}"
-admin:
-  listen: "127.0.0.1:${admin}"
-registration: {}
-state:
-  path: "${statePath}"
-shutdown:
-  drain_seconds: 1
-log:
-  level: info
-`);
+  const proc = startProxyProcess(`workers: 2\n${stateConfig(port, upstream.port, admin, statePath)}`);
   try {
     await proc.waitForLog((l) => l["msg"] === "workers running", 60_000);
     assert.deepEqual([...readFileSync(statePath).subarray(18, 20)], [1, 1], "converted to a rollback journal");
