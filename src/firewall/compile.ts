@@ -122,7 +122,7 @@ export class CompiledRuleSet {
   run(chain: RunChain, ctx: FirewallContext): FirewallResult {
     const handlers = this.chains.get(chain);
     if (!handlers || ctx.stanza.kind === "other") return PASS_RESULT;
-    const facts = new Facts(ctx.stanza, chain, ctx.origin, ctx.host);
+    const facts = new Facts(ctx.stanza, chain, ctx.origin, ctx.host, ctx.fromServer === true);
     const state = new RunState(facts, ctx, this.#clock.now(), this.chains);
     let outcome = state.outcome;
     let defaulted = false;

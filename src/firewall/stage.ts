@@ -179,7 +179,8 @@ export class FirewallStage implements PolicyStage {
   }
 
   #run(ruleset: CompiledRuleSet, route: Route, stanza: StanzaView, session: SessionInfo): FirewallResult {
-    const result = ruleset.run(route.chain, { stanza, origin: route.origin });
+    // Toward a client, the stanza is the server's own serialisation (read as written).
+    const result = ruleset.run(route.chain, { stanza, origin: route.origin, fromServer: route === DELIVER_NO_ORIGIN });
     const hooks = this.#hooks;
     if (hooks.onHit) for (const h of result.hits) hooks.onHit(h.rule, h.action);
     if (hooks.onLog) for (const l of result.logs) hooks.onLog(l.level, l.message, l.rule, session);

@@ -48,6 +48,26 @@ export function serialize(node: XmlNode | string): string {
   return `${open}>${inner}</${node.name}>`;
 }
 
+/**
+ * Serialize a tree held in the server's form (stanza-path.ts prosodyForm:
+ * `xmlns` is the namespace recorded on each element) as the server writes
+ * it: an element's `xmlns` is left out when it equals its parent's. For an
+ * element on its own, the parent is "nothing recorded".
+ */
+export function serializeHeld(node: XmlNode | string, parentNs?: string): string {
+  if (typeof node === "string") return escapeXml(node);
+  const ns = node.attrs.xmlns;
+  let open = `<${node.name}`;
+  for (const [k, v] of Object.entries(node.attrs)) {
+    if (v === undefined || (k === "xmlns" && v === parentNs)) continue;
+    open += ` ${k}='${escapeXml(String(v))}'`;
+  }
+  if (node.children.length === 0) return `${open}/>`;
+  let inner = "";
+  for (const c of node.children) inner += serializeHeld(c, ns);
+  return `${open}>${inner}</${node.name}>`;
+}
+
 export function cloneNode(node: XmlNode): MutableXmlNode {
   return {
     name: node.name,
