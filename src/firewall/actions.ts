@@ -164,6 +164,11 @@ export function compileAction(node: ActionNode, env: CompileEnv): CompiledAction
     }
     case "LOG": {
       const { level, message } = spec;
+      // A level the server's logger does not have: the message is dropped there.
+      if (level === undefined) {
+        run = () => A_NEXT;
+        break;
+      }
       run = (s, rule) => {
         s.logs.push({ level, message: s.facts.expand(message), rule: rule.ref });
         return A_NEXT;

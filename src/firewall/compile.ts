@@ -15,7 +15,7 @@ import { errorReplyFor, mayAnswerWithError } from "./error-reply.js";
 import { Facts } from "./facts.js";
 import { MultiThrottle, Throttle } from "./limits.js";
 import { fileListItems, MemoryList, RemoteMembershipList, withFilters, type MembershipList } from "./lists.js";
-import { parseRuleFile } from "./parser.js";
+import { isChainName, parseRuleFile } from "./parser.js";
 import { Diagnostics, RuleError, sortDiagnostics } from "./rule-error.js";
 import { R_FALSE, R_NIL, R_TRUE, RunState, runHandler, type CompiledAction, type CompiledCondition, type CompiledRule, type Handler } from "./runtime.js";
 
@@ -285,7 +285,8 @@ export function compileRuleFiles(files: readonly RuleFileAst[], options: Compile
   }
 
   for (const { action } of jumps) {
-    if (!chains.has(action.target)) {
+    // A name no chain can have was reported by the parser.
+    if (!chains.has(action.target) && isChainName(action.target)) {
       const builtin = (BUILTIN_CHAINS as readonly string[]).includes(action.target);
       diag.warn(action.loc, `JUMP CHAIN=${action.target}: no loaded file has rules in ${builtin ? "this chain" : "this user chain"}, so the jump does nothing`);
     }
@@ -341,6 +342,13 @@ function instantiateDefinition(d: DefinitionNode, file: string, scope: MutableSc
           if (text === undefined && !l.missingOk) {
             deps.diag.error(d.loc, `list file '${l.path}' cannot be read (add '(missing: ignore)' to start with an empty list)`);
             return;
+          }
+          if (text?.includes("\r\n")) {
+            deps.diag.warn(
+              d.loc,
+              `list file '${l.path}' has CR LF line ends: Prosody keeps the CR at the end of every entry, so no entry equals an address or a word, ` +
+                "and xmpp-guard reads the file the same way (convert it to LF line ends)",
+            );
           }
           list = new MemoryList(undefined, text === undefined ? [] : fileListItems(text));
           break;

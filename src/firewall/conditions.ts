@@ -16,6 +16,8 @@ import { isConstant, needsPayload } from "./template.js";
 
 type Test = (s: RunState) => boolean;
 
+const EMPTY_ZONE: ReadonlySet<string> = new Set();
+
 const REFUSALS: Readonly<Record<keyof FirewallProviders, string>> = {
   roster:
     "needs the recipient's roster; the proxy only knows rosters it learns from the server's roster results and pushes, and no roster provider is configured",
@@ -140,7 +142,11 @@ export function compileCondition(node: ConditionNode, env: CompileEnv, rule: Rul
         }
       } else {
         zone = env.defs.zones.get(spec.zone);
-        if (!zone) return undefinedRef("zone", spec.zone);
+        if (!zone) {
+          // Prosody compiles a zone it does not know as an empty one.
+          env.diag.warn(node.loc, `zone '${spec.zone}' is not defined (above, or in an earlier file): it is empty, so ${displayName(spec)} never holds, as in Prosody`);
+          zone = EMPTY_ZONE;
+        }
       }
       const z = zone;
       const inZone = (full: string | undefined, host: string | undefined, bare: string | undefined): boolean =>

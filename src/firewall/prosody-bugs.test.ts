@@ -167,6 +167,20 @@ describe("Prosody bugs we fix", () => {
     assert.equal(rs.run("preroute", { stanza: testStanza("<message/>") }).verdict, "drop");
   });
 
+  bug("inject-builder", "INJECT parses its snippet as XML: attributes with a 2, entities and text after a child are kept as written", () => {
+    const rs = compile("INJECT=<a xmlns='urn:xmpp:mam:2' n='2'>fish &amp; chips<b/>after</a>").ruleset!;
+    assert.equal(rs.run("deliver", { stanza: testStanza("<message/>") }).rewrite, "<message><a xmlns='urn:xmpp:mam:2' n='2'>fish &amp; chips<b/>after</a></message>");
+    for (const bad of ["INJECT=<a/><b/>", "INJECT=<a>"]) assert.equal(compile(bad).errors.length, 1, bad);
+  });
+
+  bug("route-invalid-jid", "REDIRECT, COPY and FORWARD to what is no JID are refused at load", () => {
+    for (const bad of ["REDIRECT=not a jid", "COPY= a@b", "FORWARD=@x"]) assert.equal(compile(bad).errors.length, 1, bad);
+  });
+
+  bug("runtime-errors", "rules that could only fail when they run are refused at load", () => {
+    for (const bad of ["INJECT=not xml", "BOUNCE=:modify", "BOUNCE=a<b", "INSPECT: body#~=[\nDROP."]) assert.equal(compile(bad).errors.length, 1, bad);
+  });
+
   it("deliberate-differences.json lists exactly these bugs", () => {
     const listed = (JSON.parse(readFileSync(DIFFERENCES, "utf8")) as { id: string; reason: string }[]).map((d) => d.id);
     assert.deepEqual([...listed].sort(), [...BUG_IDS].sort());

@@ -35,8 +35,20 @@ describe("parseStanzaPath", () => {
     assert.deepEqual(path("{urn:a}").steps, [{ ns: "urn:a", name: undefined }]);
   });
 
-  it("reports malformed paths", () => {
-    for (const bad of ["{urn:a", "body#x", "@", "a{b}"]) assert.ok("error" in parseStanzaPath(bad), bad);
+  it("reads every path as Prosody's find() does: what it cannot make sense of finds nothing", () => {
+    for (const odd of ["{urn:a", "{}a", "@", "a{b}", " body#", "body/ x", "@a b", "@a/b"]) {
+      const p = parseStanzaPath(odd);
+      assert.equal(p.never, true, odd);
+      assert.match(p.warning ?? "", /finds nothing/, odd);
+    }
+    // A '#' inside the path separates steps like '/'.
+    const hash = parseStanzaPath("body#x");
+    assert.deepEqual(hash.steps, [{ ns: undefined, name: "body" }, { ns: undefined, name: "x" }]);
+    assert.deepEqual(hash.end, { kind: "element" });
+    assert.match(hash.warning ?? "", /separates steps like '\/'/);
+    assert.equal(parseStanzaPath("body#").warning, undefined);
+    assert.equal(find("<message><a><b>t</b></a></message>", "a#b#"), "t");
+    assert.equal(find("<message><a k='v'/></message>", " a@k"), undefined);
   });
 });
 

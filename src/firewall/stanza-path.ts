@@ -6,41 +6,58 @@
 import type { PathStep, StanzaPath } from "./ast.js";
 import { textOf, type MutableXmlNode, type XmlNode } from "./xml.js";
 
-/** Parse a path; returns an error message when malformed. */
-export function parseStanzaPath(source: string): StanzaPath | { error: string } {
+/** Characters no element or attribute name can hold: a step named with one finds nothing. */
+const NOT_IN_NAMES = /[\s{}<>&'"=/#@]/;
+
+/**
+ * Read a path the way util.stanza's find() reads it, so that every path the
+ * server accepts means the same here. Nothing is refused: a path find()
+ * cannot make sense of finds nothing there (an unclosed or empty `{}`, a name
+ * no element can have, such as one with a space after a doubled space), and
+ * is marked `never`; a `#` that does not end the path separates steps like
+ * `/`. Both come with a `warning` for the loader to pass on.
+ */
+export function parseStanzaPath(source: string): StanzaPath {
   const steps: PathStep[] = [];
   let pos = 0;
   const n = source.length;
+  let note: string | undefined;
+  const never = (why: string, end: StanzaPath["end"] = { kind: "element" }): StanzaPath => ({
+    source,
+    steps,
+    end,
+    never: true,
+    warning: `stanza path '${source}' ${why}, so it finds nothing (in Prosody too)`,
+  });
   for (;;) {
     if (source[pos] === "@") {
       const name = source.slice(pos + 1);
-      if (name === "" || /[/#{}@]/.test(name)) return { error: `invalid attribute name '${name}' in path '${source}'` };
-      return { source, steps, end: { kind: "attr", name } };
+      const end = { kind: "attr" as const, name };
+      if (name === "") return never("ends in '@' with no attribute name", end);
+      if (NOT_IN_NAMES.test(name)) return never(`asks for an attribute named '${name}', which no element can have`, end);
+      return note === undefined ? { source, steps, end } : { source, steps, end, warning: note };
     }
     let ns: string | undefined;
     if (source[pos] === "{") {
-      const close = source.indexOf("}", pos);
-      if (close < 0) return { error: `missing '}' in path '${source}'` };
+      const close = source.indexOf("}", pos + 1);
+      if (close < 0) return never("has a '{' without '}'");
+      if (close === pos + 1) return never("has an empty namespace '{}'");
       ns = source.slice(pos + 1, close);
-      if (ns === "") return { error: `empty namespace in path '${source}'` };
       pos = close + 1;
     }
     let end = pos;
     while (end < n && !"@/#".includes(source[end]!)) end++;
     const raw = source.slice(pos, end);
-    if (raw.includes("{") || raw.includes("}")) return { error: `unexpected brace in path '${source}'` };
-    const step: PathStep = { ns, name: raw === "" ? undefined : raw };
+    if (NOT_IN_NAMES.test(raw)) return never(`has a step named '${raw}', which no element can have`);
+    steps.push({ ns, name: raw === "" ? undefined : raw });
     const sep = source[end];
-    if (sep === "#") {
-      if (end !== n - 1) return { error: `'#' must end the path '${source}'` };
-      steps.push(step);
-      return { source, steps, end: { kind: "text" } };
+    const next = sep === "/" || sep === "#" ? end + 1 : end;
+    if (next === n) {
+      const last = { kind: sep === "#" ? ("text" as const) : ("element" as const) };
+      return note === undefined ? { source, steps, end: last } : { source, steps, end: last, warning: note };
     }
-    steps.push(step);
-    if (sep === undefined || (sep === "/" && end === n - 1)) {
-      return { source, steps, end: { kind: "element" } };
-    }
-    pos = sep === "/" ? end + 1 : end;
+    if (sep === "#") note ??= `'#' inside stanza path '${source}' does not end it: it separates steps like '/' (as in Prosody)`;
+    pos = next;
   }
 }
 
@@ -127,6 +144,7 @@ export function findPath(
   form: TreeForm = "normalised",
   rootAttr?: (name: string) => string | undefined,
 ): Located | string | undefined {
+  if (path.never === true) return undefined;
   if (path.steps.length === 0 && path.end.kind === "attr" && rootAttr !== undefined) return rootAttr(path.end.name);
   if (root === null) return undefined;
   let at = rootOf(root, contentNs);
