@@ -125,7 +125,7 @@ describe("stanza head conditions", () => {
     const options = { localHosts: ["local.example"] };
     assert.ok(matches("ENTERING: $local", MSG, { options }));
     assert.deepEqual(refused("ENTERING: $local\nDROP."), [
-      "t.pfw:1:1: ENTERING refused: the $local zone needs the list of the server's hosts, and none is configured",
+      "t.pfw:1:1: ENTERING refused: the $local zone is the server's local domains, and none are configured (`hosts:` in the configuration; check-rules and trace: --host DOMAIN)",
     ]);
     // Prosody compiles a zone nobody defined as an empty one: a warning, and it never holds.
     assert.deepEqual(refused("LEAVING: nowhere\nDROP."), []);

@@ -137,7 +137,11 @@ export function compileCondition(node: ConditionNode, env: CompileEnv, rule: Rul
       if (spec.zone === "$local") {
         zone = env.localHosts;
         if (!zone) {
-          env.diag.error(node.loc, `${displayName(spec)} refused: the $local zone needs the list of the server's hosts, and none is configured`);
+          env.diag.error(
+            node.loc,
+            `${displayName(spec)} refused: the $local zone is the server's local domains, and none are configured ` +
+              "(`hosts:` in the configuration; check-rules and trace: --host DOMAIN)",
+          );
           return undefined;
         }
       } else {

@@ -98,7 +98,7 @@ export class PolicyState {
    */
   async loadRules(config: Config): Promise<{ ruleset: CompiledRuleSet | undefined; errors: string[] }> {
     if (config.firewall.scripts.length === 0) return { ruleset: undefined, errors: [] };
-    const result = await loadRuleFiles(config.firewall.scripts, undefined, { clock: realClock, previous: this.firewall.ruleset });
+    const result = await loadRuleFiles(config.firewall.scripts, undefined, { clock: realClock, previous: this.firewall.ruleset, localHosts: config.hosts });
     for (const w of result.warnings) this.#logger.warn({ code: "XPX_ERR_RULES_INVALID" }, w.format());
     if (!result.ruleset) return { ruleset: undefined, errors: result.errors.map((e) => e.format()) };
     return { ruleset: result.ruleset, errors: [] };
