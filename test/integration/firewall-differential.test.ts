@@ -51,6 +51,9 @@ import { fileURLToPath } from "node:url";
 import { parse, type Element } from "ltx";
 import { FakeClock } from "../../src/shaping/clock.js";
 import { traceStanzas, type TracedStanza } from "../../src/firewall/trace.js";
+import { startProxy } from "../../src/app.js";
+import { configFromObject } from "../../src/config/load.js";
+import { createLogger } from "../../src/log.js";
 import { startProsody, type ProsodyInstance } from "../helpers/prosody.js";
 import { connectClient, type TestClient, type XmlElement } from "../helpers/xmpp-client.js";
 
@@ -471,5 +474,102 @@ describe("firewall differential: xmpp-guard trace vs a running Prosody with mod_
     }
     const mine = ours.stanzas.map((s) => s.verdict);
     t.diagnostic(`${ids.size} stanzas agree: ${mine.filter((v) => v === "pass").length} delivered, ${mine.filter((v) => v === "bounce").length} bounced, ${mine.filter((v) => v === "drop").length} dropped`);
+  });
+});
+
+// deliver_remote cannot run in the tester (nothing routes there), and the
+// proxy's version of it is not a traced chain but a decision of the session:
+// a bound client's stanza that preroute let through, addressed to a domain
+// the config's `hosts` does not list, leaves for a remote server. So this
+// part runs the same client stanzas twice, live: against a Prosody with s2s
+// and mod_firewall running remote.pfw, and through the proxy, running
+// remote.pfw with hosts = its upstream's domains, in front of a Prosody with
+// s2s and no firewall. What comes back to the sender and what reaches the
+// local recipient must agree. Stanzas the rules let through try a real s2s
+// connection to a .invalid domain, which fails; that error is the server's
+// own and counted apart (`s2s`), as is its timing.
+describe("firewall differential: deliver_remote through the proxy vs a running Prosody with mod_firewall and s2s", () => {
+  const stops: (() => Promise<unknown>)[] = [];
+
+  after(async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => {});
+  });
+
+  /** s2s gave up on a remote domain: not the firewall's doing. */
+  const s2sFailure = (el: XmlElement): boolean =>
+    el.attrs.type === "error" && ["remote-server-not-found", "remote-server-timeout"].some((c) => el.getChild("error")?.getChild(c) !== undefined);
+
+  it("a bound client's stanzas to remote and local domains: which rule fires", { timeout: 90_000 }, async (t) => {
+    const rules = path.join(FIXTURES, "remote.pfw");
+    const inputText = await readFile(path.join(FIXTURES, "remote.xml"), "utf8");
+    const { ids, lines } = inputStanzas(inputText);
+
+    const direct = await startProsody({ s2s: true, extraModules: ["firewall"], extraConfig: `firewall_scripts = { ${JSON.stringify(rules)} }` });
+    stops.push(() => direct.stop());
+    const behind = await startProsody({ s2s: true });
+    stops.push(() => behind.stop());
+    const proxy = await startProxy(
+      configFromObject({
+        listeners: [{ name: "c2s", type: "c2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${behind.port}` }],
+        hosts: [...behind.hosts, ...behind.hosts.map((h) => `conference.${h}`)],
+        firewall: { scripts: [rules], watch: false },
+        admin: { listen: null },
+      }),
+      { logger: createLogger("warn", { write: () => {} }) },
+    );
+    stops.push(() => proxy.shutdown(0));
+
+    type Seen = Map<string, { back: string[]; s2s: number; delivered: boolean }>;
+    const session = async (server: ProsodyInstance, port: number): Promise<Seen> => {
+      for (const u of ["alice", "bob"]) await server.createUser(u, `${u}-pw`);
+      const login = (username: string, resource: string) =>
+        connectClient({ host: "127.0.0.1", port, domain: server.domain, username, password: `${username}-pw`, resource, mechanism: "PLAIN" });
+      const bob = await login("bob", "desk");
+      const alice = await login("alice", "phone");
+      stops.push(() => bob.stop(), () => alice.stop());
+      const write = (alice.xmpp as unknown as { write(s: string): Promise<void> }).write.bind(alice.xmpp);
+      for (const line of lines.values()) await write(line);
+      await write("<message to='bob@localhost/desk' id='end-bob'><body>end</body></message>");
+      await write("<iq to='localhost' type='get' id='end-alice'><ping xmlns='urn:xmpp:ping'/></iq>");
+      const delivered = new Set<string>();
+      await bob.waitFor((el) => {
+        if (el.attrs.id !== undefined && ids.has(el.attrs.id)) delivered.add(el.attrs.id);
+        return el.attrs.id === "end-bob";
+      }, 10_000);
+      const seen: Seen = new Map([...ids.keys()].map((id) => [id, { back: [], s2s: 0, delivered: delivered.has(id) }]));
+      // waitFor() shows unclaimed stanzas again to the next predicate: count each once.
+      const counted = new WeakSet<XmlElement>();
+      const take = (el: XmlElement): void => {
+        if (counted.has(el)) return;
+        counted.add(el);
+        const entry = el.attrs.id === undefined ? undefined : seen.get(el.attrs.id);
+        if (entry === undefined) return;
+        if (s2sFailure(el)) entry.s2s++;
+        else entry.back.push(canonicalXml(el.toString(), true));
+      };
+      await alice.waitFor((el) => {
+        take(el);
+        return el.attrs.id === "end-alice";
+      }, 10_000);
+      // Failed s2s attempts may come later: wait for them a little.
+      await alice.waitFor((el) => (take(el), false), 3_000).catch(() => {});
+      return seen;
+    };
+
+    const theirs = await session(direct, direct.port);
+    const ours = await session(behind, proxy.listenerAddress("c2s")!.port);
+    const describeSeen = (s: Seen) => [...s].map(([id, o]) => `${id}: ${JSON.stringify(o)}`).join("\n");
+    const context = `\n--- Prosody with mod_firewall ---\n${describeSeen(theirs)}\n--- through the proxy ---\n${describeSeen(ours)}`;
+    for (const id of ids.keys()) {
+      const a = ours.get(id)!;
+      const b = theirs.get(id)!;
+      assert.deepEqual({ back: a.back, delivered: a.delivered }, { back: b.back, delivered: b.delivered }, `stanza ${id}${context}`);
+      assert.equal(a.s2s > 0, b.s2s > 0, `stanza ${id}: went to s2s on one side only${context}`);
+    }
+    const outcomes = [...ours.values()];
+    t.diagnostic(
+      `${ids.size} stanzas agree: ${outcomes.filter((o) => o.back.length > 0).length} answered by rules or the server, ` +
+        `${outcomes.filter((o) => o.s2s > 0).length} tried s2s, ${outcomes.filter((o) => o.delivered).length} delivered locally`,
+    );
   });
 });
