@@ -278,6 +278,11 @@ describe("LOG", () => {
     const r = run(ruleset("LOG=$(stanza.attr.id)|$(stanza.name)|$(stanza)"), "<presence id='p' from='a@b'/>");
     assert.equal(r.logs[0]!.message, "p|presence|<presence id='p' from='a@b' xml:lang='en'/>");
   });
+
+  it("$(stanza) is written as the server writes it, not as it arrived", () => {
+    const r = run(ruleset("LOG=$(stanza)"), `<message id="m"><body a="x">it&#39;s</body><x xmlns="urn:a"><y/></x></message>`);
+    assert.equal(r.logs[0]!.message, "<message id='m' xml:lang='en'><body a='x'>it&apos;s</body><x xmlns='urn:a'><y/></x></message>");
+  });
 });
 
 describe("marks", () => {

@@ -231,6 +231,22 @@ export class Facts {
   }
 
   /**
+   * The stanza as the server writes it (`$(stanza)`, Lua's tostring): the
+   * head as in copies, the payload written from the tree the way the server
+   * writes its own (single quotes, every special character escaped, xmlns
+   * where it differs from the parent's). Only the order of attributes may
+   * differ, which in Lua is arbitrary.
+   */
+  held(): string {
+    const t = this.tree();
+    if (t === null) return this.serialize();
+    const { open } = this.head();
+    const root = this.#modified ?? prosodyForm(rootOf(t, this.stanza.xmlns), this.stanza.xmlns);
+    const inner = root.children.map((c) => serializeHeld(c)).join("");
+    return inner === "" ? `${open}/>` : `${open}>${inner}</${this.stanza.name}>`;
+  }
+
+  /**
    * The stanza after STRIP/INJECT, for `rewrite`: its own attributes as
    * written (nothing stamped or prepped), names without prefixes (the
    * payload is serialised from the normalised tree, so the head must not
@@ -266,7 +282,7 @@ export class Facts {
         }
         return undefined;
       case "stanza":
-        return this.serialize();
+        return this.held();
       case "top_tag":
         return this.topTag();
       case "stanza_name":
