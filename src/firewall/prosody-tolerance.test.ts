@@ -4,6 +4,7 @@
 // the same files against the real module: tolerated.pfw, quirk-*.pfw).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import fc from "fast-check";
 import { checkRules } from "./check.js";
 import { compileRuleSources, type CompileOptions } from "./compile.js";
 import type { FirewallResult } from "./context.js";
@@ -102,6 +103,18 @@ describe("two spaces after ':' keep a space in the parameter (quirk)", () => {
     }
   });
 
+  it("TO and FROM with two spaces never hold, whatever the JIDs (property)", () => {
+    const part = fc.stringMatching(/^[a-z]{1,5}$/);
+    fc.assert(
+      fc.property(part, part, part, fc.constantFrom("TO", "FROM"), (node, host, res, cond) => {
+        const jid = `${node}@${host}.example/${res}`;
+        const r = run(`${cond}:  ${node}@${host}.example\nDROP.\n\n${cond}: ${node}@${host}.example\nLOG=one space`, `<message to='${jid}' from='${jid}'/>`);
+        assert.deepEqual([r.verdict, r.logs.length], ["pass", 1]);
+      }),
+      { numRuns: 50 },
+    );
+  });
+
   it("INSPECT with a space first reads nothing (which ~=^$ matches)", () => {
     const { ruleset, warnings } = load("INSPECT:  body#=hi\nDROP.\n\nINSPECT:  body#~=^$\nLOG=empty");
     assert.equal(warnings.length, 2);
@@ -129,6 +142,18 @@ describe("list files are read line by line as Prosody reads them (quirk)", () =>
     assert.deepEqual(fileListItems("alpha\n\nomega\n"), ["alpha", "", "omega"]);
     assert.deepEqual(fileListItems("last"), ["last"]);
     assert.deepEqual(fileListItems(""), []);
+  });
+
+  it("every line written to a file is one entry, as written (property)", () => {
+    const line = fc.string({ unit: fc.constantFrom("a", "b", " ", "\r", "@", ".", "é"), maxLength: 6 });
+    fc.assert(
+      fc.property(fc.array(line, { maxLength: 8 }), fc.boolean(), (lines, finalNewline) => {
+        const text = lines.join("\n") + (finalNewline && lines.length > 0 ? "\n" : "");
+        // Without a final LF an empty last line is not a line (Lua's iterator stops there too).
+        const expected = !finalNewline && lines.at(-1) === "" ? lines.slice(0, -1) : lines;
+        assert.deepEqual(fileListItems(text), expected);
+      }),
+    );
   });
 
   it("a CR LF file loads with a warning and matches only entries with their CR", () => {
