@@ -306,6 +306,12 @@ describe("payload conditions", () => {
     assert.equal(parsed, 0);
     assert.ok(matches("PAYLOAD: urn:caps\nKIND: presence", "", { stanza }));
     assert.equal(parsed, 1);
+    // The stanza's own attributes, in conditions and expressions, never need the tree.
+    parsed = 0;
+    const head = "%RATE r: 1000 (burst 1000)\n\nINSPECT: @xml:lang=en\nINSPECT: @type$=$<@type||\"x\">\nLIMIT: r on $<@from|bare>$(stanza.attr.id)$<@xml:lang>";
+    assert.ok(!matches(head, "", { stanza }));
+    assert.ok(matches("%SEARCH lang: @xml:lang\n%PATTERN w: %a+\n\nCOUNT: w in lang == 1", "", { stanza }));
+    assert.equal(parsed, 0);
   });
 });
 

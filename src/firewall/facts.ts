@@ -150,9 +150,11 @@ export class Facts {
     return this.#modified !== undefined;
   }
 
-  /** util.stanza find(): the stanza's own attributes as attr() reads them, the rest from the tree. */
+  /** util.stanza find(): the stanza's own attributes as attr() reads them (no parse), the rest from the tree. */
   find(path: StanzaPath): Located | string | undefined {
-    return findPath(this.tree(), this.stanza.xmlns, path, this.treeForm, (name) => this.attr(name));
+    if (path.never === true) return undefined;
+    if (path.steps.length === 0 && path.end.kind === "attr") return this.attr(path.end.name);
+    return findPath(this.tree(), this.stanza.xmlns, path, this.treeForm);
   }
 
   /** A find() result as Lua's tostring() gives it: elements serialised as the server holds them. */
