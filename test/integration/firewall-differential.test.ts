@@ -74,7 +74,7 @@ interface Case {
   /** The chain fired (default deliver). */
   readonly chain?: "deliver" | "preroute" | "deliver_remote";
   readonly difference?: string;
-  readonly load?: "ours-rejects" | "prosody-rejects";
+  readonly load?: "ours-rejects" | "prosody-rejects" | "both-reject";
   readonly stanzas?: readonly string[];
   /** Text Prosody's run dies with; with load "ours-rejects", a rule it loads and then fails to run. */
   readonly prosodyFails?: string;
@@ -365,6 +365,11 @@ describe("firewall differential: xmpp-guard trace vs prosodyctl mod_firewall tes
         assert.equal(prosody.processed, ids.size, context);
         assert.notEqual(ours.errors.length, 0, `xmpp-guard should reject this file${context}`);
         assert.equal(ours.stanzas.length, 0);
+        return;
+      }
+      if (c.load === "both-reject") {
+        assert.notEqual(prosodyErrors.length, 0, `Prosody should fail to compile this file${context}`);
+        assert.notEqual(ours.errors.length, 0, `xmpp-guard should reject this file${context}`);
         return;
       }
       if (c.load === "prosody-rejects") {
