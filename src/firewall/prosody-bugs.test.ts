@@ -181,6 +181,10 @@ describe("Prosody bugs we fix", () => {
     for (const bad of ["INJECT=not xml", "BOUNCE=:modify", "BOUNCE=a<b", "INSPECT: body#~=[\nDROP."]) assert.equal(compile(bad).errors.length, 1, bad);
   });
 
+  bug("bounce-not-an-element", "a BOUNCE condition that is no element name is refused (Prosody sends it as one, which is not XML)", () => {
+    assert.match(compile("BOUNCE=policy-violation(text)").errors[0]!.format(), /'policy-violation\(text\)' is not an error condition/);
+  });
+
   it("deliberate-differences.json lists exactly these bugs", () => {
     const listed = (JSON.parse(readFileSync(DIFFERENCES, "utf8")) as { id: string; reason: string }[]).map((d) => d.id);
     assert.deepEqual([...listed].sort(), [...BUG_IDS].sort());
