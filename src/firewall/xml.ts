@@ -82,9 +82,10 @@ export function localName(qname: string): string {
 }
 
 /**
- * Namespace comparisons follow Prosody: the stream's content namespaces
- * (jabber:client, jabber:server) count as "no namespace" (Prosody leaves
- * `xmlns` unset on such elements), so they are normalised to "".
+ * Both content namespaces (jabber:client, jabber:server) as "no namespace",
+ * for callers that only need "is this the stanza's own namespace" on a c2s
+ * stream (the MUC limits). The firewall compares what the server records
+ * instead, which tells the two apart (stanza-path.ts).
  */
 export function normNs(ns: string | undefined): string {
   return ns === undefined || ns === NS_CLIENT || ns === NS_SERVER ? "" : ns;
