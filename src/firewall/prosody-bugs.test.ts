@@ -185,6 +185,17 @@ describe("Prosody bugs we fix", () => {
     assert.match(compile("BOUNCE=policy-violation(text)").errors[0]!.format(), /'policy-violation\(text\)' is not an error condition/);
   });
 
+  bug("crossing-groups", "CROSSING GROUPS means no listed group holds both (README); Prosody's code reads 'not (both in a) or (both in b)'", () => {
+    const members: Record<string, string[]> = { Marketing: ["m@local"], Engineering: ["e1@local", "e2@local"], a: ["x@local", "y@local"] };
+    const groups = { contains: (g: string, jid: string) => members[g]?.includes(jid) ?? false };
+    const rs = compile("CROSSING GROUPS: Marketing, Engineering\nDROP.\n\nCROSSING GROUPS: a, bb\nLOG=crossing a", { providers: { groups } }).ruleset!;
+    // Two engineers: not crossing (Prosody: crossing, since they are not both in Marketing).
+    assert.equal(rs.run("deliver", { stanza: testStanza("<message from='e1@local/r' to='e2@local'/>") }).verdict, "pass");
+    assert.equal(rs.run("deliver", { stanza: testStanza("<message from='m@local/r' to='e1@local'/>") }).verdict, "drop");
+    // A one-letter group counts (Prosody's reader skips it).
+    assert.deepEqual(rs.run("deliver", { stanza: testStanza("<message from='x@local/r' to='y@local'/>") }).logs, []);
+  });
+
   it("deliberate-differences.json lists exactly these bugs", () => {
     const listed = (JSON.parse(readFileSync(DIFFERENCES, "utf8")) as { id: string; reason: string }[]).map((d) => d.id);
     assert.deepEqual([...listed].sort(), [...BUG_IDS].sort());
