@@ -225,6 +225,14 @@ describe("FirewallStage", () => {
     assert.equal(send("Bob@LocalHost."), undefined);
   });
 
+  it("xml:lang: a client's stanza has the stream's; one toward the client is read as the server wrote it", () => {
+    const stage = new FirewallStage({ ruleset: rules("::preroute\nINSPECT: @xml:lang=en\nDROP.\n\n::deliver\nINSPECT: @xml:lang\nDROP.") });
+    const client = c2s("alice@localhost/phone");
+    assert.equal(stage.judge(fromClient("<message to='b@localhost'/>", client), client, "inbound")?.action, "drop");
+    assert.equal(stage.judge(toClient("<iq type='set' id='push'><query xmlns='jabber:iq:roster'/></iq>"), client, "outbound"), undefined, "a stanza the server made has none");
+    assert.equal(stage.judge(toClient("<message xml:lang='en' from='b@localhost/r'/>"), client, "outbound")?.action, "drop");
+  });
+
   it("a throwing core lets the stanza through and reports the error", () => {
     const rec = recorder();
     const broken = { hasChain: () => true, run: () => { throw new Error("bug"); } } as unknown as CompiledRuleSet;
