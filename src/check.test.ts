@@ -49,6 +49,24 @@ test("valid config and rules: every file summarised, 'Configuration is valid', e
   }
 });
 
+test("the config's hosts are the rules' $local; without them $local is refused, naming the option", async () => {
+  const dir = await tempDir();
+  try {
+    const rules = path.join(dir, "local.pfw");
+    await writeFile(rules, "LEAVING: $local\nBOUNCE=not-allowed\n");
+    const cfg = path.join(dir, "guard.yaml");
+    await writeFile(cfg, configText([rules]));
+    const without = await checkAll(cfg);
+    assert.equal(without.exitCode, 1);
+    assert.ok(without.lines.some((l) => l.startsWith(`${rules}:1:1: error: LEAVING refused`) && l.includes("`hosts:`")), without.lines.join("\n"));
+    await writeFile(cfg, `${configText([rules])}hosts: [example.org, conference.example.org]\n`);
+    const withHosts = await checkAll(cfg);
+    assert.equal(withHosts.exitCode, 0, withHosts.lines.join("\n"));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test("a valid config naming a broken rule file fails as a whole, with the rule's file:line:col", async () => {
   const dir = await tempDir();
   try {

@@ -52,7 +52,7 @@ export async function checkAll(configPath: string, now: Date = new Date()): Prom
   // Firewall rules, compiled together exactly as the proxy loads them.
   const scripts = config.firewall.scripts;
   if (scripts.length > 0) {
-    const rules = await checkRules(scripts);
+    const rules = await checkRules(scripts, { localHosts: config.hosts });
     lines.push(...rules.lines);
     if (!rules.ok) errors += Math.max(1, rules.errors.length);
   } else {

@@ -61,6 +61,11 @@ async function runCluster(config: Awaited<ReturnType<typeof loadConfigFile>>, co
   process.on("SIGINT", () => stop("SIGINT"));
 }
 
+/** Commander: a repeatable option's values, in order. */
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
+}
+
 export function buildProgram(): Command {
   const program = new Command();
   program
@@ -138,8 +143,9 @@ Examples:
     .command("check-rules")
     .description("compile mod_firewall rule files together; print file:line:col: error|warning: message")
     .argument("<files...>", "rule files")
-    .action(async (files: string[]) => {
-      const result = await checkRules(files);
+    .option("--host <domain>", "a local domain of the server, as in the config's `hosts` ($local, deliver_remote); repeat for more", collect)
+    .action(async (files: string[], opts: { host?: string[] }) => {
+      const result = await checkRules(files, { localHosts: opts.host });
       process.stdout.write(result.lines.join("\n") + "\n");
       process.exitCode = result.exitCode;
     });
@@ -153,7 +159,8 @@ Examples:
     .option("--domain <domain>", "origin: an incoming s2s session from this domain")
     .option("--from <jid>", "stamp this from on stanzas that have none")
     .option("--json", "one JSON object per stanza")
-    .action(async (opts: { rules: string[]; chain: "preroute" | "deliver" | "deliver_remote"; jid?: string; domain?: string; from?: string; json?: boolean }) => {
+    .option("--host <domain>", "a local domain of the server, as in the config's `hosts` ($local); repeat for more", collect)
+    .action(async (opts: { rules: string[]; chain: "preroute" | "deliver" | "deliver_remote"; jid?: string; domain?: string; from?: string; json?: boolean; host?: string[] }) => {
       const chunks: Buffer[] = [];
       for await (const c of process.stdin) chunks.push(c as Buffer);
       const session = opts.jid ? { type: "c2s" as const, jid: opts.jid } : opts.domain ? { type: "s2sin" as const, domain: opts.domain } : undefined;
@@ -162,6 +169,7 @@ Examples:
         session,
         from: opts.from,
         format: opts.json ? "json" : "human",
+        localHosts: opts.host,
       });
       for (const line of [...result.warnings, ...result.errors]) process.stderr.write(line + "\n");
       if (result.lines.length > 0) process.stdout.write(result.lines.join("\n") + "\n");

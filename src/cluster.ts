@@ -217,7 +217,7 @@ export async function runPrimary(initial: Config, configPath: string, logger: Lo
       candidate = await loadConfigFile(configPath);
       prepareState(candidate);
       if (candidate.firewall.scripts.length > 0) {
-        const rules = await loadRuleFiles(candidate.firewall.scripts);
+        const rules = await loadRuleFiles(candidate.firewall.scripts, undefined, { localHosts: candidate.hosts });
         if (!rules.ruleset) throw new Error(rules.errors.map((e) => e.format()).join("\n"));
       }
     } catch (err) {

@@ -123,6 +123,23 @@ describe("loadConfigText", () => {
     ]);
   });
 
+  it("hosts: prepped domains; bad entries, duplicates and MUC services missing from it at their position", () => {
+    const config = loadConfigText(lines(GOOD.trimEnd(), "hosts: [Example.ORG., conference.example.org]"), "h.yaml");
+    assert.deepEqual(config.hosts, ["example.org", "conference.example.org"]);
+    assert.deepEqual(loadConfigText(GOOD, "h.yaml").hosts, [], "default: not known");
+    assert.deepEqual(diagnostics(lines(GOOD.trimEnd(), "hosts:", "  - example.org", "  - user@example.org", "  - EXAMPLE.org")), [
+      'xmpp-guard.yaml:8:5: hosts[1]: must be a domain, e.g. "example.org" or "conference.example.org" (no whitespace, @ or /)',
+    ]);
+    assert.deepEqual(diagnostics(lines(GOOD.trimEnd(), "hosts:", "  - example.org", "  - EXAMPLE.org")), [
+      'xmpp-guard.yaml:8:5: hosts[1]: "example.org" is listed twice (also hosts[0])',
+    ]);
+    assert.deepEqual(diagnostics(lines(GOOD.trimEnd(), "hosts: [example.org]", "muc_limits:", "  hosts: [conference.example.org]")), [
+      'xmpp-guard.yaml:8:11: muc_limits.hosts[0]: "conference.example.org" is not in hosts (the server\'s local domains); add it there too',
+    ]);
+    // Without hosts, MUC services are not checked against them.
+    assert.equal(loadConfigText(lines(GOOD.trimEnd(), "muc_limits:", "  hosts: [conference.example.org]"), "m.yaml").muc_limits?.hosts.length, 1);
+  });
+
   it("reports YAML syntax errors as file:line:col", () => {
     assert.deepEqual(diagnostics(lines("listeners:", "  - name: [c2s", "log: {}"), "bad.yaml"), [
       "bad.yaml:3:1: YAML: Flow sequence in block collection must be sufficiently indented and end with a ]",

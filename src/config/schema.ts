@@ -12,6 +12,7 @@ import { parseRegistrationOptions, type RegistrationOptions } from "../registrat
 import { parseStateOptions, type StateOptions } from "../state/state-options.js";
 import { parseComponentOptions, type ComponentOptions } from "../registration/component.js";
 import { parseByteLimit, parseStanzaRate, parseStanzaRates, type BucketSpec, type ByteLimit, type ParseResult, type StanzaRates } from "../shaping/units.js";
+import { prepJid } from "../xmpp/jid.js";
 
 export const DEFAULT_CONFIG_PATH = "config/xmpp-guard.yaml";
 
@@ -131,6 +132,12 @@ export interface TlsConfig {
 
 export interface Config {
   readonly listeners: readonly ListenerConfig[];
+  /**
+   * The server's local domains: its virtual hosts and components, prepped
+   * (lower case, no trailing dot). Empty: not known. The firewall's `$local`
+   * zone, and which client stanzas leave for remote domains (deliver_remote).
+   */
+  readonly hosts: readonly string[];
   readonly tls: TlsConfig;
   readonly limits: LimitsConfig;
   readonly firewall: FirewallConfig;
@@ -164,6 +171,7 @@ export const DEFAULTS = deepFreeze({
     accept_proxy_from: [],
     domain: null,
   },
+  hosts: [],
   max_stanza_size: 262_144,
   tls: {
     certificates: [],
@@ -660,8 +668,15 @@ export function bool(): Spec<boolean> {
 
 const SESSION_LIMIT = nullable(parsed<SessionLimit>(`{ rate: "3kb/s", burst: "2s" }`, parseSessionLimit));
 
+/** A local domain of the server, prepped as JIDs are (`Example.ORG.` → `example.org`). */
+const LOCAL_HOST = transform(
+  str({ pattern: /^[^\s@/]+$/, hint: 'a domain, e.g. "example.org" or "conference.example.org" (no whitespace, @ or /)' }),
+  (h) => prepJid(h) ?? h,
+);
+
 export const CONFIG_SCHEMA: Spec<Config> = obj({
   listeners: required(list(LISTENER_SCHEMA, { minItems: 1 })),
+  hosts: optional(list(LOCAL_HOST), D.hosts),
   tls: section(
     obj({
       certificates: optional(
@@ -782,6 +797,24 @@ function reachesListener(up: BindKey, listen: BindKey): boolean {
 }
 
 export const CROSS_CHECKS: readonly CrossCheck[] = [
+  function distinctHosts(config, report) {
+    const seen = new Map<string, number>();
+    config.hosts.forEach((h, i) => {
+      const first = seen.get(h);
+      if (first === undefined) seen.set(h, i);
+      else report(["hosts", i], `"${h}" is listed twice (also hosts[${first}])`);
+    });
+  },
+  function mucHostsAreLocal(config, report) {
+    // A MUC service is one of the server's components: with the local
+    // domains given, one missing from them is a typo, or traffic to the
+    // rooms would count as leaving for a remote domain.
+    if (config.hosts.length === 0 || config.muc_limits === null) return;
+    const local = new Set(config.hosts);
+    config.muc_limits.hosts.forEach((h, i) => {
+      if (!local.has(h)) report(["muc_limits", "hosts", i], `"${h}" is not in hosts (the server's local domains); add it there too`);
+    });
+  },
   function uniqueListenerNames(config, report) {
     const seen = new Map<string, number>();
     config.listeners.forEach((l, i) => {

@@ -19,9 +19,9 @@ function c2s(jid: string): OriginSession {
   return { type: "c2s", jid, ip: "192.0.2.1", authenticated: true, marks: new Map() };
 }
 
-function run(rs: CompiledRuleSet, xml: string, ctx: Partial<FirewallContext> & { chain?: RunChain } = {}): FirewallResult {
+function run(rs: CompiledRuleSet, xml: string, ctx: Partial<FirewallContext> & { chain?: RunChain; streamNs?: string } = {}): FirewallResult {
   const origin = ctx.origin;
-  const stanza = testStanza(xml, origin?.type === "c2s" && origin.jid ? { sessionJid: origin.jid } : {});
+  const stanza = testStanza(xml, { ...(origin?.type === "c2s" && origin.jid ? { sessionJid: origin.jid } : {}), ...(ctx.streamNs ? { streamNs: ctx.streamNs } : {}) });
   return rs.run(ctx.chain ?? "deliver", { stanza, origin, host: ctx.host, depth: ctx.depth });
 }
 
@@ -142,7 +142,7 @@ describe("stanzas produced", () => {
     assert.equal(r.verdict, "drop");
     assert.deepEqual(
       r.emitted.map((e) => [e.kind, e.via, e.to, e.stanza]),
-      [["redirect", "route", "mod@example.org", "<message from='a@example.com/r' to='mod@example.org' id='3' type='chat'><body>Buy now</body></message>"]],
+      [["redirect", "route", "mod@example.org", "<message from='a@example.com/r' to='mod@example.org' id='3' type='chat' xml:lang='en'><body>Buy now</body></message>"]],
     );
   });
 
@@ -150,13 +150,13 @@ describe("stanzas produced", () => {
     const r = run(ruleset("COPY=log@example.org"), MSG);
     assert.equal(r.verdict, "pass");
     assert.equal(r.emitted[0]!.kind, "copy");
-    assert.equal(r.emitted[0]!.stanza, "<message from='a@example.com/r' to='log@example.org' id='3' type='chat'><body>Buy now</body></message>");
+    assert.equal(r.emitted[0]!.stanza, "<message from='a@example.com/r' to='log@example.org' id='3' type='chat' xml:lang='en'><body>Buy now</body></message>");
   });
 
   it("copies in preroute carry the bound JID as `from`", () => {
     const origin = c2s("a@example.com/r");
     const r = run(ruleset("::preroute\nCOPY=log@example.org"), "<message to='b@example.net'><body>x</body></message>", { chain: "preroute", origin });
-    assert.equal(r.emitted[0]!.stanza, "<message to='log@example.org' from='a@example.com/r'><body>x</body></message>");
+    assert.equal(r.emitted[0]!.stanza, "<message to='log@example.org' from='a@example.com/r' xml:lang='en'><body>x</body></message>");
   });
 
   it("FORWARD wraps a jabber:client copy in <forwarded>, from the local host", () => {
@@ -165,7 +165,7 @@ describe("stanzas produced", () => {
     assert.equal(
       r.emitted[0]!.stanza,
       "<message to='archive@example.net' from='example.net'><forwarded xmlns='urn:xmpp:forward:0'>" +
-        "<message xmlns='jabber:client' from='a@example.com/r' to='b@example.net' id='3' type='chat'><body>Buy now</body></message></forwarded></message>",
+        "<message xmlns='jabber:client' from='a@example.com/r' to='b@example.net' id='3' type='chat' xml:lang='en'><body>Buy now</body></message></forwarded></message>",
     );
   });
 
@@ -175,7 +175,7 @@ describe("stanzas produced", () => {
     assert.equal(
       r.emitted[0]!.stanza,
       "<message to='antispam.example.org' from='example.net' id='id1'><forwarded xmlns='urn:xmpp:forward:0'>" +
-        "<message xmlns='jabber:client' from='a@example.com/r' to='b@example.net' id='3' type='chat'><body>Buy now</body></message></forwarded>" +
+        "<message xmlns='jabber:client' from='a@example.com/r' to='b@example.net' id='3' type='chat' xml:lang='en'><body>Buy now</body></message></forwarded>" +
         "<report xmlns='urn:xmpp:reporting:1' reason='urn:xmpp:reporting:spam'><text>Caught by the honeypot!</text></report></message>",
     );
     const bare = run(ruleset("REPORT TO=antispam.example.org", { newId: () => "id2" }), MSG);
@@ -228,10 +228,29 @@ describe("STRIP and INJECT", () => {
     assert.equal(run(ruleset("STRIP=* http://jabber.org/protocol/xhtml-im"), XHTML).rewrite, "<message from='a@b/c' to='d@e' id='1'><body>hi</body></message>");
   });
 
+  it("STRIP with the stanza's own namespace removes nothing: such children have no namespace recorded", () => {
+    assert.equal(run(ruleset("STRIP=body jabber:client"), XHTML).rewrite, undefined);
+    assert.equal(run(ruleset("STRIP=body jabber:client"), "<message><body xmlns='jabber:client'>x</body></message>").rewrite, undefined);
+    assert.equal(run(ruleset("STRIP=* jabber:client"), "<c:message xmlns:c='jabber:client'><c:body>x</c:body></c:message>").rewrite, undefined);
+  });
+
+  it("a rewrite is written as the server writes the stanza", () => {
+    const r = run(ruleset("STRIP=body"), "<message><body>x</body><x xmlns='urn:a'><y/><z xmlns='urn:b'/></x></message>");
+    assert.equal(r.rewrite, "<message><x xmlns='urn:a'><y/><z xmlns='urn:b'/></x></message>");
+    const s2s = run(ruleset("STRIP=thread"), "<message><body xmlns='jabber:client'>x</body><thread/></message>", { streamNs: "jabber:server" });
+    assert.equal(s2s.rewrite, "<message><body xmlns='jabber:client'>x</body></message>");
+  });
+
+  it("an INJECTed element is held as written: a child without xmlns has none recorded", () => {
+    const rs = ruleset("INJECT=<x xmlns='urn:a'><y/></x>\nINJECT=<body>i</body>\nINJECT=<p xmlns='jabber:client'/>\n\nINSPECT: {urn:a}x/y\nINSPECT: body#=i\nPAYLOAD: jabber:client\nLOG=all three\n\nINSPECT: {urn:a}x/{urn:a}y\nLOG=never");
+    const r = run(rs, "<message to='d@e'/>");
+    assert.deepEqual(r.logs.map((l) => l.message), ["all three"]);
+  });
+
   it("later conditions and copies see the modified stanza", () => {
     const r = run(ruleset("STRIP=html http://jabber.org/protocol/xhtml-im\nCOPY=x@y\n\nPAYLOAD: http://jabber.org/protocol/xhtml-im\nDROP."), XHTML);
     assert.equal(r.verdict, "pass");
-    assert.equal(r.emitted[0]!.stanza, "<message from='a@b/c' to='x@y' id='1'><body>hi</body></message>");
+    assert.equal(r.emitted[0]!.stanza, "<message from='a@b/c' to='x@y' id='1' xml:lang='en'><body>hi</body></message>");
   });
 
   it("INJECT appends a child", () => {
@@ -250,14 +269,19 @@ describe("LOG", () => {
     assert.deepEqual(r.logs.map((l) => [l.level, l.message]), [
       [
         "warn",
-        "a@example.com -> example.net via 198.51.100.1 [nil] no thread <undefined> <message from='a@example.com/r' to='b@example.net' id='3' type='chat'> <body>Buy now</body>",
+        "a@example.com -> example.net via 198.51.100.1 [nil] no thread <undefined> <message from='a@example.com/r' to='b@example.net' id='3' type='chat' xml:lang='en'> <body>Buy now</body>",
       ],
     ]);
   });
 
   it("$(stanza) is the whole stanza; $(stanza.attr.X) an attribute", () => {
     const r = run(ruleset("LOG=$(stanza.attr.id)|$(stanza.name)|$(stanza)"), "<presence id='p' from='a@b'/>");
-    assert.equal(r.logs[0]!.message, "p|presence|<presence id='p' from='a@b'/>");
+    assert.equal(r.logs[0]!.message, "p|presence|<presence id='p' from='a@b' xml:lang='en'/>");
+  });
+
+  it("$(stanza) is written as the server writes it, not as it arrived", () => {
+    const r = run(ruleset("LOG=$(stanza)"), `<message id="m"><body a="x">it&#39;s</body><x xmlns="urn:a"><y/></x></message>`);
+    assert.equal(r.logs[0]!.message, "<message id='m' xml:lang='en'><body a='x'>it&apos;s</body><x xmlns='urn:a'><y/></x></message>");
   });
 });
 

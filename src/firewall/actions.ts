@@ -21,7 +21,8 @@ import {
   type CompiledRule,
   type RunState,
 } from "./runtime.js";
-import { cloneNode, enterScope, escapeXml, localName, NS_CLIENT, normNs, nsOf, serializeAttrs, type XmlNode } from "./xml.js";
+import { locate, rootOf, type Located } from "./stanza-path.js";
+import { cloneNode, escapeXml, NS_CLIENT, serializeAttrs } from "./xml.js";
 
 const NS_FORWARD = "urn:xmpp:forward:0";
 const NS_REPORTING = "urn:xmpp:reporting:1";
@@ -133,18 +134,22 @@ export function compileAction(node: ActionNode, env: CompileEnv): CompiledAction
     }
     case "STRIP": {
       const { element, ns } = spec;
-      const matches = (s: RunState, root: XmlNode, child: XmlNode): boolean => {
-        if (element !== undefined && localName(child.name) !== element) return false;
-        const rootScope = enterScope({ defaultNs: s.facts.stanza.xmlns, prefixes: undefined }, root);
-        const childNs = nsOf(child, enterScope(rootScope, child));
-        const want = ns !== undefined ? ns : nsOf(root, rootScope);
-        return normNs(childNs) === normNs(want);
-      };
+      // Prosody's test on each direct child: the name as written, and the
+      // child's recorded namespace (none for a child in the stanza's own
+      // namespace, see stanza-path.ts) equal to the given one, or, without
+      // one, equal to the stanza's (none).
+      const matches = (c: Located): boolean => (element === undefined || c.el.name === element) && c.recorded === ns;
       run = (s) => {
-        const current = s.facts.tree();
-        if (!current || !current.children.some((c) => typeof c !== "string" && matches(s, current, c))) return A_NEXT;
-        const tree = s.facts.mutableTree()!;
-        tree.children = tree.children.filter((c) => typeof c === "string" || !matches(s, tree, c));
+        const f = s.facts;
+        const contentNs = f.stanza.xmlns;
+        const current = f.tree();
+        if (!current) return A_NEXT;
+        const root = rootOf(current, contentNs);
+        const form = f.treeForm;
+        if (!current.children.some((c) => typeof c !== "string" && matches(locate(root, c, contentNs, form)))) return A_NEXT;
+        const tree = f.mutableTree()!;
+        const copy = rootOf(tree, contentNs);
+        tree.children = tree.children.filter((c) => typeof c === "string" || !matches(locate(copy, c, contentNs, "prosody")));
         return A_NEXT;
       };
       break;
@@ -159,6 +164,11 @@ export function compileAction(node: ActionNode, env: CompileEnv): CompiledAction
     }
     case "LOG": {
       const { level, message } = spec;
+      // A level the server's logger does not have: the message is dropped there.
+      if (level === undefined) {
+        run = () => A_NEXT;
+        break;
+      }
       run = (s, rule) => {
         s.logs.push({ level, message: s.facts.expand(message), rule: rule.ref });
         return A_NEXT;

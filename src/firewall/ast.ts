@@ -54,6 +54,10 @@ export interface StanzaPath {
   readonly source: string;
   readonly steps: readonly PathStep[];
   readonly end: { readonly kind: "element" } | { readonly kind: "text" } | { readonly kind: "attr"; readonly name: string };
+  /** The path names something no stanza has (a name with a space or a brace…): it finds nothing. */
+  readonly never?: boolean | undefined;
+  /** What the loader should say about how the path was read (it is never refused). */
+  readonly warning?: string | undefined;
 }
 
 export const JID_FUNCS = ["bare", "node", "host", "resource"] as const;
@@ -179,7 +183,8 @@ export type ActionSpec =
   /** element undefined = any name (`*`); ns undefined = the stanza's own namespace. */
   | { readonly name: "STRIP"; readonly element: string | undefined; readonly ns: string | undefined }
   | { readonly name: "INJECT"; readonly xml: XmlNode }
-  | { readonly name: "LOG"; readonly level: LogLevel; readonly message: Template }
+  /** level undefined: a level the server's logger does not have, so nothing is logged. */
+  | { readonly name: "LOG"; readonly level: LogLevel | undefined; readonly message: Template }
   | { readonly name: "MARK_ORIGIN" | "UNMARK_ORIGIN" | "MARK_USER" | "UNMARK_USER"; readonly mark: string }
   | { readonly name: "ADD_TO"; readonly list: string; readonly value: Template }
   | { readonly name: "EVENT" | "JUMP_EVENT"; readonly event: string }

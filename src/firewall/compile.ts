@@ -15,8 +15,9 @@ import { errorReplyFor, mayAnswerWithError } from "./error-reply.js";
 import { Facts } from "./facts.js";
 import { MultiThrottle, Throttle } from "./limits.js";
 import { fileListItems, MemoryList, RemoteMembershipList, withFilters, type MembershipList } from "./lists.js";
-import { parseRuleFile } from "./parser.js";
+import { isChainName, parseRuleFile } from "./parser.js";
 import { Diagnostics, RuleError, sortDiagnostics } from "./rule-error.js";
+import { prepJid } from "../xmpp/jid.js";
 import { R_FALSE, R_NIL, R_TRUE, RunState, runHandler, type CompiledAction, type CompiledCondition, type CompiledRule, type Handler } from "./runtime.js";
 
 export interface CompileOptions {
@@ -24,7 +25,11 @@ export interface CompileOptions {
   readonly clock?: Clock | undefined;
   /** Local wall-clock time for TIME/DAY (default: the process's local time). */
   readonly localTime?: (() => LocalTime) | undefined;
-  /** The server's hosts, for the `$local` zone. */
+  /**
+   * The server's local domains (config `hosts`): the `$local` zone, and which
+   * client stanzas the proxy also runs through `deliver_remote` (see
+   * CompiledRuleSet.localHosts). Undefined or empty: not known.
+   */
   readonly localHosts?: readonly string[] | undefined;
   readonly providers?: FirewallProviders | undefined;
   /** The live rule set being replaced: LIMIT buckets and memory lists carry over. */
@@ -82,12 +87,25 @@ export class CompiledRuleSet {
   /** Handlers per chain name (built-in and user/…), in file order. */
   readonly chains: ReadonlyMap<string, readonly Handler[]>;
   readonly ruleCount: number;
+  /**
+   * The server's local domains this rule set was compiled with (prepped), or
+   * undefined when they are not known. A bound client's stanza to any other
+   * domain leaves for a remote server: the proxy runs `deliver_remote` on it.
+   */
+  readonly localHosts: ReadonlySet<string> | undefined;
   readonly #clock: Clock;
   readonly #state: CarriedState;
 
-  constructor(files: readonly string[], chains: ReadonlyMap<string, readonly Handler[]>, clock: Clock, state: CarriedState) {
+  constructor(
+    files: readonly string[],
+    chains: ReadonlyMap<string, readonly Handler[]>,
+    clock: Clock,
+    state: CarriedState,
+    localHosts?: ReadonlySet<string> | undefined,
+  ) {
     this.files = Object.freeze([...files]);
     this.chains = chains;
+    this.localHosts = localHosts;
     let n = 0;
     for (const hs of chains.values()) for (const h of hs) n += h.rules.length;
     this.ruleCount = n;
@@ -122,7 +140,7 @@ export class CompiledRuleSet {
   run(chain: RunChain, ctx: FirewallContext): FirewallResult {
     const handlers = this.chains.get(chain);
     if (!handlers || ctx.stanza.kind === "other") return PASS_RESULT;
-    const facts = new Facts(ctx.stanza, chain, ctx.origin, ctx.host);
+    const facts = new Facts(ctx.stanza, chain, ctx.origin, ctx.host, ctx.fromServer === true);
     const state = new RunState(facts, ctx, this.#clock.now(), this.chains);
     let outcome = state.outcome;
     let defaulted = false;
@@ -205,7 +223,7 @@ export function compileRuleFiles(files: readonly RuleFileAst[], options: Compile
   const previous = options.previous?.carried;
   const state: CarriedState = { limiters: new Map(), memoryLists: new Map() };
   const multirateLimit = options.multirateCacheLimit ?? 1000;
-  const localHosts = options.localHosts ? new Set(options.localHosts.map((h) => h.toLowerCase())) : undefined;
+  const localHosts = options.localHosts && options.localHosts.length > 0 ? new Set(options.localHosts.map((h) => prepJid(h) ?? h)) : undefined;
   const chains = new Map<string, Handler[]>();
   const jumps: { chain: string; action: CompiledAction & { target: string } }[] = [];
   let scope: DefinitionScope = { zones: new Map(), rates: new Map(), lists: new Map(), patterns: new Map(), searches: new Map() };
@@ -285,9 +303,21 @@ export function compileRuleFiles(files: readonly RuleFileAst[], options: Compile
   }
 
   for (const { action } of jumps) {
-    if (!chains.has(action.target)) {
+    // A name no chain can have was reported by the parser.
+    if (!chains.has(action.target) && isChainName(action.target)) {
       const builtin = (BUILTIN_CHAINS as readonly string[]).includes(action.target);
       diag.warn(action.loc, `JUMP CHAIN=${action.target}: no loaded file has rules in ${builtin ? "this chain" : "this user chain"}, so the jump does nothing`);
+    }
+  }
+
+  if (localHosts === undefined) {
+    const remote = chains.get("deliver_remote")?.[0]?.rules[0];
+    if (remote !== undefined) {
+      diag.warn(
+        { file: remote.ref.file, line: remote.ref.line, column: 1 },
+        "rules in deliver_remote only run when the proxy knows the server's local domains (`hosts:` in the configuration; " +
+          "check-rules and trace: --host): without them no stanza counts as leaving for a remote domain",
+      );
     }
   }
 
@@ -296,7 +326,7 @@ export function compileRuleFiles(files: readonly RuleFileAst[], options: Compile
   const warnings = sortDiagnostics(diag.warnings, fileNames);
   if (errors.length > 0) return { errors, warnings };
   for (const hs of chains.values()) Object.freeze(hs);
-  return { ruleset: new CompiledRuleSet(fileNames, chains, clock, state), errors, warnings };
+  return { ruleset: new CompiledRuleSet(fileNames, chains, clock, state, localHosts), errors, warnings };
 }
 
 interface InstantiateDeps {
@@ -341,6 +371,13 @@ function instantiateDefinition(d: DefinitionNode, file: string, scope: MutableSc
           if (text === undefined && !l.missingOk) {
             deps.diag.error(d.loc, `list file '${l.path}' cannot be read (add '(missing: ignore)' to start with an empty list)`);
             return;
+          }
+          if (text?.includes("\r\n")) {
+            deps.diag.warn(
+              d.loc,
+              `list file '${l.path}' has CR LF line ends: Prosody keeps the CR at the end of every entry, so no entry equals an address or a word, ` +
+                "and xmpp-guard reads the file the same way (convert it to LF line ends)",
+            );
           }
           list = new MemoryList(undefined, text === undefined ? [] : fileListItems(text));
           break;

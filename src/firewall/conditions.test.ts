@@ -8,6 +8,9 @@ import type { StanzaView } from "../xml/stanza-view.js";
 import { compileRuleSources, type CompileOptions } from "./compile.js";
 import type { FirewallProviders, OriginSession, RosterEntry } from "./context.js";
 import { testStanza } from "./test-stanza.js";
+import { readHead } from "../xml/head.js";
+import { NsScope } from "../xml/namespaces.js";
+import { Stanza, StreamContext } from "../xml/stanza.js";
 
 function c2s(jid: string, ip = "192.0.2.10"): OriginSession {
   return { type: "c2s", jid, ip, authenticated: true, marks: new Map() };
@@ -22,6 +25,7 @@ interface Check {
   readonly origin?: OriginSession;
   readonly options?: CompileOptions;
   readonly stanza?: StanzaView;
+  readonly fromServer?: boolean;
 }
 
 /** Does `conditions` match `xml`? Compiles `conditions` + DROP and runs the chain. */
@@ -29,7 +33,14 @@ function matches(conditions: string, xml: string, check: Check = {}): boolean {
   const r = compileRuleSources([{ file: "t.pfw", text: `${check.chain ? `::${check.chain}\n` : ""}${conditions}\nDROP.` }], check.options);
   assert.deepEqual(r.errors.map((e) => e.format()), []);
   const stanza = check.stanza ?? testStanza(xml, check.origin?.type === "c2s" && check.origin.jid ? { sessionJid: check.origin.jid } : {});
-  return r.ruleset!.run(check.chain ?? "deliver", { stanza, origin: check.origin }).verdict === "drop";
+  return r.ruleset!.run(check.chain ?? "deliver", { stanza, origin: check.origin, fromServer: check.fromServer }).verdict === "drop";
+}
+
+/** A stanza read on a stream that opened with `header` (its language and declarations apply). */
+function streamStanza(header: string, xml: string): StanzaView {
+  const head = readHead(Buffer.from(header), 0, header.length)!;
+  const ctx = new StreamContext("jabber:client", NsScope.EMPTY.enter(head) as NsScope, head.attr("xml:lang") ?? "en", false);
+  return new Stanza(Buffer.from(xml), ctx);
 }
 
 function refused(text: string, options: CompileOptions = {}): string[] {
@@ -114,9 +125,12 @@ describe("stanza head conditions", () => {
     const options = { localHosts: ["local.example"] };
     assert.ok(matches("ENTERING: $local", MSG, { options }));
     assert.deepEqual(refused("ENTERING: $local\nDROP."), [
-      "t.pfw:1:1: ENTERING refused: the $local zone needs the list of the server's hosts, and none is configured",
+      "t.pfw:1:1: ENTERING refused: the $local zone is the server's local domains, and none are configured (`hosts:` in the configuration; check-rules and trace: --host DOMAIN)",
     ]);
-    assert.deepEqual(refused("LEAVING: nowhere\nDROP."), ["t.pfw:1:1: Unknown zone: nowhere (define it with %ZONE nowhere: …)"]);
+    // Prosody compiles a zone nobody defined as an empty one: a warning, and it never holds.
+    assert.deepEqual(refused("LEAVING: nowhere\nDROP."), []);
+    assert.ok(!matches("LEAVING: nowhere", MSG));
+    assert.ok(matches("NOT ENTERING: nowhere", MSG));
   });
 
   it("ORIGIN MARKED, with and without an age", () => {
@@ -164,6 +178,51 @@ describe("payload conditions", () => {
     assert.ok(matches("PAYLOAD: http://jabber.org/protocol/xhtml-im", xml));
     assert.ok(!matches("PAYLOAD: urn:xmpp:receipts", xml));
     assert.ok(!matches("PAYLOAD: urn:xmpp:receipts", "<message/>"));
+  });
+
+  it("xml:lang: a stanza without one has the stream's (en by default), as the server's parser stamps it", () => {
+    assert.ok(matches("INSPECT: @xml:lang=en", "<message/>"));
+    assert.ok(matches("INSPECT: @xml:lang", "<message/>"));
+    assert.ok(matches("INSPECT: @xml:lang=de", "<message xml:lang='de'/>"));
+    assert.ok(matches("INSPECT: @xml:lang=", "<message xml:lang=''/>"), "an explicit empty language is kept");
+    assert.ok(matches("INSPECT: @xml:lang$=$<@xml:lang>", "<message/>"));
+    assert.ok(matches("INSPECT: body#$=$(stanza.attr[\"xml:lang\"])", "<message><body>en</body></message>"));
+    assert.ok(!matches("INSPECT: body@xml:lang", "<message><body>x</body></message>"), "only the stanza itself is stamped");
+    const de = "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' xml:lang='de'>";
+    assert.ok(matches("INSPECT: @xml:lang=de", "", { stanza: streamStanza(de, "<message/>") }));
+  });
+
+  it("xml:lang toward a client is read as the server wrote it: a stanza the server made has none", () => {
+    assert.ok(!matches("INSPECT: @xml:lang", "<message/>", { fromServer: true }));
+    assert.ok(matches("INSPECT: @xml:lang=fr", "<message xml:lang='fr'/>", { fromServer: true }));
+    assert.ok(matches("INSPECT: body#$=$<@xml:lang>", "<message><body>&lt;undefined&gt;</body></message>", { fromServer: true }));
+  });
+
+  it("PAYLOAD: the stanza's own namespace is never a payload namespace (nothing is recorded on such a child)", () => {
+    for (const xml of ["<message><body>x</body></message>", "<message><body xmlns='jabber:client'>x</body></message>", "<c:message xmlns:c='jabber:client'><c:body>x</c:body></c:message>"]) {
+      assert.ok(!matches("PAYLOAD: jabber:client", xml), xml);
+      assert.ok(matches("NOT PAYLOAD: jabber:client", xml), xml);
+    }
+    // Deeper down, under a child in another namespace, jabber:client is recorded, but PAYLOAD only looks at direct children.
+    assert.ok(!matches("PAYLOAD: jabber:client", "<message><x xmlns='urn:a'><body xmlns='jabber:client'/></x></message>"));
+    assert.ok(matches("INSPECT: {urn:a}x/{jabber:client}body", "<message><x xmlns='urn:a'><body xmlns='jabber:client'/></x></message>"));
+    assert.ok(!matches("INSPECT: {jabber:client}body#", "<message><body>x</body></message>"));
+  });
+
+  it("PAYLOAD on s2s: jabber:server is the stanza's own; a child declaring jabber:client is a jabber:client payload", () => {
+    const s2sMsg = (xml: string) => testStanza(xml, { streamNs: "jabber:server" });
+    const plain = s2sMsg("<message><body>x</body></message>");
+    const explicit = s2sMsg("<message><body xmlns='jabber:server'>x</body></message>");
+    const client = s2sMsg("<message><body xmlns='jabber:client'>x</body></message>");
+    for (const stanza of [plain, explicit]) {
+      assert.ok(!matches("PAYLOAD: jabber:server", "", { stanza }));
+      assert.ok(!matches("PAYLOAD: jabber:client", "", { stanza }));
+      assert.ok(!matches("INSPECT: {jabber:server}body", "", { stanza }));
+      assert.ok(matches("INSPECT: body#=x", "", { stanza }));
+    }
+    assert.ok(matches("PAYLOAD: jabber:client", "", { stanza: client }));
+    assert.ok(matches("INSPECT: {jabber:client}body#=x", "", { stanza: client }));
+    assert.ok(!matches("INSPECT: body", "", { stanza: client }));
   });
 
   it("INSPECT: existence, equality, substring, Lua pattern, expanded values", () => {
@@ -247,6 +306,12 @@ describe("payload conditions", () => {
     assert.equal(parsed, 0);
     assert.ok(matches("PAYLOAD: urn:caps\nKIND: presence", "", { stanza }));
     assert.equal(parsed, 1);
+    // The stanza's own attributes, in conditions and expressions, never need the tree.
+    parsed = 0;
+    const head = "%RATE r: 1000 (burst 1000)\n\nINSPECT: @xml:lang=en\nINSPECT: @type$=$<@type||\"x\">\nLIMIT: r on $<@from|bare>$(stanza.attr.id)$<@xml:lang>";
+    assert.ok(!matches(head, "", { stanza }));
+    assert.ok(matches("%SEARCH lang: @xml:lang\n%PATTERN w: %a+\n\nCOUNT: w in lang == 1", "", { stanza }));
+    assert.equal(parsed, 0);
   });
 });
 

@@ -11,11 +11,12 @@ import { bareJid } from "../xmpp/jid.js";
 import { POLL_OK, POLL_TABLE_FULL } from "./limits.js";
 import { gmatch, translateLuaPattern } from "./lua-pattern.js";
 import { COST_HEAD, COST_LOOKUP, COST_PAYLOAD, COST_SIDE_EFFECT, type CompiledCondition, type RunState } from "./runtime.js";
-import { getChild, rootScope } from "./stanza-path.js";
+import { getChild, rootOf } from "./stanza-path.js";
 import { isConstant, needsPayload } from "./template.js";
-import { normNs } from "./xml.js";
 
 type Test = (s: RunState) => boolean;
+
+const EMPTY_ZONE: ReadonlySet<string> = new Set();
 
 const REFUSALS: Readonly<Record<keyof FirewallProviders, string>> = {
   roster:
@@ -136,12 +137,20 @@ export function compileCondition(node: ConditionNode, env: CompileEnv, rule: Rul
       if (spec.zone === "$local") {
         zone = env.localHosts;
         if (!zone) {
-          env.diag.error(node.loc, `${displayName(spec)} refused: the $local zone needs the list of the server's hosts, and none is configured`);
+          env.diag.error(
+            node.loc,
+            `${displayName(spec)} refused: the $local zone is the server's local domains, and none are configured ` +
+              "(`hosts:` in the configuration; check-rules and trace: --host DOMAIN)",
+          );
           return undefined;
         }
       } else {
         zone = env.defs.zones.get(spec.zone);
-        if (!zone) return undefinedRef("zone", spec.zone);
+        if (!zone) {
+          // Prosody compiles a zone it does not know as an empty one.
+          env.diag.warn(node.loc, `zone '${spec.zone}' is not defined (above, or in an earlier file): it is empty, so ${displayName(spec)} never holds, as in Prosody`);
+          zone = EMPTY_ZONE;
+        }
       }
       const z = zone;
       const inZone = (full: string | undefined, host: string | undefined, bare: string | undefined): boolean =>
@@ -217,19 +226,23 @@ export function compileCondition(node: ConditionNode, env: CompileEnv, rule: Rul
       break;
     }
     case "PAYLOAD": {
-      const want = normNs(spec.ns);
+      // Prosody's get_child(nil, ns): a direct child whose recorded namespace
+      // is ns. A child in the stanza's own namespace has none recorded, so
+      // `PAYLOAD: jabber:client` never matches a plain <body/> (stanza-path.ts).
+      const want = spec.ns;
       cost = COST_PAYLOAD;
       test = (s) => {
-        const st = s.facts.stanza;
+        const f = s.facts;
+        const st = f.stanza;
         // The first child is known without parsing; only look further when it differs.
-        if (!s.facts.modified) {
+        if (!f.modified) {
           if (st.firstChildName === undefined) return false;
-          if (normNs(st.firstChildXmlns) === want) return true;
+          const first = st.firstChildXmlns;
+          if ((first === st.xmlns ? undefined : first) === want) return true;
         }
-        const tree = s.facts.tree();
+        const tree = f.tree();
         if (!tree) return false;
-        const r = rootScope(tree, st.xmlns);
-        return getChild(tree, r.scope, r.ns, { ns: spec.ns, name: undefined }) !== undefined;
+        return getChild(rootOf(tree, st.xmlns), { ns: want, name: undefined }, st.xmlns, f.treeForm) !== undefined;
       };
       break;
     }
@@ -240,8 +253,7 @@ export function compileCondition(node: ConditionNode, env: CompileEnv, rule: Rul
       // Attribute reads of the stanza itself need only the head.
       const headOnly = path.steps.length === 0 && (t.kind === "exists" || !needsPayload(t.value));
       if (headOnly) cost = COST_HEAD;
-      const read = (s: RunState): string | object | undefined =>
-        path.steps.length === 0 && path.end.kind === "attr" ? s.facts.attr(path.end.name) : s.facts.find(path);
+      const read = (s: RunState): string | object | undefined => s.facts.find(path);
       switch (t.kind) {
         case "exists":
           test = (s) => read(s) !== undefined;

@@ -37,6 +37,13 @@ export interface FirewallContext {
    */
   readonly host?: string | undefined;
   /**
+   * True when the stanza comes from the server, toward a client (`deliver` on
+   * a c2s link): its bytes are the server's own serialisation of the stanza,
+   * so attributes are read exactly as written. In particular xml:lang is not
+   * filled in from the stream: a stanza the server made itself has none.
+   */
+  readonly fromServer?: boolean | undefined;
+  /**
    * How many times this stanza was already produced by REDIRECT/COPY and fed
    * back in (0 for a stanza from the wire). Copies stop at MAX_REENTRY.
    */

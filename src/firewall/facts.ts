@@ -8,8 +8,8 @@ import type { StanzaView } from "../xml/stanza-view.js";
 import type { BuiltinChain, CodeExpr, StanzaPath, Template } from "./ast.js";
 import type { OriginSession } from "./context.js";
 import { bareJid, hostOf, prepJid, splitJid, type JidParts } from "../xmpp/jid.js";
-import { findPath } from "./stanza-path.js";
-import { cloneNode, escapeXml, serialize, type MutableXmlNode, type XmlNode } from "./xml.js";
+import { findPath, prosodyForm, rootOf, type Located, type TreeForm } from "./stanza-path.js";
+import { escapeXml, serializeHeld, type MutableXmlNode, type XmlNode } from "./xml.js";
 
 const UNSET: unique symbol = Symbol("unset");
 type Lazy<T> = T | typeof UNSET;
@@ -19,6 +19,8 @@ export class Facts {
   readonly chain: BuiltinChain;
   readonly origin: OriginSession | undefined;
   readonly #hostOverride: string | undefined;
+  /** The stanza is the server's own serialisation (server → client): attributes as written. */
+  readonly #fromServer: boolean;
   /** Local name: message, presence, iq. */
   readonly name: string;
   readonly type: string | undefined;
@@ -33,11 +35,12 @@ export class Facts {
   #text: Lazy<string> = UNSET;
   #searches: Map<string, string> | undefined;
 
-  constructor(stanza: StanzaView, chain: BuiltinChain, origin: OriginSession | undefined, host: string | undefined) {
+  constructor(stanza: StanzaView, chain: BuiltinChain, origin: OriginSession | undefined, host: string | undefined, fromServer = false) {
     this.stanza = stanza;
     this.chain = chain;
     this.origin = origin;
     this.#hostOverride = host;
+    this.#fromServer = fromServer;
     this.name = stanza.name;
     this.type = stanza.type;
   }
@@ -96,11 +99,23 @@ export class Facts {
     return hostOf(this.origin?.jid) ?? this.fromParts.host;
   }
 
-  /** An attribute as the server's stanza holds it (to/from adjusted, see above). */
+  /**
+   * An attribute as the server's stanza holds it: to/from adjusted (see
+   * above), and xml:lang defaulted to the stream's language when the stanza
+   * has none, as the server's parser stamps it. A stanza that comes from the
+   * server (server → client) is the server's own serialisation, so its
+   * xml:lang is read as written: one the server made itself has none.
+   */
   attr(name: string): string | undefined {
     if (name === "to") return this.toAttr;
     if (name === "from") return this.from;
+    if (name === "xml:lang" && this.#fromServer) return this.#writtenLang();
     return this.stanza.attr(name);
+  }
+
+  #writtenLang(): string | undefined {
+    for (const [k, v] of this.stanza.attrs()) if (k === "xml:lang") return v;
+    return undefined;
   }
 
   /** The payload tree: the current (possibly modified) one, parsed on first use. */
@@ -110,12 +125,21 @@ export class Facts {
     return this.#tree;
   }
 
-  /** A private copy to modify (STRIP/INJECT); null when the stanza is unparsable. */
+  /** How tree() records namespaces: the view's normalised tree, or the private copy in the server's form. */
+  get treeForm(): TreeForm {
+    return this.#modified ? "prosody" : "normalised";
+  }
+
+  /**
+   * A private copy to modify (STRIP/INJECT), in the server's form (see
+   * stanza-path.ts), so INJECTed elements sit in it exactly as the server
+   * would hold them; null when the stanza is unparsable.
+   */
   mutableTree(): MutableXmlNode | null {
     if (!this.#modified) {
       const t = this.tree();
       if (t === null) return null;
-      this.#modified = cloneNode(t);
+      this.#modified = prosodyForm(rootOf(t, this.stanza.xmlns), this.stanza.xmlns);
     }
     this.#text = UNSET;
     this.#searches = undefined;
@@ -126,8 +150,17 @@ export class Facts {
     return this.#modified !== undefined;
   }
 
-  find(path: StanzaPath): XmlNode | string | undefined {
-    return findPath(this.tree(), this.stanza.xmlns, path);
+  /** util.stanza find(): the stanza's own attributes as attr() reads them (no parse), the rest from the tree. */
+  find(path: StanzaPath): Located | string | undefined {
+    if (path.never === true) return undefined;
+    if (path.steps.length === 0 && path.end.kind === "attr") return this.attr(path.end.name);
+    return findPath(this.tree(), this.stanza.xmlns, path, this.treeForm);
+  }
+
+  /** A find() result as Lua's tostring() gives it: elements serialised as the server holds them. */
+  stringOf(r: Located | string | undefined): string | undefined {
+    if (r === undefined || typeof r === "string") return r;
+    return serializeHeld(this.treeForm === "prosody" ? r.el : prosodyForm(r, this.stanza.xmlns));
   }
 
   /** `%SEARCH` text: tostring(stanza:find(path) or ""), cached per run. */
@@ -135,8 +168,7 @@ export class Facts {
     this.#searches ??= new Map();
     let v = this.#searches.get(name);
     if (v === undefined) {
-      const r = this.find(path);
-      v = r === undefined ? "" : typeof r === "string" ? r : serialize(r);
+      v = this.stringOf(this.find(path)) ?? "";
       this.#searches.set(name, v);
     }
     return v;
@@ -154,6 +186,8 @@ export class Facts {
     for (const [k, v] of this.stanza.attrs()) attrs.set(k, v);
     attrs.set("to", this.toAttr);
     attrs.set("from", this.from);
+    // The language the server's parser stamped on a stanza that named none.
+    if (!attrs.has("xml:lang")) attrs.set("xml:lang", this.attr("xml:lang"));
     for (const [k, v] of Object.entries(overrides)) attrs.set(k, v);
     return { open: openTag(this.stanza.name, attrs), selfClosing: h?.selfClosing ?? true, bodyStart: h?.end ?? bytes.length };
   }
@@ -181,20 +215,37 @@ export class Facts {
     const name = this.stanza.name;
     let out: string;
     if (this.#modified) {
-      const inner = this.#modified.children.map((c) => serialize(c)).join("");
+      const inner = this.#modified.children.map((c) => serializeHeld(c)).join("");
       out = inner === "" ? `${open}/>` : `${open}>${inner}</${name}>`;
     } else if (selfClosing) {
       out = `${open}/>`;
     } else if (this.#payloadNeedsHead()) {
       // The payload's prefixes were declared on a head that is rebuilt
-      // without them: serialise it from the normalised tree instead.
-      const inner = this.tree()?.children.map((c) => serialize(c)).join("") ?? "";
+      // without them: serialise it from the tree instead, as the server holds it.
+      const t = this.tree();
+      const inner = t === null ? "" : prosodyForm(rootOf(t, this.stanza.xmlns), this.stanza.xmlns).children.map((c) => serializeHeld(c)).join("");
       out = inner === "" ? `${open}/>` : `${open}>${inner}</${name}>`;
     } else {
       out = `${open}>${this.stanza.bytes.toString("utf8", bodyStart)}`;
     }
     if (Object.keys(overrides).length === 0) this.#text = out;
     return out;
+  }
+
+  /**
+   * The stanza as the server writes it (`$(stanza)`, Lua's tostring): the
+   * head as in copies, the payload written from the tree the way the server
+   * writes its own (single quotes, every special character escaped, xmlns
+   * where it differs from the parent's). Only the order of attributes may
+   * differ, which in Lua is arbitrary.
+   */
+  held(): string {
+    const t = this.tree();
+    if (t === null) return this.serialize();
+    const { open } = this.head();
+    const root = this.#modified ?? prosodyForm(rootOf(t, this.stanza.xmlns), this.stanza.xmlns);
+    const inner = root.children.map((c) => serializeHeld(c)).join("");
+    return inner === "" ? `${open}/>` : `${open}>${inner}</${this.stanza.name}>`;
   }
 
   /**
@@ -206,7 +257,7 @@ export class Facts {
   rewrite(): string | undefined {
     if (!this.#modified) return undefined;
     const name = this.stanza.name;
-    const inner = this.#modified.children.map((c) => serialize(c)).join("");
+    const inner = this.#modified.children.map((c) => serializeHeld(c)).join("");
     const open = openTag(name, new Map(this.stanza.attrs()));
     return inner === "" ? `${open}/>` : `${open}>${inner}</${name}>`;
   }
@@ -233,7 +284,7 @@ export class Facts {
         }
         return undefined;
       case "stanza":
-        return this.serialize();
+        return this.held();
       case "top_tag":
         return this.topTag();
       case "stanza_name":
@@ -253,12 +304,11 @@ export class Facts {
       else {
         const { path, funcs } = part;
         let v: string | undefined;
-        if (path.steps.length === 0 && path.end.kind === "attr") {
-          const a = path.end.name;
-          v = a === "to" ? this.to : a === "type" ? this.type : this.attr(a);
+        if (path.steps.length === 0 && path.end.kind === "attr" && path.end.name === "to") {
+          // Prosody's `to` variable: the attribute, else the origin's bare JID.
+          v = this.to;
         } else {
-          const r = this.find(path);
-          v = r === undefined ? undefined : typeof r === "string" ? r : serialize(r);
+          v = this.stringOf(this.find(path));
         }
         // splitJid and bareJid are memoised: a session's own JID gives back the
         // same string every time (cheap as a LIMIT key), not a new one per stanza.

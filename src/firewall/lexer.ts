@@ -66,7 +66,13 @@ export function classify(text: string): LineKind {
 
 /** Split a rule file into logical lines; reports a dangling continuation. */
 export function lex(file: string, source: string, diag: Diagnostics): LogicalLine[] {
-  if (source.charCodeAt(0) === 0xfeff) source = source.slice(1);
+  if (source.charCodeAt(0) === 0xfeff) {
+    source = source.slice(1);
+    diag.warn(
+      { file, line: 1, column: 1 },
+      "the file starts with a byte order mark: Prosody reads it as part of the first line and fails to load the file (save it as UTF-8 without BOM)",
+    );
+  }
   const physical = source.split("\n");
   // A final newline does not start another line.
   if (physical.length > 1 && physical[physical.length - 1] === "") physical.pop();

@@ -41,9 +41,16 @@ export class MemoryList implements MembershipList {
   }
 }
 
-/** Items of a list file: one per line (CR stripped), blank lines ignored. */
+/**
+ * Items of a list file, read as Prosody reads them (a Lua file:lines() loop):
+ * one per line ending in LF, exactly as written. A CR before the LF stays in
+ * the item, so a file with CR LF line ends holds "alice@example.org\r", which
+ * no address equals; a blank line is the empty item.
+ */
 export function fileListItems(text: string): string[] {
-  return text.split("\n").map((l) => l.replace(/\r$/, "")).filter((l) => l !== "");
+  const lines = text.split("\n");
+  if (lines[lines.length - 1] === "") lines.pop();
+  return lines;
 }
 
 /** A remote list is read-only: ADD TO is a no-op, as in Prosody. */

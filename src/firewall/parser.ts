@@ -185,6 +185,28 @@ const ACTION_PARAMS: Readonly<Record<string, ParamKind>> = {
 };
 
 const DEFINITION_TYPES = ["ZONE", "RATE", "LIST", "SEARCH", "PATTERN"] as const;
+
+/**
+ * Conditions whose parameter Prosody compares as written, so that a leading
+ * space (two spaces after the colon) makes them never hold. The others split
+ * or trim their parameter, or fail to load with it (ENTERING, LIMIT).
+ * INSPECT is left to the path reader, which says the same of its path.
+ */
+const SPACE_SENSITIVE = new Set([
+  "TO",
+  "FROM",
+  "TO_EXACTLY",
+  "FROM_EXACTLY",
+  "IN_ROSTER_GROUP",
+  "FROM_GROUP",
+  "TO_GROUP",
+  "PAYLOAD",
+  "FROM_ADMIN_OF",
+  "TO_ADMIN_OF",
+  "MAY",
+  "TO_ROLE",
+  "FROM_ROLE",
+]);
 const IDSAFE = /^[A-Za-z][A-Za-z0-9_]*$/;
 const DAY_NAMES = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"] as const;
 
@@ -408,11 +430,19 @@ class Parser {
     const not = /(^|[^A-Za-z0-9])NOT(?![A-Za-z0-9])/.exec(rawName);
     if (not) {
       const start = not.index + not[1]!.length;
-      nameText = rawName.slice(0, start) + rawName.slice(start + 3);
+      // As Prosody cuts it: NOT and the character after it.
+      nameText = rawName.slice(0, start) + rawName.slice(start + 4);
       negated = true;
     }
     const name = nameText.trim().replace(/\s+/g, "_");
     const kind = CONDITION_PARAMS[name];
+    // Prosody trims the name only when it removed a NOT, and turns each
+    // space (not tabs) into '_': `KIND : x` or a doubled space is a name it
+    // does not know, and the file does not load there.
+    const prosodyName = (not ? nameText.replace(/^\s+|\s+$/g, "") : rawName).replace(/ /g, "_");
+    if (kind !== undefined && prosodyName !== name) {
+      this.#diag.warn(line.loc, `Prosody reads this condition's name as '${prosodyName}' and fails to load the file (write '${name.replace(/_/g, " ")}')`);
+    }
     if (kind === undefined) {
       const upper = name.toUpperCase();
       const hint =
@@ -443,6 +473,12 @@ class Parser {
       param = undefined;
     }
     const ctx: ParamContext = { warn: (msg, at) => this.#diag.warn(line.locAt(paramAt + (at ?? 0)), msg) };
+    if (param !== undefined && /^\s/.test(param) && SPACE_SENSITIVE.has(name)) {
+      ctx.warn(
+        `more than one space after '${display}:': Prosody keeps the second as part of the parameter ('${param}'), ` +
+          "which nothing equals, so this condition never holds; xmpp-guard reads it the same way (remove the extra space)",
+      );
+    }
     const spec = parseCondition(name, param, ctx);
     if (isFail(spec)) {
       this.#diag.error(line.locAt(paramAt + (spec.at ?? 0)), spec.error);
@@ -460,6 +496,10 @@ class Parser {
     const name = rawName.trim().toUpperCase().replace(/\s+/g, "_");
     const kind = ACTION_PARAMS[name];
     const rule = this.#rule!;
+    const prosodyName = rawName.toUpperCase().replace(/ /g, "_");
+    if (kind !== undefined && prosodyName !== name) {
+      this.#diag.warn(line.loc, `Prosody reads this action's name as '${prosodyName}' and fails to load the file (write '${name.replace(/_/g, " ")}')`);
+    }
     if (kind === undefined) {
       const hint = CONDITION_PARAMS[name] !== undefined ? ` (${name.replace(/_/g, " ")} is a condition: write '${name.replace(/_/g, " ")}: …')` : "";
       this.#diag.error(line.loc, `Unknown action: ${name.replace(/_/g, " ")}${hint}`);
@@ -501,6 +541,11 @@ class Parser {
 // ---------------------------------------------------------------------------
 // Parameter parsers (pure; offsets are relative to the parameter text).
 
+/** A name a chain can have: built-in, or user/<name>. */
+export function isChainName(name: string): boolean {
+  return (BUILTIN_CHAINS as readonly string[]).includes(name) || /^user\/\S+$/.test(name);
+}
+
 function splitList(s: string): string[] {
   return s.split(/[\s,|]+/).filter((v) => v !== "");
 }
@@ -525,7 +570,9 @@ function parseJidPart(part: string | undefined): PartMatcher | Fail | undefined 
 }
 
 function parseJidPattern(param: string): JidPattern | Fail {
-  const p = splitJid(param.trim());
+  // Untrimmed, as Prosody splits it: a leading space stays in the first part,
+  // which then equals no JID's.
+  const p = splitJid(param);
   if (p.host === undefined) return fail(`invalid JID pattern '${param}'`);
   const node = parseJidPart(p.node);
   const host = parseJidPart(p.host);
@@ -534,9 +581,10 @@ function parseJidPattern(param: string): JidPattern | Fail {
   return { node: node as PartMatcher | undefined, host: host as PartMatcher, resource: resource as PartMatcher | undefined };
 }
 
-function templateOrFail(source: string, offset = 0): Template | Fail {
+function templateOrFail(source: string, offset = 0, ctx?: ParamContext): Template | Fail {
   const t = parseTemplate(source);
   if ("error" in t) return fail(t.error, offset + t.offset);
+  for (const part of t.parts) if (part.kind === "path" && part.path.warning !== undefined) ctx?.warn(part.path.warning, offset);
   return t;
 }
 
@@ -574,6 +622,9 @@ function parseTime(param: string, ctx: ParamContext): ConditionSpec | Fail {
     offset += rawItem.length + 1;
     if (item === "") continue;
     const m = /^(\d{1,2})(?::(\d{2}))?\s*(am|pm)?\s*-\s*(\d{1,2})(?::(\d{2}))?\s*(am|pm)?$/i.exec(item);
+    if (m && ((m[2] === undefined && m[3] === undefined) || (m[5] === undefined && m[6] === undefined))) {
+      ctx.warn(`Prosody fails to load a time with neither minutes nor am/pm ('${item}'); write e.g. 9:00-17:00 for portable files`, at);
+    }
     if (m) {
       const start = parseClock(m[1]!, m[2], m[3]);
       const end = parseClock(m[4]!, m[5], m[6]);
@@ -635,11 +686,11 @@ function parseMarkSpec(name: "ORIGIN_MARKED" | "USER_MARKED", param: string): Co
   return { name, mark: m[1]!, withinSeconds };
 }
 
-function parseInspect(param: string): ConditionSpec | Fail {
+function parseInspect(param: string, ctx: ParamContext): ConditionSpec | Fail {
   const eq = param.indexOf("=");
   if (eq < 0) {
     const path = parseStanzaPath(param);
-    if ("error" in path) return fail(path.error);
+    if (path.warning !== undefined) ctx.warn(path.warning);
     return { name: "INSPECT", path, test: { kind: "exists" } };
   }
   const m = /^(.*?)([~/$]*)=(.*)$/s.exec(param)!;
@@ -650,11 +701,11 @@ function parseInspect(param: string): ConditionSpec | Fail {
     return fail("Stanza path does not return a string (append # for text content or @name for value of named attribute)");
   }
   const path = parseStanzaPath(query);
-  if ("error" in path) return fail(path.error);
+  if (path.warning !== undefined) ctx.warn(path.warning);
   const expand = op.includes("$");
   op = op.replace(/\$/g, "");
   const valueAt = query.length + m[2]!.length + 1;
-  const value = expand ? templateOrFail(rawValue, valueAt) : { source: rawValue, parts: [{ kind: "text" as const, value: rawValue }] };
+  const value = expand ? templateOrFail(rawValue, valueAt, ctx) : { source: rawValue, parts: [{ kind: "text" as const, value: rawValue }] };
   if (isFail(value)) return value;
   let test: InspectTest;
   if (op === "") test = { kind: "equals", value };
@@ -697,7 +748,7 @@ export function parseCondition(name: string, param: string | undefined, ctx: Par
     }
     case "TO_EXACTLY":
     case "FROM_EXACTLY": {
-      const value = templateOrFail(p);
+      const value = templateOrFail(p, 0, ctx);
       return isFail(value) ? value : { name, value };
     }
     case "TO_SELF":
@@ -711,10 +762,12 @@ export function parseCondition(name: string, param: string | undefined, ctx: Par
       return { name };
     case "IN_ROSTER": {
       if (param === undefined) return { name, expect: true };
-      const v = param.trim().toLowerCase();
-      if (!["yes", "true", "no", "false"].includes(v)) return fail(`IN ROSTER takes no parameter (deprecated form: yes/no), got '${param}'`);
-      ctx.warn("the 'IN ROSTER: yes/no' form is deprecated; write 'IN ROSTER?' or 'NOT IN ROSTER?'");
-      return { name, expect: v === "yes" || v === "true" };
+      // As Prosody reads it: yes or true (any case) mean yes, anything else no.
+      const v = param.toLowerCase();
+      const expect = v === "yes" || v === "true";
+      if (expect || v === "no" || v === "false") ctx.warn("the 'IN ROSTER: yes/no' form is deprecated; write 'IN ROSTER?' or 'NOT IN ROSTER?'");
+      else ctx.warn(`IN ROSTER: '${param}' is read as 'no' (only yes and true mean yes, as in Prosody); write 'IN ROSTER?' or 'NOT IN ROSTER?'`);
+      return { name, expect };
     }
     case "IN_ROSTER_GROUP":
     case "FROM_GROUP":
@@ -727,22 +780,22 @@ export function parseCondition(name: string, param: string | undefined, ctx: Par
     }
     case "ENTERING":
     case "LEAVING": {
-      const zone = p.trim();
-      if (zone !== "$local" && !IDSAFE.test(zone)) return fail(`Invalid zone name: ${zone}`);
-      return { name, zone };
+      // Prosody fails to load a zone name that is not a plain word (a leading space included).
+      if (p !== "$local" && !IDSAFE.test(p)) return fail(`Invalid zone name: '${p}' (letters, digits and '_', starting with a letter; or $local)`);
+      return { name, zone: p };
     }
     case "PAYLOAD":
-      return { name, ns: p.trim() };
+      return { name, ns: p };
     case "INSPECT":
-      return parseInspect(p);
+      return parseInspect(p, ctx);
     case "FROM_ADMIN_OF":
     case "TO_ADMIN_OF":
-      return { name, host: p.trim() };
+      return { name, host: p };
     case "MAY":
-      return { name, permission: p.trim() };
+      return { name, permission: p };
     case "TO_ROLE":
     case "FROM_ROLE":
-      return { name, role: p.trim() };
+      return { name, role: p };
     case "TIME":
       return parseTime(p, ctx);
     case "DAY":
@@ -753,34 +806,46 @@ export function parseCondition(name: string, param: string | undefined, ctx: Par
       if (rate === undefined) return fail("Unable to parse LIMIT specification (expected 'name' or 'name on EXPRESSION')");
       if (rate.includes("_")) ctx.warn(`Prosody cannot parse a LIMIT on a rate name containing '_' ('${rate}'); this file is not portable`);
       if (!on) return { name, rate, on: undefined };
-      const tpl = templateOrFail(on[2]!, rate.length + 4);
+      const tpl = templateOrFail(on[2]!, rate.length + 4, ctx);
       return isFail(tpl) ? tpl : { name, rate, on: tpl };
     }
     case "ORIGIN_MARKED":
     case "USER_MARKED":
       return parseMarkSpec(name, p);
+    // CHECK LIST, SCAN and COUNT split their parameter as Prosody does: single
+    // spaces around the keywords, the first match from the left, so a second
+    // space stays in the expression (and a list entry with a leading space is
+    // looked up).
     case "CHECK_LIST": {
-      const m = /^\s*(\S+)\s+contains\s+(.+)$/.exec(p);
+      const m = /(\S+) contains (.+)$/s.exec(p);
       if (!m) return fail("Error parsing list check, syntax: LISTNAME contains EXPRESSION");
-      const value = templateOrFail(m[2]!, p.length - m[2]!.length);
+      const value = templateOrFail(m[2]!, p.length - m[2]!.length, ctx);
       return isFail(value) ? value : { name, list: m[1]!, value };
     }
     case "SCAN": {
-      const m = /^\s*(\S+)\s+for\s+(\S+)\s+in\s+(\S+)\s*$/.exec(p);
+      const m = /(\S+) for (\S+) in (\S+)$/.exec(p);
       if (!m) return fail("Error parsing SCAN expression, syntax: SEARCH for PATTERN in LIST");
       return { name, search: m[1]!, pattern: m[2]!, list: m[3]! };
     }
     case "COUNT": {
-      const m = /^\s*(\S+)\s+in\s+(\S+)\s+(.+)$/.exec(p);
+      const m = /(\S+) in (\S+) (.+)$/s.exec(p);
       if (!m) return fail("Error parsing COUNT expression, syntax: PATTERN in SEARCH COMPARATOR NUMBER");
-      const cmp = /^(>=|<=|==|=|>|<)\s*(\d+)\s*$/.exec(m[3]!.trim());
-      if (!cmp) return fail(`Error parsing COUNT comparison '${m[3]}' (expected one of > < >= <= == and a number)`, p.length - m[3]!.length);
-      let op = cmp[1]!;
+      // Prosody's reading: the last run of digits is the number; what is left,
+      // without spaces, the comparison.
+      const digits = m[3]!.match(/\d+/g);
+      if (!digits) return fail(`Error parsing COUNT expression, expected a number in '${m[3]}'`, p.length - m[3]!.length);
+      let op = m[3]!.replace(/\d+/g, "").replace(/\s+/g, "");
+      if (!["==", "=", ">", "<", ">=", "<="].includes(op)) {
+        return fail(`Error parsing COUNT comparison '${m[3]}' (expected one of > < >= <= == and a number)`, p.length - m[3]!.length);
+      }
+      if (digits.length > 1 || !/^\s*(>=|<=|==|=|>|<)\s*\d+$/.test(m[3]!)) {
+        ctx.warn(`COUNT comparison '${m[3]}' is read as '${op} ${digits[digits.length - 1]}' (as in Prosody); write it as e.g. '> 10'`, p.length - m[3]!.length);
+      }
       if (op === "=") {
         ctx.warn("COUNT with '=' is read as '=='; Prosody fails to load '=' (write '==' for portable files)", p.length - m[3]!.length);
         op = "==";
       }
-      return { name, pattern: m[1]!, search: m[2]!, op: op as CompareOp, value: Number(cmp[2]) };
+      return { name, pattern: m[1]!, search: m[2]!, op: op as CompareOp, value: Number(digits[digits.length - 1]) };
     }
     case "FROM_IP": {
       const ip = parseIp(p);
@@ -821,25 +886,37 @@ export function parseAction(name: string, param: string | undefined, ctx: ParamC
       return { name };
     case "BOUNCE": {
       if (param === undefined) return { name, condition: "service-unavailable", errorType: "cancel", text: undefined };
-      const m = /^(\S+)(.*)$/s.exec(p);
-      if (m === null) return fail("expected an error condition right after BOUNCE= (e.g. BOUNCE=policy-violation (text))");
-      let condition = m[1]!;
-      const rest = m[2]!;
-      const textMatch = / \((.+)\)$/s.exec(rest);
-      const text = textMatch ? textMatch[1] : undefined;
-      const between = textMatch ? rest.slice(0, textMatch.index) : rest;
-      if (between.trim() !== "") return fail(`unexpected '${between.trim()}' after the error condition (text goes in parentheses: BOUNCE=condition (text))`, condition.length);
+      // Read as Prosody reads it: the condition is the first word (none when
+      // the parameter starts with a space: service-unavailable), its type what
+      // follows a ':' in that word, the text a final "(…)" after a space;
+      // anything else on the line is ignored.
+      const word = /^\S+/.exec(p)?.[0];
+      let condition = word ?? "service-unavailable";
       let errorType: string | undefined;
       const colon = condition.indexOf(":");
-      if (colon >= 0) {
+      if (word !== undefined && colon >= 0 && colon < condition.length - 1) {
         errorType = condition.slice(colon + 1);
         condition = condition.slice(0, colon);
-        if (!(STANZA_ERROR_TYPES as readonly string[]).includes(errorType)) {
-          return fail(`unknown error type '${errorType}' (one of ${STANZA_ERROR_TYPES.join(", ")})`, colon + 1);
-        }
+      }
+      const textMatch = / \((.+)\)$/s.exec(p);
+      const text = textMatch ? textMatch[1] : undefined;
+      const wordEnd = word?.length ?? 0;
+      const ignored = p.slice(wordEnd, textMatch ? textMatch.index : p.length).trim();
+      if (word === undefined) {
+        ctx.warn("BOUNCE= is followed by a space: Prosody finds no condition there and sends service-unavailable, as xmpp-guard does (remove the space)");
+      } else if (ignored !== "") {
+        ctx.warn(`'${ignored}' after the error condition is ignored, as in Prosody (a text goes last, in parentheses: BOUNCE=condition (text))`, wordEnd);
+      }
+      if (!/^[A-Za-z_][A-Za-z0-9._-]*$/.test(condition)) {
+        // Prosody would build an element of that name: it fails at run time
+        // (empty name, '<', quotes…) or sends what is not XML.
+        return fail(`'${condition}' is not an error condition (an element name such as policy-violation)`);
       }
       if (!(STANZA_ERROR_CONDITIONS as readonly string[]).includes(condition)) {
-        return fail(`unknown stanza error condition '${condition}' (RFC 6120 §8.3.3)`);
+        ctx.warn(`'${condition}' is not an RFC 6120 stanza error condition; Prosody sends it as one anyway, and so does xmpp-guard`);
+      }
+      if (errorType !== undefined && !(STANZA_ERROR_TYPES as readonly string[]).includes(errorType)) {
+        ctx.warn(`'${errorType}' is not an error type (${STANZA_ERROR_TYPES.join(", ")}); Prosody sends it anyway, and so does xmpp-guard`, colon + 1);
       }
       return { name, condition, errorType: errorType ?? DEFAULT_ERROR_TYPES[condition] ?? "cancel", text };
     }
@@ -856,8 +933,10 @@ export function parseAction(name: string, param: string | undefined, ctx: ParamC
     case "REDIRECT":
     case "COPY":
     case "FORWARD": {
-      const jid = p.trim();
-      if (!isValidJid(jid)) return fail(`invalid JID '${p}'`);
+      // Prosody routes a copy to whatever is written; the server then refuses
+      // an address that is no JID. Refused here instead (deliberate difference).
+      const jid = p;
+      if (!isValidJid(jid)) return fail(`invalid JID '${p}'${/^\s/.test(p) ? " (it starts with a space)" : ""}`);
       return { name, jid };
     }
     case "REPLY":
@@ -875,9 +954,13 @@ export function parseAction(name: string, param: string | undefined, ctx: ParamC
       return { name, jid, reason, text: m[3]! };
     }
     case "STRIP": {
-      const m = /^(\S+) (.+)$/.exec(p);
-      const el = m ? m[1]! : p.trim();
-      return { name, element: el === "*" ? undefined : el, ns: m ? m[2]!.trim() : undefined };
+      // Split as Prosody does: the first word, then everything after one space.
+      const m = /^(\S+) (.+)$/s.exec(p);
+      const el = m ? m[1]! : p;
+      const ns = m ? m[2]! : undefined;
+      if (/\s/.test(el)) ctx.warn(`STRIP of an element named '${el}': no element has a name with a space, so nothing is removed (in Prosody too)`);
+      else if (ns !== undefined && /\s/.test(ns)) ctx.warn(`STRIP in namespace '${ns}': a namespace with a space is none a child has, so nothing is removed (in Prosody too)`, el.length + 1);
+      return { name, element: el === "*" ? undefined : el, ns };
     }
     case "INJECT": {
       const r = parseXmlSnippet(p);
@@ -886,10 +969,13 @@ export function parseAction(name: string, param: string | undefined, ctx: ParamC
     }
     case "LOG": {
       const lv = /^\[([A-Za-z]+)\] ?/.exec(p);
-      const level = (lv ? lv[1]!.toLowerCase() : "info") as LogLevel;
-      if (!(LOG_LEVELS as readonly string[]).includes(level)) return fail(`unknown log level '${lv![1]}' (one of ${LOG_LEVELS.join(", ")})`, 1);
+      const written = lv ? lv[1]! : "info";
+      const level = (LOG_LEVELS as readonly string[]).includes(written) ? (written as LogLevel) : undefined;
+      if (level === undefined) {
+        ctx.warn(`'${written}' is not a log level (${LOG_LEVELS.join(", ")}, in lower case): Prosody's logger drops the message, and so does xmpp-guard`, 1);
+      }
       const offset = lv ? lv[0].length : 0;
-      const message = templateOrFail(p.slice(offset), offset);
+      const message = templateOrFail(p.slice(offset), offset, ctx);
       return isFail(message) ? message : { name, level, message };
     }
     case "MARK_ORIGIN":
@@ -901,18 +987,22 @@ export function parseAction(name: string, param: string | undefined, ctx: ParamC
       return { name, mark };
     }
     case "ADD_TO": {
-      const m = /^(\S+) (.+)$/s.exec(p);
+      // Prosody's split: the first word followed by one space, then the rest.
+      const m = /(\S+) (.+)/s.exec(p);
       if (!m) return fail("expected ADD TO=list EXPRESSION");
-      const value = templateOrFail(m[2]!, m[1]!.length + 1);
+      const value = templateOrFail(m[2]!, m.index + m[1]!.length + 1, ctx);
       return isFail(value) ? value : { name, list: m[1]!, value };
     }
     case "EVENT":
     case "JUMP_EVENT":
       return { name, event: p.trim() };
     case "JUMP_CHAIN": {
-      const chain = p.trim();
-      if (!(BUILTIN_CHAINS as readonly string[]).includes(chain) && !/^user\/\S+$/.test(chain)) {
-        return fail(`JUMP CHAIN target must be ${BUILTIN_CHAINS.join(", ")} or user/<name>, got '${chain}'`);
+      // Prosody fires the event of that name, whatever it is; no chain can be
+      // called anything but a built-in name or user/<name>, so another jump
+      // reaches nothing and the rule goes on.
+      const chain = p;
+      if (!isChainName(chain)) {
+        ctx.warn(`JUMP CHAIN='${chain}': no chain has this name (chains are ${BUILTIN_CHAINS.join(", ")} or user/<name>), so the jump does nothing, as in Prosody`);
       }
       return { name, chain };
     }
@@ -926,14 +1016,16 @@ function parseListSpec(value: string, ctx: ParamContext): { list: ListSpec; filt
   const backend = /^\w+/.exec(value)?.[0];
   const spec = /^\S+/.exec(value)?.[0] ?? "";
   const options: Record<string, string> = {};
-  const optMatch = /^\S+\s+\((.+)\)\s*$/.exec(value);
+  // Options are what Prosody takes: a "(…)" right after the list type, up to
+  // the last ')'; anything else after the type is ignored there, and here.
+  const optMatch = /^\S+\s+\((.+)\)/s.exec(value);
   if (optMatch) {
     // A comma only separates options when another `name:` follows, so `filter: lower,bare` keeps
     // both filters (Prosody splits at every comma and silently loses all but the first).
-    for (const m of optMatch[1]!.matchAll(/(\w+): ?(.*?)(?=,\s*\w+:|$)/g)) options[m[1]!] = m[2]!.trim();
-  } else if (/^\S+\s+\S/.test(value)) {
-    return fail("unexpected text after the list type (options go in parentheses: (name: value, …))", spec.length + 1);
+    for (const m of optMatch[1]!.matchAll(/(\w+): ?(.*?)(?=,\s*\w+:|$)/gs)) options[m[1]!] = m[2]!.trim();
   }
+  const rest = value.slice(optMatch ? optMatch[0].length : spec.length).trim();
+  if (rest !== "") ctx.warn(`'${rest}' after the list ${optMatch ? "options" : "type"} is ignored, as in Prosody (options go in parentheses: (name: value, …))`, value.length - rest.length);
   const filters: ListFilter[] = [];
   if (options.filter !== undefined) {
     for (const f of options.filter.match(/[\w_]+/g) ?? []) {
@@ -979,7 +1071,7 @@ export function parseDefinition(type: DefinitionSpec["type"], name: string, valu
   switch (type) {
     case "ZONE": {
       const members = value.match(/[^, ]+/g) ?? [];
-      if (members.length === 0) return fail(`zone '${name}' has no members`);
+      if (members.length === 0) ctx.warn(`zone '${name}' has no members: ENTERING/LEAVING it never holds (as in Prosody)`);
       return { type, members };
     }
     case "RATE": {
@@ -1012,7 +1104,8 @@ export function parseDefinition(type: DefinitionSpec["type"], name: string, valu
       }
     case "SEARCH": {
       const path = parseStanzaPath(value);
-      return "error" in path ? fail(path.error) : { type, path };
+      if (path.warning !== undefined) ctx.warn(path.warning);
+      return { type, path };
     }
   }
 }

@@ -167,6 +167,35 @@ describe("Prosody bugs we fix", () => {
     assert.equal(rs.run("preroute", { stanza: testStanza("<message/>") }).verdict, "drop");
   });
 
+  bug("inject-builder", "INJECT parses its snippet as XML: attributes with a 2, entities and text after a child are kept as written", () => {
+    const rs = compile("INJECT=<a xmlns='urn:xmpp:mam:2' n='2'>fish &amp; chips<b/>after</a>").ruleset!;
+    assert.equal(rs.run("deliver", { stanza: testStanza("<message/>") }).rewrite, "<message><a xmlns='urn:xmpp:mam:2' n='2'>fish &amp; chips<b/>after</a></message>");
+    for (const bad of ["INJECT=<a/><b/>", "INJECT=<a>"]) assert.equal(compile(bad).errors.length, 1, bad);
+  });
+
+  bug("route-invalid-jid", "REDIRECT, COPY and FORWARD to what is no JID are refused at load", () => {
+    for (const bad of ["REDIRECT=not a jid", "COPY= a@b", "FORWARD=@x"]) assert.equal(compile(bad).errors.length, 1, bad);
+  });
+
+  bug("runtime-errors", "rules that could only fail when they run are refused at load", () => {
+    for (const bad of ["INJECT=not xml", "BOUNCE=:modify", "BOUNCE=a<b", "INSPECT: body#~=[\nDROP."]) assert.equal(compile(bad).errors.length, 1, bad);
+  });
+
+  bug("bounce-not-an-element", "a BOUNCE condition that is no element name is refused (Prosody sends it as one, which is not XML)", () => {
+    assert.match(compile("BOUNCE=policy-violation(text)").errors[0]!.format(), /'policy-violation\(text\)' is not an error condition/);
+  });
+
+  bug("crossing-groups", "CROSSING GROUPS means no listed group holds both (README); Prosody's code reads 'not (both in a) or (both in b)'", () => {
+    const members: Record<string, string[]> = { Marketing: ["m@local"], Engineering: ["e1@local", "e2@local"], a: ["x@local", "y@local"] };
+    const groups = { contains: (g: string, jid: string) => members[g]?.includes(jid) ?? false };
+    const rs = compile("CROSSING GROUPS: Marketing, Engineering\nDROP.\n\nCROSSING GROUPS: a, bb\nLOG=crossing a", { providers: { groups } }).ruleset!;
+    // Two engineers: not crossing (Prosody: crossing, since they are not both in Marketing).
+    assert.equal(rs.run("deliver", { stanza: testStanza("<message from='e1@local/r' to='e2@local'/>") }).verdict, "pass");
+    assert.equal(rs.run("deliver", { stanza: testStanza("<message from='m@local/r' to='e1@local'/>") }).verdict, "drop");
+    // A one-letter group counts (Prosody's reader skips it).
+    assert.deepEqual(rs.run("deliver", { stanza: testStanza("<message from='x@local/r' to='y@local'/>") }).logs, []);
+  });
+
   it("deliberate-differences.json lists exactly these bugs", () => {
     const listed = (JSON.parse(readFileSync(DIFFERENCES, "utf8")) as { id: string; reason: string }[]).map((d) => d.id);
     assert.deepEqual([...listed].sort(), [...BUG_IDS].sort());

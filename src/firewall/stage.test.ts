@@ -10,8 +10,8 @@ import { Stanza } from "../xml/stanza.js";
 import { compileRuleSources, type CompiledRuleSet } from "./compile.js";
 import { FIREWALL_DISCONNECT, FirewallStage, type EmitTarget, type FirewallHooks, type RewriteVerdict } from "./stage.js";
 
-function rules(text: string): CompiledRuleSet {
-  const r = compileRuleSources([{ file: "t.pfw", text }], { clock: new FakeClock() });
+function rules(text: string, localHosts?: readonly string[]): CompiledRuleSet {
+  const r = compileRuleSources([{ file: "t.pfw", text }], { clock: new FakeClock(), localHosts });
   assert.deepEqual(r.errors.map((e) => e.format()), []);
   return r.ruleset!;
 }
@@ -192,7 +192,7 @@ describe("FirewallStage", () => {
     }
   });
 
-  it("with localHosts, a client's stanza to another domain also runs deliver_remote, on what preroute left", () => {
+  it("with the local domains, a client's stanza to another domain also runs deliver_remote, on what preroute left", () => {
     const text = [
       "::preroute\nKIND: message\nTO: <*>@blocked.example\nDROP.",
       "::preroute\nKIND: message\nSTRIP=secret urn:example:secret",
@@ -200,7 +200,7 @@ describe("FirewallStage", () => {
       "::deliver_remote\nKIND: message\nTO: <*>@closed.example\nBOUNCE=not-allowed (closed)",
     ].join("\n\n");
     const client = c2s("alice@localhost/phone");
-    const stage = new FirewallStage({ ruleset: rules(text), localHosts: ["LOCALHOST", "conference.localhost"] });
+    const stage = new FirewallStage({ ruleset: rules(text, ["LOCALHOST", "conference.localhost."]) });
     const send = (to: string, body = "") => stage.judge(fromClient(`<message to='${to}'>${body}</message>`, client), client, "inbound");
     assert.equal(send("bob@localhost"), undefined);
     assert.equal(send("room@conference.localhost"), undefined);
@@ -213,12 +213,24 @@ describe("FirewallStage", () => {
     assert.equal(send("bob@open.example"), undefined);
     // preroute stripped the payload: deliver_remote sees the stripped stanza.
     assert.equal(send("bob@open.example", "<secret xmlns='urn:example:secret'/>"), undefined);
-    const capable = new FirewallStage({ ruleset: rules(text), localHosts: ["localhost"], rewrites: true });
+    const capable = new FirewallStage({ ruleset: rules(text, ["localhost"]), rewrites: true });
     const kept = capable.judge(fromClient("<message to='bob@open.example'><b/><secret xmlns='urn:example:secret'/></message>", client), client, "inbound");
     assert.equal((kept as unknown as RewriteVerdict).bytes.toString(), "<message to='bob@open.example'><b/></message>");
-    // Without localHosts, deliver_remote never runs here.
+    // Without the local domains, deliver_remote never runs here (and the load said so).
     const plain = new FirewallStage({ ruleset: rules(text) });
     assert.equal(plain.judge(fromClient("<message to='bob@closed.example'/>", client), client, "inbound"), undefined);
+    assert.match(compileRuleSources([{ file: "t.pfw", text }]).warnings.map((w) => w.format()).join("\n"), /t\.pfw:11:1: rules in deliver_remote only run when the proxy knows/);
+    // A stanza with no `to`, or to a local domain written another way, stays on the server.
+    assert.equal(send(""), undefined);
+    assert.equal(send("Bob@LocalHost."), undefined);
+  });
+
+  it("xml:lang: a client's stanza has the stream's; one toward the client is read as the server wrote it", () => {
+    const stage = new FirewallStage({ ruleset: rules("::preroute\nINSPECT: @xml:lang=en\nDROP.\n\n::deliver\nINSPECT: @xml:lang\nDROP.") });
+    const client = c2s("alice@localhost/phone");
+    assert.equal(stage.judge(fromClient("<message to='b@localhost'/>", client), client, "inbound")?.action, "drop");
+    assert.equal(stage.judge(toClient("<iq type='set' id='push'><query xmlns='jabber:iq:roster'/></iq>"), client, "outbound"), undefined, "a stanza the server made has none");
+    assert.equal(stage.judge(toClient("<message xml:lang='en' from='b@localhost/r'/>"), client, "outbound")?.action, "drop");
   });
 
   it("a throwing core lets the stanza through and reports the error", () => {

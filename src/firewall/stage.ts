@@ -55,13 +55,6 @@ export interface FirewallStageInit {
   readonly ruleset?: CompiledRuleSet | undefined;
   readonly hooks?: FirewallHooks | undefined;
   /**
-   * The server's hosts (virtual hosts and components). When given, a bound
-   * client's stanza addressed to any other domain also runs `deliver_remote`
-   * after `preroute` let it through: the approximation docs/firewall.md
-   * describes for a proxy that does not carry the server's outgoing s2s.
-   */
-  readonly localHosts?: readonly string[] | undefined;
-  /**
    * Whether the session can forward a RewriteVerdict. Until Verdict has one,
    * leave it false: STRIP/INJECT results are then reported through onLog and
    * the original stanza is forwarded.
@@ -86,7 +79,6 @@ export class FirewallStage implements PolicyStage {
   readonly name = "firewall";
   #ruleset: CompiledRuleSet | undefined;
   readonly #hooks: FirewallHooks;
-  readonly #localHosts: ReadonlySet<string> | undefined;
   readonly #rewrites: boolean;
   /** Per-session origin, so marks live exactly as long as the session. */
   readonly #origins = new WeakMap<SessionInfo, OriginSession>();
@@ -94,7 +86,6 @@ export class FirewallStage implements PolicyStage {
   constructor(init: FirewallStageInit = {}) {
     this.#ruleset = init.ruleset;
     this.#hooks = init.hooks ?? {};
-    this.#localHosts = init.localHosts && new Set(init.localHosts.map((h) => h.toLowerCase()));
     this.#rewrites = init.rewrites ?? false;
   }
 
@@ -172,14 +163,23 @@ export class FirewallStage implements PolicyStage {
     return origin;
   }
 
+  /**
+   * A bound client's stanza that preroute let through leaves for a remote
+   * server when it is addressed to a domain that is not one of the server's
+   * (the rule set's local domains, config `hosts`): Prosody routes it to
+   * route/remote, where deliver_remote runs. Without the local domains
+   * nothing counts as remote. A stanza with no `to` stays on the server.
+   */
   #leavesServer(route: Route, stanza: StanzaView, ruleset: CompiledRuleSet): boolean {
-    if (route.chain !== "preroute" || this.#localHosts === undefined || !ruleset.hasChain("deliver_remote")) return false;
+    const local = ruleset.localHosts;
+    if (route.chain !== "preroute" || local === undefined || !ruleset.hasChain("deliver_remote")) return false;
     const host = hostOf(prepJid(stanza.to));
-    return host !== undefined && !this.#localHosts.has(host);
+    return host !== undefined && !local.has(host);
   }
 
   #run(ruleset: CompiledRuleSet, route: Route, stanza: StanzaView, session: SessionInfo): FirewallResult {
-    const result = ruleset.run(route.chain, { stanza, origin: route.origin });
+    // Toward a client, the stanza is the server's own serialisation (read as written).
+    const result = ruleset.run(route.chain, { stanza, origin: route.origin, fromServer: route === DELIVER_NO_ORIGIN });
     const hooks = this.#hooks;
     if (hooks.onHit) for (const h of result.hits) hooks.onHit(h.rule, h.action);
     if (hooks.onLog) for (const l of result.logs) hooks.onLog(l.level, l.message, l.rule, session);

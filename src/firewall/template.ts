@@ -102,9 +102,7 @@ function parsePathExpr(expr: string): TemplatePart | { error: string } {
     }
     expr = expr.slice(0, chain.index);
   }
-  const path = parseStanzaPath(expr);
-  if ("error" in path) return { error: path.error };
-  return { kind: "path", path, funcs, fallback };
+  return { kind: "path", path: parseStanzaPath(expr), funcs, fallback };
 }
 
 /** True when the template is plain text (no expressions). */

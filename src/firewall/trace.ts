@@ -7,11 +7,13 @@
 // so what it accepts is what the proxy accepts. It prints nothing itself.
 import { FRAME_HEADER, FRAME_STANZA, Framer, DEFAULT_LIMITS, type FramerLimits } from "../xml/framer.js";
 import { readHead } from "../xml/head.js";
-import { NS_CLIENT, Stanza } from "../xml/stanza.js";
+import { NamespaceProblem, NsScope } from "../xml/namespaces.js";
+import { DEFAULT_LANG, NS_CLIENT, Stanza, StreamContext } from "../xml/stanza.js";
 import type { CompiledRuleSet } from "./compile.js";
 import type { FirewallResult, OriginSession, RunChain } from "./context.js";
 import { loadRuleFiles, type LoadOptions, type ReadTextFile } from "./load.js";
 import { formatDiagnostic } from "./check.js";
+import { escapeXml } from "./xml.js";
 
 /** The session the traced stanzas come from (the origin, in Prosody's terms). */
 export interface TraceSession {
@@ -41,6 +43,11 @@ export interface TraceOptions extends LoadOptions {
   readonly format?: "human" | "json" | undefined;
   /** Content namespace for bare stanzas (default jabber:client). A real stream header says its own. */
   readonly streamNs?: string | undefined;
+  /**
+   * xml:lang of the synthetic header around bare stanzas (default none, so
+   * stanzas without one read as "en"). A real stream header says its own.
+   */
+  readonly streamLang?: string | undefined;
   readonly limits?: FramerLimits | undefined;
   readonly readFile?: ReadTextFile | undefined;
 }
@@ -115,7 +122,8 @@ export interface TraceRecord {
   readonly tags: readonly string[];
 }
 
-const STREAM_HEADER = (ns: string): string => `<stream:stream xmlns='${ns}' xmlns:stream='http://etherx.jabber.org/streams'>`;
+const STREAM_HEADER = (ns: string, lang: string | undefined): string =>
+  `<stream:stream xmlns='${ns}' xmlns:stream='http://etherx.jabber.org/streams'${lang === undefined ? "" : ` xml:lang='${escapeXml(lang)}'`}>`;
 const INPUT_NAME = "<stdin>";
 
 function isSpace(b: number | undefined): boolean {
@@ -194,7 +202,7 @@ export function traceRuleSet(ruleset: CompiledRuleSet, input: Buffer | string, o
   let prefixLen = 0;
   let framed = data;
   if (insertAt !== undefined) {
-    const header = Buffer.from(STREAM_HEADER(contentNs), "utf8");
+    const header = Buffer.from(STREAM_HEADER(contentNs, options.streamLang), "utf8");
     prefixLen = header.length;
     framed = Buffer.concat([data.subarray(0, insertAt), header, data.subarray(insertAt)]);
   }
@@ -215,6 +223,11 @@ export function traceRuleSet(ruleset: CompiledRuleSet, input: Buffer | string, o
   const stanzas: TracedStanza[] = [];
   const errors: string[] = [];
   const positions = new Positions(data);
+  // What the last header set: the stanzas' namespace, scope and language
+  // (kept over a restart whose header names none, as the server does).
+  let lang = DEFAULT_LANG;
+  let stamped = StreamContext.plain(contentNs, true);
+  let unstamped = StreamContext.plain(contentNs, false);
 
   // The whole input goes in with one write(), so every frame is a zero-copy
   // range of `framed` and `start` is its offset.
@@ -222,13 +235,23 @@ export function traceRuleSet(ruleset: CompiledRuleSet, input: Buffer | string, o
     {
       onFrame(kind, buf, start, end) {
         if (kind === FRAME_HEADER) {
-          contentNs = readHead(buf, streamTagStart(buf, start, end), end)?.attrs.get("xmlns") ?? contentNs;
+          const head = readHead(buf, streamTagStart(buf, start, end), end);
+          if (head === null) return;
+          contentNs = head.attrs.get("xmlns") ?? contentNs;
+          lang = head.attr("xml:lang") ?? lang;
+          const scope = NsScope.EMPTY.enter(head);
+          const inScope = scope instanceof NamespaceProblem ? StreamContext.plain(contentNs).scope : scope;
+          stamped = new StreamContext(contentNs, inScope, lang, true);
+          unstamped = new StreamContext(contentNs, inScope, lang, false);
           return;
         }
         if (kind !== FRAME_STANZA) return;
         const bytes = Buffer.from(buf.subarray(start, end));
-        const view = originJid !== undefined ? new Stanza(bytes, contentNs, originJid) : Stanza.withDefaultFrom(bytes, contentNs, options.from);
-        const result = ruleset.run(options.chain, { stanza: view, origin, host: options.host });
+        const view = originJid !== undefined ? new Stanza(bytes, stamped, originJid) : new Stanza(bytes, unstamped, options.from, 0, bytes.length, true);
+        // Without a session, `deliver` is the server's side of a c2s link: the
+        // stanzas are the server's own, read as written.
+        const fromServer = options.chain === "deliver" && session === undefined;
+        const result = ruleset.run(options.chain, { stanza: view, origin, host: options.host, fromServer });
         stanzas.push({
           index: stanzas.length + 1,
           line: positions.at(inputOffset(start)).line,
@@ -263,14 +286,14 @@ export function traceRuleSet(ruleset: CompiledRuleSet, input: Buffer | string, o
 
 /** Load `paths` (all-or-nothing, as the proxy does), then trace `input` through `options.chain`. */
 export async function traceStanzas(paths: readonly string[], input: Buffer | string, options: TraceOptions): Promise<TraceResult> {
-  const { readFile, chain, session, from, host, format, streamNs, limits, ...loadOptions } = options;
+  const { readFile, chain, session, from, host, format, streamNs, streamLang, limits, ...loadOptions } = options;
   const loaded = await loadRuleFiles(paths, readFile, loadOptions);
   const errors = loaded.errors.map((e) => formatDiagnostic("error", e));
   const warnings = loaded.warnings.map((w) => formatDiagnostic("warning", w));
   if (!loaded.ruleset) {
     return { ok: false, exitCode: 1, errors, warnings, stanzas: [], lines: [] };
   }
-  const traced = traceRuleSet(loaded.ruleset, input, { chain, session, from, host, format, streamNs, limits });
+  const traced = traceRuleSet(loaded.ruleset, input, { chain, session, from, host, format, streamNs, streamLang, limits });
   return { ...traced, errors: [...errors, ...traced.errors], warnings };
 }
 

@@ -48,6 +48,26 @@ export function serialize(node: XmlNode | string): string {
   return `${open}>${inner}</${node.name}>`;
 }
 
+/**
+ * Serialize a tree held in the server's form (stanza-path.ts prosodyForm:
+ * `xmlns` is the namespace recorded on each element) as the server writes
+ * it: an element's `xmlns` is left out when it equals its parent's. For an
+ * element on its own, the parent is "nothing recorded".
+ */
+export function serializeHeld(node: XmlNode | string, parentNs?: string): string {
+  if (typeof node === "string") return escapeXml(node);
+  const ns = node.attrs.xmlns;
+  let open = `<${node.name}`;
+  for (const [k, v] of Object.entries(node.attrs)) {
+    if (v === undefined || (k === "xmlns" && v === parentNs)) continue;
+    open += ` ${k}='${escapeXml(String(v))}'`;
+  }
+  if (node.children.length === 0) return `${open}/>`;
+  let inner = "";
+  for (const c of node.children) inner += serializeHeld(c, ns);
+  return `${open}>${inner}</${node.name}>`;
+}
+
 export function cloneNode(node: XmlNode): MutableXmlNode {
   return {
     name: node.name,
@@ -62,9 +82,10 @@ export function localName(qname: string): string {
 }
 
 /**
- * Namespace comparisons follow Prosody: the stream's content namespaces
- * (jabber:client, jabber:server) count as "no namespace" (Prosody leaves
- * `xmlns` unset on such elements), so they are normalised to "".
+ * Both content namespaces (jabber:client, jabber:server) as "no namespace",
+ * for callers that only need "is this the stanza's own namespace" on a c2s
+ * stream (the MUC limits). The firewall compares what the server records
+ * instead, which tells the two apart (stanza-path.ts).
  */
 export function normNs(ns: string | undefined): string {
   return ns === undefined || ns === NS_CLIENT || ns === NS_SERVER ? "" : ns;

@@ -98,8 +98,10 @@ export class PolicyState {
    */
   async loadRules(config: Config): Promise<{ ruleset: CompiledRuleSet | undefined; errors: string[] }> {
     if (config.firewall.scripts.length === 0) return { ruleset: undefined, errors: [] };
-    const result = await loadRuleFiles(config.firewall.scripts, undefined, { clock: realClock, previous: this.firewall.ruleset });
-    for (const w of result.warnings) this.#logger.warn({ code: "XPX_ERR_RULES_INVALID" }, w.format());
+    const result = await loadRuleFiles(config.firewall.scripts, undefined, { clock: realClock, previous: this.firewall.ruleset, localHosts: config.hosts });
+    // Warnings never stop a load (lines Prosody loads that are not what they
+    // look like, portability notes): logged at every load and reload.
+    for (const w of result.warnings) this.#logger.warn({ file: w.file, line: w.line, column: w.column }, `firewall rule warning: ${w.format()}`);
     if (!result.ruleset) return { ruleset: undefined, errors: result.errors.map((e) => e.format()) };
     return { ruleset: result.ruleset, errors: [] };
   }

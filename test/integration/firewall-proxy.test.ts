@@ -279,6 +279,22 @@ describe("firewall rules through the proxy, with a real Prosody", () => {
     });
     assert.equal(check.code, 1);
     assert.match(check.out, new RegExp(`${rules.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}:\\d+:1: error: Unknown action: DROPP`));
+    // A line Prosody loads although it is not what it looks like: loaded, with
+    // the warning in the log and from check-rules (exit 0), and in force.
+    const reloads = await metric(proxy, "xmpp_guard_firewall_reloads_total", { result: "ok" });
+    writeFileSync(rules, RULES_V2.replace("BOUNCE=policy-violation (No forbidden words)", "BOUNCE=policy-violation # no text here"));
+    await eventually(async () => (await metric(proxy, "xmpp_guard_firewall_reloads_total", { result: "ok" })) > reloads, 3000, "tolerated reload seen");
+    assert.ok(logs.some((l) => typeof l.msg === "string" && /^firewall rule warning: .*edge\.pfw:\d+:24: '# no text here' after the error condition is ignored/.test(l.msg)), "warning logged");
+    await alice.send(chat(bob.jid, "VERBOTEN again", "v4"));
+    const plain = await alice.waitFor((el) => el.attrs.id === "v4");
+    assert.ok(plain.getChild("error")!.getChild("policy-violation", "urn:ietf:params:xml:ns:xmpp-stanzas"));
+    assert.equal(plain.getChild("error")!.getChild("text"), undefined);
+    const tolerated = await new Promise<{ code: number; out: string }>((resolve) => {
+      execFile(process.execPath, ["--import", "tsx", CLI, "check-rules", rules], { timeout: 20_000 }, (e, stdout) =>
+        resolve({ code: e ? (typeof e.code === "number" ? e.code : 1) : 0, out: stdout }));
+    });
+    assert.equal(tolerated.code, 0, tolerated.out);
+    assert.match(tolerated.out, /:\d+:24: warning: '# no text here' after the error condition is ignored/);
     // Both sessions survived all of it.
     assert.deepEqual(alice.errors, []);
     assert.deepEqual(bob.errors, []);
