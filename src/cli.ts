@@ -13,7 +13,7 @@ import { runPrimary, runWorker } from "./cluster.js";
 import { createLogger } from "./log.js";
 import { checkRules } from "./firewall/check.js";
 import { traceStanzas } from "./firewall/trace.js";
-import { backup, restore } from "./state/sqlite-store.js";
+import { StateError, backup, restore } from "./state/sqlite-store.js";
 import { importUsersCommand } from "./registration/import-command.js";
 import { writeSelfSigned } from "./net/gen-cert.js";
 import { checkAll } from "./check.js";
@@ -181,13 +181,33 @@ Examples:
 
   program
     .command("restore")
-    .description("replace the state database with a backup (stop the proxy first)")
+    .description("replace the state database with a backup; refused while a proxy has the database open (stop it first)")
     .argument("<file>", "backup file to read")
     .addOption(new Option("-c, --config <file>", "config file (for state.path)").default(DEFAULT_CONFIG_PATH))
     .action(async (file: string, opts: { config: string }) => {
       const config = await loadOrExit(opts.config);
-      const summary = await restore(config.state.path, file);
-      process.stdout.write(`${file} → ${config.state.path}: ${summary.accounts} accounts, ${summary.tombstones} tombstones, ${summary.throttles} throttles\n`);
+      if (config.state.redis !== null) {
+        process.stderr.write(`xmpp-guard restore: the state lives in Redis (state.redis), not in a file: there is nothing to restore here. Restore Redis itself (its RDB or AOF file) if you must.\n`);
+        process.exitCode = 1;
+        return;
+      }
+      try {
+        const summary = await restore(config.state.path, file);
+        process.stdout.write(`${file} → ${config.state.path}: ${summary.accounts} accounts, ${summary.tombstones} tombstones, ${summary.throttles} throttles\n`);
+      } catch (err) {
+        if (!(err instanceof StateError)) throw err;
+        process.stderr.write(`xmpp-guard restore: ${err.message}\n`);
+        if (err.code === "XPX_ERR_STATE_BUSY") {
+          process.stderr.write(
+            "Nothing was changed. To restore:\n" +
+              "  1. stop the proxy (systemctl stop xmpp-guard, docker stop, or SIGTERM to its main pid)\n" +
+              `  2. xmpp-guard restore ${file} -c ${opts.config}\n` +
+              "  3. start it again\n" +
+              "A running proxy that reports the database lost (xmpp_guard_state_faulted 1) has let go of it: restore then works while it runs, and a reload opens the restored file.\n",
+          );
+        }
+        process.exitCode = 1;
+      }
     });
 
   program

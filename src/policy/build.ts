@@ -140,7 +140,7 @@ export class PolicyState {
     if (config.registration !== null) {
       if (this.#store === null) {
         if (config.state.redis !== null) throw new Error("state.redis: the store is not open (call openState first)");
-        this.#store = this.#openSqlite(config.state.path);
+        this.#store = this.#openSqlite(config.state.path, 5000);
         this.#storePath = config.state.path;
       } else if (this.#store instanceof SqliteStore && this.#store.fault !== null) {
         this.#reopenSqlite(config.state.path);
@@ -217,9 +217,12 @@ export class PolicyState {
    * blocks every session), a fault logged and shown in the gauge, and the
    * file compared with the open one every STATE_CHECK_INTERVAL_MS.
    */
-  #openSqlite(path: string): SqliteStore {
+  #openSqlite(path: string, lockWaitMs: number): SqliteStore {
     const store = SqliteStore.open(path, {
       busyTimeoutMs: RUNNING_BUSY_TIMEOUT_MS,
+      // restore refuses while this lock is held (state/state-lock.ts).
+      holdLock: true,
+      lockWaitMs,
       onFault: (fault) => {
         this.#metrics.stateFaulted.set(1);
         this.#logger.error({ code: fault.code, path: fault.path, err: fault.message }, "state database lost; registration is refused until a reload or restart");
@@ -243,7 +246,8 @@ export class PolicyState {
   #reopenSqlite(path: string): void {
     const old = this.#store!;
     try {
-      this.#store = this.#openSqlite(path);
+      // A reload runs among live sessions: never wait for a restore in progress.
+      this.#store = this.#openSqlite(path, 0);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.#logger.error({ code: "XPX_ERR_STATE_FAULT", path, err: message }, "cannot reopen the state database; registration stays refused");
