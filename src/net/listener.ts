@@ -19,6 +19,7 @@ import type { ResumptionRegistry } from "./resumption.js";
 import { Session, type ListenerContext } from "./session.js";
 import type { CertificateStore } from "./certificates.js";
 import { acceptTls, tlsModeFor, type TlsMode } from "./tls-accept.js";
+import type { AuditLimiter } from "../policy/audit.js";
 
 /** Live settings shared by every listener; replaced as a whole on reload. */
 export interface RuntimeSettings {
@@ -36,7 +37,16 @@ export interface ListenerDeps {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly resumption: ResumptionRegistry;
+  readonly audit: AuditLimiter;
   settings(): RuntimeSettings;
+}
+
+/** The last dial of this listener's upstream by a session (for /readyz). */
+export interface UpstreamStatus {
+  readonly ok: boolean;
+  /** performance.now() of that dial's outcome. */
+  readonly at: number;
+  readonly detail: string | undefined;
 }
 
 /** One listener for every socket, not a closure each. */
@@ -59,12 +69,15 @@ export class Listener {
   /** Connection-rate buckets per real client IP; idle (full) ones are swept. */
   readonly #rateBuckets = new Map<string, TokenBucket>();
   #sweep: NodeJS.Timeout | undefined;
+  /** null until a session dialed the upstream. */
+  upstreamStatus: UpstreamStatus | null = null;
 
   constructor(config: ListenerConfig, deps: ListenerDeps) {
     this.#config = config;
     this.#deps = deps;
     this.#log = deps.logger.child({ listener: config.name });
     deps.metrics.trackTraffic(config.name, this.stats);
+    deps.metrics.initListener(config.name);
     this.#ctx = this.#makeContext();
     // allowHalfOpen: after a peer's FIN we may still owe it a stream error.
     this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.#accept(socket));
@@ -102,6 +115,10 @@ export class Listener {
       onEnd: (s) => {
         if (!this.sessions.delete(s)) return;
         this.#releaseIp(s.ip);
+      },
+      audit: deps.audit,
+      onUpstream: (ok, detail) => {
+        this.upstreamStatus = { ok, at: performance.now(), detail };
       },
     };
   }

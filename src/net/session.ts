@@ -14,8 +14,9 @@ import type { Socket } from "node:net";
 import { connect } from "node:net";
 import { ERRORS, type ErrorCode, type ProxyError } from "../errors.js";
 import { SessionLog, type Logger } from "../log.js";
-import { KIND_INDEX, type Metrics, type SessionState, type TrafficStats } from "../metrics/definitions.js";
+import { AUTH_FAILURE_REASONS, KIND_INDEX, type Metrics, type SessionState, type TrafficStats } from "../metrics/definitions.js";
 import type { Pipeline, SessionInfo, Verdict } from "../policy/pipeline.js";
+import { ruleOf, type AuditLimiter } from "../policy/audit.js";
 import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind, type FramerLimits, type FrameSink } from "../xml/framer.js";
 import { kindOf, type Stanza } from "../xml/stanza.js";
 import { NS_STREAMS, streamError, streamHeader } from "../xml/stream-error.js";
@@ -93,6 +94,10 @@ export interface ListenerContext {
   upstreamTls(): boolean;
   /** Called once when the session has fully ended. */
   onEnd(session: Session): void;
+  /** The rate limit of "policy action" log lines (one per process). */
+  readonly audit: AuditLimiter;
+  /** What became of a dial of the upstream (for /readyz). */
+  onUpstream(ok: boolean, detail?: string): void;
 }
 
 export class Session implements SessionInfo {
@@ -632,7 +637,7 @@ export class Session implements SessionInfo {
         if (event !== null && !this.#onPeerEvent(event)) return;
         if (!pipeline.empty) {
           const decided = pipeline.judge(view, this, "inbound");
-          if (decided !== null && !this.#apply(decided.stage, decided.verdict, "in")) return;
+          if (decided !== null && !this.#apply(decided.stage, decided.verdict, "in", view)) return;
         }
       }
       this.#sendUpstream(data, start, end);
@@ -739,7 +744,7 @@ export class Session implements SessionInfo {
         }
         if (!pipeline.empty) {
           const decided = pipeline.judge(view, this, "outbound");
-          if (decided !== null && !this.#apply(decided.stage, decided.verdict, "out")) return;
+          if (decided !== null && !this.#apply(decided.stage, decided.verdict, "out", view)) return;
         }
         this.#toClient.add(data, start, end);
         // SASL success: both streams restart (RFC 6120 §6.4.6). The peer's next
@@ -804,6 +809,13 @@ export class Session implements SessionInfo {
       case "resumable":
         if (this.#tracker.jid !== undefined) this.#ctx.resumption.remember(event.id, this.#tracker.jid);
         return;
+      case "auth-failure": {
+        const reason = AUTH_REASONS.has(event.reason) ? event.reason : "other";
+        this.#ctx.metrics.authFailures.inc({ listener: this.listener, reason });
+        // One line per failure, never rate-limited: fail2ban counts them (docs/deploy.md).
+        this.#log.warn({ code: "XPX_ERR_AUTH_FAILED", ip: this.ip, reason: event.reason, mechanism: event.mechanism, user: event.user }, ERRORS.XPX_ERR_AUTH_FAILED.message);
+        return;
+      }
       case "stream-error":
         this.#ctx.metrics.streamErrors.inc({ listener: this.listener, condition: boundedCondition(event.condition), sender: "upstream" });
         this.#log.info({ condition: event.condition }, "upstream sent a stream error");
@@ -837,16 +849,15 @@ export class Session implements SessionInfo {
   // ---- verdicts ------------------------------------------------------------
 
   /** Carry out a non-forward verdict. Returns true only if the stanza should still be forwarded. */
-  #apply(stage: string, verdict: Verdict, dir: "in" | "out"): boolean {
+  #apply(stage: string, verdict: Verdict, dir: "in" | "out", view: Stanza): boolean {
     this.#ctx.metrics.verdicts.inc({ listener: this.listener, stage, verdict: verdict.action });
+    if (verdict.action === "drop" || verdict.action === "bounce" || verdict.action === "close") this.#audit(stage, verdict.action, verdict.reason, dir, view);
     switch (verdict.action) {
       case "forward":
         return true;
       case "drop":
-        this.#log.debug({ stage, reason: verdict.reason, dir }, "stanza dropped");
         return false;
       case "bounce": {
-        this.#log.debug({ stage, reason: verdict.reason, dir }, "stanza bounced");
         const reply = Buffer.from(verdict.reply);
         // The reply goes back to whoever sent the stanza.
         if (dir === "in") this.#toClient.add(reply, 0, reply.length);
@@ -859,10 +870,28 @@ export class Session implements SessionInfo {
         return false;
       }
       case "close":
-        this.#log.info({ stage, reason: verdict.reason }, "policy closed the stream");
         this.closeWithError(verdict.code, verdict.reason);
         return false;
     }
+  }
+
+  /** The "policy action" line (rate-limited, see policy/audit.ts). */
+  #audit(stage: string, action: string, reason: string, dir: "in" | "out", view: Stanza): void {
+    const suppressed = this.#ctx.audit.admit(this);
+    if (suppressed === null) {
+      this.#ctx.metrics.policyLogsSuppressed.inc();
+      return;
+    }
+    this.#log.info({
+      ip: this.ip,
+      stage,
+      rule: ruleOf(reason),
+      action,
+      reason,
+      dir,
+      stanza: { name: view.name, type: view.type, id: view.id?.slice(0, 64), to: view.to?.slice(0, 256) },
+      ...(suppressed > 0 ? { suppressed } : {}),
+    }, "policy action");
   }
 
   // ---- upstream connection -------------------------------------------------
@@ -879,11 +908,13 @@ export class Session implements SessionInfo {
       : connect({ host: cfg.upstream.host, port: cfg.upstream.port });
     this.#upstream = upstream;
     upstream.setNoDelay(true);
+    const dialStarted = performance.now();
     const timeout = this.#ctx.timeouts().connect * 1000;
     this.#dialTimer = setTimeout(() => {
       if (this.#serverHeaderSeen || this.#closing) return;
       this.#ctx.metrics.upstreamFailures.inc({ listener: this.listener, reason: "timeout" });
       this.#ctx.metrics.timeouts.inc({ listener: this.listener, kind: "upstream_connect" });
+      if (!this.#upstreamConnected) this.#ctx.onUpstream(false, "timeout");
       this.closeWithError("XPX_ERR_UPSTREAM_TIMEOUT", this.#upstreamConnected ? `${cfg.upstream.text}: connected, no stream header` : cfg.upstream.text);
       upstream.destroy();
     }, timeout);
@@ -893,6 +924,8 @@ export class Session implements SessionInfo {
         return;
       }
       this.#upstreamConnected = true;
+      this.#ctx.metrics.upstreamConnect.observe({ listener: this.listener }, (performance.now() - dialStarted) / 1000);
+      this.#ctx.onUpstream(true);
       const header = this.#proxyHeader();
       if (header) upstream.write(header);
       this.#flushToUpstream();
@@ -911,6 +944,7 @@ export class Session implements SessionInfo {
     this.#upstreamDone = true;
     if (!this.#upstreamConnected && !this.#closing) {
       this.#ctx.metrics.upstreamFailures.inc({ listener: this.listener, reason: "refused" });
+      this.#ctx.onUpstream(false, "refused");
       this.closeWithError("XPX_ERR_UPSTREAM_UNREACHABLE", this.#ctx.config.upstream.text);
     }
     this.#maybeEnd();
@@ -1147,7 +1181,9 @@ export class Session implements SessionInfo {
     clearTimeout(this.#stanzaTimer);
     clearTimeout(this.#closeTimer);
     this.#ctx.metrics.sessions.dec({ listener: this.listener, state: this.#state });
-    this.#log.info({ seconds: (Date.now() - this.startedAt) / 1000 }, "session closed");
+    const seconds = (Date.now() - this.startedAt) / 1000;
+    if (this.#refuse === undefined) this.#ctx.metrics.sessionDuration.observe({ listener: this.listener }, seconds);
+    this.#log.info({ seconds }, "session closed");
     this.#ctx.onEnd(this);
   }
 }
@@ -1166,6 +1202,8 @@ function mayMatterAfterBind(data: Buffer, start: number, end: number): boolean {
   }
   return false;
 }
+
+const AUTH_REASONS: ReadonlySet<string> = new Set(AUTH_FAILURE_REASONS);
 
 const KNOWN_CONDITIONS = new Set([
   "bad-format", "bad-namespace-prefix", "conflict", "connection-timeout", "host-gone", "host-unknown",
