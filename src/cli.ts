@@ -17,6 +17,7 @@ import { StateError, backup, restore } from "./state/sqlite-store.js";
 import { importUsersCommand } from "./registration/import-command.js";
 import { writeSelfSigned } from "./net/gen-cert.js";
 import { checkAll } from "./check.js";
+import { adminSectionOf } from "./admin/client.js";
 import { aboutCommand, kickCommand, reloadCommand, sessionsCommand, type CommandOutput } from "./ops-commands.js";
 
 function print(out: CommandOutput): void {
@@ -139,7 +140,16 @@ Examples:
     .description("reload the running proxy (POST /reload): config, rules and certificates; prints why a reload is refused, exit 1 then (use as systemd ExecReload)")
     .addOption(new Option("-c, --config <file>", "config file (for admin.listen and admin.token)").default(DEFAULT_CONFIG_PATH))
     .action(async (opts: { config: string }) => {
-      print(await reloadCommand(await loadOrExit(opts.config)));
+      // Not loadOrExit: a file with errors is what a refused reload reports.
+      let admin;
+      try {
+        admin = adminSectionOf(readFileSync(opts.config, "utf8"));
+      } catch (err) {
+        process.stderr.write(`xmpp-guard reload: cannot read ${opts.config}: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      print(await reloadCommand(admin));
     });
 
   program

@@ -11,7 +11,7 @@ import Database from "better-sqlite3";
 import { adminRequest, AdminUnreachable } from "./admin/client.js";
 import { formatSessions, type SessionFilter, type SessionSummary } from "./admin/sessions.js";
 import { ConfigError, loadConfigFile } from "./config/load.js";
-import type { Config } from "./config/schema.js";
+import type { AdminConfig, Config } from "./config/schema.js";
 import { loadRuleFiles } from "./firewall/load.js";
 import { redactUrl } from "./state/redis-connect.js";
 
@@ -31,10 +31,10 @@ function refused(status: number, body: Record<string, unknown>): CommandOutput {
 }
 
 /** `xmpp-guard reload`: POST /reload; the errors of a refused reload, exit 1. */
-export async function reloadCommand(config: Config): Promise<CommandOutput> {
+export async function reloadCommand(admin: AdminConfig): Promise<CommandOutput> {
   let answer;
   try {
-    answer = await adminRequest(config.admin, "POST", "/reload");
+    answer = await adminRequest(admin, "POST", "/reload");
   } catch (err) {
     return unreachable(err);
   }

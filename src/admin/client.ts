@@ -4,7 +4,28 @@
 // they pass the endpoint's browser checks.
 import { readFileSync } from "node:fs";
 import { request } from "node:http";
-import type { AdminConfig } from "../config/schema.js";
+import { parse as parseYaml } from "yaml";
+import { checkConfig, type AdminConfig } from "../config/schema.js";
+
+/**
+ * The admin section of a config file that may be invalid elsewhere: `reload`
+ * must still reach the running proxy to hear (and count) why it refuses the
+ * file. Falls back to the defaults when the section itself cannot be read.
+ */
+export function adminSectionOf(text: string): AdminConfig {
+  let admin: unknown;
+  try {
+    admin = (parseYaml(text) as { admin?: unknown } | null)?.admin;
+  } catch {
+    admin = undefined;
+  }
+  const listener = { name: "x", type: "c2s", listen: "127.0.0.1:0", upstream: "127.0.0.1:1" };
+  const r = checkConfig({ listeners: [listener], admin: admin ?? null });
+  if (r.ok) return r.config.admin;
+  const d = checkConfig({ listeners: [listener] });
+  if (!d.ok) throw new Error("the default admin section does not validate");
+  return d.config.admin;
+}
 
 /** admin.token, or the first line of admin.token_file; null when neither is set. Throws when the file cannot be read. */
 export function readAdminToken(admin: AdminConfig): string | null {
