@@ -52,6 +52,8 @@ export interface RunningProxy {
   closeSession(sid: string): SessionSummary | null;
   /** Whether each listener's upstream answers (for /readyz). */
   upstreams(): Promise<UpstreamReport[]>;
+  /** What each listener's sessions last saw of their upstream: ok, and how long ago (ms). */
+  upstreamStatus(): Record<string, { ok: boolean; ageMs: number }>;
   /** Rules and state in use (for `xmpp-guard about`). */
   about(): Record<string, unknown>;
   /** Re-read the config file (or apply `config`), validate, swap. Never throws. */
@@ -308,6 +310,12 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
       }
       return null;
     },
+    upstreamStatus: () => {
+      const out: Record<string, { ok: boolean; ageMs: number }> = {};
+      const now = performance.now();
+      for (const l of listeners.values()) if (l.upstreamStatus !== null) out[l.name] = { ok: l.upstreamStatus.ok, ageMs: now - l.upstreamStatus.at };
+      return out;
+    },
     upstreams: () => checker.check([...listeners.values()].map((l) => ({ name: l.name, upstream: l.config.upstream, passive: l.upstreamStatus }))),
     about: () => ({
       pid: process.pid,
@@ -339,6 +347,8 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
     },
   };
 
+  // The process that serves /readyz reports the same check as a gauge.
+  if (options.admin !== false) metrics.trackUpstreams(() => running.upstreams());
   // Read once at start; admin.* changes take effect at restart.
   const adminToken = options.admin !== false ? readAdminToken(config.admin) : null;
   if (config.admin.listen && options.admin !== false) {

@@ -11,14 +11,14 @@
 // SQLite file once before the workers do (see prepareState).
 
 import cluster, { type Worker } from "node:cluster";
-import { AggregatorRegistry, Counter, Gauge, Registry, type MetricObjectWithValues, type MetricValue } from "prom-client";
+import { AggregatorRegistry, Gauge, type MetricObjectWithValues, type MetricValue } from "prom-client";
 import type { Config } from "./config/schema.js";
 import { loadConfigFile, ConfigError, formatIssue } from "./config/load.js";
 import { loadRuleFiles } from "./firewall/load.js";
 import type { Logger } from "./log.js";
 import { startAdminServer, type AdminServer } from "./admin/server.js";
 import { startProxy, type ReloadResult, type RunningProxy } from "./app.js";
-import { PREFIX } from "./metrics/definitions.js";
+import { PREFIX, createPrimaryMetrics } from "./metrics/definitions.js";
 import { SqliteStore } from "./state/sqlite-store.js";
 import type { SessionFilter, SessionSummary } from "./admin/sessions.js";
 import { UpstreamChecker } from "./admin/upstream-check.js";
@@ -36,7 +36,7 @@ type ToPrimary =
   | { xg: "ready" }
   | { xg: "failed"; error: string }
   | { xg: "reloaded"; id: number; ok: boolean; errors: string[] }
-  | { xg: "stats"; id: number; sessions: number; degraded: string[]; about: Record<string, unknown> }
+  | { xg: "stats"; id: number; sessions: number; degraded: string[]; about: Record<string, unknown>; upstreams: Record<string, { ok: boolean; ageMs: number }> }
   | { xg: "metrics"; id: number; metrics: Metric[] }
   | { xg: "sessions"; id: number; sessions: SessionSummary[] }
   | { xg: "kicked"; id: number; closed: SessionSummary | null };
@@ -88,7 +88,7 @@ export async function runWorker(config: Config, configPath: string, logger: Logg
     const msg = m as ToWorker;
     if (typeof msg !== "object" || msg === null) return;
     if (msg.xg === "reload") void proxy.reload().then((r) => send({ xg: "reloaded", id: msg.id, ok: r.ok, errors: r.errors }));
-    else if (msg.xg === "stats") send({ xg: "stats", id: msg.id, sessions: proxy.sessionCount(), degraded: proxy.degraded(), about: proxy.about() });
+    else if (msg.xg === "stats") send({ xg: "stats", id: msg.id, sessions: proxy.sessionCount(), degraded: proxy.degraded(), about: proxy.about(), upstreams: proxy.upstreamStatus() });
     else if (msg.xg === "metrics") void proxy.metrics.registry.getMetricsAsJSON().then((metrics) => send({ xg: "metrics", id: msg.id, metrics: metrics as Metric[] }));
     else if (msg.xg === "sessions") send({ xg: "sessions", id: msg.id, sessions: proxy.sessions(msg.filter) });
     else if (msg.xg === "kick") send({ xg: "kicked", id: msg.id, closed: proxy.closeSession(msg.sid) });
@@ -163,25 +163,38 @@ interface Slot {
 export async function runPrimary(initial: Config, configPath: string, logger: Logger): Promise<{ reload(): Promise<ReloadResult>; shutdown(): Promise<void> }> {
   const count = initial.workers;
   prepareState(initial);
-  const registry = new Registry();
-  const workersGauge = new Gauge({ name: `${PREFIX}workers`, help: "Worker processes running.", registers: [registry] });
-  const restarts = new Counter({ name: `${PREFIX}worker_restarts_total`, help: "Workers restarted after an unexpected exit.", registers: [registry] });
-  const reloads = new Counter({ name: `${PREFIX}cluster_reloads_total`, help: "Reloads coordinated by the primary, by result.", labelNames: ["result"] as const, registers: [registry] });
-  const workerSessions = new Gauge({
-    name: `${PREFIX}worker_sessions`,
-    help: "Open sessions per worker (worker = slot number, 1..workers).",
-    labelNames: ["worker"] as const,
-    registers: [registry],
-  });
-  for (const result of ["ok", "error"]) reloads.inc({ result }, 0);
-  // The service's start: the primary's. (Each worker's own is left out of the sum.)
-  new Gauge({ name: "process_start_time_seconds", help: "Start time of the process since unix epoch in seconds.", registers: [registry] })
-    .set(Math.round(Date.now() / 1000 - process.uptime()));
+  const primaryMetrics = createPrimaryMetrics();
+  const { registry, restarts, reloads, workerSessions } = primaryMetrics;
+  const workersGauge = primaryMetrics.workers;
   /** Each slot's last metrics scrape; a slot's moves into `carried` when its worker exits. */
   const lastSeen = new Map<number, Metric[]>();
   let carried: Metric[] = [];
   let current = initial;
   const checker = new UpstreamChecker();
+  /** The latest upstream outcome any worker's sessions saw, per listener (performance.now() here). */
+  const passive = new Map<string, { ok: boolean; at: number }>();
+  const notePassive = (r: Extract<ToPrimary, { xg: "stats" }> | null): void => {
+    const now = performance.now();
+    for (const [name, u] of Object.entries(r?.upstreams ?? {})) {
+      const at = now - u.ageMs;
+      const known = passive.get(name);
+      if (known === undefined || known.at < at) passive.set(name, { ok: u.ok, at });
+    }
+  };
+  const upstreamReports = async (): Promise<Awaited<ReturnType<UpstreamChecker["check"]>>> => {
+    const id = ++seq;
+    await Promise.all(live().map(async (w) => notePassive(await ask<Extract<ToPrimary, { xg: "stats" }>>(w, { xg: "stats", id }, "stats"))));
+    return checker.check(current.listeners.map((l) => ({ name: l.name, upstream: l.upstream, passive: passive.get(l.name) ?? null })));
+  };
+  const upstreamUp = new Gauge({
+    name: `${PREFIX}upstream_up`, help: "1 when the listener's upstream server accepts connections (what /readyz checks), else 0.",
+    labelNames: ["listener"] as const, registers: [registry],
+    async collect() {
+      this.reset();
+      for (const u of await upstreamReports()) this.set({ listener: u.listener }, u.ok ? 1 : 0);
+    },
+  });
+  void upstreamUp;
   let stopping = false;
   let seq = 0;
   const slots: Slot[] = Array.from({ length: count }, (_, index) => ({ index, worker: null, startedAt: 0, crashes: 0, timer: undefined }));
@@ -316,7 +329,8 @@ export async function runPrimary(initial: Config, configPath: string, logger: Lo
         if (m !== null && slot.worker === w) lastSeen.set(slot.index, m.metrics);
       }),
     );
-    const summed = AggregatorRegistry.aggregate([carried, ...lastSeen.values()]);
+    // upstream_up is the primary's own (it probes); the workers' copies are empty.
+    const summed = AggregatorRegistry.aggregate([carried, ...lastSeen.values()].map((list) => list.filter((m) => m.name !== `${PREFIX}upstream_up`)));
     const [workers, own] = await Promise.all([summed.metrics(), registry.metrics()]);
     return { contentType: registry.contentType, body: workers + "\n" + own };
   };
@@ -382,7 +396,7 @@ export async function runPrimary(initial: Config, configPath: string, logger: Lo
       scrape,
       ready: () => !stopping && live().length === count,
       degraded,
-      upstreams: () => checker.check(current.listeners.map((l) => ({ name: l.name, upstream: l.upstream }))),
+      upstreams: upstreamReports,
       reload,
       sessions,
       closeSession,

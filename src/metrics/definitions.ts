@@ -117,6 +117,8 @@ export interface Metrics {
   readonly policyLogsSuppressed: Counter<string>;
   /** Creates every series of a listener's counters at 0. */
   initListener(listener: string): void;
+  /** Report xmpp_guard_upstream_up at scrape time from this check (the process that serves /readyz). */
+  trackUpstreams(check: () => Promise<ReadonlyArray<{ listener: string; ok: boolean }>>): void;
   /** Report MUC tracking sizes at scrape time. */
   trackMuc(stats: () => { rooms: number; occupants: number }): void;
   /** Register a listener's TrafficStats so scrapes include it. */
@@ -134,6 +136,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   const registry = new Registry();
   const traffic = new Map<string, TrafficStats>();
   let mucStats: () => { rooms: number; occupants: number } = () => ({ rooms: 0, occupants: 0 });
+  let upstreamCheck: (() => Promise<ReadonlyArray<{ listener: string; ok: boolean }>>) | null = null;
 
   const bytes = new Counter({
     name: `${PREFIX}bytes_total`,
@@ -323,10 +326,22 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     trackMuc(stats) {
       mucStats = stats;
     },
+    trackUpstreams(check) {
+      upstreamCheck = check;
+    },
     trackTraffic(listener, stats) {
       traffic.set(listener, stats);
     },
   };
+  new Gauge({
+    name: `${PREFIX}upstream_up`, help: "1 when the listener's upstream server accepts connections (what /readyz checks), else 0.",
+    labelNames: ["listener"] as const, registers: [registry],
+    async collect() {
+      if (upstreamCheck === null) return;
+      this.reset();
+      for (const u of await upstreamCheck()) this.set({ listener: u.listener }, u.ok ? 1 : 0);
+    },
+  });
   new Gauge({
     name: `${PREFIX}muc_tracked`, help: "MUC flood-limit entries held in memory, by kind (rooms, occupants).",
     labelNames: ["kind"] as const, registers: [registry],
@@ -357,4 +372,34 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     for (const kind of ["handles", "requests", "resources"]) registry.removeSingleMetric(`nodejs_active_${kind}_total`);
   }
   return metrics;
+}
+
+/** The cluster primary's own metrics (workers mode), beside the workers' summed ones. */
+export interface PrimaryMetrics {
+  readonly registry: Registry;
+  readonly workers: Gauge<string>;
+  readonly restarts: Counter<string>;
+  readonly reloads: Counter<"result">;
+  readonly workerSessions: Gauge<"worker">;
+}
+
+export function createPrimaryMetrics(): PrimaryMetrics {
+  const registry = new Registry();
+  const m: PrimaryMetrics = {
+    registry,
+    workers: new Gauge({ name: `${PREFIX}workers`, help: "Worker processes running.", registers: [registry] }),
+    restarts: new Counter({ name: `${PREFIX}worker_restarts_total`, help: "Workers restarted after an unexpected exit.", registers: [registry] }),
+    reloads: new Counter({ name: `${PREFIX}cluster_reloads_total`, help: "Reloads coordinated by the primary, by result.", labelNames: ["result"] as const, registers: [registry] }),
+    workerSessions: new Gauge({
+      name: `${PREFIX}worker_sessions`,
+      help: "Open sessions per worker (worker = slot number, 1..workers).",
+      labelNames: ["worker"] as const,
+      registers: [registry],
+    }),
+  };
+  for (const result of RELOAD_RESULTS) zero(m.reloads, { result });
+  // The service's start: the primary's (the workers' own are left out of the sum).
+  new Gauge({ name: "process_start_time_seconds", help: "Start time of the process since unix epoch in seconds.", registers: [registry] })
+    .set(Math.round(Date.now() / 1000 - process.uptime()));
+  return m;
 }
