@@ -310,6 +310,17 @@ ${extra}`;
     assert.match(r.stdout, new RegExp(`^ {2}running {7}pid ${proc.child.pid}, up \\d+ s, \\d+ sessions?$`, "m"));
   });
 
+  it("users import takes the real `prosodyctl shell user list HOST` output as it is (its banner on stdout included)", async () => {
+    const listed = await prosody.prosodyctl(["shell", "user", "list", "localhost"]);
+    assert.equal(listed.code, 0, listed.stderr);
+    const file = join(dir, "users.txt");
+    writeFileSync(file, listed.stdout);
+    const r = await runCli(["users", "import", file, ...cfg()]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /2 imported|0 imported, 2 already known|1 imported, 1 already known/);
+    assert.match(r.stdout, /0 refused/);
+  });
+
   it("histograms: session duration and upstream connect time were observed", async () => {
     const m = await scrape();
     assert.ok(metricSum(m, "xmpp_guard_session_duration_seconds_count") >= 1);
