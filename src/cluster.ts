@@ -276,7 +276,6 @@ export async function runPrimary(initial: Config, configPath: string, logger: Lo
     for (const w of live()) w.process.kill("SIGKILL");
     throw new Error(failure);
   }
-  logger.info({ workers: count, pids: live().map((w) => w.process.pid) }, "workers running");
 
   const reload = async (): Promise<ReloadResult> => {
     // Validate once, here: config and rule files. Nothing is sent on failure.
@@ -404,6 +403,9 @@ export async function runPrimary(initial: Config, configPath: string, logger: Lo
       token: () => token,
     });
   }
+
+  // Once the admin port answers too, so that whoever waits for this line can use it.
+  logger.info({ workers: count, pids: live().map((w) => w.process.pid) }, "workers running");
 
   const shutdown = async (): Promise<void> => {
     if (stopping) return;

@@ -50,6 +50,10 @@ const F_AUTHENTICATED = 1 << 10;
 const F_STANZA_SHAPING = 1 << 11;
 const F_HOLDING = 1 << 12;
 const F_RESTART_PENDING = 1 << 13;
+/** tls.starttls: optional, not negotiated yet: STARTTLS is offered in the server's features and answered here. */
+const F_OFFER_TLS = 1 << 14;
+/** The peer asked for STARTTLS on an offering session: the rest of its bytes are TLS, for the listener. */
+const F_UPGRADING = 1 << 15;
 
 /** A session's sockets carry their session under this key (see the shared event handlers). */
 const SESSION = Symbol("session");
@@ -98,6 +102,13 @@ export interface ListenerContext {
   readonly audit: AuditLimiter;
   /** What became of a dial of the upstream (for /readyz). */
   onUpstream(ok: boolean, detail?: string): void;
+  /**
+   * tls.starttls: optional. The peer asked for STARTTLS on a plaintext
+   * session: this session has ended (its upstream is dropped); the listener
+   * answers <proceed/>, runs the handshake on `socket` (`rest`: bytes the
+   * peer sent after <starttls/>) and starts a new session on the TLS socket.
+   */
+  startTls?(session: Session, socket: Socket, rest: Buffer, pre: { to: string | undefined; from: string | undefined }): void;
 }
 
 export class Session implements SessionInfo {
@@ -160,9 +171,12 @@ export class Session implements SessionInfo {
   /**
    * `refuse`: refuse the connection with this error as soon as it starts, never dialing (per-IP caps).
    * `tls`: `client` is a TLS socket the proxy already negotiated (tls-accept.ts).
+   * `offerTls`: tls.starttls is optional: relay in plaintext, offer STARTTLS
+   * in the server's features and answer it (ctx.startTls) if the peer asks.
    */
-  constructor(ctx: ListenerContext, client: Socket, id: string, peer: Endpoint, local: Endpoint, refuse?: ErrorCode, tls?: SessionTls | null) {
+  constructor(ctx: ListenerContext, client: Socket, id: string, peer: Endpoint, local: Endpoint, refuse?: ErrorCode, tls?: SessionTls | null, offerTls = false) {
     this.#ctx = ctx;
+    if (offerTls && (tls ?? null) === null && ctx.startTls !== undefined) this.#flags |= F_OFFER_TLS;
     this.tls = tls ?? null;
     this.#refuse = refuse;
     this.#client = client;
@@ -417,10 +431,76 @@ export class Session implements SessionInfo {
   }
 
   #feed(data: Buffer): void {
+    if ((this.#flags & F_OFFER_TLS) !== 0 && !this.#authenticated) {
+      this.#feedUntilTls(data);
+      return;
+    }
     this.#inFramer.write(data);
     if (this.#stanzaTimer !== undefined || !this.#inFramer.atBoundary) this.#watchPartial();
     this.#flushToUpstream();
     this.#flushToClient(); // bounces produced while judging
+  }
+
+  /**
+   * While STARTTLS is on offer: feed up to each '>' (never inside a UTF-8
+   * sequence), so that <starttls/> is framed before the TLS bytes a peer may
+   * send right behind it, which are not XML. Those go to the listener.
+   */
+  #feedUntilTls(data: Buffer): void {
+    let from = 0;
+    while (from < data.length && !this.#closing) {
+      const gt = data.indexOf(0x3e, from);
+      const to = gt < 0 ? data.length : gt + 1;
+      this.#inFramer.write(data.subarray(from, to));
+      from = to;
+      if ((this.#flags & F_UPGRADING) !== 0) {
+        const rest = this.#pending === null ? data.subarray(from) : Buffer.concat([data.subarray(from), this.#pending]);
+        this.#pending = null;
+        this.#handOverToTls(rest);
+        return;
+      }
+    }
+    if (this.#stanzaTimer !== undefined || !this.#inFramer.atBoundary) this.#watchPartial();
+    this.#flushToUpstream();
+    this.#flushToClient();
+  }
+
+  /**
+   * The peer asked for STARTTLS (tls.starttls: optional). This session ends
+   * here without a word to the peer: its upstream connection, which saw only
+   * the pre-TLS stream, is closed, and the listener answers <proceed/> and
+   * starts a new session once TLS is up (the peer restarts its stream then).
+   */
+  #handOverToTls(rest: Buffer): void {
+    const client = this.#client;
+    this.#flushToClient();
+    this.#closing = true;
+    this.#inFramer.stop();
+    this.#outFramer.stop();
+    client.off("data", Session.#clientData);
+    client.off("end", Session.#clientEnd);
+    client.off("error", Session.#clientError);
+    client.off("close", Session.#clientClose);
+    client.off("drain", Session.#clientDrain);
+    client.pause();
+    const up = this.#upstream;
+    if (up !== null) {
+      up.off("data", Session.#upstreamData);
+      up.off("drain", Session.#upstreamDrain);
+      up.off("end", Session.#upstreamEnd);
+      up.off("error", Session.#upstreamError);
+      up.off("close", Session.#upstreamClose);
+      up.on("error", () => {});
+      if (this.#upstreamConnected) up.end("</stream:stream>");
+      else up.destroy();
+      setTimeout(() => up.destroy(), CLOSE_GRACE_MS).unref();
+    }
+    this.#log.info("STARTTLS: the peer takes the TLS offer; the stream restarts over TLS");
+    const pre = { to: this.#tracker.claimedDomain, from: this.type === "s2s" ? this.#tracker.claimedDomain : undefined };
+    this.#upstreamDone = true;
+    this.#clientDone = true;
+    this.#maybeEnd();
+    this.#ctx.startTls!(this, client, rest, pre);
   }
 
   /**
@@ -692,6 +772,11 @@ export class Session implements SessionInfo {
       this.closeWithError(event.code, event.detail);
       return false;
     }
+    if ((this.#flags & F_OFFER_TLS) !== 0 && !this.#authenticated) {
+      // tls.starttls: optional, and the peer takes the offer (#feedUntilTls hands over).
+      this.#flags |= F_UPGRADING;
+      return false;
+    }
     if (this.tls !== null) {
       // RFC 6120 §5.4.2.2: a second STARTTLS fails and ends the stream.
       this.#log.info({ code: "XPX_ERR_STARTTLS_TWICE" }, ERRORS.XPX_ERR_STARTTLS_TWICE.message);
@@ -733,11 +818,18 @@ export class Session implements SessionInfo {
           const event = this.#tracker.serverStanza(view);
           if (event !== null) this.#onServerEvent(event);
         }
-        if (this.type === "s2s" && view.name === "features" && view.xmlns === NS_STREAMS && offersSaslExternal(view)) {
-          // SASL EXTERNAL cannot work behind the proxy (docs/tls.md): peers use dialback.
-          const stripped = stripSaslExternal(data.toString("utf8", start, end));
-          if (stripped !== null) {
-            const bytes = Buffer.from(stripped);
+        if (view.name === "features" && view.xmlns === NS_STREAMS) {
+          let text: string | null = null;
+          if (this.type === "s2s" && offersSaslExternal(view)) {
+            // SASL EXTERNAL cannot work behind the proxy (docs/tls.md): peers use dialback.
+            text = stripSaslExternal(data.toString("utf8", start, end));
+          }
+          if ((this.#flags & F_OFFER_TLS) !== 0 && !this.#authenticated && view.tree()?.getChild("starttls", NS_TLS) === undefined) {
+            // tls.starttls: optional: the peer may take TLS from us, or go on in plaintext.
+            text = withStartTls(text ?? data.toString("utf8", start, end));
+          }
+          if (text !== null) {
+            const bytes = Buffer.from(text);
             this.#toClient.add(bytes, 0, bytes.length);
             return;
           }
@@ -1186,6 +1278,18 @@ export class Session implements SessionInfo {
     this.#log.info({ seconds }, "session closed");
     this.#ctx.onEnd(this);
   }
+}
+
+/**
+ * Stream features with an (optional) STARTTLS offer added as their first
+ * child, whatever prefix the features element has and whether it is empty.
+ */
+export function withStartTls(features: string): string {
+  const offer = `<starttls xmlns='${NS_TLS}'/>`;
+  const open = /^<([^\s/>]+)([^>]*?)(\/?)>/.exec(features);
+  if (open === null) return features;
+  if (open[3] === "/") return `<${open[1]}${open[2]}>${offer}</${open[1]}>${features.slice(open[0].length)}`;
+  return open[0] + offer + features.slice(open[0].length);
 }
 
 /**
