@@ -38,6 +38,22 @@ async function until<T>(what: string, probe: () => Promise<T | undefined> | T | 
   }
 }
 
+describe("operators: restore with the state in Redis", () => {
+  it("says there is nothing to restore, and changes nothing", { timeout: 30_000 }, async () => {
+    const dir = mkdtempSync(join(tmpdir(), "xg-redis-restore-"));
+    try {
+      const cfg = join(dir, "c.yaml");
+      writeFileSync(cfg, `listeners:\n  - { name: c2s, type: c2s, listen: "127.0.0.1:0", upstream: "127.0.0.1:1" }\nstate: { redis: "redis://127.0.0.1:1/0" }\n`);
+      const r = await runCli(["restore", join(dir, "backup.sqlite"), "-c", cfg]);
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /the state lives in Redis \(state\.redis\), not in a file: there is nothing to restore here/);
+      assert.ok(!existsSync(join(dir, "data")));
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("operators: logs for people", () => {
   it("run --pretty writes short lines a person reads, not JSON", { timeout: 30_000 }, async () => {
     const [port, admin] = [await freePort(), await freePort()];
