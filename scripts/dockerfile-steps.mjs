@@ -181,6 +181,8 @@ for (const step of steps) {
       let command = mapPaths(stage, step.arg);
       if (opt.nodeModulesFrom !== null) {
         command = command.replace(/\bnpm ci\b(\s+--[\w-]+)*/g, `cp -a "${opt.nodeModulesFrom}/." node_modules/`);
+        // The copied native modules are built already.
+        command = command.replace(/\bnpm rebuild\b[\w@. -]*/g, "true");
         if (command.includes("node_modules/")) mkdirSync(inStage(stage, "node_modules"), { recursive: true });
       }
       const r = spawnSync("/bin/sh", ["-ec", `${STUBS}\n${command}`], {

@@ -10,7 +10,8 @@
 //
 // Usage: node scripts/lint-dockerfile.mjs [Dockerfile]
 
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
 
 const file = process.argv[2] ?? "Dockerfile";
 let utils;
@@ -53,8 +54,12 @@ const froms = instructions.filter((i) => i.op === "FROM");
 if (froms.length < 2) rule(froms[0]?.line ?? 1, "use a multi-stage build: build in one stage, ship dist/ and production node_modules in another");
 for (const f of froms) {
   const image = f.arg.split(/\s+/)[0];
-  if (!image.includes(":") && !image.includes("@")) rule(f.line, `base image ${image} has no tag: pin it (e.g. node:20-bookworm-slim)`);
+  if (!image.includes(":") && !image.includes("@")) rule(f.line, `base image ${image} has no tag: pin it (e.g. node:22-bookworm-slim)`);
   else if (image.endsWith(":latest")) rule(f.line, `base image ${image}: pin a version, not latest`);
+  // Node release lines past their end of life get no security fixes.
+  const major = /^node:(\d+)/.exec(image)?.[1];
+  const eol = { 14: "2023-04-30", 16: "2023-09-11", 18: "2025-04-30", 20: "2026-04-30" }[major ?? ""];
+  if (eol !== undefined && new Date() > new Date(eol)) rule(f.line, `base image ${image}: Node ${major} reached its end of life on ${eol}; use a maintained line (node:22, node:24)`);
 }
 const lastFrom = froms.at(-1)?.line ?? 0;
 const finalStage = instructions.filter((i) => i.line >= lastFrom);
@@ -63,7 +68,7 @@ if (!user) rule(lastFrom, "the final stage has no USER: the proxy must not run a
 else if (/^(root|0)(:|$)/.test(user.arg)) rule(user.line, "the final stage runs as root");
 const health = finalStage.filter((i) => i.op === "HEALTHCHECK").at(-1);
 if (!health) rule(lastFrom, "no HEALTHCHECK in the final stage");
-else if (!health.arg.includes("/healthz")) rule(health.line, "HEALTHCHECK should probe the admin endpoint /healthz");
+else if (!health.arg.includes("/readyz")) rule(health.line, "HEALTHCHECK should probe the admin endpoint /readyz (ready: listeners bound, upstream reachable)");
 const stop = instructions.filter((i) => i.op === "STOPSIGNAL").at(-1);
 if (!stop) rule(lastFrom, "no STOPSIGNAL (the proxy drains on SIGTERM)");
 else if (stop.arg !== "SIGTERM") rule(stop.line, `STOPSIGNAL ${stop.arg}: the proxy drains on SIGTERM`);
@@ -72,6 +77,12 @@ for (const dir of ["config", "rules"]) {
   if (!new RegExp(`/${dir}\\b`).test(volumes)) rule(lastFrom, `the ${dir} directory should be a VOLUME`);
 }
 const runs = instructions.filter((i) => i.op === "RUN").map((i) => i.arg).join("\n");
+// The dependency layer is cached only when it comes before the sources.
+const npmCi = instructions.find((i) => i.op === "RUN" && /\bnpm ci\b/.test(i.arg));
+const copySources = (i) => i.arg.split(/\s+/).filter((a) => !a.startsWith("--")).slice(0, -1);
+const copySrc = instructions.find((i) => i.op === "COPY" && !i.arg.startsWith("--from") && copySources(i).some((a) => /^(\.\/?|\.?\/?src\/?)$/.test(a)));
+if (npmCi && copySrc && copySrc.line < npmCi.line) rule(copySrc.line, "sources are copied before `npm ci`: every source change re-installs the dependencies (copy package.json and package-lock.json, run npm ci, then copy src)");
+if (!existsSync(join(dirname(file), ".dockerignore"))) rule(1, "no .dockerignore beside the Dockerfile: node_modules, dist and .git would be sent as build context", "warning");
 if (!/npm (prune --omit=dev|ci [^\n]*--omit=dev)/.test(runs)) rule(froms[0]?.line ?? 1, "dev dependencies are never pruned (npm prune --omit=dev)");
 if (/apt-get install(?![^\n]*--no-install-recommends)/.test(runs)) rule(1, "apt-get install without --no-install-recommends", "warning");
 

@@ -16,6 +16,11 @@ import { startAdminServer, type AdminServer } from "./admin/server.js";
 import type { FramerLimits } from "./xml/framer.js";
 import { watchRuleFiles } from "./firewall/watch.js";
 import { CertificateError, CertificateStore } from "./net/certificates.js";
+import { AuditLimiter } from "./policy/audit.js";
+import { matchSession, type SessionFilter, type SessionSummary } from "./admin/sessions.js";
+import { UpstreamChecker, type UpstreamReport } from "./admin/upstream-check.js";
+import { readAdminToken } from "./admin/client.js";
+import type { Session } from "./net/session.js";
 
 export interface StartOptions {
   /** Where reloads read the config from; without it, reload() needs a Config. */
@@ -41,6 +46,16 @@ export interface RunningProxy {
   sessionCount(): number;
   /** What works only in part right now (a lost state database), for /readyz; empty when nothing. */
   degraded(): string[];
+  /** Live sessions matching `filter` (GET /sessions). */
+  sessions(filter?: SessionFilter): SessionSummary[];
+  /** Ends session `sid` with <policy-violation/> (XPX_ERR_ADMIN_CLOSE); its summary, or null when unknown. */
+  closeSession(sid: string): SessionSummary | null;
+  /** Whether each listener's upstream answers (for /readyz). */
+  upstreams(): Promise<UpstreamReport[]>;
+  /** What each listener's sessions last saw of their upstream: ok, and how long ago (ms). */
+  upstreamStatus(): Record<string, { ok: boolean; ageMs: number }>;
+  /** Rules and state in use (for `xmpp-guard about`). */
+  about(): Record<string, unknown>;
   /** Re-read the config file (or apply `config`), validate, swap. Never throws. */
   reload(config?: Config): Promise<ReloadResult>;
   /** Stop accepting, wait up to drainSeconds for sessions to end, then close the rest with <system-shutdown/>. */
@@ -67,7 +82,24 @@ function exportCertificates(metrics: Metrics, store: CertificateStore | null): v
   }
 }
 
-function settingsFrom(config: Config, policy: PolicyState, firewallOn: boolean, certificates: CertificateStore | null = null): RuntimeSettings {
+function summarize(s: Session): SessionSummary {
+  return {
+    sid: s.id,
+    listener: s.listener,
+    type: s.type,
+    ip: s.ip,
+    port: s.port,
+    jid: s.jid ?? null,
+    domain: s.domain ?? null,
+    state: s.state,
+    authenticated: s.authenticated,
+    tls: s.tls?.protocol ?? null,
+    started: new Date(s.startedAt).toISOString(),
+    seconds: Math.round((Date.now() - s.startedAt) / 100) / 10,
+  };
+}
+
+function settingsFrom(config: Config, policy: PolicyState, firewallOn: boolean, certificates: CertificateStore | null = null, shadowOn = false): RuntimeSettings {
   const framerLimits: FramerLimits = Object.freeze({
     maxStanzaSize: config.max_stanza_size,
     maxDepth: config.xml.max_depth,
@@ -77,7 +109,7 @@ function settingsFrom(config: Config, policy: PolicyState, firewallOn: boolean, 
   // Later stages (shaping, registration, firewall, MUC limits) are built here from config.
   return Object.freeze({
     framerLimits,
-    pipeline: policy.build(config, firewallOn),
+    pipeline: policy.build(config, firewallOn, shadowOn),
     timeouts: config.timeouts,
     limits: config.limits,
     unlimited: new Set(config.limits.unlimited_jids),
@@ -91,12 +123,17 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
   const metrics = options.metrics ?? createMetrics();
   const resumption = new ResumptionRegistry();
   let config = initial;
-  const policy = new PolicyState(logger, metrics);
+  const audit = new AuditLimiter();
+  const policy = new PolicyState(logger, metrics, audit);
   await policy.openState(config);
   const rules = await policy.loadRules(config);
-  if (rules.errors.length > 0) policy.close();
-  if (rules.errors.length > 0) throw new Error(`firewall rules do not compile:\n${rules.errors.join("\n")}`);
+  const shadow = await policy.loadShadowRules(config);
+  const ruleErrors = [...rules.errors, ...shadow.errors];
+  if (ruleErrors.length > 0) policy.close();
+  if (ruleErrors.length > 0) throw new Error(`firewall rules do not compile:\n${ruleErrors.join("\n")}`);
   policy.firewall.swap(rules.ruleset);
+  policy.shadow.swap(shadow.ruleset);
+  if (shadow.ruleset) logger.info({ shadow: config.firewall.shadow, rules: shadow.ruleset.ruleCount }, "shadow rules loaded: they log what they would do, and do nothing");
   let certificates: CertificateStore | null;
   try {
     certificates = await loadCertificates(config);
@@ -105,8 +142,9 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
   }
   exportCertificates(metrics, certificates);
   if (certificates) logger.info({ certificates: certificates.info().map((i) => ({ names: i.names, notAfter: i.notAfter.toISOString() })) }, "TLS certificates loaded");
-  let settings = settingsFrom(config, policy, rules.ruleset !== undefined, certificates);
+  let settings = settingsFrom(config, policy, rules.ruleset !== undefined, certificates, shadow.ruleset !== undefined);
   let watcher: { close(): void } | null = null;
+  let shadowWatcher: { close(): void } | null = null;
   const reloadRules = async (): Promise<void> => {
     const r = await policy.loadRules(config);
     if (r.errors.length > 0) {
@@ -118,19 +156,35 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
     metrics.ruleReloads.inc({ result: "ok" });
     logger.info({ scripts: config.firewall.scripts, rules: r.ruleset?.ruleCount }, "firewall rules reloaded");
   };
+  const reloadShadow = async (): Promise<void> => {
+    const r = await policy.loadShadowRules(config);
+    if (r.errors.length > 0) {
+      metrics.shadowReloads.inc({ result: "error" });
+      for (const e of r.errors) logger.error({ code: "XPX_ERR_RULES_INVALID", shadow: true }, `shadow rule reload refused, previous shadow rules stay: ${e}`);
+      return;
+    }
+    policy.shadow.swap(r.ruleset);
+    metrics.shadowReloads.inc({ result: "ok" });
+    logger.info({ shadow: config.firewall.shadow, rules: r.ruleset?.ruleCount }, "shadow rules reloaded");
+  };
   const rewatch = (): void => {
     watcher?.close();
     watcher = null;
+    shadowWatcher?.close();
+    shadowWatcher = null;
+    const onError = (err: unknown): void => logger.warn({ err: err instanceof Error ? err.message : String(err) }, "cannot watch rule files");
     if (config.firewall.watch && config.firewall.scripts.length > 0) {
-      watcher = watchRuleFiles(config.firewall.scripts, () => void reloadRules(), {
-        onError: (err: unknown) => logger.warn({ err: err instanceof Error ? err.message : String(err) }, "cannot watch rule files"),
-      });
+      watcher = watchRuleFiles(config.firewall.scripts, () => void reloadRules(), { onError });
+    }
+    if (config.firewall.watch && config.firewall.shadow.length > 0) {
+      shadowWatcher = watchRuleFiles(config.firewall.shadow, () => void reloadShadow(), { onError });
     }
   };
   rewatch();
   let draining = false;
   const listeners = new Map<string, Listener>();
-  const deps = { logger, metrics, resumption, settings: () => settings };
+  const deps = { logger, metrics, resumption, audit, settings: () => settings };
+  const checker = new UpstreamChecker();
 
   const startListener = async (lc: Config["listeners"][number]): Promise<void> => {
     const l = new Listener(lc, deps);
@@ -171,10 +225,12 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
       return { ok: false, errors };
     }
     const candidateRules = await policy.loadRules(candidate);
+    const candidateShadow = await policy.loadShadowRules(candidate);
     try {
       await policy.openState(candidate);
-      if (candidateRules.errors.length > 0) throw new Error(candidateRules.errors.join("\n"));
-      nextSettings = settingsFrom(candidate, policy, candidateRules.ruleset !== undefined, nextCertificates);
+      const errs = [...candidateRules.errors, ...candidateShadow.errors];
+      if (errs.length > 0) throw new Error(errs.join("\n"));
+      nextSettings = settingsFrom(candidate, policy, candidateRules.ruleset !== undefined, nextCertificates, candidateShadow.ruleset !== undefined);
     } catch (err) {
       metrics.reloads.inc({ result: "error" });
       const message = err instanceof Error ? err.message : String(err);
@@ -205,6 +261,7 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
     }
     config = candidate;
     policy.firewall.swap(candidateRules.ruleset);
+    policy.shadow.swap(candidateShadow.ruleset);
     settings = nextSettings;
     certificates = nextCertificates;
     exportCertificates(metrics, certificates);
@@ -232,6 +289,43 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
       const fault = policy.stateFault();
       return fault === null ? [] : [`state: ${fault}`];
     },
+    sessions: (filter = {}) => {
+      const out: SessionSummary[] = [];
+      for (const l of listeners.values()) {
+        for (const s of l.sessions) {
+          const summary = summarize(s);
+          if (matchSession(filter, summary)) out.push(summary);
+        }
+      }
+      return out.sort((a, b) => a.started.localeCompare(b.started));
+    },
+    closeSession: (sid) => {
+      for (const l of listeners.values()) {
+        for (const s of l.sessions) {
+          if (s.id !== sid) continue;
+          const summary = summarize(s);
+          s.closeWithError("XPX_ERR_ADMIN_CLOSE");
+          return summary;
+        }
+      }
+      return null;
+    },
+    upstreamStatus: () => {
+      const out: Record<string, { ok: boolean; ageMs: number }> = {};
+      const now = performance.now();
+      for (const l of listeners.values()) if (l.upstreamStatus !== null) out[l.name] = { ok: l.upstreamStatus.ok, ageMs: now - l.upstreamStatus.at };
+      return out;
+    },
+    upstreams: () => checker.check([...listeners.values()].map((l) => ({ name: l.name, upstream: l.config.upstream, passive: l.upstreamStatus }))),
+    about: () => ({
+      pid: process.pid,
+      uptime_seconds: Math.round(process.uptime()),
+      sessions: running.sessionCount(),
+      listeners: [...listeners.values()].map((l) => ({ name: l.name, type: l.config.type, listen: l.config.listen.text, upstream: l.config.upstream.text, sessions: l.sessions.size })),
+      firewall: { scripts: config.firewall.scripts, rules: policy.firewall.ruleset?.ruleCount ?? 0, shadow: config.firewall.shadow, shadow_rules: policy.shadow.ruleset?.ruleCount ?? 0 },
+      state: config.registration === null && config.muc_limits === null ? "unused" : config.state.redis !== null ? "redis" : config.registration === null ? "unused" : "sqlite",
+      degraded: running.degraded(),
+    }),
     reload,
     async shutdown(drainSeconds = config.shutdown.drain_seconds) {
       if (draining) return;
@@ -246,19 +340,29 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
       while (running.sessionCount() > 0 && Date.now() < hard) await sleep(20);
       await admin?.close();
       watcher?.close();
+      shadowWatcher?.close();
       policy.close();
       logger.info("shutdown complete");
       logger.flush();
     },
   };
 
+  // The process that serves /readyz reports the same check as a gauge.
+  if (options.admin !== false) metrics.trackUpstreams(() => running.upstreams());
+  // Read once at start; admin.* changes take effect at restart.
+  const adminToken = options.admin !== false ? readAdminToken(config.admin) : null;
   if (config.admin.listen && options.admin !== false) {
     admin = await startAdminServer(config.admin.listen, {
       metrics,
       logger,
       ready: () => !draining && [...listeners.values()].every((l) => l.listening),
       degraded: () => running.degraded(),
+      upstreams: () => running.upstreams(),
       reload: () => reload(),
+      sessions: (filter) => Promise.resolve(running.sessions(filter)),
+      closeSession: (sid) => Promise.resolve(running.closeSession(sid)),
+      about: () => Promise.resolve(running.about()),
+      token: () => adminToken,
     });
   }
   return running;

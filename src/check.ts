@@ -58,6 +58,12 @@ export async function checkAll(configPath: string, now: Date = new Date()): Prom
   } else {
     lines.push("firewall: no rule files configured");
   }
+  // Shadow rules: compiled apart, as the proxy loads them (log-only).
+  if (config.firewall.shadow.length > 0) {
+    const rules = await checkRules(config.firewall.shadow);
+    lines.push(...rules.lines.map((l) => `firewall.shadow: ${l}`));
+    if (!rules.ok) errors += Math.max(1, rules.errors.length);
+  }
 
   // Certificates (tls.certificates), loaded and matched to their keys.
   const tls = tlsSection(config);

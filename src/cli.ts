@@ -13,10 +13,18 @@ import { runPrimary, runWorker } from "./cluster.js";
 import { createLogger } from "./log.js";
 import { checkRules } from "./firewall/check.js";
 import { traceStanzas } from "./firewall/trace.js";
-import { backup, restore } from "./state/sqlite-store.js";
+import { StateError, backup, restore } from "./state/sqlite-store.js";
 import { importUsersCommand } from "./registration/import-command.js";
 import { writeSelfSigned } from "./net/gen-cert.js";
 import { checkAll } from "./check.js";
+import { adminSectionOf } from "./admin/client.js";
+import { aboutCommand, kickCommand, reloadCommand, sessionsCommand, type CommandOutput } from "./ops-commands.js";
+
+function print(out: CommandOutput): void {
+  if (out.stdout.length > 0) process.stdout.write(out.stdout.join("\n") + "\n");
+  if (out.stderr.length > 0) process.stderr.write(out.stderr.join("\n") + "\n");
+  process.exitCode = out.exitCode;
+}
 
 function packageVersion(): string {
   // src/cli.ts (tsx) and dist/cli.js (built) both sit one level below package.json.
@@ -80,7 +88,9 @@ Examples:
   $ xmpp-guard check-rules rules/default.pfw        compile rule files, print file:line:col diagnostics
   $ xmpp-guard trace --rules rules/default.pfw --chain preroute --jid a@example.org/r < stanzas.xml
   $ curl -s localhost:9470/metrics                  scrape metrics
-  $ kill -HUP <pid>                                 reload config without dropping sessions
+  $ xmpp-guard reload                               reload config without dropping sessions (errors shown, exit 1 if refused)
+  $ xmpp-guard sessions --jid alice@example.org     live sessions; xmpp-guard kick SID closes one
+  $ xmpp-guard about                                versions, config, rules, state, workers
   $ xmpp-guard gen-cert --domain example.org --out certs   self-signed development certificate`);
 
   program
@@ -88,7 +98,8 @@ Examples:
     .description("run the proxy")
     .addOption(new Option("-c, --config <file>", "config file").default(DEFAULT_CONFIG_PATH))
     .option("--check", "validate config, rules and certificates together and exit 0/1 (like haproxy -c)")
-    .action(async (opts: { config: string; check?: boolean }) => {
+    .option("--pretty", "log for a terminal (like log.format: pretty) instead of JSON lines")
+    .action(async (opts: { config: string; check?: boolean; pretty?: boolean }) => {
       if (opts.check) {
         const result = await checkAll(opts.config);
         process.stdout.write(result.lines.join("\n") + "\n");
@@ -96,7 +107,7 @@ Examples:
         return;
       }
       const config = await loadOrExit(opts.config);
-      const logger = createLogger(config.log.level);
+      const logger = createLogger(config.log.level, undefined, opts.pretty ? "pretty" : config.log.format);
       if (cluster.isWorker) {
         await runWorker(config, opts.config, logger.child({ worker: Number(process.env["XMPP_GUARD_WORKER"]) || cluster.worker?.id }));
         return;
@@ -127,6 +138,56 @@ Examples:
       };
       process.on("SIGTERM", () => stop("SIGTERM"));
       process.on("SIGINT", () => stop("SIGINT"));
+    });
+
+  program
+    .command("reload")
+    .description("reload the running proxy (POST /reload): config, rules and certificates; prints why a reload is refused, exit 1 then (use as systemd ExecReload)")
+    .addOption(new Option("-c, --config <file>", "config file (for admin.listen and admin.token)").default(DEFAULT_CONFIG_PATH))
+    .action(async (opts: { config: string }) => {
+      // Not loadOrExit: a file with errors is what a refused reload reports.
+      let admin;
+      try {
+        admin = adminSectionOf(readFileSync(opts.config, "utf8"));
+      } catch (err) {
+        process.stderr.write(`xmpp-guard reload: cannot read ${opts.config}: ${err instanceof Error ? err.message : String(err)}\n`);
+        process.exitCode = 1;
+        return;
+      }
+      print(await reloadCommand(admin));
+    });
+
+  program
+    .command("sessions")
+    .description("list live sessions (GET /sessions): id, listener, address, JID or domain, state, TLS, age")
+    .addOption(new Option("-c, --config <file>", "config file (for admin.listen and admin.token)").default(DEFAULT_CONFIG_PATH))
+    .option("--jid <jid>", "only this JID (a bare JID matches every resource; a domain, every JID of it)")
+    .option("--ip <address>", "only this address or CIDR")
+    .option("--listener <name>", "only this listener")
+    .option("--json", "one JSON object per session")
+    .action(async (opts: { config: string; jid?: string; ip?: string; listener?: string; json?: boolean }) => {
+      print(await sessionsCommand(await loadOrExit(opts.config), { jid: opts.jid, ip: opts.ip, listener: opts.listener }, opts.json === true));
+    });
+
+  program
+    .command("kick")
+    .description("close sessions with <policy-violation/> (POST /sessions/{sid}/close): by id, or every session matching --jid/--ip/--listener; exit 1 if none")
+    .argument("[sid...]", "session ids (see xmpp-guard sessions)")
+    .addOption(new Option("-c, --config <file>", "config file (for admin.listen and admin.token)").default(DEFAULT_CONFIG_PATH))
+    .option("--jid <jid>", "every session of this JID (bare: every resource)")
+    .option("--ip <address>", "every session from this address or CIDR")
+    .option("--listener <name>", "every session of this listener (with --jid or --ip: both must match)")
+    .action(async (sids: string[], opts: { config: string; jid?: string; ip?: string; listener?: string }) => {
+      print(await kickCommand(await loadOrExit(opts.config), sids, { jid: opts.jid, ip: opts.ip, listener: opts.listener }));
+    });
+
+  program
+    .command("about")
+    .description("versions, config file, listeners, rules loaded, state backend, workers, and the running proxy if it answers (like prosodyctl about)")
+    .addOption(new Option("-c, --config <file>", "config file").default(DEFAULT_CONFIG_PATH))
+    .option("--json", "one JSON object")
+    .action(async (opts: { config: string; json?: boolean }) => {
+      print(await aboutCommand(opts.config, packageVersion(), opts.json === true));
     });
 
   program
@@ -189,13 +250,33 @@ Examples:
 
   program
     .command("restore")
-    .description("replace the state database with a backup (stop the proxy first)")
+    .description("replace the state database with a backup; refused while a proxy has the database open (stop it first)")
     .argument("<file>", "backup file to read")
     .addOption(new Option("-c, --config <file>", "config file (for state.path)").default(DEFAULT_CONFIG_PATH))
     .action(async (file: string, opts: { config: string }) => {
       const config = await loadOrExit(opts.config);
-      const summary = await restore(config.state.path, file);
-      process.stdout.write(`${file} → ${config.state.path}: ${summary.accounts} accounts, ${summary.tombstones} tombstones, ${summary.throttles} throttles\n`);
+      if (config.state.redis !== null) {
+        process.stderr.write(`xmpp-guard restore: the state lives in Redis (state.redis), not in a file: there is nothing to restore here. Restore Redis itself (its RDB or AOF file) if you must.\n`);
+        process.exitCode = 1;
+        return;
+      }
+      try {
+        const summary = await restore(config.state.path, file);
+        process.stdout.write(`${file} → ${config.state.path}: ${summary.accounts} accounts, ${summary.tombstones} tombstones, ${summary.throttles} throttles\n`);
+      } catch (err) {
+        if (!(err instanceof StateError)) throw err;
+        process.stderr.write(`xmpp-guard restore: ${err.message}\n`);
+        if (err.code === "XPX_ERR_STATE_BUSY") {
+          process.stderr.write(
+            "Nothing was changed. To restore:\n" +
+              "  1. stop the proxy (systemctl stop xmpp-guard, docker stop, or SIGTERM to its main pid)\n" +
+              `  2. xmpp-guard restore ${file} -c ${opts.config}\n` +
+              "  3. start it again\n" +
+              "A running proxy that reports the database lost (xmpp_guard_state_faulted 1) has let go of it: restore then works while it runs, and a reload opens the restored file.\n",
+          );
+        }
+        process.exitCode = 1;
+      }
     });
 
   program

@@ -11,23 +11,37 @@
 // SQLite file once before the workers do (see prepareState).
 
 import cluster, { type Worker } from "node:cluster";
-import { AggregatorRegistry, Counter, Gauge, Registry } from "prom-client";
+import { AggregatorRegistry, Gauge, type MetricObjectWithValues, type MetricValue } from "prom-client";
 import type { Config } from "./config/schema.js";
 import { loadConfigFile, ConfigError, formatIssue } from "./config/load.js";
 import { loadRuleFiles } from "./firewall/load.js";
 import type { Logger } from "./log.js";
 import { startAdminServer, type AdminServer } from "./admin/server.js";
 import { startProxy, type ReloadResult, type RunningProxy } from "./app.js";
-import { PREFIX } from "./metrics/definitions.js";
+import { PREFIX, createPrimaryMetrics } from "./metrics/definitions.js";
 import { SqliteStore } from "./state/sqlite-store.js";
+import type { SessionFilter, SessionSummary } from "./admin/sessions.js";
+import { UpstreamChecker } from "./admin/upstream-check.js";
+import { readAdminToken } from "./admin/client.js";
 
 /** Messages between primary and workers; `xg` keeps them apart from prom-client's. */
-type ToWorker = { xg: "reload"; id: number } | { xg: "stats"; id: number } | { xg: "shutdown" };
+type ToWorker =
+  | { xg: "reload"; id: number }
+  | { xg: "stats"; id: number }
+  | { xg: "metrics"; id: number }
+  | { xg: "sessions"; id: number; filter: SessionFilter }
+  | { xg: "kick"; id: number; sid: string }
+  | { xg: "shutdown" };
 type ToPrimary =
   | { xg: "ready" }
   | { xg: "failed"; error: string }
   | { xg: "reloaded"; id: number; ok: boolean; errors: string[] }
-  | { xg: "stats"; id: number; sessions: number; degraded: string[] };
+  | { xg: "stats"; id: number; sessions: number; degraded: string[]; about: Record<string, unknown>; upstreams: Record<string, { ok: boolean; ageMs: number }> }
+  | { xg: "metrics"; id: number; metrics: Metric[] }
+  | { xg: "sessions"; id: number; sessions: SessionSummary[] }
+  | { xg: "kicked"; id: number; closed: SessionSummary | null };
+
+type Metric = MetricObjectWithValues<MetricValue<string>>;
 
 /** Restart delay after the n-th consecutive crash of a slot: 0.5 s doubling to 30 s. */
 export function restartDelayMs(crashes: number): number {
@@ -63,10 +77,6 @@ export async function runWorker(config: Config, configPath: string, logger: Logg
     setTimeout(() => process.exit(3), 100).unref();
     return;
   }
-  // The primary's scrape reads this registry over IPC (prom-client's protocol).
-  // (Constructing one installs prom-client's worker-side IPC listener.)
-  new AggregatorRegistry();
-  AggregatorRegistry.setRegistries([proxy.metrics.registry]);
   let stopping = false;
   const stop = (why: string): void => {
     if (stopping) return;
@@ -78,7 +88,10 @@ export async function runWorker(config: Config, configPath: string, logger: Logg
     const msg = m as ToWorker;
     if (typeof msg !== "object" || msg === null) return;
     if (msg.xg === "reload") void proxy.reload().then((r) => send({ xg: "reloaded", id: msg.id, ok: r.ok, errors: r.errors }));
-    else if (msg.xg === "stats") send({ xg: "stats", id: msg.id, sessions: proxy.sessionCount(), degraded: proxy.degraded() });
+    else if (msg.xg === "stats") send({ xg: "stats", id: msg.id, sessions: proxy.sessionCount(), degraded: proxy.degraded(), about: proxy.about(), upstreams: proxy.upstreamStatus() });
+    else if (msg.xg === "metrics") void proxy.metrics.registry.getMetricsAsJSON().then((metrics) => send({ xg: "metrics", id: msg.id, metrics: metrics as Metric[] }));
+    else if (msg.xg === "sessions") send({ xg: "sessions", id: msg.id, sessions: proxy.sessions(msg.filter) });
+    else if (msg.xg === "kick") send({ xg: "kicked", id: msg.id, closed: proxy.closeSession(msg.sid) });
     else if (msg.xg === "shutdown") stop("primary");
   });
   // The primary coordinates reloads; a HUP sent to the whole group must not kill us.
@@ -105,6 +118,35 @@ function prepareState(config: Config): void {
   SqliteStore.open(config.state.path).close();
 }
 
+/**
+ * The cumulative series (counters, histograms) of a worker that is gone, to
+ * keep adding them to the sum: without them a worker's restart would make
+ * every summed counter drop, which Prometheus reads as a counter reset.
+ * Gauges are a worker's present state and go with it.
+ */
+export function addCarried(carried: readonly Metric[], gone: readonly Metric[]): Metric[] {
+  const byName = new Map<string, Metric>();
+  for (const m of carried) byName.set(m.name, { ...m, values: m.values.map((v) => ({ ...v })) });
+  for (const m of gone) {
+    const t = String(m.type);
+    if ((t !== "counter" && t !== "histogram") || (m.aggregator !== undefined && m.aggregator !== "sum")) continue;
+    let into = byName.get(m.name);
+    if (into === undefined) byName.set(m.name, (into = { ...m, values: [] }));
+    for (const v of m.values) {
+      const key = seriesKey(v);
+      const same = into.values.find((x) => seriesKey(x) === key);
+      if (same !== undefined) (same as { value: number }).value += v.value;
+      else into.values.push({ ...v });
+    }
+  }
+  return [...byName.values()];
+}
+
+function seriesKey(v: MetricValue<string> & { metricName?: string }): string {
+  const labels = Object.entries(v.labels).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `${v.metricName ?? ""}|${JSON.stringify(labels)}`;
+}
+
 interface Slot {
   readonly index: number;
   worker: Worker | null;
@@ -121,17 +163,38 @@ interface Slot {
 export async function runPrimary(initial: Config, configPath: string, logger: Logger): Promise<{ reload(): Promise<ReloadResult>; shutdown(): Promise<void> }> {
   const count = initial.workers;
   prepareState(initial);
-  const registry = new Registry();
-  const aggregator = new AggregatorRegistry();
-  const workersGauge = new Gauge({ name: `${PREFIX}workers`, help: "Worker processes running.", registers: [registry] });
-  const restarts = new Counter({ name: `${PREFIX}worker_restarts_total`, help: "Workers restarted after an unexpected exit.", registers: [registry] });
-  const reloads = new Counter({ name: `${PREFIX}cluster_reloads_total`, help: "Reloads coordinated by the primary, by result.", labelNames: ["result"] as const, registers: [registry] });
-  const workerSessions = new Gauge({
-    name: `${PREFIX}worker_sessions`,
-    help: "Open sessions per worker (worker = slot number, 1..workers).",
-    labelNames: ["worker"] as const,
-    registers: [registry],
+  const primaryMetrics = createPrimaryMetrics();
+  const { registry, restarts, reloads, workerSessions } = primaryMetrics;
+  const workersGauge = primaryMetrics.workers;
+  /** Each slot's last metrics scrape; a slot's moves into `carried` when its worker exits. */
+  const lastSeen = new Map<number, Metric[]>();
+  let carried: Metric[] = [];
+  let current = initial;
+  const checker = new UpstreamChecker();
+  /** The latest upstream outcome any worker's sessions saw, per listener (performance.now() here). */
+  const passive = new Map<string, { ok: boolean; at: number }>();
+  const notePassive = (r: Extract<ToPrimary, { xg: "stats" }> | null): void => {
+    const now = performance.now();
+    for (const [name, u] of Object.entries(r?.upstreams ?? {})) {
+      const at = now - u.ageMs;
+      const known = passive.get(name);
+      if (known === undefined || known.at < at) passive.set(name, { ok: u.ok, at });
+    }
+  };
+  const upstreamReports = async (): Promise<Awaited<ReturnType<UpstreamChecker["check"]>>> => {
+    const id = ++seq;
+    await Promise.all(live().map(async (w) => notePassive(await ask<Extract<ToPrimary, { xg: "stats" }>>(w, { xg: "stats", id }, "stats"))));
+    return checker.check(current.listeners.map((l) => ({ name: l.name, upstream: l.upstream, passive: passive.get(l.name) ?? null })));
+  };
+  const upstreamUp = new Gauge({
+    name: `${PREFIX}upstream_up`, help: "1 when the listener's upstream server accepts connections (what /readyz checks), else 0.",
+    labelNames: ["listener"] as const, registers: [registry],
+    async collect() {
+      this.reset();
+      for (const u of await upstreamReports()) this.set({ listener: u.listener }, u.ok ? 1 : 0);
+    },
   });
+  void upstreamUp;
   let stopping = false;
   let seq = 0;
   const slots: Slot[] = Array.from({ length: count }, (_, index) => ({ index, worker: null, startedAt: 0, crashes: 0, timer: undefined }));
@@ -164,6 +227,11 @@ export async function runPrimary(initial: Config, configPath: string, logger: Lo
     w.on("exit", (code, signal) => {
       if (slot.worker === w) slot.worker = null;
       workersGauge.set(live().length);
+      const last = lastSeen.get(slot.index);
+      if (last !== undefined) {
+        carried = addCarried(carried, last);
+        lastSeen.delete(slot.index);
+      }
       if (stopping) return;
       if (Date.now() - slot.startedAt > STABLE_MS) slot.crashes = 0;
       slot.crashes++;
@@ -208,7 +276,6 @@ export async function runPrimary(initial: Config, configPath: string, logger: Lo
     for (const w of live()) w.process.kill("SIGKILL");
     throw new Error(failure);
   }
-  logger.info({ workers: count, pids: live().map((w) => w.process.pid) }, "workers running");
 
   const reload = async (): Promise<ReloadResult> => {
     // Validate once, here: config and rule files. Nothing is sent on failure.
@@ -219,6 +286,10 @@ export async function runPrimary(initial: Config, configPath: string, logger: Lo
       if (candidate.firewall.scripts.length > 0) {
         const rules = await loadRuleFiles(candidate.firewall.scripts, undefined, { localHosts: candidate.hosts });
         if (!rules.ruleset) throw new Error(rules.errors.map((e) => e.format()).join("\n"));
+      }
+      if (candidate.firewall.shadow.length > 0) {
+        const rules = await loadRuleFiles(candidate.firewall.shadow);
+        if (!rules.ruleset) throw new Error(rules.errors.map((e) => `firewall.shadow: ${e.format()}`).join("\n"));
       }
     } catch (err) {
       const errors = err instanceof ConfigError ? err.issues.map(formatIssue) : (err instanceof Error ? err.message : String(err)).split("\n");
@@ -236,6 +307,7 @@ export async function runPrimary(initial: Config, configPath: string, logger: Lo
       else for (const e of a.errors) errors.push(`worker ${i + 1}: ${e}`);
     });
     reloads.inc({ result: errors.length === 0 ? "ok" : "error" });
+    if (errors.length === 0) current = candidate;
     logger.info({ workers: answers.length, errors }, "reload fanned out to workers");
     return { ok: errors.length === 0, errors };
   };
@@ -247,12 +319,58 @@ export async function runPrimary(initial: Config, configPath: string, logger: Lo
       slots.map(async (slot) => {
         const w = slot.worker;
         if (w === null || !w.isConnected()) return;
-        const r = await ask<Extract<ToPrimary, { xg: "stats" }>>(w, { xg: "stats", id }, "stats");
-        if (r !== null) workerSessions.set({ worker: String(slot.index + 1) }, r.sessions);
+        const [stats, m] = await Promise.all([
+          ask<Extract<ToPrimary, { xg: "stats" }>>(w, { xg: "stats", id }, "stats"),
+          ask<Extract<ToPrimary, { xg: "metrics" }>>(w, { xg: "metrics", id }, "metrics"),
+        ]);
+        if (stats !== null) workerSessions.set({ worker: String(slot.index + 1) }, stats.sessions);
+        // A worker that did not answer still counts with what it said last.
+        if (m !== null && slot.worker === w) lastSeen.set(slot.index, m.metrics);
       }),
     );
-    const [workers, own] = await Promise.all([aggregator.clusterMetrics(), registry.metrics()]);
+    // upstream_up is the primary's own (it probes); the workers' copies are empty.
+    const summed = AggregatorRegistry.aggregate([carried, ...lastSeen.values()].map((list) => list.filter((m) => m.name !== `${PREFIX}upstream_up`)));
+    const [workers, own] = await Promise.all([summed.metrics(), registry.metrics()]);
     return { contentType: registry.contentType, body: workers + "\n" + own };
+  };
+
+  const sessions = async (filter: SessionFilter): Promise<SessionSummary[]> => {
+    const id = ++seq;
+    const lists = await Promise.all(
+      slots.map(async (slot) => {
+        const w = slot.worker;
+        if (w === null || !w.isConnected()) return [];
+        const r = await ask<Extract<ToPrimary, { xg: "sessions" }>>(w, { xg: "sessions", id, filter }, "sessions");
+        return (r?.sessions ?? []).map((s) => ({ ...s, worker: slot.index + 1 }));
+      }),
+    );
+    return lists.flat().sort((a, b) => a.started.localeCompare(b.started));
+  };
+
+  const closeSession = async (sid: string): Promise<SessionSummary | null> => {
+    const id = ++seq;
+    const answers = await Promise.all(
+      slots.map(async (slot) => {
+        const w = slot.worker;
+        if (w === null || !w.isConnected()) return null;
+        const r = await ask<Extract<ToPrimary, { xg: "kicked" }>>(w, { xg: "kick", id, sid }, "kicked");
+        return r?.closed ? { ...r.closed, worker: slot.index + 1 } : null;
+      }),
+    );
+    return answers.find((a) => a !== null) ?? null;
+  };
+
+  const about = async (): Promise<Record<string, unknown>> => {
+    const id = ++seq;
+    const workers = await Promise.all(
+      slots.map(async (slot) => {
+        const w = slot.worker;
+        if (w === null || !w.isConnected()) return { worker: slot.index + 1, running: false };
+        const r = await ask<Extract<ToPrimary, { xg: "stats" }>>(w, { xg: "stats", id }, "stats");
+        return { worker: slot.index + 1, running: true, ...(r?.about ?? {}) };
+      }),
+    );
+    return { pid: process.pid, uptime_seconds: Math.round(process.uptime()), workers };
   };
 
   /** What works only in part in any worker (a lost state database), for /readyz. */
@@ -271,14 +389,23 @@ export async function runPrimary(initial: Config, configPath: string, logger: Lo
 
   let admin: AdminServer | null = null;
   if (initial.admin.listen) {
+    const token = readAdminToken(initial.admin);
     admin = await startAdminServer(initial.admin.listen, {
       logger,
       scrape,
       ready: () => !stopping && live().length === count,
       degraded,
+      upstreams: upstreamReports,
       reload,
+      sessions,
+      closeSession,
+      about,
+      token: () => token,
     });
   }
+
+  // Once the admin port answers too, so that whoever waits for this line can use it.
+  logger.info({ workers: count, pids: live().map((w) => w.process.pid) }, "workers running");
 
   const shutdown = async (): Promise<void> => {
     if (stopping) return;

@@ -74,6 +74,10 @@ export const ERRORS = {
   XPX_ERR_STARTTLS_TWICE: { message: "STARTTLS on a stream that is already encrypted", condition: null },
   XPX_ERR_TLS_CERTIFICATES: { message: "TLS certificates cannot be loaded", condition: null },
   XPX_ERR_TLS_RENEGOTIATION: { message: "TLS renegotiation refused", condition: null },
+  // Operations (docs/deploy.md).
+  XPX_ERR_AUTH_FAILED: { message: "authentication failed", condition: null },
+  XPX_ERR_ADMIN_CLOSE: { message: "session closed by the administrator", condition: "policy-violation" },
+  XPX_ERR_STATE_BUSY: { message: "the state database is in use by a running proxy", condition: null },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -50,3 +50,15 @@ test("SessionLog below the level writes nothing", () => {
   assert.equal(lines.length, 1);
   assert.match(lines[0]!, /"sid":"abc2345","peer":"127.0.0.1:1","listener":"c2s","msg":"shown"/);
 });
+
+test("pretty lines: local time, level, message, then the fields; colour only when asked", async () => {
+  const { prettyLine } = await import("./log.js");
+  const lines: string[] = [];
+  const logger = createLogger("info", { write: (s: string) => void lines.push(s) });
+  logger.info({ sid: "ab3kx7p", jid: "alice@example.org/phone", reason: "rules/a.pfw:3 DROP", n: 3, stanza: { name: "message" } }, "policy action");
+  const pretty = prettyLine(lines[0]!);
+  assert.match(pretty, /^\d\d:\d\d:\d\d\.\d{3} INFO  policy action sid=ab3kx7p jid=alice@example\.org\/phone reason="rules\/a\.pfw:3 DROP" n=3 stanza=\{"name":"message"\}$/);
+  assert.ok(!pretty.includes("pid="));
+  assert.match(prettyLine(lines[0]!, true), /\x1b\[32mINFO /);
+  assert.equal(prettyLine("not json\n"), "not json");
+});

@@ -2,11 +2,17 @@
 // Message bodies never appear at info and above: stanza dumps are trace-only
 // and go through the redaction paths below.
 
+import { writeSync } from "node:fs";
 import { pino, type Logger, type LevelWithSilent, type DestinationStream } from "pino";
 
 export type { Logger };
 
-export function createLogger(level: LevelWithSilent, destination?: DestinationStream): Logger {
+/**
+ * `format: "pretty"` turns each line into prettyLine()'s form on stdout
+ * (log.format, `run --pretty`); a given destination gets JSON either way.
+ */
+export function createLogger(level: LevelWithSilent, destination?: DestinationStream, format: "json" | "pretty" = "json"): Logger {
+  if (destination === undefined && format === "pretty") destination = prettyDestination(1, process.stdout.isTTY === true && process.env["NO_COLOR"] === undefined);
   return pino(
     {
       name: "xmpp-guard",
@@ -18,6 +24,56 @@ export function createLogger(level: LevelWithSilent, destination?: DestinationSt
     },
     destination ?? pino.destination({ fd: 1, sync: false }),
   );
+}
+
+// ---------------------------------------------------------------------------
+// log.format: pretty. One line per event for a person at a terminal:
+//   12:00:01.234 INFO  session bound sid=ab3kx7p listener=c2s jid=alice@example.org/phone
+// The time is local, the level padded (and coloured on a terminal), then the
+// message, then every other field as key=value (JSON where it needs quoting).
+// pid and name are left out: one process writes the terminal.
+
+const LEVEL_COLOURS: Readonly<Record<string, string>> = { trace: "90", debug: "36", info: "32", warn: "33", error: "31", fatal: "35" };
+const QUIET_KEYS = new Set(["level", "time", "pid", "name", "msg", "hostname"]);
+
+function pad2(n: number, width = 2): string {
+  return String(n).padStart(width, "0");
+}
+
+function fieldValue(v: unknown): string {
+  if (typeof v === "string") return /^[^\s"=]+$/.test(v) ? v : JSON.stringify(v);
+  return JSON.stringify(v) ?? String(v);
+}
+
+/** One pino JSON line in the pretty form (a line that is not JSON comes back as it is). */
+export function prettyLine(json: string, colour = false): string {
+  let o: Record<string, unknown>;
+  try {
+    o = JSON.parse(json) as Record<string, unknown>;
+  } catch {
+    return json.replace(/\n$/, "");
+  }
+  const t = typeof o["time"] === "string" || typeof o["time"] === "number" ? new Date(o["time"] as string) : new Date();
+  const time = `${pad2(t.getHours())}:${pad2(t.getMinutes())}:${pad2(t.getSeconds())}.${pad2(t.getMilliseconds(), 3)}`;
+  const level = String(o["level"] ?? "info");
+  const label = level.toUpperCase().padEnd(5);
+  const fields = Object.keys(o).filter((k) => !QUIET_KEYS.has(k) && o[k] !== undefined).map((k) => `${k}=${fieldValue(o[k])}`);
+  const msg = typeof o["msg"] === "string" ? o["msg"] : "";
+  const head = colour ? `\x1b[2m${time}\x1b[0m \x1b[${LEVEL_COLOURS[level] ?? "0"}m${label}\x1b[0m` : `${time} ${label}`;
+  return [head, msg, ...fields].filter((p) => p !== "").join(" ");
+}
+
+/** A pino destination writing pretty lines to `fd`, synchronously (a terminal: volume is small). */
+export function prettyDestination(fd: number, colour: boolean): DestinationStream {
+  return {
+    write(line: string): void {
+      try {
+        writeSync(fd, prettyLine(line, colour) + "\n");
+      } catch {
+        // stdout gone (a closed pipe): nothing to do
+      }
+    },
+  };
 }
 
 const ALPHABET = "abcdefghijkmnopqrstuvwxyz23456789";

@@ -8,7 +8,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { parse as parseYaml } from "yaml";
-import { createMetrics } from "../src/metrics/definitions.js";
+import { createMetrics, createPrimaryMetrics } from "../src/metrics/definitions.js";
 
 const ROOT = new URL("../", import.meta.url);
 const DASHBOARD = new URL("contrib/grafana/xmpp-guard.json", ROOT);
@@ -71,6 +71,8 @@ async function registryTypes(): Promise<Map<string, string>> {
   const metrics = createMetrics();
   const types = new Map<string, string>();
   for (const m of await metrics.registry.getMetricsAsJSON()) types.set(m.name, String(m.type));
+  // Workers mode adds the primary's own.
+  for (const m of await createPrimaryMetrics().registry.getMetricsAsJSON()) types.set(m.name, String(m.type));
   return types;
 }
 
@@ -124,8 +126,9 @@ test("every metric the Grafana dashboard and the alert rules use is exported", a
   for (const must of [
     "xmpp_guard_sessions", "xmpp_guard_bytes_total", "xmpp_guard_stanzas_total", "xmpp_guard_throttled_seconds_total",
     "xmpp_guard_firewall_rule_hits_total", "xmpp_guard_firewall_reloads_total", "xmpp_guard_muc_limited_total",
-    "xmpp_guard_registration_refusals_total", "xmpp_guard_stream_errors_total", "xmpp_guard_process_resident_memory_bytes",
-    "xmpp_guard_upstream_failures_total", "xmpp_guard_config_reloads_total",
+    "xmpp_guard_registration_refusals_total", "xmpp_guard_stream_errors_total", "process_resident_memory_bytes", "xmpp_guard_auth_failures_total", "xmpp_guard_session_duration_seconds_bucket",
+    "xmpp_guard_upstream_failures_total", "xmpp_guard_config_reloads_total", "xmpp_guard_worker_restarts_total",
+    "xmpp_guard_firewall_shadow_verdicts_total", "xmpp_guard_upstream_connect_seconds_bucket",
   ]) assert.ok(used.has(must), `nothing uses ${must}`);
 });
 

@@ -8,6 +8,7 @@ import {
   checkConfig,
   editDistance,
   formatPath,
+  isLoopbackHost,
   int,
   listOptions,
   obj,
@@ -65,7 +66,7 @@ describe("defaults", () => {
       },
       hosts: [],
       max_stanza_size: 262144,
-      firewall: { scripts: [], watch: true },
+      firewall: { scripts: [], watch: true, shadow: [] },
       muc_limits: null,
       registration: null,
       contact_info: null,
@@ -75,8 +76,8 @@ describe("defaults", () => {
       xml: { max_depth: 64, max_attributes: 64, max_header_size: 8192 },
       timeouts: { connect: 10, stream_header: 30, pre_auth_idle: 60, pre_auth: 120, stanza: 60 },
       shutdown: { drain_seconds: 10 },
-      admin: { listen: { text: "127.0.0.1:9470", host: "127.0.0.1", port: 9470 } },
-      log: { level: "info" },
+      admin: { listen: { text: "127.0.0.1:9470", host: "127.0.0.1", port: 9470 }, token: null, token_file: null },
+      log: { level: "info", format: "json" },
     });
   });
 
@@ -129,6 +130,7 @@ describe("defaults", () => {
         "firewall",
         "firewall.scripts",
         "firewall.watch",
+        "firewall.shadow",
         "muc_limits",
         "registration",
         "contact_info",
@@ -147,8 +149,11 @@ describe("defaults", () => {
         "shutdown.drain_seconds",
         "admin",
         "admin.listen",
+        "admin.token",
+        "admin.token_file",
         "log",
         "log.level",
+        "log.format",
       ],
     );
     assert.equal(byPath.get("listeners")?.required, true);
@@ -161,6 +166,24 @@ describe("defaults", () => {
     assert.equal(byPath.get("admin.listen")?.default, "127.0.0.1:9470");
     assert.equal(byPath.get("xml")?.section, true);
     assert.equal(byPath.get("log.level")?.expected, "one of trace, debug, info, warn, error, fatal, silent");
+  });
+});
+
+describe("admin", () => {
+  it("off loopback, the admin endpoint needs a token; token and token_file exclude each other", () => {
+    const issues = (admin: Record<string, unknown>): string[] => {
+      const r = checkConfig({ listeners: [LISTENER], admin });
+      return r.ok ? [] : r.issues.map((i) => `${i.path.join(".")}: ${i.message}`);
+    };
+    assert.deepEqual(issues({ listen: "127.0.0.1:9470" }), []);
+    assert.deepEqual(issues({ listen: "[::1]:9470" }), []);
+    assert.deepEqual(issues({ listen: "localhost:9470" }), []);
+    assert.match(issues({ listen: "0.0.0.0:9470" })[0]!, /^admin\.listen: "0\.0\.0\.0:9470" is not a loopback address: set admin\.token/);
+    assert.deepEqual(issues({ listen: "0.0.0.0:9470", token: "0123456789abcdef" }), []);
+    assert.deepEqual(issues({ listen: "0.0.0.0:9470", token_file: "/run/secrets/admin" }), []);
+    assert.match(issues({ listen: "127.0.0.1:9470", token: "short" })[0]!, /^admin\.token: must be at least 16 printable/);
+    assert.match(issues({ token: "0123456789abcdef", token_file: "x" })[0]!, /not both/);
+    assert.ok(isLoopbackHost("127.1.2.3") && isLoopbackHost("::1") && !isLoopbackHost("10.0.0.1") && !isLoopbackHost("example.org"));
   });
 });
 

@@ -80,10 +80,18 @@ export interface ShutdownConfig {
 export interface AdminConfig {
   /** null disables the admin endpoint. */
   readonly listen: Endpoint | null;
+  /** Bearer token required by the routes that change state or show sessions; null: none (loopback only). */
+  readonly token: string | null;
+  /** A file holding the token (first line), instead of `token`. */
+  readonly token_file: string | null;
 }
+
+export const LOG_FORMATS = ["json", "pretty"] as const;
 
 export interface LogConfig {
   readonly level: LogLevel;
+  /** json: one pino JSON line per event; pretty: a short coloured line for a terminal. */
+  readonly format: (typeof LOG_FORMATS)[number];
 }
 
 /** A validated, deep-frozen configuration. */
@@ -113,6 +121,8 @@ export interface FirewallConfig {
   readonly scripts: readonly string[];
   /** Reload when a listed file changes on disk (debounced). */
   readonly watch: boolean;
+  /** Rule files run in log-only mode: counted and logged, never applied. */
+  readonly shadow: readonly string[];
 }
 
 /** TLS termination (docs/tls.md). Off while `certificates` is empty. */
@@ -181,7 +191,7 @@ export const DEFAULTS = deepFreeze({
     handshake_timeout: 10,
     upstream_tls: false,
   },
-  firewall: { scripts: [], watch: true },
+  firewall: { scripts: [], watch: true, shadow: [] },
   muc_limits: null,
   registration: null,
   contact_info: null,
@@ -213,9 +223,12 @@ export const DEFAULTS = deepFreeze({
   },
   admin: {
     listen: "127.0.0.1:9470",
+    token: null,
+    token_file: null,
   },
   log: {
     level: "info",
+    format: "json",
   },
 });
 
@@ -709,6 +722,7 @@ export const CONFIG_SCHEMA: Spec<Config> = obj({
     obj({
       scripts: optional(list(str({ hint: "a rule file path" })), D.firewall.scripts),
       watch: optional(bool(), D.firewall.watch),
+      shadow: optional(list(str({ hint: "a rule file path" })), D.firewall.shadow),
     }),
   ),
   muc_limits: optional(nullable(parsed("MUC limits options (see docs/muc-limits.md)", parseMucLimits)), D.muc_limits),
@@ -742,11 +756,14 @@ export const CONFIG_SCHEMA: Spec<Config> = obj({
   admin: section(
     obj({
       listen: optional(nullable(endpoint({ allowPortZero: true })), D.admin.listen),
+      token: optional(nullable(str({ pattern: /^[\x21-\x7e]{16,}$/, hint: "at least 16 printable characters without spaces" })), D.admin.token),
+      token_file: optional(nullable(str({ hint: "a file holding the admin token" })), D.admin.token_file),
     }),
   ),
   log: section(
     obj({
       level: optional(oneOf(LOG_LEVELS), D.log.level),
+      format: optional(oneOf(LOG_FORMATS), D.log.format),
     }),
   ),
 });
@@ -796,6 +813,15 @@ function reachesListener(up: BindKey, listen: BindKey): boolean {
   return listen.host === "0.0.0.0" && (localhost || v4Local);
 }
 
+/** 127.0.0.0/8, ::1 (also as a mapped address) and `localhost`. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, "");
+  if (h === "localhost" || h.endsWith(".localhost")) return true;
+  const ip = canonicalIp(h);
+  if (ip === null) return false;
+  return /^127\./.test(ip) || ip === "::1" || /^::ffff:127\./.test(ip);
+}
+
 export const CROSS_CHECKS: readonly CrossCheck[] = [
   function distinctHosts(config, report) {
     const seen = new Map<string, number>();
@@ -843,6 +869,12 @@ export const CROSS_CHECKS: readonly CrossCheck[] = [
     config.listeners.forEach((l, i) => {
       if (l.proxy_protocol !== "off") report(["listeners", i, "proxy_protocol"], "cannot be combined with tls.upstream_tls (the PROXY header would have to precede the TLS handshake)");
     });
+  },
+  function adminTokenOffLoopback(config, report) {
+    const a = config.admin;
+    if (a.token !== null && a.token_file !== null) report(["admin", "token_file"], "give admin.token or admin.token_file, not both");
+    if (a.listen === null || isLoopbackHost(a.listen.host) || a.token !== null || a.token_file !== null) return;
+    report(["admin", "listen"], `"${a.listen.text}" is not a loopback address: set admin.token (or admin.token_file) too, so that only holders of the token can reload, list or close sessions`);
   },
   function upstreamIsNotSelf(config, report) {
     config.listeners.forEach((l, i) => {

@@ -7,7 +7,8 @@
 // the hot path without touching prom-client, and copied into the counters
 // when /metrics is scraped.
 
-import { Counter, Gauge, Registry, collectDefaultMetrics } from "prom-client";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+import { ERRORS } from "../errors.js";
 import type { StanzaKind } from "../xml/stanza-view.js";
 
 export const PREFIX = "xmpp_guard_";
@@ -20,6 +21,46 @@ export const KIND_INDEX: Readonly<Record<StanzaKind, number>> = { message: 0, pr
 
 export const SESSION_STATES = ["connecting", "open", "authenticated", "bound", "closing"] as const;
 export type SessionState = (typeof SESSION_STATES)[number];
+
+// Every label value a counter can take, known up front: each series exists at
+// 0 from the start, so the first event is an increase Prometheus can see (a
+// series born at 1 has no earlier sample, and increase() over it is 0).
+export const RELOAD_RESULTS = ["ok", "error"] as const;
+export const REFUSED_REASONS = ["too_many_connections", "connection_rate", "proxy_header_untrusted", "proxy_header_invalid", "proxy_header_timeout"] as const;
+export const UPSTREAM_FAILURE_REASONS = ["refused", "timeout", "closed", "error"] as const;
+export const TIMEOUT_KINDS = ["stream_header", "pre_auth_idle", "pre_auth", "stanza", "upstream_connect"] as const;
+export const PROXY_HEADER_RESULTS = ["ok", "invalid", "untrusted", "timeout"] as const;
+export const THROTTLE_REASONS = ["bytes", "message", "presence", "iq"] as const;
+export const POLICY_STAGES = ["registration", "firewall", "muc_limits", "contact_info"] as const;
+export const POLICY_VERDICTS = ["drop", "bounce", "rewrite", "close"] as const;
+export const TLS_VERSIONS = ["TLSv1.2", "TLSv1.3"] as const;
+export const TLS_FAILURE_REASONS = ["handshake", "timeout", "starttls_timeout", "tls_required", "starttls_twice", "stream_error", "closed", "renegotiation"] as const;
+/** Codes the framer reports (xml/framer.ts), the framing_errors_total label. */
+export const FRAMING_CODES = [
+  "XPX_ERR_XML_NOT_WELL_FORMED", "XPX_ERR_XML_INVALID_UTF8", "XPX_ERR_XML_TRUNCATED", "XPX_ERR_XML_RESTRICTED", "XPX_ERR_XML_TEXT_AT_STREAM_LEVEL",
+  "XPX_ERR_STANZA_TOO_LARGE", "XPX_ERR_XML_TOO_DEEP", "XPX_ERR_XML_TOO_MANY_ATTRIBUTES", "XPX_ERR_XML_NAME_TOO_LONG", "XPX_ERR_HEADER_TOO_LARGE",
+  "XPX_ERR_STREAM_HEADER_INVALID",
+] as const;
+/** RFC 6120 §4.9.3 conditions; anything else a server sends counts as "other". */
+export const STREAM_ERROR_CONDITIONS = [
+  "bad-format", "bad-namespace-prefix", "conflict", "connection-timeout", "host-gone", "host-unknown",
+  "improper-addressing", "internal-server-error", "invalid-from", "invalid-namespace", "invalid-xml",
+  "not-authorized", "not-well-formed", "policy-violation", "remote-connection-failed", "reset",
+  "resource-constraint", "restricted-xml", "see-other-host", "system-shutdown", "undefined-condition",
+  "unsupported-encoding", "unsupported-feature", "unsupported-stanza-type", "unsupported-version",
+] as const;
+/** RFC 6120 §6.5 SASL failure conditions, plus dialback's refusal; anything else is "other". */
+export const AUTH_FAILURE_REASONS = [
+  "aborted", "account-disabled", "credentials-expired", "encryption-required", "incorrect-encoding", "invalid-authzid",
+  "invalid-mechanism", "malformed-request", "mechanism-too-weak", "not-authorized", "temporary-auth-failure", "dialback", "other",
+] as const;
+export const REGISTRATION_REFUSAL_REASONS = [
+  "invalid-username", "reserved", "length", "matching", "require", "blocklisted", "not-allowlisted", "throttled", "tombstoned", "look-alike", "store-error",
+] as const;
+export const NOTIFICATION_RESULTS = ["sent", "dropped", "no-component", "webhook-ok", "webhook-failed"] as const;
+export const STATE_ERROR_OPS = ["judge", "reindex", "throttle", "lookup", "record", "tombstone", "bind", "check", "redis", "redis-event", "redis-subscribe"] as const;
+export const MUC_LIMITED = [["rate", "room"], ["rate", "occupant"], ["nick", "none"], ["chars", "none"], ["lines", "none"]] as const;
+export const SHADOW_VERDICTS = ["drop", "bounce", "disconnect", "rewrite", "emit"] as const;
 
 /** Hot-path counters of one listener (plain numbers; see header comment). */
 export class TrafficStats {
@@ -61,16 +102,41 @@ export interface Metrics {
   readonly tlsHandshakeFailures: Counter<"listener" | "reason">;
   /** Unix time (seconds) each configured certificate expires, by its first name. */
   readonly tlsCertificateExpiry: Gauge<"name">;
+  /** Failed logins (SASL failure from the server, or a dialback key it refused), by listener and reason. */
+  readonly authFailures: Counter<"listener" | "reason">;
+  /** Policy actions the log-only (shadow) rules would have taken, by verdict. */
+  readonly shadowVerdicts: Counter<"verdict">;
+  /** Shadow rule actions run, by rule (file:line) and action. */
+  readonly shadowHits: Counter<"rule" | "action">;
+  readonly shadowReloads: Counter<"result">;
+  /** Seconds from accept to the end of a session, by listener. */
+  readonly sessionDuration: Histogram<"listener">;
+  /** Seconds from dialing the upstream to its TCP (or TLS) connection, by listener. */
+  readonly upstreamConnect: Histogram<"listener">;
+  /** Policy action log lines left out by the rate limit (they were counted, not logged). */
+  readonly policyLogsSuppressed: Counter<string>;
+  /** Creates every series of a listener's counters at 0. */
+  initListener(listener: string): void;
+  /** Report xmpp_guard_upstream_up at scrape time from this check (the process that serves /readyz). */
+  trackUpstreams(check: () => Promise<ReadonlyArray<{ listener: string; ok: boolean }>>): void;
   /** Report MUC tracking sizes at scrape time. */
   trackMuc(stats: () => { rooms: number; occupants: number }): void;
   /** Register a listener's TrafficStats so scrapes include it. */
   trackTraffic(listener: string, stats: TrafficStats): void;
 }
 
+/** Conditions the proxy itself sends (the catalogue's). */
+const PROXY_CONDITIONS = [...new Set(Object.values(ERRORS).flatMap((e) => (e.condition === null ? [] : [e.condition as string])))];
+
+function zero<L extends string>(counter: Counter<L>, labels: Partial<Record<L, string>>): void {
+  counter.inc(labels, 0);
+}
+
 export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metrics {
   const registry = new Registry();
   const traffic = new Map<string, TrafficStats>();
   let mucStats: () => { rooms: number; occupants: number } = () => ({ rooms: 0, occupants: 0 });
+  let upstreamCheck: (() => Promise<ReadonlyArray<{ listener: string; ok: boolean }>>) | null = null;
 
   const bytes = new Counter({
     name: `${PREFIX}bytes_total`,
@@ -207,16 +273,75 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       labelNames: ["listener", "reason"] as const, registers: [registry],
     }),
     tlsCertificateExpiry: new Gauge({
-      name: `${PREFIX}tls_certificate_expiry_seconds`, help: "Expiry (notAfter) of each configured certificate as a Unix time, by the certificate's first name.",
+      name: `${PREFIX}tls_certificate_expiry_timestamp_seconds`, help: "Expiry (notAfter) of each configured certificate as a Unix time, by the certificate's first name.",
       labelNames: ["name"] as const, registers: [registry],
     }),
+    authFailures: new Counter({
+      name: `${PREFIX}auth_failures_total`, help: "Failed logins seen on the stream (the server's SASL failure, or a dialback key it refused), by listener and reason.",
+      labelNames: ["listener", "reason"] as const, registers: [registry],
+    }),
+    shadowVerdicts: new Counter({
+      name: `${PREFIX}firewall_shadow_verdicts_total`, help: "What the log-only (shadow) firewall rules would have done, by verdict; nothing was done.",
+      labelNames: ["verdict"] as const, registers: [registry],
+    }),
+    shadowHits: new Counter({
+      name: `${PREFIX}firewall_shadow_rule_hits_total`, help: "Shadow (log-only) firewall rule actions that would have run, by rule (file:line) and action.",
+      labelNames: ["rule", "action"] as const, registers: [registry],
+    }),
+    shadowReloads: new Counter({
+      name: `${PREFIX}firewall_shadow_reloads_total`, help: "Shadow (log-only) rule reloads triggered by a file change, by result (ok, error).",
+      labelNames: ["result"] as const, registers: [registry],
+    }),
+    sessionDuration: new Histogram({
+      name: `${PREFIX}session_duration_seconds`, help: "How long sessions lasted, from accept to close, by listener.",
+      labelNames: ["listener"] as const, registers: [registry],
+      buckets: [1, 10, 60, 300, 1800, 3600, 4 * 3600, 12 * 3600, 86400, 7 * 86400],
+    }),
+    upstreamConnect: new Histogram({
+      name: `${PREFIX}upstream_connect_seconds`, help: "Time to connect to the upstream server (TCP, or TLS with tls.upstream_tls), by listener.",
+      labelNames: ["listener"] as const, registers: [registry],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    }),
+    policyLogsSuppressed: new Counter({
+      name: `${PREFIX}policy_action_logs_suppressed_total`, help: "\"policy action\" log lines left out by their rate limit (the actions were still counted).",
+      registers: [registry],
+    }),
+    initListener(listener) {
+      zero(metrics.connections, { listener });
+      for (const reason of REFUSED_REASONS) zero(metrics.connectionsRefused, { listener, reason });
+      for (const reason of UPSTREAM_FAILURE_REASONS) zero(metrics.upstreamFailures, { listener, reason });
+      for (const kind of TIMEOUT_KINDS) zero(metrics.timeouts, { listener, kind });
+      for (const direction of DIRECTIONS) for (const code of FRAMING_CODES) zero(metrics.framingErrors, { listener, direction, code });
+      for (const condition of PROXY_CONDITIONS) zero(metrics.streamErrors, { listener, condition, sender: "proxy" });
+      for (const condition of [...STREAM_ERROR_CONDITIONS, "other"]) zero(metrics.streamErrors, { listener, condition, sender: "upstream" });
+      for (const stage of POLICY_STAGES) for (const verdict of POLICY_VERDICTS) zero(metrics.verdicts, { listener, stage, verdict });
+      for (const result of PROXY_HEADER_RESULTS) zero(metrics.proxyHeaders, { listener, result });
+      for (const reason of THROTTLE_REASONS) zero(metrics.throttledSeconds, { listener, reason });
+      for (const version of TLS_VERSIONS) zero(metrics.tlsHandshakes, { listener, version });
+      for (const reason of TLS_FAILURE_REASONS) zero(metrics.tlsHandshakeFailures, { listener, reason });
+      for (const reason of AUTH_FAILURE_REASONS) zero(metrics.authFailures, { listener, reason });
+      metrics.sessionDuration.zero({ listener });
+      metrics.upstreamConnect.zero({ listener });
+    },
     trackMuc(stats) {
       mucStats = stats;
+    },
+    trackUpstreams(check) {
+      upstreamCheck = check;
     },
     trackTraffic(listener, stats) {
       traffic.set(listener, stats);
     },
   };
+  new Gauge({
+    name: `${PREFIX}upstream_up`, help: "1 when the listener's upstream server accepts connections (what /readyz checks), else 0.",
+    labelNames: ["listener"] as const, registers: [registry],
+    async collect() {
+      if (upstreamCheck === null) return;
+      this.reset();
+      for (const u of await upstreamCheck()) this.set({ listener: u.listener }, u.ok ? 1 : 0);
+    },
+  });
   new Gauge({
     name: `${PREFIX}muc_tracked`, help: "MUC flood-limit entries held in memory, by kind (rooms, occupants).",
     labelNames: ["kind"] as const, registers: [registry],
@@ -226,13 +351,55 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       this.set({ kind: "occupants" }, s.occupants);
     },
   });
+  for (const result of RELOAD_RESULTS) {
+    zero(metrics.reloads, { result });
+    zero(metrics.ruleReloads, { result });
+    zero(metrics.shadowReloads, { result });
+  }
+  for (const reason of REGISTRATION_REFUSAL_REASONS) zero(metrics.registrationRefusals, { reason });
+  for (const result of NOTIFICATION_RESULTS) zero(metrics.registrationNotifications, { result });
+  for (const op of STATE_ERROR_OPS) zero(metrics.stateErrors, { op });
+  for (const [reason, bucket] of MUC_LIMITED) zero(metrics.mucLimited, { reason, bucket });
+  for (const verdict of SHADOW_VERDICTS) zero(metrics.shadowVerdicts, { verdict });
+  metrics.stateFaulted.set(0);
   if (options.defaultMetrics !== false) {
-    // Process metrics including nodejs_eventloop_lag_seconds, under our prefix.
-    collectDefaultMetrics({ register: registry, prefix: PREFIX, eventLoopMonitoringPrecision: 20 });
+    // Node's process metrics under their standard names (process_*, nodejs_*),
+    // as stock Node.js dashboards and alerts expect them.
+    collectDefaultMetrics({ register: registry, eventLoopMonitoringPrecision: 20 });
     // prom-client names three gauges *_total, which `promtool check metrics`
     // rejects (only counters end in _total); sum() of the per-type gauges
     // (nodejs_active_handles etc.) gives the same numbers.
-    for (const kind of ["handles", "requests", "resources"]) registry.removeSingleMetric(`${PREFIX}nodejs_active_${kind}_total`);
+    for (const kind of ["handles", "requests", "resources"]) registry.removeSingleMetric(`nodejs_active_${kind}_total`);
   }
   return metrics;
+}
+
+/** The cluster primary's own metrics (workers mode), beside the workers' summed ones. */
+export interface PrimaryMetrics {
+  readonly registry: Registry;
+  readonly workers: Gauge<string>;
+  readonly restarts: Counter<string>;
+  readonly reloads: Counter<"result">;
+  readonly workerSessions: Gauge<"worker">;
+}
+
+export function createPrimaryMetrics(): PrimaryMetrics {
+  const registry = new Registry();
+  const m: PrimaryMetrics = {
+    registry,
+    workers: new Gauge({ name: `${PREFIX}workers`, help: "Worker processes running.", registers: [registry] }),
+    restarts: new Counter({ name: `${PREFIX}worker_restarts_total`, help: "Workers restarted after an unexpected exit.", registers: [registry] }),
+    reloads: new Counter({ name: `${PREFIX}cluster_reloads_total`, help: "Reloads coordinated by the primary, by result.", labelNames: ["result"] as const, registers: [registry] }),
+    workerSessions: new Gauge({
+      name: `${PREFIX}worker_sessions`,
+      help: "Open sessions per worker (worker = slot number, 1..workers).",
+      labelNames: ["worker"] as const,
+      registers: [registry],
+    }),
+  };
+  for (const result of RELOAD_RESULTS) zero(m.reloads, { result });
+  // The service's start: the primary's (the workers' own are left out of the sum).
+  new Gauge({ name: "process_start_time_seconds", help: "Start time of the process since unix epoch in seconds.", registers: [registry] })
+    .set(Math.round(Date.now() / 1000 - process.uptime()));
+  return m;
 }

@@ -18,7 +18,9 @@ import { parseProxyHeader, unmapIPv4, type Endpoint } from "./proxy-protocol.js"
 import type { ResumptionRegistry } from "./resumption.js";
 import { Session, type ListenerContext } from "./session.js";
 import type { CertificateStore } from "./certificates.js";
-import { acceptTls, tlsModeFor, type TlsMode } from "./tls-accept.js";
+import { acceptTls, failureReason, tlsModeFor, type SessionTls, type TlsMode } from "./tls-accept.js";
+import { proceed } from "./starttls.js";
+import type { AuditLimiter } from "../policy/audit.js";
 
 /** Live settings shared by every listener; replaced as a whole on reload. */
 export interface RuntimeSettings {
@@ -36,7 +38,16 @@ export interface ListenerDeps {
   readonly logger: Logger;
   readonly metrics: Metrics;
   readonly resumption: ResumptionRegistry;
+  readonly audit: AuditLimiter;
   settings(): RuntimeSettings;
+}
+
+/** The last dial of this listener's upstream by a session (for /readyz). */
+export interface UpstreamStatus {
+  readonly ok: boolean;
+  /** performance.now() of that dial's outcome. */
+  readonly at: number;
+  readonly detail: string | undefined;
 }
 
 /** One listener for every socket, not a closure each. */
@@ -59,12 +70,15 @@ export class Listener {
   /** Connection-rate buckets per real client IP; idle (full) ones are swept. */
   readonly #rateBuckets = new Map<string, TokenBucket>();
   #sweep: NodeJS.Timeout | undefined;
+  /** null until a session dialed the upstream. */
+  upstreamStatus: UpstreamStatus | null = null;
 
   constructor(config: ListenerConfig, deps: ListenerDeps) {
     this.#config = config;
     this.#deps = deps;
     this.#log = deps.logger.child({ listener: config.name });
     deps.metrics.trackTraffic(config.name, this.stats);
+    deps.metrics.initListener(config.name);
     this.#ctx = this.#makeContext();
     // allowHalfOpen: after a peer's FIN we may still owe it a stream error.
     this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.#accept(socket));
@@ -102,6 +116,11 @@ export class Listener {
       onEnd: (s) => {
         if (!this.sessions.delete(s)) return;
         this.#releaseIp(s.ip);
+      },
+      audit: deps.audit,
+      startTls: (old, socket, rest, pre) => this.#upgradeOffered(old, socket, rest, pre),
+      onUpstream: (ok, detail) => {
+        this.upstreamStatus = { ok, at: performance.now(), detail };
       },
     };
   }
@@ -214,11 +233,13 @@ export class Listener {
       socket.destroy();
       return;
     }
-    if (tlsMode !== null && !refuse && settings.certificates !== null) {
+    // tls.starttls: optional: plaintext unless the peer takes the offer (Session, #upgradeOffered).
+    const offer = tlsMode === "starttls" && settings.tls.starttls === "optional";
+    if (tlsMode !== null && !refuse && settings.certificates !== null && !offer) {
       this.#startTls(socket, peer, local, tlsMode, settings.certificates, acceptedAt, initial);
       return;
     }
-    const session = new Session(this.#ctx, socket, sessionId(), peer, local, refuse);
+    const session = new Session(this.#ctx, socket, sessionId(), peer, local, refuse, null, offer && !refuse);
     this.sessions.add(session);
     this.#perIp.set(peer.address, (this.#perIp.get(peer.address) ?? 0) + 1);
     session.start(initial, acceptedAt);
@@ -252,6 +273,49 @@ export class Listener {
       this.sessions.add(session);
       session.start(r.initial, acceptedAt);
       // The socket comes over paused; read unless the session itself paused it.
+      session.resumeClient(0);
+    });
+  }
+
+  /**
+   * A plaintext session took the optional STARTTLS offer and has ended:
+   * answer <proceed/>, run the handshake, and go on with a new session (same
+   * id) on the TLS socket, where the peer restarts its stream.
+   */
+  #upgradeOffered(old: Session, socket: Socket, rest: Buffer, pre: { to: string | undefined; from: string | undefined }): void {
+    const settings = this.#deps.settings();
+    const store = settings.certificates;
+    const name = this.#config.name;
+    const metrics = this.#deps.metrics;
+    if (store === null) {
+      socket.destroy();
+      return;
+    }
+    const peer = { address: old.ip, port: old.port };
+    this.#perIp.set(peer.address, (this.#perIp.get(peer.address) ?? 0) + 1);
+    const s2s = this.#config.type.startsWith("s2s");
+    void proceed(socket, rest, {
+      contentNs: s2s ? "jabber:server" : "jabber:client",
+      mode: "optional",
+      store,
+      limits: settings.framerLimits,
+      handshakeTimeoutMs: settings.tls.handshake_timeout * 1000,
+      headerTimeoutMs: settings.timeouts.stream_header * 1000,
+      ...(this.#config.domain ? { domain: this.#config.domain } : {}),
+    }, { streamTo: pre.to, streamFrom: pre.from }).then((r) => {
+      if (r.kind !== "tls") {
+        this.#releaseIp(peer.address);
+        const reason = r.kind === "error" ? failureReason(r.code) : "closed";
+        metrics.tlsHandshakeFailures.inc({ listener: name, reason });
+        this.#log.info({ sid: old.id, reason, detail: "detail" in r ? r.detail : undefined }, "STARTTLS offered and taken, but TLS failed");
+        return;
+      }
+      const protocol = r.socket.getProtocol() ?? undefined;
+      metrics.tlsHandshakes.inc({ listener: name, version: protocol ?? "unknown" });
+      const tls: SessionTls = { servername: r.servername, alpn: undefined, protocol, preTlsFrom: r.streamFrom, preTlsTo: r.streamTo };
+      const session = new Session(this.#ctx, r.socket, old.id, peer, old.localEndpoint, undefined, tls);
+      this.sessions.add(session);
+      session.start(undefined, old.startedAt);
       session.resumeClient(0);
     });
   }

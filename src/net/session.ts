@@ -14,8 +14,9 @@ import type { Socket } from "node:net";
 import { connect } from "node:net";
 import { ERRORS, type ErrorCode, type ProxyError } from "../errors.js";
 import { SessionLog, type Logger } from "../log.js";
-import { KIND_INDEX, type Metrics, type SessionState, type TrafficStats } from "../metrics/definitions.js";
+import { AUTH_FAILURE_REASONS, KIND_INDEX, type Metrics, type SessionState, type TrafficStats } from "../metrics/definitions.js";
 import type { Pipeline, SessionInfo, Verdict } from "../policy/pipeline.js";
+import { ruleOf, type AuditLimiter } from "../policy/audit.js";
 import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind, type FramerLimits, type FrameSink } from "../xml/framer.js";
 import { kindOf, type Stanza } from "../xml/stanza.js";
 import { NS_STREAMS, streamError, streamHeader } from "../xml/stream-error.js";
@@ -49,6 +50,10 @@ const F_AUTHENTICATED = 1 << 10;
 const F_STANZA_SHAPING = 1 << 11;
 const F_HOLDING = 1 << 12;
 const F_RESTART_PENDING = 1 << 13;
+/** tls.starttls: optional, not negotiated yet: STARTTLS is offered in the server's features and answered here. */
+const F_OFFER_TLS = 1 << 14;
+/** The peer asked for STARTTLS on an offering session: the rest of its bytes are TLS, for the listener. */
+const F_UPGRADING = 1 << 15;
 
 /** A session's sockets carry their session under this key (see the shared event handlers). */
 const SESSION = Symbol("session");
@@ -93,6 +98,17 @@ export interface ListenerContext {
   upstreamTls(): boolean;
   /** Called once when the session has fully ended. */
   onEnd(session: Session): void;
+  /** The rate limit of "policy action" log lines (one per process). */
+  readonly audit: AuditLimiter;
+  /** What became of a dial of the upstream (for /readyz). */
+  onUpstream(ok: boolean, detail?: string): void;
+  /**
+   * tls.starttls: optional. The peer asked for STARTTLS on a plaintext
+   * session: this session has ended (its upstream is dropped); the listener
+   * answers <proceed/>, runs the handshake on `socket` (`rest`: bytes the
+   * peer sent after <starttls/>) and starts a new session on the TLS socket.
+   */
+  startTls?(session: Session, socket: Socket, rest: Buffer, pre: { to: string | undefined; from: string | undefined }): void;
 }
 
 export class Session implements SessionInfo {
@@ -155,9 +171,12 @@ export class Session implements SessionInfo {
   /**
    * `refuse`: refuse the connection with this error as soon as it starts, never dialing (per-IP caps).
    * `tls`: `client` is a TLS socket the proxy already negotiated (tls-accept.ts).
+   * `offerTls`: tls.starttls is optional: relay in plaintext, offer STARTTLS
+   * in the server's features and answer it (ctx.startTls) if the peer asks.
    */
-  constructor(ctx: ListenerContext, client: Socket, id: string, peer: Endpoint, local: Endpoint, refuse?: ErrorCode, tls?: SessionTls | null) {
+  constructor(ctx: ListenerContext, client: Socket, id: string, peer: Endpoint, local: Endpoint, refuse?: ErrorCode, tls?: SessionTls | null, offerTls = false) {
     this.#ctx = ctx;
+    if (offerTls && (tls ?? null) === null && ctx.startTls !== undefined) this.#flags |= F_OFFER_TLS;
     this.tls = tls ?? null;
     this.#refuse = refuse;
     this.#client = client;
@@ -412,10 +431,76 @@ export class Session implements SessionInfo {
   }
 
   #feed(data: Buffer): void {
+    if ((this.#flags & F_OFFER_TLS) !== 0 && !this.#authenticated) {
+      this.#feedUntilTls(data);
+      return;
+    }
     this.#inFramer.write(data);
     if (this.#stanzaTimer !== undefined || !this.#inFramer.atBoundary) this.#watchPartial();
     this.#flushToUpstream();
     this.#flushToClient(); // bounces produced while judging
+  }
+
+  /**
+   * While STARTTLS is on offer: feed up to each '>' (never inside a UTF-8
+   * sequence), so that <starttls/> is framed before the TLS bytes a peer may
+   * send right behind it, which are not XML. Those go to the listener.
+   */
+  #feedUntilTls(data: Buffer): void {
+    let from = 0;
+    while (from < data.length && !this.#closing) {
+      const gt = data.indexOf(0x3e, from);
+      const to = gt < 0 ? data.length : gt + 1;
+      this.#inFramer.write(data.subarray(from, to));
+      from = to;
+      if ((this.#flags & F_UPGRADING) !== 0) {
+        const rest = this.#pending === null ? data.subarray(from) : Buffer.concat([data.subarray(from), this.#pending]);
+        this.#pending = null;
+        this.#handOverToTls(rest);
+        return;
+      }
+    }
+    if (this.#stanzaTimer !== undefined || !this.#inFramer.atBoundary) this.#watchPartial();
+    this.#flushToUpstream();
+    this.#flushToClient();
+  }
+
+  /**
+   * The peer asked for STARTTLS (tls.starttls: optional). This session ends
+   * here without a word to the peer: its upstream connection, which saw only
+   * the pre-TLS stream, is closed, and the listener answers <proceed/> and
+   * starts a new session once TLS is up (the peer restarts its stream then).
+   */
+  #handOverToTls(rest: Buffer): void {
+    const client = this.#client;
+    this.#flushToClient();
+    this.#closing = true;
+    this.#inFramer.stop();
+    this.#outFramer.stop();
+    client.off("data", Session.#clientData);
+    client.off("end", Session.#clientEnd);
+    client.off("error", Session.#clientError);
+    client.off("close", Session.#clientClose);
+    client.off("drain", Session.#clientDrain);
+    client.pause();
+    const up = this.#upstream;
+    if (up !== null) {
+      up.off("data", Session.#upstreamData);
+      up.off("drain", Session.#upstreamDrain);
+      up.off("end", Session.#upstreamEnd);
+      up.off("error", Session.#upstreamError);
+      up.off("close", Session.#upstreamClose);
+      up.on("error", () => {});
+      if (this.#upstreamConnected) up.end("</stream:stream>");
+      else up.destroy();
+      setTimeout(() => up.destroy(), CLOSE_GRACE_MS).unref();
+    }
+    this.#log.info("STARTTLS: the peer takes the TLS offer; the stream restarts over TLS");
+    const pre = { to: this.#tracker.claimedDomain, from: this.type === "s2s" ? this.#tracker.claimedDomain : undefined };
+    this.#upstreamDone = true;
+    this.#clientDone = true;
+    this.#maybeEnd();
+    this.#ctx.startTls!(this, client, rest, pre);
   }
 
   /**
@@ -632,7 +717,7 @@ export class Session implements SessionInfo {
         if (event !== null && !this.#onPeerEvent(event)) return;
         if (!pipeline.empty) {
           const decided = pipeline.judge(view, this, "inbound");
-          if (decided !== null && !this.#apply(decided.stage, decided.verdict, "in")) return;
+          if (decided !== null && !this.#apply(decided.stage, decided.verdict, "in", view)) return;
         }
       }
       this.#sendUpstream(data, start, end);
@@ -687,6 +772,11 @@ export class Session implements SessionInfo {
       this.closeWithError(event.code, event.detail);
       return false;
     }
+    if ((this.#flags & F_OFFER_TLS) !== 0 && !this.#authenticated) {
+      // tls.starttls: optional, and the peer takes the offer (#feedUntilTls hands over).
+      this.#flags |= F_UPGRADING;
+      return false;
+    }
     if (this.tls !== null) {
       // RFC 6120 §5.4.2.2: a second STARTTLS fails and ends the stream.
       this.#log.info({ code: "XPX_ERR_STARTTLS_TWICE" }, ERRORS.XPX_ERR_STARTTLS_TWICE.message);
@@ -728,18 +818,25 @@ export class Session implements SessionInfo {
           const event = this.#tracker.serverStanza(view);
           if (event !== null) this.#onServerEvent(event);
         }
-        if (this.type === "s2s" && view.name === "features" && view.xmlns === NS_STREAMS && offersSaslExternal(view)) {
-          // SASL EXTERNAL cannot work behind the proxy (docs/tls.md): peers use dialback.
-          const stripped = stripSaslExternal(data.toString("utf8", start, end));
-          if (stripped !== null) {
-            const bytes = Buffer.from(stripped);
+        if (view.name === "features" && view.xmlns === NS_STREAMS) {
+          let text: string | null = null;
+          if (this.type === "s2s" && offersSaslExternal(view)) {
+            // SASL EXTERNAL cannot work behind the proxy (docs/tls.md): peers use dialback.
+            text = stripSaslExternal(data.toString("utf8", start, end));
+          }
+          if ((this.#flags & F_OFFER_TLS) !== 0 && !this.#authenticated && view.tree()?.getChild("starttls", NS_TLS) === undefined) {
+            // tls.starttls: optional: the peer may take TLS from us, or go on in plaintext.
+            text = withStartTls(text ?? data.toString("utf8", start, end));
+          }
+          if (text !== null) {
+            const bytes = Buffer.from(text);
             this.#toClient.add(bytes, 0, bytes.length);
             return;
           }
         }
         if (!pipeline.empty) {
           const decided = pipeline.judge(view, this, "outbound");
-          if (decided !== null && !this.#apply(decided.stage, decided.verdict, "out")) return;
+          if (decided !== null && !this.#apply(decided.stage, decided.verdict, "out", view)) return;
         }
         this.#toClient.add(data, start, end);
         // SASL success: both streams restart (RFC 6120 §6.4.6). The peer's next
@@ -804,6 +901,13 @@ export class Session implements SessionInfo {
       case "resumable":
         if (this.#tracker.jid !== undefined) this.#ctx.resumption.remember(event.id, this.#tracker.jid);
         return;
+      case "auth-failure": {
+        const reason = AUTH_REASONS.has(event.reason) ? event.reason : "other";
+        this.#ctx.metrics.authFailures.inc({ listener: this.listener, reason });
+        // One line per failure, never rate-limited: fail2ban counts them (docs/deploy.md).
+        this.#log.warn({ code: "XPX_ERR_AUTH_FAILED", ip: this.ip, reason: event.reason, mechanism: event.mechanism, user: event.user }, ERRORS.XPX_ERR_AUTH_FAILED.message);
+        return;
+      }
       case "stream-error":
         this.#ctx.metrics.streamErrors.inc({ listener: this.listener, condition: boundedCondition(event.condition), sender: "upstream" });
         this.#log.info({ condition: event.condition }, "upstream sent a stream error");
@@ -837,16 +941,15 @@ export class Session implements SessionInfo {
   // ---- verdicts ------------------------------------------------------------
 
   /** Carry out a non-forward verdict. Returns true only if the stanza should still be forwarded. */
-  #apply(stage: string, verdict: Verdict, dir: "in" | "out"): boolean {
+  #apply(stage: string, verdict: Verdict, dir: "in" | "out", view: Stanza): boolean {
     this.#ctx.metrics.verdicts.inc({ listener: this.listener, stage, verdict: verdict.action });
+    if (verdict.action === "drop" || verdict.action === "bounce" || verdict.action === "close") this.#audit(stage, verdict.action, verdict.reason, dir, view);
     switch (verdict.action) {
       case "forward":
         return true;
       case "drop":
-        this.#log.debug({ stage, reason: verdict.reason, dir }, "stanza dropped");
         return false;
       case "bounce": {
-        this.#log.debug({ stage, reason: verdict.reason, dir }, "stanza bounced");
         const reply = Buffer.from(verdict.reply);
         // The reply goes back to whoever sent the stanza.
         if (dir === "in") this.#toClient.add(reply, 0, reply.length);
@@ -859,10 +962,28 @@ export class Session implements SessionInfo {
         return false;
       }
       case "close":
-        this.#log.info({ stage, reason: verdict.reason }, "policy closed the stream");
         this.closeWithError(verdict.code, verdict.reason);
         return false;
     }
+  }
+
+  /** The "policy action" line (rate-limited, see policy/audit.ts). */
+  #audit(stage: string, action: string, reason: string, dir: "in" | "out", view: Stanza): void {
+    const suppressed = this.#ctx.audit.admit(this);
+    if (suppressed === null) {
+      this.#ctx.metrics.policyLogsSuppressed.inc();
+      return;
+    }
+    this.#log.info({
+      ip: this.ip,
+      stage,
+      rule: ruleOf(reason),
+      action,
+      reason,
+      dir,
+      stanza: { name: view.name, type: view.type, id: view.id?.slice(0, 64), to: view.to?.slice(0, 256) },
+      ...(suppressed > 0 ? { suppressed } : {}),
+    }, "policy action");
   }
 
   // ---- upstream connection -------------------------------------------------
@@ -879,11 +1000,13 @@ export class Session implements SessionInfo {
       : connect({ host: cfg.upstream.host, port: cfg.upstream.port });
     this.#upstream = upstream;
     upstream.setNoDelay(true);
+    const dialStarted = performance.now();
     const timeout = this.#ctx.timeouts().connect * 1000;
     this.#dialTimer = setTimeout(() => {
       if (this.#serverHeaderSeen || this.#closing) return;
       this.#ctx.metrics.upstreamFailures.inc({ listener: this.listener, reason: "timeout" });
       this.#ctx.metrics.timeouts.inc({ listener: this.listener, kind: "upstream_connect" });
+      if (!this.#upstreamConnected) this.#ctx.onUpstream(false, "timeout");
       this.closeWithError("XPX_ERR_UPSTREAM_TIMEOUT", this.#upstreamConnected ? `${cfg.upstream.text}: connected, no stream header` : cfg.upstream.text);
       upstream.destroy();
     }, timeout);
@@ -893,6 +1016,8 @@ export class Session implements SessionInfo {
         return;
       }
       this.#upstreamConnected = true;
+      this.#ctx.metrics.upstreamConnect.observe({ listener: this.listener }, (performance.now() - dialStarted) / 1000);
+      this.#ctx.onUpstream(true);
       const header = this.#proxyHeader();
       if (header) upstream.write(header);
       this.#flushToUpstream();
@@ -911,6 +1036,7 @@ export class Session implements SessionInfo {
     this.#upstreamDone = true;
     if (!this.#upstreamConnected && !this.#closing) {
       this.#ctx.metrics.upstreamFailures.inc({ listener: this.listener, reason: "refused" });
+      this.#ctx.onUpstream(false, "refused");
       this.closeWithError("XPX_ERR_UPSTREAM_UNREACHABLE", this.#ctx.config.upstream.text);
     }
     this.#maybeEnd();
@@ -1147,9 +1273,23 @@ export class Session implements SessionInfo {
     clearTimeout(this.#stanzaTimer);
     clearTimeout(this.#closeTimer);
     this.#ctx.metrics.sessions.dec({ listener: this.listener, state: this.#state });
-    this.#log.info({ seconds: (Date.now() - this.startedAt) / 1000 }, "session closed");
+    const seconds = (Date.now() - this.startedAt) / 1000;
+    if (this.#refuse === undefined) this.#ctx.metrics.sessionDuration.observe({ listener: this.listener }, seconds);
+    this.#log.info({ seconds }, "session closed");
     this.#ctx.onEnd(this);
   }
+}
+
+/**
+ * Stream features with an (optional) STARTTLS offer added as their first
+ * child, whatever prefix the features element has and whether it is empty.
+ */
+export function withStartTls(features: string): string {
+  const offer = `<starttls xmlns='${NS_TLS}'/>`;
+  const open = /^<([^\s/>]+)([^>]*?)(\/?)>/.exec(features);
+  if (open === null) return features;
+  if (open[3] === "/") return `<${open[1]}${open[2]}>${offer}</${open[1]}>${features.slice(open[0].length)}`;
+  return open[0] + offer + features.slice(open[0].length);
 }
 
 /**
@@ -1166,6 +1306,8 @@ function mayMatterAfterBind(data: Buffer, start: number, end: number): boolean {
   }
   return false;
 }
+
+const AUTH_REASONS: ReadonlySet<string> = new Set(AUTH_FAILURE_REASONS);
 
 const KNOWN_CONDITIONS = new Set([
   "bad-format", "bad-namespace-prefix", "conflict", "connection-timeout", "host-gone", "host-unknown",

@@ -9,8 +9,11 @@
 // Because our features hold nothing but STARTTLS, TLS is mandatory-to-negotiate
 // whatever the mode (RFC 6120 §5.3.1: "If the receiving entity advertises only
 // the STARTTLS feature [...] the parties MUST consider TLS as
-// mandatory-to-negotiate"). "optional" therefore only omits <required/> and
-// lets a pre-1.0 stream (no features, hence no STARTTLS) pass in plaintext.
+// mandatory-to-negotiate"). "optional" here therefore only omits <required/>
+// and lets a pre-1.0 stream (no features, hence no STARTTLS) pass in
+// plaintext. The listeners use this module for `tls.starttls: required`
+// only: `optional` relays the server's own features with STARTTLS added, and
+// the session hands a peer that takes the offer back for proceed() below.
 
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
@@ -251,7 +254,7 @@ export function negotiateStartTls(socket: Socket, options: StartTlsOptions): Pro
  * handed to the kernel: a write still queued in the stream would otherwise go
  * out after the TLS layer took over the connection.
  */
-function proceed(
+export function proceed(
   socket: Socket,
   rest: Buffer,
   options: StartTlsOptions,

@@ -26,6 +26,8 @@ import { redactUrl } from "../state/redis-connect.js";
 import { RedisStore } from "../state/redis-store.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import { Pipeline, type Flow, type PolicyStage, type SessionInfo, type Verdict } from "./pipeline.js";
+import { AuditLimiter, ruleOf } from "./audit.js";
+import { ShadowStage } from "./shadow.js";
 
 /** What a session offers stages that emit stanzas of their own (firewall REPLY, COPY…). */
 export interface Injector {
@@ -70,10 +72,35 @@ export class PolicyState {
   readonly notifier: RegistrationNotifier;
   /** One firewall stage for the process: reloads swap its rule set, so marks survive. */
   readonly firewall: FirewallStage;
+  /** firewall.shadow: rules that only log what they would do (policy/shadow.ts). */
+  readonly shadow: ShadowStage;
 
-  constructor(logger: Logger, metrics: Metrics) {
+  constructor(logger: Logger, metrics: Metrics, audit: AuditLimiter = new AuditLimiter()) {
     this.#logger = logger;
     this.#metrics = metrics;
+    this.shadow = new ShadowStage({
+      onWould: (verdict, reason, stanza, session, flow) => {
+        metrics.shadowVerdicts.inc({ verdict });
+        const suppressed = audit.admit(session);
+        if (suppressed === null) {
+          metrics.policyLogsSuppressed.inc();
+          return;
+        }
+        logger.info({
+          sid: session.id, listener: session.listener, ip: session.ip, jid: session.jid, domain: session.domain,
+          stage: "firewall_shadow", shadow: true, rule: ruleOf(reason), action: `would ${verdict}`, reason,
+          dir: flow === "inbound" ? "in" : "out",
+          stanza: { name: stanza.name, type: stanza.type, id: stanza.id?.slice(0, 64), to: stanza.to?.slice(0, 256) },
+          ...(suppressed > 0 ? { suppressed } : {}),
+        }, "policy action");
+      },
+      onHit: (rule, action) => metrics.shadowHits.inc({ rule: rule.id, action }),
+      onLog: (level, message, rule, session) => {
+        const method = level === "error" ? "error" : level === "warn" ? "warn" : level === "debug" ? "debug" : "info";
+        logger[method]({ rule: rule.id, sid: session.id, jid: session.jid, shadow: true }, message);
+      },
+      onError: (err, session) => logger.error({ sid: session.id, shadow: true, err: err instanceof Error ? err.message : String(err) }, "shadow firewall error"),
+    });
     this.notifier = new RegistrationNotifier({ logger, count: (result) => metrics.registrationNotifications.inc({ result }) });
     this.firewall = new FirewallStage({
       rewrites: true,
@@ -103,6 +130,18 @@ export class PolicyState {
     // look like, portability notes): logged at every load and reload.
     for (const w of result.warnings) this.#logger.warn({ file: w.file, line: w.line, column: w.column }, `firewall rule warning: ${w.format()}`);
     if (!result.ruleset) return { ruleset: undefined, errors: result.errors.map((e) => e.format()) };
+    return { ruleset: result.ruleset, errors: [] };
+  }
+
+  /**
+   * Compile config.firewall.shadow the same way, apart from the real rules:
+   * LIMIT state carries over from the live shadow rule set only.
+   */
+  async loadShadowRules(config: Config): Promise<{ ruleset: CompiledRuleSet | undefined; errors: string[] }> {
+    if (config.firewall.shadow.length === 0) return { ruleset: undefined, errors: [] };
+    const result = await loadRuleFiles(config.firewall.shadow, undefined, { clock: realClock, previous: this.shadow.ruleset });
+    for (const w of result.warnings) this.#logger.warn({ code: "XPX_ERR_RULES_INVALID", shadow: true }, w.format());
+    if (!result.ruleset) return { ruleset: undefined, errors: result.errors.map((e) => `firewall.shadow: ${e.format()}`) };
     return { ruleset: result.ruleset, errors: [] };
   }
 
@@ -137,12 +176,12 @@ export class PolicyState {
    * Build a pipeline for `config`. Throws (before anything is swapped) when
    * durable state cannot be opened; the caller keeps the old pipeline then.
    */
-  build(config: Config, firewallOn: boolean): Pipeline {
+  build(config: Config, firewallOn: boolean, shadowOn = false): Pipeline {
     const stages: PolicyStage[] = [];
     if (config.registration !== null) {
       if (this.#store === null) {
         if (config.state.redis !== null) throw new Error("state.redis: the store is not open (call openState first)");
-        this.#store = this.#openSqlite(config.state.path);
+        this.#store = this.#openSqlite(config.state.path, 5000);
         this.#storePath = config.state.path;
       } else if (this.#store instanceof SqliteStore && this.#store.fault !== null) {
         this.#reopenSqlite(config.state.path);
@@ -181,6 +220,8 @@ export class PolicyState {
         },
       }));
     }
+    // Before the real rules, so it sees every stanza they see (it never decides).
+    if (shadowOn) stages.push(this.shadow);
     if (firewallOn) stages.push(this.firewall);
     if (config.muc_limits !== null) {
       if (this.#muc === null) {
@@ -219,9 +260,12 @@ export class PolicyState {
    * blocks every session), a fault logged and shown in the gauge, and the
    * file compared with the open one every STATE_CHECK_INTERVAL_MS.
    */
-  #openSqlite(path: string): SqliteStore {
+  #openSqlite(path: string, lockWaitMs: number): SqliteStore {
     const store = SqliteStore.open(path, {
       busyTimeoutMs: RUNNING_BUSY_TIMEOUT_MS,
+      // restore refuses while this lock is held (state/state-lock.ts).
+      holdLock: true,
+      lockWaitMs,
       onFault: (fault) => {
         this.#metrics.stateFaulted.set(1);
         this.#logger.error({ code: fault.code, path: fault.path, err: fault.message }, "state database lost; registration is refused until a reload or restart");
@@ -245,7 +289,8 @@ export class PolicyState {
   #reopenSqlite(path: string): void {
     const old = this.#store!;
     try {
-      this.#store = this.#openSqlite(path);
+      // A reload runs among live sessions: never wait for a restore in progress.
+      this.#store = this.#openSqlite(path, 0);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
       this.#logger.error({ code: "XPX_ERR_STATE_FAULT", path, err: message }, "cannot reopen the state database; registration stays refused");

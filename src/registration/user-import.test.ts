@@ -42,3 +42,12 @@ test("import stores nodeprepped names with skeletons, once", () => {
   assert.equal(store.findBySkeleton("example.org", "paypal"), "paypal");
   assert.equal(knownAccount("example.org", "a b", "import", 0, null), null);
 });
+
+test("the real output of prosodyctl shell user list, start-up banner included, imports as it is", () => {
+  // Prosody 0.12.3 (Debian 12, no lua-unbound) prints this on stdout for
+  // `prosodyctl shell user list localhost`.
+  const out = "\n**************************\nProsody was unable to find lua-unbound\nThis package can be obtained in the following ways:\n\n  Debian/Ubuntu | sudo apt install lua-unbound                                  \n       luarocks | luarocks install luaunbound                                   \n         Source | https://www.zash.se/luaunbound.html                           \n\nOld DNS resolver library will be used\nMore help can be found on our website, at https://prosody.im/doc/depends\n**************************\n\nbob@localhost\nalice@localhost\nOK: Showing all 2 users\n";
+  const r = parseUserList(out);
+  assert.deepEqual(r.problems, []);
+  assert.deepEqual(r.entries, [{ host: "localhost", username: "bob" }, { host: "localhost", username: "alice" }]);
+});

@@ -33,6 +33,12 @@ export function knownAccount(host: string, username: string, source: AccountSour
 // prosodyctl shell decorations: "| " output prefixes and the closing status line.
 const DECORATION = /^(?:\|\s?)/;
 const STATUS_LINE = /^(?:OK|Error|Result|Showing)\b/i;
+/**
+ * prosodyctl frames its start-up warnings in lines of asterisks, on stdout,
+ * before the command's output (Debian's 0.12 without lua-unbound prints one
+ * on every call): a line of asterisks opens a banner and the next one closes it.
+ */
+const BANNER_EDGE = /^\*{5,}$/;
 
 /**
  * One account per line: `user@host`, or a bare `user` when `defaultHost` is
@@ -42,9 +48,14 @@ const STATUS_LINE = /^(?:OK|Error|Result|Showing)\b/i;
 export function parseUserList(text: string, defaultHost?: string): ParsedUserList {
   const entries: UserListEntry[] = [];
   const problems: UserListProblem[] = [];
+  let banner = false;
   text.split(/\r?\n/).forEach((raw, i) => {
     const line = raw.replace(DECORATION, "").trim();
-    if (line === "" || line.startsWith("#") || STATUS_LINE.test(line)) return;
+    if (BANNER_EDGE.test(line)) {
+      banner = !banner;
+      return;
+    }
+    if (banner || line === "" || line.startsWith("#") || STATUS_LINE.test(line)) return;
     const problem = (message: string): void => void problems.push({ line: i + 1, text: raw, message });
     if (/\s/.test(line)) return problem("expected one account per line");
     const at = line.lastIndexOf("@");

@@ -18,6 +18,7 @@ import { mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
 import type { KnownAccount, RegistrationStore, ThrottleState, Tombstone } from "./registration-store.js";
+import { SharedStateLock, acquireExclusive } from "./state-lock.js";
 
 /** `state.path` when the config does not set one (relative to the working directory). */
 export const DEFAULT_STATE_PATH = "data/xmpp-guard.sqlite";
@@ -68,7 +69,9 @@ export type StateErrorCode =
   /** A backup or restore failed. */
   | "XPX_ERR_STATE_BACKUP"
   /** An operation failed while running (lock, I/O), or the file was lost under an open store. */
-  | "XPX_ERR_STATE_FAULT";
+  | "XPX_ERR_STATE_FAULT"
+  /** A running proxy holds the file (restore refuses). */
+  | "XPX_ERR_STATE_BUSY";
 
 export class StateError extends Error {
   readonly code: StateErrorCode;
@@ -92,6 +95,13 @@ export interface OpenOptions {
   readonly busyTimeoutMs?: number;
   /** Called once, when the store becomes faulted (see SqliteStore.fault). */
   readonly onFault?: (fault: StateError) => void;
+  /**
+   * Hold the shared lock `restore` checks (state-lock.ts) for as long as the
+   * store serves: the running proxy does, the CLI's short-lived opens do not.
+   */
+  readonly holdLock?: boolean;
+  /** With holdLock: how long to wait for a restore in progress (default 5000 ms; a running proxy waits 0). */
+  readonly lockWaitMs?: number;
 }
 
 /** The lock wait of the proxy's own store: long enough for another process's commit, short enough not to stall sessions. */
@@ -278,14 +288,25 @@ export class SqliteStore implements RegistrationStore {
   /** Opens (creating directories and the file when needed) and migrates. Throws StateError. */
   static open(path: string = DEFAULT_STATE_PATH, options: OpenOptions = {}): SqliteStore {
     const readonly = options.readonly === true;
-    const db = openChecked(path, { readonly, migrate: !readonly });
+    // The lock first: a restore in progress is waited for (up to 5 s) before the file is read.
+    const lock = options.holdLock === true ? SharedStateLock.acquire(path, options.lockWaitMs ?? 5000) : null;
+    let db: Database.Database;
+    try {
+      db = openChecked(path, { readonly, migrate: !readonly });
+    } catch (err) {
+      lock?.release();
+      throw err;
+    }
     if (options.busyTimeoutMs !== undefined) db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs))}`);
-    return new SqliteStore(path, db, options.onFault);
+    return new SqliteStore(path, db, options.onFault, lock);
   }
 
-  private constructor(path: string, db: Database.Database, onFault: ((fault: StateError) => void) | undefined) {
+  readonly #lock: SharedStateLock | null;
+
+  private constructor(path: string, db: Database.Database, onFault: ((fault: StateError) => void) | undefined, lock: SharedStateLock | null) {
     this.path = path;
     this.#db = db;
+    this.#lock = lock;
     this.#absolute = resolve(path);
     this.#onFault = onFault;
     const st = statSync(this.#absolute, { bigint: true, throwIfNoEntry: false });
@@ -341,6 +362,7 @@ export class SqliteStore implements RegistrationStore {
    */
   check(): boolean {
     if (this.#fault !== null || !this.#db.open) return false;
+    this.#lock?.check();
     const lost = this.#lost();
     if (lost === null) return false;
     this.#setFault(lost);
@@ -447,6 +469,12 @@ export class SqliteStore implements RegistrationStore {
 
   close(): void {
     if (this.#db.open) this.#db.close();
+    this.#lock?.release();
+  }
+
+  /** Whether this store holds the shared lock restore checks (false once faulted or closed). */
+  get holdsLock(): boolean {
+    return this.#lock?.held ?? false;
   }
 
   // -------------------------------------------------------------------------
@@ -519,6 +547,8 @@ export class SqliteStore implements RegistrationStore {
   #setFault(why: string, cause?: unknown): StateError {
     if (this.#fault === null) {
       this.#fault = new StateError("XPX_ERR_STATE_FAULT", this.path, `${why}; ${UNTIL_REOPENED}`, cause === undefined ? undefined : { cause });
+      // The lost file is no longer used: a restore may now put one back (then a reload opens it).
+      this.#lock?.release();
       this.#onFault?.(this.#fault);
     }
     return this.#fault;
@@ -562,13 +592,24 @@ export async function backup(statePath: string, toPath: string): Promise<StateSu
 
 /**
  * `xmpp-guard restore FILE`: replace the contents of the state database at
- * `statePath` with the backup at `fromPath`. The backup is checked first
- * (integrity, ownership, schema version) and the live file is left untouched
- * when it fails. The copy goes through SQLite's backup API, so an existing WAL
- * is handled; stop the proxy first so no write lands between check and copy.
- * Returns what the restored file holds (after migrating an older backup).
+ * `statePath` with the backup at `fromPath`. Refused (StateError
+ * XPX_ERR_STATE_BUSY) while a running proxy holds the file (state-lock.ts);
+ * the exclusive lock is kept until the copy is done, so a proxy starting
+ * meanwhile waits. The backup is checked first (integrity, ownership, schema
+ * version) and the live file is left untouched when it fails. The copy goes
+ * through SQLite's backup API, so an existing WAL is handled. Returns what
+ * the restored file holds (after migrating an older backup).
  */
 export async function restore(statePath: string, fromPath: string): Promise<StateSummary> {
+  const lock = acquireExclusive(statePath);
+  try {
+    return await restoreLocked(statePath, fromPath);
+  } finally {
+    lock.release();
+  }
+}
+
+async function restoreLocked(statePath: string, fromPath: string): Promise<StateSummary> {
   const source = openChecked(fromPath, { readonly: true, migrate: false });
   try {
     mkdirSync(dirname(resolve(statePath)), { recursive: true });

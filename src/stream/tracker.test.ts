@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { StreamTracker } from "./tracker.js";
+import { saslUser, StreamTracker } from "./tracker.js";
 
 const STREAMS = "http://etherx.jabber.org/streams";
 const C2S_HEADER = `<stream:stream xmlns='jabber:client' xmlns:stream='${STREAMS}' to='example.net' version='1.0'>`;
@@ -141,8 +141,9 @@ test("s2s: only domains the server verified by dialback count; the header's clai
   assert.deepEqual(refused, { kind: "refuse", code: "XPX_ERR_S2S_UNVERIFIED_FROM", detail: "from a@exempt.example" });
   assert.equal(peer(t, "<s:message xmlns:s='jabber:server' from='a@exempt.example'/>").event?.kind, "refuse", "prefixed too");
   assert.equal(peer(t, "<message to='b@example.net'/>").event?.kind, "refuse", "no from at all");
-  // An invalid result verifies nothing; nonzas are not stanzas.
-  assert.equal(server(t, "<db:result from='example.net' to='exempt.example' type='invalid'/>"), null);
+  // An invalid result verifies nothing (it is a failed login); nonzas are not stanzas.
+  assert.deepEqual(server(t, "<db:result from='example.net' to='exempt.example' type='invalid'/>"), { kind: "auth-failure", reason: "dialback", mechanism: "dialback", user: "exempt.example" });
+  assert.deepEqual(t.exemptionKeys(), ["evil.example"]);
   assert.equal(peer(t, "<db:result from='exempt.example' to='example.net'>key</db:result>").event, null);
 });
 
@@ -152,4 +153,20 @@ test("s2s: a verify on a dialback stream (db:verify valid) proves nothing on it"
   t.serverHeader(...head(SERVER_S2S_HEADER));
   assert.equal(server(t, "<db:verify from='example.net' to='a.example' id='1' type='valid'/>"), null);
   assert.deepEqual(t.exemptionKeys(), []);
+});
+
+test("a SASL failure is a failed login with the mechanism and user of the attempt, never the password", () => {
+  const t = new StreamTracker("c2s");
+  const plain = Buffer.from("\0mallory\0hunter2").toString("base64");
+  assert.equal(peer(t, `<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${plain}</auth>`).event, null);
+  const failed = server(t, "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>");
+  assert.deepEqual(failed, { kind: "auth-failure", reason: "not-authorized", mechanism: "PLAIN", user: "mallory" });
+  assert.ok(!JSON.stringify(failed).includes("hunter2"));
+  assert.equal(t.phase, "open");
+  const scram = Buffer.from("n,,n=al=2Cice,r=abcdef").toString("base64");
+  peer(t, `<sasl:auth xmlns:sasl='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>${scram}</sasl:auth>`);
+  assert.deepEqual(server(t, "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><aborted/></failure>"), { kind: "auth-failure", reason: "aborted", mechanism: "SCRAM-SHA-1", user: "al,ice" });
+  assert.deepEqual(server(t, "<failure xmlns='urn:xmpp:sasl:2'><not-authorized/></failure>"), { kind: "auth-failure", reason: "not-authorized", mechanism: undefined, user: undefined });
+  assert.equal(saslUser("DIGEST-MD5", plain), undefined);
+  assert.equal(saslUser("PLAIN", "="), undefined);
 });

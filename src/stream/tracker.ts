@@ -44,7 +44,13 @@ export type ServerEvent =
   /** s2s: the server accepted the peer's dialback for `domain`. */
   | { readonly kind: "verified"; readonly domain: string }
   /** The server ends the stream with this condition. */
-  | { readonly kind: "stream-error"; readonly condition: string };
+  | { readonly kind: "stream-error"; readonly condition: string }
+  /**
+   * The server refused a login: a SASL failure (`reason` its condition), or
+   * on s2s a dialback key it found invalid (`reason` "dialback"). `mechanism`
+   * and `user` come from the peer's attempt when it named them.
+   */
+  | { readonly kind: "auth-failure"; readonly reason: string; readonly mechanism: string | undefined; readonly user: string | undefined };
 
 /** What the peer's stanza asks of the session (null: nothing, judge and forward it). */
 export type PeerEvent =
@@ -68,6 +74,8 @@ export class StreamTracker {
   readonly verified = new Set<string>();
   #bindId: string | undefined;
   #resumePrevId: string | undefined;
+  /** The peer's last SASL attempt: mechanism and the user it named (never a credential). */
+  #attempt: { mechanism: string | undefined; user: string | undefined } | undefined;
 
   constructor(type: "c2s" | "s2s") {
     this.type = type;
@@ -126,6 +134,12 @@ export class StreamTracker {
       return null;
     }
     if (name === "starttls" && ns === NS_TLS) return { kind: "starttls" };
+    if ((name === "auth" && ns === NS_SASL) || (name === "authenticate" && ns === NS_SASL2)) {
+      const mechanism = view.attr("mechanism");
+      const initial = ns === NS_SASL ? view.tree()?.getText() : view.tree()?.getChildText("initial-response", NS_SASL2);
+      this.#attempt = { mechanism: mechanism?.slice(0, 32), user: saslUser(mechanism, initial ?? undefined) };
+      return null;
+    }
     if (name === "resume" && ns === NS_SM3) this.#resumePrevId = view.attr("previd");
     return null;
   }
@@ -146,11 +160,15 @@ export class StreamTracker {
     const name = view.name;
     const ns = view.xmlns;
     if (ns === NS_SASL) {
+      if (name === "failure") return this.#authFailure(view.firstChildName);
       if (name !== "success") return null;
       this.phase = "authenticated";
       return { kind: "sasl-success" };
     }
     if (ns === NS_DIALBACK) {
+      if (name === "result" && this.type === "s2s" && view.type === "invalid") {
+        return { kind: "auth-failure", reason: "dialback", mechanism: "dialback", user: prepJid(view.to) };
+      }
       // XEP-0220: <db:result type='valid' to='peer'/> proves `to` on this stream.
       if (name !== "result" || this.type !== "s2s" || view.type !== "valid") return null;
       const domain = prepJid(view.to);
@@ -160,6 +178,7 @@ export class StreamTracker {
       return { kind: "verified", domain };
     }
     if (ns === NS_SASL2) {
+      if (name === "failure") return this.#authFailure(view.firstChildName);
       if (name !== "success") return null;
       const id = childText(view, "authorization-identifier", NS_SASL2);
       if (id !== undefined && id.includes("/")) {
@@ -195,6 +214,12 @@ export class StreamTracker {
     return null;
   }
 
+  #authFailure(condition: string | undefined): ServerEvent {
+    const attempt = this.#attempt;
+    this.#attempt = undefined;
+    return { kind: "auth-failure", reason: condition ?? "other", mechanism: attempt?.mechanism, user: attempt?.user };
+  }
+
   /** A resumed session's JID, once the session found it. */
   resume(jid: string | undefined): void {
     if (jid !== undefined) this.jid = jid;
@@ -214,4 +239,30 @@ export class StreamTracker {
 function childText(view: Stanza, name: string, ns: string): string | undefined {
   const el = view.tree()?.getChild(name, ns);
   return el === undefined ? undefined : el.getText();
+}
+
+/**
+ * The user a SASL initial response names, for the log: PLAIN's authcid
+ * (authzid NUL authcid NUL password: only the middle part is read), or the
+ * SCRAM client-first message's `n=`. Nothing for other mechanisms. Cut to 64
+ * printable characters; never the password.
+ */
+export function saslUser(mechanism: string | undefined, initial: string | undefined): string | undefined {
+  if (mechanism === undefined || initial === undefined || initial === "" || initial === "=") return undefined;
+  let text: string;
+  try {
+    text = Buffer.from(initial.trim(), "base64").toString("utf8");
+  } catch {
+    return undefined;
+  }
+  let user: string | undefined;
+  if (mechanism === "PLAIN") {
+    const parts = text.split("\0");
+    user = parts.length === 3 ? parts[1] : undefined;
+  } else if (mechanism.startsWith("SCRAM-")) {
+    const m = /(?:^|,)n=([^,]*)/.exec(text.replace(/^[nyp][^,]*,[^,]*,/, ""));
+    user = m?.[1]?.replace(/=2C/g, ",").replace(/=3D/g, "=");
+  }
+  if (user === undefined || user === "") return undefined;
+  return user.replace(/[^\x20-\x7e\u00a0-\uffff]/g, "?").slice(0, 64);
 }

@@ -1,7 +1,7 @@
 // xmpp-guard as a child process (`node --import tsx src/cli.ts run`), for
 // tests of what only a real process shows: signals, exit codes, cluster
 // workers, file-descriptor limits. Optionally under `ulimit -n`.
-import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { execFile, spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { request } from "node:http";
 import { tmpdir } from "node:os";
@@ -127,4 +127,13 @@ export function metricSum(text: string, name: string, labels: Record<string, str
     if (Object.entries(labels).every(([k, v]) => set.includes(`${k}="${v}"`))) sum += Number(m[2]);
   }
   return sum;
+}
+
+/** The real CLI (`xmpp-guard ARGS`) from the repository root: exit code and output. */
+export function runCli(args: string[], timeoutMs = 30_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, ["--import", "tsx", CLI, ...args], { cwd: ROOT, timeout: timeoutMs }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : -1, stdout, stderr });
+    });
+  });
 }

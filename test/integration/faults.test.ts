@@ -19,8 +19,8 @@ const SASL_SUCCESS = "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>";
 
 async function metric(p: RunningProxy, name: string, labels: Record<string, string>): Promise<number> {
   const m = await p.metrics.registry.getSingleMetric(name)?.get();
-  const v = m?.values.find((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val));
-  return v?.value ?? 0;
+  // Every series exists from the start: add up all that match.
+  return (m?.values ?? []).filter((x) => Object.entries(labels).every(([k, val]) => x.labels[k] === val)).reduce((n, x) => n + x.value, 0);
 }
 
 async function proxyTo(upstreamPort: number, timeouts: Record<string, number> = {}): Promise<{ proxy: RunningProxy; port: number }> {

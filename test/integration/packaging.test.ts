@@ -12,6 +12,7 @@ import { mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { createServer, type AddressInfo } from "node:net";
 import { freePort } from "../helpers/prosody.js";
 
 const REPO = fileURLToPath(new URL("../../", import.meta.url));
@@ -29,7 +30,10 @@ test("Dockerfile steps run outside Docker; the result passes its HEALTHCHECK and
   const dir = await mkdtemp(path.join(os.tmpdir(), "xmpp-guard-df-test-"));
   try {
     const admin = await freePort();
-    const upstream = await freePort(); // nothing listens: the health check must not depend on the server
+    // The HEALTHCHECK asks /readyz, which needs the XMPP server behind to accept connections.
+    const server = createServer((s) => s.destroy());
+    await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+    const upstream = (server.address() as AddressInfo).port;
     await writeFile(path.join(dir, "xmpp-guard.yaml"), [
       "listeners:",
       "  - name: c2s",
@@ -54,6 +58,8 @@ test("Dockerfile steps run outside Docker; the result passes its HEALTHCHECK and
     assert.match(r.stdout, /healthy after /);
     assert.match(r.stdout, /stopped by SIGTERM: exit 0/);
     assert.match(r.stdout, /^OK: /m);
+    assert.match(r.stdout, /\/readyz/);
+    server.close();
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -77,6 +83,9 @@ test("Dockerfile lint: the project's Dockerfile is clean, a bad one is caught wi
     assert.match(r.stdout, /:1:1: error: the final stage has no USER/);
     assert.match(r.stdout, /:5:1: warning: There can only be one HEALTHCHECK/); // from dockerfile-utils itself
     assert.match(r.stdout, /error: dev dependencies are never pruned/);
+    assert.match(r.stdout, /:6:1: error: HEALTHCHECK should probe the admin endpoint \/readyz/);
+    assert.match(r.stdout, /:3:1: error: sources are copied before `npm ci`/);
+    assert.match(r.stdout, /warning: no \.dockerignore/);
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
@@ -92,7 +101,7 @@ test("systemd unit: systemd-analyze verify passes without a warning; the promise
   const one = (k: string): string | undefined => settings.get(k)?.at(-1);
   assert.equal(one("LimitNOFILE"), "1048576");
   assert.equal(one("Restart"), "on-failure");
-  assert.equal(one("ExecReload"), "/bin/kill -HUP $MAINPID");
+  assert.match(one("ExecReload") ?? "", /^\/usr\/bin\/node \/opt\/xmpp-guard\/dist\/cli\.js reload -c \/etc\/xmpp-guard\/xmpp-guard\.yaml$/);
   assert.equal(one("KillSignal"), "SIGTERM");
   assert.equal(one("NoNewPrivileges"), "yes");
   assert.equal(one("ProtectSystem"), "strict");
@@ -120,4 +129,15 @@ test("systemd unit: systemd-analyze verify passes without a warning; the promise
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+test("npm package: contrib/ (unit, dashboard, alerts) ships; .dockerignore keeps node_modules, dist and .git out of the build context", { timeout: 60_000 }, async () => {
+  const r = await run("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], 50_000);
+  assert.equal(r.code, 0, r.stderr);
+  const files = (JSON.parse(r.stdout) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path);
+  for (const f of ["contrib/systemd/xmpp-guard.service", "contrib/grafana/xmpp-guard.json", "contrib/prometheus/alerts.yml", "contrib/prometheus/alerts.test.yml", "config/xmpp-guard.yaml", "rules/default.pfw"]) {
+    assert.ok(files.includes(f), `${f} is in the package`);
+  }
+  const ignore = (await readFile(path.join(REPO, ".dockerignore"), "utf8")).split("\n").map((l) => l.trim());
+  for (const p of ["node_modules", "dist", ".git", "data"]) assert.ok(ignore.includes(p), `.dockerignore lists ${p}`);
 });

@@ -30,7 +30,7 @@ function config(upstreamPort: number, limits: Record<string, unknown>) {
 
 async function metric(p: RunningProxy, name: string, labels: Record<string, string>): Promise<number> {
   const m = await p.metrics.registry.getSingleMetric(name)?.get();
-  return m?.values.find((x) => Object.entries(labels).every(([k, v]) => x.labels[k] === v))?.value ?? 0;
+  return (m?.values ?? []).filter((x) => Object.entries(labels).every(([k, v]) => x.labels[k] === v)).reduce((n, x) => n + x.value, 0);
 }
 
 /** Write stanzas as fast as TCP accepts them until `stop()`; returns everything written. */

@@ -25,7 +25,7 @@ const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
 
 async function metric(p: RunningProxy, name: string, labels: Record<string, string>): Promise<number> {
   const m = await p.metrics.registry.getSingleMetric(name)?.get();
-  return m?.values.find((x) => Object.entries(labels).every(([k, v]) => x.labels[k] === v))?.value ?? 0;
+  return (m?.values ?? []).filter((x) => Object.entries(labels).every(([k, v]) => x.labels[k] === v)).reduce((n, x) => n + x.value, 0);
 }
 
 /** Everything a socket delivers, as text. */

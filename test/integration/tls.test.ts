@@ -31,7 +31,7 @@ const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
 
 async function metric(p: RunningProxy, name: string, labels: Record<string, string>): Promise<number> {
   const m = await p.metrics.registry.getSingleMetric(name)?.get();
-  return m?.values.find((x) => Object.entries(labels).every(([k, v]) => x.labels[k] === v))?.value ?? 0;
+  return (m?.values ?? []).filter((x) => Object.entries(labels).every(([k, v]) => x.labels[k] === v)).reduce((n, x) => n + x.value, 0);
 }
 
 function run(file: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; stdout: string; stderr: string; result: Record<string, unknown> | null }> {
@@ -222,8 +222,8 @@ describe("TLS termination in front of a real Prosody", () => {
     }
     assert.deepEqual(subjects, { localhost: "CN=localhost", "b.test": "CN=b.test", "(none)": "CN=localhost" });
     // The expiry gauge lists both certificates.
-    assert.ok(await metric(proxy, "xmpp_guard_tls_certificate_expiry_seconds", { name: "b.test" }) > Date.now() / 1000);
-    assert.ok(await metric(proxy, "xmpp_guard_tls_certificate_expiry_seconds", { name: "localhost" }) > Date.now() / 1000);
+    assert.ok(await metric(proxy, "xmpp_guard_tls_certificate_expiry_timestamp_seconds", { name: "b.test" }) > Date.now() / 1000);
+    assert.ok(await metric(proxy, "xmpp_guard_tls_certificate_expiry_timestamp_seconds", { name: "localhost" }) > Date.now() / 1000);
   });
 
   it("ALPN: s2s-tls speaks xmpp-server and refuses a client that offers only xmpp-client", async () => {
