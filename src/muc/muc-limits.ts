@@ -63,6 +63,8 @@ interface RoomAddress {
   readonly nick: string | undefined;
 }
 
+/** Most senders counted active in one room; later ones are judged as deep debtors. */
+const MAX_ACTIVE_SENDERS = 1000;
 /** RFC 7622 §3.1: each part of a JID is at most 1023 bytes. */
 const MAX_JID_PART_BYTES = 1023;
 /** Characters nodeprep refuses (RFC 7622 §3.3.1 / stringprep): not a room. */
@@ -126,7 +128,15 @@ export function eventCost(newlines: number, o: Pick<MucLimitsOptions, "limit_bas
 }
 
 function roomLimits(o: MucLimitsOptions): RoomLimits {
-  return { rate: o.event_rate, burst: o.burst_factor, idleMs: o.idle_seconds * 1000, maxRooms: o.max_tracked_rooms };
+  return {
+    rate: o.event_rate,
+    burst: o.burst_factor,
+    idleMs: o.idle_seconds * 1000,
+    maxRooms: o.max_tracked_rooms,
+    baseCost: o.limit_base_cost,
+    activeMs: o.active_seconds * 1000,
+    maxSenders: MAX_ACTIVE_SENDERS,
+  };
 }
 
 function isUseless(e: OccupantEntry, maxNick: number): boolean {
@@ -304,7 +314,7 @@ export class MucLimitsStage implements PolicyStage {
       if (occ.bucket === undefined) occ.bucket = newBucket(per.event_rate, per.burst_factor, now);
       if (!covers(occ.bucket, cost, now)) return this.#overactive(stanza, reply, root, body, "occupant");
     }
-    if (!this.#rooms.take(addr.room, cost, now)) return this.#overactive(stanza, reply, root, body, "room");
+    if (!this.#rooms.attempt(addr.room, senderKey, cost, now).admitted) return this.#overactive(stanza, reply, root, body, "room");
     if (per !== null) debit(occ?.bucket, cost, now);
     return undefined;
   }
