@@ -108,8 +108,21 @@ export function advance(s: RoomState, limits: FairLimits, now: number): void {
       }
     }
   }
-  // Fewer senders means larger shares; a meter grows into its share only by refilling.
-  for (const [k, v] of s.senders) if (now - v.last >= limits.windowMs) s.senders.delete(k);
+  if (n === 0) return;
+  // A sender leaves once idle for the window with its meter full (its debt
+  // repaid). Everyone's share grows by as much as it shrank when someone
+  // arrived, and so does every meter: what a sender has used of its share is
+  // remembered across the change.
+  const capOld = meterCap(limits, n);
+  for (const [k, v] of s.senders) if (now - v.last >= limits.windowMs && v.m >= capOld) s.senders.delete(k);
+  const left = s.senders.size;
+  if (left === n || left === 0) return;
+  const capNew = meterCap(limits, left);
+  // Only while shares were on: a room whose shares come back on starts from the meters as they are.
+  if (capOld > 0 && capNew > capOld) {
+    const d = capNew - capOld;
+    for (const v of s.senders.values()) v.m += d;
+  }
 }
 
 /** Sum of the reservations min(m, cap)⁺ of every sender but `except`. */
@@ -130,9 +143,18 @@ function reserved(s: RoomState, cap: number, except: SenderState | undefined): n
  */
 function arrive(s: RoomState, limits: FairLimits, key: string, now: number): SenderState | undefined {
   if (s.senders.size >= limits.maxSenders) return undefined;
+  const capOld = meterCap(limits, s.senders.size);
   const cap = meterCap(limits, s.senders.size + 1);
-  // Shares shrink for everyone already here; their meters follow.
-  for (const v of s.senders.values()) if (v.m > cap) v.m = cap;
+  // Shares shrink for everyone already here, and every meter by as much:
+  // what a sender has used of its share still counts against the smaller one.
+  const d = capOld - cap;
+  if (d > 0) {
+    const floor = meterFloor(limits);
+    for (const v of s.senders.values()) {
+      const m = v.m - d;
+      v.m = m < floor ? floor : m;
+    }
+  }
   let fund = s.tokens - reserved(s, cap, undefined);
   if (fund > cap) fund = cap;
   if (!(fund > 0)) fund = 0;

@@ -114,13 +114,24 @@ if elapsed > 0 then
     end
   end
 end
-local k2, m2, l2 = {}, {}, {}
-for i = 1, n do
-  if not (now - ls[i] >= window) then
-    k2[#k2 + 1] = ks[i] m2[#m2 + 1] = ms[i] l2[#l2 + 1] = ls[i]
+if n > 0 then
+  local cold = cap_for(n)
+  local k2, m2, l2 = {}, {}, {}
+  for i = 1, n do
+    if not (now - ls[i] >= window and ms[i] >= cold) then
+      k2[#k2 + 1] = ks[i] m2[#m2 + 1] = ms[i] l2[#l2 + 1] = ls[i]
+    end
+  end
+  ks, ms, ls = k2, m2, l2
+  local left = #ks
+  if left ~= n and left > 0 then
+    local cnew = cap_for(left)
+    if cold > 0 and cnew > cold then
+      local d = cnew - cold
+      for i = 1, left do ms[i] = ms[i] + d end
+    end
   end
 end
-ks, ms, ls = k2, m2, l2
 n = #ks
 local function reserved(cap, except)
   if cap <= 0 then return 0 end
@@ -136,8 +147,16 @@ end
 local me = nil
 for i = 1, n do if ks[i] == who then me = i break end end
 if me == nil and n < maxs then
+  local cold = cap_for(n)
   local cap = cap_for(n + 1)
-  for i = 1, n do if ms[i] > cap then ms[i] = cap end end
+  local d = cold - cap
+  if d > 0 then
+    for i = 1, n do
+      local m = ms[i] - d
+      if m < -burst then m = -burst end
+      ms[i] = m
+    end
+  end
   local fund = tokens - reserved(cap, nil)
   if fund > cap then fund = cap end
   if not (fund > 0) then fund = 0 end
