@@ -173,6 +173,20 @@ export function applyAttempt(s: RoomState, limits: FairLimits, key: string, cost
   let e = s.senders.get(key);
   if (e === undefined) e = arrive(s, limits, key, now);
   if (e !== undefined && now > e.last) e.last = now;
+  if (cost < 0) {
+    // A refund (the room creator's first join): back to the meter and the
+    // bucket, never above their caps. Both grow by at most the amount, so the
+    // bucket still holds every reservation.
+    const give = -cost;
+    if (e !== undefined) {
+      const m = e.m + give;
+      const cap = meterCap(limits, s.senders.size);
+      e.m = m > cap ? cap : m;
+    }
+    const t = s.tokens + give;
+    s.tokens = t > limits.burst ? limits.burst : t;
+    return ADMITTED_FREE;
+  }
   if (!(cost > 0)) return ADMITTED_FREE;
   const n = s.senders.size;
   const cap = meterCap(limits, n);

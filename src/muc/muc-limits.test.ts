@@ -263,14 +263,17 @@ describe("step 1: presence that is never limited", () => {
     assert.equal(h.send(c2s(A), `<presence to='${ROOM}/a' type='unavailable'/>`), undefined);
   });
 
-  it("only available presence to an occupant JID is charged", () => {
+  it("only available presence to an occupant JID or the bare room is charged", () => {
     const h = harness();
     passes(h, A, 3);
     for (const type of ["error", "subscribe", "probe", "unsubscribed"]) {
       assert.equal(h.send(c2s(A), `<presence to='${ROOM}/a' type='${type}'/>`), undefined, type);
     }
-    assert.equal(h.send(c2s(A), `<presence to='${ROOM}'/>`), undefined); // the room itself, not an occupant
     assert.equal(h.limited.length, 0);
+    // Presence to the bare room is an occupant's presence update (the MUC
+    // redirects it to the occupant's nick): charged, like a status change.
+    assert.ok(isBounce(h.send(c2s(A), `<presence to='${ROOM}'/>`)));
+    assert.deepEqual(h.limited, [["rate", "room"]]);
   });
 });
 
@@ -715,5 +718,103 @@ describe("hot path", () => {
     const c = counted(`<message to='${ROOM}' type='groupchat'><body>hello</body></message>`, s);
     assert.equal(h.stage.judge(c.view, s, "inbound"), undefined);
     assert.equal(c.trees(), 1);
+  });
+});
+
+describe("occupancy: what the MUC refuses before the limits is not charged", () => {
+  const S1: SessionInfo = { ...c2s(A), id: "s1" };
+  const bound = (h: Harness, s: SessionInfo = S1): void =>
+    h.deliver(s, `<iq type='result' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>${s.jid}</jid></bind></iq>`);
+  const self = (h: Harness, s: SessionInfo, nick: string, type = "", codes: string[] = []): void =>
+    h.deliver(s, `<presence from='${ROOM}/${nick}' to='${s.jid}'${type === "" ? "" : ` type='${type}'`}><x xmlns='http://jabber.org/protocol/muc#user'>` +
+      `<item affiliation='none' role='participant'/>${["110", ...codes].map((c) => `<status code='${c}'/>`).join("")}</x></presence>`);
+  const join = (h: Harness, s: SessionInfo, nick: string, x = true): Verdict | undefined =>
+    h.send(s, `<presence to='${ROOM}/${nick}'>${x ? "<x xmlns='http://jabber.org/protocol/muc'/>" : ""}</presence>`);
+  const sayAs = (h: Harness, s: SessionInfo): Verdict | undefined => h.send(s, `<message to='${ROOM}' type='groupchat' id='g'><body>hi</body></message>`);
+
+  it("groupchat from a freshly bound session that never joined the room is not charged", () => {
+    const h = harness();
+    bound(h);
+    for (let i = 0; i < 10; i++) assert.equal(sayAs(h, S1), undefined);
+    assert.equal(h.stage.stats().rooms, 0);
+    assert.equal(passes(h, B, 5), 3); // the room is still full
+  });
+
+  it("a session the proxy did not see bind (resumed) is charged as before", () => {
+    const h = harness();
+    assert.equal(passes(h, A, 5), 3);
+  });
+
+  it("a join is charged, and so is what follows it before the server answers (pipelined join and flood)", () => {
+    const h = harness();
+    bound(h);
+    assert.equal(join(h, S1, "a"), undefined);
+    assert.equal(sayAs(h, S1), undefined);
+    assert.equal(sayAs(h, S1), undefined);
+    assert.ok(isBounce(sayAs(h, S1)));
+  });
+
+  it("after the server's answer: joined is charged; refused (an error) or left is not", () => {
+    const h = harness({ event_rate: 0.01, burst_factor: 300 }); // 3 tokens, no refill to speak of
+    bound(h);
+    join(h, S1, "a");
+    h.deliver(S1, `<presence from='${ROOM}/a' to='${A}' type='error'><error type='cancel'><conflict xmlns='${ERR}'/></error></presence>`);
+    assert.equal(sayAs(h, S1), undefined); // not in the room: free
+    join(h, S1, "a");
+    self(h, S1, "a");
+    assert.equal(sayAs(h, S1), undefined); // in the room: the second token
+    h.send(S1, `<presence to='${ROOM}/a' type='unavailable'/>`);
+    self(h, S1, "a", "unavailable");
+    for (let i = 0; i < 5; i++) assert.equal(sayAs(h, S1), undefined); // left: free again
+    assert.equal(h.limited.length, 0);
+    assert.equal(passes(h, B, 3), 0); // the two joins and the one message took the 3 tokens
+  });
+
+  it("a nick change (unavailable with 303, then the new nick) keeps the session in the room", () => {
+    const h = harness({ event_rate: 0.01, burst_factor: 300 });
+    bound(h);
+    join(h, S1, "a");
+    self(h, S1, "a");
+    h.send(S1, `<presence to='${ROOM}/b'/>`);
+    self(h, S1, "a", "unavailable", ["303"]);
+    self(h, S1, "b");
+    // Still in the room, so charged: the join and the nick change took 2 of 3.
+    assert.equal(sayAs(h, S1), undefined);
+    assert.ok(isBounce(sayAs(h, S1)));
+  });
+
+  it("a join without <x xmlns='…/muc'> from a session not in the room is not charged", () => {
+    const h = harness();
+    bound(h);
+    for (let i = 0; i < 10; i++) assert.equal(join(h, S1, "a", false), undefined);
+    assert.equal(h.stage.stats().rooms, 0);
+  });
+
+  it("the creator's first join is free: status 201 refunds it, to the room and the occupant bucket", () => {
+    const h = harness({ event_rate: 0.01, burst_factor: 200, per_occupant: { event_rate: 0.01, burst_factor: 200 } }); // 2 tokens each
+    bound(h);
+    assert.equal(join(h, S1, "a"), undefined);
+    self(h, S1, "a", "", ["201"]);
+    assert.equal(sayAs(h, S1), undefined);
+    assert.equal(sayAs(h, S1), undefined);
+    assert.ok(isBounce(sayAs(h, S1)));
+  });
+
+  it("without 201 (the room existed) the join stays charged", () => {
+    const h = harness({ event_rate: 0.01, burst_factor: 200 });
+    bound(h);
+    join(h, S1, "a");
+    self(h, S1, "a");
+    assert.equal(sayAs(h, S1), undefined);
+    assert.ok(isBounce(sayAs(h, S1)));
+  });
+
+  it("forgets a session's rooms when it ends", () => {
+    const h = harness();
+    bound(h);
+    join(h, S1, "a");
+    h.stage.sessionEnded(S1);
+    // Not known as fresh any more: charged whatever it sends.
+    assert.equal(passes(h, A, 5), 2);
   });
 });

@@ -165,7 +165,17 @@ if me == nil and n < maxs then
   me = n
 end
 if me ~= nil and now > ls[me] then ls[me] = now end
-if cost > 0 then
+if cost < 0 then
+  if me ~= nil then
+    local m = ms[me] - cost
+    local cap = cap_for(#ks)
+    if m > cap then m = cap end
+    ms[me] = m
+  end
+  local t = tokens - cost
+  if t > burst then t = burst end
+  tokens = t
+elseif cost > 0 then
   if me ~= nil then
     local after = ms[me] - cost
     if after < -burst then after = -burst end
