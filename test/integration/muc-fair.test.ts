@@ -143,3 +143,135 @@ describe("fair room limits through the proxy, real Prosody MUC", () => {
     });
   }
 });
+
+// Where mod_muc_limits on a live Prosody takes no token, neither does the
+// proxy: groupchat from someone not in the room and a join without the muc
+// <x> are refused by the MUC first; presence to the bare room is an
+// occupant's presence update and is charged; the creator's first join is
+// free. A room of 3 tokens that hardly refills (0.01/s), no exemptions.
+describe("what is charged, as mod_muc_limits on a live Prosody: real Prosody MUC", () => {
+  let prosody: ProsodyInstance;
+  let proxy: RunningProxy;
+  let watcher: TestClient;
+  let port: number;
+  const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
+
+  before(async () => {
+    prosody = await startProsody();
+    proxy = await startProxy(configFromObject({
+      listeners: [{ name: "c2s", type: "c2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${prosody.port}` }],
+      muc_limits: { hosts: ["conference.localhost"], event_rate: 0.01, burst_factor: 300, exempt_affiliations: [] },
+      admin: { listen: null },
+    }), { logger: createLogger("silent") });
+    port = proxy.listenerAddress("c2s")!.port;
+    await prosody.createUser("watcher", "watcher-pw");
+    watcher = await connectClient({ host: "127.0.0.1", port: prosody.port, domain: "localhost", username: "watcher", password: "watcher-pw", mechanism: "PLAIN" });
+  });
+
+  after(async () => {
+    await watcher?.stop();
+    await proxy?.shutdown(0);
+    await prosody?.stop();
+  });
+
+  const limited = async (): Promise<number> =>
+    (await proxy.metrics.registry.getSingleMetric("xmpp_guard_muc_limited_total")?.get())?.values.reduce((a, v) => a + v.value, 0) ?? 0;
+  const user = async (name: string): Promise<TestClient> => {
+    await prosody.createUser(name, "pw");
+    return connectClient({ host: "127.0.0.1", port, domain: "localhost", username: name, password: "pw", mechanism: "PLAIN" });
+  };
+  const watched = async (room: string): Promise<void> => {
+    await watcher.send(xml("presence", { to: `${room}/watch` }, xml("x", { xmlns: MUC })));
+    await watcher.waitFor(selfPresence(room, "watch"));
+  };
+  const say = (c: TestClient, room: string, id: string) => c.send(xml("message", { to: room, type: "groupchat", id }, xml("body", {}, id)));
+  /** Sends `n` groupchat messages and returns [delivered, bounced with "overactive"]. */
+  const flood = async (c: TestClient, room: string, nick: string, n: number, tag: string): Promise<[number, number]> => {
+    for (let i = 0; i < n; i++) await say(c, room, `${tag}${i}`);
+    const answers = await c.collect((el) => el.is("message") && (el.attrs.id ?? "").startsWith(tag) &&
+      (el.attrs.type === "error" || el.attrs.from === `${room}/${nick}`), n, 10_000);
+    const bounced = answers.filter((el) => el.attrs.type === "error");
+    assert.ok(bounced.every((el) => /overactive/.test(el.getChild("error")?.getChildText("text", STANZAS) ?? "")), bounced.map(String).join("\n"));
+    return [answers.length - bounced.length, bounced.length];
+  };
+
+  it("groupchat from someone not in the room: the MUC answers not-acceptable, no token is taken", async () => {
+    const room = "notin@conference.localhost";
+    await watched(room);
+    const c = await user("outsider");
+    try {
+      for (let i = 0; i < 10; i++) await say(c, room, `out${i}`);
+      const errs = await c.collect((el) => el.is("message") && (el.attrs.id ?? "").startsWith("out") && el.attrs.type === "error", 10, 10_000);
+      assert.deepEqual(errs.map((el) => el.getChild("error")?.getChildren("not-acceptable").length), Array(10).fill(1));
+      assert.equal(await limited(), 0);
+      // All 3 tokens are still there: a join and two messages.
+      await c.send(xml("presence", { to: `${room}/out` }, xml("x", { xmlns: MUC })));
+      await c.waitFor(selfPresence(room, "out"));
+      assert.deepEqual(await flood(c, room, "out", 3, "in"), [2, 1]);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it("a join without <x xmlns='http://jabber.org/protocol/muc'/>: the MUC answers item-not-found, no token is taken", async () => {
+    const room = "nox@conference.localhost";
+    await watched(room);
+    const c = await user("nox");
+    try {
+      const before = await limited();
+      for (let i = 0; i < 10; i++) await c.send(xml("presence", { to: `${room}/nox`, id: `nx${i}` }));
+      const errs = await c.collect((el) => el.is("presence") && (el.attrs.id ?? "").startsWith("nx") && el.attrs.type === "error", 10, 10_000);
+      assert.deepEqual(errs.map((el) => el.getChild("error")?.getChildren("item-not-found").length), Array(10).fill(1));
+      assert.equal(await limited(), before);
+      await c.send(xml("presence", { to: `${room}/nox` }, xml("x", { xmlns: MUC })));
+      await c.waitFor(selfPresence(room, "nox"));
+      assert.deepEqual(await flood(c, room, "nox", 3, "m"), [2, 1]);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it("an occupant's presence to the bare room address is charged like a status change", async () => {
+    const room = "bare@conference.localhost";
+    await watched(room);
+    const c = await user("bare");
+    try {
+      await c.send(xml("presence", { to: `${room}/bare` }, xml("x", { xmlns: MUC })));
+      await c.waitFor(selfPresence(room, "bare"));
+      // Two updates fit in the 2 tokens left; the server answers each with a self-presence.
+      for (const show of ["away", "xa"]) {
+        await c.send(xml("presence", { to: room, id: show }, xml("show", {}, show)));
+        await c.waitFor((el) => selfPresence(room, "bare")(el) && el.getChildText("show") === show);
+      }
+      await c.send(xml("presence", { to: room, id: "dnd" }, xml("show", {}, "dnd")));
+      const err = await c.waitFor((el) => el.is("presence") && el.attrs.id === "dnd");
+      assert.equal(err.attrs.type, "error");
+      assert.equal(err.attrs.from, room);
+      assert.match(err.getChild("error")?.getChildText("text", STANZAS) ?? "", /overactive/);
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it("the room creator's first join is free: 3 messages after creating a room of 3 tokens", async () => {
+    const room = "created@conference.localhost";
+    const c = await user("creator");
+    try {
+      await c.send(xml("presence", { to: `${room}/boss` }, xml("x", { xmlns: MUC })));
+      const self = await c.waitFor(selfPresence(room, "boss"));
+      assert.ok(self.getChild("x", `${MUC}#user`)?.getChildren("status").some((s) => s.attrs.code === "201"), "the join created the room");
+      assert.deepEqual(await flood(c, room, "boss", 4, "c"), [3, 1]);
+      // A second join by someone else into the existing room is charged: nothing left for it.
+      const late = await user("late");
+      try {
+        await late.send(xml("presence", { to: `${room}/late`, id: "lj" }, xml("x", { xmlns: MUC })));
+        const answer = await late.waitFor((el) => el.is("presence") && el.attrs.from === `${room}/late`);
+        assert.equal(answer.attrs.type, "error");
+      } finally {
+        await late.stop();
+      }
+    } finally {
+      await c.stop();
+    }
+  });
+});
