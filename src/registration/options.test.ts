@@ -93,7 +93,7 @@ test("bad values are reported at their option and index", () => {
     [{ registration_throttle_max: 1.5, registration_throttle_period: 1 }, "registration_throttle_max", /integer >= 0/],
     [{ min_seconds_between_registrations: -1 }, "min_seconds_between_registrations", /seconds >= 0/],
     [{ mimicking: "yes" }, "mimicking", /true or false/],
-    [{ registration_watchers: ["admin@example.org/res"] }, "registration_watchers.0", /bare JID/],
+    [{ registration_watchers: ["admin@example.org/"] }, "registration_watchers.0", /full JID/],
     [{ registration_notification_type: "shout" }, "registration_notification_type", /chat, normal, headline, groupchat/],
     [{ registration_webhook: "ftp://x" }, "registration_webhook", /http/],
     [{ block_registrations_length_minimum: 10, block_registrations_length_maximum: 5 }, "block_registrations_length_minimum", /above/],

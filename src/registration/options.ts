@@ -40,7 +40,7 @@ export interface RegistrationOptions {
   readonly mimicking: boolean;
   /** Seconds a tombstone blocks its name; null = forever, 0 = it expires at once (mod_tombstones). */
   readonly user_tombstone_expiry: number | null;
-  /** Bare JIDs told about each new account. */
+  /** JIDs told about each new account (bare, or full to reach one session). */
   readonly registration_watchers: readonly string[];
   /** `$username`, `$host` and `$ip` are substituted; other `$words` stay literal. */
   readonly registration_notification: string;
@@ -162,6 +162,8 @@ function luaPattern(v: unknown): Check<string> {
 }
 
 const BARE_JID = /^(?:[^\s"&'/:<>@]+@)?[^\s@/]+$/;
+/** A watcher may also be a full JID (Prosody preps each as a JID): one session, e.g. for groupchat notifications. */
+const WATCHER_JID = /^(?:[^\s"&'/:<>@]+@)?[^\s@/]+(?:\/[^\s]+)?$/;
 
 function jid(v: unknown): Check<string> {
   if (typeof v !== "string" || !BARE_JID.test(v)) return fail('must be a bare JID such as "admin@example.org"');
@@ -226,9 +228,11 @@ function checkOption(key: string, v: unknown): Check<unknown> {
       if (!list.ok) return list;
       const out: string[] = [];
       for (let i = 0; i < list.value.length; i++) {
-        const r = jid(list.value[i]);
-        if (!r.ok) return fail(r.message, String(i));
-        out.push(r.value);
+        const v = list.value[i]!;
+        if (!WATCHER_JID.test(v)) return fail('must be a JID such as "admin@example.org" (or a full JID, "admin@example.org/desk")', String(i));
+        const slash = v.indexOf("/");
+        // The bare part is case-insensitive; a resource is kept as written.
+        out.push(slash < 0 ? v.toLowerCase() : v.slice(0, slash).toLowerCase() + v.slice(slash));
       }
       return { ok: true, value: Object.freeze(out) };
     }
