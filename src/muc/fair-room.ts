@@ -94,33 +94,34 @@ function meterFloor(limits: FairLimits): number {
  */
 export function advance(s: RoomState, limits: FairLimits, now: number): void {
   const elapsed = now - s.at;
+  // Nothing refills, and nobody can have become idle, until time moves on.
+  if (!(elapsed > 0)) return;
+  s.at = now;
+  const t = s.tokens + (elapsed * limits.rate) / 1000;
+  s.tokens = t > limits.burst ? limits.burst : t;
   const n = s.senders.size;
-  if (elapsed > 0) {
-    s.at = now;
-    const t = s.tokens + (elapsed * limits.rate) / 1000;
-    s.tokens = t > limits.burst ? limits.burst : t;
-    if (n > 0) {
-      const cap = meterCap(limits, n);
-      const gain = (elapsed * limits.rate) / (1000 * (n + 1));
-      for (const v of s.senders.values()) {
-        const m = v.m + gain;
-        v.m = m > cap ? cap : m;
-      }
-    }
-  }
   if (n === 0) return;
+  const cap = meterCap(limits, n);
+  const gain = (elapsed * limits.rate) / (1000 * (n + 1));
+  const window = limits.windowMs;
+  let leaving = false;
+  for (const v of s.senders.values()) {
+    const m = v.m + gain;
+    v.m = m > cap ? cap : m;
+    if (now - v.last >= window && v.m >= cap) leaving = true;
+  }
+  if (!leaving) return;
   // A sender leaves once idle for the window with its meter full (its debt
   // repaid). Everyone's share grows by as much as it shrank when someone
   // arrived, and so does every meter: what a sender has used of its share is
   // remembered across the change.
-  const capOld = meterCap(limits, n);
-  for (const [k, v] of s.senders) if (now - v.last >= limits.windowMs && v.m >= capOld) s.senders.delete(k);
+  for (const [k, v] of s.senders) if (now - v.last >= window && v.m >= cap) s.senders.delete(k);
   const left = s.senders.size;
-  if (left === n || left === 0) return;
+  if (left === 0) return;
   const capNew = meterCap(limits, left);
   // Only while shares were on: a room whose shares come back on starts from the meters as they are.
-  if (capOld > 0 && capNew > capOld) {
-    const d = capNew - capOld;
+  if (cap > 0 && capNew > cap) {
+    const d = capNew - cap;
     for (const v of s.senders.values()) v.m += d;
   }
 }

@@ -96,7 +96,7 @@ else
   if ceiling < tokens then tokens = ceiling end
   at = now
 end
--- advance
+-- advance: nothing refills, and nobody can have become idle, until time moves on
 local n = #ks
 local elapsed = now - at
 if elapsed > 0 then
@@ -107,28 +107,29 @@ if elapsed > 0 then
   if n > 0 then
     local cap = cap_for(n)
     local gain = (elapsed * rate) / (1000 * (n + 1))
+    local leaving = false
     for i = 1, n do
       local m = ms[i] + gain
       if m > cap then m = cap end
       ms[i] = m
+      if now - ls[i] >= window and m >= cap then leaving = true end
     end
-  end
-end
-if n > 0 then
-  local cold = cap_for(n)
-  local k2, m2, l2 = {}, {}, {}
-  for i = 1, n do
-    if not (now - ls[i] >= window and ms[i] >= cold) then
-      k2[#k2 + 1] = ks[i] m2[#m2 + 1] = ms[i] l2[#l2 + 1] = ls[i]
-    end
-  end
-  ks, ms, ls = k2, m2, l2
-  local left = #ks
-  if left ~= n and left > 0 then
-    local cnew = cap_for(left)
-    if cold > 0 and cnew > cold then
-      local d = cnew - cold
-      for i = 1, left do ms[i] = ms[i] + d end
+    if leaving then
+      local k2, m2, l2 = {}, {}, {}
+      for i = 1, n do
+        if not (now - ls[i] >= window and ms[i] >= cap) then
+          k2[#k2 + 1] = ks[i] m2[#m2 + 1] = ms[i] l2[#l2 + 1] = ls[i]
+        end
+      end
+      ks, ms, ls = k2, m2, l2
+      local left = #ks
+      if left > 0 then
+        local cnew = cap_for(left)
+        if cap > 0 and cnew > cap then
+          local d = cnew - cap
+          for i = 1, left do ms[i] = ms[i] + d end
+        end
+      end
     end
   end
 end

@@ -270,6 +270,15 @@ async function mucScenario(members: MucMember[], clock: FakeClock, between: () =
   await step("after the reload, 3rd", say(C, "r1"));
   clock.advance(10_000);
   for (let n = 1; n <= 5; n++) await step(`refilled to 4, message ${n}`, say(n % 2 === 0 ? A : B, "r1"));
+  // A minute on, everyone has left the window. Mallory floods; a second
+  // later alice and bob arrive and each gets a share, mallory stays refused.
+  clock.advance(61_000);
+  const M = "mallory@example.org/bot";
+  for (let n = 1; n <= 6; n++) await step(`mallory floods, ${n}`, say(M, "r1"));
+  clock.advance(1_000);
+  await step("alice arrives a second later", say(A, "r1"));
+  await step("bob right after", say(B, "r1"));
+  await step("mallory again", say(M, "r1"));
   return out;
 }
 
@@ -300,6 +309,8 @@ test("MUC room buckets: local, one Redis instance and two Redis instances bounce
     room, room, "ok", room, room, "ok",
     "ok", "ok", room,
     "ok", "ok", "ok", room, room,
+    "ok", "ok", "ok", "ok", room, room,
+    "ok", "ok", room,
   ]);
 
   const c2 = new FakeClock(T0);
