@@ -394,3 +394,38 @@ test("PolicyState: with state.redis the MUC stage of two instances shares its ro
   assert.equal(next?.verdict.action, "bounce");
   for (const s of states) s.close();
 });
+
+test("MUC fair rooms across a fleet: a flooder on one instance never gets a person on the other refused", { skip, timeout: 60_000 }, async () => {
+  const prefix = `mfair${++prefixSeq}:`;
+  const clock = new FakeClock(T0);
+  // rate 1/s, burst 6: with two senders each share is 2 deep, refilled at 1/3 per second.
+  const r = parseMucLimits({ hosts: [MUC], event_rate: 1, burst_factor: 6 });
+  if (!r.ok) throw new Error(r.message);
+  const ra = await openRooms(prefix, clock);
+  const rb = await openRooms(prefix, clock);
+  const ma: MucMember = { stage: new MucLimitsStage(r.value, clock, {}, ra), rooms: ra };
+  const mb: MucMember = { stage: new MucLimitsStage(r.value, clock, {}, rb), rooms: rb };
+  const settle = (): Promise<void> => converge([ma, mb], ["fair"], clock);
+  const refused: number[] = [];
+  let flood = 0;
+  // Ann (on b) speaks first; the bot (on a) then tries every 200 ms for 20 s;
+  // Ann posts every 4 s. Every instance has seen every attempt before the next.
+  assert.equal(say("ann@example.org/x", "fair")(mb), undefined);
+  await settle();
+  for (let t = 200; t <= 20_000; t += 200) {
+    clock.advance(200);
+    if (t % 4000 === 0) {
+      if (say("ann@example.org/x", "fair")(mb) !== undefined) refused.push(t);
+      await settle();
+    }
+    if (say("bot@example.org/x", "fair")(ma) === undefined) flood++;
+    await settle();
+  }
+  assert.deepEqual(refused, [], "ann was refused");
+  // The room admitted at most rate × time + burst: 20 + 6, of which ann took 6.
+  assert.ok(flood >= 1 && flood <= 20, `flood ${flood}`);
+  // Both copies agree with Redis.
+  assert.deepEqual(ra.peek(`fair@${MUC}`), rb.peek(`fair@${MUC}`));
+  ma.stage.close();
+  mb.stage.close();
+});
