@@ -44,7 +44,7 @@ describe("fair room", () => {
     // With three senders each share is 6/4 = 1.5 deep and refills at 0.25/s:
     // one message every 4 s per person fits.
     assert.equal(s.senders.size, 3);
-    assert.equal(s.senders.get("bot")!.m, -6);
+    assert.equal(s.senders.get("bot")!.m, -66); // the floor: burst + rate × window
   });
 
   it("a lone sender gets the whole burst, like a single bucket", () => {
@@ -76,7 +76,7 @@ describe("fair room", () => {
     assert.deepEqual([...s.senders.keys()], ["a"]);
   });
 
-  it("with shares below the base cost, reservations are off and the room acts as one bucket for those not in debt", () => {
+  it("with shares below the base cost, reservations are off and senders go by what they owe", () => {
     const l: FairLimits = { ...LIMITS, burst: 3 };
     const s = newRoom(l, 0);
     let ok = 0;
@@ -84,9 +84,12 @@ describe("fair room", () => {
     assert.equal(ok, 3);
     assert.equal(s.senders.size, 9);
     assert.ok([...s.senders.values()].every((v) => v.m <= 0));
-    // A sender in debt must leave one base cost in the bucket; one who is not need not.
-    assert.equal(applyAttempt(s, l, "u3", 1, 1500).admitted, false); // 1.5 tokens, u3 owes
-    assert.equal(applyAttempt(s, l, "fresh", 1, 1500).admitted, true);
+    // Everyone owes 1 (arrivals shrink every share): all equal, so u3 may use the whole bucket.
+    assert.equal(applyAttempt(s, l, "u3", 1, 1200).admitted, true);
+    // Now u3 owes more than all 8 others: it must leave 8/9 of the rest of
+    // the burst (1.78) in the bucket; u4, who owes least, may use all of it.
+    assert.equal(applyAttempt(s, l, "u3", 1, 2400).admitted, false); // 1.4 tokens
+    assert.equal(applyAttempt(s, l, "u4", 1, 2400).admitted, true);
   });
 
   it("a replayed attempt takes the verdict it was given", () => {

@@ -14,8 +14,10 @@
 // newcomer.
 //
 // When b is smaller than the base cost no share could ever cover a message,
-// so reservations are off: meters stay at or below 0, senders not in debt may
-// use the whole bucket, and senders in debt must leave one base cost in it.
+// so reservations are off: meters stay at or below 0 (a debt that the share's
+// rate repays), and senders go by how much they owe: one that owes more than k
+// of the n active senders must leave k / n of the rest of the burst in the
+// bucket, so whoever owes least goes first.
 //
 // Pure: no clock, no I/O. The state is plain data (RoomState) so that a fleet
 // can ship it through Redis; `attempt` decides and applies, `applyAttempt`
@@ -82,9 +84,13 @@ function meterCap(limits: FairLimits, n: number): number {
   return b >= limits.baseCost && b > 0 ? b : 0;
 }
 
-/** A meter never goes below this: a sender's debt is at most one room burst. */
+/**
+ * A meter never goes below this: a sender's debt is at most what the room
+ * admits in one window (its burst plus its rate over the window). A flooder
+ * stays active until it has repaid it.
+ */
 function meterFloor(limits: FairLimits): number {
-  return -limits.burst;
+  return -(limits.burst + (limits.rate * limits.windowMs) / 1000);
 }
 
 /**
@@ -195,15 +201,26 @@ export function applyAttempt(s: RoomState, limits: FairLimits, key: string, cost
   const m = e === undefined ? -Infinity : e.m;
   let how: AttemptClass;
   let ok: boolean;
-  if (cap > 0 && m >= cost) {
+  if (cap <= 0) {
+    // Shares are off: senders go by how much they owe. One that owes less
+    // than k others must leave k / n of the rest of the burst in the bucket,
+    // so the least indebted may use it all and a flooder, owing the most,
+    // only what the others leave.
+    how = m < 0 ? "debtor" : "over";
+    let ahead = 0;
+    for (const v of s.senders.values()) if (v !== e && v.m > m) ahead++;
+    const n = s.senders.size;
+    const need = n > 0 ? ((limits.burst - cost) * ahead) / n : 0;
+    ok = s.tokens >= cost && s.tokens - cost >= need;
+  } else if (m >= cost) {
     how = "share";
     ok = s.tokens >= cost;
-  } else if (m - cost >= -Math.max(cap, cost)) {
+  } else if (m - cost >= -(cap > cost ? cap : cost)) {
     how = "over";
     ok = s.tokens - cost >= reserved(s, cap, e);
   } else {
     how = "debtor";
-    ok = s.tokens - cost >= reserved(s, cap, e) + (cap > 0 ? b : limits.baseCost);
+    ok = s.tokens - cost >= reserved(s, cap, e) + b;
   }
   if (verdict !== undefined) ok = verdict;
   if (e !== undefined) {

@@ -152,9 +152,10 @@ if me == nil and n < maxs then
   local cap = cap_for(n + 1)
   local d = cold - cap
   if d > 0 then
+    local fl = -(burst + rate * window / 1000)
     for i = 1, n do
       local m = ms[i] - d
-      if m < -burst then m = -burst end
+      if m < fl then m = fl end
       ms[i] = m
     end
   end
@@ -166,6 +167,7 @@ if me == nil and n < maxs then
   me = n
 end
 if me ~= nil and now > ls[me] then ls[me] = now end
+local floor = -(burst + rate * window / 1000)
 if cost < 0 then
   if me ~= nil then
     local m = ms[me] - cost
@@ -179,7 +181,7 @@ if cost < 0 then
 elseif cost > 0 then
   if me ~= nil then
     local after = ms[me] - cost
-    if after < -burst then after = -burst end
+    if after < floor then after = floor end
     ms[me] = after
   end
   if admitted then tokens = tokens - cost end
