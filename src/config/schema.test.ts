@@ -479,3 +479,22 @@ describe("cross-field checks", () => {
     assert.deepEqual(problems(two({ type: "nope" }, { name: "c2s" })), ["listeners[0].type: must be one of c2s, c2s-tls, s2s, s2s-tls"]);
   });
 });
+
+describe("limits: Prosody's built-in limit for the session type not named", () => {
+  const base = { listeners: [{ name: "c", type: "c2s", listen: "127.0.0.1:5222", upstream: "127.0.0.1:15222" }] };
+  it("naming only c2s gives s2sin 30 KiB/s with a 2 s burst, as mod_limits does", () => {
+    const c = ok({ ...base, limits: { c2s: { rate: "3kb/s" } } });
+    assert.deepEqual(c.limits.s2sin, { bytes: { rate: 30_720, burst: 2, capacity: 61_440 }, stanzas: {} });
+    assert.equal(c.limits.c2s?.bytes?.rate, 3000);
+  });
+  it("naming only s2sin gives c2s 10 KiB/s", () => {
+    const c = ok({ ...base, limits: { s2sin: { rate: "50kb/s" } } });
+    assert.deepEqual(c.limits.c2s, { bytes: { rate: 10_240, burst: 2, capacity: 20_480 }, stanzas: {} });
+  });
+  it("null keeps a type unlimited; naming neither (no mod_limits) keeps both unlimited", () => {
+    assert.equal(ok({ ...base, limits: { c2s: { rate: "3kb/s" }, s2sin: null } }).limits.s2sin, null);
+    const none = ok({ ...base, limits: { unlimited_jids: ["a@example.org"] } });
+    assert.equal(none.limits.c2s, null);
+    assert.equal(none.limits.s2sin, null);
+  });
+});

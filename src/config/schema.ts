@@ -11,7 +11,7 @@ import { parseContactInfo, type ContactInfo } from "../registration/contact-info
 import { parseRegistrationOptions, type RegistrationOptions } from "../registration/options.js";
 import { parseStateOptions, type StateOptions } from "../state/state-options.js";
 import { parseComponentOptions, type ComponentOptions } from "../registration/component.js";
-import { parseByteLimit, parseStanzaRate, parseStanzaRates, type BucketSpec, type ByteLimit, type ParseResult, type StanzaRates } from "../shaping/units.js";
+import { PROSODY_BUILTIN_LIMITS, parseByteLimit, parseStanzaRate, parseStanzaRates, type BucketSpec, type ByteLimit, type ParseResult, type StanzaRates } from "../shaping/units.js";
 import { prepJid } from "../xmpp/jid.js";
 
 export const DEFAULT_CONFIG_PATH = "config/xmpp-guard.yaml";
@@ -687,6 +687,22 @@ const LOCAL_HOST = transform(
   (h) => prepJid(h) ?? h,
 );
 
+/**
+ * mod_limits keeps its built-in limit for a session type the `limits` table
+ * does not name. So once `limits` names c2s or s2sin (mod_limits is in use),
+ * the other one, when absent, gets Prosody's built-in value (c2s 10 KiB/s,
+ * s2sin 30 KiB/s, 2 s burst). Written `null` it stays unlimited.
+ */
+function withBuiltinLimits(raw: unknown): unknown {
+  if (typeof raw !== "object" || raw === null || Array.isArray(raw)) return raw;
+  const r = raw as Record<string, unknown>;
+  const hasC2s = Object.hasOwn(r, "c2s");
+  const hasS2s = Object.hasOwn(r, "s2sin");
+  if (hasC2s === hasS2s) return raw;
+  const [missing, builtin] = hasC2s ? (["s2sin", PROSODY_BUILTIN_LIMITS.s2sin] as const) : (["c2s", PROSODY_BUILTIN_LIMITS.c2s] as const);
+  return { ...r, [missing]: { rate: builtin.rate, burst: builtin.burst } };
+}
+
 export const CONFIG_SCHEMA: Spec<Config> = obj({
   listeners: required(list(LISTENER_SCHEMA, { minItems: 1 })),
   hosts: optional(list(LOCAL_HOST), D.hosts),
@@ -704,7 +720,7 @@ export const CONFIG_SCHEMA: Spec<Config> = obj({
     }),
   ),
   limits: section(
-    obj({
+    coerce(withBuiltinLimits, obj({
       c2s: optional(SESSION_LIMIT, D.limits.c2s),
       s2sin: optional(SESSION_LIMIT, D.limits.s2sin),
       unlimited_jids: optional(list(str({ pattern: /^[^\s/]+$/, hint: "a bare JID or a domain" })), D.limits.unlimited_jids),
@@ -716,7 +732,7 @@ export const CONFIG_SCHEMA: Spec<Config> = obj({
       ),
       max_connections_per_ip: optional(int({ min: 0, max: 1_000_000 }), D.limits.max_connections_per_ip),
       connection_rate_per_ip: optional(nullable(parsed("{ rate: 1, burst: 10 } (connections per second)", parseStanzaRate)), D.limits.connection_rate_per_ip),
-    }),
+    })),
   ),
   firewall: section(
     obj({

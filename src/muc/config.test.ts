@@ -104,9 +104,11 @@ describe("parseMucLimits", () => {
 
   it("requires idle_seconds to cover a full refill of every bucket", () => {
     assert.equal(refused({ idle_seconds: 0 }).at, "idle_seconds");
-    assert.equal(refused({ idle_seconds: 5 }).at, "idle_seconds"); // burst_factor 6
-    assert.equal(ok({ idle_seconds: 6 }).idle_seconds, 6);
-    assert.equal(refused({ idle_seconds: 8, per_occupant: { event_rate: 0.1, burst_factor: 10 } }).at, "idle_seconds");
+    assert.equal(refused({ idle_seconds: 5, active_seconds: 5 }).at, "idle_seconds"); // burst_factor 6
+    assert.equal(ok({ idle_seconds: 6, active_seconds: 6 }).idle_seconds, 6);
+    assert.equal(refused({ idle_seconds: 30 }).at, "active_seconds"); // 60 by default
+    assert.equal(refused({ active_seconds: 0 }).at, "active_seconds");
+    assert.equal(refused({ idle_seconds: 8, active_seconds: 8, per_occupant: { event_rate: 0.1, burst_factor: 10 } }).at, "idle_seconds");
   });
 
   it("refuses unknown keys, with a hint for Prosody's names", () => {

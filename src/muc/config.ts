@@ -40,6 +40,12 @@ export interface MucLimitsOptions {
    * has no option: any affiliation exempts, which is the default here.
    */
   readonly exempt_affiliations: readonly Affiliation[];
+  /**
+   * Seconds after its last charged stanza in a room that a sender still
+   * counts as active there, holding a share of the room's rate and burst
+   * (the fair room limiter, docs/muc-limits.md). At most idle_seconds.
+   */
+  readonly active_seconds: number;
   /** Optional per-occupant bucket, charged before the room's; null = none. */
   readonly per_occupant: PerOccupantOptions | null;
   /**
@@ -65,6 +71,7 @@ export const MUC_LIMITS_DEFAULTS: MucLimitsOptions = Object.freeze({
   limit_base_cost: 1,
   line_count_multiplier: 0.1,
   exempt_affiliations: Object.freeze([...AFFILIATIONS]),
+  active_seconds: 60,
   per_occupant: null,
   idle_seconds: 3600,
   max_tracked_rooms: 10_000,
@@ -207,6 +214,8 @@ export function parseMucLimits(raw: unknown): ParseResult<MucLimitsOptions> {
   if (isFail(lineMult)) return lineMult;
   const exempt = parseAffiliations(pick("exempt_affiliations"));
   if (isFail(exempt)) return exempt;
+  const active = number(pick("active_seconds"), "active_seconds", Number.MIN_VALUE, "seconds, > 0");
+  if (isFail(active)) return active;
   const perOccupant = parsePerOccupant(pick("per_occupant"));
   if (isFail(perOccupant)) return perOccupant;
   const idle = number(pick("idle_seconds"), "idle_seconds", Number.MIN_VALUE, "seconds, > 0");
@@ -216,6 +225,9 @@ export function parseMucLimits(raw: unknown): ParseResult<MucLimitsOptions> {
   const slowest = Math.max(burstFactor, perOccupant?.burst_factor ?? 0);
   if (idle < slowest) {
     return fail(`${idle} is below ${slowest}: an idle entry must have refilled (burst_factor seconds) before it is forgotten`, "idle_seconds");
+  }
+  if (active > idle) {
+    return fail(`${active} is above idle_seconds (${idle}): a room must not be forgotten while its senders are active`, "active_seconds");
   }
   const maxRooms = integer(pick("max_tracked_rooms"), "max_tracked_rooms", "rooms");
   if (isFail(maxRooms)) return maxRooms;
@@ -234,6 +246,7 @@ export function parseMucLimits(raw: unknown): ParseResult<MucLimitsOptions> {
     limit_base_cost: baseCost,
     line_count_multiplier: lineMult,
     exempt_affiliations: exempt,
+    active_seconds: active,
     per_occupant: perOccupant,
     idle_seconds: idle,
     max_tracked_rooms: maxRooms,

@@ -115,15 +115,17 @@ describe("step 6: the room bucket (capacity event_rate × burst_factor = 3, refi
     assert.equal(h.stage.limitedCount.rate, 1);
   });
 
-  it("refills at event_rate, and a refused stanza takes nothing", () => {
+  it("refills at event_rate; a refused stanza takes nothing from the room but counts against its sender", () => {
     const h = harness();
     assert.equal(passes(h, A, 3), 3);
     h.clock.advance(1999);
-    assert.ok(isBounce(h.say(A))); // 0.9995 tokens
+    assert.ok(isBounce(h.say(B))); // 0.9995 tokens
     h.clock.advance(1);
-    assert.equal(h.say(A), undefined); // exactly 1: the bounce above cost nothing
+    assert.equal(h.say(C), undefined); // exactly 1: the bounce above took nothing from the room
+    h.clock.advance(2000);
+    assert.ok(isBounce(h.say(A))); // A owes its share: it must leave one share (1) for a newcomer
     h.clock.advance(60_000);
-    assert.equal(passes(h, A, 5), 3); // capped at capacity
+    assert.equal(passes(h, A, 5), 3); // the window passed: A starts afresh, the room is full
   });
 
   it("charges joins and presence changes, and copies the join's muc <x> inside <error>", () => {
@@ -158,11 +160,11 @@ describe("step 6: the room bucket (capacity event_rate × burst_factor = 3, refi
     const h = harness();
     const tenLines = Array.from({ length: 10 }, (_, i) => `line ${i}`).join("\n");
     assert.equal(h.say(A, tenLines), undefined); // 1.9, leaves 1.1
-    assert.ok(isBounce(h.say(A, tenLines)));
+    assert.ok(isBounce(h.say(B, tenLines)));
     h.clock.advance(1590); // 1.895
-    assert.ok(isBounce(h.say(A, tenLines)));
+    assert.ok(isBounce(h.say(C, tenLines)));
     h.clock.advance(20); // 1.905
-    assert.equal(h.say(A, tenLines), undefined);
+    assert.equal(h.say("dave@example.org/d", tenLines), undefined);
   });
 
   it("can never pass a stanza that costs more than the capacity (21+ newlines with the defaults)", () => {
@@ -170,7 +172,7 @@ describe("step 6: the room bucket (capacity event_rate × burst_factor = 3, refi
     const v = h.say(A, "x\n".repeat(21)); // cost 3.1 > 3, a full bucket
     assert.ok(isBounce(v));
     assert.deepEqual(h.limited, [["rate", "room"]]);
-    assert.equal(h.say(A, "x\n".repeat(20)), undefined); // 3.0 fits exactly
+    assert.equal(h.say(B, "x\n".repeat(20)), undefined); // 3.0 fits exactly
   });
 
   it("a room bucket stops a wave of many senders, each within any occupant limit", () => {
@@ -238,7 +240,10 @@ describe("per-occupant buckets (charged first)", () => {
     for (const who of [B, C, "dave@example.org/d"]) assert.equal(h.say(who), undefined); // room empty
     assert.ok(isBounce(h.say(A)));
     assert.deepEqual(h.limited.at(-1), ["rate", "room"]);
-    h.clock.advance(2000); // room has 1 again; A's bucket is still full
+    // 4 s on the room holds 2, enough for A even in debt in the room; A's own
+    // bucket (1, refilled at 0.2/s) is still full: it would hold 0.8 had the
+    // refusal taken from it.
+    h.clock.advance(4000);
     assert.equal(h.say(A), undefined);
   });
 
@@ -258,14 +263,17 @@ describe("step 1: presence that is never limited", () => {
     assert.equal(h.send(c2s(A), `<presence to='${ROOM}/a' type='unavailable'/>`), undefined);
   });
 
-  it("only available presence to an occupant JID is charged", () => {
+  it("only available presence to an occupant JID or the bare room is charged", () => {
     const h = harness();
     passes(h, A, 3);
     for (const type of ["error", "subscribe", "probe", "unsubscribed"]) {
       assert.equal(h.send(c2s(A), `<presence to='${ROOM}/a' type='${type}'/>`), undefined, type);
     }
-    assert.equal(h.send(c2s(A), `<presence to='${ROOM}'/>`), undefined); // the room itself, not an occupant
     assert.equal(h.limited.length, 0);
+    // Presence to the bare room is an occupant's presence update (the MUC
+    // redirects it to the occupant's nick): charged, like a status change.
+    assert.ok(isBounce(h.send(c2s(A), `<presence to='${ROOM}'/>`)));
+    assert.deepEqual(h.limited, [["rate", "room"]]);
   });
 });
 
@@ -429,7 +437,9 @@ describe("step 5: body size limits", () => {
     // 23 newlines is within the line limit, but costs 3.3 > 3: refused by rate.
     assert.ok(isBounce(h.say(A, "l\n".repeat(23))));
     assert.deepEqual(h.limited.at(-1), ["rate", "room"]);
-    assert.equal(passes(h, A, 3), 3);
+    // The room is still full; B gets its share and one more, and the last
+    // token stays as the open share for a newcomer (A, in debt, is active).
+    assert.equal(passes(h, B, 3), 2);
   });
 
   it("refuses a 10,000-line body: for its size first (checked before lines), else for its lines", () => {
@@ -569,7 +579,7 @@ describe("memory: idle eviction and caps", () => {
   });
 
   it("forgetting an idle bucket changes nothing: it had refilled", () => {
-    const h = harness({ idle_seconds: 6 }); // burst_factor 6: a full refill takes 6 s
+    const h = harness({ idle_seconds: 6, active_seconds: 6 }); // burst_factor 6: a full refill takes 6 s
     passes(h, A, 3);
     h.clock.advance(6000);
     assert.equal(passes(h, A, 10), 3);
@@ -610,7 +620,7 @@ describe("reconfigure (reload) keeps state", () => {
     h.stage.reconfigure(options({ burst_factor: 10 })); // capacity 5
     assert.ok(isBounce(h.say(A)));
     h.clock.advance(2000);
-    assert.equal(passes(h, A, 5), 1);
+    assert.equal(passes(h, B, 5), 1);
   });
 
   it("applies a new rate to refills and caps at a smaller capacity", () => {
@@ -618,7 +628,7 @@ describe("reconfigure (reload) keeps state", () => {
     h.stage.reconfigure(options({ event_rate: 1, burst_factor: 2 })); // capacity 2, 1/s
     assert.equal(passes(h, A, 5), 2);
     h.clock.advance(1000);
-    assert.equal(passes(h, A, 5), 1);
+    assert.equal(passes(h, B, 5), 1);
   });
 
   it("a zero rate mutes unaffiliated senders; restoring it does not refill at once", () => {
@@ -708,5 +718,103 @@ describe("hot path", () => {
     const c = counted(`<message to='${ROOM}' type='groupchat'><body>hello</body></message>`, s);
     assert.equal(h.stage.judge(c.view, s, "inbound"), undefined);
     assert.equal(c.trees(), 1);
+  });
+});
+
+describe("occupancy: what the MUC refuses before the limits is not charged", () => {
+  const S1: SessionInfo = { ...c2s(A), id: "s1" };
+  const bound = (h: Harness, s: SessionInfo = S1): void =>
+    h.deliver(s, `<iq type='result' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>${s.jid}</jid></bind></iq>`);
+  const self = (h: Harness, s: SessionInfo, nick: string, type = "", codes: string[] = []): void =>
+    h.deliver(s, `<presence from='${ROOM}/${nick}' to='${s.jid}'${type === "" ? "" : ` type='${type}'`}><x xmlns='http://jabber.org/protocol/muc#user'>` +
+      `<item affiliation='none' role='participant'/>${["110", ...codes].map((c) => `<status code='${c}'/>`).join("")}</x></presence>`);
+  const join = (h: Harness, s: SessionInfo, nick: string, x = true): Verdict | undefined =>
+    h.send(s, `<presence to='${ROOM}/${nick}'>${x ? "<x xmlns='http://jabber.org/protocol/muc'/>" : ""}</presence>`);
+  const sayAs = (h: Harness, s: SessionInfo): Verdict | undefined => h.send(s, `<message to='${ROOM}' type='groupchat' id='g'><body>hi</body></message>`);
+
+  it("groupchat from a freshly bound session that never joined the room is not charged", () => {
+    const h = harness();
+    bound(h);
+    for (let i = 0; i < 10; i++) assert.equal(sayAs(h, S1), undefined);
+    assert.equal(h.stage.stats().rooms, 0);
+    assert.equal(passes(h, B, 5), 3); // the room is still full
+  });
+
+  it("a session the proxy did not see bind (resumed) is charged as before", () => {
+    const h = harness();
+    assert.equal(passes(h, A, 5), 3);
+  });
+
+  it("a join is charged, and so is what follows it before the server answers (pipelined join and flood)", () => {
+    const h = harness();
+    bound(h);
+    assert.equal(join(h, S1, "a"), undefined);
+    assert.equal(sayAs(h, S1), undefined);
+    assert.equal(sayAs(h, S1), undefined);
+    assert.ok(isBounce(sayAs(h, S1)));
+  });
+
+  it("after the server's answer: joined is charged; refused (an error) or left is not", () => {
+    const h = harness({ event_rate: 0.01, burst_factor: 300 }); // 3 tokens, no refill to speak of
+    bound(h);
+    join(h, S1, "a");
+    h.deliver(S1, `<presence from='${ROOM}/a' to='${A}' type='error'><error type='cancel'><conflict xmlns='${ERR}'/></error></presence>`);
+    assert.equal(sayAs(h, S1), undefined); // not in the room: free
+    join(h, S1, "a");
+    self(h, S1, "a");
+    assert.equal(sayAs(h, S1), undefined); // in the room: the second token
+    h.send(S1, `<presence to='${ROOM}/a' type='unavailable'/>`);
+    self(h, S1, "a", "unavailable");
+    for (let i = 0; i < 5; i++) assert.equal(sayAs(h, S1), undefined); // left: free again
+    assert.equal(h.limited.length, 0);
+    assert.equal(passes(h, B, 3), 0); // the two joins and the one message took the 3 tokens
+  });
+
+  it("a nick change (unavailable with 303, then the new nick) keeps the session in the room", () => {
+    const h = harness({ event_rate: 0.01, burst_factor: 300 });
+    bound(h);
+    join(h, S1, "a");
+    self(h, S1, "a");
+    h.send(S1, `<presence to='${ROOM}/b'/>`);
+    self(h, S1, "a", "unavailable", ["303"]);
+    self(h, S1, "b");
+    // Still in the room, so charged: the join and the nick change took 2 of 3.
+    assert.equal(sayAs(h, S1), undefined);
+    assert.ok(isBounce(sayAs(h, S1)));
+  });
+
+  it("a join without <x xmlns='…/muc'> from a session not in the room is not charged", () => {
+    const h = harness();
+    bound(h);
+    for (let i = 0; i < 10; i++) assert.equal(join(h, S1, "a", false), undefined);
+    assert.equal(h.stage.stats().rooms, 0);
+  });
+
+  it("the creator's first join is free: status 201 refunds it, to the room and the occupant bucket", () => {
+    const h = harness({ event_rate: 0.01, burst_factor: 200, per_occupant: { event_rate: 0.01, burst_factor: 200 } }); // 2 tokens each
+    bound(h);
+    assert.equal(join(h, S1, "a"), undefined);
+    self(h, S1, "a", "", ["201"]);
+    assert.equal(sayAs(h, S1), undefined);
+    assert.equal(sayAs(h, S1), undefined);
+    assert.ok(isBounce(sayAs(h, S1)));
+  });
+
+  it("without 201 (the room existed) the join stays charged", () => {
+    const h = harness({ event_rate: 0.01, burst_factor: 200 });
+    bound(h);
+    join(h, S1, "a");
+    self(h, S1, "a");
+    assert.equal(sayAs(h, S1), undefined);
+    assert.ok(isBounce(sayAs(h, S1)));
+  });
+
+  it("forgets a session's rooms when it ends", () => {
+    const h = harness();
+    bound(h);
+    join(h, S1, "a");
+    h.stage.sessionEnded(S1);
+    // Not known as fresh any more: charged whatever it sends.
+    assert.equal(passes(h, A, 5), 2);
   });
 });

@@ -57,12 +57,40 @@ interface OccupantEntry extends IdleEntry {
   nick: string | undefined;
 }
 
+/**
+ * What a c2s session is to one room, from what the proxy forwarded and what
+ * the server answered: presences sent and not yet answered, whether the last
+ * answer left it joined, and what its pending join was charged (refunded when
+ * the server says the join created the room).
+ */
+interface RoomPresence {
+  pending: number;
+  joined: boolean;
+  joinCharge: number;
+}
+
+/**
+ * One c2s session's rooms. `complete` while the proxy has seen everything the
+ * session did since it was bound (not resumed, no cap hit): then a room it
+ * has no entry for is a room it is not in.
+ */
+interface SessionRooms {
+  complete: boolean;
+  readonly rooms: Map<string, RoomPresence>;
+}
+
+/** Most rooms followed per session; past it the session is no longer known completely. */
+const MAX_ROOMS_PER_SESSION = 256;
+const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
+
 /** A room JID on a listed host: the table key and the resource (nick), if any. */
 interface RoomAddress {
   readonly room: string;
   readonly nick: string | undefined;
 }
 
+/** Most senders counted active in one room; later ones are judged as deep debtors. */
+const MAX_ACTIVE_SENDERS = 1000;
 /** RFC 7622 §3.1: each part of a JID is at most 1023 bytes. */
 const MAX_JID_PART_BYTES = 1023;
 /** Characters nodeprep refuses (RFC 7622 §3.3.1 / stringprep): not a room. */
@@ -126,7 +154,15 @@ export function eventCost(newlines: number, o: Pick<MucLimitsOptions, "limit_bas
 }
 
 function roomLimits(o: MucLimitsOptions): RoomLimits {
-  return { rate: o.event_rate, burst: o.burst_factor, idleMs: o.idle_seconds * 1000, maxRooms: o.max_tracked_rooms };
+  return {
+    rate: o.event_rate,
+    burst: o.burst_factor,
+    idleMs: o.idle_seconds * 1000,
+    maxRooms: o.max_tracked_rooms,
+    baseCost: o.limit_base_cost,
+    activeMs: o.active_seconds * 1000,
+    maxSenders: MAX_ACTIVE_SENDERS,
+  };
 }
 
 function isUseless(e: OccupantEntry, maxNick: number): boolean {
@@ -148,6 +184,10 @@ export class MucLimitsStage implements PolicyStage {
   /** Keyed `room@host/sender@host`: a room key never contains "/". */
   readonly #occupants: IdleTable<OccupantEntry>;
   readonly #limited: Record<LimitReason, number> = { rate: 0, nick: 0, chars: 0, lines: 0 };
+  /** c2s sessions' rooms, by session id (see SessionRooms). */
+  readonly #sessions = new Map<string, SessionRooms>();
+  /** What the last #charge took (0 when it took nothing): a join's refundable charge. */
+  #lastCharge = 0;
 
   /**
    * @param rooms where the room buckets live; one process's by default. A
@@ -217,9 +257,21 @@ export class MucLimitsStage implements PolicyStage {
     this.#occupants.reconfigure(options.idle_seconds * 1000, options.max_tracked_occupants, now);
   }
 
+  sessionEnded(session: SessionInfo): void {
+    this.#sessions.delete(session.id);
+  }
+
   judge(stanza: StanzaView, session: SessionInfo, flow: Flow): Verdict | undefined {
     const kind = stanza.kind;
-    if ((kind !== "message" && kind !== "presence") || this.#hosts.size === 0) return undefined;
+    if (this.#hosts.size === 0) return undefined;
+    if (kind === "iq") {
+      // A fresh bind: from here on the proxy sees every room this session joins.
+      if (flow === "outbound" && session.type === "c2s" && stanza.type === "result" && stanza.firstChildName === "bind" && stanza.firstChildXmlns === NS_BIND) {
+        this.#sessions.set(session.id, { complete: true, rooms: new Map() });
+      }
+      return undefined;
+    }
+    if (kind !== "message" && kind !== "presence") return undefined;
     if (flow === "outbound") {
       this.#observe(stanza, session, kind);
       return undefined;
@@ -233,13 +285,73 @@ export class MucLimitsStage implements PolicyStage {
       // muc-occupant-groupchat only: private messages (to room/nick) and
       // other message types are not limited by the current module.
       if (type !== "groupchat" || addr.nick !== undefined) return undefined;
-    } else {
-      // Step 1: unavailable presence is never limited. Only available presence
-      // to an occupant JID reaches muc-occupant-pre-join / pre-change; error
-      // presence is kick handling, other types are refused by the MUC itself.
-      if (type !== undefined || addr.nick === undefined) return undefined;
+      // The MUC refuses groupchat from a non-occupant before the limits run.
+      if (this.#notIn(session, addr.room)) return undefined;
+      return this.#charge(stanza, session, kind, addr);
     }
-    return this.#charge(stanza, session, kind, addr);
+    // Step 1: unavailable presence is never limited; error presence is kick
+    // handling, other types are answered by the MUC itself.
+    if (type === "unavailable") {
+      const e = this.#presence(session, addr.room, false);
+      if (e !== undefined) e.pending++;
+      return undefined;
+    }
+    if (type !== undefined) return undefined;
+    const out = this.#notIn(session, addr.room);
+    if (addr.nick === undefined) {
+      // Presence to the bare room is the occupant's presence update (the MUC
+      // redirects it to the occupant's nick); from a non-occupant the MUC
+      // ignores it.
+      if (out) return undefined;
+    } else if (out && !this.#hasMucX(stanza)) {
+      // A join without <x xmlns='…/muc'>: the MUC answers item-not-found first.
+      return undefined;
+    }
+    this.#lastCharge = 0;
+    const v = this.#charge(stanza, session, kind, addr);
+    if (v === undefined) {
+      const e = this.#presence(session, addr.room, true);
+      if (e !== undefined) {
+        e.pending++;
+        if (addr.nick !== undefined && !e.joined) e.joinCharge = this.#lastCharge;
+      }
+    }
+    return v;
+  }
+
+  /** True when the proxy knows `session` is not in `room` (a fresh c2s session that never joined it, or left). */
+  #notIn(session: SessionInfo, room: string): boolean {
+    if (session.type !== "c2s") return false;
+    const s = this.#sessions.get(session.id);
+    return s !== undefined && s.complete && !s.rooms.has(room);
+  }
+
+  /** The session's entry for `room`, created when `create` (c2s only; undefined past the cap). */
+  #presence(session: SessionInfo, room: string, create: boolean): RoomPresence | undefined {
+    if (session.type !== "c2s") return undefined;
+    let s = this.#sessions.get(session.id);
+    if (s === undefined) {
+      if (!create) return undefined;
+      // A session whose bind the proxy did not see (resumed): never complete.
+      s = { complete: false, rooms: new Map() };
+      this.#sessions.set(session.id, s);
+    }
+    let e = s.rooms.get(room);
+    if (e === undefined && create) {
+      if (s.rooms.size >= MAX_ROOMS_PER_SESSION) {
+        s.complete = false;
+        return undefined;
+      }
+      e = { pending: 0, joined: false, joinCharge: 0 };
+      s.rooms.set(room, e);
+    }
+    return e;
+  }
+
+  #hasMucX(stanza: StanzaView): boolean {
+    if (!stanza.bytes.includes(NS_MUC)) return false;
+    const root = stanza.tree();
+    return root !== null && childNs(root, enterScope(NO_NS, root), "x", NS_MUC) !== undefined;
   }
 
   /** Steps 2 to 6 of the research's algorithm for one stanza to a room. */
@@ -260,9 +372,10 @@ export class MucLimitsStage implements PolicyStage {
 
     const reply: ReplyAddressing = { name: stanza.name, to: stanza.to, from: sender, id: stanza.id, type: stanza.type };
 
-    // Step 3: a join or nick change (a nick the sender does not hold) with a long nick.
-    if (kind === "presence") {
-      const nick = addr.nick!;
+    // Step 3: a join or nick change (a nick the sender does not hold) with a
+    // long nick. Presence to the bare room keeps the nick the sender holds.
+    if (kind === "presence" && addr.nick !== undefined) {
+      const nick = addr.nick;
       if (nick !== occ?.nick) {
         const bytes = Buffer.byteLength(nick, "utf8");
         if (bytes > o.max_nick_length) {
@@ -304,8 +417,9 @@ export class MucLimitsStage implements PolicyStage {
       if (occ.bucket === undefined) occ.bucket = newBucket(per.event_rate, per.burst_factor, now);
       if (!covers(occ.bucket, cost, now)) return this.#overactive(stanza, reply, root, body, "occupant");
     }
-    if (!this.#rooms.take(addr.room, cost, now)) return this.#overactive(stanza, reply, root, body, "room");
+    if (!this.#rooms.attempt(addr.room, senderKey, cost, now).admitted) return this.#overactive(stanza, reply, root, body, "room");
     if (per !== null) debit(occ?.bucket, cost, now);
+    this.#lastCharge = cost;
     return undefined;
   }
 
@@ -348,16 +462,17 @@ export class MucLimitsStage implements PolicyStage {
     const addr = this.#roomAddress(from);
     if (addr === undefined || addr.nick === undefined) return;
     const type = stanza.type;
-    if (kind === "message" ? type !== "groupchat" : type !== undefined && type !== "unavailable") return;
+    if (kind === "message" ? type !== "groupchat" : type !== undefined && type !== "unavailable" && type !== "error") return;
     const recipient = stanza.attr("to") ?? session.jid;
     const recipientKey = recipient === undefined ? undefined : bareKey(recipient);
     const now = this.#clock.now();
+    if (kind === "presence") this.#answered(stanza, session, addr.room, type, recipientKey, now);
     if (recipientKey !== undefined) {
       const key = `${addr.room}/${recipientKey}`;
       const e = this.#occupants.get(key, now);
       if (e !== undefined) this.#occupants.touch(key, e, now);
     }
-    if (kind === "message" || !stanza.bytes.includes(NS_MUC_USER)) return;
+    if (kind === "message" || type === "error" || !stanza.bytes.includes(NS_MUC_USER)) return;
 
     const root = stanza.tree();
     if (root === null) return;
@@ -395,6 +510,42 @@ export class MucLimitsStage implements PolicyStage {
     if (affiliation !== null) e.affiliation = affiliation;
     e.nick = nick;
     if (isUseless(e, maxNick)) this.#occupants.delete(key);
+  }
+
+  /**
+   * The server's answer to a presence the session sent to `room`: an error,
+   * or a self-presence (status 110). Each answers one pending presence; a
+   * self-presence says whether the session is now in the room (a nick
+   * change's unavailable, status 303, does not take it out). Status 201 (the
+   * join created the room) refunds what the join was charged: the creator's
+   * first join is free.
+   */
+  #answered(stanza: StanzaView, session: SessionInfo, room: string, type: string | undefined, recipientKey: string | undefined, now: number): void {
+    const s = session.type === "c2s" ? this.#sessions.get(session.id) : undefined;
+    const e = s?.rooms.get(room);
+    if (e === undefined) return;
+    let statuses: string[] = [];
+    if (type !== "error") {
+      if (!stanza.bytes.includes(NS_MUC_USER)) return;
+      const root = stanza.tree();
+      if (root === null) return;
+      const scope = enterScope(NO_NS, root);
+      const x = childNs(root, scope, "x", NS_MUC_USER);
+      if (x === undefined) return;
+      statuses = x.children.filter((c): c is Element => typeof c !== "string" && localName(c.name) === "status").map((c) => String(c.attrs.code));
+      if (!statuses.includes("110")) return;
+      if (type === undefined) e.joined = true;
+      else if (!statuses.includes("303")) e.joined = false;
+    }
+    if (e.pending > 0) e.pending--;
+    if (statuses.includes("201") && e.joinCharge > 0 && recipientKey !== undefined) {
+      const cost = e.joinCharge;
+      this.#rooms.attempt(room, recipientKey, -cost, now);
+      const occ = this.#occupants.get(`${room}/${recipientKey}`, now);
+      occ?.bucket?.credit(cost, now);
+    }
+    e.joinCharge = 0;
+    if (!e.joined && e.pending === 0) s!.rooms.delete(room);
   }
 
   /**

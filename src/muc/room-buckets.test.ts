@@ -1,14 +1,15 @@
-// The room bucket store behind the MUC limits: LocalRoomBuckets (util.throttle
-// polls, idle expiry, cap, reload semantics) and SharedBucket, the fleet
-// member's copy (own debits in flight, adopting newer committed states,
-// failures kept locally, reconfigure like TokenBucket's).
+// The room store behind the MUC limits: LocalRoomBuckets (fair rooms, idle
+// expiry, cap, reload semantics) and SharedRoom, the fleet member's copy (own
+// attempts in flight replayed with their verdicts, adopting newer committed
+// states, failures kept locally).
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { TokenBucket } from "../shaping/token-bucket.js";
-import { LocalRoomBuckets, type RoomLimits } from "./room-buckets.js";
-import { SharedBucket } from "./shared-bucket.js";
+import { applyAttempt, newRoom, type FairLimits } from "./fair-room.js";
+import { fairLimits, LocalRoomBuckets, type RoomLimits } from "./room-buckets.js";
+import { fromWire, SharedRoom, toWire } from "./shared-room.js";
 
-const LIMITS: RoomLimits = { rate: 1, burst: 3, idleMs: 60_000, maxRooms: 2 };
+const LIMITS: RoomLimits = { rate: 1, burst: 3, idleMs: 60_000, maxRooms: 2, baseCost: 1, activeMs: 60_000, maxSenders: 1000 };
+const FAIR: FairLimits = fairLimits(LIMITS);
 
 function local(limits: RoomLimits = LIMITS): LocalRoomBuckets {
   const s = new LocalRoomBuckets();
@@ -16,133 +17,114 @@ function local(limits: RoomLimits = LIMITS): LocalRoomBuckets {
   return s;
 }
 
+const ok = (s: LocalRoomBuckets, room: string, who: string, cost: number, now: number): boolean => s.attempt(room, who, cost, now).admitted;
+
 describe("LocalRoomBuckets", () => {
-  it("polls like util.throttle: a room starts full, a refusal takes nothing", () => {
+  it("a room starts full; a refusal takes nothing from it", () => {
     const s = local();
-    assert.equal(s.take("r", 1, 0), true);
-    assert.equal(s.take("r", 1.5, 0), true);
-    assert.equal(s.take("r", 1, 0), false); // 0.5 left
-    assert.equal(s.take("r", 0.5, 0), true); // the refusal took nothing
-    assert.equal(s.take("r", 0.1, 0), false);
-    assert.equal(s.take("r", 1, 999), false);
-    assert.equal(s.take("r", 1, 1_000), true);
-    assert.equal(s.take("other", 3, 1_000), true); // rooms are independent
+    assert.equal(ok(s, "r", "a", 1, 0), true);
+    assert.equal(ok(s, "r", "b", 1.5, 0), true);
+    assert.equal(ok(s, "r", "c", 1, 0), false); // 0.5 left
+    assert.equal(ok(s, "r", "d", 0.5, 0), true); // the refusal took nothing
+    assert.equal(ok(s, "r", "e", 0.1, 0), false);
+    assert.equal(ok(s, "r", "f", 1, 999), false);
+    assert.equal(ok(s, "r", "g", 1, 1_000), true);
+    assert.equal(ok(s, "other", "a", 3, 1_000), true); // rooms are independent
     assert.equal(s.size, 2);
   });
 
   it("a zero rate passes only what costs nothing", () => {
     const s = local({ ...LIMITS, rate: 0 });
-    assert.equal(s.take("r", 1, 0), false);
-    assert.equal(s.take("r", 0, 0), true);
+    assert.equal(ok(s, "r", "a", 1, 0), false);
+    assert.equal(ok(s, "r", "a", 0, 0), true);
   });
 
   it("forgets idle rooms (they start full again) and the least recent past the cap", () => {
     const s = local();
-    s.take("a", 3, 0);
-    s.take("b", 3, 10);
-    s.take("c", 3, 20); // cap 2: "a" goes
+    ok(s, "a", "x", 3, 0);
+    ok(s, "b", "x", 3, 10);
+    ok(s, "c", "x", 3, 20); // cap 2: "a" goes
     assert.equal(s.size, 2);
     assert.equal(s.capEvictions, 1);
-    assert.equal(s.take("a", 3, 30), true); // forgotten, so full; "b" goes
+    assert.equal(ok(s, "a", "x", 3, 30), true); // forgotten, so full; "b" goes
     assert.equal(s.sweep(60_020), 1); // "c" idle since 20
     assert.equal(s.size, 1);
   });
 
   it("reload keeps each balance (capped), applies the new rate from now, drops rooms not kept", () => {
     const s = local();
-    s.take("keep", 3, 0); // empty
-    s.take("drop", 1, 0);
+    ok(s, "keep", "x", 3, 0); // empty
+    ok(s, "drop", "x", 1, 0);
     s.configure({ ...LIMITS, rate: 2, burst: 1 }, 500, (room) => room === "keep");
     assert.equal(s.size, 1);
     // 0.5 tokens by 500 ms at the old rate, then 2 per second: 1.5 at 1000 ms.
-    assert.equal(s.take("keep", 1.5, 999), false);
-    assert.equal(s.take("keep", 1.5, 1_000), true);
+    assert.equal(ok(s, "keep", "y", 1.5, 999), false);
+    assert.equal(ok(s, "keep", "z", 1.5, 1_000), true);
     // The new capacity is 2.
-    assert.equal(s.take("fresh", 2.5, 1_000), false);
-    assert.equal(s.take("fresh", 2, 1_000), true);
+    assert.equal(ok(s, "fresh", "x", 2.5, 1_000), false);
+    assert.equal(ok(s, "fresh", "y", 2, 1_000), true);
     // A room that had rate 0 starts empty when a rate comes back.
     const z = local({ ...LIMITS, rate: 0 });
-    z.take("r", 1, 0);
+    ok(z, "r", "x", 1, 0);
     z.configure(LIMITS, 0);
-    assert.equal(z.take("r", 1, 999), false);
-    assert.equal(z.take("r", 1, 1_000), true);
+    assert.equal(ok(z, "r", "y", 1, 999), false);
+    assert.equal(ok(z, "r", "w", 1, 1_000), true);
   });
 });
 
-describe("SharedBucket", () => {
-  it("without other members it answers exactly like a TokenBucket", () => {
-    const shared = new SharedBucket(0.5, 3, 0);
-    const token = new TokenBucket(0.5, 3, 0);
+describe("SharedRoom", () => {
+  it("without other members it answers exactly like a local room", () => {
+    const shared = new SharedRoom(FAIR, 0);
+    const plain = newRoom(FAIR, 0);
     let op = 0;
     let seq = 0;
-    for (const [t, cost] of [[0, 1], [0, 1.9], [700, 1], [2_000, 0.3], [2_100, 1], [9_000, 2.5]] as const) {
-      assert.equal(shared.balance(t), token.balance(t));
-      if (token.balance(t) < cost) continue;
-      token.take(cost, t);
-      shared.debit(++op, cost);
-      assert.equal(shared.balance(t), token.balance(t), "pending debits count at once");
-      // The store commits it: same arithmetic, now in the committed state.
-      shared.apply({ tokens: token.balance(t), at: t, seq: ++seq }, op);
-      assert.equal(shared.balance(t), token.balance(t));
+    for (const [t, who, cost] of [[0, "a", 1], [0, "b", 1.9], [700, "a", 1], [2_000, "c", 0.3], [2_100, "a", 1], [9_000, "b", 2.5]] as const) {
+      const want = applyAttempt(plain, FAIR, who, cost, t);
+      const got = shared.attempt(FAIR, ++op, who, cost, t);
+      assert.deepEqual(got, want);
+      // The store commits it: the same arithmetic, now in the committed state.
+      shared.apply(FAIR, fromWire(JSON.parse(JSON.stringify(toWire(plain)))), ++seq, op);
+      assert.deepEqual(toWire(shared.view), toWire(plain));
       assert.equal(shared.pendingCount, 0);
     }
   });
 
-  it("adopts newer states from other members and ignores older ones", () => {
-    const b = new SharedBucket(1, 3, 0);
-    b.apply({ tokens: 1, at: 0, seq: 5 });
-    assert.equal(b.balance(0), 1);
-    b.apply({ tokens: 2, at: 0, seq: 4 }); // an older commit
-    assert.equal(b.balance(0), 1);
-    assert.equal(b.balance(1_500), 2.5);
-    b.apply({ tokens: 0, at: 1_000, seq: 6 });
-    assert.equal(b.balance(1_500), 0.5);
-    b.apply({ tokens: 9, at: 2_000, seq: 7 }); // more than the capacity
-    assert.equal(b.balance(2_000), 3);
-  });
-
-  it("keeps an own debit until its commit, counts it once, whichever answer comes first", () => {
-    const b = new SharedBucket(1, 3, 0);
-    b.debit(1, 1);
-    b.debit(2, 1);
-    assert.equal(b.balance(0), 1);
-    // Another member's debit committed first (seq 7): ours still count.
-    b.apply({ tokens: 2, at: 0, seq: 7 });
-    assert.equal(b.balance(0), 0);
-    // Our first commit (seq 8) includes the other's and ours.
-    b.apply({ tokens: 1, at: 0, seq: 8 }, 1);
-    assert.equal(b.balance(0), 0);
+  it("adopts newer states from other members, ignores older ones, and replays its own attempts in flight", () => {
+    const b = new SharedRoom(FAIR, 0);
+    const other = newRoom(FAIR, 0);
+    applyAttempt(other, FAIR, "x", 2, 0);
+    b.apply(FAIR, fromWire(toWire(other)), 5);
+    assert.equal(b.view.tokens, 1);
+    b.apply(FAIR, fromWire(toWire(newRoom(FAIR, 0))), 4); // an older commit
+    assert.equal(b.view.tokens, 1);
+    // Our own attempt in flight counts at once, and after a newer foreign state.
+    assert.equal(b.attempt(FAIR, 1, "y", 1, 0).admitted, true);
+    assert.equal(b.view.tokens, 0);
+    applyAttempt(other, FAIR, "z", 0.5, 0, true);
+    b.apply(FAIR, fromWire(toWire(other)), 6);
+    assert.equal(b.view.tokens, -0.5);
     assert.equal(b.pendingCount, 1);
-    // Its echo after the reply changes nothing.
-    b.apply({ tokens: 1, at: 0, seq: 8 }, 1);
-    assert.equal(b.balance(0), 0);
-    b.apply({ tokens: 0, at: 0, seq: 9 }, 2);
-    assert.equal(b.balance(0), 0);
+    // Our commit (seq 7) includes both: counted once.
+    applyAttempt(other, FAIR, "y", 1, 0, true);
+    b.apply(FAIR, fromWire(toWire(other)), 7, 1);
+    assert.equal(b.view.tokens, -0.5);
     assert.equal(b.pendingCount, 0);
+    b.apply(FAIR, fromWire(toWire(other)), 7, 1); // its echo: nothing
+    assert.equal(b.view.tokens, -0.5);
   });
 
-  it("a failed or unnumbered commit stays a local debit", () => {
-    const b = new SharedBucket(1, 3, 0);
-    b.apply({ tokens: 3, at: 0, seq: 10 });
-    b.debit(1, 2);
-    b.fail(1, 0);
-    assert.equal(b.balance(0), 1);
+  it("a failed or unnumbered commit stays a local attempt", () => {
+    const b = new SharedRoom(FAIR, 0);
+    b.attempt(FAIR, 1, "a", 2, 0);
+    b.fail(FAIR, 1);
+    assert.equal(b.view.tokens, 1);
     assert.equal(b.pendingCount, 0);
-    // Redis lost its counter: our commit comes back numbered 1.
-    b.debit(2, 1);
-    b.apply({ tokens: 2, at: 0, seq: 1 }, 2);
-    assert.equal(b.balance(0), 0);
-    b.fail(3, 0); // unknown op: nothing
-    assert.equal(b.balance(1_000), 1);
-  });
-
-  it("reconfigure credits the old rate up to now, then caps; committed() leaves out what is in flight", () => {
-    const b = new SharedBucket(1, 3, 0, 0);
-    b.reconfigure(2, 1.5, 1_000); // 1 token at the old rate
-    assert.equal(b.balance(1_000), 1);
-    assert.equal(b.balance(1_250), 1.5); // new rate, new cap
-    b.debit(1, 1);
-    assert.equal(b.balance(1_250), 0.5);
-    assert.equal(b.committed(1_250), 1.5);
+    assert.equal(b.committedTokens(FAIR, 0), 1);
+    // The store lost its counter: our commit comes back numbered 0.
+    b.attempt(FAIR, 2, "b", 1, 0);
+    b.apply(FAIR, fromWire(toWire(newRoom(FAIR, 0))), 0, 2);
+    assert.equal(b.view.tokens, 0);
+    b.fail(FAIR, 3); // unknown op: nothing
+    assert.equal(b.committedTokens(FAIR, 1_000), 1);
   });
 });

@@ -1,11 +1,13 @@
-// The MUC limits' per-room buckets behind one small interface, so a fleet can
-// share them (issue 7): LocalRoomBuckets is the default, one process's
-// TokenBuckets in an IdleTable; src/state/redis-muc-buckets.ts keeps a local
-// copy current across instances through Redis. Either way the stage's hot
-// path stays synchronous: take() answers from memory. Times are the stage's
-// clock (monotonic ms locally; Unix epoch ms when shared, so instances agree).
-// The bucket helpers here are shared with the stage's per-occupant buckets.
+// The MUC limits' rooms behind one small interface, so a fleet can share them:
+// LocalRoomBuckets is the default, one process's fair rooms
+// (src/muc/fair-room.ts) in an IdleTable; src/state/redis-muc-buckets.ts keeps
+// a local copy current across instances through Redis. Either way the stage's
+// hot path stays synchronous: attempt() answers from memory. Times are the
+// stage's clock (monotonic ms locally; Unix epoch ms when shared, so
+// instances agree). The bucket helpers here serve the stage's per-occupant
+// buckets.
 import { TokenBucket } from "../shaping/token-bucket.js";
+import { applyAttempt, newRoom, reconfigureRoom, type AttemptResult, type FairLimits, type RoomState } from "./fair-room.js";
 import { IdleTable, type IdleEntry } from "./idle-table.js";
 
 /** What the room buckets follow from the muc_limits options. */
@@ -18,6 +20,17 @@ export interface RoomLimits {
   readonly idleMs: number;
   /** Most rooms held; past it the least recently touched is forgotten. */
   readonly maxRooms: number;
+  /** limit_base_cost: shares smaller than this are off. */
+  readonly baseCost: number;
+  /** A sender with no attempt in a room for this long is no longer active there. */
+  readonly activeMs: number;
+  /** Most senders counted active in one room. */
+  readonly maxSenders: number;
+}
+
+export function fairLimits(l: RoomLimits): FairLimits {
+  const rate = l.rate > 0 ? l.rate : 0;
+  return { rate, burst: rate * l.burst, baseCost: l.baseCost, windowMs: l.activeMs, maxSenders: l.maxSenders };
 }
 
 export interface RoomBucketStore {
@@ -26,11 +39,12 @@ export interface RoomBucketStore {
   /** Rooms forgotten early because the table was full (since start). */
   readonly capEvictions: number;
   /**
-   * util.throttle's poll on `room`'s bucket (created full when unknown,
-   * touched either way): when the balance covers `cost` it is debited and the
-   * answer is true; a refusal takes nothing.
+   * One attempt of `cost` by `sender` (a bare JID key) in `room` (created
+   * full when unknown, touched either way), judged by the fair room limiter:
+   * the sender's meter is debited either way, the room's bucket only when
+   * the answer is admitted.
    */
-  take(room: string, cost: number, now: number): boolean;
+  attempt(room: string, sender: string, cost: number, now: number): AttemptResult;
   /**
    * New limits for live buckets: each keeps its balance (capped at the new
    * capacity, refilled at the new rate from `now`); rooms `keep` refuses are
@@ -69,13 +83,13 @@ export function rebucket(bucket: TokenBucket | null, rate: number, burst: number
 }
 
 interface RoomEntry extends IdleEntry {
-  /** null while the rate is 0: capacity 0, nothing with a cost passes. */
-  bucket: TokenBucket | null;
+  state: RoomState;
 }
 
-/** One process's room buckets: what the stage always did. */
+/** One process's rooms. */
 export class LocalRoomBuckets implements RoomBucketStore {
-  #limits: RoomLimits = { rate: 0, burst: 1, idleMs: Infinity, maxRooms: Infinity };
+  #limits: RoomLimits = { rate: 0, burst: 1, idleMs: Infinity, maxRooms: Infinity, baseCost: 1, activeMs: 60_000, maxSenders: 1000 };
+  #fair: FairLimits = fairLimits(this.#limits);
   readonly #rooms = new IdleTable<RoomEntry>(Infinity, Infinity);
 
   get size(): number {
@@ -86,18 +100,23 @@ export class LocalRoomBuckets implements RoomBucketStore {
     return this.#rooms.capEvictions;
   }
 
-  take(room: string, cost: number, now: number): boolean {
-    const e = this.#rooms.use(room, now, () => ({ last: now, bucket: newBucket(this.#limits.rate, this.#limits.burst, now) }));
-    if (!covers(e.bucket, cost, now)) return false;
-    debit(e.bucket, cost, now);
-    return true;
+  attempt(room: string, sender: string, cost: number, now: number): AttemptResult {
+    const e = this.#rooms.use(room, now, () => ({ last: now, state: newRoom(this.#fair, now) }));
+    return applyAttempt(e.state, this.#fair, sender, cost, now);
+  }
+
+  /** The room's state (tests, debugging); undefined when not held. */
+  peek(room: string, now: number): RoomState | undefined {
+    return this.#rooms.get(room, now)?.state;
   }
 
   configure(limits: RoomLimits, now: number, keep: (room: string) => boolean = () => true): void {
+    const old = this.#fair;
     this.#limits = limits;
+    this.#fair = fairLimits(limits);
     for (const [key, e] of this.#rooms.entries()) {
       if (!keep(key)) this.#rooms.delete(key);
-      else e.bucket = rebucket(e.bucket, limits.rate, limits.burst, now);
+      else reconfigureRoom(e.state, old, this.#fair, now);
     }
     this.#rooms.reconfigure(limits.idleMs, limits.maxRooms, now);
   }

@@ -210,6 +210,9 @@ export class PolicyState {
             m.accountDeletions.inc();
             log.info({ username: e.username, host: e.host }, "account deleted; tombstone recorded");
           },
+          onGone: (e) => {
+            log.debug({ username: e.username, host: e.host, sid: e.sessionId }, "presence to a deleted account answered with gone");
+          },
           onStoreError: (err, op) => {
             m.stateErrors.inc({ op });
             // A faulted store throws its fault on every operation; it was

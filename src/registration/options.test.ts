@@ -61,13 +61,26 @@ test("throttle derivation follows mod_register_limits", () => {
   assert.match(bad({ registration_throttle_period: 5 }).message, /has no effect/);
 });
 
+test("zeros mean what they mean to Prosody: no throttle, a closed door, tombstones that expire at once", () => {
+  // min_seconds 0: a bucket of 1 refilled over 0 s, which is no throttle.
+  assert.equal(throttleSpec(ok({ min_seconds_between_registrations: 0 }).value), null);
+  assert.equal(throttleSpec(ok({ registration_throttle_max: 3, registration_throttle_period: 0 }).value), null);
+  // max 0: a bucket that never holds a token; with or without a period.
+  assert.deepEqual(throttleSpec(ok({ registration_throttle_max: 0 }).value), { capacity: 0, perMs: 0 });
+  assert.deepEqual(throttleSpec(ok({ registration_throttle_max: 0, registration_throttle_period: 60 }).value), { capacity: 0, perMs: 0 });
+  assert.deepEqual(throttleSpec(ok({ min_seconds_between_registrations: 0, registration_throttle_max: 0 }).value), { capacity: 0, perMs: 0 });
+  assert.equal(ok({ user_tombstone_expiry: 0 }).value.user_tombstone_expiry, 0);
+  assert.equal(ok({ user_tombstone_expiry: "0d" }).value.user_tombstone_expiry, 0);
+  assert.equal(ok({ registration_notification_type: "groupchat" }).value.registration_notification_type, "groupchat");
+});
+
 test("tombstone expiry: seconds or Prosody 13 periods", () => {
   assert.equal(ok({ user_tombstone_expiry: 86400 }).value.user_tombstone_expiry, 86400);
   assert.equal(ok({ user_tombstone_expiry: "30d" }).value.user_tombstone_expiry, 30 * 86400);
   assert.equal(ok({ user_tombstone_expiry: "90" }).value.user_tombstone_expiry, 90);
   assert.equal(ok({ user_tombstone_expiry: "2w" }).value.user_tombstone_expiry, 14 * 86400);
   assert.equal(bad({ user_tombstone_expiry: "soon" }).at, "user_tombstone_expiry");
-  assert.equal(bad({ user_tombstone_expiry: 0 }).at, "user_tombstone_expiry");
+  assert.equal(bad({ user_tombstone_expiry: -1 }).at, "user_tombstone_expiry");
 });
 
 test("bad values are reported at their option and index", () => {
@@ -77,11 +90,11 @@ test("bad values are reported at their option and index", () => {
     [{ block_registrations_users: ["ok", "a b"] }, "block_registrations_users.1", /nodeprep/],
     [{ block_registrations_matching: ["%bxy"] }, "block_registrations_matching.0", /invalid Lua pattern/],
     [{ block_registrations_require: "[a-" }, "block_registrations_require", /invalid Lua pattern/],
-    [{ registration_throttle_max: 1.5, registration_throttle_period: 1 }, "registration_throttle_max", /positive integer/],
-    [{ min_seconds_between_registrations: -1 }, "min_seconds_between_registrations", /positive number/],
+    [{ registration_throttle_max: 1.5, registration_throttle_period: 1 }, "registration_throttle_max", /integer >= 0/],
+    [{ min_seconds_between_registrations: -1 }, "min_seconds_between_registrations", /seconds >= 0/],
     [{ mimicking: "yes" }, "mimicking", /true or false/],
-    [{ registration_watchers: ["admin@example.org/res"] }, "registration_watchers.0", /bare JID/],
-    [{ registration_notification_type: "groupchat" }, "registration_notification_type", /chat, normal, headline/],
+    [{ registration_watchers: ["admin@example.org/"] }, "registration_watchers.0", /full JID/],
+    [{ registration_notification_type: "shout" }, "registration_notification_type", /chat, normal, headline, groupchat/],
     [{ registration_webhook: "ftp://x" }, "registration_webhook", /http/],
     [{ block_registrations_length_minimum: 10, block_registrations_length_maximum: 5 }, "block_registrations_length_minimum", /above/],
     [{ registration_throttle_ipv6_prefix: 129 }, "registration_throttle_ipv6_prefix", /1 to 128/],

@@ -8,15 +8,15 @@ import { translateLuaPattern } from "../firewall/lua-pattern.js";
 import type { ParseResult } from "../shaping/units.js";
 import { nodeprep } from "./nodeprep.js";
 
-export const NOTIFICATION_TYPES = ["chat", "normal", "headline"] as const;
+export const NOTIFICATION_TYPES = ["chat", "normal", "headline", "groupchat"] as const;
 export type NotificationType = (typeof NOTIFICATION_TYPES)[number];
 
 export interface RegistrationOptions {
-  /** Shorthand for throttle max 1 per this many seconds (mod_register_limits). */
+  /** Shorthand for throttle max 1 per this many seconds (mod_register_limits); 0 = no throttle. */
   readonly min_seconds_between_registrations: number | null;
-  /** Bucket capacity; defaults to 1 when min_seconds is set, else no throttle. */
+  /** Bucket capacity; defaults to 1 when min_seconds is set, else no throttle; 0 refuses every registration. */
   readonly registration_throttle_max: number | null;
-  /** Seconds for a full refill; defaults to min_seconds. */
+  /** Seconds for a full refill; defaults to min_seconds; 0 = no throttle. */
   readonly registration_throttle_period: number | null;
   /** IPv6 clients share one bucket per prefix of this length (ours; 128 = Prosody's per-address). */
   readonly registration_throttle_ipv6_prefix: number;
@@ -38,9 +38,9 @@ export interface RegistrationOptions {
   readonly block_registrations_length_maximum: number;
   /** Refuse a name whose skeleton equals a known account's (mod_mimicking). */
   readonly mimicking: boolean;
-  /** Seconds a tombstone blocks its name; null = forever (mod_tombstones). */
+  /** Seconds a tombstone blocks its name; null = forever, 0 = it expires at once (mod_tombstones). */
   readonly user_tombstone_expiry: number | null;
-  /** Bare JIDs told about each new account. */
+  /** JIDs told about each new account (bare, or full to reach one session). */
   readonly registration_watchers: readonly string[];
   /** `$username`, `$host` and `$ip` are substituted; other `$words` stay literal. */
   readonly registration_notification: string;
@@ -107,10 +107,11 @@ function fail(message: string, at?: string): { ok: false; message: string; at?: 
   return at === undefined ? { ok: false, message } : { ok: false, message, at };
 }
 
-function positiveOrNull(v: unknown, integer: boolean): Check<number | null> {
+/** A number >= 0 (0 means what it means to Prosody: see each option), or null. */
+function nonNegativeOrNull(v: unknown, integer: boolean): Check<number | null> {
   if (v === null) return { ok: true, value: null };
-  if (typeof v !== "number" || !Number.isFinite(v) || v <= 0 || (integer && !Number.isInteger(v))) {
-    return fail(integer ? "must be a positive integer or null" : "must be a positive number of seconds or null");
+  if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (integer && !Number.isInteger(v))) {
+    return fail(integer ? "must be an integer >= 0 or null" : "must be a number of seconds >= 0 or null");
   }
   return { ok: true, value: v };
 }
@@ -121,10 +122,10 @@ const DURATION_UNITS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600,
 function duration(v: unknown): Check<number | null> {
   if (typeof v === "string") {
     const m = /^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdwy]?)\s*$/.exec(v);
-    if (m === null || Number(m[1]) <= 0) return fail('must be seconds, a period such as "30d", or null');
+    if (m === null) return fail('must be seconds, a period such as "30d", or null');
     return { ok: true, value: Number(m[1]) * DURATION_UNITS[m[2] === "" ? "s" : m[2]!]! };
   }
-  const r = positiveOrNull(v, false);
+  const r = nonNegativeOrNull(v, false);
   return r.ok ? r : fail('must be seconds, a period such as "30d", or null');
 }
 
@@ -161,6 +162,8 @@ function luaPattern(v: unknown): Check<string> {
 }
 
 const BARE_JID = /^(?:[^\s"&'/:<>@]+@)?[^\s@/]+$/;
+/** A watcher may also be a full JID (Prosody preps each as a JID): one session, e.g. for groupchat notifications. */
+const WATCHER_JID = /^(?:[^\s"&'/:<>@]+@)?[^\s@/]+(?:\/[^\s]+)?$/;
 
 function jid(v: unknown): Check<string> {
   if (typeof v !== "string" || !BARE_JID.test(v)) return fail('must be a bare JID such as "admin@example.org"');
@@ -181,9 +184,9 @@ function checkOption(key: string, v: unknown): Check<unknown> {
   switch (key) {
     case "min_seconds_between_registrations":
     case "registration_throttle_period":
-      return positiveOrNull(v, false);
+      return nonNegativeOrNull(v, false);
     case "registration_throttle_max":
-      return positiveOrNull(v, true);
+      return nonNegativeOrNull(v, true);
     case "registration_throttle_ipv6_prefix":
       return integerIn(v, 1, 128);
     case "registration_allowlist":
@@ -225,9 +228,11 @@ function checkOption(key: string, v: unknown): Check<unknown> {
       if (!list.ok) return list;
       const out: string[] = [];
       for (let i = 0; i < list.value.length; i++) {
-        const r = jid(list.value[i]);
-        if (!r.ok) return fail(r.message, String(i));
-        out.push(r.value);
+        const v = list.value[i]!;
+        if (!WATCHER_JID.test(v)) return fail('must be a JID such as "admin@example.org" (or a full JID, "admin@example.org/desk")', String(i));
+        const slash = v.indexOf("/");
+        // The bare part is case-insensitive; a resource is kept as written.
+        out.push(slash < 0 ? v.toLowerCase() : v.slice(0, slash).toLowerCase() + v.slice(slash));
       }
       return { ok: true, value: Object.freeze(out) };
     }
@@ -286,7 +291,9 @@ export function parseRegistrationOptions(raw: unknown): ParseResult<Registration
   const max = o.registration_throttle_max;
   const period = o.registration_throttle_period;
   const min = o.min_seconds_between_registrations;
-  if (max !== null && period === null && min === null) {
+  // A bucket of 0 refuses everything whatever its period (Prosody would
+  // divide by a missing period at the first attempt; here it just blocks).
+  if (max !== null && max > 0 && period === null && min === null) {
     return fail("registration_throttle_max needs registration_throttle_period (or min_seconds_between_registrations)", "registration_throttle_max");
   }
   if (period !== null && max === null && min === null) {
@@ -303,10 +310,17 @@ export function parseRegistrationOptions(raw: unknown): ParseResult<Registration
   return { ok: true, value: Object.freeze(o), notes };
 }
 
-/** The throttle Prosody would build from these options: capacity and tokens per millisecond, or null. */
+/**
+ * The throttle Prosody would build from these options: capacity and tokens
+ * per millisecond, or null for none. A capacity of 0 is a bucket that never
+ * holds a token (every registration refused, as util.throttle with max 0); a
+ * period of 0 refills at once, which is no throttle at all (so
+ * `min_seconds_between_registrations: 0` turns it off, as in Prosody).
+ */
 export function throttleSpec(o: RegistrationOptions): { readonly capacity: number; readonly perMs: number } | null {
   const capacity = o.registration_throttle_max ?? (o.min_seconds_between_registrations !== null ? 1 : null);
   const period = o.registration_throttle_period ?? o.min_seconds_between_registrations;
-  if (capacity === null || period === null) return null;
+  if (capacity === 0) return { capacity: 0, perMs: 0 };
+  if (capacity === null || period === null || period === 0) return null;
   return { capacity, perMs: capacity / (period * 1000) };
 }

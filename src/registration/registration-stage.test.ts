@@ -305,11 +305,47 @@ test("tombstones: a deleted account's name is refused right away (no stale cache
 test("user_tombstone_expiry: the name frees up after the expiry and the tombstone is removed", () => {
   const h = harness({ user_tombstone_expiry: "1h" });
   removeFlow(h, "alice@example.org/phone", "example.org");
-  h.clock.advance(3_599_999);
+  h.clock.advance(3_600_000);
+  // Still one at the expiry instant itself (Prosody: expired when deletion + expiry < now).
   assert.equal(bounced(h.attempt("alice")), EXPECTED.notAcceptable);
   h.clock.advance(1);
   assert.equal(h.attempt("alice"), undefined);
   assert.equal(h.store.getTombstone("example.org", "alice"), undefined);
+});
+
+test("zeros: min_seconds 0 throttles nothing, throttle_max 0 refuses everyone, tombstone expiry 0 frees the name at once", () => {
+  const open = harness({ min_seconds_between_registrations: 0 });
+  for (const name of ["a1", "a2", "a3", "a4"]) assert.equal(open.attempt(name), undefined);
+  const closed = harness({ registration_throttle_max: 0 });
+  assert.equal(bounced(closed.attempt("b1")), EXPECTED.throttled);
+  closed.clock.advance(86_400_000);
+  assert.equal(bounced(closed.attempt("b1", "198.51.100.9")), EXPECTED.throttled);
+  const h = harness({ user_tombstone_expiry: 0 });
+  removeFlow(h, "alice@example.org/phone", "example.org");
+  h.clock.advance(1);
+  assert.equal(h.attempt("alice"), undefined);
+});
+
+test("presence to a deleted account: gone, 'User deleted', then an unsubscribe (unsubscribed for a probe), as mod_tombstones", () => {
+  const h = harness();
+  removeFlow(h, "alice@example.org/phone", "example.org");
+  const bob = session({ authenticated: true, jid: "bob@example.org/pc" });
+  const v = h.stage.judge(raw("<presence to='Alice@example.org' id='p1'/>"), bob, "inbound");
+  assert.equal(
+    bounced(v),
+    "<presence to='bob@example.org/pc' from='Alice@example.org' id='p1' type='error'><error type='cancel'>" +
+      "<gone xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/><text xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'>User deleted</text></error></presence>" +
+      "<presence type='unsubscribe' to='bob@example.org/pc' from='Alice@example.org'/>",
+  );
+  assert.match(bounced(h.stage.judge(raw("<presence to='alice@example.org' type='probe'/>"), bob, "inbound")), /type='unsubscribed'/);
+  assert.match(bounced(h.stage.judge(raw("<presence to='alice@example.org' type='unavailable'/>"), bob, "inbound")), /<gone /);
+  // Over s2s, the stanza's from is the sender.
+  const s2s = { ...session({ authenticated: true }), type: "s2s" as const, domain: "remote.example" };
+  assert.match(bounced(h.stage.judge(raw("<presence from='carol@remote.example/x' to='alice@example.org' type='probe'/>"), s2s, "inbound")), /to='carol@remote.example\/x'/);
+  // Not for subscription requests, a full JID, or anyone else.
+  for (const x of ["<presence to='alice@example.org' type='subscribe'/>", "<presence to='alice@example.org/res'/>", "<presence to='bob@example.org'/>", "<presence/>"]) {
+    assert.equal(h.stage.judge(raw(x), bob, "inbound"), undefined, x);
+  }
 });
 
 test("a <remove/> to a gateway or another user is no account deletion", () => {

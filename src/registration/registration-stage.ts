@@ -6,7 +6,8 @@
 // an authenticated <remove/> tombstones the name, a bind result teaches a
 // known account. It never rewrites bytes, never throws out of judge(), and
 // keeps no cache in front of the store (Prosody's tombstone cache bug).
-import { buildErrorReply } from "../firewall/error-reply.js";
+import { buildErrorReply, errorReplyFor } from "../firewall/error-reply.js";
+import { serializeAttrs } from "../firewall/xml.js";
 import { translateLuaPattern } from "../firewall/lua-pattern.js";
 import type { Flow, PolicyStage, SessionInfo, Verdict } from "../policy/pipeline.js";
 import type { Clock } from "../shaping/clock.js";
@@ -96,6 +97,8 @@ export interface RegistrationHooks {
   onRegistered?(event: RegisteredEvent): void;
   /** An account deleted itself (XEP-0077 <remove/> answered with a result). */
   onDeleted?(event: DeletedEvent): void;
+  /** Presence to a deleted account was answered with `gone` (mod_tombstones). */
+  onGone?(event: { readonly username: string; readonly host: string; readonly sessionId: string }): void;
   /** The store failed; `op` names what was being done. */
   onStoreError?(error: unknown, op: string): void;
 }
@@ -191,6 +194,7 @@ export class RegistrationStage implements PolicyStage {
   }
 
   judge(stanza: StanzaView, session: SessionInfo, flow: Flow): Verdict | undefined {
+    if (stanza.kind === "presence") return flow === "inbound" ? this.#presenceToTombstone(stanza, session) : undefined;
     if (session.type !== "c2s" || stanza.kind !== "iq") return undefined;
     try {
       return flow === "inbound" ? this.#inbound(stanza, session) : this.#outbound(stanza, session);
@@ -302,13 +306,7 @@ export class RegistrationStage implements PolicyStage {
   /** mod_tombstones, then mod_mimicking; both read through to the store. */
   #judgeStored(name: string, host: string): { refused?: RefusalReason; resembles?: string } {
     const result = this.#guard("lookup", (): { refused?: RefusalReason; resembles?: string } => {
-      const tomb = this.#store.getTombstone(host, name);
-      if (tomb !== undefined) {
-        const expiry = this.options.user_tombstone_expiry;
-        if (expiry === null || tomb.deleted_at + expiry * 1000 > this.#clock.now()) return { refused: "tombstoned" };
-        // An expired tombstone is deleted when it is next looked up (as in Prosody).
-        this.#store.deleteTombstone(host, name);
-      }
+      if (this.#tombstoned(host, name)) return { refused: "tombstoned" };
       if (this.options.mimicking) {
         const sk = skeleton(name);
         const existing = sk === null ? undefined : this.#store.findBySkeleton(host, sk);
@@ -317,6 +315,46 @@ export class RegistrationStage implements PolicyStage {
       return {};
     });
     return result === STORE_FAILED ? { refused: "store-error" } : result;
+  }
+
+  /**
+   * mod_tombstones' expiry: a tombstone holds until `user_tombstone_expiry`
+   * seconds after the deletion, that instant included (0: only the instant
+   * itself). An expired one is deleted when it is next looked up, as in Prosody.
+   */
+  #tombstoned(host: string, name: string): boolean {
+    const tomb = this.#store.getTombstone(host, name);
+    if (tomb === undefined) return false;
+    const expiry = this.options.user_tombstone_expiry;
+    if (expiry === null || tomb.deleted_at + expiry * 1000 >= this.#clock.now()) return true;
+    this.#store.deleteTombstone(host, name);
+    return false;
+  }
+
+  /**
+   * mod_tombstones' answer to presence for a deleted account: presence
+   * (available, unavailable or a probe) to the bare JID of a local user with
+   * a tombstone gets `cancel/gone` "User deleted", followed by an
+   * unsubscribe (unsubscribed for a probe) from the deleted JID, so the
+   * sender drops the contact. The server never sees the presence.
+   */
+  #presenceToTombstone(stanza: StanzaView, session: SessionInfo): Verdict | undefined {
+    const type = stanza.type;
+    if (type !== undefined && type !== "unavailable" && type !== "probe") return undefined;
+    const to = stanza.to;
+    if (to === undefined || to.includes("/")) return undefined;
+    const target = splitJid(to);
+    if (target === null) return undefined;
+    const name = nodeprep(target.local);
+    if (name === null) return undefined;
+    // The server stamps a c2s stanza's from with the bound JID.
+    const from = session.type === "c2s" ? session.jid : stanza.from;
+    const found = this.#guard("tombstone-presence", () => this.#tombstoned(target.domain, name));
+    if (found !== true) return undefined;
+    const error = errorReplyFor({ name: "presence", to, from, id: stanza.id, type }, "gone", "cancel", "User deleted");
+    const follow = `<presence${serializeAttrs({ type: type === "probe" ? "unsubscribed" : "unsubscribe", to: from, from: to })}/>`;
+    this.#hooks.onGone?.({ username: name, host: target.domain, sessionId: session.id });
+    return { action: "bounce", reply: error + follow, reason: "registration: presence to a deleted account" };
   }
 
   #noteRemoval(stanza: StanzaView, session: SessionInfo, id: string): void {

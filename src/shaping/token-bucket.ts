@@ -63,6 +63,13 @@ export class TokenBucket {
     return this.#tokens >= -EPSILON_TOKENS ? 0 : -this.#tokens / this.#perMs;
   }
 
+  /** Gives back `n` tokens (a refund), never above capacity. */
+  credit(n: number, now: number): void {
+    this.#refill(now);
+    const tokens = this.#tokens + n;
+    this.#tokens = tokens > this.#capacity ? this.#capacity : tokens;
+  }
+
   /** Ms until the balance is back to zero; 0 when not in debt. */
   debtMs(now: number): number {
     this.#refill(now);

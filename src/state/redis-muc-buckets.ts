@@ -1,37 +1,37 @@
-// The MUC limits' room buckets shared by a fleet through one Redis (issue 7),
-// the same way RedisStore shares the registration state: the stage's take()
-// is answered from memory, never after a round trip. Each room is a
-// SharedBucket (src/muc/shared-bucket.ts): the last state Redis committed
-// plus this instance's own debits in flight. A debit the local copy accepts
-// is sent (fire-and-forget, pipelined by ioredis) as one Lua script that
-// refills Redis's copy to the debit's time, takes the cost, stores tokens and
-// time with a TTL of about the time to refill fully (an idle room expires),
-// numbers the commit from a counter and PUBLISHes the resulting state in the
-// same atomic step. Every instance adopts newer states as they arrive (its
-// own debits from the script's reply or the echo, whichever is first), so a
-// room is one bucket across the fleet. A room an instance has not seen yet is
-// assumed full and seeded by the first state it hears of: another instance's
-// debit, or the reply to its own, whose script also never lets Redis's copy
-// hold more than this instance's (so a room Redis forgot, or one that had
-// rate 0 here, is not refilled by the store).
+// The MUC limits' fair rooms shared by a fleet through one Redis, the same way
+// RedisStore shares the registration state: the stage's attempt() is answered
+// from memory, never after a round trip. Each room is a SharedRoom
+// (src/muc/shared-room.ts): the last state Redis committed plus this
+// instance's own attempts in flight. Every attempt, admitted or refused, is
+// sent (fire-and-forget, pipelined by ioredis) with its verdict as one Lua
+// script that replays it on Redis's copy with the same arithmetic as
+// src/muc/fair-room.ts (refill, senders leaving the window, a newcomer's
+// funding, the meter debit, the room debit when admitted), stores the room
+// with a TTL of about the time until it would be forgotten anyway, numbers the
+// commit from a counter and PUBLISHes the resulting state in the same atomic
+// step. Every instance adopts newer states as they arrive (its own attempts
+// from the script's reply or the echo, whichever is first), so a room is one
+// limiter across the fleet. A room an instance has not seen yet is assumed
+// fresh and seeded by the first state it hears of; a room Redis lost is
+// restarted there with no more tokens than the sending instance holds.
 //
-// Consistency: a debit on one instance reaches the others after one Redis
+// Consistency: an attempt on one instance reaches the others after one Redis
 // round trip plus pub/sub delivery. In that window two instances may both
-// accept a message the room's bucket would refuse once; Redis counts both, so
-// the bucket is left in debt and every instance refuses until it refills.
+// admit what the room would refuse once; Redis counts both, so the room's
+// bucket is left in debt and every instance refuses until it refills.
 //
-// Times are Unix epoch ms from the stage's clock (a wall clock when shared):
-// the stored times must mean the same on every instance.
+// Times are Unix epoch ms from the stage's clock (a wall clock when shared).
 //
 // Keys (P = state.prefix):
-//   P muc:room:<room>  hash  tokens, updated_at; expires when refilled to full
+//   P muc:room:<room>  string  the room as JSON {t, a, s: [[sender, meter, last], …]}
 //   P muc:seq          string  commit counter
-//   P muc:events       pub/sub channel of {i, o, k, v: [tokens, at, seq]}
+//   P muc:events       pub/sub channel of {i, o, k, q, v} (instance, op, room, seq, state)
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
+import type { AttemptResult, FairLimits } from "../muc/fair-room.js";
 import { IdleTable, type IdleEntry } from "../muc/idle-table.js";
-import type { RoomBucketStore, RoomLimits } from "../muc/room-buckets.js";
-import { SharedBucket } from "../muc/shared-bucket.js";
+import { fairLimits, type RoomBucketStore, type RoomLimits } from "../muc/room-buckets.js";
+import { fromWire, isWireRoom, SharedRoom, type WireRoom } from "../muc/shared-room.js";
 import type { Clock } from "../shaping/clock.js";
 import { openRedisPair } from "./redis-connect.js";
 
@@ -45,59 +45,170 @@ export interface RedisRoomBucketsOptions {
   /** Bound on the initial connection and subscription. */
   readonly connectTimeoutMs?: number;
   /**
-   * A debit ("muc-debit"), a connection ("muc-redis", "muc-redis-subscribe")
+   * An attempt ("muc-debit"), a connection ("muc-redis", "muc-redis-subscribe")
    * or an event ("muc-redis-event") failed; the local copy keeps answering.
    */
   readonly onError?: (err: unknown, op: string) => void;
 }
 
-/** A state as published: i = instance, o = its op id, k = room, v = [tokens, at, seq]. */
+/** A state as published: i = instance, o = its op id, k = room, q = seq, v = the room. */
 interface Event {
   readonly i: string;
   readonly o: number;
   readonly k: string;
-  readonly v: [number, number, number];
+  readonly q: number;
+  readonly v: WireRoom;
 }
 
-// KEYS: room hash, seq counter. ARGV: cost, now, capacity, perMs, ceiling
-// (this instance's committed balance at now), highest seq seen, channel,
-// room, instance, op. Floats travel as %.17g strings (tostring would round).
-const LUA_ROOM_DEBIT = `
-local cost = tonumber(ARGV[1])
-local now = tonumber(ARGV[2])
-local cap = tonumber(ARGV[3])
-local perMs = tonumber(ARGV[4])
-local t = cap
-local at = now
-local cur = redis.call('HMGET', KEYS[1], 'tokens', 'updated_at')
-if cur[1] then
-  local last = tonumber(cur[2])
-  local elapsed = now - last
-  if elapsed < 0 then elapsed = 0 at = last end
-  t = tonumber(cur[1]) + elapsed * perMs
-  if t > cap then t = cap end
+// KEYS: room, seq counter. ARGV: rate, burst, baseCost, windowMs, maxSenders,
+// sender, cost, now, admitted (1/0), ceiling (this instance's committed
+// tokens, for a room Redis does not hold), highest seq seen, channel, room,
+// instance, op. Floats travel as %.17g strings (tostring would round). The
+// arithmetic follows src/muc/fair-room.ts step for step, in the same order,
+// so that both give the same doubles.
+const LUA_ROOM_ATTEMPT = `
+local rate = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local base = tonumber(ARGV[3])
+local window = tonumber(ARGV[4])
+local maxs = tonumber(ARGV[5])
+local who = ARGV[6]
+local cost = tonumber(ARGV[7])
+local now = tonumber(ARGV[8])
+local admitted = ARGV[9] == '1'
+local function fmt(x) return string.format('%.17g', x) end
+local function cap_for(n)
+  local b = burst / (n + 1)
+  if b >= base and b > 0 then return b end
+  return 0
 end
-local ceiling = tonumber(ARGV[5])
-if ceiling < t then t = ceiling end
-t = t - cost
+local tokens, at, ks, ms, ls
+local raw = redis.call('GET', KEYS[1])
+ks, ms, ls = {}, {}, {}
+if raw then
+  local st = cjson.decode(raw)
+  tokens = st.t
+  at = st.a
+  for i, e in ipairs(st.s) do ks[i] = e[1] ms[i] = e[2] ls[i] = e[3] end
+else
+  tokens = burst
+  local ceiling = tonumber(ARGV[10])
+  if ceiling < tokens then tokens = ceiling end
+  at = now
+end
+-- advance: nothing refills, and nobody can have become idle, until time moves on
+local n = #ks
+local elapsed = now - at
+if elapsed > 0 then
+  at = now
+  local t = tokens + (elapsed * rate) / 1000
+  if t > burst then t = burst end
+  tokens = t
+  if n > 0 then
+    local cap = cap_for(n)
+    local gain = (elapsed * rate) / (1000 * (n + 1))
+    local leaving = false
+    for i = 1, n do
+      local m = ms[i] + gain
+      if m > cap then m = cap end
+      ms[i] = m
+      if now - ls[i] >= window and m >= cap then leaving = true end
+    end
+    if leaving then
+      local k2, m2, l2 = {}, {}, {}
+      for i = 1, n do
+        if not (now - ls[i] >= window and ms[i] >= cap) then
+          k2[#k2 + 1] = ks[i] m2[#m2 + 1] = ms[i] l2[#l2 + 1] = ls[i]
+        end
+      end
+      ks, ms, ls = k2, m2, l2
+      local left = #ks
+      if left > 0 then
+        local cnew = cap_for(left)
+        if cap > 0 and cnew > cap then
+          local d = cnew - cap
+          for i = 1, left do ms[i] = ms[i] + d end
+        end
+      end
+    end
+  end
+end
+n = #ks
+local function reserved(cap, except)
+  if cap <= 0 then return 0 end
+  local sum = 0
+  for i = 1, #ks do
+    if i ~= except and ms[i] > 0 then
+      if ms[i] > cap then sum = sum + cap else sum = sum + ms[i] end
+    end
+  end
+  return sum
+end
+-- the sender, counted on arrival
+local me = nil
+for i = 1, n do if ks[i] == who then me = i break end end
+if me == nil and n < maxs then
+  local cold = cap_for(n)
+  local cap = cap_for(n + 1)
+  local d = cold - cap
+  if d > 0 then
+    local fl = -(burst + rate * window / 1000)
+    for i = 1, n do
+      local m = ms[i] - d
+      if m < fl then m = fl end
+      ms[i] = m
+    end
+  end
+  local fund = tokens - reserved(cap, nil)
+  if fund > cap then fund = cap end
+  if not (fund > 0) then fund = 0 end
+  n = n + 1
+  ks[n] = who ms[n] = fund ls[n] = now
+  me = n
+end
+if me ~= nil and now > ls[me] then ls[me] = now end
+local floor = -(burst + rate * window / 1000)
+if cost < 0 then
+  if me ~= nil then
+    local m = ms[me] - cost
+    local cap = cap_for(#ks)
+    if m > cap then m = cap end
+    ms[me] = m
+  end
+  local t = tokens - cost
+  if t > burst then t = burst end
+  tokens = t
+elseif cost > 0 then
+  if me ~= nil then
+    local after = ms[me] - cost
+    if after < floor then after = floor end
+    ms[me] = after
+  end
+  if admitted then tokens = tokens - cost end
+end
+local parts = {}
+local latest = now
+for i = 1, #ks do
+  parts[i] = '[' .. cjson.encode(ks[i]) .. ',' .. fmt(ms[i]) .. ',' .. fmt(ls[i]) .. ']'
+  if ls[i] > latest then latest = ls[i] end
+end
+local state = '{"t":' .. fmt(tokens) .. ',"a":' .. fmt(at) .. ',"s":[' .. table.concat(parts, ',') .. ']}'
+local ttl = latest + window - now
+if rate > 0 then
+  local refill = math.ceil((burst - tokens) * 1000 / rate)
+  if refill > ttl then ttl = refill end
+end
+if ttl < 0 then ttl = 0 end
+redis.call('SET', KEYS[1], state, 'PX', math.ceil(ttl) + 1000)
 local seq = redis.call('INCR', KEYS[2])
-local seen = tonumber(ARGV[6])
+local seen = tonumber(ARGV[11])
 if seq <= seen then seq = seen + 1 redis.call('SET', KEYS[2], string.format('%d', seq)) end
-local ts = string.format('%.17g', t)
-local ats = string.format('%.17g', at)
-redis.call('HSET', KEYS[1], 'tokens', ts, 'updated_at', ats)
-if perMs > 0 then redis.call('PEXPIRE', KEYS[1], math.ceil((cap - t) / perMs) + 1000) end
-local v = '[' .. ts .. ',' .. ats .. ',' .. string.format('%d', seq) .. ']'
-redis.call('PUBLISH', ARGV[7], '{"i":' .. cjson.encode(ARGV[9]) .. ',"o":' .. ARGV[10] .. ',"k":' .. cjson.encode(ARGV[8]) .. ',"v":' .. v .. '}')
-return v`;
+local q = string.format('%d', seq)
+redis.call('PUBLISH', ARGV[12], '{"i":' .. cjson.encode(ARGV[14]) .. ',"o":' .. ARGV[15] .. ',"k":' .. cjson.encode(ARGV[13]) .. ',"q":' .. q .. ',"v":' .. state .. '}')
+return '{"q":' .. q .. ',"v":' .. state .. '}'`;
 
 interface RoomEntry extends IdleEntry {
-  /** null while the rate is 0: nothing with a cost passes, nothing is shared. */
-  bucket: SharedBucket | null;
-}
-
-function isState(v: unknown): v is [number, number, number] {
-  return Array.isArray(v) && v.length === 3 && v.every((x) => typeof x === "number" && Number.isFinite(x));
+  room: SharedRoom;
 }
 
 /** A snapshot of one room's local copy (tests, debugging). */
@@ -105,6 +216,7 @@ export interface RoomView {
   readonly balance: number;
   readonly seq: number;
   readonly pending: number;
+  readonly senders: number;
 }
 
 export class RedisRoomBuckets implements RoomBucketStore {
@@ -115,12 +227,13 @@ export class RedisRoomBuckets implements RoomBucketStore {
   readonly #clock: Clock;
   readonly #onError: (err: unknown, op: string) => void;
   readonly #id = randomUUID();
-  #limits: RoomLimits = { rate: 0, burst: 1, idleMs: Infinity, maxRooms: Infinity };
+  #limits: RoomLimits = { rate: 0, burst: 1, idleMs: Infinity, maxRooms: Infinity, baseCost: 1, activeMs: 60_000, maxSenders: 1000 };
+  #fair: FairLimits = fairLimits(this.#limits);
   readonly #rooms = new IdleTable<RoomEntry>(Infinity, Infinity);
   #op = 0;
-  /** Highest commit number heard of, sent with each debit (see the script). */
+  /** Highest commit number heard of, sent with each attempt (see the script). */
   #maxSeq = 0;
-  /** Debits sent and not yet answered. */
+  /** Attempts sent and not yet answered. */
   readonly #inFlight = new Set<Promise<unknown>>();
   #closed = false;
 
@@ -151,50 +264,43 @@ export class RedisRoomBuckets implements RoomBucketStore {
     return this.#rooms.capEvictions;
   }
 
-  take(room: string, cost: number, now: number): boolean {
-    const b = this.#rooms.use(room, now, () => ({ last: now, bucket: this.#newBucket(now) })).bucket;
-    if (b === null) return cost <= 0;
-    if (b.balance(now) < cost) return false;
-    if (cost <= 0) return true;
+  attempt(room: string, sender: string, cost: number, now: number): AttemptResult {
+    const shared = this.#entry(room, now).room;
     const op = ++this.#op;
-    b.debit(op, cost);
-    // Once closed (sessions still draining), debits stay local.
-    if (this.#closed) b.fail(op, now);
-    else this.#send(room, op, cost, now, b);
-    return true;
+    const r = shared.attempt(this.#fair, op, sender, cost, now);
+    // Once closed (sessions still draining), attempts stay local.
+    if (this.#closed) shared.fail(this.#fair, op);
+    else this.#send(room, op, sender, cost, now, r.admitted, shared);
+    return r;
   }
 
   configure(limits: RoomLimits, now: number, keep: (room: string) => boolean = () => true): void {
+    const old = this.#fair;
     this.#limits = limits;
-    const capacity = limits.rate * limits.burst;
+    this.#fair = fairLimits(limits);
     for (const [key, e] of this.#rooms.entries()) {
-      if (!keep(key)) {
-        this.#rooms.delete(key);
-      } else if (!(limits.rate > 0)) {
-        e.bucket = null;
-      } else if (e.bucket !== null) {
-        e.bucket.reconfigure(limits.rate, capacity, now);
-      } else {
-        // A zero-rate bucket held 0 tokens: so does its successor.
-        e.bucket = new SharedBucket(limits.rate, capacity, now, 0);
-      }
+      if (!keep(key)) this.#rooms.delete(key);
+      else e.room.reconfigure(old, this.#fair, now);
     }
     this.#rooms.reconfigure(limits.idleMs, limits.maxRooms, now);
   }
 
   sweep(now: number): number {
-    // Local only: Redis expires each room itself when it has refilled.
+    // Local only: Redis expires each room itself.
     return this.#rooms.sweep(now);
   }
 
   /** The local copy of `room` at `now`, or undefined when not held. */
   peek(room: string, now: number = this.#clock.now()): RoomView | undefined {
-    const b = this.#rooms.get(room, now)?.bucket;
-    if (b == null) return undefined;
-    return { balance: b.balance(now), seq: b.seq, pending: b.pendingCount };
+    const e = this.#rooms.get(room, now);
+    if (e === undefined) return undefined;
+    const v = e.room.view;
+    const elapsed = now - v.at;
+    const t = elapsed > 0 ? Math.min(this.#fair.burst, v.tokens + (elapsed * this.#fair.rate) / 1000) : v.tokens;
+    return { balance: t, seq: e.room.seq, pending: e.room.pendingCount, senders: v.senders.size };
   }
 
-  /** Resolves when every debit sent so far has been answered by Redis. */
+  /** Resolves when every attempt sent so far has been answered by Redis. */
   async flush(): Promise<void> {
     while (this.#inFlight.size > 0) await Promise.allSettled([...this.#inFlight]);
   }
@@ -202,27 +308,32 @@ export class RedisRoomBuckets implements RoomBucketStore {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    // QUIT is queued behind the debits still in flight on this connection.
+    // QUIT is queued behind the attempts still in flight on this connection.
     void this.#r.quit().catch(() => this.#r.disconnect());
     this.#sub.disconnect();
   }
 
-  #newBucket(now: number): SharedBucket | null {
-    const { rate, burst } = this.#limits;
-    return rate > 0 ? new SharedBucket(rate, rate * burst, now) : null;
+  #entry(room: string, now: number): RoomEntry {
+    return this.#rooms.use(room, now, () => ({ last: now, room: new SharedRoom(this.#fair, now) }));
   }
 
-  #send(room: string, op: number, cost: number, now: number, b: SharedBucket): void {
+  #send(room: string, op: number, sender: string, cost: number, now: number, admitted: boolean, shared: SharedRoom): void {
+    const f = this.#fair;
     const sent = this.#r.eval(
-      LUA_ROOM_DEBIT,
+      LUA_ROOM_ATTEMPT,
       2,
       `${this.#p}muc:room:${room}`,
       `${this.#p}muc:seq`,
-      String(cost),
-      String(now),
-      String(b.capacity),
-      String(b.perMs),
-      String(b.committed(now)),
+      fmt(f.rate),
+      fmt(f.burst),
+      fmt(f.baseCost),
+      fmt(f.windowMs),
+      String(f.maxSenders),
+      sender,
+      fmt(cost),
+      fmt(now),
+      admitted ? "1" : "0",
+      fmt(shared.committedTokens(f, now)),
       String(this.#maxSeq),
       this.#channel,
       room,
@@ -231,17 +342,17 @@ export class RedisRoomBuckets implements RoomBucketStore {
     );
     const failed = (err: unknown): void => {
       this.#onError(err, "muc-debit");
-      // Not committed (as far as we know): the debit stays a local one.
-      this.#rooms.get(room, this.#clock.now())?.bucket?.fail(op, now);
+      // Not committed (as far as we know): the attempt stays a local one.
+      this.#rooms.get(room, this.#clock.now())?.room.fail(this.#fair, op);
     };
     const tracked = sent.then((reply) => {
-      let v: unknown;
+      let v: { q?: unknown; v?: unknown } | undefined;
       try {
-        v = JSON.parse(String(reply));
+        v = JSON.parse(String(reply)) as { q?: unknown; v?: unknown };
       } catch {
         v = undefined;
       }
-      if (isState(v)) this.#applyState(room, v, op, false);
+      if (v !== undefined && typeof v.q === "number" && isWireRoom(v.v)) this.#applyState(room, v.v, v.q, op, false);
       else failed(new Error(`unexpected reply ${String(reply).slice(0, 100)}`));
     }, failed);
     this.#inFlight.add(tracked);
@@ -252,24 +363,31 @@ export class RedisRoomBuckets implements RoomBucketStore {
     let e: Event;
     try {
       e = JSON.parse(message) as Event;
-      if (typeof e.k !== "string" || typeof e.i !== "string" || typeof e.o !== "number" || !isState(e.v)) throw new Error("malformed event");
+      if (typeof e.k !== "string" || typeof e.i !== "string" || typeof e.o !== "number" || typeof e.q !== "number" || !isWireRoom(e.v)) {
+        throw new Error("malformed event");
+      }
     } catch (err) {
       this.#onError(err, "muc-redis-event");
       return;
     }
     const own = e.i === this.#id;
-    this.#applyState(e.k, e.v, own ? e.o : undefined, !own);
+    this.#applyState(e.k, e.v, e.q, own ? e.o : undefined, !own);
   }
 
   /**
-   * A committed state of `room`. Another instance's debit also touches the
+   * A committed state of `room`. Another instance's attempt also touches the
    * room here (creating it when unknown): the room is active in the fleet,
    * and its state is then at hand when a local occupant speaks.
    */
-  #applyState(room: string, [tokens, at, seq]: [number, number, number], op: number | undefined, touch: boolean): void {
+  #applyState(room: string, wire: WireRoom, seq: number, op: number | undefined, touch: boolean): void {
     if (seq > this.#maxSeq) this.#maxSeq = seq;
     const now = this.#clock.now();
-    const e = touch ? this.#rooms.use(room, now, () => ({ last: now, bucket: this.#newBucket(now) })) : this.#rooms.get(room, now);
-    e?.bucket?.apply({ tokens, at, seq }, op);
+    const e = touch ? this.#entry(room, now) : this.#rooms.get(room, now);
+    e?.room.apply(this.#fair, fromWire(wire), seq, op);
   }
+}
+
+/** A double as Lua reads it back exactly. */
+function fmt(x: number): string {
+  return Number.isFinite(x) ? String(x) : "0";
 }

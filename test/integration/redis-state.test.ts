@@ -229,7 +229,7 @@ const leave = (jid: string, room: string, nick: string) => (m: MucMember) =>
 /**
  * Joins, messages (one of ten lines: cost 1.9), refills, a body and a nick
  * over the limits, a second room with its own bucket, a reload to another
- * rate and burst. Step i runs on members[i % n]; `between` runs after each
+ * rate and burst; retries that count against their sender (the fair room). Step i runs on members[i % n]; `between` runs after each
  * step. Times keep clear of the ulp-level edges of the refill arithmetic.
  * Returns the transcript: each step's verdict reason, or "ok".
  */
@@ -255,12 +255,12 @@ async function mucScenario(members: MucMember[], clock: FakeClock, between: () =
   clock.advance(990);
   await step("bob at +0.99 s", say(B, "r1"));
   clock.advance(20);
-  await step("bob at +1.01 s", say(B, "r1"));
-  await step("carol right after", say(C, "r1"));
+  await step("bob at +1.01 s (his retry counts against him)", say(B, "r1"));
+  await step("carol right after (she has not tried)", say(C, "r1"));
   clock.advance(1_880);
   await step("ten lines at +1.89 s (cost 1.9)", say(A, "r1", "1\n2\n3\n4\n5\n6\n7\n8\n9\n10"));
   clock.advance(20);
-  await step("ten lines at +1.91 s", say(A, "r1", "1\n2\n3\n4\n5\n6\n7\n8\n9\n10"));
+  await step("ten lines at +1.91 s (alice retries, in debt, and must leave one share)", say(A, "r1", "1\n2\n3\n4\n5\n6\n7\n8\n9\n10"));
   await step("r2 still has room", say(C, "r2"));
   // A reload right after a debit: 2 events per second, a bucket of 4.
   for (const m of members) m.stage.reconfigure(mucOptions({ event_rate: 2, burst_factor: 2 }));
@@ -270,6 +270,15 @@ async function mucScenario(members: MucMember[], clock: FakeClock, between: () =
   await step("after the reload, 3rd", say(C, "r1"));
   clock.advance(10_000);
   for (let n = 1; n <= 5; n++) await step(`refilled to 4, message ${n}`, say(n % 2 === 0 ? A : B, "r1"));
+  // A minute on, everyone has left the window. Mallory floods; a second
+  // later alice and bob arrive and each gets a share, mallory stays refused.
+  clock.advance(61_000);
+  const M = "mallory@example.org/bot";
+  for (let n = 1; n <= 6; n++) await step(`mallory floods, ${n}`, say(M, "r1"));
+  clock.advance(1_000);
+  await step("alice arrives a second later", say(A, "r1"));
+  await step("bob right after", say(B, "r1"));
+  await step("mallory again", say(M, "r1"));
   return out;
 }
 
@@ -292,13 +301,16 @@ async function converge(members: MucMember[], rooms: string[], clock: FakeClock)
 test("MUC room buckets: local, one Redis instance and two Redis instances bounce at the same points", { skip, timeout: 30_000 }, async () => {
   const c1 = new FakeClock(T0);
   const expected = await mucScenario([mucMember(c1)], c1, async () => {});
-  // Sanity: every kind of answer occurs, and the room bucket runs dry.
+  // Sanity: every kind of answer occurs, the room bucket runs dry, and a
+  // retry counts against its sender while someone who has not tried passes.
   const room = "muc_limits: room bucket empty";
   assert.deepEqual(expected.map((l) => l.slice(l.indexOf(": ") + 2)), [
     "ok", "ok", "ok", room, "ok", "ok", "muc_limits: nick of 11 bytes", "muc_limits: body of 41 bytes",
-    room, "ok", room, room, "ok", "ok",
+    room, room, "ok", room, room, "ok",
     "ok", "ok", room,
-    "ok", "ok", "ok", "ok", room,
+    "ok", "ok", "ok", room, room,
+    "ok", "ok", "ok", "ok", room, room,
+    "ok", "ok", room,
   ]);
 
   const c2 = new FakeClock(T0);
@@ -381,4 +393,39 @@ test("PolicyState: with state.redis the MUC stage of two instances shares its ro
   assert.equal(next?.stage, "muc_limits");
   assert.equal(next?.verdict.action, "bounce");
   for (const s of states) s.close();
+});
+
+test("MUC fair rooms across a fleet: a flooder on one instance never gets a person on the other refused", { skip, timeout: 60_000 }, async () => {
+  const prefix = `mfair${++prefixSeq}:`;
+  const clock = new FakeClock(T0);
+  // rate 1/s, burst 6: with two senders each share is 2 deep, refilled at 1/3 per second.
+  const r = parseMucLimits({ hosts: [MUC], event_rate: 1, burst_factor: 6 });
+  if (!r.ok) throw new Error(r.message);
+  const ra = await openRooms(prefix, clock);
+  const rb = await openRooms(prefix, clock);
+  const ma: MucMember = { stage: new MucLimitsStage(r.value, clock, {}, ra), rooms: ra };
+  const mb: MucMember = { stage: new MucLimitsStage(r.value, clock, {}, rb), rooms: rb };
+  const settle = (): Promise<void> => converge([ma, mb], ["fair"], clock);
+  const refused: number[] = [];
+  let flood = 0;
+  // Ann (on b) speaks first; the bot (on a) then tries every 200 ms for 20 s;
+  // Ann posts every 4 s. Every instance has seen every attempt before the next.
+  assert.equal(say("ann@example.org/x", "fair")(mb), undefined);
+  await settle();
+  for (let t = 200; t <= 20_000; t += 200) {
+    clock.advance(200);
+    if (t % 4000 === 0) {
+      if (say("ann@example.org/x", "fair")(mb) !== undefined) refused.push(t);
+      await settle();
+    }
+    if (say("bot@example.org/x", "fair")(ma) === undefined) flood++;
+    await settle();
+  }
+  assert.deepEqual(refused, [], "ann was refused");
+  // The room admitted at most rate × time + burst: 20 + 6, of which ann took 6.
+  assert.ok(flood >= 1 && flood <= 20, `flood ${flood}`);
+  // Both copies agree with Redis.
+  assert.deepEqual(ra.peek(`fair@${MUC}`), rb.peek(`fair@${MUC}`));
+  ma.stage.close();
+  mb.stage.close();
 });
