@@ -202,6 +202,12 @@ describe("Lua patterns: find, match and gmatch", () => {
     assert.deepEqual(p("()a").tokens("aa"), []);
     assert.equal(p("()a").count("aa"), 2);
     assert.deepEqual(p("[^,]+").tokens("x,é€,y"), ["x", "é€", "y"]);
+    // Two repetitions split é between them: Lua's first capture is its first
+    // byte alone, which no list entry can equal (on the UTF-16 string the
+    // first capture would be "", a token).
+    assert.deepEqual(p("(%S*)(%S+)x").gmatchBytes("éx"), ["\xc3"]);
+    assert.deepEqual(p("(%S*)(%S+)x").tokens("éx"), []);
+    assert.equal(p("(%S*)(%S+)x").count("éx"), 1);
   });
 });
 

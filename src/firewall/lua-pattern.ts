@@ -143,12 +143,37 @@ interface Parsed {
    * character, so gmatch uses this only when minLength > 0.
    */
   readonly narrow: boolean;
+  /**
+   * All bytes of the pattern are ASCII, it has no back-references, and every
+   * item that can consume a byte ≥ 0x80 repeats without bound (`*`, `+`,
+   * `-`; its set then holds every such byte). A match on the bytes can then
+   * be moved to character boundaries and one on the UTF-16 string spelled
+   * out in bytes, so both find a match or neither does, and gmatch takes as
+   * many steps when every match is non-empty. Captures can still split a
+   * character between two repetitions, so loose patterns get the fast path
+   * for test() and count(), and for tokens() only without captures.
+   */
+  readonly loose: boolean;
   readonly balance: boolean;
 }
 
 /** UTF-8 bytes of `s` as a byte string. */
 function toBytes(s: string): string {
   return Buffer.from(s, "utf8").toString("latin1");
+}
+
+// The rules of one stanza usually test the same text (its body) with several
+// patterns: the last conversion is kept.
+let lastText = "";
+let lastBytes = "";
+
+/** The byte string of a subject. */
+function subjectBytes(text: string): string {
+  if (text !== lastText) {
+    lastBytes = toBytes(text);
+    lastText = text;
+  }
+  return lastBytes;
 }
 
 const STRICT_UTF8 = new TextDecoder("utf-8", { fatal: true });
@@ -163,6 +188,11 @@ function fromBytesStrict(b: string): string | undefined {
 }
 
 const NON_ASCII = /[^\x00-\x7f]/;
+
+/** Whether a subject is all ASCII (then it is its own byte string). Faster than a RegExp scan. */
+function isAscii(text: string): boolean {
+  return Buffer.byteLength(text, "utf8") === text.length;
+}
 
 function parse(pattern: string, mode: LuaPatternMode): Parsed {
   const p = toBytes(pattern);
@@ -210,7 +240,8 @@ function parse(pattern: string, mode: LuaPatternMode): Parsed {
   const items: Item[] = [];
   if (mode === "find" && !SPECIALS.test(p)) {
     for (let i = 0; i < n; i++) items.push({ k: "set", set: byteSet([[p.charCodeAt(i), p.charCodeAt(i)]]), q: "" });
-    return { items, anchored: false, captures: 0, positions: [false], minLength: n, narrow: !NON_ASCII.test(p), balance: false };
+    const ascii = !NON_ASCII.test(p);
+    return { items, anchored: false, captures: 0, positions: [false], minLength: n, narrow: ascii, loose: ascii, balance: false };
   }
   const positions: boolean[] = [false];
   /** Captures not closed yet, innermost last, with the byte offset of their '('. */
@@ -220,6 +251,7 @@ function parse(pattern: string, mode: LuaPatternMode): Parsed {
   let depth = 1;
   let minLength = 0;
   let narrow = !NON_ASCII.test(p);
+  let loose = narrow;
   let balance = false;
   let i = 0;
   let anchored = false;
@@ -284,6 +316,7 @@ function parse(pattern: string, mode: LuaPatternMode): Parsed {
         const k = c.charCodeAt(0) - 0x30;
         if (k === 0 || k > captures || open.includes(k)) fail(`invalid capture index %${c} (no closed capture ${c} before it)`, i);
         items.push({ k: "backref", n: k });
+        loose = false;
         i += 2;
         continue;
       }
@@ -308,14 +341,17 @@ function parse(pattern: string, mode: LuaPatternMode): Parsed {
       depth++;
     }
     if (q === "" || q === "+") minLength++;
-    if (hasHighBytes(set)) narrow = false;
+    if (hasHighBytes(set)) {
+      narrow = false;
+      if (q === "" || q === "?") loose = false;
+    }
     items.push({ k: "set", set, q });
   }
   if (open.length > 0) fail("unfinished capture", openAt[openAt.length - 1]!);
   // Lua's matcher recurses once per capture boundary and per quantified item
   // that it enters; past 200 nested calls it gives up ("pattern too complex").
   if (depth > MAX_DEPTH) fail(`pattern too complex (Lua's matcher may nest ${depth} calls; its limit is ${MAX_DEPTH})`, 0);
-  return { items, anchored, captures, positions, minLength, narrow, balance };
+  return { items, anchored, captures, positions, minLength, narrow, loose, balance };
 }
 
 // ---------------------------------------------------------------------------
@@ -589,21 +625,22 @@ export class LuaPattern {
 
   /** Whether string.find / string.match find the pattern in `text`. */
   test(text: string): boolean {
-    const subject = this.#parsed.narrow || !NON_ASCII.test(text) ? text : toBytes(text);
+    const p = this.#parsed;
+    const subject = p.narrow || p.loose || isAscii(text) ? text : subjectBytes(text);
     if (this.#re !== null) return this.#re.test(subject);
     return this.#first(subject, 0) !== null;
   }
 
   /** string.find(text, pattern): byte positions and captures as byte strings. */
   find(text: string): LuaFindResult | null {
-    const hit = this.#first(toBytes(text), 0);
+    const hit = this.#first(subjectBytes(text), 0);
     if (hit === null) return null;
     return { start: hit.index + 1, end: hit.end, captures: hit.captures };
   }
 
   /** string.match(text, pattern): the captures, or the whole match when there are none. */
   match(text: string): (string | number)[] | null {
-    const s = toBytes(text);
+    const s = subjectBytes(text);
     const hit = this.#first(s, 0);
     if (hit === null) return null;
     return hit.captures.length > 0 ? [...hit.captures] : [s.slice(hit.index, hit.end)];
@@ -616,7 +653,7 @@ export class LuaPattern {
    */
   gmatchBytes(text: string): (string | number)[] {
     const out: (string | number)[] = [];
-    this.#each(toBytes(text), (hit, s) => {
+    this.#each(subjectBytes(text), (hit, s) => {
       out.push(hit.captures.length > 0 ? hit.captures[0]! : s.slice(hit.index, hit.end));
     });
     return out;
@@ -624,8 +661,10 @@ export class LuaPattern {
 
   /** How many steps string.gmatch takes over `text` (COUNT). */
   count(text: string): number {
+    const p = this.#parsed;
+    const subject = ((p.narrow || p.loose) && p.minLength > 0) || isAscii(text) ? text : subjectBytes(text);
     let n = 0;
-    this.#each(this.#gmatchSubject(text), () => n++);
+    this.#each(subject, () => n++);
     return n;
   }
 
@@ -635,7 +674,9 @@ export class LuaPattern {
    * are left out: neither can equal a list entry.
    */
   tokens(text: string): string[] {
-    const subject = this.#gmatchSubject(text);
+    const p = this.#parsed;
+    const direct = (p.narrow || (p.loose && p.captures === 0)) && p.minLength > 0;
+    const subject = direct || isAscii(text) ? text : subjectBytes(text);
     const bytes = subject !== text;
     const out: string[] = [];
     this.#each(subject, (hit, s) => {
@@ -648,11 +689,6 @@ export class LuaPattern {
       }
     });
     return out;
-  }
-
-  #gmatchSubject(text: string): string {
-    const p = this.#parsed;
-    return (p.narrow && p.minLength > 0) || !NON_ASCII.test(text) ? text : toBytes(text);
   }
 
   /** The first match at or after byte `from` (find semantics: anchored patterns only try `from`). */
