@@ -150,6 +150,13 @@ describe("Lua patterns: bytes", () => {
     assert.deepEqual(find("é+", "éé"), [1, 2]);
   });
 
+  it("long texts are converted as well as short ones", () => {
+    const long = `${"a".repeat(6000)}éb`;
+    assert.deepEqual(find("é.$", long), [6001, 6003]);
+    assert.deepEqual(find("é.$", "éb"), [1, 3]);
+    assert.deepEqual(find("é.$", long), [6001, 6003]);
+  });
+
   it("test() gives Lua's verdict whether it runs on the bytes or on the string", () => {
     for (const [pattern, text, want] of [
       ["^%a+$", "abcé", false],
