@@ -646,7 +646,7 @@ export class LuaPattern {
     return { start: hit.index + 1, end: hit.end, captures: hit.captures };
   }
 
-  /** string.match(text, pattern): the captures, or the whole match when there are none. */
+  /** string.match(text, pattern): the captures, or the whole match when there are none (byte strings). */
   match(text: string): (string | number)[] | null {
     const s = subjectBytes(text);
     const hit = this.#first(s, 0);
