@@ -93,8 +93,11 @@ export interface Template {
 export type PartMatcher =
   | { readonly kind: "exact"; readonly value: string }
   | { readonly kind: "present" }
-  /** Anchored RegExp source built from a `<glob>` or a `<<lua pattern>>`. */
-  | { readonly kind: "regexp"; readonly source: string };
+  /**
+   * A `<glob>` or `<<lua pattern>>`, as the Lua pattern mod_firewall builds
+   * from it and runs with string.find (anchored with `^…$`).
+   */
+  | { readonly kind: "pattern"; readonly lua: string };
 
 /** A JID pattern split into parts; an absent node/host must be absent in the stanza. */
 export interface JidPattern {
@@ -110,8 +113,8 @@ export type InspectTest =
   | { readonly kind: "exists" }
   | { readonly kind: "equals"; readonly value: Template }
   | { readonly kind: "contains"; readonly value: Template }
-  /** Lua pattern; when expanded, it is translated per stanza. */
-  | { readonly kind: "matches"; readonly value: Template; readonly source: string | undefined };
+  /** Lua pattern (string.match); `pattern` is set when it has no expressions, checked at load; else it is compiled per stanza. */
+  | { readonly kind: "matches"; readonly value: Template; readonly pattern: string | undefined };
 
 export interface TimeRange {
   /** Minutes after midnight; start inclusive, end exclusive, wraps when start > end. */
@@ -223,7 +226,8 @@ export type DefinitionSpec =
       readonly allowOverflow: boolean;
     }
   | { readonly type: "LIST"; readonly list: ListSpec; readonly filters: readonly ListFilter[] }
-  | { readonly type: "PATTERN"; readonly source: string; readonly regexp: string; readonly captures: number }
+  /** A Lua pattern for string.gmatch (SCAN, COUNT), checked at load. */
+  | { readonly type: "PATTERN"; readonly source: string; readonly captures: number }
   | { readonly type: "SEARCH"; readonly path: StanzaPath };
 
 export type DefinitionType = DefinitionSpec["type"];

@@ -6,14 +6,13 @@ import type { ChainName, DefinitionNode, DefinitionSpec } from "./ast.js";
 import type { FirewallProviders, LocalTime } from "./context.js";
 import type { MultiThrottle, Throttle } from "./limits.js";
 import type { MembershipList } from "./lists.js";
+import type { LuaPattern } from "./lua-pattern.js";
 import type { Diagnostics } from "./rule-error.js";
 
 export type RateDef = Extract<DefinitionSpec, { type: "RATE" }>;
 
-export interface PatternDef {
-  readonly re: RegExp;
-  readonly captures: number;
-}
+/** A %PATTERN, compiled for string.gmatch (SCAN, COUNT). */
+export type PatternDef = LuaPattern;
 
 /** Definitions visible to one file: earlier files' plus its own (later wins). */
 export interface DefinitionScope {

@@ -15,6 +15,7 @@ import { errorReplyFor, mayAnswerWithError } from "./error-reply.js";
 import { Facts } from "./facts.js";
 import { MultiThrottle, Throttle } from "./limits.js";
 import { fileListItems, MemoryList, RemoteMembershipList, withFilters, type MembershipList } from "./lists.js";
+import { compileLuaPattern } from "./lua-pattern.js";
 import { isChainName, parseRuleFile } from "./parser.js";
 import { Diagnostics, RuleError, sortDiagnostics } from "./rule-error.js";
 import { prepJid } from "../xmpp/jid.js";
@@ -347,7 +348,7 @@ function instantiateDefinition(d: DefinitionNode, file: string, scope: MutableSc
       scope.rates.set(d.name, { def: spec, node: d });
       return;
     case "PATTERN": {
-      const p: PatternDef = { re: new RegExp(spec.regexp), captures: spec.captures };
+      const p: PatternDef = compileLuaPattern(spec.source, { mode: "gmatch" });
       scope.patterns.set(d.name, p);
       return;
     }

@@ -9,7 +9,7 @@ import type { FirewallProviders, RuleRef } from "./context.js";
 import { formatIp, ipInNetwork, parseIp } from "./ip.js";
 import { bareJid } from "../xmpp/jid.js";
 import { POLL_OK, POLL_TABLE_FULL } from "./limits.js";
-import { gmatch, translateLuaPattern } from "./lua-pattern.js";
+import { cachedLuaPattern, compileLuaPattern, LuaPattern } from "./lua-pattern.js";
 import { COST_HEAD, COST_LOOKUP, COST_PAYLOAD, COST_SIDE_EFFECT, type CompiledCondition, type RunState } from "./runtime.js";
 import { getChild, rootOf } from "./stanza-path.js";
 import { isConstant, needsPayload } from "./template.js";
@@ -37,25 +37,20 @@ function displayName(spec: ConditionSpec): string {
   return spec.name.replace(/_/g, " ");
 }
 
-function matchPart(m: PartMatcher | undefined, value: string | undefined): boolean {
-  if (m === undefined) return value === undefined;
-  if (value === undefined) return false;
-  switch (m.kind) {
-    case "exact":
-      return value === m.value;
-    case "present":
-      return true;
-    case "regexp":
-      return new RegExp(m.source).test(value);
-  }
-}
-
 function partTester(m: PartMatcher | undefined): (v: string | undefined) => boolean {
-  if (m?.kind === "regexp") {
-    const re = new RegExp(m.source);
-    return (v) => v !== undefined && re.test(v);
+  if (m === undefined) return (v) => v === undefined;
+  switch (m.kind) {
+    case "exact": {
+      const want = m.value;
+      return (v) => v === want;
+    }
+    case "present":
+      return (v) => v !== undefined;
+    case "pattern": {
+      const p = compileLuaPattern(m.lua, { mode: "find" });
+      return (v) => v !== undefined && p.test(v);
+    }
   }
-  return (v) => matchPart(m, v);
 }
 
 /** Compile one condition; reports and returns undefined when it is refused. */
@@ -272,20 +267,16 @@ export function compileCondition(node: ConditionNode, env: CompileEnv, rule: Rul
           break;
         }
         case "matches": {
-          const fixed = t.source !== undefined ? new RegExp(t.source) : undefined;
+          const fixed = t.pattern !== undefined ? compileLuaPattern(t.pattern, { mode: "match" }) : undefined;
           const v = t.value;
           test = (s) => {
             const r = read(s);
             const text = typeof r === "string" ? r : "";
-            let re = fixed;
-            if (!re) {
-              try {
-                re = new RegExp(translateLuaPattern(s.facts.expand(v)).source);
-              } catch {
-                return false;
-              }
-            }
-            return re.test(text);
+            if (fixed) return fixed.test(text);
+            // Built per stanza. Where Prosody's string.match would raise an
+            // error (the stanza is then lost), the condition is false.
+            const p = cachedLuaPattern(s.facts.expand(v), "match");
+            return p instanceof LuaPattern && p.test(text);
           };
           break;
         }
@@ -444,7 +435,7 @@ export function compileCondition(node: ConditionNode, env: CompileEnv, rule: Rul
       const path = search.spec.path;
       test = (s) => {
         const text = s.facts.search(name, path);
-        for (const token of gmatch(text, pattern.re, pattern.captures)) if (list.contains(token)) return true;
+        for (const token of pattern.tokens(text)) if (list.contains(token)) return true;
         return false;
       };
       break;
@@ -459,8 +450,7 @@ export function compileCondition(node: ConditionNode, env: CompileEnv, rule: Rul
       const name = spec.search;
       const path = search.spec.path;
       test = (s) => {
-        let n = 0;
-        for (const _ of gmatch(s.facts.search(name, path), pattern.re, pattern.captures)) n++;
+        const n = pattern.count(s.facts.search(name, path));
         switch (op) {
           case ">":
             return n > value;

@@ -31,7 +31,7 @@ import {
 import { formatIp, parseCidr, parseIp } from "./ip.js";
 import { isValidJid, splitJid } from "../xmpp/jid.js";
 import { lex, type LogicalLine } from "./lexer.js";
-import { anchoredLuaPattern, translateLuaPattern } from "./lua-pattern.js";
+import { compileLuaPattern, globToLuaPattern, LuaPatternError } from "./lua-pattern.js";
 import { Diagnostics, type SourceLoc } from "./rule-error.js";
 import { parseStanzaPath } from "./stanza-path.js";
 import { parseTemplate, stripSlashes } from "./template.js";
@@ -550,33 +550,40 @@ function splitList(s: string): string[] {
   return s.split(/[\s,|]+/).filter((v) => v !== "");
 }
 
-function parseJidPart(part: string | undefined): PartMatcher | Fail | undefined {
+function parseJidPart(part: string | undefined, ctx: ParamContext): PartMatcher | Fail | undefined {
   if (part === undefined) return undefined;
   const m = /^<(.*)>$/.exec(part);
   if (!m) return { kind: "exact", value: part };
   const inner = m[1]!;
   if (inner === "*") return { kind: "present" };
   const lua = /^<(.*)>$/.exec(inner);
-  if (lua) {
-    try {
-      return { kind: "regexp", source: anchoredLuaPattern(lua[1]!) };
-    } catch (e) {
-      return fail(`invalid Lua pattern <${inner}>: ${(e as Error).message}`);
-    }
+  // mod_firewall runs part:find("^" .. pattern .. "$"), gluing the anchors to
+  // the text as written: a `^` or `$` of the pattern's own is then an
+  // ordinary character, and a trailing `%` escapes the closing `$`. The
+  // glued pattern is what runs here too.
+  const pattern = lua ? `^${lua[1]!}$` : globToLuaPattern(inner);
+  try {
+    compileLuaPattern(pattern, { mode: "find" });
+  } catch (e) {
+    return fail(`invalid Lua pattern <${inner}>: ${(e as Error).message}`);
   }
-  // Glob: `*` any string, `?` one character, everything else literal.
-  const source = inner.replace(/[\\^$.*+?()[\]{}|\/-]/g, (c) => (c === "*" ? "[^]*" : c === "?" ? "[^]" : `\\${c}`));
-  return { kind: "regexp", source: `^(?:${source})$` };
+  if (lua) {
+    const own = lua[1]!;
+    if (own.startsWith("^")) ctx.warn(`'^' at the start of <${inner}> is an ordinary character: the pattern is already anchored, so it only matches a '^' in the JID`);
+    if (/(^|[^%])(%%)*\$$/.test(own)) ctx.warn(`'$' at the end of <${inner}> is an ordinary character: the pattern is already anchored, so it only matches a '$' in the JID`);
+    else if (/(^|[^%])(%%)*%$/.test(own)) ctx.warn(`'%' at the end of <${inner}> escapes the anchor mod_firewall appends: the pattern then matches any JID part that starts with it and continues with a '$'`);
+  }
+  return { kind: "pattern", lua: pattern };
 }
 
-function parseJidPattern(param: string): JidPattern | Fail {
+function parseJidPattern(param: string, ctx: ParamContext): JidPattern | Fail {
   // Untrimmed, as Prosody splits it: a leading space stays in the first part,
   // which then equals no JID's.
   const p = splitJid(param);
   if (p.host === undefined) return fail(`invalid JID pattern '${param}'`);
-  const node = parseJidPart(p.node);
-  const host = parseJidPart(p.host);
-  const resource = parseJidPart(p.resource);
+  const node = parseJidPart(p.node, ctx);
+  const host = parseJidPart(p.host, ctx);
+  const resource = parseJidPart(p.resource, ctx);
   for (const part of [node, host, resource]) if (isFail(part)) return part;
   return { node: node as PartMatcher | undefined, host: host as PartMatcher, resource: resource as PartMatcher | undefined };
 }
@@ -711,15 +718,19 @@ function parseInspect(param: string, ctx: ParamContext): ConditionSpec | Fail {
   if (op === "") test = { kind: "equals", value };
   else if (op === "/") test = { kind: "contains", value };
   else if (op === "~") {
-    let source: string | undefined;
+    // mod_firewall runs (text):match(value) per stanza and checks nothing at
+    // load; a malformed pattern is refused here instead (docs/firewall.md).
+    let pattern: string | undefined;
     if (!expand) {
       try {
-        source = translateLuaPattern(rawValue).source;
+        compileLuaPattern(rawValue, { mode: "match" });
+        pattern = rawValue;
       } catch (e) {
-        return fail(`invalid Lua pattern '${rawValue}': ${(e as Error).message}`, valueAt);
+        const at = e instanceof LuaPatternError ? valueAt + e.index : valueAt;
+        return fail(`invalid Lua pattern '${rawValue}': ${(e as Error).message}`, at);
       }
     }
-    test = { kind: "matches", value, source };
+    test = { kind: "matches", value, pattern };
   } else return fail(`Unrecognised comparison '${op}='`, query.length);
   return { name: "INSPECT", path, test };
 }
@@ -743,7 +754,7 @@ export function parseCondition(name: string, param: string | undefined, ctx: Par
     }
     case "TO":
     case "FROM": {
-      const pattern = parseJidPattern(p);
+      const pattern = parseJidPattern(p, ctx);
       return isFail(pattern) ? pattern : { name, pattern };
     }
     case "TO_EXACTLY":
@@ -1054,7 +1065,8 @@ function parseListSpec(value: string, ctx: ParamContext): { list: ListSpec; filt
       if (options.ttl !== undefined && !(Number(options.ttl) > 0)) return fail(`invalid ttl for <${spec}> (expected number of seconds)`);
       if (options.pattern !== undefined) {
         try {
-          translateLuaPattern(options.pattern);
+          // The list body is split with string.gmatch.
+          compileLuaPattern(options.pattern, { mode: "gmatch" });
         } catch (e) {
           return fail(`invalid pattern for <${spec}>: ${(e as Error).message}`);
         }
@@ -1097,8 +1109,10 @@ export function parseDefinition(type: DefinitionSpec["type"], name: string, valu
     }
     case "PATTERN":
       try {
-        const t = translateLuaPattern(value);
-        return { type, source: value, regexp: t.source, captures: t.captures };
+        // Used by SCAN and COUNT through string.gmatch, which never anchors.
+        const t = compileLuaPattern(value, { mode: "gmatch" });
+        if (value.startsWith("^")) ctx.warn(`'^' at the start of %PATTERN ${name} is an ordinary character: SCAN and COUNT use string.gmatch, which never anchors`);
+        return { type, source: value, captures: t.captures };
       } catch (e) {
         return fail(`Invalid pattern '${name}': ${(e as Error).message}`);
       }

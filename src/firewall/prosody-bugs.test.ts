@@ -196,6 +196,17 @@ describe("Prosody bugs we fix", () => {
     assert.deepEqual(rs.run("deliver", { stanza: testStanza("<message from='x@local/r' to='y@local'/>") }).logs, []);
   });
 
+  bug("malformed-pattern", "a malformed Lua pattern is refused at load, even where Lua would only fail once a stanza reaches the bad part", () => {
+    // string.match("", "q[") returns nil without error (the 'q' never matches),
+    // which is all mod_firewall checks for a %PATTERN; INSPECT is not checked.
+    const r = compile("%PATTERN p: q[\n\nINSPECT: body#~=q[\nDROP.");
+    assert.equal(r.ruleset, undefined);
+    assert.deepEqual(r.errors.map((e) => `${e.line}:${e.column} ${e.message}`), [
+      "1:13 Invalid pattern 'p': malformed pattern (missing ']')",
+      "3:18 invalid Lua pattern 'q[': malformed pattern (missing ']')",
+    ]);
+  });
+
   it("deliberate-differences.json lists exactly these bugs", () => {
     const listed = (JSON.parse(readFileSync(DIFFERENCES, "utf8")) as { id: string; reason: string }[]).map((d) => d.id);
     assert.deepEqual([...listed].sort(), [...BUG_IDS].sort());

@@ -4,7 +4,7 @@
 // throws; it returns the shaping units' ParseResult so the config schema can
 // adapt it with `parsed()`. Lua patterns are checked here by translating them.
 import { AddressError, CidrSet } from "../config/address.js";
-import { translateLuaPattern } from "../firewall/lua-pattern.js";
+import { compileLuaPattern, type LuaPatternMode } from "../firewall/lua-pattern.js";
 import type { ParseResult } from "../shaping/units.js";
 import { nodeprep } from "./nodeprep.js";
 
@@ -151,10 +151,11 @@ function cidrs(v: unknown): Check<CidrSet> {
   return { ok: true, value: new CidrSet(list.value) };
 }
 
-function luaPattern(v: unknown): Check<string> {
+/** A Lua pattern as mod_block_registrations runs it: `find` for _matching, `match` for _require. */
+function luaPattern(v: unknown, mode: LuaPatternMode): Check<string> {
   if (typeof v !== "string") return fail("must be a Lua pattern string");
   try {
-    translateLuaPattern(v);
+    compileLuaPattern(v, { mode });
   } catch (err) {
     return fail(`invalid Lua pattern: ${err instanceof Error ? err.message : String(err)}`);
   }
@@ -208,12 +209,12 @@ function checkOption(key: string, v: unknown): Check<unknown> {
       return { ok: true, value: Object.freeze(out) };
     }
     case "block_registrations_require":
-      return v === null ? { ok: true, value: null } : luaPattern(v);
+      return v === null ? { ok: true, value: null } : luaPattern(v, "match");
     case "block_registrations_matching": {
       const list = stringList(v);
       if (!list.ok) return list;
       for (let i = 0; i < list.value.length; i++) {
-        const r = luaPattern(list.value[i]);
+        const r = luaPattern(list.value[i], "find");
         if (!r.ok) return fail(r.message, String(i));
       }
       return { ok: true, value: Object.freeze([...list.value]) };

@@ -212,6 +212,26 @@ test("require, matching and length (Lua patterns, unanchored)", () => {
   );
 });
 
+test("name patterns run as mod_block_registrations runs them: find for _matching, match for _require, on bytes", () => {
+  const h = harness({
+    block_registrations_users: [],
+    // No special character: username:find searches for the text, ')' included.
+    // A frontier matches at the end of the name; %z is the zero byte.
+    block_registrations_matching: ["x)", "%f[%a]admin%f[%A]", "%z"],
+    // Three bytes: "hé" is three, "hee" too.
+    block_registrations_require: "^...$",
+  });
+  assert.equal(bounced(h.attempt("ax)")), EXPECTED.notAcceptable);
+  assert.equal(bounced(h.attempt("cadmin")), EXPECTED.notAcceptable, "require: six bytes");
+  assert.equal(bounced(h.attempt("1admin")), EXPECTED.notAcceptable);
+  assert.equal(h.attempt("hé"), undefined);
+  assert.equal(h.attempt("zzz"), undefined, "%z is not a 'z'");
+  assert.equal(bounced(h.attempt("héé")), EXPECTED.notAcceptable);
+  assert.deepEqual(h.refused.map((e) => e.reason), ["matching", "require", "matching", "require"]);
+  // string.match has no plain-text shortcut: the same ')' is a malformed _require.
+  assert.throws(() => options({ block_registrations_require: "x)" }), /invalid Lua pattern: invalid pattern capture/);
+});
+
 test("invalid usernames get Prosody's 'The requested username is invalid.' and touch nothing", () => {
   const h = harness({ min_seconds_between_registrations: 300 });
   const cases = ["", "a b", "a@b", "a/b", "x".repeat(10 * 1024), "\u0007bell", "\uFFFE", "ab\uDC00"];

@@ -8,7 +8,7 @@
 // keeps no cache in front of the store (Prosody's tombstone cache bug).
 import { buildErrorReply, errorReplyFor } from "../firewall/error-reply.js";
 import { serializeAttrs } from "../firewall/xml.js";
-import { translateLuaPattern } from "../firewall/lua-pattern.js";
+import { compileLuaPattern, type LuaPattern } from "../firewall/lua-pattern.js";
 import type { Flow, PolicyStage, SessionInfo, Verdict } from "../policy/pipeline.js";
 import type { Clock } from "../shaping/clock.js";
 import type { RegistrationStore } from "../state/registration-store.js";
@@ -136,8 +136,8 @@ interface Pending {
 interface NamePolicy {
   readonly reserved: ReadonlySet<string>;
   readonly confusable: boolean;
-  readonly matching: readonly RegExp[];
-  readonly require: RegExp | null;
+  readonly matching: readonly LuaPattern[];
+  readonly require: LuaPattern | null;
   readonly min: number;
   readonly max: number;
 }
@@ -152,8 +152,10 @@ function compileNames(o: RegistrationOptions): NamePolicy {
   return {
     reserved,
     confusable,
-    matching: o.block_registrations_matching.map((p) => new RegExp(translateLuaPattern(p).source)),
-    require: o.block_registrations_require === null ? null : new RegExp(translateLuaPattern(o.block_registrations_require).source),
+    // mod_block_registrations: username:find(p) for each _matching pattern
+    // (plain text when p has no special characters), username:match(p) for _require.
+    matching: o.block_registrations_matching.map((p) => compileLuaPattern(p, { mode: "find" })),
+    require: o.block_registrations_require === null ? null : compileLuaPattern(o.block_registrations_require, { mode: "match" }),
     min: o.block_registrations_length_minimum,
     max: o.block_registrations_length_maximum,
   };
