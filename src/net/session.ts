@@ -574,6 +574,7 @@ export class Session implements SessionInfo {
   #onClientFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
     this.#clientFrames++;
     if (this.#framed !== null && !this.#framed.inboundFrame(kind, end - start)) {
+      this.#ctx.metrics.framingErrors.inc({ listener: this.listener, direction: "in", code: "XPX_ERR_WS_FRAMING" });
       this.closeWithError("XPX_ERR_WS_FRAMING", "a frame that is not exactly one message");
       return;
     }

@@ -195,6 +195,13 @@ export class WebSocketFront {
       this.#refuse(socket, 400, "websocket_forwarded_for", "XPX_ERR_WS_FORWARDED_FOR", client);
       return;
     }
+    // A client named by X-Forwarded-For may be of the other address family
+    // than this connection: the PROXY header sent upstream needs one family,
+    // and the client's address is what it is for, so the destination becomes
+    // the unspecified address of the client's family (the port stays).
+    const local = client === info.peer || isIP(client.address) === isIP(info.local.address)
+      ? info.local
+      : { address: isIP(client.address) === 6 ? "::" : "0.0.0.0", port: info.local.port };
     const settings = this.#deps.settings();
     this.#wss.options.maxPayload = settings.framerLimits.maxStanzaSize;
     this.#wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
@@ -209,7 +216,7 @@ export class WebSocketFront {
       this.#peers.add(peer);
       ws.once("close", () => this.#peers.delete(peer));
       this.#armPing();
-      this.#deps.startSession(peer, id, client, info.local, info.acceptedAt, info.tls);
+      this.#deps.startSession(peer, id, client, local, info.acceptedAt, info.tls);
     });
   }
 
