@@ -75,6 +75,13 @@ export class WsPeer extends EventEmitter implements FramedPeer {
   /** Messages that arrived while paused (the library may emit a few after pause()). */
   #held: Buffer[] | null = null;
   #drainScheduled = false;
+  /**
+   * Messages translated in this turn, handed to the session together: one
+   * read often carries many messages, and one chunk for them lets the session
+   * write them upstream in one write, as it does for a TCP read.
+   */
+  #batch: Buffer[] = [];
+  #batchScheduled = false;
   #failed = false;
   #ended = false;
   #needDrain = false;
@@ -217,8 +224,22 @@ export class WsPeer extends EventEmitter implements FramedPeer {
     }
     const chunk = framing.start === 0 && framing.end === framing.bytes.length ? framing.bytes : framing.bytes.subarray(framing.start, framing.end);
     this.#lengths.push(chunk.length);
-    this.emit("data", chunk);
+    this.#batch.push(chunk);
+    if (!this.#batchScheduled) {
+      this.#batchScheduled = true;
+      queueMicrotask(this.#emitBatch);
+    }
   }
+
+  /** Hand the session what this turn translated (also at once, before anything that ends the stream). */
+  readonly #emitBatch = (): void => {
+    this.#batchScheduled = false;
+    const batch = this.#batch;
+    if (batch.length === 0 || this.#ended) return;
+    const chunk = batch.length === 1 ? batch[0]! : Buffer.concat(batch);
+    batch.length = 0;
+    this.emit("data", chunk);
+  };
 
   #scheduleDrain(): void {
     if (this.#drainScheduled) return;
@@ -234,6 +255,7 @@ export class WsPeer extends EventEmitter implements FramedPeer {
 
   /** A framing mistake at the XMPP level: the session ends the stream with the stream error. */
   #violation(code: ErrorCode, detail: string): void {
+    this.#emitBatch(); // the messages before it were fine: the server gets them first
     this.#ctx.metrics.framingErrors.inc({ listener: this.#ctx.listener, direction: "in", code });
     this.onViolation(code, detail);
   }
@@ -241,6 +263,7 @@ export class WsPeer extends EventEmitter implements FramedPeer {
   /** A fault of the WebSocket layer: close with its code; the session sees the peer go. */
   #fail(code: ErrorCode, close: number, detail: string): void {
     if (this.#failed) return;
+    this.#emitBatch(); // what came before the fault was fine
     this.#failed = true;
     this.#held = null;
     this.#ctx.metrics.framingErrors.inc({ listener: this.#ctx.listener, direction: "in", code });
@@ -257,6 +280,7 @@ export class WsPeer extends EventEmitter implements FramedPeer {
     }
     // The library has already sent its close frame (with the same code).
     if (this.#failed) return;
+    this.#emitBatch();
     this.#failed = true;
     this.#held = null;
     this.#ctx.metrics.framingErrors.inc({ listener: this.#ctx.listener, direction: "in", code: fault.code });
@@ -271,7 +295,9 @@ export class WsPeer extends EventEmitter implements FramedPeer {
 
   #end(): void {
     if (this.#ended) return;
+    this.#emitBatch();
     this.#ended = true;
+    this.#batch.length = 0;
     this.emit("end");
   }
 }
