@@ -11,7 +11,12 @@
 // - out: each frame the session sends becomes one text message;
 // - the WebSocket layer's own faults (binary or oversized messages, bad UTF-8,
 //   broken frames, a peer that stops answering pings) close the WebSocket with
-//   their RFC 6455 code; nothing of such a message reaches the session.
+//   their RFC 6455 code; nothing of such a message reaches the session;
+// - a WebSocket that goes away while the client's stream is open (no
+//   <close/> came, and the session did not end it) is a broken connection,
+//   not a clean end: the session drops the upstream connection without
+//   closing the stream, as when a TCP connection breaks, so the server may
+//   keep the session for XEP-0198 resumption (RFC 7395 asks for that).
 
 import { EventEmitter } from "node:events";
 import { WebSocket, type RawData } from "ws";
@@ -84,6 +89,12 @@ export class WsPeer extends EventEmitter implements FramedPeer {
   #batchScheduled = false;
   #failed = false;
   #ended = false;
+  /** The client sent <close/>. */
+  #closeReceived = false;
+  /** The session ended the connection (end()). */
+  #endCalled = false;
+  /** The ping sweep gave up on the client. */
+  #lost = false;
   #needDrain = false;
 
   constructor(ws: WebSocket, ctx: WsPeerContext) {
@@ -130,6 +141,7 @@ export class WsPeer extends EventEmitter implements FramedPeer {
 
   /** Graceful close, after what was sent: a normal close (the XMPP stream said why, if anything). */
   end(): this {
+    this.#endCalled = true;
     if (this.#ws.readyState === WebSocket.OPEN) this.#ws.close(WS_NORMAL);
     return this;
   }
@@ -170,8 +182,8 @@ export class WsPeer extends EventEmitter implements FramedPeer {
 
   /** The ping sweep found no sign of life since the last ping. */
   pingTimedOut(): void {
-    if (this.#failed) return;
-    this.#failed = true;
+    if (this.#failed || this.#lost) return;
+    this.#lost = true;
     this.#ctx.metrics.timeouts.inc({ listener: this.#ctx.listener, kind: "websocket_ping" });
     this.#ctx.log.info({ code: "XPX_ERR_WS_PING_TIMEOUT" }, ERRORS.XPX_ERR_WS_PING_TIMEOUT.message);
     this.#ws.terminate();
@@ -220,6 +232,7 @@ export class WsPeer extends EventEmitter implements FramedPeer {
         this.#expectOpen = false;
         break;
       case MSG_CLOSE:
+        this.#closeReceived = true;
         break;
     }
     const chunk = framing.start === 0 && framing.end === framing.bytes.length ? framing.bytes : framing.bytes.subarray(framing.start, framing.end);
@@ -289,7 +302,14 @@ export class WsPeer extends EventEmitter implements FramedPeer {
   }
 
   #onClose(): void {
-    this.#end();
+    if (!this.#ended && (this.#lost || (!this.#closeReceived && !this.#endCalled && !this.#failed))) {
+      // Gone with the stream open: a broken connection (the session aborts), not an end.
+      this.#emitBatch();
+      this.#ended = true;
+      this.emit("error", new Error(this.#lost ? "no pong" : "WebSocket closed with the stream open"));
+    } else {
+      this.#end();
+    }
     this.emit("close");
   }
 

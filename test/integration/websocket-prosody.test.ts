@@ -29,7 +29,7 @@ import { startProsody, type ProsodyInstance } from "../helpers/prosody.js";
 import { connectClient, xml, type TestClient, type XmlElement } from "../helpers/xmpp-client.js";
 import { rawLogin } from "../helpers/raw-session.js";
 import { FORMS, PREFIX, writeAs, type Form } from "../helpers/stanza-forms.js";
-import { connectStream, connectWs, openMessage, wsLogin } from "../helpers/ws-session.js";
+import { connectStream, connectWs, NS_FRAMING, openMessage, wsLogin } from "../helpers/ws-session.js";
 
 const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 const MUC = "http://jabber.org/protocol/muc";
@@ -302,6 +302,53 @@ describe("XMPP over WebSocket through the proxy, real Prosody", () => {
       assert.deepEqual(await floodTwin("websocket", form, `w${k}`), expected(`w${k}`));
     });
   }
+
+  it("XEP-0198: a WebSocket that drops leaves the session resumable; a new one resumes it, and the proxy knows whose it is (a muted sender stays muted)", async () => {
+    // A server of its own with stream management (mod_smacks): @xmpp/client would use it too, elsewhere in this file.
+    const sm = await startProsody({ extraModules: ["smacks"] });
+    const p = await startProxy(configFromObject({
+      listeners: [{ name: "web", type: "websocket", listen: "127.0.0.1:0", upstream: `127.0.0.1:${sm.port}` }],
+      firewall: { scripts: [join(dir, "edge.pfw")], watch: false },
+      admin: { listen: null },
+    }), { logger: createLogger("silent") });
+    const url = `ws://127.0.0.1:${p.listenerAddress("web")!.port}/xmpp-websocket`;
+    const SM = "urn:xmpp:sm:3";
+    try {
+      await sm.createUser("muted", "muted-pw");
+      const first = await wsLogin(url, { domain: "localhost", username: "muted", password: "muted-pw", resource: "sm", presence: true });
+      first.send(`<enable xmlns='${SM}' resume='true'/>`);
+      const enabled = await first.waitFor((el) => el.name === "enabled" && el.attrs.xmlns === SM);
+      assert.ok(enabled.attrs.id);
+      first.ws.terminate(); // the network went away: no <close/>, no close frame
+      await first.closed();
+      const again = await connectStream(url);
+      try {
+        again.send(openMessage("localhost"));
+        await again.waitFor((el) => el.name === "stream:features");
+        again.send(`<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>${Buffer.from("\0muted\0muted-pw").toString("base64")}</auth>`);
+        await again.waitFor((el) => el.name === "success");
+        again.send(openMessage("localhost"));
+        await again.waitFor((el) => el.name === "stream:features");
+        again.send(`<resume xmlns='${SM}' previd='${enabled.attrs.id}' h='0'/>`);
+        const resumed = await again.waitFor((el) => (el.name === "resumed" || el.name === "failed") && el.attrs.xmlns === SM);
+        assert.equal(resumed.name, "resumed", resumed.toString());
+        // The resumed session is muted@localhost to the proxy too, whatever `from` says.
+        again.send(`<message xmlns='jabber:client' to='someone@localhost' type='chat' id='after-resume' from='alice@localhost/elsewhere'><body>let me speak</body></message>`);
+        const bounce = await again.waitFor((el) => el.name === "message" && el.attrs.id === "after-resume" && el.attrs.type === "error");
+        assert.equal(bounce.getChild("error")?.getChildText("text", STANZAS), "You are muted");
+        assert.equal(bounce.attrs.to, "muted@localhost/sm");
+        again.send(`<close xmlns='${NS_FRAMING}'/>`);
+        await again.closed();
+      } finally {
+        again.stop();
+      }
+      const bad = (await sm.logText()).split("\n").filter((l) => /\t(error|warn)\t/.test(l));
+      assert.deepEqual(bad, []);
+    } finally {
+      await p.shutdown(0);
+      await sm.stop();
+    }
+  });
 
   it("bad frames: binary 1003 and oversized 1009, the stanza inside never delivered; another subprotocol and a bad origin refused before any session", async () => {
     const inside = (id: string): string => `<message xmlns='jabber:client' to='${witness.jid}' type='chat' id='${id}'><body>smuggled</body></message>`;

@@ -102,6 +102,17 @@ describe("websocket listener, scripted upstream", () => {
     assert.equal(closed.code, 1000);
   });
 
+  it("a WebSocket gone with the stream open is a broken connection: the upstream is dropped without an end tag (the server may keep the session to resume)", async () => {
+    for (const leave of [(s: WsStream) => s.ws.close(1001), (s: WsStream) => s.ws.terminate()]) {
+      const { s, conn } = await opened(web.url);
+      s.send("<presence xmlns='jabber:client'/>");
+      await eventually(() => conn.text().endsWith("<presence xmlns='jabber:client'/>"), 5000, "presence upstream");
+      leave(s);
+      await eventually(() => conn.ended || conn.socket.destroyed, 5000, "upstream dropped");
+      assert.equal(conn.text(), `${HEADER}<presence xmlns='jabber:client'/>`);
+    }
+  });
+
   it("a message that is not exactly one element ends the stream with not-well-formed; nothing of it reaches the server", async () => {
     const bad = [
       "<message xmlns='jabber:client' to='a@localhost'/><message xmlns='jabber:client' to='b@localhost'/>",
