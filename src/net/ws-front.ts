@@ -42,7 +42,7 @@ interface ConnInfo {
   readonly local: Endpoint;
   readonly acceptedAt: number;
   readonly tls: SessionTls | null;
-  /** Destroys a connection that has not upgraded within timeouts.stream_header. */
+  /** Destroys a connection that has not upgraded within timeouts.stream_header (the TLS handshake has its own bound). */
   readonly timer: NodeJS.Timeout;
 }
 
@@ -101,13 +101,9 @@ export class WebSocketFront {
   /** A connection the listener accepted (its PROXY header read, `initial` what followed it). */
   accept(socket: Socket, peer: Endpoint, local: Endpoint, acceptedAt: number, initial?: Buffer): void {
     const settings = this.#deps.settings();
-    // Until the upgrade: one bound for the TLS handshake, the request and any keep-alive wait.
-    const timer = setTimeout(() => socket.destroy(), settings.timeouts.stream_header * 1000);
-    timer.unref();
-    socket.once("close", () => clearTimeout(timer));
     if (initial !== undefined && initial.length > 0) socket.unshift(initial);
     if (!this.#options.tls) {
-      this.#serve(socket, { peer, local, acceptedAt, tls: null, timer });
+      this.#serve(socket, { peer, local, acceptedAt, tls: null });
       return;
     }
     const store = settings.certificates;
@@ -132,14 +128,21 @@ export class WebSocketFront {
       const protocol = tlsSocket.getProtocol() ?? undefined;
       this.#deps.metrics.tlsHandshakes.inc({ listener: name, version: protocol ?? "unknown" });
       const tls: SessionTls = { servername: r.servername, alpn: r.alpn, protocol, preTlsFrom: undefined, preTlsTo: undefined };
-      tlsSocket.once("close", () => clearTimeout(timer));
-      this.#serve(tlsSocket, { peer, local, acceptedAt, tls, timer });
+      this.#serve(tlsSocket, { peer, local, acceptedAt, tls });
       tlsSocket.resume();
     });
   }
 
-  #serve(socket: Socket, info: ConnInfo): void {
-    (socket as Tagged)[CONN] = info;
+  /**
+   * HTTP on the connection (the TLS socket for wss://: only that one may be
+   * destroyed once it wraps the TCP socket). Until the upgrade, one bound
+   * covers the request and any keep-alive wait: timeouts.stream_header.
+   */
+  #serve(socket: Socket, info: Omit<ConnInfo, "timer">): void {
+    const timer = setTimeout(() => socket.destroy(), this.#deps.settings().timeouts.stream_header * 1000);
+    timer.unref();
+    socket.once("close", () => clearTimeout(timer));
+    (socket as Tagged)[CONN] = { ...info, timer };
     this.#http.emit("connection", socket);
   }
 

@@ -285,6 +285,14 @@ describe("websocket listener, scripted upstream", () => {
       assert.equal(await metric(p.proxy, "xmpp_guard_tls_handshakes_total", { listener: "web" }), 2);
       // The wrong CA fails the handshake: the certificate served for b.example is b's.
       await assert.rejects(connectWs(`wss://127.0.0.1:${p.port}/xmpp-websocket`, ["xmpp"], { servername: "b.example", ca: certs[0]!.pem }));
+      // Plain HTTP on the wss port: no TLS, closed and counted, nothing dialed.
+      const dialed = upstream.conns.length;
+      const sock = connect({ host: "127.0.0.1", port: p.port });
+      sock.on("error", () => {});
+      sock.write("GET /xmpp-websocket HTTP/1.1\r\nHost: x\r\n\r\n");
+      await new Promise((r) => sock.once("close", r));
+      await eventually(async () => (await metric(p.proxy, "xmpp_guard_tls_handshake_failures_total", { listener: "web", reason: "handshake" })) >= 1, 5000, "handshake failure counted");
+      assert.equal(upstream.conns.length, dialed);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
