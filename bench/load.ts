@@ -13,7 +13,10 @@
 //   ← {type: "release:done"}
 //
 // Requests may carry `tls: true`: clients then speak TLS from the first byte
-// (direct TLS, XEP-0368; any certificate is accepted, loopback only).
+// (direct TLS, XEP-0368; any certificate is accepted, loopback only). With
+// `ws: true` (throughput only) clients speak XMPP over WebSocket (RFC 7395)
+// to ws://127.0.0.1:port/xmpp-websocket: the same opening as messages, then
+// one message per stanza.
 //
 // Each client opens a c2s stream, authenticates (SASL PLAIN) and binds a
 // resource, so the proxy's session is in its normal post-bind state. Then it
@@ -23,12 +26,14 @@
 // STANZA_BYTES long, so bytes / STANZA_BYTES is the stanza count. After each
 // run, every byte sent must have reached the sink ("verified").
 
+import { EventEmitter } from "node:events";
 import { connect, createServer, type AddressInfo, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import { performance } from "node:perf_hooks";
 import type { Message } from "./lib/children.js";
 import { exitWithParent } from "./lib/children.js";
-import { CLIENT_HEADER, CLIENT_STEPS, Handshake, SERVER_STEPS, STANZA_BYTES, messageStanza, stanzaBlock } from "./lib/fixture.js";
+import { WebSocket } from "ws";
+import { CLIENT_HEADER, CLIENT_STEPS, Handshake, SERVER_STEPS, STANZA_BYTES, WS_CLIENT_STEPS, WS_CLOSE, WS_OPEN, messageStanza, stanzaBlock } from "./lib/fixture.js";
 import { percentile } from "./lib/stats.js";
 
 const BLOCK_STANZAS = 64;
@@ -73,10 +78,102 @@ const sink = createServer((sock) => {
 
 // ---- clients -------------------------------------------------------------
 
+/** What the load needs of a client's connection: a socket, or WsConn. */
+type Conn = Pick<Socket, "write" | "end" | "destroy" | "destroyed" | "on" | "once">;
+
 interface Client {
-  sock: Socket;
+  sock: Conn;
   sent: number;
   closed: Promise<void>;
+}
+
+const WS_HIGH_WATER = 1024 * 1024;
+const WS_TEXT = { binary: false } as const;
+
+/**
+ * An RFC 7395 client's connection with a socket's face, so the throughput
+ * loops run unchanged: write() takes whole stanzas (STANZA_BYTES each, one or
+ * a block of them) and sends each as one text message; it returns false past
+ * a high-water mark and emits 'drain' once the library has written it out;
+ * end() closes the stream (<close/>) and the WebSocket.
+ */
+class WsConn extends EventEmitter {
+  readonly #ws: WebSocket;
+  #needDrain = false;
+
+  constructor(ws: WebSocket) {
+    super();
+    this.#ws = ws;
+  }
+
+  get destroyed(): boolean {
+    return this.#ws.readyState !== WebSocket.OPEN;
+  }
+
+  write(data: Buffer | string): boolean {
+    const ws = this.#ws;
+    if (ws.readyState !== WebSocket.OPEN) return false;
+    const buf = typeof data === "string" ? Buffer.from(data) : data;
+    for (let at = 0; at < buf.length; at += STANZA_BYTES) {
+      const last = at + STANZA_BYTES >= buf.length;
+      ws.send(buf.subarray(at, Math.min(buf.length, at + STANZA_BYTES)), WS_TEXT, last ? this.#sent : undefined);
+    }
+    if (ws.bufferedAmount < WS_HIGH_WATER) return true;
+    this.#needDrain = true;
+    return false;
+  }
+
+  readonly #sent = (): void => {
+    if (this.#needDrain && this.#ws.bufferedAmount < WS_HIGH_WATER) {
+      this.#needDrain = false;
+      this.emit("drain");
+    }
+  };
+
+  end(): this {
+    if (this.#ws.readyState === WebSocket.OPEN) {
+      this.#ws.send(WS_CLOSE);
+      this.#ws.close();
+    }
+    return this;
+  }
+
+  destroy(): this {
+    this.#ws.terminate();
+    return this;
+  }
+}
+
+/** Open an RFC 7395 stream over a WebSocket, authenticate, bind; resolves once bound. */
+function openWsClient(port: number): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/xmpp-websocket`, ["xmpp"], { perMessageDeflate: false });
+    const conn = new WsConn(ws);
+    const closed = new Promise<void>((r) => ws.once("close", () => r()));
+    const handshake = new Handshake(WS_CLIENT_STEPS);
+    const timer = setTimeout(() => fail(new Error("handshake timed out")), HANDSHAKE_TIMEOUT_MS);
+    const onMessage = (data: Buffer): void => {
+      const reply = handshake.feed(data);
+      if (reply) ws.send(reply);
+      if (!handshake.done) {
+        if (handshake.buffered > MAX_HANDSHAKE_BYTES) fail(new Error("handshake: too much data"));
+        return;
+      }
+      clearTimeout(timer);
+      ws.off("message", onMessage);
+      ws.off("error", fail);
+      ws.on("error", () => ws.terminate());
+      resolve({ sock: conn as unknown as Conn, sent: 0, closed });
+    };
+    function fail(err: Error): void {
+      clearTimeout(timer);
+      ws.terminate();
+      reject(err);
+    }
+    ws.on("message", onMessage);
+    ws.once("error", fail);
+    ws.once("open", () => ws.send(WS_OPEN));
+  });
 }
 
 /** Connect, open the stream, authenticate, bind; resolves once bound. */
@@ -115,14 +212,14 @@ function openClient(port: number, tls = false): Promise<Client> {
 }
 
 /** Open `n` sessions, at most `concurrency` handshakes at a time. */
-async function openClients(port: number, n: number, tls = false, concurrency = 256): Promise<Client[]> {
+async function openClients(port: number, n: number, tls = false, concurrency = 256, ws = false): Promise<Client[]> {
   const settled: PromiseSettledResult<Client>[] = [];
   let next = 0;
   const worker = async (): Promise<void> => {
     while (next < n) {
       next++;
       try {
-        settled.push({ status: "fulfilled", value: await openClient(port, tls) });
+        settled.push({ status: "fulfilled", value: await (ws ? openWsClient(port) : openClient(port, tls)) });
       } catch (reason) {
         settled.push({ status: "rejected", reason });
         return;
@@ -157,6 +254,8 @@ function sleep(ms: number): Promise<void> {
 interface ThroughputRequest extends Message {
   port: number;
   tls?: boolean;
+  /** Clients speak XMPP over WebSocket. */
+  ws?: boolean;
   conns: number;
   warmupMs: number;
   durationMs: number;
@@ -170,7 +269,7 @@ const SINGLE_STANZAS = Array.from({ length: BLOCK_STANZAS }, (_, i) => messageSt
 async function throughput(req: ThroughputRequest, send: (m: Message) => void): Promise<Message> {
   sinkMode = "count";
   const base = sinkBytes;
-  const clients = await openClients(req.port, req.conns, req.tls);
+  const clients = await openClients(req.port, req.conns, req.tls, 256, req.ws);
   let running = true;
   const timers: NodeJS.Timeout[] = [];
   if (req.ratePerConn === undefined) {

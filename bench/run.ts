@@ -28,7 +28,7 @@ import { startTargets, type Skipped, type Target, type TargetName } from "./lib/
 import { memoryTable, runMemorySuite, sessionsThatFit, type MemoryFigure, type MemoryOptions } from "./memory.js";
 import { runShapingSuite, shapingTable, type ShapingFigure, type ShapingOptions } from "./shaping.js";
 import { runTsungSuite, tsungTable, type TsungFigure, type TsungOptions } from "./tsung.js";
-import { pacedTable, ratioTable, rulesTable, runThroughputSuite, throughputTable, tlsTable, type ThroughputFigure, type ThroughputOptions } from "./throughput.js";
+import { pacedTable, ratioTable, rulesTable, runThroughputSuite, throughputTable, tlsTable, wsTable, type ThroughputFigure, type ThroughputOptions } from "./throughput.js";
 
 const USAGE = `usage: tsx bench/run.ts [--quick] [--guard=auto|dist|build|src|<dir>] [--only=SUITE,...]
 
@@ -36,11 +36,11 @@ const USAGE = `usage: tsx bench/run.ts [--quick] [--guard=auto|dist|build|src|<d
   --guard    which xmpp-guard to load: auto (default: dist/ if up to date, else build),
              dist, build (tsc src/ into bench/.build/), src (tsx; slower, see lib/guard-source.ts),
              or an absolute path to other compiled output (to A/B a patch)
-  --only     run a subset of the suites: ${"throughput,paced,latency,memory,tls,shaping,tsung,framer"}
+  --only     run a subset of the suites: ${"throughput,paced,latency,memory,tls,websocket,shaping,tsung,framer"}
              (the rules-on/off table comes from throughput and paced)`;
 
-type Suite = "throughput" | "paced" | "latency" | "memory" | "tls" | "shaping" | "tsung" | "framer";
-const SUITES: Suite[] = ["throughput", "paced", "latency", "memory", "tls", "shaping", "tsung", "framer"];
+type Suite = "throughput" | "paced" | "latency" | "memory" | "tls" | "websocket" | "shaping" | "tsung" | "framer";
+const SUITES: Suite[] = ["throughput", "paced", "latency", "memory", "tls", "websocket", "shaping", "tsung", "framer"];
 
 interface Plan {
   mode: "quick" | "full";
@@ -49,6 +49,9 @@ interface Plan {
   latency: LatencyOptions;
   memory: MemoryOptions;
   tls: ThroughputOptions;
+  /** The WebSocket suite: flat out, then paced. */
+  websocket: ThroughputOptions;
+  websocketPaced: ThroughputOptions;
   shaping: ShapingOptions;
   tsung: TsungOptions;
   framer: Omit<FramerOptions, "guard">;
@@ -61,6 +64,8 @@ const QUICK: Plan = {
   latency: { rate: 1000, warmupMs: 300, durationMs: 2000 },
   memory: { sessions: 1000, concurrency: 128, settleMs: 500 },
   tls: { conns: [8], rounds: 1, warmupMs: 500, durationMs: 2000 },
+  websocket: { conns: [8], rounds: 1, warmupMs: 500, durationMs: 2000 },
+  websocketPaced: { conns: [256], rounds: 1, warmupMs: 500, durationMs: 2000, ratePerConn: 80 },
   shaping: { rate: "3kb/s", burst: "2s", floodMs: 5000 },
   tsung: { users: 50, think: 0.04, loops: 150, size: 64 },
   framer: FRAMER_QUICK,
@@ -73,6 +78,8 @@ const FULL: Plan = {
   latency: { rate: 1000, warmupMs: 500, durationMs: 10_000 },
   memory: { sessions: 10_000, concurrency: 256, settleMs: 1000 },
   tls: { conns: [1, 8], rounds: 3, warmupMs: 750, durationMs: 2500 },
+  websocket: { conns: [1, 8], rounds: 3, warmupMs: 750, durationMs: 2500 },
+  websocketPaced: { conns: [256], rounds: 3, warmupMs: 750, durationMs: 2500, ratePerConn: 80 },
   shaping: { rate: "3kb/s", burst: "2s", floodMs: 12_000 },
   tsung: { users: 100, think: 0.04, loops: 500, size: 64 },
   framer: FRAMER_FULL,
@@ -142,6 +149,7 @@ async function main(): Promise<void> {
   let latency: LatencyFigure[] = [];
   let memory: { figures: MemoryFigure[]; skipped: Skipped[] } | null = null;
   let tls: { figures: ThroughputFigure[]; skipped: Skipped[] } | null = null;
+  let websocket: { flat: ThroughputFigure[]; paced: ThroughputFigure[]; skipped: Skipped[] } | null = null;
   let shaping: { figures: ShapingFigure[]; skipped: string | null } | null = null;
   let tsung: { figures: TsungFigure[]; skipped: string | null } | null = null;
   let framer: { figures: FramerFigure[]; skipped: string[] } | null = null;
@@ -200,6 +208,21 @@ async function main(): Promise<void> {
           tables.push(tlsTable(figures, plan.tls, tlsSkipped));
         } finally {
           for (const t of tlsTargets) await t.stop();
+        }
+      }
+      if (suites.includes("websocket")) {
+        log("websocket:");
+        const wsTargets: Target[] = [];
+        try {
+          const wsSkipped = await startTargets(ready.port, { names: ["ws-relay", "guard-ws"], guard: guard.source, rules: rules.path }, wsTargets);
+          for (const s of wsSkipped) log(`  ${s.name} ${s.reason}`);
+          const measured = wsTargets.some((t) => t.name === "guard-ws");
+          const flat = measured ? await runThroughputSuite(load, wsTargets, plan.websocket, log) : [];
+          const pacedWs = measured ? await runThroughputSuite(load, wsTargets, plan.websocketPaced, log) : [];
+          websocket = { flat, paced: pacedWs, skipped: wsSkipped };
+          tables.push(wsTable(flat, pacedWs, plan.websocket, plan.websocketPaced, wsSkipped));
+        } finally {
+          for (const t of wsTargets) await t.stop();
         }
       }
       await stopChild(load);
@@ -269,6 +292,7 @@ async function main(): Promise<void> {
     latency,
     memory,
     tls,
+    websocket,
     shaping,
     tsung,
     framer,

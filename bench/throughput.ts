@@ -70,7 +70,7 @@ async function measure(load: ChildProcess, target: Target, conns: number, round:
   const sys: ({ reads: number; writes: number } | null)[] = [];
   const done = await request<Done>(
     load,
-    { type: "throughput", port: target.port, tls: target.tls, conns, warmupMs: opts.warmupMs, durationMs: opts.durationMs, ratePerConn: opts.ratePerConn },
+    { type: "throughput", port: target.port, tls: target.tls, ws: target.ws === true, conns, warmupMs: opts.warmupMs, durationMs: opts.durationMs, ratePerConn: opts.ratePerConn },
     opts.warmupMs + opts.durationMs + 40_000,
     (m) => {
       if (m.type === "mark") {
@@ -288,6 +288,53 @@ export function tlsTable(figures: ThroughputFigure[], opts: ThroughputOptions, s
     notes: [
       `${opts.rounds} round(s) of ${opts.durationMs / 1000} s after ${opts.warmupMs / 1000} s warm-up; medians. Direct TLS from the first byte (XEP-0368), self-signed P-256 certificate, Node's default cipher choice.`,
       "The load process encrypts for every client, so it is often the limit here: read load CPU before the ratio.",
+      ...skipped.map((s) => `${s.name}: ${s.reason}`),
+    ],
+  };
+}
+
+/**
+ * WebSocket suite: xmpp-guard's websocket listener vs a plain WebSocket relay
+ * on the same library, flat out and paced; the paced CPU per stanza is the
+ * figure to read (the same offered load through both).
+ */
+export function wsTable(flat: ThroughputFigure[], paced: ThroughputFigure[], flatOpts: ThroughputOptions, pacedOpts: ThroughputOptions, skipped: Skipped[]): Table {
+  const cpuPerStanza = (f: ThroughputFigure): number | null =>
+    f.proxyCpuMsPerMB === null ? null : (f.proxyCpuMsPerMB * 1000 * STANZA_BYTES) / 1e6;
+  const rows: string[][] = [];
+  const add = (load: string, figures: ThroughputFigure[]): void => {
+    for (const conns of [...new Set(figures.map((f) => f.conns))]) {
+      const relay = figures.find((f) => f.conns === conns && f.target === "ws-relay");
+      const guard = figures.find((f) => f.conns === conns && f.target === "guard-ws");
+      for (const f of [relay, guard]) {
+        if (!f) continue;
+        const c = cpuPerStanza(f);
+        const r = relay ? cpuPerStanza(relay) : null;
+        rows.push([
+          load,
+          String(conns),
+          f.target,
+          num(f.stanzasPerSec),
+          f === guard && relay ? pct(guard.stanzasPerSec / relay.stanzasPerSec) : "–",
+          f.proxyCpuUtil === null ? "–" : pct(f.proxyCpuUtil),
+          c === null ? "–" : num(c, 2),
+          f === guard && c !== null && r !== null ? times(c / r) : "–",
+          pct(f.loadCpuUtil),
+          f.verified ? "yes" : "NO",
+        ]);
+      }
+    }
+  };
+  add("flat out", flat);
+  add(`paced ${pacedOpts.ratePerConn}/s each`, paced);
+  return {
+    title: "XMPP over WebSocket: clients →(RFC 7395)→ proxy →(c2s TCP)→ sink",
+    headers: ["load", "conns", "target", "stanzas/s", "guard / relay", "proxy CPU", "CPU µs/stanza", "CPU vs relay", "load CPU", "bytes ok"],
+    rows,
+    notes: [
+      `${flatOpts.rounds} round(s) of ${flatOpts.durationMs / 1000} s after ${flatOpts.warmupMs / 1000} s warm-up; medians. One text message per ${STANZA_BYTES}-byte stanza; the same opening (open, SASL PLAIN, restart, bind) as the TCP suites.`,
+      "ws-relay: the same `ws` library with the same options, relaying messages to the sink over TCP with no XML read at all; xmpp-guard: its websocket listener with rules/default.pfw (rates scaled), as the xmpp-guard target.",
+      "CPU vs relay: the proxy's CPU per stanza ÷ the relay's (1.00 × = same cost); paced rows carry the same offered load through both.",
       ...skipped.map((s) => `${s.name}: ${s.reason}`),
     ],
   };

@@ -78,6 +78,18 @@ export const ERRORS = {
   XPX_ERR_AUTH_FAILED: { message: "authentication failed", condition: null },
   XPX_ERR_ADMIN_CLOSE: { message: "session closed by the administrator", condition: "policy-violation" },
   XPX_ERR_STATE_BUSY: { message: "the state database is in use by a running proxy", condition: null },
+  // XMPP over WebSocket (docs/websocket.md). condition null: the WebSocket is
+  // closed with an RFC 6455 code, or the handshake refused with an HTTP status.
+  XPX_ERR_WS_FRAMING: { message: "WebSocket message is not exactly one XML element, or a misplaced <open/> or <close/> (RFC 7395)", condition: "not-well-formed" },
+  XPX_ERR_WS_BINARY: { message: "binary WebSocket message (RFC 7395 carries XMPP in text messages only)", condition: null },
+  XPX_ERR_WS_MESSAGE_TOO_BIG: { message: "WebSocket message larger than max_stanza_size", condition: null },
+  XPX_ERR_WS_INVALID_UTF8: { message: "WebSocket text message is not valid UTF-8", condition: null },
+  XPX_ERR_WS_PROTOCOL: { message: "WebSocket protocol error", condition: null },
+  XPX_ERR_WS_PING_TIMEOUT: { message: "no WebSocket pong within websocket.ping_interval", condition: null },
+  XPX_ERR_WS_HANDSHAKE: { message: "not a WebSocket handshake this endpoint accepts", condition: null },
+  XPX_ERR_WS_ORIGIN: { message: "WebSocket handshake from an origin not in websocket.allowed_origins", condition: null },
+  XPX_ERR_WS_SUBPROTOCOL: { message: "WebSocket handshake without the xmpp subprotocol", condition: null },
+  XPX_ERR_WS_FORWARDED_FOR: { message: "X-Forwarded-For from a trusted proxy does not name a client address", condition: null },
 } as const satisfies Record<string, CatalogueEntry>;
 
 export type ErrorCode = keyof typeof ERRORS;

@@ -14,6 +14,9 @@ export const SERVER_HEADER =
   "<?xml version='1.0'?><stream:stream from='example.org' id='bench-stream' xmlns='jabber:client' " +
   "xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en'>";
 
+/** The end of every client stream header here, the TCP one and what a WebSocket <open/> becomes. */
+const HEADER_END = "version='1.0' xml:lang='en'>";
+
 const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
 const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
 
@@ -44,10 +47,34 @@ export const CLIENT_STEPS: readonly Step[] = [
 ];
 
 export const SERVER_STEPS: readonly Step[] = [
-  { expect: CLIENT_HEADER, reply: SERVER_HEADER + SASL_FEATURES },
+  { expect: HEADER_END, reply: SERVER_HEADER + SASL_FEATURES },
   { expect: "</auth>", reply: SUCCESS },
-  { expect: CLIENT_HEADER, reply: SERVER_HEADER + BIND_FEATURES },
+  { expect: HEADER_END, reply: SERVER_HEADER + BIND_FEATURES },
   { expect: "</iq>", reply: BIND_RESULT },
+];
+
+// ---- the same opening over WebSocket (RFC 7395): one element per message ----
+
+export const NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing";
+
+/** The client's stream header as an RFC 7395 <open/>. */
+export const WS_OPEN = `<open xmlns='${NS_FRAMING}' to='example.org' version='1.0' xml:lang='en'/>`;
+export const WS_CLOSE = `<close xmlns='${NS_FRAMING}'/>`;
+
+/**
+ * The c2s stream header a WebSocket relay turns WS_OPEN into: the one
+ * xmpp-guard's websocket listener builds from it, so the sink sees the same
+ * bytes from both.
+ */
+export const WS_STREAM_HEADER =
+  "<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.org' version='1.0' xml:lang='en'>";
+
+/** The client's side over WebSocket: sends WS_OPEN first, then each reply as one message. */
+export const WS_CLIENT_STEPS: readonly Step[] = [
+  { expect: "</stream:features>", reply: AUTH },
+  { expect: SUCCESS, reply: WS_OPEN },
+  { expect: "</stream:features>", reply: BIND_REQUEST },
+  { expect: "</iq>", reply: "" },
 ];
 
 /** Runs one side of a handshake script over the bytes as they arrive. */

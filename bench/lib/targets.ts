@@ -1,8 +1,10 @@
 // The paths traffic can take from the load process to the sink: direct (the
 // ceiling), a plain Node pipe() proxy, HAProxy in TCP mode, xmpp-guard with
 // the shipped default rule set ("xmpp-guard") and without rules
-// ("guard-norules"), and for the TLS suite a Node TLS-terminating pipe proxy
-// ("pipe-tls") and xmpp-guard on a c2s-tls listener ("guard-tls").
+// ("guard-norules"), for the TLS suite a Node TLS-terminating pipe proxy
+// ("pipe-tls") and xmpp-guard on a c2s-tls listener ("guard-tls"), and for the
+// WebSocket suite a plain WebSocket relay on the `ws` library ("ws-relay")
+// and xmpp-guard on a websocket listener ("guard-ws").
 // Each proxy is started once, alone in its own process, and stays up (idle)
 // while the others are measured, so rounds can interleave the targets.
 
@@ -15,7 +17,7 @@ import { procCpuMicros, procSyscalls } from "./system.js";
 import { findHaproxy, haproxyVersion, startHaproxy } from "../proxies/haproxy.js";
 import type { GuardOptions } from "../proxies/guard-proxy.js";
 
-export type TargetName = "direct" | "pipe" | "haproxy" | "xmpp-guard" | "guard-norules" | "pipe-tls" | "guard-tls";
+export type TargetName = "direct" | "pipe" | "haproxy" | "xmpp-guard" | "guard-norules" | "pipe-tls" | "guard-tls" | "ws-relay" | "guard-ws";
 
 export interface MemorySample {
   /** Resident set size from /proc/<pid>/status (bytes). */
@@ -33,6 +35,8 @@ export interface Target {
   port: number;
   /** Clients must speak TLS from the first byte. */
   tls: boolean;
+  /** Clients must speak XMPP over WebSocket (RFC 7395). */
+  ws?: boolean;
   /** CPU time of the proxy process in µs (null for direct). */
   cpuMicros(): Promise<number | null>;
   /** Read/write system calls of the proxy process so far (null for direct or without /proc). */
@@ -108,7 +112,7 @@ function proxyFlags(): string[] {
   return flags;
 }
 
-async function startNodeProxy(name: TargetName, file: string, args: string[], detail: string, tls = false): Promise<Target> {
+async function startNodeProxy(name: TargetName, file: string, args: string[], detail: string, tls = false, ws = false): Promise<Target> {
   const child = forkTs(new URL(file, import.meta.url), args, proxyFlags());
   let ready: Ready;
   try {
@@ -122,6 +126,7 @@ async function startNodeProxy(name: TargetName, file: string, args: string[], de
     detail,
     port: ready.port,
     tls,
+    ws,
     cpuMicros: cpuReader(ready.pid, child),
     syscalls: () => procSyscalls(ready.pid),
     memory: memoryReader(ready.pid, child),
@@ -203,6 +208,16 @@ export async function startTargets(sinkPort: number, spec: TargetSpec, targets: 
         }
         break;
       }
+      case "ws-relay":
+        targets.push(await startNodeProxy(name, "../proxies/ws-relay.ts", [String(sinkPort)], `Node ${process.version} ws WebSocketServer, a relay that only turns <open/>/<close/> into the c2s header/end tag`, false, true));
+        break;
+      case "guard-ws":
+        try {
+          targets.push(await startNodeProxy(name, "../proxies/guard-proxy.ts", guardArgs(sinkPort, spec, { rules: [spec.rules], websocket: true }), `xmpp-guard from ${label}, websocket listener (ws://), rules/default.pfw`, false, true));
+        } catch (err) {
+          skipped.push({ name, reason: `skipped: this xmpp-guard build has no websocket listener: ${reason(err)}` });
+        }
+        break;
     }
   }
   return skipped;

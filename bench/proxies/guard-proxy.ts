@@ -4,7 +4,7 @@
 //
 //   argv[2]  upstream port
 //   argv[3]  "dist", "build", "src" or a directory of compiled output
-//   argv[4]  optional JSON GuardOptions: firewall rule files, limits, TLS
+//   argv[4]  optional JSON GuardOptions: firewall rule files, limits, TLS, websocket
 //
 // When the config is refused (say, an older build without `tls`), the child
 // reports {type: "error", message} instead of "ready" and exits, so the
@@ -25,6 +25,8 @@ export interface GuardOptions {
   limits?: Record<string, unknown>;
   /** Direct TLS: a `c2s-tls` listener with this certificate. */
   tls?: { cert: string; key: string };
+  /** A `websocket` listener (plain ws://, path /xmpp-websocket) instead of c2s. */
+  websocket?: boolean;
 }
 
 const upstreamPort = upstreamPortArg();
@@ -44,7 +46,7 @@ const log = (await import(guardModule(source, "log"))) as LogModule;
 
 const level = (process.env.BENCH_GUARD_LOG ?? "silent") as "silent";
 const raw: Record<string, unknown> = {
-  listeners: [{ name: "c2s", type: options.tls ? "c2s-tls" : "c2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${upstreamPort}` }],
+  listeners: [{ name: "c2s", type: options.websocket ? "websocket" : options.tls ? "c2s-tls" : "c2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${upstreamPort}` }],
   admin: { listen: null },
   log: { level },
 };

@@ -53,7 +53,7 @@ describe("loadConfigText", () => {
       '    upstream: "127.0.0.1:15222"',
       "    type: c2x",
     );
-    assert.deepEqual(diagnostics(text), ["xmpp-guard.yaml:7:11: listeners[0].type: must be one of c2s, c2s-tls, s2s, s2s-tls"]);
+    assert.deepEqual(diagnostics(text), ["xmpp-guard.yaml:7:11: listeners[0].type: must be one of c2s, c2s-tls, s2s, s2s-tls, websocket"]);
   });
 
   it("points an unknown key at the key, with a suggestion", () => {
@@ -138,6 +138,28 @@ describe("loadConfigText", () => {
     ]);
     // Without hosts, MUC services are not checked against them.
     assert.equal(loadConfigText(lines(GOOD.trimEnd(), "muc_limits:", "  hosts: [conference.example.org]"), "m.yaml").muc_limits?.hosts.length, 1);
+  });
+
+  it("points websocket option errors at the option, like the rest", () => {
+    const text = lines(
+      GOOD.trimEnd(),
+      "    websocket: { path: /ws }",
+      "  - name: web",
+      "    type: websocket",
+      '    listen: "*:5281"',
+      '    upstream: "127.0.0.1:15222"',
+      "    websocket:",
+      "      path: ws",
+      '      allowed_origins: ["https://ok.example", "nope"]',
+    );
+    assert.deepEqual(diagnostics(text), [
+      "xmpp-guard.yaml:12:13: listeners[1].websocket.path: must be an absolute HTTP path such as \"/xmpp-websocket\"",
+      "xmpp-guard.yaml:13:47: listeners[1].websocket.allowed_origins[1]: must be an origin such as \"https://chat.example.org\", or \"*\"",
+    ]);
+    // The cross-field check, once the values are sound (the c2s listener's websocket: above).
+    assert.deepEqual(diagnostics(lines(GOOD.trimEnd(), "    websocket: { path: /ws }")), [
+      "xmpp-guard.yaml:6:16: listeners[0].websocket: only a listener of type websocket takes websocket options (this one is c2s)",
+    ]);
   });
 
   it("reports YAML syntax errors as file:line:col", () => {
@@ -229,7 +251,7 @@ describe("configFromObject", () => {
         assert.ok(err instanceof ConfigError);
         assert.equal(
           err.format(),
-          "<object>: lgo: unknown option; did you mean `log`?\n<object>: listeners[0].type: must be one of c2s, c2s-tls, s2s, s2s-tls",
+          "<object>: lgo: unknown option; did you mean `log`?\n<object>: listeners[0].type: must be one of c2s, c2s-tls, s2s, s2s-tls, websocket",
         );
         return true;
       },
@@ -264,6 +286,7 @@ describe("loadConfigFile", () => {
     assert.equal(l.proxy_protocol, "off");
     assert.equal(l.accept_proxy_from.size, 0);
     assert.equal(l.domain, null);
+    assert.equal(l.websocket, null);
     assert.deepEqual(config.admin.listen, { text: "127.0.0.1:9470", host: "127.0.0.1", port: 9470 });
   });
 
@@ -279,7 +302,9 @@ describe("loadConfigFile", () => {
       const key = o.path.split(".").pop()!.replace("[]", "");
       // Fields of list entries whose default is an empty list (tls.certificates[].cert)
       // can only be shown in an example comment.
-      const where = o.path.includes("[].") && !o.path.startsWith("listeners") ? `^#.*[{ ]${key}:` : `^\\s*(- )?${key}:`;
+      // So can the options of a listener type the shipped listener is not (listeners[].websocket.*).
+      const exampleOnly = (o.path.includes("[].") && !o.path.startsWith("listeners")) || o.path.startsWith("listeners[].websocket.");
+      const where = exampleOnly ? `^\\s*#.*[{ ]${key}:` : `^\\s*(- )?${key}:`;
       assert.match(uncommented, new RegExp(where, "m"), `${o.path} is missing from ${DEFAULT_CONFIG_PATH}`);
     }
   });

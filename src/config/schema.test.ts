@@ -53,6 +53,7 @@ describe("defaults", () => {
           proxy_protocol: "off",
           accept_proxy_from: [],
           domain: null,
+          websocket: null,
         },
       ],
       tls: { certificates: [], starttls: "required", min_version: "TLSv1.2", ciphers: null, handshake_timeout: 10, upstream_tls: false },
@@ -109,6 +110,12 @@ describe("defaults", () => {
         "listeners[].accept_proxy_from",
         "listeners[].domain",
         "hosts",
+        "listeners[].websocket",
+        "listeners[].websocket.tls",
+        "listeners[].websocket.path",
+        "listeners[].websocket.allowed_origins",
+        "listeners[].websocket.trusted_proxies",
+        "listeners[].websocket.ping_interval",
         "tls",
         "tls.certificates",
         "tls.certificates[].cert",
@@ -271,7 +278,7 @@ describe("issues", () => {
       }),
       [
         "listeners[0].name: must be lowercase letters, digits, _ or -, starting with a letter or digit",
-        "listeners[0].type: must be one of c2s, c2s-tls, s2s, s2s-tls",
+        "listeners[0].type: must be one of c2s, c2s-tls, s2s, s2s-tls, websocket",
         'listeners[0].listen: must be a "host:port" string',
         "listeners[0].upstream: port 0 is out of range (1..65535)",
         "listeners[0].proxy_protocol: must be one of off, v1, v2",
@@ -475,8 +482,36 @@ describe("cross-field checks", () => {
     ]);
   });
 
+  it("websocket listeners: defaults filled in, options checked, and only on websocket listeners", () => {
+    const web = { name: "web", type: "websocket", listen: "0.0.0.0:5281", upstream: "127.0.0.1:15222" };
+    const config = ok({ listeners: [LISTENER, web] });
+    assert.equal(config.listeners[0]!.websocket, null);
+    const ws = config.listeners[1]!.websocket!;
+    assert.deepEqual({ ...ws, trusted_proxies: ws.trusted_proxies.size }, {
+      tls: false, path: "/xmpp-websocket", allowed_origins: ["*"], trusted_proxies: 0, ping_interval: 30,
+    });
+    const set = ok({ listeners: [{ ...web, websocket: { path: "/ws", allowed_origins: ["HTTPS://Chat.Example.org"], trusted_proxies: ["10.0.0.0/8"], ping_interval: 0 } }] });
+    const opts = set.listeners[0]!.websocket!;
+    assert.deepEqual([opts.path, opts.allowed_origins, opts.trusted_proxies.has("10.1.2.3"), opts.ping_interval, opts.tls], ["/ws", ["https://chat.example.org"], true, 0, false]);
+    assert.deepEqual(problems({ listeners: [{ ...web, websocket: { path: "xmpp", allowed_origins: ["chat.example.org"], ping_interval: -1, tls: "yes", trusted_proxies: ["10.0.0.1/8"], pth: "/x" } }] }), [
+      "listeners[0].websocket.pth: unknown option; did you mean `path`? [key]",
+      "listeners[0].websocket.tls: must be true or false",
+      'listeners[0].websocket.path: must be an absolute HTTP path such as "/xmpp-websocket"',
+      'listeners[0].websocket.allowed_origins[0]: must be an origin such as "https://chat.example.org", or "*"',
+      'listeners[0].websocket.trusted_proxies[0]: "10.0.0.1/8" has host bits set (did you mean 10.0.0.0/8?)',
+      "listeners[0].websocket.ping_interval: must be a number >= 0 and at most 3600",
+    ]);
+    assert.deepEqual(problems({ listeners: [{ ...LISTENER, websocket: { path: "/ws" } }] }), [
+      "listeners[0].websocket: only a listener of type websocket takes websocket options (this one is c2s)",
+    ]);
+    assert.deepEqual(problems({ listeners: [{ ...web, websocket: { tls: true } }] }), [
+      "listeners[0].websocket.tls: wss needs tls.certificates (or set it false behind a web server that terminates TLS)",
+    ]);
+    ok({ listeners: [{ ...web, websocket: { tls: true } }], tls: { certificates: [{ cert: "a.crt", key: "a.key" }] } });
+  });
+
   it("runs only after the schema pass succeeds", () => {
-    assert.deepEqual(problems(two({ type: "nope" }, { name: "c2s" })), ["listeners[0].type: must be one of c2s, c2s-tls, s2s, s2s-tls"]);
+    assert.deepEqual(problems(two({ type: "nope" }, { name: "c2s" })), ["listeners[0].type: must be one of c2s, c2s-tls, s2s, s2s-tls, websocket"]);
   });
 });
 

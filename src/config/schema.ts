@@ -19,7 +19,7 @@ export const DEFAULT_CONFIG_PATH = "config/xmpp-guard.yaml";
 // ---------------------------------------------------------------------------
 // Typed config
 
-export const LISTENER_TYPES = ["c2s", "c2s-tls", "s2s", "s2s-tls"] as const;
+export const LISTENER_TYPES = ["c2s", "c2s-tls", "s2s", "s2s-tls", "websocket"] as const;
 export type ListenerType = (typeof LISTENER_TYPES)[number];
 
 /** PROXY protocol header the proxy sends to the upstream on each new connection. */
@@ -52,6 +52,22 @@ export interface ListenerConfig {
   readonly accept_proxy_from: CidrSet;
   /** Domain for the proxy's own stream header when it answers first; null = echo the client's `to`. */
   readonly domain: string | null;
+  /** The WebSocket endpoint's options: set (defaults filled in) on `websocket` listeners, null on the others. */
+  readonly websocket: WebSocketOptions | null;
+}
+
+/** XMPP over WebSocket (RFC 7395) in front of the server's c2s port (docs/websocket.md). */
+export interface WebSocketOptions {
+  /** wss:// with tls.certificates (SNI); false: plain ws://, for use behind a web server that terminates TLS. */
+  readonly tls: boolean;
+  /** The HTTP path of the endpoint (the query string is ignored). */
+  readonly path: string;
+  /** Origins a browser may connect from, lower-cased; "*" allows any. A request without Origin is not a browser's and is allowed. */
+  readonly allowed_origins: readonly string[];
+  /** Web servers in front whose X-Forwarded-For names the client. */
+  readonly trusted_proxies: CidrSet;
+  /** Seconds between WebSocket pings; a peer that has not answered by the next one is disconnected. 0: no pings. */
+  readonly ping_interval: number;
 }
 
 export interface XmlConfig {
@@ -180,6 +196,15 @@ export const DEFAULTS = deepFreeze({
     proxy_protocol: "off",
     accept_proxy_from: [],
     domain: null,
+    websocket: null,
+  },
+  /** What a `websocket` listener gets for every option it leaves out. */
+  websocket: {
+    tls: false,
+    path: "/xmpp-websocket",
+    allowed_origins: ["*"],
+    trusted_proxies: [],
+    ping_interval: 30,
   },
   hosts: [],
   max_stanza_size: 262_144,
@@ -614,7 +639,29 @@ const D = DEFAULTS;
 /** Generous caps that keep every duration below setTimeout's 2^31 ms ceiling. */
 const MAX_SECONDS = 86_400;
 
-const LISTENER_SCHEMA = obj({
+/** `scheme://host[:port]` as a browser sends it in Origin, or "*". */
+const ORIGIN = transform(
+  str({ pattern: /^(\*|[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/\s?#]+)$/, hint: 'an origin such as "https://chat.example.org", or "*"' }),
+  (s) => s.toLowerCase(),
+);
+
+const WEBSOCKET_SCHEMA = obj({
+  tls: optional(bool(), D.websocket.tls),
+  path: optional(str({ pattern: /^\/[^\s?#]*$/, hint: 'an absolute HTTP path such as "/xmpp-websocket"' }), D.websocket.path),
+  allowed_origins: optional(list(ORIGIN, { minItems: 1 }), D.websocket.allowed_origins),
+  trusted_proxies: optional(cidrSet(), D.websocket.trusted_proxies),
+  ping_interval: optional(num({ min: 0, max: 3600 }), D.websocket.ping_interval),
+});
+
+/** A `websocket` listener without a `websocket:` section gets the defaults. */
+const WEBSOCKET_DEFAULTS = (() => {
+  const issues: SchemaIssue[] = [];
+  const value = WEBSOCKET_SCHEMA.check({}, [], issues);
+  if (value === INVALID) throw new Error(`websocket defaults do not validate: ${JSON.stringify(issues)}`);
+  return value;
+})();
+
+const LISTENER_FIELDS = obj({
   name: required(str({ pattern: /^[a-z0-9][a-z0-9_-]*$/, hint: "lowercase letters, digits, _ or -, starting with a letter or digit" })),
   type: required(oneOf(LISTENER_TYPES)),
   listen: required(endpoint({ allowPortZero: true })),
@@ -629,7 +676,12 @@ const LISTENER_SCHEMA = obj({
     nullable(str({ pattern: /^[^\s@/]+$/, hint: "a domain name (no whitespace, @ or /)" })),
     D.listener.domain,
   ),
+  websocket: optional(nullable(WEBSOCKET_SCHEMA), D.listener.websocket),
 });
+
+const LISTENER_SCHEMA: Spec<ListenerConfig> = transform(LISTENER_FIELDS, (l) =>
+  l.type === "websocket" && l.websocket === null ? { ...l, websocket: WEBSOCKET_DEFAULTS } : l,
+);
 
 /** Adapts a shaping parser (which never throws) to a Spec, keeping its sub-path. */
 function parsed<T>(expected: string, parse: (value: unknown) => ParseResult<T>): Spec<T> {
@@ -878,6 +930,12 @@ export const CROSS_CHECKS: readonly CrossCheck[] = [
     if (config.tls.certificates.length > 0) return;
     config.listeners.forEach((l, i) => {
       if (l.type.endsWith("-tls")) report(["listeners", i, "type"], `${l.type} needs tls.certificates (generate a development pair with: xmpp-guard gen-cert --domain DOMAIN --out certs)`);
+      if (l.websocket?.tls === true) report(["listeners", i, "websocket", "tls"], "wss needs tls.certificates (or set it false behind a web server that terminates TLS)");
+    });
+  },
+  function websocketOptionsOnlyOnWebsocket(config, report) {
+    config.listeners.forEach((l, i) => {
+      if (l.type !== "websocket" && l.websocket !== null) report(["listeners", i, "websocket"], `only a listener of type websocket takes websocket options (this one is ${l.type})`);
     });
   },
   function upstreamTlsWithoutProxyHeader(config, report) {

@@ -1,7 +1,9 @@
 // One listening socket. Accepts connections, reads a PROXY header first when
 // the peer is a trusted front balancer (accept_proxy_from: then the header is
 // required, as HAProxy's accept-proxy requires it), and hands the connection
-// to a Session with the real client address.
+// to a Session with the real client address. A `websocket` listener hands it
+// to its HTTP side first (ws-front.ts), which starts the session once the
+// WebSocket is up.
 
 import { createServer, type Server, type Socket, type AddressInfo } from "node:net";
 import { ERRORS } from "../errors.js";
@@ -21,6 +23,8 @@ import type { CertificateStore } from "./certificates.js";
 import { acceptTls, failureReason, tlsModeFor, type SessionTls, type TlsMode } from "./tls-accept.js";
 import { proceed } from "./starttls.js";
 import type { AuditLimiter } from "../policy/audit.js";
+import { WebSocketFront } from "./ws-front.js";
+import type { WsPeer } from "./ws-peer.js";
 
 /** Live settings shared by every listener; replaced as a whole on reload. */
 export interface RuntimeSettings {
@@ -72,6 +76,8 @@ export class Listener {
   #sweep: NodeJS.Timeout | undefined;
   /** null until a session dialed the upstream. */
   upstreamStatus: UpstreamStatus | null = null;
+  /** The HTTP and WebSocket side of a `websocket` listener; null for the others. */
+  readonly #web: WebSocketFront | null;
 
   constructor(config: ListenerConfig, deps: ListenerDeps) {
     this.#config = config;
@@ -80,6 +86,13 @@ export class Listener {
     deps.metrics.trackTraffic(config.name, this.stats);
     deps.metrics.initListener(config.name);
     this.#ctx = this.#makeContext();
+    this.#web = config.type !== "websocket" ? null : new WebSocketFront({
+      logger: this.#log,
+      metrics: deps.metrics,
+      config: () => this.#config,
+      settings: deps.settings,
+      startSession: (peer, id, client, local, acceptedAt, tls) => this.#startWebSession(peer, id, client, local, acceptedAt, tls),
+    });
     // allowHalfOpen: after a peer's FIN we may still owe it a stream error.
     this.#server = createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.#accept(socket));
     this.#server.on("error", (err) => this.#log.error({ err: err.message }, "listener error"));
@@ -97,6 +110,7 @@ export class Listener {
   updateConfig(config: ListenerConfig): void {
     this.#config = config;
     this.#ctx = this.#makeContext();
+    this.#web?.reconfigure();
   }
 
   #makeContext(): ListenerContext {
@@ -222,6 +236,11 @@ export class Listener {
   }
 
   #startSession(socket: Socket, peer: Endpoint, local: Endpoint, acceptedAt: number, initial?: Buffer): void {
+    if (this.#web !== null) {
+      // Admission waits for the upgrade: behind a web server, only the request names the client.
+      this.#web.accept(socket, peer, local, acceptedAt, initial);
+      return;
+    }
     const refuse = this.#admission(peer.address);
     if (refuse) {
       this.#deps.metrics.connectionsRefused.inc({ listener: this.#config.name, reason: refuse === "XPX_ERR_TOO_MANY_CONNECTIONS" ? "too_many_connections" : "connection_rate" });
@@ -244,6 +263,22 @@ export class Listener {
     this.#perIp.set(peer.address, (this.#perIp.get(peer.address) ?? 0) + 1);
     session.start(initial, acceptedAt);
     socket.off("error", ignoreError); // the session's own listener took over (one listener, not an array of two)
+  }
+
+  /**
+   * A WebSocket is up: admit its client like a TCP connection (a refused one
+   * still gets its stream error, over the WebSocket) and start the session.
+   */
+  #startWebSession(peer: WsPeer, id: string, client: Endpoint, local: Endpoint, acceptedAt: number, tls: SessionTls | null): void {
+    const refuse = this.#admission(client.address);
+    if (refuse) {
+      this.#deps.metrics.connectionsRefused.inc({ listener: this.#config.name, reason: refuse === "XPX_ERR_TOO_MANY_CONNECTIONS" ? "too_many_connections" : "connection_rate" });
+    }
+    const session = new Session(this.#ctx, peer, id, client, local, refuse, tls, false, true);
+    peer.onViolation = (code, detail) => session.closeWithError(code, detail);
+    this.sessions.add(session);
+    this.#perIp.set(client.address, (this.#perIp.get(client.address) ?? 0) + 1);
+    session.start(undefined, acceptedAt);
   }
 
   /** TLS first (STARTTLS answered here, or direct TLS), then the session. Pending handshakes count per IP. */

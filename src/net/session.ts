@@ -12,6 +12,7 @@
 
 import type { Socket } from "node:net";
 import { connect } from "node:net";
+import type { Writable } from "node:stream";
 import { ERRORS, type ErrorCode, type ProxyError } from "../errors.js";
 import { SessionLog, type Logger } from "../log.js";
 import { AUTH_FAILURE_REASONS, KIND_INDEX, type Metrics, type SessionState, type TrafficStats } from "../metrics/definitions.js";
@@ -19,7 +20,7 @@ import type { Pipeline, SessionInfo, Verdict } from "../policy/pipeline.js";
 import { ruleOf, type AuditLimiter } from "../policy/audit.js";
 import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind, type FramerLimits, type FrameSink } from "../xml/framer.js";
 import { kindOf, type Stanza } from "../xml/stanza.js";
-import { NS_STREAMS, streamError, streamHeader } from "../xml/stream-error.js";
+import { NS_STREAMS, STREAM_CLOSE, streamErrorElement, streamHeader } from "../xml/stream-error.js";
 import { NS_TLS, StreamTracker, type PeerEvent, type ServerEvent } from "../stream/tracker.js";
 import type { LimitsConfig, ListenerConfig, SessionLimit, TimeoutsConfig } from "../config/schema.js";
 import { realClock, realTimers } from "../shaping/clock.js";
@@ -58,6 +59,58 @@ const F_UPGRADING = 1 << 15;
 /** A session's sockets carry their session under this key (see the shared event handlers). */
 const SESSION = Symbol("session");
 type TaggedSocket = Socket & { [SESSION]: Session };
+type TaggedPeer = PeerConnection & { [SESSION]: Session };
+
+/**
+ * What the session uses of the peer's connection: a TCP or TLS socket, or a
+ * peer that frames XMPP itself (WebSocket, ws-peer.ts). Either way it emits
+ * 'data', 'end', 'error', 'close' and 'drain' like a socket.
+ */
+export interface PeerConnection {
+  readonly writable: boolean;
+  setNoDelay(noDelay?: boolean): unknown;
+  pause(): unknown;
+  resume(): unknown;
+  end(): unknown;
+  destroy(): unknown;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  on(event: string, listener: (...args: any[]) => void): unknown;
+}
+
+/** Where frames for the peer wait until the next flush. */
+export interface PeerOutput {
+  readonly empty: boolean;
+  add(data: Buffer, start: number, end: number, kind: FrameKind): void;
+  /** Hand everything to the connection; false when it is full (backpressure). */
+  send(): boolean;
+}
+
+/**
+ * A peer whose transport delimits elements itself (RFC 7395: one element per
+ * WebSocket message). The session's byte-level pipeline stays the same; this
+ * is where it learns the peer's message boundaries and sends it frames.
+ */
+export interface FramedPeer extends PeerConnection {
+  readonly output: PeerOutput;
+  /** The framer found a frame of `length` bytes: true if it was exactly the peer's next message. */
+  inboundFrame(kind: FrameKind, length: number): boolean;
+  /** The streams restart (SASL success): the peer opens a new stream next. */
+  restart(): void;
+}
+
+/** The TCP peer's output: the frames' bytes, coalesced, written to the socket. */
+class SocketOutput extends WriteBatch implements PeerOutput {
+  readonly #out: Writable;
+  constructor(out: Writable) {
+    super();
+    this.#out = out;
+  }
+  send(): boolean {
+    return this.flush(this.#out);
+  }
+}
+
+const STREAM_CLOSE_BYTES = Buffer.from(STREAM_CLOSE, "latin1");
 
 interface SessionBuckets {
   readonly bytes: TokenBucket | null;
@@ -123,12 +176,14 @@ export class Session implements SessionInfo {
 
   readonly #ctx: ListenerContext;
   readonly #log: SessionLog;
-  readonly #client: Socket;
+  readonly #client: PeerConnection;
+  /** The peer, when its transport frames elements (WebSocket); null on TCP. */
+  readonly #framed: FramedPeer | null;
   #upstream: Socket | null = null;
   readonly #inFramer: Framer; // peer → upstream
   readonly #outFramer: Framer; // upstream → peer
   readonly #toUpstream = new WriteBatch();
-  readonly #toClient = new WriteBatch();
+  readonly #toClient: PeerOutput;
   /** What the server knows about this stream: contexts, identity, verified domains. */
   readonly #tracker: StreamTracker;
 
@@ -170,16 +225,20 @@ export class Session implements SessionInfo {
 
   /**
    * `refuse`: refuse the connection with this error as soon as it starts, never dialing (per-IP caps).
-   * `tls`: `client` is a TLS socket the proxy already negotiated (tls-accept.ts).
+   * `tls`: `client` is a TLS socket the proxy already negotiated (tls-accept.ts),
+   * or the TLS under a WebSocket.
    * `offerTls`: tls.starttls is optional: relay in plaintext, offer STARTTLS
    * in the server's features and answer it (ctx.startTls) if the peer asks.
+   * `framed`: the client is a WebSocket peer (ws-peer.ts), not a socket.
    */
-  constructor(ctx: ListenerContext, client: Socket, id: string, peer: Endpoint, local: Endpoint, refuse?: ErrorCode, tls?: SessionTls | null, offerTls = false) {
+  constructor(ctx: ListenerContext, client: Socket | FramedPeer, id: string, peer: Endpoint, local: Endpoint, refuse?: ErrorCode, tls?: SessionTls | null, offerTls = false, framed = false) {
     this.#ctx = ctx;
     if (offerTls && (tls ?? null) === null && ctx.startTls !== undefined) this.#flags |= F_OFFER_TLS;
     this.tls = tls ?? null;
     this.#refuse = refuse;
     this.#client = client;
+    this.#framed = framed ? (client as FramedPeer) : null;
+    this.#toClient = framed ? (client as FramedPeer).output : new SocketOutput(client as Socket);
     this.id = id;
     this.listener = ctx.config.name;
     this.type = ctx.config.type.startsWith("s2s") ? "s2s" : "c2s";
@@ -324,7 +383,7 @@ export class Session implements SessionInfo {
    */
   inject(target: "peer" | "upstream", bytes: Buffer): void {
     if (this.#closing) return;
-    if (target === "peer") this.#toClient.add(bytes, 0, bytes.length);
+    if (target === "peer") this.#toClient.add(bytes, 0, bytes.length, FRAME_STANZA);
     else this.#toUpstream.add(bytes, 0, bytes.length);
     // Flushed by the data handler that is running (stages run inside one).
   }
@@ -338,7 +397,7 @@ export class Session implements SessionInfo {
   start(initial?: Buffer, acceptedAt = Date.now()): void {
     const client = this.#client;
     client.setNoDelay(true);
-    (client as TaggedSocket)[SESSION] = this;
+    (client as TaggedPeer)[SESSION] = this;
     client.on("data", Session.#clientData);
     client.on("end", Session.#clientEnd);
     client.on("error", Session.#clientError);
@@ -472,7 +531,8 @@ export class Session implements SessionInfo {
    * starts a new session once TLS is up (the peer restarts its stream then).
    */
   #handOverToTls(rest: Buffer): void {
-    const client = this.#client;
+    // Only a TCP listener offers STARTTLS, so the peer is a socket here.
+    const client = this.#client as Socket;
     this.#flushToClient();
     this.#closing = true;
     this.#inFramer.stop();
@@ -599,6 +659,11 @@ export class Session implements SessionInfo {
   /** Gate in front of frame handling: holds frames while a stanza bucket is in debt. */
   #onClientFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
     this.#clientFrames++;
+    if (this.#framed !== null && !this.#framed.inboundFrame(kind, end - start)) {
+      this.#ctx.metrics.framingErrors.inc({ listener: this.listener, direction: "in", code: "XPX_ERR_WS_FRAMING" });
+      this.closeWithError("XPX_ERR_WS_FRAMING", "a frame that is not exactly one message");
+      return;
+    }
     if (this.#holding) {
       (this.#heldFrames ??= []).push({ kind, data, start, end, charged: false });
       return;
@@ -786,8 +851,9 @@ export class Session implements SessionInfo {
       // relaying it would blind the proxy. Refuse as RFC 6120 §5.4.2.2 allows.
       this.#log.error("client asked for STARTTLS on a plaintext listener: disable TLS on the upstream server (mod_tls) or enable TLS termination in xmpp-guard");
     }
-    const failure = Buffer.from(`<failure xmlns='${NS_TLS}'/></stream:stream>`);
-    this.#toClient.add(failure, 0, failure.length);
+    const failure = Buffer.from(`<failure xmlns='${NS_TLS}'/>`);
+    this.#toClient.add(failure, 0, failure.length, FRAME_STANZA);
+    this.#toClient.add(STREAM_CLOSE_BYTES, 0, STREAM_CLOSE_BYTES.length, FRAME_CLOSE);
     this.#flushToClient();
     this.#shutdownBoth();
     return false;
@@ -830,7 +896,7 @@ export class Session implements SessionInfo {
           }
           if (text !== null) {
             const bytes = Buffer.from(text);
-            this.#toClient.add(bytes, 0, bytes.length);
+            this.#toClient.add(bytes, 0, bytes.length, FRAME_STANZA);
             return;
           }
         }
@@ -838,17 +904,18 @@ export class Session implements SessionInfo {
           const decided = pipeline.judge(view, this, "outbound");
           if (decided !== null && !this.#apply(decided.stage, decided.verdict, "out", view)) return;
         }
-        this.#toClient.add(data, start, end);
+        this.#toClient.add(data, start, end, FRAME_STANZA);
         // SASL success: both streams restart (RFC 6120 §6.4.6). The peer's next
         // bytes are a new header; so are the server's once it sees that header.
         if (this.#restartPending) {
           this.#restartPending = false;
           this.#inFramer.reset();
           this.#outFramer.reset();
+          this.#framed?.restart();
         }
         return;
       }
-      this.#toClient.add(data, start, end);
+      this.#toClient.add(data, start, end, FRAME_STANZA);
       return;
     }
     if (kind === FRAME_HEADER) {
@@ -860,7 +927,7 @@ export class Session implements SessionInfo {
       this.#serverStreamClosed = true;
       this.#setState("closing");
     }
-    this.#toClient.add(data, start, end);
+    this.#toClient.add(data, start, end, kind);
   }
 
   /** Carry out what the server just said about the session (the tracker has noted it). */
@@ -935,7 +1002,7 @@ export class Session implements SessionInfo {
 
   #flushToClient(): void {
     if (this.#toClient.empty || this.#clientDone) return;
-    if (!this.#toClient.flush(this.#client)) this.#pauseUpstream(PAUSE_BACKPRESSURE);
+    if (!this.#toClient.send()) this.#pauseUpstream(PAUSE_BACKPRESSURE);
   }
 
   // ---- verdicts ------------------------------------------------------------
@@ -952,13 +1019,13 @@ export class Session implements SessionInfo {
       case "bounce": {
         const reply = Buffer.from(verdict.reply);
         // The reply goes back to whoever sent the stanza.
-        if (dir === "in") this.#toClient.add(reply, 0, reply.length);
+        if (dir === "in") this.#toClient.add(reply, 0, reply.length, FRAME_STANZA);
         else this.#sendUpstream(reply, 0, reply.length);
         return false;
       }
       case "rewrite": {
-        const out = dir === "in" ? this.#toUpstream : this.#toClient;
-        out.add(verdict.bytes, 0, verdict.bytes.length);
+        if (dir === "in") this.#toUpstream.add(verdict.bytes, 0, verdict.bytes.length);
+        else this.#toClient.add(verdict.bytes, 0, verdict.bytes.length, FRAME_STANZA);
         return false;
       }
       case "close":
@@ -1047,30 +1114,30 @@ export class Session implements SessionInfo {
   // and event (and one sink object per framer without closures): EventEmitter
   // calls a listener with the socket as `this`, and SESSION leads back.
 
-  static #clientData(this: Socket, chunk: Buffer): void {
-    (this as TaggedSocket)[SESSION].#onClientData(chunk);
+  static #clientData(this: TaggedPeer, chunk: Buffer): void {
+    this[SESSION].#onClientData(chunk);
   }
 
-  static #clientEnd(this: Socket): void {
-    (this as TaggedSocket)[SESSION].#onClientEnd();
+  static #clientEnd(this: TaggedPeer): void {
+    this[SESSION].#onClientEnd();
   }
 
-  static #clientError(this: Socket, err: Error): void {
-    (this as TaggedSocket)[SESSION].#onSocketError("client", err);
+  static #clientError(this: TaggedPeer, err: Error): void {
+    this[SESSION].#onSocketError("client", err);
   }
 
-  static #clientClose(this: Socket): void {
-    const s = (this as TaggedSocket)[SESSION];
+  static #clientClose(this: TaggedPeer): void {
+    const s = this[SESSION];
     s.#clientDone = true;
     s.#maybeEnd();
   }
 
-  static #clientDrain(this: Socket): void {
-    (this as TaggedSocket)[SESSION].#resumeUpstream(PAUSE_BACKPRESSURE);
+  static #clientDrain(this: TaggedPeer): void {
+    this[SESSION].#resumeUpstream(PAUSE_BACKPRESSURE);
   }
 
-  static #clientRenegotiation(this: Socket): void {
-    (this as TaggedSocket)[SESSION].#onRenegotiation();
+  static #clientRenegotiation(this: TaggedPeer): void {
+    this[SESSION].#onRenegotiation();
   }
 
   static #upstreamData(this: Socket, chunk: Buffer): void {
@@ -1196,8 +1263,16 @@ export class Session implements SessionInfo {
     this.#outFramer.stop();
     if (condition !== null && !this.#clientDone && this.#client.writable) {
       this.#ctx.metrics.streamErrors.inc({ listener: this.listener, condition, sender: "proxy" });
-      const head = this.#serverHeaderSeen ? "" : streamHeader(this.#tracker.contentNs, this.#ctx.config.domain ?? this.#tracker.claimedDomain);
-      this.#client.write(head + streamError(condition, entry.message));
+      // Header (unless the server's went out), error, end tag: three frames, one write.
+      const out = this.#toClient;
+      if (!this.#serverHeaderSeen) {
+        const head = Buffer.from(streamHeader(this.#tracker.contentNs, this.#ctx.config.domain ?? this.#tracker.claimedDomain));
+        out.add(head, 0, head.length, FRAME_HEADER);
+      }
+      const error = Buffer.from(streamErrorElement(condition, entry.message));
+      out.add(error, 0, error.length, FRAME_STANZA);
+      out.add(STREAM_CLOSE_BYTES, 0, STREAM_CLOSE_BYTES.length, FRAME_CLOSE);
+      out.send();
     }
     this.#shutdownBoth();
   }

@@ -20,8 +20,16 @@ export function streamHeader(contentNs: string, from: string | undefined, id = r
   return `<?xml version='1.0'?><stream:stream xmlns='${contentNs}' xmlns:stream='${NS_STREAMS}' id='${id}'${fromAttr} version='1.0'>`;
 }
 
+/** The stream's end tag, as the proxy writes it. */
+export const STREAM_CLOSE = "</stream:stream>";
+
+/** The <stream:error/> element alone (a transport that frames elements sends the close on its own). */
+export function streamErrorElement(condition: StreamErrorCondition, text?: string): string {
+  const textEl = text ? `<text xmlns='${NS_XMPP_STREAMS}'>${escapeXml(text)}</text>` : "";
+  return `<stream:error><${condition} xmlns='${NS_XMPP_STREAMS}'/>${textEl}</stream:error>`;
+}
+
 /** A stream error followed by the stream close. `text` is for humans and must not leak internals. */
 export function streamError(condition: StreamErrorCondition, text?: string): string {
-  const textEl = text ? `<text xmlns='${NS_XMPP_STREAMS}'>${escapeXml(text)}</text>` : "";
-  return `<stream:error><${condition} xmlns='${NS_XMPP_STREAMS}'/>${textEl}</stream:error></stream:stream>`;
+  return streamErrorElement(condition, text) + STREAM_CLOSE;
 }

@@ -17,6 +17,7 @@ import fc from "fast-check";
 import { DEFAULT_NS, NS_STREAMS, type Kind } from "./oracle.js";
 
 export const NS_DIALBACK = "jabber:server:dialback";
+export const NS_FRAMING = "urn:ietf:params:xml:ns:xmpp-framing";
 export const NS_XML = "http://www.w3.org/XML/1998/namespace";
 export const NS_XMLNS = "http://www.w3.org/2000/xmlns/";
 
@@ -300,6 +301,34 @@ export function render(r: RawStream): string {
   });
   if (r.close) s += `</${streamName}>`;
   return s;
+}
+
+/**
+ * The same stream as XMPP over WebSocket (RFC 7395) would carry it: one
+ * message per element. The header becomes an <open/> in the framing
+ * namespace with the header's addressing, version and language, and its
+ * namespace declarations too (where, each message being a document of its
+ * own, they are in scope for nothing else); each stanza is its own message,
+ * written exactly as in the stream; a close becomes <close/>. Whitespace
+ * between stanzas has no message to go in. c2s only: there is no s2s over
+ * WebSocket.
+ */
+export function wsMessages(r: RawStream): string[] {
+  const items = new Items();
+  items.add("xmlns", [NS_FRAMING], "'");
+  if (r.headerDialback) items.add("xmlns:db", [NS_DIALBACK], "'");
+  for (const d of r.headerDecls) if (d.prefix !== null) items.add(`xmlns:${d.prefix}`, [resolveNs(r.kind, d.ns)], d.quote);
+  for (const el of r.stanzas) {
+    if (el.prefix !== null && el.prefix !== "xml" && el.bind === "header") items.add(`xmlns:${el.prefix}`, [resolveNs(r.kind, el.bindNs)], "'");
+  }
+  items.add("to", ["example.com"], "'");
+  if (r.headerFrom) items.add("from", ["u@example.com"], '"');
+  if (r.headerVersion) items.add("version", ["1.0"], "'");
+  if (r.headerLang !== null) items.add("xml:lang", r.headerLang.value, r.headerLang.quote);
+  const out = [(r.xmlDecl ?? "") + startTag("open", items.list, r.headerSeps, 0, "/>")];
+  for (const el of r.stanzas) out.push(renderEl(el, r.kind, true));
+  if (r.close) out.push(`<close xmlns='${NS_FRAMING}'/>`);
+  return out;
 }
 
 /** Features of a stream, for counting what a run covered. */

@@ -61,6 +61,12 @@ export interface ProsodyOptions {
    * and `component_ports` on a free loopback port (`componentPort`).
    */
   components?: { jid: string; secret: string }[];
+  /**
+   * Prosody's own XMPP over WebSocket endpoint (mod_websocket, part of
+   * Prosody 0.12; it loads mod_http): ws://127.0.0.1:`httpPort`/xmpp-websocket,
+   * counted as secure so that PLAIN works over it.
+   */
+  websocket?: boolean;
 }
 
 export interface ProsodyInstance {
@@ -70,6 +76,8 @@ export interface ProsodyInstance {
   directTlsPort: number | undefined;
   /** The XEP-0114 component port, when `components` were given. */
   componentPort: number | undefined;
+  /** The HTTP port of mod_websocket (`websocket: true`). */
+  httpPort: number | undefined;
   dir: string;
   configPath: string;
   logPath: string;
@@ -206,6 +214,7 @@ interface Ports {
   s2s: number | undefined;
   directTls: number | undefined;
   component: number | undefined;
+  http: number | undefined;
 }
 
 function renderConfig(o: {
@@ -220,6 +229,7 @@ function renderConfig(o: {
   const modules = [...BASE_MODULES];
   if (cert !== undefined) modules.push('tls');
   if (secure.length > 0) modules.push('secure_interfaces');
+  if (opts.websocket === true) modules.push('websocket');
   modules.push(...(opts.extraModules ?? []));
   const disabled = [...(opts.disabledModules ?? [])];
   if (cert === undefined) disabled.push('tls');
@@ -253,7 +263,8 @@ function renderConfig(o: {
     's2s_direct_tls_ports = { }',
     'legacy_ssl_ports = { }',
     // mod_http is auto-loaded by some modules; keep it off public ports.
-    'http_ports = { }',
+    ports.http !== undefined ? `http_ports = { ${ports.http} }` : 'http_ports = { }',
+    ports.http !== undefined ? 'consider_websocket_secure = true' : '',
     'https_ports = { }',
     `http_interfaces = ${iface}`,
     `https_interfaces = ${iface}`,
@@ -356,6 +367,7 @@ export async function startProsody(opts: ProsodyOptions = {}): Promise<ProsodyIn
       s2s: opts.s2s === true ? await freePort() : undefined,
       directTls: opts.directTls === true ? await freePort() : undefined,
       component: (opts.components?.length ?? 0) > 0 ? await freePort() : undefined,
+      http: opts.websocket === true ? await freePort() : undefined,
     };
     await writeFile(configPath, renderConfig({ opts, dir, hosts, ports, cert }));
     await rm(logPath, { force: true });
@@ -415,6 +427,7 @@ function makeInstance(o: {
     s2sPort: ports.s2s,
     directTlsPort: ports.directTls,
     componentPort: ports.component,
+    httpPort: ports.http,
     dir,
     configPath,
     logPath,

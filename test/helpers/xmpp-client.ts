@@ -52,6 +52,10 @@ interface XmppClientModule {
   xml(name: string, attrs?: Record<string, string | number | undefined> | null, ...children: Array<XmlElement | string>): XmlElement;
 }
 
+// @xmpp/websocket opens a global WebSocket, which Node 20 has only behind a
+// flag: lend it the ws library's (same API, including addEventListener).
+(globalThis as { WebSocket?: unknown }).WebSocket ??= (await import('ws')).WebSocket;
+
 // @xmpp/client ships no type declarations; importing through a variable
 // specifier makes TypeScript treat it as `any`, which we narrow right here.
 const XMPP_CLIENT = '@xmpp/client';
@@ -81,6 +85,11 @@ export interface ConnectOptions {
   presence?: boolean;
   /** Bound on the whole login. Default 10000 ms. */
   timeoutMs?: number;
+  /**
+   * Connect to this service URL instead of xmpp://host:port, e.g.
+   * ws://127.0.0.1:5281/xmpp-websocket for XMPP over WebSocket (RFC 7395).
+   */
+  service?: string;
 }
 
 export interface TestClient {
@@ -114,7 +123,7 @@ export async function connectClient(opts: ConnectOptions): Promise<TestClient> {
   const timeoutMs = opts.timeoutMs ?? 10_000;
   const { mechanism } = opts;
   const xmpp = lib.client({
-    service: `${opts.directTls === true ? 'xmpps' : 'xmpp'}://${opts.host}:${opts.port}`,
+    service: opts.service ?? `${opts.directTls === true ? 'xmpps' : 'xmpp'}://${opts.host}:${opts.port}`,
     domain: opts.domain,
     resource: opts.resource,
     username: opts.username,
