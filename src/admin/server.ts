@@ -97,6 +97,20 @@ function tokenMatches(header: string | undefined, token: string): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
+/**
+ * A POST to a route that changes state: the method, then refuseUnsafe.
+ * True when the request may go on; otherwise it has been answered.
+ */
+function acceptPost(req: IncomingMessage, res: ServerResponse, hooks: AdminHooks): boolean {
+  if (req.method !== "POST") {
+    res.setHeader("allow", "POST");
+    send(res, 405, { error: "use POST" });
+    return false;
+  }
+  req.resume();
+  return !refuseUnsafe(req, res, hooks);
+}
+
 /** Refuses what may not reach a route that changes state or shows sessions; true when it answered. */
 function refuseUnsafe(req: IncomingMessage, res: ServerResponse, hooks: AdminHooks): boolean {
   const fetchSite = req.headers["sec-fetch-site"];
@@ -158,13 +172,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, hooks: AdminHoo
     return;
   }
   if (path === "/reload") {
-    if (method !== "POST") {
-      res.setHeader("allow", "POST");
-      send(res, 405, { error: "use POST" });
-      return;
-    }
-    req.resume();
-    if (refuseUnsafe(req, res, hooks)) return;
+    if (!acceptPost(req, res, hooks)) return;
     const result = await hooks.reload();
     send(res, result.ok ? 200 : 422, result);
     return;
@@ -187,13 +195,7 @@ async function handle(req: IncomingMessage, res: ServerResponse, hooks: AdminHoo
   }
   const close = /^\/sessions\/([^/]+)\/close$/.exec(path);
   if (close !== null && hooks.closeSession) {
-    if (method !== "POST") {
-      res.setHeader("allow", "POST");
-      send(res, 405, { error: "use POST" });
-      return;
-    }
-    req.resume();
-    if (refuseUnsafe(req, res, hooks)) return;
+    if (!acceptPost(req, res, hooks)) return;
     const sid = decodeURIComponent(close[1]!);
     const closed = await hooks.closeSession(sid);
     if (closed === null) {
