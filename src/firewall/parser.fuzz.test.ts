@@ -1,5 +1,5 @@
 // Bounded fuzzing of the rule-file parser and compiler (fast-check, fixed
-// seeds, bounded runs and time): token soup and mutated research fixtures.
+// seeds, bounded runs and time): token soup and mutated example rule files.
 // For any text, parsing and compiling never throw, and every diagnostic
 // carries file:line:col pointing inside the file.
 
@@ -56,7 +56,7 @@ test("fuzz: token soup never throws; every diagnostic has file:line:col inside t
   fc.assert(fc.property(soup, check), { numRuns: 1500, seed: 8071, interruptAfterTimeLimit: 20_000 });
 });
 
-test("fuzz: mutated research rule files never throw; diagnostics stay in range", () => {
+test("fuzz: mutated example rule files never throw; diagnostics stay in range", () => {
   const mutation = fc.record({ at: fc.nat(), del: fc.nat(30), ins: fc.oneof(fc.constantFrom(...TOKENS), fc.string({ maxLength: 8 })) });
   const arb = fc.tuple(fc.nat(FILES.length - 1), fc.array(mutation, { minLength: 1, maxLength: 8 })).map(([i, muts]) => {
     let t = FILES[i]!;
@@ -69,7 +69,7 @@ test("fuzz: mutated research rule files never throw; diagnostics stay in range",
   fc.assert(fc.property(arb, check), { numRuns: 800, seed: 8072, interruptAfterTimeLimit: 20_000 });
 });
 
-test("fuzz: the mutations start from the research fixtures (most parse cleanly; research-f* show Prosody pitfalls)", () => {
+test("fuzz: the mutations start from the example fixtures (most parse cleanly; pitfall-* show Prosody pitfalls)", () => {
   const clean = NAMES.filter((_, i) => parseRuleFile("f.pfw", FILES[i]!).errors.length === 0);
   assert.ok(clean.length >= 8, `clean fixtures: ${clean.join(", ")}`);
 });

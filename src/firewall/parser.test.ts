@@ -1,5 +1,5 @@
-// Parser tests: every construct of research §2.2/§2.5/§2.6 into the AST, every
-// research example file (test/fixtures/firewall), and errors with exact
+// Parser tests: every construct of docs/firewall.md (syntax, conditions, definitions) into the AST, every
+// example rule file (test/fixtures/firewall; docs/firewall.md, "Example rule files"), and errors with exact
 // file:line:col positions.
 import assert from "node:assert/strict";
 import { readFileSync, readdirSync } from "node:fs";
@@ -61,7 +61,7 @@ describe("rule structure", () => {
   it("allows definitions and metadata between rules", () => {
     const r = parse("@@ trace = on\n%ZONE z: a.example\n\nDROP.\n%RATE r: 1\n");
     assert.deepEqual(r.ast.metadata.map((m) => [m.key, m.value]), [["trace", "on"]]);
-    // %RATE straight after an action is an error (quirk 1), reported below.
+    // %RATE straight after an action is an error (docs/firewall.md, "Prosody bugs we fix", 1), reported below.
     assert.equal(r.ast.definitions.length, 2);
     assert.equal(r.errors.length, 1);
   });
@@ -376,7 +376,7 @@ describe("definitions", () => {
 
 describe("errors, with exact positions", () => {
   const cases: [string, string, string[]][] = [
-    ["a condition straight after an action (quirk 1)", "LOG=hi\nKIND: message\nDROP.", ["t.pfw:2:1: condition straight after an action: separate rules with a blank line (Prosody would silently drop this condition and run the rule above twice)"]],
+    ["a condition straight after an action (Prosody would duplicate the rule)", "LOG=hi\nKIND: message\nDROP.", ["t.pfw:2:1: condition straight after an action: separate rules with a blank line (Prosody would silently drop this condition and run the rule above twice)"]],
     ["a chain header straight after an action", "DROP.\n::preroute\nPASS.", ["t.pfw:2:1: a chain header straight after an action: separate it from the rule above with a blank line (Prosody would silently swallow this line)"]],
     ["a definition inside a rule", "KIND: message\n%RATE r: 1\nDROP.", ["t.pfw:2:1: a definition inside a rule: the conditions above have no action yet"]],
     ["conditions before a blank line", "\nKIND: message\nTYPE: chat\n\nDROP.", ["t.pfw:2:1: conditions without an action: a rule needs at least one action (such as DROP.) before the blank line"]],
@@ -420,9 +420,9 @@ describe("errors, with exact positions", () => {
   });
 });
 
-describe("research example files (test/fixtures/firewall)", () => {
-  const files = readdirSync(FIXTURES).filter((f) => f.startsWith("research-") && f.endsWith(".pfw"));
-  const bad = new Set(["research-f2-condition-after-action.pfw", "research-f4-lowercase-condition.pfw"]);
+describe("example rule files (test/fixtures/firewall)", () => {
+  const files = readdirSync(FIXTURES).filter((f) => /^(example|pitfall)-/.test(f) && f.endsWith(".pfw"));
+  const bad = new Set(["pitfall-f2-condition-after-action.pfw", "pitfall-f4-lowercase-condition.pfw"]);
   for (const f of files) {
     const text = readFileSync(join(FIXTURES, f), "utf8");
     it(`${f} ${bad.has(f) ? "is rejected" : "parses"}`, () => {
@@ -433,14 +433,14 @@ describe("research example files (test/fixtures/firewall)", () => {
   }
 
   it("(a) has two rules and a file list between them", () => {
-    const r = parseRuleFile("a", readFileSync(join(FIXTURES, "research-a-block-spammer.pfw"), "utf8"));
+    const r = parseRuleFile("a", readFileSync(join(FIXTURES, "example-a-block-spammer.pfw"), "utf8"));
     assert.equal(r.ast.rules.length, 2);
     assert.deepEqual(r.ast.definitions[0]!.spec, { type: "LIST", list: { backend: "file", path: "/etc/prosody/blocked_jids.txt", missingOk: false }, filters: [] });
     assert.deepEqual(r.ast.rules[1]!.conditions.map((c) => c.spec.name), ["KIND", "TYPE", "CHECK_LIST"]);
   });
 
   it("(e) puts rules into deliver and six user chains", () => {
-    const r = parseRuleFile("e", readFileSync(join(FIXTURES, "research-e-spam-blocking.pfw"), "utf8"));
+    const r = parseRuleFile("e", readFileSync(join(FIXTURES, "example-e-spam-blocking.pfw"), "utf8"));
     assert.deepEqual([...new Set(r.ast.rules.map((x) => x.chain))], [
       "deliver",
       "user/spam_check",
@@ -452,7 +452,7 @@ describe("research example files (test/fixtures/firewall)", () => {
   });
 
   it("(f1) weekday names in TIME are accepted as whole days, and flagged", () => {
-    const r = parseRuleFile("f1", readFileSync(join(FIXTURES, "research-f1-office-hours.pfw"), "utf8"));
+    const r = parseRuleFile("f1", readFileSync(join(FIXTURES, "pitfall-f1-office-hours.pfw"), "utf8"));
     assert.deepEqual(r.ast.rules[0]!.conditions[0]!.spec, {
       name: "TIME",
       ranges: [
@@ -465,19 +465,19 @@ describe("research example files (test/fixtures/firewall)", () => {
   });
 
   it("(f2) a condition after an action is a hard error", () => {
-    const r = parseRuleFile("f2", readFileSync(join(FIXTURES, "research-f2-condition-after-action.pfw"), "utf8"));
+    const r = parseRuleFile("f2", readFileSync(join(FIXTURES, "pitfall-f2-condition-after-action.pfw"), "utf8"));
     assert.deepEqual(r.errors.map((e) => `${e.line}:${e.column}`), ["2:1"]);
   });
 
   it("(f3) COUNT with '=' is read as '==' and flagged", () => {
-    const r = parseRuleFile("f3", readFileSync(join(FIXTURES, "research-f3-count-equals.pfw"), "utf8"));
+    const r = parseRuleFile("f3", readFileSync(join(FIXTURES, "pitfall-f3-count-equals.pfw"), "utf8"));
     assert.deepEqual(r.errors, []);
     assert.deepEqual(r.ast.rules[0]!.conditions[0]!.spec, { name: "COUNT", pattern: "url", search: "body", op: "==", value: 1 });
     assert.match(r.warnings[0]!.format(), /^f3:4:20: COUNT with '=' is read as '=='/);
   });
 
   it("(f4) a lower-case condition name is an unknown condition", () => {
-    const r = parseRuleFile("f4", readFileSync(join(FIXTURES, "research-f4-lowercase-condition.pfw"), "utf8"));
+    const r = parseRuleFile("f4", readFileSync(join(FIXTURES, "pitfall-f4-lowercase-condition.pfw"), "utf8"));
     assert.deepEqual(r.errors.map((e) => e.format()), ["f4:1:1: Unknown condition: kind (condition names are case-sensitive: write KIND)"]);
   });
 });
