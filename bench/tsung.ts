@@ -1,4 +1,4 @@
-// tsung suite (issue 7): the Debian tsung load generator drives a real
+// tsung suite (bench/README.md, "tsung"): the Debian tsung load generator drives a real
 // Prosody four times in the same run: directly, through a plain Node pipe()
 // proxy, through HAProxy (mode tcp), and through xmpp-guard (shipped rule
 // set, rates scaled as in the throughput suite), with the same scenario: M users log in (SASL PLAIN, bind, session, presence), then each

@@ -1,4 +1,4 @@
-// All cores (issue 7): `workers: N` (N > 1) runs N worker processes through
+// All cores (docs/deploy.md, "All cores: `workers`"): `workers: N` (N > 1) runs N worker processes through
 // node:cluster. The primary owns the admin port, validates reloads once and
 // fans them out, aggregates metrics from every worker, restarts crashed
 // workers with backoff, and drains them all on SIGTERM. Workers run the

@@ -1,4 +1,4 @@
-// Every action (research §2.4): verdicts, the stanzas produced (bounce, reply,
+// Every action (docs/firewall.md, "Actions"): verdicts, the stanzas produced (bounce, reply,
 // copy, redirect, forward, report), logs with expression expansion, marks,
 // STRIP/INJECT rewrites, control flow across files and JUMP CHAIN, DEFAULT
 // per chain, and the actions refused at load.

@@ -1,4 +1,4 @@
-// Actions → closures (research §2.4). Each returns how control goes on: next
+// Actions → closures (docs/firewall.md, "Actions"). Each returns how control goes on: next
 // action, return nil/true/false from the handler, or return the chain's pass
 // value. Stanzas are built the way Prosody builds them (st.reply,
 // st.error_reply, the FORWARD/REPORT wrappers). Actions that need the

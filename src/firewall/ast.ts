@@ -1,4 +1,4 @@
-// The syntax tree of a mod_firewall rule file (research §2.2, §2.5, §2.6).
+// The syntax tree of a mod_firewall rule file (docs/firewall.md).
 // Every node carries the physical position of its first character. The tree
 // is plain data: the parser fills it, the compiler reads it and never mutates
 // it. Parameters are already parsed here, so the compiler only resolves names.
@@ -88,7 +88,7 @@ export interface Template {
 }
 
 // ---------------------------------------------------------------------------
-// Conditions (research §2.5).
+// Conditions (docs/firewall.md, "Conditions").
 
 export type PartMatcher =
   | { readonly kind: "exact"; readonly value: string }
@@ -172,7 +172,7 @@ export interface ConditionNode {
 }
 
 // ---------------------------------------------------------------------------
-// Actions (research §2.4). DISCONNECT is an xmpp-guard extension.
+// Actions (docs/firewall.md, "Actions"). DISCONNECT is an xmpp-guard extension.
 
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
@@ -205,7 +205,7 @@ export interface ActionNode {
 }
 
 // ---------------------------------------------------------------------------
-// Definitions (research §2.6).
+// Definitions (docs/firewall.md, "Definitions").
 
 export const LIST_FILTERS = ["upper", "lower", "md5", "sha1", "sha256", "prep", "bare", "log"] as const;
 export type ListFilter = (typeof LIST_FILTERS)[number];

@@ -188,7 +188,7 @@ export class CompiledRuleSet {
   }
 }
 
-/** What Prosody does when a handler returns false (DEFAULT), research §2.4. */
+/** What Prosody does when a handler returns false (DEFAULT): docs/firewall.md, "What a handler's answer means". */
 function defaultOutcome(chain: RunChain, f: Facts): RunState["outcome"] {
   if (chain === "preroute") return undefined;
   if (!mayAnswerWithError(f.name, f.type)) return { verdict: "drop" };

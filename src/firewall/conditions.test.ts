@@ -1,4 +1,4 @@
-// Evaluation of every condition (research §2.5) through compiled rule sets,
+// Evaluation of every condition (docs/firewall.md, "Conditions") through compiled rule sets,
 // with fake providers; conditions whose provider is missing are refused at
 // load with a message; payload conditions call tree() only when reached.
 import assert from "node:assert/strict";

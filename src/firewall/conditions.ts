@@ -1,7 +1,7 @@
-// Conditions → closures over the run state (research §2.5). Each carries a
+// Conditions → closures over the run state (docs/firewall.md, "Conditions"). Each carries a
 // cost class so a rule tests head-only conditions first, then lookups, then
 // conditions that need the payload tree, and LIMIT last: a rule only takes a
-// token when everything else in it matched (fixes Prosody quirk 2). Conditions
+// token when everything else in it matched (docs/firewall.md, "Prosody bugs we fix", 3). Conditions
 // needing server state the proxy has no provider for are refused here.
 import type { ConditionNode, ConditionSpec, PartMatcher } from "./ast.js";
 import type { CompileEnv } from "./compile-env.js";

@@ -96,7 +96,7 @@ export type Verdict = "pass" | "drop" | "bounce" | "disconnect";
 
 export interface FirewallResult {
   readonly verdict: Verdict;
-  /** For "bounce": the error stanza to send to the origin session (research §2.4). */
+  /** For "bounce": the error stanza to send to the origin session (docs/firewall.md, "Error replies"). */
   readonly bounce?: { readonly condition: string; readonly type: string; readonly text?: string | undefined; readonly stanza: string };
   /** For "disconnect": the stream error to close the origin session with. */
   readonly disconnect?: { readonly condition: string; readonly text?: string | undefined };
@@ -128,7 +128,7 @@ export interface RosterEntry {
   readonly groups: readonly string[];
 }
 
-/** A learned roster: unknown rosters answer "no entry" (research §11). */
+/** A learned roster: unknown rosters answer "no entry" (docs/firewall.md, "What is refused, and why"). */
 export interface RosterLookup {
   /** The entry `owner` (bare JID) has for `contact` (bare JID), if known. */
   entry(owner: string, contact: string): RosterEntry | undefined;

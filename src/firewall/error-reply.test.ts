@@ -1,5 +1,5 @@
 // buildErrorReply: the exact stanza Prosody's st.error_reply produces
-// (research §2.4, verified live), with and without text, for each kind.
+// (docs/firewall.md, "Error replies"; checked on a live Prosody), with and without text, for each kind.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { buildErrorReply, errorReplyFor, mayAnswerWithError } from "./error-reply.js";

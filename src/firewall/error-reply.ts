@@ -1,5 +1,5 @@
-// Stanza error replies built the way Prosody's st.error_reply does (research
-// §2.4 "The exact bounce stanza", §11): to/from swapped, same name and id,
+// Stanza error replies built the way Prosody's st.error_reply does (docs/
+// firewall.md, "Error replies"): to/from swapped, same name and id,
 // type='error', an <error type=…> with the condition and optional <text> in
 // urn:ietf:params:xml:ns:xmpp-stanzas. No payload, no xml:lang, no `by`.
 // Shared by every policy stage that answers a stanza with an error.

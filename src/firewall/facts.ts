@@ -1,6 +1,6 @@
 // Per-run facts about one stanza, computed lazily and at most once: the
 // variables Prosody's compiled handlers declare (to, from, bare_to, split_to…,
-// research §2.3), the payload tree (only when a condition needs it), and the
+// docs/firewall.md, "The addresses a rule sees"), the payload tree (only when a condition needs it), and the
 // stanza as re-serialised for copies. STRIP/INJECT switch the facts to a
 // private mutable copy of the tree; the StanzaView's own tree is never touched.
 import { readHead } from "../xml/head.js";

@@ -1,5 +1,5 @@
 // Lexer tests: trimming, comments, continuation lines and the positions they
-// map back to, line classification (research §2.2).
+// map back to, line classification (docs/firewall.md, "Files and syntax").
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { classify, lex } from "./lexer.js";

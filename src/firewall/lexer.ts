@@ -1,4 +1,4 @@
-// Rule-file lexer: physical lines → classified logical lines (research §2.2).
+// Rule-file lexer: physical lines → classified logical lines (docs/firewall.md, "Files and syntax").
 // Each line is trimmed of ASCII whitespace; a line ending in `\` is joined to
 // the next trimmed line with the backslash dropped and no space inserted. The
 // kind of a line depends only on its form; whether it is allowed where it

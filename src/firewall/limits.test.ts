@@ -1,4 +1,4 @@
-// LIMIT and %RATE with a fake clock (research §0 util.throttle, §2.6): bucket
+// LIMIT and %RATE with a fake clock (util.throttle in docs/shaping.md, %RATE in docs/firewall.md): bucket
 // size R×B, refill R/s, failed polls take nothing, per-key LRU tables with
 // deny-when-full and allow overflow, sharing per (file, chain, rate), and
 // carry-over of bucket state across reloads.

@@ -1,4 +1,4 @@
-// Rate limiters for LIMIT (research §0 util.throttle, §2.6 %RATE). Unlike the
+// Rate limiters for LIMIT (docs/shaping.md, "Prosody's token bucket: util.throttle"; %RATE in docs/firewall.md, "Definitions"). Unlike the
 // shaping TokenBucket (reservation semantics), a poll that fails deducts
 // nothing, exactly like Prosody's util.throttle: capacity R×B, refill R per
 // second, starts full, refreshed lazily only when the balance is short.

@@ -1,4 +1,4 @@
-// %LIST backends (research §2.6): in-memory sets (optionally LRU-bounded),
+// %LIST backends (docs/firewall.md, "Definitions"): in-memory sets (optionally LRU-bounded),
 // file lists (one exact item per line, read at load), and remote lists opened
 // through an injected provider. Filters normalise every argument of add,
 // remove and contains. Hash filters produce lower-case hex digests.

@@ -1,7 +1,7 @@
-// Rule-file parser: logical lines → RuleFileAst (research §2.2, §2.5, §2.6).
+// Rule-file parser: logical lines → RuleFileAst (docs/firewall.md: "Files and syntax", "Conditions", "Definitions").
 // Rules are conditions then actions, separated by blank lines. Unlike Prosody,
 // a condition, chain header or definition straight after an action is an
-// error (Prosody silently drops the line and duplicates the rule: quirk 1), and
+// error (Prosody silently drops the line and duplicates the rule: docs/firewall.md, "Prosody bugs we fix", 1), and
 // so are conditions left without an action. Errors are collected; after each
 // one the parser resynchronises at the next line so one run reports them all.
 import {
@@ -95,7 +95,7 @@ export const STREAM_ERROR_CONDITIONS = [
   "unsupported-version",
 ] as const;
 
-/** Default error type per condition when BOUNCE gives none (research §2.4). */
+/** Default error type per condition when BOUNCE gives none (docs/firewall.md, "Error replies"). */
 export const DEFAULT_ERROR_TYPES: Readonly<Record<string, string>> = {
   "bad-request": "modify",
   "jid-malformed": "modify",

@@ -1,4 +1,4 @@
-// One test per documented mod_firewall bug or quirk (research §2.2–§2.6) that
+// One test per documented mod_firewall bug or quirk (docs/firewall.md, "Prosody bugs we fix") that
 // xmpp-guard fixes instead of copying, showing our behaviour. The list, with
 // reasons, is also test/fixtures/firewall/deliberate-differences.json (the
 // differential test against prosodyctl skips exactly these); a test below

@@ -1,6 +1,6 @@
 // The evaluation machinery shared by compiled conditions and actions: compiled
 // rule and handler shapes, the per-run state that collects results, and the
-// control flow of research §2.4 (handlers return nil / true / false; PASS
+// control flow of docs/firewall.md, "What a handler's answer means" (handlers return nil / true / false; PASS
 // returns the chain's pass value; JUMP CHAIN fires a chain's handlers).
 import type { ActionName, ChainName, SourceLoc } from "./ast.js";
 import type {

@@ -1,4 +1,4 @@
-// Prosody stanza paths (util.stanza `find`, research §2.5 INSPECT): segments
+// Prosody stanza paths (util.stanza `find`; docs/firewall.md, "Reading the stanza as the server holds it"): segments
 // `{ns}name` separated by `/`, ending in `#` (text of the last child) or
 // `@attr` (attribute of the element reached). Each step takes the FIRST
 // matching child, compared by the namespace the server records on elements

@@ -1,7 +1,7 @@
-// Parameter expressions (research §2.5 "Expressions"): `$<path|func||"default">`
+// Parameter expressions (docs/firewall.md, "Expressions"): `$<path|func||"default">`
 // reads the stanza, `$(…)` evaluates code. We never run Lua: `$(…)` accepts a
 // fixed safe subset and anything else is a load-time error. Unlike Prosody
-// v2023 (quirk 4), the `||"default"` override works inside parameters.
+// v2023 (docs/firewall.md, "Prosody bugs we fix", 5), the `||"default"` override works inside parameters.
 import { JID_FUNCS, type CodeExpr, type JidFunc, type Template, type TemplatePart } from "./ast.js";
 import { parseStanzaPath } from "./stanza-path.js";
 

@@ -17,7 +17,7 @@ function refused(raw: unknown): { at: string | undefined; message: string } {
 }
 
 describe("parseMucLimits", () => {
-  it("fills Prosody's defaults (research §3) for absent keys", () => {
+  it("fills Prosody's defaults for absent keys", () => {
     const v = ok({});
     assert.deepEqual(v, MUC_LIMITS_DEFAULTS);
     assert.equal(v.event_rate, 0.5);

@@ -1,4 +1,4 @@
-// Options of the MUC flood limits (research prosody-modules.md §3, mod_muc_limits)
+// Options of the MUC flood limits (mod_muc_limits; docs/muc-limits.md, "Options")
 // with Prosody's defaults, and a pure validator the config schema plugs in. The
 // validator never throws and never clamps: where Prosody silently clamps a bad
 // value (math.max) we refuse it, naming the key. Names drop Prosody's `muc_`
@@ -60,7 +60,7 @@ export interface MucLimitsOptions {
   readonly max_tracked_occupants: number;
 }
 
-/** Prosody's defaults (research §3), plus ours for the options it does not have. */
+/** Prosody's defaults (docs/muc-limits.md, "Options"), plus ours for the options it does not have. */
 export const MUC_LIMITS_DEFAULTS: MucLimitsOptions = Object.freeze({
   hosts: Object.freeze([]) as readonly string[],
   event_rate: 0.5,

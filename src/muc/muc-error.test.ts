@@ -1,5 +1,5 @@
-// mod_muc_limits' error replies byte for byte (research §3 "Exact error
-// layout"), and the Prosody-style serialization of a copied <x/>.
+// mod_muc_limits' error replies byte for byte (docs/muc-limits.md, "The bounces,
+// byte for byte"), and the Prosody-style serialization of a copied <x/>.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parse } from "ltx";

@@ -1,5 +1,5 @@
-// The error replies mod_muc_limits sends, byte for byte (research
-// prosody-modules.md §3 "Exact error layout"). They are st.error_reply()
+// The error replies mod_muc_limits sends, byte for byte (docs/muc-limits.md,
+// "The bounces, byte for byte"). They are st.error_reply()
 // stanzas plus children added at util.stanza's cursor, which is left on
 // <error>: `:up()` moves it to the stanza, so a child added without `:up()`
 // lands inside <error>. The shared firewall builder makes the base reply; this

@@ -1,5 +1,5 @@
-// MucLimitsStage on a FakeClock over the real Stanza view: the research's
-// algorithm step by step (prosody-modules.md §3), exact bounces, the cost
+// MucLimitsStage on a FakeClock over the real Stanza view: mod_muc_limits'
+// algorithm step by step (docs/muc-limits.md), exact bounces, the cost
 // function, per-occupant-first, the room bucket against a wave, exemptions
 // learned from the server's presence, PMs, hosts, eviction and caps, reload.
 import assert from "node:assert/strict";
@@ -90,7 +90,7 @@ describe("cost function (step 5)", () => {
     assert.equal(countNewlines("a\n".repeat(10_000)), 10_000);
   });
 
-  it("is base + newlines × multiplier (research: a 10-line body costs 1.9)", () => {
+  it("is base + newlines × multiplier (as in mod_muc_limits, a 10-line body costs 1.9)", () => {
     assert.equal(eventCost(0, D), 1);
     assert.equal(eventCost(1, D), 1.1);
     assert.equal(eventCost(9, D), 1 + 9 * 0.1);

@@ -1,4 +1,4 @@
-// mod_muc_limits at the edge (research prosody-modules.md §3 and §11): charges
+// mod_muc_limits at the edge (docs/muc-limits.md): charges
 // groupchat messages and joins / presence changes sent to rooms on the listed
 // MUC hosts against a bucket per room and, optionally, one per occupant, and
 // bounces what is over a limit exactly as mod_muc_limits does. Affiliations are
@@ -354,7 +354,7 @@ export class MucLimitsStage implements PolicyStage {
     return root !== null && childNs(root, enterScope(NO_NS, root), "x", NS_MUC) !== undefined;
   }
 
-  /** Steps 2 to 6 of the research's algorithm for one stanza to a room. */
+  /** Steps 2 to 6 of mod_muc_limits' algorithm (docs/muc-limits.md, "The algorithm, in order") for one stanza to a room. */
   #charge(stanza: StanzaView, session: SessionInfo, kind: "message" | "presence", addr: RoomAddress): Verdict | undefined {
     // The server stamps a c2s stanza's `from` with the bound JID whatever the
     // client wrote; over s2s the remote server's `from` is what it routes.

@@ -3,7 +3,7 @@
 // with respect to the network: they see a StanzaView and the session's
 // identity, and answer; the session carries the verdict out.
 //
-// Order (design.md): shaping → registration → firewall → MUC limits. The
+// Order (docs/ARCHITECTURE.md, "Order of the policy stages"): shaping → registration → firewall → MUC limits. The
 // stanza size limit is enforced earlier, inside the framer, because it must
 // bound the memory held for a partial stanza.
 

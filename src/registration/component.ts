@@ -1,5 +1,5 @@
 // XEP-0114 external component connection, used to deliver registration
-// watcher notifications (mod_watchregistrations, research §6) as real XMPP
+// watcher notifications (mod_watchregistrations; docs/registration.md, "Watcher notifications") as real XMPP
 // messages through the server. A small, resilient client: connect to the
 // server's component port, open a `jabber:component:accept` stream, answer
 // with <handshake>SHA-1(stream id + secret)</handshake>, then send queued

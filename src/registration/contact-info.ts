@@ -1,4 +1,4 @@
-// XEP-0157 contact addresses (mod_server_contact_info, research §9): the one
+// XEP-0157 contact addresses (mod_server_contact_info; docs/registration.md, "Contact addresses (XEP-0157)"): the one
 // place the proxy rewrites bytes. In the server's disco#info result about its
 // own domain, on its way to a c2s client, add a XEP-0128 `jabber:x:data` form
 // with FORM_TYPE http://jabber.org/network/serverinfo holding the configured
@@ -149,7 +149,7 @@ function mergeEdits(buf: Buffer, tags: readonly Tag[], formIndex: number, info: 
   return edits;
 }
 
-/** True when `node` is absent or an entity-caps node (`<uri>#<ver>`), as research §9 describes. */
+/** True when `node` is absent or an entity-caps node (`<uri>#<ver>`): the queries Prosody adds the form to (docs/registration.md, "Contact addresses (XEP-0157)"). */
 function hostNode(node: string | undefined): boolean {
   return node === undefined || node.includes("#");
 }

@@ -1,4 +1,4 @@
-// `xmpp-guard users import FILE --config CONFIG` (issue 6 §2): read an account
+// `xmpp-guard users import FILE --config CONFIG` (docs/registration.md, "`users import`"): read an account
 // list, report each refused line as `file:line: message`, store the rest as
 // known accounts (source `import`) and summarise. Exit codes follow cli.ts:
 // 0 all lines taken, 1 some line refused or the file unreadable, 3 the state

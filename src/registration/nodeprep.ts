@@ -6,7 +6,7 @@
 // subset of nodeprep's (bidi rules and Unicode 3.2 unassigned code points are
 // left to the server).
 
-/** Prosody's stringprep works in a 1024-byte buffer: longer input fails (research §7). */
+/** Prosody's stringprep works in a 1024-byte buffer, NUL included: 1024 bytes or more fail (docs/registration.md, "Names: nodeprep and skeletons"). */
 export const MAX_NODE_BYTES = 1023;
 
 // RFC 3454 table B.1: commonly mapped to nothing.

@@ -1,4 +1,4 @@
-// Delivers mod_watchregistrations notifications (research §6) for each
+// Delivers mod_watchregistrations notifications (docs/registration.md, "Watcher notifications") for each
 // registration the server accepted: one <message/> per registration_watchers
 // entry, sent from the component JID over the XEP-0114 connection
 // (component.ts), and optionally a JSON POST to registration_webhook. Lives as

@@ -1,5 +1,5 @@
 // The `registration:` config section with Prosody's option names and defaults
-// (research §4-8): mod_register_limits, mod_block_registrations, mod_mimicking,
+// (docs/registration.md, "Options"): mod_register_limits, mod_block_registrations, mod_mimicking,
 // mod_tombstones and mod_watchregistrations. parseRegistrationOptions never
 // throws; it returns the shaping units' ParseResult so the config schema can
 // adapt it with `parsed()`. Lua patterns are checked here by translating them.
@@ -51,7 +51,7 @@ export interface RegistrationOptions {
   readonly registration_webhook: string | null;
 }
 
-/** mod_block_registrations' default reserved names (research §5). */
+/** mod_block_registrations' default reserved names (docs/registration.md, "Options"). */
 export const PROSODY_RESERVED_USERS: readonly string[] = Object.freeze([
   "abuse", "admin", "administrator", "hostmaster", "info", "news", "noc", "operator", "owner", "postmaster",
   "register", "registration", "root", "security", "service", "signup", "support", "sysadmin", "sysop", "system",

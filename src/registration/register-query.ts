@@ -1,5 +1,5 @@
 // Reads a XEP-0077 `jabber:iq:register` iq the way mod_register_ibr and
-// mod_user_account_management do (research §4): a data form when present,
+// mod_user_account_management do (docs/registration.md, "How Prosody handles a registration"): a data form when present,
 // otherwise the legacy <username/>/<password/> children, or <remove/>. A
 // client may send a field more than once (or both a form and legacy fields);
 // every distinct username it mentions is returned, so the policy can refuse

@@ -18,7 +18,7 @@ import { MAX_PENDING_PER_SESSION, RegistrationStage, type DeletedEvent, type Ref
 const T0 = Date.UTC(2025, 0, 1);
 const S = "urn:ietf:params:xml:ns:xmpp-stanzas";
 
-/** The exact error stanzas of research §4-8 for an iq with id `reg1`. */
+/** The exact error stanzas Prosody sends (docs/registration.md, "Refusals") for an iq with id `reg1`. */
 const EXPECTED = {
   throttled: `<iq id='reg1' type='error'><error type='wait'><policy-violation xmlns='${S}'/><text xmlns='${S}'>Too many registrations from this IP address recently</text></error></iq>`,
   blocklisted: `<iq id='reg1' type='error'><error type='auth'><forbidden xmlns='${S}'/><text xmlns='${S}'>Your IP address is blocklisted</text></error></iq>`,

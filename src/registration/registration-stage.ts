@@ -1,4 +1,4 @@
-// The "registration" policy stage (issue 6, research §4-8, §11). Inbound on
+// The "registration" policy stage (docs/registration.md). Inbound on
 // pre-auth c2s streams it judges XEP-0077 registration sets with Prosody's
 // rules and answers refusals with Prosody's exact error stanzas; outbound it
 // watches the server's answers to learn what really happened: a result to a
@@ -43,7 +43,7 @@ export interface Refusal {
 
 /**
  * The stanza error each refusal carries, exactly as Prosody's modules send it
- * (research §4 steps 4-5, mod_register_limits, §5, §7, §8). `store-error` is
+ * (docs/registration.md, "How Prosody handles a registration", "Refusals"). `store-error` is
  * ours: the state database failed, so we refuse rather than guess.
  */
 export const REFUSALS: Readonly<Record<RefusalReason, Refusal>> = Object.freeze({
@@ -269,7 +269,7 @@ export class RegistrationStage implements PolicyStage {
     return undefined;
   }
 
-  /** Validity and mod_block_registrations, in its order (research §5). */
+  /** Validity and mod_block_registrations, in its order (docs/registration.md, "Refusals"). */
   #judgeName(requested: string): { name: string; refused?: RefusalReason } {
     const name = nodeprep(requested);
     if (name === null) return { name: "", refused: "invalid-username" };
@@ -283,7 +283,7 @@ export class RegistrationStage implements PolicyStage {
     return { name };
   }
 
-  /** mod_register_limits: blocklist, allowlist-only, then the bucket (research §4). */
+  /** mod_register_limits: blocklist, allowlist-only, then the bucket (docs/registration.md, "Refusals"). */
   #judgeIp(ip: string): RefusalReason | undefined {
     const o = this.options;
     if (o.registration_blocklist.has(ip)) return "blocklisted";

@@ -1,11 +1,11 @@
-// The research's skeleton vectors (§7), computed by Prosody 0.12 through ICU 72:
+// Skeleton vectors computed by Prosody 0.12 through ICU 72 (docs/registration.md, "Names: nodeprep and skeletons"):
 // nodeprep first, then the UTS #39 skeleton, must give the same strings here.
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { nodeprep } from "./nodeprep.js";
 import { CONFUSABLES, MAX_SKELETON_INPUT, SKELETON_VERSION, skeleton } from "./skeleton.js";
 
-/** [input, nodeprep, skeleton] from research §7. */
+/** [input, nodeprep, skeleton], as Prosody 0.12's util.encodings computes them. */
 const VECTORS: readonly (readonly [string, string, string])[] = [
   ["admin", "admin", "adrnin"],
   ["\u0430dmin", "\u0430dmin", "adrnin"], // Cyrillic а

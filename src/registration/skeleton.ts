@@ -1,5 +1,5 @@
 // UTS #39 §4 skeletons, as ICU's uspoof_getSkeleton computes them for
-// mod_mimicking and mod_block_registrations (research §7): NFD, map every code
+// mod_mimicking and mod_block_registrations (docs/registration.md, "Names: nodeprep and skeletons"): NFD, map every code
 // point to its prototype from Unicode's confusables.txt, NFD again. Two names
 // look alike when their skeletons are equal. The table comes from the
 // `unhomoglyph` npm package (confusables.txt 13.0.0, one entry per source code

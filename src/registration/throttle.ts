@@ -1,5 +1,5 @@
 // The per-IP registration throttle of mod_register_limits, which is Prosody's
-// util.throttle token bucket (research §0, §4): capacity `max`, refilled at
+// util.throttle token bucket (docs/shaping.md, "Prosody's token bucket: util.throttle"): capacity `max`, refilled at
 // max/period per second, starting full; a poll of cost 1 succeeds and debits
 // when the balance covers it, and otherwise fails without debiting. Pure: the
 // state comes from and goes back to the RegistrationStore, time from a clock.

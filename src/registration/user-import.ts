@@ -1,4 +1,4 @@
-// Seeding the known accounts (issue 6 §2, `xmpp-guard users import FILE`) so
+// Seeding the known accounts (docs/registration.md, "Known accounts"; `xmpp-guard users import FILE`) so
 // look-alike checks work from day one: parse a list of accounts, such as the
 // output of `prosodyctl shell user:list example.org`, and store each one with
 // its skeleton. Accounts already known are left as they are.

@@ -1,4 +1,4 @@
-// mod_watchregistrations (research §6): the notification text with Prosody's
+// mod_watchregistrations (docs/registration.md, "Watcher notifications"): the notification text with Prosody's
 // `$word` substitution, the <message/> stanzas to each watcher, and the XEP-0114
 // handshake digest the app needs to send them through a component connection.
 // Pure: building stanzas here, delivering them is the app's job.

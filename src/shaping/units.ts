@@ -2,7 +2,7 @@
 // bursts ("2s"), and xmpp-guard's per-kind stanza rates ({ rate: 10, burst: 20 }).
 // Accepts every value Prosody 0.12/13 parses (and more), rejects garbage with a
 // message for the config layer to prefix with its path. Never throws on input.
-// Prosody's parser and its surprises: shared/research/prosody-modules.md §1.
+// Prosody's parser and its surprises: docs/shaping.md, "Where Prosody's parser is surprising, and what we do".
 import type { StanzaKind } from "../xml/stanza-view.js";
 
 /** A bucket's parameters: `rate` tokens per second, at most `capacity` tokens. */

@@ -1,4 +1,4 @@
-// The fleet RegistrationStore (issue 7): one Redis shared by every xmpp-guard
+// The fleet RegistrationStore (docs/deploy.md, "Fleets: several instances, one Redis"): one Redis shared by every xmpp-guard
 // instance and worker. Policy stages judge stanzas synchronously, so this
 // store is a replicated cache: `open()` loads the prefix's state into memory
 // and subscribes to the fleet's change channel; reads are answered from

@@ -1,4 +1,4 @@
-// The durable state behind registration hygiene (issue 6): per-IP throttle
+// The durable state behind registration hygiene (docs/registration.md, "State and backups"): per-IP throttle
 // buckets, the known accounts of each host with their UTS #39 skeletons, and
 // tombstones of deleted accounts. Callers normalise hosts (lower-case) and
 // usernames (nodeprep) before they get here; the store compares strings as

@@ -1,6 +1,6 @@
 // The `state:` config section, validated without throwing so the config schema
 // can adapt it (it returns the shaping units' ParseResult shape). SQLite by
-// default; `redis` (issue 7) moves the shared state of a fleet to one Redis.
+// default; `redis` (docs/deploy.md, "Fleets: several instances, one Redis") moves the shared state of a fleet to one Redis.
 import type { ParseResult } from "../shaping/units.js";
 import { DEFAULT_STATE_PATH } from "./sqlite-store.js";
 

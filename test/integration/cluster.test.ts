@@ -1,4 +1,4 @@
-// workers: 2 (issue 7): the real CLI as a cluster primary with two workers in
+// workers: 2 (docs/deploy.md, "All cores: `workers`"): the real CLI as a cluster primary with two workers in
 // front of a scripted upstream. Connections spread over both workers, the
 // admin port aggregates their metrics, a reload reaches both (and a bad one
 // reaches neither), a killed worker is restarted, SIGTERM drains and exits 0.

@@ -1,4 +1,4 @@
-// Connection scale (issue 7): XG_SESSIONS (default 10,000) concurrent
+// Connection scale (docs/deploy.md, "Many connections: file descriptors"): XG_SESSIONS (default 10,000) concurrent
 // plaintext c2s sessions through the real CLI to a minimal upstream, every
 // process under a raised `ulimit -n`. None may fail, /metrics must count them
 // all, and closing them must bring the count back to 0.

@@ -1,4 +1,4 @@
-// Fleet state (issue 7): the registration stage gives the same answers on
+// Fleet state (docs/deploy.md, "Fleets: several instances, one Redis"): the registration stage gives the same answers on
 // SQLite and on Redis — one instance, and two instances sharing one Redis
 // taking turns — and the Redis throttle debit is atomic across instances.
 // The MUC limits likewise: the same groupchat messages and joins bounce at
