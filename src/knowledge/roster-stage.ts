@@ -7,11 +7,14 @@ import type { Flow, PolicyStage, SessionInfo, Verdict } from "../policy/pipeline
 import type { StanzaView } from "../xml/stanza-view.js";
 import type { RosterLearner } from "./roster-learner.js";
 
+/** What the stage drives: a RosterLearner, or something that forwards to one. */
+export type RosterObserver = Pick<RosterLearner, "observe" | "sessionEnded">;
+
 export class RosterStage implements PolicyStage {
   readonly name = "roster_knowledge";
-  readonly #learner: RosterLearner;
+  readonly #learner: RosterObserver;
 
-  constructor(learner: RosterLearner) {
+  constructor(learner: RosterObserver) {
     this.#learner = learner;
   }
 
