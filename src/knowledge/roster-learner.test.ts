@@ -204,3 +204,23 @@ describe("LearnedRosters (the firewall's roster provider)", () => {
     assert.equal(unknown, 0, "a known roster without the contact is not an unknown lookup");
   });
 });
+
+describe("prosody-modules' spam-blocking.pfw", () => {
+  it("compiles with the learned rosters; what it still lacks is only the online-sessions provider (TO FULL JID?)", async () => {
+    const { readFile } = await import("node:fs/promises");
+    const path = "/usr/lib/prosody/modules/mod_firewall/scripts/spam-blocking.pfw";
+    let text: string;
+    try {
+      text = await readFile(path, "utf8");
+    } catch {
+      return; // prosody-modules not installed
+    }
+    const { knowledgeProviders } = await import("./providers.js");
+    const without = compileRuleSources([{ file: "spam-blocking.pfw", text }], {});
+    assert.ok(without.errors.some((e) => /SUBSCRIBED/.test(e.format())), "without rosters, SUBSCRIBED? is refused");
+    const withRosters = compileRuleSources([{ file: "spam-blocking.pfw", text }], { providers: knowledgeProviders() });
+    assert.deepEqual(withRosters.errors.map((e) => e.format()).filter((m) => !/TO FULL JID/.test(m)), []);
+    const all = compileRuleSources([{ file: "spam-blocking.pfw", text }], { providers: { ...knowledgeProviders(), sessions: { isOnline: () => false } } });
+    assert.deepEqual(all.errors.map((e) => e.format()), []);
+  });
+});
