@@ -371,6 +371,11 @@ export class PolicyState {
     return new Pipeline(stages);
   }
 
+  /** The store learned rosters live in, once a rule file needed one (null before). */
+  get rosterStore(): RosterStore | null {
+    return this.#rosterStore;
+  }
+
   /** Why the state database is unusable (the SQLite file was lost under the store), or null. */
   stateFault(): string | null {
     return this.#store instanceof SqliteStore ? (this.#store.fault?.message ?? null) : null;

@@ -1,8 +1,18 @@
 // Learned rosters in Redis (state.redis): two store instances on one real
 // redis-server share what either learns; a third one opened later loads it
-// all from the snapshot. A private redis-server on a loopback port.
+// all from the snapshot; two PolicyStates (two proxies) answer the firewall
+// from what either learned. A private redis-server on a loopback port.
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { after, before, test } from "node:test";
+import { configFromObject } from "../../src/config/load.js";
+import { testStanza } from "../../src/firewall/test-stanza.js";
+import { createLogger } from "../../src/log.js";
+import { createMetrics } from "../../src/metrics/definitions.js";
+import type { Pipeline } from "../../src/policy/pipeline.js";
+import { PolicyState } from "../../src/policy/build.js";
 import { RedisRosterStore } from "../../src/knowledge/roster-redis.js";
 import type { RosterItem } from "../../src/knowledge/roster-store.js";
 import { haveRedis, startRedis, type RedisInstance } from "../helpers/redis.js";
@@ -76,4 +86,39 @@ test("a roster learned on one instance is seen by the other, and by one opened l
     a.close();
     b.close();
   }
+});
+
+test("with state.redis, two proxies' firewalls share what either learned", { skip }, async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), "xg-roster-redis-"));
+  const rules = join(dir, "r.pfw");
+  writeFileSync(rules, "::deliver\nIN ROSTER?\nPASS.\n\nKIND: message\nDROP.\n");
+  const config = configFromObject({
+    listeners: [{ name: "c2s", type: "c2s", listen: "127.0.0.1:0", upstream: "127.0.0.1:1" }],
+    firewall: { scripts: [rules], watch: false },
+    state: { redis: redis!.url, prefix: "t3:" },
+  });
+  const instances = [0, 1].map(() => new PolicyState(createLogger("error"), createMetrics({ defaultMetrics: false })));
+  t.after(() => {
+    for (const p of instances) p.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const pipelines: Pipeline[] = [];
+  for (const p of instances) {
+    await p.openState(config);
+    const r = await p.loadRules(config);
+    assert.deepEqual(r.errors, []);
+    p.firewall.swap(r.ruleset);
+    pipelines.push(p.build(config, true));
+  }
+  const [a, b] = pipelines as [Pipeline, Pipeline];
+  const session = { id: "s1", listener: "c2s", type: "c2s" as const, ip: "127.0.0.1", port: 1, jid: "alice@example.org/r", domain: "example.org", authenticated: true };
+  const message = "<message from='bob@example.org/x' to='alice@example.org/r' type='chat'><body>hi</body></message>";
+  assert.equal(b.judge(testStanza(message), session, "outbound")?.verdict.action, "drop");
+  // Learned on instance a…
+  a.judge(testStanza("<iq type='get' id='g'><query xmlns='jabber:iq:roster'/></iq>", { sessionJid: session.jid }), session, "inbound");
+  a.judge(testStanza("<iq type='result' id='g'><query xmlns='jabber:iq:roster' ver='1'><item jid='bob@example.org' subscription='both'/></query></iq>"), session, "outbound");
+  await (instances[0]!.rosterStore as RedisRosterStore).flush();
+  await (instances[1]!.rosterStore as RedisRosterStore).sync();
+  // …answered on instance b.
+  assert.equal(b.judge(testStanza(message), session, "outbound"), null);
 });
