@@ -85,7 +85,10 @@ describe("RosterLearner", () => {
     fromServer(`<iq type='set' id='y' from='mallory@evil.example' to='${JID}'><query xmlns='jabber:iq:roster'><item jid='mallory@evil.example' subscription='both'/></query></iq>`);
     assert.equal(store.item(OWNER, "mallory@evil.example"), undefined);
     assert.deepEqual(store.known(OWNER), { ver: "11" });
-    assert.deepEqual(ignored, ["foreign-push", "foreign-push"]);
+    // Not even from one of the user's own other resources (a client is not the server).
+    fromServer(`<iq type='set' id='w' from='alice@example.org/other' to='${JID}'><query xmlns='jabber:iq:roster'><item jid='mallory@evil.example' subscription='both'/></query></iq>`);
+    assert.equal(store.item(OWNER, "mallory@evil.example"), undefined);
+    assert.deepEqual(ignored, ["foreign-push", "foreign-push", "foreign-push"]);
     // A push with two items is not a valid push.
     fromServer(`<iq type='set' id='z'><query xmlns='jabber:iq:roster'><item jid='a@b' subscription='both'/><item jid='c@d' subscription='both'/></query></iq>`);
     assert.equal(store.item(OWNER, "a@b"), undefined);

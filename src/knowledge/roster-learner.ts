@@ -6,10 +6,11 @@
 //
 // Roster content comes only from the server (flow "outbound"): a roster
 // result answering a roster get this session sent, and roster pushes, each
-// accepted only without `from` or from the user's own bare JID (anything else
-// was routed to the client by someone else). From the client only two things
-// are read: the ids of its roster gets (to recognise their results) and its
-// answers to subscription requests (which end a pending request).
+// accepted only without `from` or from exactly the user's own bare JID
+// (anything else was routed to the client by someone else, even one of the
+// user's other resources). From the client only two things are read: the ids
+// of its roster gets (to recognise their results) and its answers to
+// subscription requests (which end a pending request).
 import type { Element } from "ltx";
 import type { RosterEntry, RosterLookup } from "../firewall/context.js";
 import type { Flow } from "../policy/pipeline.js";
@@ -161,7 +162,7 @@ export class RosterLearner {
       const open = this.#openGets.get(session.id);
       const id = stanza.id ?? "";
       if (open === undefined || !open.has(id)) return undefined;
-      const fromOk = stanza.from === undefined || bareOf(stanza.from) === owner;
+      const fromOk = stanza.from === undefined || prepJid(stanza.from) === owner;
       if (!fromOk) {
         // Someone else answered with this id: not the server's roster.
         if (rosterQuery(stanza) !== undefined) this.#hooks.onIgnored?.("foreign-result", owner, stanza.from);
@@ -187,8 +188,9 @@ export class RosterLearner {
     if (type !== "set") return undefined;
     const query = rosterQuery(stanza);
     if (query === undefined) return undefined;
-    // RFC 6121 2.1.6: a push not from the server (no from, or the user's bare JID) is ignored.
-    if (stanza.from !== undefined && bareOf(stanza.from) !== owner) {
+    // RFC 6121 2.1.6: a push not from the server (no from, or the user's bare
+    // JID; not even one of the user's own full JIDs) is ignored.
+    if (stanza.from !== undefined && prepJid(stanza.from) !== owner) {
       this.#hooks.onIgnored?.("foreign-push", owner, stanza.from);
       return undefined;
     }
