@@ -233,6 +233,8 @@ Examples:
         from: opts.from,
         format: opts.json ? "json" : "human",
         localHosts: opts.host,
+        // Roster rules load; with no learned rosters every roster reads as empty.
+        providers: knowledgeProviders(),
       });
       for (const line of [...result.warnings, ...result.errors]) process.stderr.write(line + "\n");
       if (result.lines.length > 0) process.stdout.write(result.lines.join("\n") + "\n");
