@@ -90,6 +90,8 @@ export class PolicyState {
   #rosterStore: RosterStore | null = null;
   /** Where the roster store lives (state.redis URL or state.path), to warn about changes that need a restart. */
   #rosterWhere: string | null = null;
+  /** The periodic check of the roster store's SQLite file. */
+  #rosterCheck: NodeJS.Timeout | undefined;
   /** The stage that feeds the learner; stays in every pipeline built while knowledge.rosters is on. */
   readonly #rosterStage: RosterStage;
 
@@ -206,7 +208,7 @@ export class PolicyState {
         });
         log.info({ redis: redactUrl(config.state.redis), prefix: config.state.prefix }, "learned rosters in redis");
       } else {
-        store = SqliteRosterStore.open(config.state.path, {
+        const sqlite = SqliteRosterStore.open(config.state.path, {
           busyTimeoutMs: RUNNING_BUSY_TIMEOUT_MS,
           holdLock: true,
           lockWaitMs: 5000,
@@ -215,6 +217,10 @@ export class PolicyState {
             log.error({ code: fault.code, path: fault.path, err: fault.message }, "state database lost; learned rosters read as unknown until a restart");
           },
         });
+        store = sqlite;
+        this.#rosterCheck = setInterval(() => {
+          if (sqlite.state.check()) m.stateErrors.inc({ op: "check" });
+        }, STATE_CHECK_INTERVAL_MS).unref();
         log.info({ path: config.state.path }, "learned rosters in the state file");
       }
     } catch (err) {
@@ -438,6 +444,7 @@ export class PolicyState {
     this.#muc?.close();
     this.#mucRooms?.close();
     this.#mucRooms = null;
+    clearInterval(this.#rosterCheck);
     this.rosters.use(null);
     this.#rosterLearner = null;
     this.#rosterStore?.close();
