@@ -12,6 +12,7 @@ import { startProxy } from "./app.js";
 import { runPrimary, runWorker } from "./cluster.js";
 import { createLogger } from "./log.js";
 import { checkRules } from "./firewall/check.js";
+import { knowledgeProviders } from "./knowledge/providers.js";
 import { traceStanzas } from "./firewall/trace.js";
 import { StateError, backup, restore } from "./state/sqlite-store.js";
 import { importUsersCommand } from "./registration/import-command.js";
@@ -206,7 +207,8 @@ Examples:
     .argument("<files...>", "rule files")
     .option("--host <domain>", "a local domain of the server, as in the config's `hosts` ($local, deliver_remote); repeat for more", collect)
     .action(async (files: string[], opts: { host?: string[] }) => {
-      const result = await checkRules(files, { localHosts: opts.host });
+      // As the proxy loads them with the default config (knowledge.rosters on).
+      const result = await checkRules(files, { localHosts: opts.host, providers: knowledgeProviders() });
       process.stdout.write(result.lines.join("\n") + "\n");
       process.exitCode = result.exitCode;
     });
@@ -231,6 +233,8 @@ Examples:
         from: opts.from,
         format: opts.json ? "json" : "human",
         localHosts: opts.host,
+        // Roster rules load; with no learned rosters every roster reads as empty.
+        providers: knowledgeProviders(),
       });
       for (const line of [...result.warnings, ...result.errors]) process.stderr.write(line + "\n");
       if (result.lines.length > 0) process.stdout.write(result.lines.join("\n") + "\n");

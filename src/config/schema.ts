@@ -141,6 +141,12 @@ export interface FirewallConfig {
   readonly shadow: readonly string[];
 }
 
+/** Server knowledge the proxy learns from the streams it carries (docs/knowledge.md). */
+export interface KnowledgeConfig {
+  /** Learn rosters from c2s streams (the firewall's roster conditions). */
+  readonly rosters: boolean;
+}
+
 /** TLS termination (docs/tls.md). Off while `certificates` is empty. */
 export interface TlsConfig {
   /** PEM files; `cert` may hold the chain (leaf first). */
@@ -167,6 +173,7 @@ export interface Config {
   readonly tls: TlsConfig;
   readonly limits: LimitsConfig;
   readonly firewall: FirewallConfig;
+  readonly knowledge: KnowledgeConfig;
   /** null: MUC flood limits off. */
   readonly muc_limits: MucLimitsOptions | null;
   /** null: registration hygiene off (XEP-0077 passes untouched). */
@@ -217,6 +224,7 @@ export const DEFAULTS = deepFreeze({
     upstream_tls: false,
   },
   firewall: { scripts: [], watch: true, shadow: [] },
+  knowledge: { rosters: true },
   muc_limits: null,
   registration: null,
   contact_info: null,
@@ -791,6 +799,11 @@ export const CONFIG_SCHEMA: Spec<Config> = obj({
       scripts: optional(list(str({ hint: "a rule file path" })), D.firewall.scripts),
       watch: optional(bool(), D.firewall.watch),
       shadow: optional(list(str({ hint: "a rule file path" })), D.firewall.shadow),
+    }),
+  ),
+  knowledge: section(
+    obj({
+      rosters: optional(bool(), D.knowledge.rosters),
     }),
   ),
   muc_limits: optional(nullable(parsed("MUC limits options (see docs/muc-limits.md)", parseMucLimits)), D.muc_limits),

@@ -424,7 +424,7 @@ describe("conditions backed by providers", () => {
     assert.equal(errs.length, 16);
     assert.equal(
       errs[0],
-      "t.pfw:1:1: IN ROSTER refused: it needs the recipient's roster; the proxy only knows rosters it learns from the server's roster results and pushes, and no roster provider is configured",
+      "t.pfw:1:1: IN ROSTER refused: it needs the recipient's roster; the proxy only knows rosters it learns from the server's roster results and pushes, and no roster provider is configured (knowledge.rosters is off)",
     );
     assert.match(errs[11]!, /^t\.pfw:12:1: MAY refused: it needs Prosody's permission system/);
     assert.match(errs[15]!, /^t\.pfw:16:1: FROM COUNTRY refused: it needs a GeoIP database/);

@@ -20,7 +20,7 @@ const EMPTY_ZONE: ReadonlySet<string> = new Set();
 
 const REFUSALS: Readonly<Record<keyof FirewallProviders, string>> = {
   roster:
-    "needs the recipient's roster; the proxy only knows rosters it learns from the server's roster results and pushes, and no roster provider is configured",
+    "needs the recipient's roster; the proxy only knows rosters it learns from the server's roster results and pushes, and no roster provider is configured (knowledge.rosters is off)",
   sessions:
     "needs the set of online sessions (full JIDs), which the proxy only knows when every client connection passes through it; no session directory is configured",
   directedPresence: "needs each local session's directed-presence targets; no directed-presence tracker is configured",

@@ -31,7 +31,7 @@ export const UPSTREAM_FAILURE_REASONS = ["refused", "timeout", "closed", "error"
 export const TIMEOUT_KINDS = ["stream_header", "pre_auth_idle", "pre_auth", "stanza", "upstream_connect"] as const;
 export const PROXY_HEADER_RESULTS = ["ok", "invalid", "untrusted", "timeout"] as const;
 export const THROTTLE_REASONS = ["bytes", "message", "presence", "iq"] as const;
-export const POLICY_STAGES = ["registration", "firewall", "muc_limits", "contact_info"] as const;
+export const POLICY_STAGES = ["registration", "firewall", "muc_limits", "contact_info", "roster_knowledge"] as const;
 export const POLICY_VERDICTS = ["drop", "bounce", "rewrite", "close"] as const;
 export const TLS_VERSIONS = ["TLSv1.2", "TLSv1.3"] as const;
 export const TLS_FAILURE_REASONS = ["handshake", "timeout", "starttls_timeout", "tls_required", "starttls_twice", "stream_error", "closed", "renegotiation"] as const;
@@ -58,9 +58,11 @@ export const REGISTRATION_REFUSAL_REASONS = [
   "invalid-username", "reserved", "length", "matching", "require", "blocklisted", "not-allowlisted", "throttled", "tombstoned", "look-alike", "store-error",
 ] as const;
 export const NOTIFICATION_RESULTS = ["sent", "dropped", "no-component", "webhook-ok", "webhook-failed"] as const;
-export const STATE_ERROR_OPS = ["judge", "reindex", "throttle", "lookup", "record", "tombstone", "bind", "check", "redis", "redis-event", "redis-subscribe"] as const;
+export const STATE_ERROR_OPS = ["judge", "reindex", "throttle", "lookup", "record", "tombstone", "bind", "check", "redis", "redis-event", "redis-subscribe", "roster", "roster-lookup"] as const;
 export const MUC_LIMITED = [["rate", "room"], ["rate", "occupant"], ["nick", "none"], ["chars", "none"], ["lines", "none"]] as const;
 export const SHADOW_VERDICTS = ["drop", "bounce", "disconnect", "rewrite", "emit"] as const;
+/** Roster-looking stanzas the roster learner did not trust (knowledge/roster-learner.ts). */
+export const ROSTER_IGNORED_REASONS = ["foreign-push", "foreign-result", "bad-push"] as const;
 
 /** Hot-path counters of one listener (plain numbers; see header comment). */
 export class TrafficStats {
@@ -115,6 +117,14 @@ export interface Metrics {
   readonly upstreamConnect: Histogram<"listener">;
   /** Policy action log lines left out by the rate limit (they were counted, not logged). */
   readonly policyLogsSuppressed: Counter<string>;
+  /** Firewall roster lookups whose owner's roster the proxy never saw (answered as empty). */
+  readonly rosterUnknownLookups: Counter<string>;
+  /** Whole rosters learned from the server's roster results. */
+  readonly rostersLearned: Counter<string>;
+  /** Roster pushes or results the learner did not trust, by reason. */
+  readonly rosterIgnored: Counter<"reason">;
+  /** Report how many rosters are known at scrape time. */
+  trackRosters(count: () => number): void;
   /** Creates every series of a listener's counters at 0. */
   initListener(listener: string): void;
   /** Report xmpp_guard_upstream_up at scrape time from this check (the process that serves /readyz). */
@@ -136,6 +146,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   const registry = new Registry();
   const traffic = new Map<string, TrafficStats>();
   let mucStats: () => { rooms: number; occupants: number } = () => ({ rooms: 0, occupants: 0 });
+  let rosterCount: () => number = () => 0;
   let upstreamCheck: (() => Promise<ReadonlyArray<{ listener: string; ok: boolean }>>) | null = null;
 
   const bytes = new Counter({
@@ -306,6 +317,21 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       name: `${PREFIX}policy_action_logs_suppressed_total`, help: "\"policy action\" log lines left out by their rate limit (the actions were still counted).",
       registers: [registry],
     }),
+    rosterUnknownLookups: new Counter({
+      name: `${PREFIX}roster_unknown_lookups_total`, help: "Firewall roster lookups (IN ROSTER, SUBSCRIBED, …) for a user whose roster the proxy never saw; answered as an empty roster.",
+      registers: [registry],
+    }),
+    rostersLearned: new Counter({
+      name: `${PREFIX}rosters_learned_total`, help: "Whole rosters learned from the server's answers to roster requests.",
+      registers: [registry],
+    }),
+    rosterIgnored: new Counter({
+      name: `${PREFIX}roster_stanzas_ignored_total`, help: "Roster pushes and results not learned because they did not come from the user's server (foreign-push, foreign-result) or were malformed (bad-push).",
+      labelNames: ["reason"] as const, registers: [registry],
+    }),
+    trackRosters(count) {
+      rosterCount = count;
+    },
     initListener(listener) {
       zero(metrics.connections, { listener });
       for (const reason of REFUSED_REASONS) zero(metrics.connectionsRefused, { listener, reason });
@@ -361,6 +387,22 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   for (const op of STATE_ERROR_OPS) zero(metrics.stateErrors, { op });
   for (const [reason, bucket] of MUC_LIMITED) zero(metrics.mucLimited, { reason, bucket });
   for (const verdict of SHADOW_VERDICTS) zero(metrics.shadowVerdicts, { verdict });
+  for (const reason of ROSTER_IGNORED_REASONS) zero(metrics.rosterIgnored, { reason });
+  metrics.rosterUnknownLookups.inc(0);
+  metrics.rostersLearned.inc(0);
+  new Gauge({
+    name: `${PREFIX}rosters_known`, help: "Rosters the proxy holds a whole copy of (learned, in its store).",
+    // Workers share one store: each reports the same count.
+    aggregator: "max",
+    registers: [registry],
+    collect() {
+      try {
+        this.set(rosterCount());
+      } catch {
+        // A faulted store: the last value stays; the fault is counted elsewhere.
+      }
+    },
+  });
   metrics.stateFaulted.set(0);
   if (options.defaultMetrics !== false) {
     // Node's process metrics under their standard names (process_*, nodejs_*),

@@ -6,6 +6,9 @@
 // shared with the rest of the fleet through Redis. The SQLite store is
 // watched: a state file lost under it is logged, counted and shown until a
 // reload or restart opens the file again; only registration waits for that.
+// Learned rosters (knowledge/, docs/knowledge.md) are the firewall's roster
+// provider; their store is opened when a loaded rule file first uses a roster
+// condition, and the stage that learns them runs last.
 
 import type { Config } from "../config/schema.js";
 import type { Logger } from "../log.js";
@@ -24,6 +27,12 @@ import { RUNNING_BUSY_TIMEOUT_MS, SqliteStore } from "../state/sqlite-store.js";
 import { RedisRoomBuckets } from "../state/redis-muc-buckets.js";
 import { redactUrl } from "../state/redis-connect.js";
 import { RedisStore } from "../state/redis-store.js";
+import type { FirewallProviders } from "../firewall/context.js";
+import { LearnedRosters, RosterLearner } from "../knowledge/roster-learner.js";
+import { RedisRosterStore } from "../knowledge/roster-redis.js";
+import { SqliteRosterStore } from "../knowledge/roster-sqlite.js";
+import { RosterStage } from "../knowledge/roster-stage.js";
+import type { RosterStore } from "../knowledge/roster-store.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import { Pipeline, type Flow, type PolicyStage, type SessionInfo, type Verdict } from "./pipeline.js";
 import { AuditLimiter, ruleOf } from "./audit.js";
@@ -74,6 +83,17 @@ export class PolicyState {
   readonly firewall: FirewallStage;
   /** firewall.shadow: rules that only log what they would do (policy/shadow.ts). */
   readonly shadow: ShadowStage;
+  /** The firewall's roster provider: answers from the roster store once one is open, else "unknown" (empty). */
+  readonly rosters: LearnedRosters;
+  /** Learns rosters into the store (null until a rule file needs rosters). */
+  #rosterLearner: RosterLearner | null = null;
+  #rosterStore: RosterStore | null = null;
+  /** Where the roster store lives (state.redis URL or state.path), to warn about changes that need a restart. */
+  #rosterWhere: string | null = null;
+  /** The periodic check of the roster store's SQLite file. */
+  #rosterCheck: NodeJS.Timeout | undefined;
+  /** The stage that feeds the learner; stays in every pipeline built while knowledge.rosters is on. */
+  readonly #rosterStage: RosterStage;
 
   constructor(logger: Logger, metrics: Metrics, audit: AuditLimiter = new AuditLimiter()) {
     this.#logger = logger;
@@ -101,6 +121,16 @@ export class PolicyState {
       },
       onError: (err, session) => logger.error({ sid: session.id, shadow: true, err: err instanceof Error ? err.message : String(err) }, "shadow firewall error"),
     });
+    const rosterError = (err: unknown, op: string): void => {
+      metrics.stateErrors.inc({ op });
+      const known = this.#rosterStore instanceof SqliteRosterStore && err === this.#rosterStore.state.fault;
+      logger[known ? "debug" : "error"]({ code: "XPX_ERR_STATE_FAULT", op, err: err instanceof Error ? err.message : String(err) }, "roster store error");
+    };
+    this.rosters = new LearnedRosters(null, { onUnknown: () => metrics.rosterUnknownLookups.inc(), onStoreError: rosterError });
+    this.#rosterStage = new RosterStage({
+      observe: (stanza, session, flow) => this.#rosterLearner?.observe(stanza, session, flow),
+      sessionEnded: (id) => this.#rosterLearner?.sessionEnded(id),
+    });
     this.notifier = new RegistrationNotifier({ logger, count: (result) => metrics.registrationNotifications.inc({ result }) });
     this.firewall = new FirewallStage({
       rewrites: true,
@@ -125,12 +155,99 @@ export class PolicyState {
    */
   async loadRules(config: Config): Promise<{ ruleset: CompiledRuleSet | undefined; errors: string[] }> {
     if (config.firewall.scripts.length === 0) return { ruleset: undefined, errors: [] };
-    const result = await loadRuleFiles(config.firewall.scripts, undefined, { clock: realClock, previous: this.firewall.ruleset, localHosts: config.hosts });
+    const used = { roster: false };
+    const result = await loadRuleFiles(config.firewall.scripts, undefined, { clock: realClock, previous: this.firewall.ruleset, localHosts: config.hosts, providers: this.#providers(config, used) });
     // Warnings never stop a load (lines Prosody loads that are not what they
     // look like, portability notes): logged at every load and reload.
     for (const w of result.warnings) this.#logger.warn({ file: w.file, line: w.line, column: w.column }, `firewall rule warning: ${w.format()}`);
     if (!result.ruleset) return { ruleset: undefined, errors: result.errors.map((e) => e.format()) };
+    const opened = await this.#openRosters(config, used.roster);
+    if (opened !== null) return { ruleset: undefined, errors: [opened] };
     return { ruleset: result.ruleset, errors: [] };
+  }
+
+  /**
+   * What the rules may look up. `used.roster` becomes true when a rule
+   * compiled against the roster provider (then its store must be open).
+   */
+  #providers(config: Config, used: { roster: boolean }): FirewallProviders {
+    if (!config.knowledge.rosters) return {};
+    const rosters = this.rosters;
+    return {
+      get roster() {
+        used.roster = true;
+        return rosters;
+      },
+    };
+  }
+
+  /**
+   * Opens the roster store when rules first need it: Redis with state.redis,
+   * else the SQLite file at state.path (a connection of its own). Returns an
+   * error message when it cannot be opened (the rules are then refused).
+   */
+  async #openRosters(config: Config, needed: boolean): Promise<string | null> {
+    if (!needed) return null;
+    const where = config.state.redis ?? config.state.path;
+    if (this.#rosterStore !== null) {
+      if (where !== this.#rosterWhere) this.#logger.warn({ using: config.state.redis !== null ? redactUrl(this.#rosterWhere!) : this.#rosterWhere }, "state changed: learned rosters follow after a restart");
+      return null;
+    }
+    const m = this.#metrics;
+    const log = this.#logger;
+    let store: RosterStore;
+    try {
+      if (config.state.redis !== null) {
+        store = await RedisRosterStore.open({
+          url: config.state.redis,
+          prefix: config.state.prefix,
+          onError: (err, op) => {
+            m.stateErrors.inc({ op });
+            log.error({ op, err: err instanceof Error ? err.message : String(err) }, "redis state error");
+          },
+        });
+        log.info({ redis: redactUrl(config.state.redis), prefix: config.state.prefix }, "learned rosters in redis");
+      } else {
+        const sqlite = SqliteRosterStore.open(config.state.path, {
+          busyTimeoutMs: RUNNING_BUSY_TIMEOUT_MS,
+          holdLock: true,
+          lockWaitMs: 5000,
+          onFault: (fault) => {
+            m.stateFaulted.set(1);
+            log.error({ code: fault.code, path: fault.path, err: fault.message }, "state database lost; learned rosters read as unknown until a restart");
+          },
+        });
+        store = sqlite;
+        this.#rosterCheck = setInterval(() => {
+          if (sqlite.state.check()) m.stateErrors.inc({ op: "check" });
+        }, STATE_CHECK_INTERVAL_MS).unref();
+        log.info({ path: config.state.path }, "learned rosters in the state file");
+      }
+    } catch (err) {
+      const message = err instanceof Error ? err.message : String(err);
+      log.error({ code: "XPX_ERR_STATE_OPEN", err: message }, "cannot open the roster store");
+      return `knowledge.rosters: cannot open the roster store (${message})`;
+    }
+    this.#rosterStore = store;
+    this.#rosterWhere = where;
+    this.rosters.use(store);
+    this.#rosterLearner = new RosterLearner(store, {
+      onLearned: (owner, items) => {
+        m.rostersLearned.inc();
+        log.debug({ jid: owner, items }, "roster learned");
+      },
+      onIgnored: (reason, owner, from) => {
+        m.rosterIgnored.inc({ reason });
+        log.info({ reason, jid: owner, from: from?.slice(0, 256) }, "roster stanza not learned: not from the user's server");
+      },
+      onStoreError: (err, op) => {
+        m.stateErrors.inc({ op });
+        const known = store instanceof SqliteRosterStore && err === store.state.fault;
+        log[known ? "debug" : "error"]({ code: "XPX_ERR_STATE_FAULT", op, err: err instanceof Error ? err.message : String(err) }, "roster store error");
+      },
+    });
+    m.trackRosters(() => store.countKnown());
+    return null;
   }
 
   /**
@@ -139,9 +256,12 @@ export class PolicyState {
    */
   async loadShadowRules(config: Config): Promise<{ ruleset: CompiledRuleSet | undefined; errors: string[] }> {
     if (config.firewall.shadow.length === 0) return { ruleset: undefined, errors: [] };
-    const result = await loadRuleFiles(config.firewall.shadow, undefined, { clock: realClock, previous: this.shadow.ruleset });
+    const used = { roster: false };
+    const result = await loadRuleFiles(config.firewall.shadow, undefined, { clock: realClock, previous: this.shadow.ruleset, providers: this.#providers(config, used) });
     for (const w of result.warnings) this.#logger.warn({ code: "XPX_ERR_RULES_INVALID", shadow: true }, w.format());
     if (!result.ruleset) return { ruleset: undefined, errors: result.errors.map((e) => `firewall.shadow: ${e.format()}`) };
+    const opened = await this.#openRosters(config, used.roster);
+    if (opened !== null) return { ruleset: undefined, errors: [`firewall.shadow: ${opened}`] };
     return { ruleset: result.ruleset, errors: [] };
   }
 
@@ -248,9 +368,18 @@ export class PolicyState {
       stages.push(this.#muc);
     }
     if (config.contact_info !== null) stages.push(new ContactInfoStage(config.contact_info));
+    // Last: it learns only from what every other stage let through. It idles
+    // until a rule file needs rosters (a rule file reload may come without a
+    // new pipeline, so it is in place whenever rules are).
+    if (config.knowledge.rosters && (firewallOn || shadowOn)) stages.push(this.#rosterStage);
     // Last: only a pipeline that was built in full changes the component connection.
     this.notifier.configure(config.component, config.registration);
     return new Pipeline(stages);
+  }
+
+  /** The store learned rosters live in, once a rule file needed one (null before). */
+  get rosterStore(): RosterStore | null {
+    return this.#rosterStore;
   }
 
   /** Why the state database is unusable (the SQLite file was lost under the store), or null. */
@@ -315,5 +444,10 @@ export class PolicyState {
     this.#muc?.close();
     this.#mucRooms?.close();
     this.#mucRooms = null;
+    clearInterval(this.#rosterCheck);
+    this.rosters.use(null);
+    this.#rosterLearner = null;
+    this.#rosterStore?.close();
+    this.#rosterStore = null;
   }
 }

@@ -55,6 +55,28 @@ const MIGRATIONS: readonly string[] = [
      PRIMARY KEY (host, username)
    ) WITHOUT ROWID;
    CREATE INDEX tombstones_by_time ON tombstones (deleted_at);`,
+  // 2: learned rosters (knowledge/roster-sqlite.ts, docs/knowledge.md): a row
+  // in rosters means the owner's whole roster was seen; items and pending
+  // inbound subscription requests may exist without one.
+  `CREATE TABLE rosters (
+     owner TEXT PRIMARY KEY,
+     ver TEXT,
+     learned_at INTEGER NOT NULL
+   ) WITHOUT ROWID;
+   CREATE TABLE roster_items (
+     owner TEXT NOT NULL,
+     contact TEXT NOT NULL,
+     subscription TEXT NOT NULL,
+     ask TEXT,
+     groups TEXT NOT NULL,
+     PRIMARY KEY (owner, contact)
+   ) WITHOUT ROWID;
+   CREATE TABLE roster_pending_in (
+     owner TEXT NOT NULL,
+     contact TEXT NOT NULL,
+     since INTEGER NOT NULL,
+     PRIMARY KEY (owner, contact)
+   ) WITHOUT ROWID;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
@@ -470,6 +492,15 @@ export class SqliteStore implements RegistrationStore {
   close(): void {
     if (this.#db.open) this.#db.close();
     this.#lock?.release();
+  }
+
+  /**
+   * Runs `fn` on the open database for another store sharing this file (the
+   * learned rosters), with this store's fault handling: a lost or damaged
+   * file faults the store, other errors come back as StateError.
+   */
+  withDatabase<T>(doing: string, write: boolean, fn: (db: Database.Database) => T): T {
+    return write ? this.#write(doing, () => fn(this.#db)) : this.#read(doing, () => fn(this.#db));
   }
 
   /** Whether this store holds the shared lock restore checks (false once faulted or closed). */
