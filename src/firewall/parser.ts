@@ -239,14 +239,15 @@ export interface ParamContext {
 // ---------------------------------------------------------------------------
 // Entry point.
 
-export interface ParseResult {
+/** What parseRuleFile returns (not the config layer's ParseResult, which is a value or an error). */
+export interface RuleFileParse {
   readonly ast: RuleFileAst;
   readonly errors: Diagnostics["errors"];
   readonly warnings: Diagnostics["warnings"];
 }
 
 /** Parse one file's text. `diag` collects errors and warnings (a fresh one if omitted). */
-export function parseRuleFile(file: string, source: string, diag: Diagnostics = new Diagnostics()): ParseResult {
+export function parseRuleFile(file: string, source: string, diag: Diagnostics = new Diagnostics()): RuleFileParse {
   const parser = new Parser(file, diag);
   for (const line of lex(file, source, diag)) parser.feed(line);
   const ast = parser.finish();

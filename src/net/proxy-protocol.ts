@@ -12,7 +12,8 @@ const V1_MAX = 107;
 /** v2 headers larger than this are refused (addresses + generous TLVs). */
 const V2_MAX = 16 + 216 + 1024;
 
-export interface Endpoint {
+/** An IP address and port as a socket or a PROXY header gives them (not a configured `host:port`: that is config's Endpoint). */
+export interface TransportAddress {
   address: string;
   port: number;
 }
@@ -21,7 +22,7 @@ export type ProxyParse =
   | { status: "incomplete" }
   | { status: "error"; message: string }
   /** `source`/`destination` are absent for LOCAL (v2) and UNKNOWN (v1) headers: use the socket's. */
-  | { status: "ok"; length: number; version: 1 | 2; source?: Endpoint; destination?: Endpoint };
+  | { status: "ok"; length: number; version: 1 | 2; source?: TransportAddress; destination?: TransportAddress };
 
 /** Could these first bytes be the start of a PROXY header (either version)? */
 export function looksLikeProxyHeader(buf: Buffer): boolean {
@@ -121,7 +122,7 @@ export function unmapIPv4(address: string): string {
   return address.startsWith("::ffff:") && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
 }
 
-export function encodeProxyV1(source: Endpoint, destination: Endpoint): Buffer {
+export function encodeProxyV1(source: TransportAddress, destination: TransportAddress): Buffer {
   const s = unmapIPv4(source.address);
   const d = unmapIPv4(destination.address);
   const fs = isIP(s);
@@ -140,7 +141,7 @@ export interface Tlv {
   value: Buffer;
 }
 
-export function encodeProxyV2(source: Endpoint, destination: Endpoint, tlvs: Tlv[] = []): Buffer {
+export function encodeProxyV2(source: TransportAddress, destination: TransportAddress, tlvs: Tlv[] = []): Buffer {
   const s = unmapIPv4(source.address);
   const d = unmapIPv4(destination.address);
   const fs = isIP(s);
