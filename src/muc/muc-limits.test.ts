@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { SessionInfo, Verdict } from "../policy/pipeline.js";
-import { FakeClock } from "../shaping/clock.js";
+import { FakeClock } from "../../test/helpers/fake-clock.js";
 import { Stanza } from "../xml/stanza.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import { parseMucLimits, type MucLimitsOptions } from "./config.js";

@@ -20,7 +20,7 @@ import { PolicyState } from "../../src/policy/build.js";
 import type { SessionInfo } from "../../src/policy/pipeline.js";
 import { parseRegistrationOptions } from "../../src/registration/options.js";
 import { RegistrationStage, type RefusalReason } from "../../src/registration/registration-stage.js";
-import { FakeClock } from "../../src/shaping/clock.js";
+import { FakeClock } from "../helpers/fake-clock.js";
 import type { RegistrationStore } from "../../src/state/registration-store.js";
 import { RedisRoomBuckets } from "../../src/state/redis-muc-buckets.js";
 import { RedisStore } from "../../src/state/redis-store.js";
