@@ -6,7 +6,7 @@
 import { AddressError, CidrSet } from "../config/address.js";
 import { compileLuaPattern, type LuaPatternMode } from "../firewall/lua-pattern.js";
 import type { ParseResult } from "../shaping/units.js";
-import { nodeprep } from "./nodeprep.js";
+import { nodeprep } from "../xmpp/stringprep.js";
 
 export const NOTIFICATION_TYPES = ["chat", "normal", "headline", "groupchat"] as const;
 export type NotificationType = (typeof NOTIFICATION_TYPES)[number];

@@ -13,7 +13,7 @@ import type { Flow, PolicyStage, SessionInfo, Verdict } from "../policy/pipeline
 import type { Clock } from "../shaping/clock.js";
 import type { RegistrationStore } from "../state/registration-store.js";
 import type { StanzaView } from "../xml/stanza-view.js";
-import { nodeprep } from "./nodeprep.js";
+import { nodeprep } from "../xmpp/stringprep.js";
 import { throttleSpec, type RegistrationOptions } from "./options.js";
 import { isRegisterSet, readRegisterQuery } from "./register-query.js";
 import { SKELETON_VERSION, skeleton } from "./skeleton.js";
