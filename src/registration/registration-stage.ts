@@ -298,7 +298,7 @@ export class RegistrationStage implements PolicyStage {
       const poll = pollThrottle(this.#store.getThrottle(key), spec, now);
       // A refused poll debits nothing, so nothing is written: a flood costs reads only.
       if (!poll.ok) return "throttled";
-      this.#store.putThrottle(key, poll.next, spec);
+      this.#store.putThrottle(key, poll.next, { capacity: spec.capacity, perMs: spec.perMs, now });
       if ((++this.#debits & 255) === 0) this.#store.pruneThrottles(now, spec.capacity, spec.perMs);
       return undefined;
     });

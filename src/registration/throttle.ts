@@ -1,10 +1,11 @@
 // The per-IP registration throttle of mod_register_limits, which is Prosody's
-// util.throttle token bucket (docs/shaping.md, "Prosody's token bucket: util.throttle"): capacity `max`, refilled at
-// max/period per second, starting full; a poll of cost 1 succeeds and debits
-// when the balance covers it, and otherwise fails without debiting. Pure: the
-// state comes from and goes back to the RegistrationStore, time from a clock.
+// util.throttle (docs/shaping.md, "Prosody's token bucket: util.throttle"):
+// capacity `max`, refilled at max/period per second, starting full; the poll
+// itself is pollThrottleState in src/shaping/token-bucket.ts. Pure: the state
+// comes from and goes back to the RegistrationStore, time from a clock. This
+// module adds the bucket key of a client address.
 import { canonicalIp } from "../config/address.js";
-import type { ThrottleState } from "../state/registration-store.js";
+import { pollThrottleState, type ThrottlePoll, type ThrottleState } from "../shaping/token-bucket.js";
 
 export interface ThrottleSpec {
   readonly capacity: number;
@@ -12,22 +13,9 @@ export interface ThrottleSpec {
   readonly perMs: number;
 }
 
-export interface PollResult {
-  readonly ok: boolean;
-  /** The state to store when ok (the debited bucket); unchanged state is not rewritten. */
-  readonly next: ThrottleState;
-}
-
 /** Poll `state` (undefined = a full bucket) for one token at `now` (epoch ms). */
-export function pollThrottle(state: ThrottleState | undefined, spec: ThrottleSpec, now: number): PollResult {
-  let tokens = spec.capacity;
-  if (state !== undefined) {
-    // A clock step backwards refills nothing rather than draining the bucket.
-    const elapsed = Math.max(0, now - state.updated_at);
-    tokens = Math.min(spec.capacity, state.tokens + elapsed * spec.perMs);
-  }
-  if (tokens >= 1) return { ok: true, next: { tokens: tokens - 1, updated_at: now } };
-  return { ok: false, next: { tokens, updated_at: now } };
+export function pollThrottle(state: ThrottleState | undefined, spec: ThrottleSpec, now: number): ThrottlePoll {
+  return pollThrottleState(state, spec.capacity, spec.perMs, now);
 }
 
 function expandIPv6(canonical: string): number[] {
