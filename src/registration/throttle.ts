@@ -4,7 +4,7 @@
 // itself is pollThrottleState in src/shaping/token-bucket.ts. Pure: the state
 // comes from and goes back to the RegistrationStore, time from a clock. This
 // module adds the bucket key of a client address.
-import { canonicalIp } from "../config/address.js";
+import { canonicalIp } from "../util/ip.js";
 import { pollThrottleState, type ThrottlePoll, type ThrottleState } from "../shaping/token-bucket.js";
 
 export interface ThrottleSpec {
