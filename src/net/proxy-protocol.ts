@@ -130,12 +130,6 @@ export function encodeProxyV1(source: TransportAddress, destination: TransportAd
   return Buffer.from(`PROXY TCP${fs} ${s} ${d} ${source.port} ${destination.port}\r\n`, "latin1");
 }
 
-/** PP2_TYPE_* TLV codes we emit (spec §2.2.7). */
-export const PP2_TYPE_AUTHORITY = 0x02;
-export const PP2_TYPE_SSL = 0x20;
-export const PP2_SUBTYPE_SSL_VERSION = 0x21;
-export const PP2_SUBTYPE_SSL_CN = 0x22;
-
 export interface Tlv {
   type: number;
   value: Buffer;
