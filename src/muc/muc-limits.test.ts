@@ -193,6 +193,15 @@ describe("step 6: the room bucket (capacity event_rate × burst_factor = 3, refi
     assert.deepEqual(h.stage.stats(), { rooms: 2, occupants: 0, capEvictions: 0 });
   });
 
+  it("a room is one bucket under every spelling the server's stringprep reads as its JID (ß, case, fullwidth, trailing dot)", () => {
+    const h = harness();
+    assert.equal(h.say(A, "hi", `Stra\u00DFe@${HOST}`), undefined);
+    assert.equal(h.say(B, "hi", `STRASSE@${HOST.toUpperCase()}.`), undefined);
+    assert.equal(h.say(C, "hi", `\uFF33trasse@${HOST}`), undefined);
+    assert.ok(isBounce(h.say(A, "hi", `strasse@${HOST}`)), "the fourth costs a token from the same room");
+    assert.deepEqual(h.stage.stats(), { rooms: 1, occupants: 0, capEvictions: 0 });
+  });
+
   it("refills eagerly, unlike util.throttle's stale refresh (no double burst after idling)", () => {
     // Prosody refreshes only when the balance is short, crediting all the time
     // since the last refresh: after 60 s idle it passes 3, refreshes, passes 3
