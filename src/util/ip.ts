@@ -294,6 +294,27 @@ export class CidrSet {
   }
 }
 
+/**
+ * A stable key for a client address: the IPv4 address itself (also when it
+ * arrives IPv4-mapped), or the IPv6 network of `ipv6Prefix` bits as eight
+ * uncompressed hextets and the prefix ("2001:db8:0:0:0:0:0:0/64"; with 128 the
+ * RFC 5952 address). Null when `ip` is not an IP literal.
+ */
+export function addressKey(ip: string, ipv6Prefix: number): string | null {
+  if (!parseIpInto(ip, SCRATCH, true)) return null;
+  if (isMapped(SCRATCH)) return formatIPv4(SCRATCH[3]! >>> 0);
+  if (ipv6Prefix >= 128) return formatIPv6(SCRATCH);
+  const out: string[] = [];
+  for (let i = 0; i < 8; i++) {
+    const w = SCRATCH[i >> 1]!;
+    const group = i % 2 === 0 ? (w >>> 16) & 0xffff : w & 0xffff;
+    const bits = Math.max(0, Math.min(16, ipv6Prefix - 16 * i));
+    const mask = bits === 0 ? 0 : (0xffff << (16 - bits)) & 0xffff;
+    out.push((group & mask).toString(16));
+  }
+  return `${out.join(":")}/${ipv6Prefix}`;
+}
+
 /** True when `s` is an IP literal (IPv4, or IPv6 with a zone when `allowZone`). */
 export function isIpLiteral(s: string, allowZone: boolean): boolean {
   return parseIpInto(s, SCRATCH, allowZone);
