@@ -33,8 +33,8 @@ const NODE_PROHIBITED = new RegExp([...PROHIBITED_COMMON, "[\\x00-\\x20\\x7F\"&'
 const RESOURCE_PROHIBITED = new RegExp([...PROHIBITED_COMMON, "[\\x00-\\x1F\\x7F]"].join("|"), "u");
 const NAME_PROHIBITED = new RegExp(PROHIBITED_COMMON.join("|"), "u");
 
-/** Printable ASCII without upper case: every profile leaves it as it is. */
-const PLAIN = /^[\x21-\x40\x5b-\x7e]*$/;
+/** ASCII: no B.1 mapping, NFKC changes nothing, and case folding is lower-casing. */
+const ASCII = /^[\x00-\x7f]*$/;
 
 /**
  * Case folding as in table B.2, per code point: the full folding, found as
@@ -69,8 +69,10 @@ function foldMap(s: string): string {
 
 function prep(s: string, fold: boolean, prohibited: RegExp): string | null {
   if (!fits(s)) return null;
-  let mapped = s;
-  if (!PLAIN.test(s)) {
+  let mapped: string;
+  if (ASCII.test(s)) {
+    mapped = fold ? s.toLowerCase() : s;
+  } else {
     mapped = fold ? foldMap(s) : s.replace(MAPPED_TO_NOTHING, "").normalize("NFKC");
     if (!fits(mapped)) return null;
   }
