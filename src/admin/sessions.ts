@@ -2,7 +2,7 @@
 // `sessions` and `kick` commands): one plain JSON object per session, and
 // the filters an operator narrows the list with. Pure: the proxy (or each
 // cluster worker) describes its sessions, this module filters them.
-import { CidrSet } from "../config/address.js";
+import { CidrSet } from "../util/ip.js";
 
 export interface SessionSummary {
   readonly sid: string;

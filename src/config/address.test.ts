@@ -3,7 +3,8 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { AddressError, CidrSet, canonicalIp, parseCidr, parseHostPort } from "./address.js";
+import { parseHostPort } from "./address.js";
+import { AddressError, CidrSet, canonicalIp, parseCidr } from "../util/ip.js";
 
 describe("parseHostPort", () => {
   it("parses the accepted forms", () => {

@@ -5,7 +5,8 @@
 // load.ts turns it into file:line:col. Keys stay snake_case end to end, so the
 // name in the YAML, the docs, the error messages and the code is the same.
 import { availableParallelism } from "node:os";
-import { AddressError, CidrSet, canonicalIp, parseCidr, parseHostPort } from "./address.js";
+import { parseHostPort } from "./address.js";
+import { AddressError, CidrSet, canonicalIp, parseCidr } from "../util/ip.js";
 import { parseMucLimits, type MucLimitsOptions } from "../muc/config.js";
 import { parseContactInfo, type ContactInfo } from "../registration/contact-info.js";
 import { parseRegistrationOptions, type RegistrationOptions } from "../registration/options.js";

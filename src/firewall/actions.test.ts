@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { compileRuleSources, type CompileOptions, type CompiledRuleSet } from "./compile.js";
 import type { FirewallContext, FirewallResult, OriginSession, RunChain } from "./context.js";
-import { testStanza } from "./test-stanza.js";
+import { testStanza } from "../../test/helpers/test-stanza.js";
 
 function ruleset(files: string | Record<string, string>, options: CompileOptions = {}): CompiledRuleSet {
   const sources = typeof files === "string" ? [{ file: "t.pfw", text: files }] : Object.entries(files).map(([file, text]) => ({ file, text }));

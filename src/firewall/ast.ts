@@ -160,8 +160,6 @@ export type ConditionSpec =
   /** `FROM COUNTRY: …`; `FROM COUNTRY?` has field undefined (country known). */
   | { readonly name: "FROM_COUNTRY"; readonly field: "code" | "code3" | "continent" | undefined; readonly value: string };
 
-export type ConditionName = ConditionSpec["name"];
-
 export interface ConditionNode {
   readonly kind: "condition";
   readonly loc: SourceLoc;
@@ -229,8 +227,6 @@ export type DefinitionSpec =
   /** A Lua pattern for string.gmatch (SCAN, COUNT), checked at load. */
   | { readonly type: "PATTERN"; readonly source: string; readonly captures: number }
   | { readonly type: "SEARCH"; readonly path: StanzaPath };
-
-export type DefinitionType = DefinitionSpec["type"];
 
 export interface DefinitionNode {
   readonly kind: "definition";

@@ -4,7 +4,8 @@
 import type { Clock } from "../shaping/clock.js";
 import type { ChainName, DefinitionNode, DefinitionSpec } from "./ast.js";
 import type { FirewallProviders, LocalTime } from "./context.js";
-import type { MultiThrottle, Throttle } from "./limits.js";
+import type { MultiThrottle } from "./limits.js";
+import type { Throttle } from "../shaping/token-bucket.js";
 import type { MembershipList } from "./lists.js";
 import type { LuaPattern } from "./lua-pattern.js";
 import type { Diagnostics } from "./rule-error.js";

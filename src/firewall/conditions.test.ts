@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import type { StanzaView } from "../xml/stanza-view.js";
 import { compileRuleSources, type CompileOptions } from "./compile.js";
 import type { FirewallProviders, OriginSession, RosterEntry } from "./context.js";
-import { testStanza } from "./test-stanza.js";
+import { testStanza } from "../../test/helpers/test-stanza.js";
 import { readHead } from "../xml/head.js";
 import { NsScope } from "../xml/namespaces.js";
 import { Stanza, StreamContext } from "../xml/stanza.js";

@@ -6,7 +6,7 @@
 import type { ConditionNode, ConditionSpec, PartMatcher } from "./ast.js";
 import type { CompileEnv } from "./compile-env.js";
 import type { FirewallProviders, RuleRef } from "./context.js";
-import { formatIp, ipInNetwork, parseIp } from "./ip.js";
+import { formatIp, ipInNetwork, parseIp } from "../util/ip.js";
 import { bareJid } from "../xmpp/jid.js";
 import { POLL_OK, POLL_TABLE_FULL } from "./limits.js";
 import { cachedLuaPattern, compileLuaPattern, LuaPattern } from "./lua-pattern.js";

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { buildErrorReply, errorReplyFor, mayAnswerWithError } from "./error-reply.js";
-import { testStanza } from "./test-stanza.js";
+import { testStanza } from "../../test/helpers/test-stanza.js";
 
 describe("buildErrorReply", () => {
   it("matches the verified BOUNCE stanza byte for byte", () => {

@@ -5,8 +5,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { compileRuleSources, type CompiledRuleSet } from "./compile.js";
-import { MultiThrottle, POLL_LIMITED, POLL_OK, POLL_TABLE_FULL, Throttle } from "./limits.js";
-import { testStanza } from "./test-stanza.js";
+import { MultiThrottle, POLL_LIMITED, POLL_OK, POLL_TABLE_FULL } from "./limits.js";
+import { Throttle } from "../shaping/token-bucket.js";
+import { testStanza } from "../../test/helpers/test-stanza.js";
 
 class FakeClock {
   t = 1_000;

@@ -1,48 +1,9 @@
-// Rate limiters for LIMIT (docs/shaping.md, "Prosody's token bucket: util.throttle"; %RATE in docs/firewall.md, "Definitions"). Unlike the
-// shaping TokenBucket (reservation semantics), a poll that fails deducts
-// nothing, exactly like Prosody's util.throttle: capacity R×B, refill R per
-// second, starts full, refreshed lazily only when the balance is short.
-// Times are ms from the ruleset's injected clock.
-
-export class Throttle {
-  readonly max: number;
-  /** Tokens per ms. */
-  readonly #perMs: number;
-  #balance: number;
-  #last: number;
-
-  constructor(rate: number, burst: number, now: number) {
-    this.max = rate * burst;
-    this.#perMs = rate / 1000;
-    this.#balance = this.max;
-    this.#last = now;
-  }
-
-  #update(now: number): void {
-    const elapsed = now - this.#last;
-    this.#last = now;
-    if (elapsed > 0) this.#balance = Math.min(this.max, this.#balance + this.#perMs * elapsed);
-  }
-
-  /** Take `cost` tokens if available; otherwise take nothing and return false. */
-  poll(now: number, cost = 1): boolean {
-    if (this.#balance < cost) this.#update(now);
-    if (this.#balance < cost) return false;
-    this.#balance -= cost;
-    return true;
-  }
-
-  /** Full after refresh: safe to forget (used by LRU eviction). */
-  isIdle(now: number): boolean {
-    this.#update(now);
-    return this.#balance >= this.max;
-  }
-
-  balance(now: number): number {
-    this.#update(now);
-    return this.#balance;
-  }
-}
+// Rate limiters for LIMIT (%RATE in docs/firewall.md, "Definitions"): the
+// bucket is Prosody's util.throttle, Throttle in src/shaping/token-bucket.ts
+// (docs/shaping.md, "Prosody's token bucket: util.throttle"); this module
+// keeps the per-key table of `LIMIT: name on EXPR`. Times are ms from the
+// ruleset's injected clock.
+import { Throttle } from "../shaping/token-bucket.js";
 
 /** Outcome of a keyed poll. */
 export const POLL_OK = 0;

@@ -6,7 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, it } from "node:test";
 import { loadRuleFiles, resolveListPath } from "./load.js";
-import { testStanza } from "./test-stanza.js";
+import { testStanza } from "../../test/helpers/test-stanza.js";
 
 function reader(files: Record<string, string>) {
   const read: string[] = [];

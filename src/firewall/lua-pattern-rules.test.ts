@@ -6,7 +6,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { compileRuleSources } from "./compile.js";
-import { testStanza } from "./test-stanza.js";
+import { testStanza } from "../../test/helpers/test-stanza.js";
 
 function load(text: string) {
   const r = compileRuleSources([{ file: "t.pfw", text }]);

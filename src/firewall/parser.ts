@@ -28,7 +28,7 @@ import {
   type Template,
   type TimeRange,
 } from "./ast.js";
-import { formatIp, parseCidr, parseIp } from "./ip.js";
+import { cidrBytes, formatIp, parseCidr, parseIp } from "../util/ip.js";
 import { isValidJid, splitJid } from "../xmpp/jid.js";
 import { lex, type LogicalLine } from "./lexer.js";
 import { compileLuaPattern, globToLuaPattern, LuaPatternError } from "./lua-pattern.js";
@@ -239,14 +239,15 @@ export interface ParamContext {
 // ---------------------------------------------------------------------------
 // Entry point.
 
-export interface ParseResult {
+/** What parseRuleFile returns (not the config layer's ParseResult, which is a value or an error). */
+export interface RuleFileParse {
   readonly ast: RuleFileAst;
   readonly errors: Diagnostics["errors"];
   readonly warnings: Diagnostics["warnings"];
 }
 
 /** Parse one file's text. `diag` collects errors and warnings (a fresh one if omitted). */
-export function parseRuleFile(file: string, source: string, diag: Diagnostics = new Diagnostics()): ParseResult {
+export function parseRuleFile(file: string, source: string, diag: Diagnostics = new Diagnostics()): RuleFileParse {
   const parser = new Parser(file, diag);
   for (const line of lex(file, source, diag)) parser.feed(line);
   const ast = parser.finish();
@@ -864,7 +865,12 @@ export function parseCondition(name: string, param: string | undefined, ctx: Par
       return { name, address: formatIp(ip) };
     }
     case "FROM_SUBNET": {
-      const cidr = parseCidr(p.trim());
+      let cidr: ReturnType<typeof cidrBytes>;
+      try {
+        cidr = cidrBytes(parseCidr(p.trim(), { lenient: true }));
+      } catch {
+        cidr = undefined;
+      }
       if (!cidr) return fail(`Cannot parse subnet CIDR: ${p}`);
       return { name, network: formatIp(cidr.network), bits: cidr.bits };
     }

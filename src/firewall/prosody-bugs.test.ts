@@ -9,7 +9,7 @@ import { describe, it } from "node:test";
 import { compileRuleSources, type CompileOptions } from "./compile.js";
 import { loadRuleFiles } from "./load.js";
 import { parseRuleFile } from "./parser.js";
-import { testStanza } from "./test-stanza.js";
+import { testStanza } from "../../test/helpers/test-stanza.js";
 
 const DIFFERENCES = new URL("../../test/fixtures/firewall/deliberate-differences.json", import.meta.url);
 

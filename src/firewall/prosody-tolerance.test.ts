@@ -9,7 +9,7 @@ import { checkRules } from "./check.js";
 import { compileRuleSources, type CompileOptions } from "./compile.js";
 import type { FirewallResult } from "./context.js";
 import { fileListItems } from "./lists.js";
-import { testStanza } from "./test-stanza.js";
+import { testStanza } from "../../test/helpers/test-stanza.js";
 
 function load(text: string, options: CompileOptions = {}) {
   const r = compileRuleSources([{ file: "t.pfw", text }], options);

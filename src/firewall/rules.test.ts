@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import type { CompiledRuleSet } from "./compile.js";
 import type { FirewallProviders, FirewallResult, OriginSession, RunChain } from "./context.js";
 import { loadRuleFiles, type LoadOptions } from "./load.js";
-import { testStanza } from "./test-stanza.js";
+import { testStanza } from "../../test/helpers/test-stanza.js";
 
 const RULES = new URL("../../rules/", import.meta.url).pathname;
 const EXAMPLES = `${RULES}examples/`;

@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { ERRORS } from "../errors.js";
 import { Pipeline, type SessionInfo } from "../policy/pipeline.js";
-import { FakeClock } from "../shaping/clock.js";
+import { FakeClock } from "../../test/helpers/fake-clock.js";
 import { Stanza } from "../xml/stanza.js";
 import { compileRuleSources, type CompiledRuleSet } from "./compile.js";
 import { FIREWALL_DISCONNECT, FirewallStage, type EmitTarget, type FirewallHooks, type RewriteVerdict } from "./stage.js";

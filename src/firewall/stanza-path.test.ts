@@ -6,7 +6,7 @@ import { describe, it } from "node:test";
 import fc from "fast-check";
 import type { StanzaPath } from "./ast.js";
 import { findPath, parseStanzaPath, prosodyForm } from "./stanza-path.js";
-import { testStanza } from "./test-stanza.js";
+import { testStanza } from "../../test/helpers/test-stanza.js";
 import { serializeHeld, type XmlNode } from "./xml.js";
 
 function path(src: string): StanzaPath {

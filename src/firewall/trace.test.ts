@@ -6,7 +6,7 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
-import { FakeClock } from "../shaping/clock.js";
+import { FakeClock } from "../../test/helpers/fake-clock.js";
 import { compileRuleSources } from "./compile.js";
 import { headerInsertPoint, traceRuleSet, traceStanzas, type TraceRecord } from "./trace.js";
 

@@ -15,7 +15,6 @@ export const PREFIX = "xmpp_guard_";
 
 /** client→server is "in", server→client is "out". */
 export const DIRECTIONS = ["in", "out"] as const;
-export type Direction = (typeof DIRECTIONS)[number];
 export const KINDS = ["message", "presence", "iq", "other"] as const satisfies readonly StanzaKind[];
 export const KIND_INDEX: Readonly<Record<StanzaKind, number>> = { message: 0, presence: 1, iq: 2, other: 3 };
 

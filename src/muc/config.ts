@@ -5,6 +5,7 @@
 // prefix: `event_rate` is `muc_event_rate`, `limit_base_cost` is
 // `muc_limit_base_cost`, and so on. See docs/muc-limits.md.
 import type { ParseError, ParseResult } from "../shaping/units.js";
+import { nameprep } from "../xmpp/stringprep.js";
 
 /** Affiliations a room can give a bare JID (XEP-0045 §5.2); "none" is the absence of one. */
 export const AFFILIATIONS = ["owner", "admin", "member", "outcast"] as const;
@@ -93,11 +94,10 @@ const PROSODY_NAMES: Readonly<Record<string, string>> = {
   muc_line_count_multiplier: "line_count_multiplier",
 };
 
-/** NFKC, lower case, no trailing dot: how Prosody's nameprep leaves a domain (approximately). */
+/** A domain as Prosody's jid.prep leaves it: the trailing dot dropped, then nameprep (xmpp/stringprep.ts); as it is when nameprep fails. */
 export function normaliseDomain(domain: string): string {
-  let d = domain.normalize("NFKC").toLowerCase();
-  if (d.length > 1 && d.endsWith(".")) d = d.slice(0, -1);
-  return d;
+  const d = domain.length > 1 && domain.endsWith(".") ? domain.slice(0, -1) : domain;
+  return nameprep(d) ?? d;
 }
 
 type Fail = ParseError;

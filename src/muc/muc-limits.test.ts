@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import type { SessionInfo, Verdict } from "../policy/pipeline.js";
-import { FakeClock } from "../shaping/clock.js";
+import { FakeClock } from "../../test/helpers/fake-clock.js";
 import { Stanza } from "../xml/stanza.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import { parseMucLimits, type MucLimitsOptions } from "./config.js";
@@ -191,6 +191,15 @@ describe("step 6: the room bucket (capacity event_rate × burst_factor = 3, refi
     assert.equal(passes(h, A, 3), 0);
     assert.equal(h.say(A, "hi", `other@${HOST}`), undefined);
     assert.deepEqual(h.stage.stats(), { rooms: 2, occupants: 0, capEvictions: 0 });
+  });
+
+  it("a room is one bucket under every spelling the server's stringprep reads as its JID (ß, case, fullwidth, trailing dot)", () => {
+    const h = harness();
+    assert.equal(h.say(A, "hi", `Stra\u00DFe@${HOST}`), undefined);
+    assert.equal(h.say(B, "hi", `STRASSE@${HOST.toUpperCase()}.`), undefined);
+    assert.equal(h.say(C, "hi", `\uFF33trasse@${HOST}`), undefined);
+    assert.ok(isBounce(h.say(A, "hi", `strasse@${HOST}`)), "the fourth costs a token from the same room");
+    assert.deepEqual(h.stage.stats(), { rooms: 1, occupants: 0, capEvictions: 0 });
   });
 
   it("refills eagerly, unlike util.throttle's stale refresh (no double burst after idling)", () => {

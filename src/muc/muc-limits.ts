@@ -14,6 +14,8 @@ import type { Flow, PolicyStage, SessionInfo, Verdict } from "../policy/pipeline
 import type { Clock } from "../shaping/clock.js";
 import type { TokenBucket } from "../shaping/token-bucket.js";
 import type { StanzaView } from "../xml/stanza-view.js";
+import { prepJid } from "../xmpp/jid.js";
+import { nodeprep } from "../xmpp/stringprep.js";
 import { AFFILIATIONS, normaliseDomain, type Affiliation, type MucLimitsOptions } from "./config.js";
 import { IdleTable, type IdleEntry } from "./idle-table.js";
 import { covers, debit, LocalRoomBuckets, newBucket, rebucket, type RoomBucketStore, type RoomLimits } from "./room-buckets.js";
@@ -93,8 +95,6 @@ interface RoomAddress {
 const MAX_ACTIVE_SENDERS = 1000;
 /** RFC 7622 §3.1: each part of a JID is at most 1023 bytes. */
 const MAX_JID_PART_BYTES = 1023;
-/** Characters nodeprep refuses (RFC 7622 §3.3.1 / stringprep): not a room. */
-const BAD_NODE = /[\s"&'/:<>@\u0000-\u001f\u007f]/;
 /** A domain that might read differently after nameprep: try the normalised form. */
 const NEEDS_PREP = /[^a-z0-9.-]|\.$/;
 const NO_NS: NsScope = Object.freeze({ defaultNs: "", prefixes: undefined });
@@ -105,12 +105,12 @@ function exceedsBytes(s: string, max: number): boolean {
   return s.length * 3 > max && Buffer.byteLength(s, "utf8") > max;
 }
 
-/** Case-folded, NFKC bare JID used as a key; undefined if malformed. */
+/** The bare JID prepped as Prosody preps it (xmpp/stringprep.ts), used as a key; undefined if malformed. */
 function bareKey(jid: string): string | undefined {
   const slash = jid.indexOf("/");
   const bare = slash < 0 ? jid : jid.slice(0, slash);
   if (bare === "" || exceedsBytes(bare, 2 * MAX_JID_PART_BYTES + 1)) return undefined;
-  return bare.normalize("NFKC").toLowerCase();
+  return prepJid(bare);
 }
 
 /** The text of the stanza's first <body> as Prosody's get_child_text("body") gives it. */
@@ -564,13 +564,14 @@ export class MucLimitsStage implements PolicyStage {
       host = normaliseDomain(host);
       if (!this.#hosts.has(host)) return undefined;
     }
-    const node = jid.slice(0, at);
-    if (node === "" || BAD_NODE.test(node) || exceedsBytes(node, MAX_JID_PART_BYTES)) return undefined;
+    // A node that nodeprep refuses (empty, too long, a prohibited character) is not a room.
+    const node = nodeprep(jid.slice(0, at));
+    if (node === null) return undefined;
     let nick: string | undefined;
     if (slash >= 0) {
       nick = jid.slice(slash + 1);
       if (nick === "" || exceedsBytes(nick, MAX_JID_PART_BYTES)) return undefined;
     }
-    return { room: `${node.normalize("NFKC").toLowerCase()}@${host}`, nick };
+    return { room: `${node}@${host}`, nick };
   }
 }

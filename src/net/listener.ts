@@ -16,7 +16,7 @@ import type { ErrorCode } from "../errors.js";
 import { realClock } from "../shaping/clock.js";
 import { TokenBucket } from "../shaping/token-bucket.js";
 import type { FramerLimits } from "../xml/framer.js";
-import { parseProxyHeader, unmapIPv4, type Endpoint } from "./proxy-protocol.js";
+import { parseProxyHeader, unmapIPv4, type TransportAddress } from "./proxy-protocol.js";
 import type { ResumptionRegistry } from "./resumption.js";
 import { Session, type ListenerContext } from "./session.js";
 import type { CertificateStore } from "./certificates.js";
@@ -222,8 +222,8 @@ export class Listener {
     const metrics = this.#deps.metrics;
     metrics.connections.inc({ listener: this.#config.name });
     socket.on("error", ignoreError); // errors before a session exists: the close event cleans up
-    const peer: Endpoint = { address: unmapIPv4(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
-    const local: Endpoint = { address: unmapIPv4(socket.localAddress ?? ""), port: socket.localPort ?? 0 };
+    const peer: TransportAddress = { address: unmapIPv4(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
+    const local: TransportAddress = { address: unmapIPv4(socket.localAddress ?? ""), port: socket.localPort ?? 0 };
     if (!peer.address) {
       socket.destroy();
       return;
@@ -235,7 +235,7 @@ export class Listener {
     this.#startSession(socket, peer, local, acceptedAt);
   }
 
-  #startSession(socket: Socket, peer: Endpoint, local: Endpoint, acceptedAt: number, initial?: Buffer): void {
+  #startSession(socket: Socket, peer: TransportAddress, local: TransportAddress, acceptedAt: number, initial?: Buffer): void {
     if (this.#web !== null) {
       // Admission waits for the upgrade: behind a web server, only the request names the client.
       this.#web.accept(socket, peer, local, acceptedAt, initial);
@@ -269,7 +269,7 @@ export class Listener {
    * A WebSocket is up: admit its client like a TCP connection (a refused one
    * still gets its stream error, over the WebSocket) and start the session.
    */
-  #startWebSession(peer: WsPeer, id: string, client: Endpoint, local: Endpoint, acceptedAt: number, tls: SessionTls | null): void {
+  #startWebSession(peer: WsPeer, id: string, client: TransportAddress, local: TransportAddress, acceptedAt: number, tls: SessionTls | null): void {
     const refuse = this.#admission(client.address);
     if (refuse) {
       this.#deps.metrics.connectionsRefused.inc({ listener: this.#config.name, reason: refuse === "XPX_ERR_TOO_MANY_CONNECTIONS" ? "too_many_connections" : "connection_rate" });
@@ -282,7 +282,7 @@ export class Listener {
   }
 
   /** TLS first (STARTTLS answered here, or direct TLS), then the session. Pending handshakes count per IP. */
-  #startTls(socket: Socket, peer: Endpoint, local: Endpoint, mode: TlsMode, store: CertificateStore, acceptedAt: number, initial?: Buffer): void {
+  #startTls(socket: Socket, peer: TransportAddress, local: TransportAddress, mode: TlsMode, store: CertificateStore, acceptedAt: number, initial?: Buffer): void {
     const settings = this.#deps.settings();
     const ctx = this.#ctx;
     const id = sessionId();
@@ -355,7 +355,7 @@ export class Listener {
     });
   }
 
-  #readProxyHeader(socket: Socket, peer: Endpoint, local: Endpoint, acceptedAt: number): void {
+  #readProxyHeader(socket: Socket, peer: TransportAddress, local: TransportAddress, acceptedAt: number): void {
     const metrics = this.#deps.metrics;
     const name = this.#config.name;
     let buf: Buffer = Buffer.alloc(0);

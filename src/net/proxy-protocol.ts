@@ -12,7 +12,8 @@ const V1_MAX = 107;
 /** v2 headers larger than this are refused (addresses + generous TLVs). */
 const V2_MAX = 16 + 216 + 1024;
 
-export interface Endpoint {
+/** An IP address and port as a socket or a PROXY header gives them (not a configured `host:port`: that is config's Endpoint). */
+export interface TransportAddress {
   address: string;
   port: number;
 }
@@ -21,7 +22,7 @@ export type ProxyParse =
   | { status: "incomplete" }
   | { status: "error"; message: string }
   /** `source`/`destination` are absent for LOCAL (v2) and UNKNOWN (v1) headers: use the socket's. */
-  | { status: "ok"; length: number; version: 1 | 2; source?: Endpoint; destination?: Endpoint };
+  | { status: "ok"; length: number; version: 1 | 2; source?: TransportAddress; destination?: TransportAddress };
 
 /** Could these first bytes be the start of a PROXY header (either version)? */
 export function looksLikeProxyHeader(buf: Buffer): boolean {
@@ -121,7 +122,7 @@ export function unmapIPv4(address: string): string {
   return address.startsWith("::ffff:") && isIP(address.slice(7)) === 4 ? address.slice(7) : address;
 }
 
-export function encodeProxyV1(source: Endpoint, destination: Endpoint): Buffer {
+export function encodeProxyV1(source: TransportAddress, destination: TransportAddress): Buffer {
   const s = unmapIPv4(source.address);
   const d = unmapIPv4(destination.address);
   const fs = isIP(s);
@@ -129,18 +130,12 @@ export function encodeProxyV1(source: Endpoint, destination: Endpoint): Buffer {
   return Buffer.from(`PROXY TCP${fs} ${s} ${d} ${source.port} ${destination.port}\r\n`, "latin1");
 }
 
-/** PP2_TYPE_* TLV codes we emit (spec §2.2.7). */
-export const PP2_TYPE_AUTHORITY = 0x02;
-export const PP2_TYPE_SSL = 0x20;
-export const PP2_SUBTYPE_SSL_VERSION = 0x21;
-export const PP2_SUBTYPE_SSL_CN = 0x22;
-
 export interface Tlv {
   type: number;
   value: Buffer;
 }
 
-export function encodeProxyV2(source: Endpoint, destination: Endpoint, tlvs: Tlv[] = []): Buffer {
+export function encodeProxyV2(source: TransportAddress, destination: TransportAddress, tlvs: Tlv[] = []): Buffer {
   const s = unmapIPv4(source.address);
   const d = unmapIPv4(destination.address);
   const fs = isIP(s);

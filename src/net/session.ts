@@ -27,7 +27,7 @@ import { realClock, realTimers } from "../shaping/clock.js";
 import { ReadPacer, type PacerBuckets, type ThrottleReason } from "../shaping/pacer.js";
 import { TokenBucket } from "../shaping/token-bucket.js";
 import type { RatedStanzaKind } from "../shaping/units.js";
-import { encodeProxyV1, encodeProxyV2, looksLikeProxyHeader, type Endpoint } from "./proxy-protocol.js";
+import { encodeProxyV1, encodeProxyV2, looksLikeProxyHeader, type TransportAddress } from "./proxy-protocol.js";
 import type { ResumptionRegistry } from "./resumption.js";
 import { WriteBatch } from "./write-batch.js";
 import { connect as tlsConnect } from "node:tls";
@@ -172,7 +172,7 @@ export class Session implements SessionInfo {
   readonly port: number;
   readonly startedAt = Date.now();
   /** Where the peer connected to (socket, or the PROXY header's destination). */
-  readonly localEndpoint: Endpoint;
+  readonly localEndpoint: TransportAddress;
 
   readonly #ctx: ListenerContext;
   readonly #log: SessionLog;
@@ -231,7 +231,7 @@ export class Session implements SessionInfo {
    * in the server's features and answer it (ctx.startTls) if the peer asks.
    * `framed`: the client is a WebSocket peer (ws-peer.ts), not a socket.
    */
-  constructor(ctx: ListenerContext, client: Socket | FramedPeer, id: string, peer: Endpoint, local: Endpoint, refuse?: ErrorCode, tls?: SessionTls | null, offerTls = false, framed = false) {
+  constructor(ctx: ListenerContext, client: Socket | FramedPeer, id: string, peer: TransportAddress, local: TransportAddress, refuse?: ErrorCode, tls?: SessionTls | null, offerTls = false, framed = false) {
     this.#ctx = ctx;
     if (offerTls && (tls ?? null) === null && ctx.startTls !== undefined) this.#flags |= F_OFFER_TLS;
     this.tls = tls ?? null;

@@ -30,13 +30,6 @@ export const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
 /** RFC 6120 §5.4.2.3: the proceed case. */
 export const STARTTLS_PROCEED = `<proceed xmlns='${NS_TLS}'/>`;
 
-/**
- * RFC 6120 §5.4.2.2: the failure case, which also ends the stream. For a
- * second <starttls/> on an encrypted stream (the session's check, code
- * XPX_ERR_STARTTLS_TWICE): write this, then close the TCP connection.
- */
-export const STARTTLS_FAILURE = `<failure xmlns='${NS_TLS}'/></stream:stream>`;
-
 /** Our pre-TLS features (RFC 6120 §5.4.1). */
 export function startTlsFeatures(mode: "required" | "optional"): string {
   const required = mode === "required" ? "<required/>" : "";

@@ -1,7 +1,7 @@
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import { DEFAULT_LIMITS, FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, FRAME_WHITESPACE } from "../xml/framer.js";
-import { viewStream } from "../stream/view-stream.js";
+import { viewStream } from "../../test/helpers/view-stream.js";
 import {
   CLOSE_MESSAGE, InboundFraming, MSG_BAD, MSG_CLOSE, MSG_ELEMENT, MSG_EMPTY, MSG_OPEN, NS_FRAMING, OutboundFraming, outboundMessage,
   type MessageKind,

@@ -26,7 +26,7 @@ import { sessionId, SessionLog, type Logger } from "../log.js";
 import type { Metrics } from "../metrics/definitions.js";
 import type { ListenerConfig, WebSocketOptions } from "../config/schema.js";
 import { serverHandshake } from "./direct-tls.js";
-import { unmapIPv4, type Endpoint } from "./proxy-protocol.js";
+import { unmapIPv4, type TransportAddress } from "./proxy-protocol.js";
 import type { RuntimeSettings } from "./listener.js";
 import type { SessionTls } from "./tls-accept.js";
 import { WsPeer } from "./ws-peer.js";
@@ -38,8 +38,8 @@ const CONN = Symbol("ws-conn");
 
 /** What the listener learned about a connection before HTTP. */
 interface ConnInfo {
-  readonly peer: Endpoint;
-  readonly local: Endpoint;
+  readonly peer: TransportAddress;
+  readonly local: TransportAddress;
   readonly acceptedAt: number;
   readonly tls: SessionTls | null;
   /** Destroys a connection that has not upgraded within timeouts.stream_header (the TLS handshake has its own bound). */
@@ -57,7 +57,7 @@ export interface WebSocketFrontDeps {
   config(): ListenerConfig;
   settings(): RuntimeSettings;
   /** A WebSocket is up: the listener admits the client (per-IP caps) and starts the session. */
-  startSession(peer: WsPeer, id: string, client: Endpoint, local: Endpoint, acceptedAt: number, tls: SessionTls | null): void;
+  startSession(peer: WsPeer, id: string, client: TransportAddress, local: TransportAddress, acceptedAt: number, tls: SessionTls | null): void;
 }
 
 export class WebSocketFront {
@@ -99,7 +99,7 @@ export class WebSocketFront {
   }
 
   /** A connection the listener accepted (its PROXY header read, `initial` what followed it). */
-  accept(socket: Socket, peer: Endpoint, local: Endpoint, acceptedAt: number, initial?: Buffer): void {
+  accept(socket: Socket, peer: TransportAddress, local: TransportAddress, acceptedAt: number, initial?: Buffer): void {
     const settings = this.#deps.settings();
     if (initial !== undefined && initial.length > 0) socket.unshift(initial);
     if (!this.#options.tls) {
@@ -293,7 +293,7 @@ export function offersXmpp(header: string | undefined): boolean {
  * description of the problem when the header holds something that is not
  * an address.
  */
-export function clientAddress(req: IncomingMessage, peer: Endpoint, options: WebSocketOptions): Endpoint | string {
+export function clientAddress(req: IncomingMessage, peer: TransportAddress, options: WebSocketOptions): TransportAddress | string {
   if (!options.trusted_proxies.has(peer.address)) return peer;
   const raw = req.headers["x-forwarded-for"];
   if (raw === undefined) return peer;

@@ -15,16 +15,6 @@ const SESSION_BURST = 20;
 const GLOBAL_RATE = 50;
 const GLOBAL_BURST = 200;
 
-export interface AuditLine {
-  /** A pipeline stage ("firewall", "muc_limits", "registration"), or "admin". */
-  readonly stage: string;
-  /** drop, bounce, close; with shadow rules "would drop" etc. */
-  readonly action: string;
-  readonly reason: string;
-  /** The rule's `file:line`, when a rule decided. */
-  readonly rule?: string | undefined;
-}
-
 /** `file:line` at the start of a firewall reason ("rules/a.pfw:12 DROP"), if any. */
 export function ruleOf(reason: string): string | undefined {
   const m = /^(\S+:\d+) /.exec(reason);

@@ -39,8 +39,6 @@ export type Verdict =
   /** Close the stream with the catalogue's stream error for `code`. */
   | { readonly action: "close"; readonly code: ErrorCode; readonly reason: string };
 
-export const FORWARD: Verdict = Object.freeze({ action: "forward" });
-
 export interface PolicyStage {
   readonly name: string;
   /**

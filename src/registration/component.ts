@@ -8,7 +8,8 @@
 // reported). Incoming stanzas are read with our own framer and ignored,
 // except stream errors, which are logged.
 import { connect, type Socket } from "node:net";
-import { AddressError, parseHostPort } from "../config/address.js";
+import { parseHostPort } from "../config/address.js";
+import { AddressError } from "../util/ip.js";
 import type { ParseResult } from "../shaping/units.js";
 import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind } from "../xml/framer.js";
 import { readHead } from "../xml/head.js";

@@ -3,10 +3,10 @@
 // mod_tombstones and mod_watchregistrations. parseRegistrationOptions never
 // throws; it returns the shaping units' ParseResult so the config schema can
 // adapt it with `parsed()`. Lua patterns are checked here by translating them.
-import { AddressError, CidrSet } from "../config/address.js";
+import { AddressError, CidrSet } from "../util/ip.js";
 import { compileLuaPattern, type LuaPatternMode } from "../firewall/lua-pattern.js";
 import type { ParseResult } from "../shaping/units.js";
-import { nodeprep } from "./nodeprep.js";
+import { nodeprep } from "../xmpp/stringprep.js";
 
 export const NOTIFICATION_TYPES = ["chat", "normal", "headline", "groupchat"] as const;
 export type NotificationType = (typeof NOTIFICATION_TYPES)[number];

@@ -13,7 +13,7 @@ import type { Flow, PolicyStage, SessionInfo, Verdict } from "../policy/pipeline
 import type { Clock } from "../shaping/clock.js";
 import type { RegistrationStore } from "../state/registration-store.js";
 import type { StanzaView } from "../xml/stanza-view.js";
-import { nodeprep } from "./nodeprep.js";
+import { nodeprep } from "../xmpp/stringprep.js";
 import { throttleSpec, type RegistrationOptions } from "./options.js";
 import { isRegisterSet, readRegisterQuery } from "./register-query.js";
 import { SKELETON_VERSION, skeleton } from "./skeleton.js";
@@ -298,7 +298,7 @@ export class RegistrationStage implements PolicyStage {
       const poll = pollThrottle(this.#store.getThrottle(key), spec, now);
       // A refused poll debits nothing, so nothing is written: a flood costs reads only.
       if (!poll.ok) return "throttled";
-      this.#store.putThrottle(key, poll.next, spec);
+      this.#store.putThrottle(key, poll.next, { capacity: spec.capacity, perMs: spec.perMs, now });
       if ((++this.#debits & 255) === 0) this.#store.pruneThrottles(now, spec.capacity, spec.perMs);
       return undefined;
     });

@@ -2,7 +2,7 @@
 // nodeprep first, then the UTS #39 skeleton, must give the same strings here.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { nodeprep } from "./nodeprep.js";
+import { nodeprep } from "../xmpp/stringprep.js";
 import { CONFUSABLES, MAX_SKELETON_INPUT, SKELETON_VERSION, skeleton } from "./skeleton.js";
 
 /** [input, nodeprep, skeleton], as Prosody 0.12's util.encodings computes them. */

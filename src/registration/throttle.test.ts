@@ -40,3 +40,12 @@ test("keys: IPv4 as is, mapped IPv4 unwrapped, IPv6 by prefix, junk null", () =>
   assert.equal(throttleKey("", 64), null);
   assert.equal(throttleKey("unix:/tmp/sock", 64), null);
 });
+
+test("refreshed lazily, as util.throttle: a stored balance that covers the poll is debited without crediting the wait", () => {
+  // One token left since t=0; ten minutes later it is taken as it is (updated_at kept)...
+  const a = pollThrottle({ tokens: 1, updated_at: 0 }, spec, 600_000);
+  assert.deepEqual(a, { ok: true, next: { tokens: 0, updated_at: 0 } });
+  // ...and the next poll, short, credits the whole ten minutes (capped): a third pass in a row.
+  const b = pollThrottle(a.next, spec, 600_000);
+  assert.deepEqual(b, { ok: true, next: { tokens: 1, updated_at: 600_000 } });
+});

@@ -1,7 +1,7 @@
 // Seeding known accounts from a user list (prosodyctl shell user:list output).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { MemoryStore } from "../state/memory-store.js";
+import { MemoryStore } from "../../test/helpers/memory-store.js";
 import { importAccounts, knownAccount, parseUserList } from "./user-import.js";
 
 test("prosodyctl shell output, bare names with a default host, comments, problems", () => {

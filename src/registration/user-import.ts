@@ -3,7 +3,7 @@
 // output of `prosodyctl shell user:list example.org`, and store each one with
 // its skeleton. Accounts already known are left as they are.
 import type { AccountSource, KnownAccount, RegistrationStore } from "../state/registration-store.js";
-import { nodeprep } from "./nodeprep.js";
+import { nodeprep } from "../xmpp/stringprep.js";
 import { skeleton } from "./skeleton.js";
 
 export interface UserListEntry {

@@ -2,7 +2,8 @@
 // No test here sleeps.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FakeClock, realClock, realTimers } from "./clock.js";
+import { realClock, realTimers } from "./clock.js";
+import { FakeClock } from "../../test/helpers/fake-clock.js";
 
 test("FakeClock fires due timers in order, at their exact due time", () => {
   const clock = new FakeClock(100);

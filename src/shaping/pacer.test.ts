@@ -2,7 +2,7 @@
 // flood accuracy against capacity + rate × t, stanza buckets, exemption, reload, accounting.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { FakeClock } from "./clock.js";
+import { FakeClock } from "../../test/helpers/fake-clock.js";
 import type { Timers } from "./clock.js";
 import { ReadPacer } from "./pacer.js";
 import type { PacerBuckets, PacerHooks } from "./pacer.js";

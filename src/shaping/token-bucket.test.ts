@@ -2,7 +2,8 @@
 // n > capacity, long-run rate, and reconfigure without unfair resets.
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { TokenBucket } from "./token-bucket.js";
+import fc from "fast-check";
+import { pollThrottleState, Throttle, TokenBucket, type ThrottleState } from "./token-bucket.js";
 
 // A 3kb/s × 2s byte bucket, the running example in docs/shaping.md.
 const RATE = 3000;
@@ -142,4 +143,72 @@ test("invalid parameters are programming errors", () => {
   const b = new TokenBucket(RATE, CAPACITY, 0);
   assert.throws(() => b.reconfigure(0, 1, 0), RangeError);
   assert.equal(b.rate, RATE); // unchanged after a rejected reconfigure
+});
+
+// --- Throttle and pollThrottleState: Prosody's util.throttle -----------------
+
+test("Throttle and pollThrottleState are the same bucket: random polls agree step by step", () => {
+  fc.assert(
+    fc.property(
+      fc.integer({ min: 1, max: 5 }),
+      fc.integer({ min: 1, max: 120 }),
+      fc.array(fc.integer({ min: 0, max: 90_000 }), { maxLength: 40 }),
+      (max, periodS, gaps) => {
+        // util.throttle.create(max, period): rate max/period per second, capacity max.
+        const rate = max / periodS;
+        const t = new Throttle(rate, periodS, 0);
+        const perMs = rate / 1000;
+        // Both created full at 0 (undefined state means "created at the poll").
+        let state: ThrottleState | undefined = gaps[0] === 0 ? undefined : { tokens: t.max, updated_at: 0 };
+        let now = 0;
+        for (const gap of gaps) {
+          now += gap;
+          const p = pollThrottleState(state, t.max, perMs, now);
+          assert.equal(t.poll(now), p.ok, `at ${now}`);
+          // Throttle keeps the refresh of a failed poll too (the registration
+          // store does not write it back; see pollThrottleState).
+          state = p.next;
+        }
+      },
+    ),
+    { numRuns: 500 },
+  );
+});
+
+test("util.throttle refreshes lazily: a bucket left full passes more than its capacity back to back, as in Prosody", () => {
+  // create(3, 60): capacity 3, one token per 20 s.
+  const t = new Throttle(3 / 60, 60, 0);
+  let s: ThrottleState | undefined = pollThrottleState(undefined, 3, 3 / 60_000, 0).next; // the first poll at creation
+  assert.ok(t.poll(0));
+  let passed = 0;
+  let passedState = 0;
+  for (let i = 0; i < 10; i++) {
+    if (t.poll(600_000)) passed++;
+    const p = pollThrottleState(s, 3, 3 / 60_000, 600_000);
+    if (p.ok) {
+      passedState++;
+      s = p.next;
+    }
+  }
+  // 2 left from creation, taken without a refresh; then the refresh credits
+  // the whole 10 minutes (capped at 3): 5 in a row, where an eager bucket gives 3.
+  assert.equal(passed, 5);
+  assert.equal(passedState, 5);
+  const eager = new TokenBucket(3 / 60, 3, 0);
+  eager.take(1, 0);
+  let passedEager = 0;
+  for (let i = 0; i < 10; i++) {
+    if (eager.balance(600_000) >= 1) {
+      eager.take(1, 600_000);
+      passedEager++;
+    }
+  }
+  assert.equal(passedEager, 3);
+});
+
+test("pollThrottleState: a failed poll takes nothing; a stored balance above a shrunk capacity is capped; time backwards refills nothing", () => {
+  assert.deepEqual(pollThrottleState({ tokens: 0.5, updated_at: 0 }, 2, 0.001, 250), { ok: false, next: { tokens: 0.75, updated_at: 250 } });
+  assert.deepEqual(pollThrottleState({ tokens: 5, updated_at: 0 }, 2, 0.001, 10), { ok: true, next: { tokens: 1, updated_at: 0 } });
+  assert.equal(pollThrottleState({ tokens: 0.5, updated_at: 5000 }, 2, 0.001, 1000).ok, false);
+  assert.equal(pollThrottleState(undefined, 0.5, 1, 0).ok, false, "a capacity below the cost never passes");
 });

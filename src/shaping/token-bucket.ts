@@ -1,7 +1,24 @@
-// Pure token bucket with reservation semantics: take() always debits, the
-// balance may go negative (debt), and the caller is told how long until the
-// debit is covered. It owns no timers and never reads a clock: every call gets
-// `now` (monotonic ms). No allocation per call. See docs/shaping.md.
+// The proxy's token buckets, in one place (docs/shaping.md). Two, because
+// the semantics truly differ:
+//
+// - TokenBucket: reservation semantics for shaping. take() always debits, the
+//   balance may go negative (debt), and the caller is told how long until the
+//   debit is covered; the balance is refreshed on every call, so the waits are
+//   exact and the total admitted stays within capacity + rate × t. Our own
+//   refuse-without-charging limits (connection rate per IP, audit lines, MUC
+//   occupant buckets) use it too, through balance() then take(): the same
+//   exact envelope, and a refusal charges nothing.
+// - Throttle / pollThrottleState: Prosody's util.throttle, for the limits that
+//   must behave as Prosody's do (firewall LIMIT, mod_register_limits). A poll
+//   that fails takes nothing and there is never a debt; the balance is
+//   refreshed lazily, only when the stored one is short of the cost, so a
+//   bucket left alone can pass more than its capacity back to back, exactly
+//   as in Prosody. Throttle is the in-memory object; pollThrottleState is the
+//   same poll over plain stored data (the registration store, and the Redis
+//   script in src/state/redis-store.ts, which does the same arithmetic).
+//
+// None of them owns a timer or reads a clock: every call gets `now` (ms). No
+// allocation per call.
 
 /**
  * Balances within this many tokens of the target count as reached. Refill is
@@ -108,4 +125,85 @@ function checkParams(rate: number, capacity: number): void {
   if (!(capacity >= 0) || !Number.isFinite(capacity)) {
     throw new RangeError(`TokenBucket: capacity must be a finite number >= 0, got ${capacity}`);
   }
+}
+
+/**
+ * Prosody's util.throttle (docs/shaping.md, "Prosody's token bucket:
+ * util.throttle"): capacity rate × burst, refilled at `rate` per second,
+ * starting full. `rate` may be 0 (a bucket that never refills) and a
+ * capacity below the cost never passes.
+ */
+export class Throttle {
+  readonly max: number;
+  /** Tokens per ms. */
+  readonly #perMs: number;
+  #balance: number;
+  #last: number;
+
+  constructor(rate: number, burst: number, now: number) {
+    this.max = rate * burst;
+    this.#perMs = rate / 1000;
+    this.#balance = this.max;
+    this.#last = now;
+  }
+
+  #update(now: number): void {
+    const elapsed = now - this.#last;
+    this.#last = now;
+    if (elapsed > 0) this.#balance = Math.min(this.max, this.#balance + this.#perMs * elapsed);
+  }
+
+  /** Take `cost` tokens if available; otherwise take nothing and return false. */
+  poll(now: number, cost = 1): boolean {
+    if (this.#balance < cost) this.#update(now);
+    if (this.#balance < cost) return false;
+    this.#balance -= cost;
+    return true;
+  }
+
+  /** Full after refresh: safe to forget (used by LRU eviction). */
+  isIdle(now: number): boolean {
+    this.#update(now);
+    return this.#balance >= this.max;
+  }
+
+  balance(now: number): number {
+    this.#update(now);
+    return this.#balance;
+  }
+}
+
+/** A Throttle as stored data: the balance, and when it was last refreshed (ms). */
+export interface ThrottleState {
+  readonly tokens: number;
+  readonly updated_at: number;
+}
+
+export interface ThrottlePoll {
+  readonly ok: boolean;
+  /** The state after the poll; when !ok it differs from the input only by a refresh, which need not be stored. */
+  readonly next: ThrottleState;
+}
+
+/**
+ * Throttle.poll for one token over stored state (undefined = a bucket created
+ * full at `now`), with capacity `capacity` refilled at `perMs` tokens per ms.
+ * The refresh happens only when the stored balance is short, as in Throttle;
+ * a clock step backwards (stored wall-clock times) refills nothing.
+ */
+export function pollThrottleState(state: ThrottleState | undefined, capacity: number, perMs: number, now: number): ThrottlePoll {
+  let tokens = capacity;
+  let at = now;
+  if (state !== undefined) {
+    // A reload that shrank the bucket leaves no stored balance above it.
+    tokens = state.tokens > capacity ? capacity : state.tokens;
+    at = state.updated_at;
+    if (tokens < 1) {
+      const elapsed = now - at;
+      if (elapsed > 0) tokens = Math.min(capacity, tokens + elapsed * perMs);
+      at = now;
+    }
+  }
+  if (tokens >= 1) return { ok: true, next: { tokens: tokens - 1, updated_at: at } };
+  return { ok: false, next: { tokens, updated_at: at } };
 }

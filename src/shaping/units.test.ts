@@ -4,14 +4,19 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import {
-  formatParseError,
   parseBurst,
   parseByteLimit,
   parseRate,
   parseStanzaRate,
   parseStanzaRates,
 } from "./units.js";
-import type { ParseResult } from "./units.js";
+import type { ParseError, ParseResult } from "./units.js";
+
+/** The key path and the message, as the config layer reports them ("at" joins with dots). */
+function formatParseError(path: string, error: ParseError): string {
+  const where = error.at === undefined ? path : path === "" ? error.at : `${path}.${error.at}`;
+  return where === "" ? error.message : `${where}: ${error.message}`;
+}
 
 function value<T>(r: ParseResult<T>): T {
   if (!r.ok) assert.fail(`expected ok, got error: ${r.message}`);

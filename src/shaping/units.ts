@@ -53,12 +53,6 @@ const RATE_EXAMPLE = `expected e.g. "3kb/s"`;
 const BURST_EXAMPLE = `expected seconds, e.g. "2s", "0.5s" or 2`;
 const NO_NOTES: readonly string[] = Object.freeze([]);
 
-/** "at" joins sub-paths with dots, like the config layer's own paths. */
-export function formatParseError(path: string, error: ParseError): string {
-  const where = error.at === undefined ? path : path === "" ? error.at : `${path}.${error.at}`;
-  return where === "" ? error.message : `${where}: ${error.message}`;
-}
-
 const DECIMAL = String.raw`(\d+(?:\.\d*)?|\.\d+)`;
 const RATE_RE = new RegExp(String.raw`^${DECIMAL}\s*([^/]*?)\s*(?:/\s*([^/]*?)\s*)?$`);
 const BURST_RE = new RegExp(String.raw`^${DECIMAL}\s*([a-z]*)$`, "i");

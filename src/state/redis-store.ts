@@ -60,30 +60,40 @@ const LUA_ZREM = `
 if redis.call('ZREM', KEYS[1], ARGV[1]) == 1 then
   redis.call('PUBLISH', ARGV[2], ARGV[3]) return 1 end
 return 0`;
-// The throttle debit, atomic: refill Redis's bucket to `now` (Prosody's
-// util.throttle), take one token, store, expire when full again, publish.
-// Without a spec (capacity "") the given state is stored as it is.
+// The throttle debit, atomic: Redis's bucket polled as pollThrottleState
+// does (src/shaping/token-bucket.ts, Prosody's util.throttle: refreshed to
+// `now` only when the stored balance is short of one token), one token taken
+// whatever the balance (the instance already admitted), stored, expired when
+// full again, published. Without a spec (capacity "") the given state is
+// stored as it is.
 const LUA_DEBIT = `
 local tokens = tonumber(ARGV[1])
-local now = tonumber(ARGV[2])
+local at = ARGV[2]
 local cap = tonumber(ARGV[3])
 local perMs = tonumber(ARGV[4])
 if cap ~= nil then
+  local now = tonumber(ARGV[7])
+  at = ARGV[7]
   local cur = redis.call('HMGET', KEYS[1], 'tokens', 'updated_at')
   local t = cap
   if cur[1] then
-    local elapsed = now - tonumber(cur[2])
-    if elapsed < 0 then elapsed = 0 end
-    t = math.min(cap, tonumber(cur[1]) + elapsed * perMs)
+    t = tonumber(cur[1])
+    if t > cap then t = cap end
+    if t >= 1 then
+      at = cur[2]
+    else
+      local elapsed = now - tonumber(cur[2])
+      if elapsed > 0 then t = math.min(cap, t + elapsed * perMs) end
+    end
   end
   tokens = t - 1
 end
 local ts = string.format('%.17g', tokens)
-redis.call('HSET', KEYS[1], 'tokens', ts, 'updated_at', ARGV[2])
+redis.call('HSET', KEYS[1], 'tokens', ts, 'updated_at', at)
 if cap ~= nil and perMs > 0 then
   redis.call('PEXPIRE', KEYS[1], math.ceil((cap - tokens) / perMs) + 1000)
 end
-redis.call('PUBLISH', ARGV[5], '{"t":"h","k":' .. cjson.encode(ARGV[6]) .. ',"v":[' .. ts .. ',' .. ARGV[2] .. ']}')
+redis.call('PUBLISH', ARGV[5], '{"t":"h","k":' .. cjson.encode(ARGV[6]) .. ',"v":[' .. ts .. ',' .. at .. ']}')
 return ts`;
 
 function pair(host: string, username: string): string {
@@ -236,7 +246,7 @@ export class RedisStore implements RegistrationStore {
     return this.#throttles.get(key);
   }
 
-  putThrottle(key: string, state: ThrottleState, spec?: { readonly capacity: number; readonly perMs: number }): void {
+  putThrottle(key: string, state: ThrottleState, spec?: { readonly capacity: number; readonly perMs: number; readonly now: number }): void {
     this.#check();
     this.#throttles.set(key, { tokens: state.tokens, updated_at: state.updated_at });
     this.#send(
@@ -251,6 +261,7 @@ export class RedisStore implements RegistrationStore {
         spec === undefined ? "" : String(spec.perMs),
         this.#channel,
         key,
+        spec === undefined ? "" : String(spec.now),
       ),
     );
   }

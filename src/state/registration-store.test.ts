@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { MemoryStore } from "./memory-store.js";
+import { MemoryStore } from "../../test/helpers/memory-store.js";
 import type { KnownAccount, RegistrationStore } from "./registration-store.js";
 import { SqliteStore } from "./sqlite-store.js";
 

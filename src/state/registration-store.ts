@@ -4,16 +4,14 @@
 // usernames (nodeprep) before they get here; the store compares strings as
 // given. Implementations are synchronous: policy stages judge stanzas inline.
 // Times are Unix epoch milliseconds from an injected wall clock.
+import type { ThrottleState } from "../shaping/token-bucket.js";
 
 /**
- * One IP's registration token bucket (Prosody's util.throttle state): the
- * balance after the last debit and when that was. A missing row is a full bucket.
+ * One IP's registration token bucket (Prosody's util.throttle state, polled
+ * by pollThrottleState): the balance and when it was last refreshed. A
+ * missing row is a full bucket.
  */
-export interface ThrottleState {
-  readonly tokens: number;
-  /** Epoch ms of the last debit. */
-  readonly updated_at: number;
-}
+export type { ThrottleState };
 
 /**
  * Drop the buckets of `throttles` that have refilled to `capacity` by `now`
@@ -80,9 +78,10 @@ export interface RegistrationStore {
   getThrottle(key: string): ThrottleState | undefined;
   /**
    * Store `state`, the bucket after one debit. `spec`, when given, lets a
-   * shared store redo the debit atomically on its own copy (RedisStore).
+   * shared store redo the debit atomically on its own copy (RedisStore), as
+   * pollThrottleState at `spec.now` would.
    */
-  putThrottle(key: string, state: ThrottleState, spec?: { readonly capacity: number; readonly perMs: number }): void;
+  putThrottle(key: string, state: ThrottleState, spec?: { readonly capacity: number; readonly perMs: number; readonly now: number }): void;
   /**
    * Forget every bucket that has refilled to `capacity` by `now` (refill of
    * `perMs` tokens per millisecond): a full bucket needs no row. Returns the count.

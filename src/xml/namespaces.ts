@@ -26,12 +26,6 @@ export interface AttributeList {
   attrAt(k: number): string;
 }
 
-/** A qualified name split at its colon; `prefix` is "" when there is none. */
-export function splitQName(qname: string): { prefix: string; local: string } {
-  const colon = qname.indexOf(":");
-  return colon < 0 ? { prefix: "", local: qname } : { prefix: qname.slice(0, colon), local: qname.slice(colon + 1) };
-}
-
 export class NsScope {
   /** Nothing declared: no default namespace, only the fixed `xml` prefix. */
   static readonly EMPTY = new NsScope(undefined, null);

@@ -1,7 +1,9 @@
 // JID helpers with Prosody's util.jid semantics: split() rejects malformed
-// JIDs by returning no parts at all, bare() drops the resource. prep() is an
-// approximation of stringprep (NFKC, and lower-casing node and domain) so that
-// rule patterns written in lower case match as they do behind Prosody.
+// JIDs by returning no parts at all, bare() drops the resource. prep() applies
+// the stringprep profiles of xmpp/stringprep.ts (nodeprep, nameprep,
+// resourceprep) so that rule patterns written in lower case match as they do
+// behind Prosody.
+import { nameprep, nodeprep, resourceprep } from "./stringprep.js";
 
 export interface JidParts {
   readonly node: string | undefined;
@@ -90,9 +92,10 @@ export function hostOf(jid: string | undefined): string | undefined {
 }
 
 /**
- * Approximate jid.prep: NFKC on every part, case-folded node and domain, a
- * trailing dot removed from the domain. Malformed input is returned as is
- * (Prosody would have rejected the stanza before any firewall chain ran).
+ * jid.prep: nodeprep, nameprep and resourceprep on the parts, the domain's
+ * trailing dot removed. Input that is malformed or fails a profile is
+ * returned as is (Prosody would have rejected the stanza before any firewall
+ * chain ran).
  */
 export function prepJid(jid: string | undefined): string | undefined {
   if (jid === undefined) return undefined;
@@ -119,11 +122,12 @@ const NOT_PLAIN = /[^\x21-\x40\x5b-\x7e]/;
 
 function prepUncached(jid: string): string {
   const p = splitJid(jid);
-  if (p.host === undefined) return jid;
-  let host = p.host.normalize("NFKC").toLowerCase();
-  if (host.endsWith(".") && host.length > 1) host = host.slice(0, -1);
-  const node = p.node?.normalize("NFKC").toLowerCase();
-  const resource = p.resource?.normalize("NFKC");
+  if (p.host === undefined || p.host === ".") return jid;
+  // As jid.prep: the root label's dot goes before nameprep.
+  const host = nameprep(p.host.endsWith(".") ? p.host.slice(0, -1) : p.host);
+  const node = p.node === undefined ? undefined : nodeprep(p.node);
+  const resource = p.resource === undefined ? undefined : resourceprep(p.resource);
+  if (host === null || node === null || resource === null) return jid;
   return joinJid(node, host, resource)!;
 }
 

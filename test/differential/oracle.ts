@@ -7,7 +7,7 @@ import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:chil
 import { accessSync, constants, existsSync, readFileSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import type { StreamView, ViewedStanza } from "../../src/stream/view-stream.js";
+import type { StreamView, ViewedStanza } from "../helpers/view-stream.js";
 
 export type Kind = "c2s" | "s2s";
 

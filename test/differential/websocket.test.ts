@@ -18,7 +18,7 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
-import { viewStream } from "../../src/stream/view-stream.js";
+import { viewStream } from "../helpers/view-stream.js";
 import { DEFAULT_LIMITS } from "../../src/xml/framer.js";
 import { InboundFraming, MSG_BAD, MSG_EMPTY } from "../../src/net/ws-framing.js";
 import { agree, findProsodyLua, Oracle, serverView, type Mismatch } from "./oracle.js";

@@ -23,7 +23,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import fc from "fast-check";
-import { viewStream, type ViewedStanza } from "../../src/stream/view-stream.js";
+import { viewStream, type ViewedStanza } from "../helpers/view-stream.js";
 import { agree, findProsodyLua, FIELDS, Oracle, serverView, type Kind, type Mismatch, type ServerView } from "./oracle.js";
 import { features, rawStream, render, type RawStream } from "./streams.js";
 

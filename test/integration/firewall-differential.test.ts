@@ -49,7 +49,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { parse, type Element } from "ltx";
-import { FakeClock } from "../../src/shaping/clock.js";
+import { FakeClock } from "../helpers/fake-clock.js";
 import { traceStanzas, type TracedStanza } from "../../src/firewall/trace.js";
 import { startProxy } from "../../src/app.js";
 import { configFromObject } from "../../src/config/load.js";

@@ -1,8 +1,8 @@
 // Test support: a StanzaView from an XML string, read by the same Stanza the
 // proxy uses on the wire (so a firewall test sees what a live stanza would).
 // Not used by production code.
-import { Stanza } from "../xml/stanza.js";
-import type { StanzaView } from "../xml/stanza-view.js";
+import { Stanza } from "../../src/xml/stanza.js";
+import type { StanzaView } from "../../src/xml/stanza-view.js";
 
 export interface TestStanzaOptions {
   /** Stream default namespace (default jabber:client). */

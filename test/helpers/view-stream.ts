@@ -4,9 +4,9 @@
 // debugging. It reads with the same pieces as a live session (framer, stream
 // tracker, stanza view); `from` here is the attribute as the parser delivers
 // it, before the router's stamp on c2s.
-import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, DEFAULT_LIMITS } from "../xml/framer.js";
-import { NS_STREAMS } from "../xml/stream-error.js";
-import { StreamTracker } from "./tracker.js";
+import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, DEFAULT_LIMITS } from "../../src/xml/framer.js";
+import { NS_STREAMS } from "../../src/xml/stream-error.js";
+import { StreamTracker } from "../../src/stream/tracker.js";
 
 export interface ViewedStanza {
   /** Local name. */

@@ -1,8 +1,17 @@
-// IP parsing and CIDR matching for FROM IP / FROM SUBNET.
-// Addresses come from sockets and PROXY headers, so both families matter.
+// IP parsing and CIDR matching as bytes, for the firewall's FROM IP / FROM
+// SUBNET. Addresses come from sockets and PROXY headers, so both families matter.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { formatIp, ipInNetwork, parseCidr, parseIp } from "./ip.js";
+import { cidrBytes, formatIp, ipInNetwork, parseCidr as parseCidrStrict, parseIp } from "./ip.js";
+
+/** FROM SUBNET's reading: parseCidr, lenient, as bytes; undefined when it fails. */
+function parseCidr(s: string): { network: readonly number[]; bits: number } | undefined {
+  try {
+    return cidrBytes(parseCidrStrict(s, { lenient: true }));
+  } catch {
+    return undefined;
+  }
+}
 
 describe("parseIp / formatIp", () => {
   const cases: [string, string | undefined][] = [
@@ -49,5 +58,24 @@ describe("parseCidr / ipInNetwork", () => {
   it("rejects bad prefixes", () => {
     assert.equal(parseCidr("10.0.0.0/33"), undefined);
     assert.equal(parseCidr("10.0.0.0/x"), undefined);
+  });
+});
+
+describe("one parser for the config and the firewall", () => {
+  it("the firewall reads a CIDR as Prosody does: host bits ignored; the config refuses them", () => {
+    assert.deepEqual(parseCidr("10.1.2.3/8"), { network: [10, 0, 0, 0], bits: 8 });
+    assert.throws(() => parseCidrStrict("10.1.2.3/8"), /host bits/);
+  });
+
+  it("both refuse an IPv4 address with leading zeros, as inet_pton (and so Prosody's util.ip) does", () => {
+    assert.equal(parseIp("010.0.0.1"), undefined);
+    assert.equal(parseCidr("010.0.0.0/8"), undefined);
+    assert.throws(() => parseCidrStrict("010.0.0.0/8"));
+  });
+
+  it("a v4-mapped network agrees with its IPv4 spelling in both readings", () => {
+    const strict = parseCidrStrict("::ffff:10.0.0.0/104");
+    assert.deepEqual(strict.network, parseCidrStrict("10.0.0.0/8").network);
+    assert.deepEqual(cidrBytes(strict), { network: [10, 0, 0, 0], bits: 8 });
   });
 });

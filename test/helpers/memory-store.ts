@@ -1,6 +1,6 @@
 // An in-memory RegistrationStore for tests and for running without durable
 // state. Same semantics as SqliteStore, nothing survives a restart.
-import { countAccountsIn, pruneRefilled, pruneTombstonesBefore, type KnownAccount, type RegistrationStore, type ThrottleState, type Tombstone } from "./registration-store.js";
+import { countAccountsIn, pruneRefilled, pruneTombstonesBefore, type KnownAccount, type RegistrationStore, type ThrottleState, type Tombstone } from "../../src/state/registration-store.js";
 
 function key2(host: string, username: string): string {
   // "@" cannot occur in a nodeprepped username, so the pair is unambiguous.
