@@ -12,7 +12,9 @@
 //               Pipeline.judge as the session calls it
 //
 // CPU ns per stanza (process.cpuUsage, so time the process was not running is
-// not counted), median of rounds. Compare two builds with --guard=<dir>.
+// not counted), median of rounds, and heap bytes allocated per stanza (used
+// heap growth over a few hundred stanzas after a full GC, median of trials;
+// test/helpers/alloc.ts). Compare two builds with --guard=<dir>.
 //
 //   npx tsx bench/policy.ts [--guard=auto|dist|build|src|<dir>] [--stanzas=N] [--rounds=N]
 
@@ -23,6 +25,7 @@ import { messageStanza } from "./lib/fixture.js";
 import { chooseGuardSource, guardLabel, guardModule } from "./lib/guard-source.js";
 import { median } from "./lib/stats.js";
 import { num, renderTable } from "./lib/table.js";
+import { bytesPerCall } from "../test/helpers/alloc.js";
 
 type StanzaModule = typeof import("../src/xml/stanza.js");
 type CompileModule = typeof import("../src/firewall/compile.js");
@@ -97,17 +100,21 @@ function round(step: (data: Buffer, start: number, end: number) => number, n: nu
 for (const [, step] of steps) round(step, Math.min(STANZAS, 300_000));
 const samples = steps.map(() => [] as number[]);
 for (let r = 0; r < ROUNDS; r++) steps.forEach(([, step], k) => samples[k]!.push(round(step, STANZAS)));
+const allocs = steps.map(([, step]) => bytesPerCall((i) => {
+  const k = i % CHUNK;
+  return step(chunks[(i >> 6) & 15]!, k * size, (k + 1) * size);
+}, 512, 9));
 const rows: string[][] = [];
 let previous = 0;
 steps.forEach(([name], k) => {
   const ns = median(samples[k]!);
-  rows.push([name, num(ns), previous === 0 ? "–" : `${ns >= previous ? "+" : "−"}${num(Math.abs(ns - previous))}`]);
+  rows.push([name, num(ns), previous === 0 ? "–" : `${ns >= previous ? "+" : "−"}${num(Math.abs(ns - previous))}`, num(Math.round(allocs[k]!))]);
   previous = ns;
 });
 process.stdout.write(
   renderTable({
     title: "Policy cost per stanza, in process (bound c2s <message/>, 250 B, bench rules, preroute)",
-    headers: ["step (cumulative)", "CPU ns/stanza", "step adds"],
+    headers: ["step (cumulative)", "CPU ns/stanza", "step adds", "heap B/stanza"],
     rows,
     notes: [`${ROUNDS} rounds of ${num(STANZAS)} stanzas, medians; xmpp-guard ${guardLabel(choice.source)} (${choice.reason}).`],
   }) + "\n",
