@@ -55,12 +55,25 @@ const origin: OriginSession = {
   type: "c2s", jid: JID, domain: undefined, ip: session.ip, authenticated: true, marks: new Map(),
 };
 
-// Stanza.within (a view into the read chunk) is newer than some builds an A/B
-// may load; those took a subarray per stanza, as their sessions did.
-const view: (data: Buffer, start: number, end: number, ns: string, jid: string) => InstanceType<typeof Stanza> =
-  typeof (Stanza as { within?: unknown }).within === "function"
-    ? (d, s, e, ns, jid) => Stanza.within(d, s, e, ns, jid)
-    : (d, s, e, ns, jid) => new Stanza(d.subarray(s, e), ns, jid);
+// The view as the build's session makes it: a borrowed shared view (given
+// back before the next stanza, as the session does) where Stanza.borrow
+// exists; else Stanza.within (a view into the read chunk); builds older than
+// that took a subarray per stanza, as their sessions did.
+type View = InstanceType<typeof Stanza>;
+type Borrowing = { borrowStamped(d: Buffer, s: number, e: number, ctx: unknown, jid: string): View; plainContext(ns: string): unknown };
+const S = Stanza as unknown as { within?: unknown; borrowStamped?: Borrowing["borrowStamped"] };
+const stanzaModule = (await import(guardModule(choice.source, "xml/stanza"))) as { StreamContext?: { plain(ns: string, stamped?: boolean): unknown } };
+const stamped = stanzaModule.StreamContext?.plain("jabber:client", true);
+let lent: (View & { release?: () => void }) | undefined;
+const view: (data: Buffer, start: number, end: number, ns: string, jid: string) => View =
+  typeof S.borrowStamped === "function" && stamped !== undefined
+    ? (d, s, e, _ns, jid) => {
+        lent?.release?.();
+        return (lent = S.borrowStamped!(d, s, e, stamped, jid));
+      }
+    : typeof S.within === "function"
+      ? (d, s, e, ns, jid) => Stanza.within(d, s, e, ns, jid)
+      : (d, s, e, ns, jid) => new Stanza(d.subarray(s, e), ns, jid);
 
 // 1,024 different stanzas back to back in 16 chunks of 64, as a read delivers them.
 const CHUNK = 64;

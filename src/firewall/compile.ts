@@ -96,6 +96,8 @@ export class CompiledRuleSet {
   readonly localHosts: ReadonlySet<string> | undefined;
   readonly #clock: Clock;
   readonly #state: CarriedState;
+  /** The run state (with its Facts) the next run reuses; undefined while a run holds it. */
+  #spare: RunState | undefined;
 
   constructor(
     files: readonly string[],
@@ -141,12 +143,33 @@ export class CompiledRuleSet {
   run(chain: RunChain, ctx: FirewallContext): FirewallResult {
     const handlers = this.chains.get(chain);
     if (!handlers || ctx.stanza.kind === "other") return PASS_RESULT;
-    const facts = new Facts(ctx.stanza, chain, ctx.origin, ctx.host, ctx.fromServer === true);
-    const state = new RunState(facts, ctx, this.#clock.now(), this.chains);
+    // One Facts and RunState per rule set, reset per run (no allocation on the
+    // common path); a run started while another is in progress gets its own.
+    let facts: Facts;
+    let state: RunState;
+    const spare = this.#spare;
+    if (spare !== undefined) {
+      this.#spare = undefined;
+      facts = spare.facts;
+      facts.reset(ctx.stanza, chain, ctx.origin, ctx.host, ctx.fromServer === true);
+      state = spare;
+      state.reset(facts, ctx, this.#clock.now(), this.chains);
+    } else {
+      facts = new Facts(ctx.stanza, chain, ctx.origin, ctx.host, ctx.fromServer === true);
+      state = new RunState(facts, ctx, this.#clock.now(), this.chains);
+    }
+    try {
+      return this.#runHandlers(chain, handlers, facts, state);
+    } finally {
+      this.#spare = state;
+    }
+  }
+
+  #runHandlers(chain: RunChain, handlers: readonly Handler[], facts: Facts, state: RunState): FirewallResult {
     let outcome = state.outcome;
     let defaulted = false;
-    for (const h of handlers) {
-      const r = runHandler(h, state, R_NIL);
+    for (let k = 0; k < handlers.length; k++) {
+      const r = runHandler(handlers[k]!, state, R_NIL);
       if (r === R_TRUE) {
         outcome = state.outcome ?? { verdict: "drop" };
         break;

@@ -773,16 +773,21 @@ export class Session implements SessionInfo {
       this.#ctx.stats.stanzas[KIND_INDEX[k]]! += 1;
       const pipeline = this.#ctx.pipeline();
       if (this.#state !== "bound" || !pipeline.empty) {
+        // A borrowed view (no allocation per stanza), given back before the next frame.
         const view = this.#tracker.peerView(data, start, end);
-        if (view.head.duplicate !== null) {
-          this.closeWithError("XPX_ERR_XML_DUPLICATE_ATTRIBUTE", view.head.duplicate);
-          return;
-        }
-        const event = this.#tracker.peerStanza(view);
-        if (event !== null && !this.#onPeerEvent(event)) return;
-        if (!pipeline.empty) {
-          const decided = pipeline.judge(view, this, "inbound");
-          if (decided !== null && !this.#apply(decided.stage, decided.verdict, "in", view)) return;
+        try {
+          if (view.head.duplicate !== null) {
+            this.closeWithError("XPX_ERR_XML_DUPLICATE_ATTRIBUTE", view.head.duplicate);
+            return;
+          }
+          const event = this.#tracker.peerStanza(view);
+          if (event !== null && !this.#onPeerEvent(event)) return;
+          if (!pipeline.empty) {
+            const decided = pipeline.judge(view, this, "inbound");
+            if (decided !== null && !this.#apply(decided.stage, decided.verdict, "in", view)) return;
+          }
+        } finally {
+          view.release();
         }
       }
       this.#sendUpstream(data, start, end);
@@ -880,40 +885,44 @@ export class Session implements SessionInfo {
       const interesting = this.#state !== "bound" || mayMatterAfterBind(data, start, end);
       if (interesting || !pipeline.empty) {
         const view = this.#tracker.serverView(data, start, end);
-        if (interesting) {
-          const event = this.#tracker.serverStanza(view);
-          if (event !== null) this.#onServerEvent(event);
-        }
-        if (view.name === "features" && view.xmlns === NS_STREAMS) {
-          let text: string | null = null;
-          if (this.type === "s2s" && offersSaslExternal(view)) {
-            // SASL EXTERNAL cannot work behind the proxy (docs/tls.md): peers use dialback.
-            text = stripSaslExternal(data.toString("utf8", start, end));
+        try {
+          if (interesting) {
+            const event = this.#tracker.serverStanza(view);
+            if (event !== null) this.#onServerEvent(event);
           }
-          if ((this.#flags & F_OFFER_TLS) !== 0 && !this.#authenticated && view.tree()?.getChild("starttls", NS_TLS) === undefined) {
-            // tls.starttls: optional: the peer may take TLS from us, or go on in plaintext.
-            text = withStartTls(text ?? data.toString("utf8", start, end));
+          if (view.name === "features" && view.xmlns === NS_STREAMS) {
+            let text: string | null = null;
+            if (this.type === "s2s" && offersSaslExternal(view)) {
+              // SASL EXTERNAL cannot work behind the proxy (docs/tls.md): peers use dialback.
+              text = stripSaslExternal(data.toString("utf8", start, end));
+            }
+            if ((this.#flags & F_OFFER_TLS) !== 0 && !this.#authenticated && view.tree()?.getChild("starttls", NS_TLS) === undefined) {
+              // tls.starttls: optional: the peer may take TLS from us, or go on in plaintext.
+              text = withStartTls(text ?? data.toString("utf8", start, end));
+            }
+            if (text !== null) {
+              const bytes = Buffer.from(text);
+              this.#toClient.add(bytes, 0, bytes.length, FRAME_STANZA);
+              return;
+            }
           }
-          if (text !== null) {
-            const bytes = Buffer.from(text);
-            this.#toClient.add(bytes, 0, bytes.length, FRAME_STANZA);
-            return;
+          if (!pipeline.empty) {
+            const decided = pipeline.judge(view, this, "outbound");
+            if (decided !== null && !this.#apply(decided.stage, decided.verdict, "out", view)) return;
           }
+          this.#toClient.add(data, start, end, FRAME_STANZA);
+          // SASL success: both streams restart (RFC 6120 §6.4.6). The peer's next
+          // bytes are a new header; so are the server's once it sees that header.
+          if (this.#restartPending) {
+            this.#restartPending = false;
+            this.#inFramer.reset();
+            this.#outFramer.reset();
+            this.#framed?.restart();
+          }
+          return;
+        } finally {
+          view.release();
         }
-        if (!pipeline.empty) {
-          const decided = pipeline.judge(view, this, "outbound");
-          if (decided !== null && !this.#apply(decided.stage, decided.verdict, "out", view)) return;
-        }
-        this.#toClient.add(data, start, end, FRAME_STANZA);
-        // SASL success: both streams restart (RFC 6120 §6.4.6). The peer's next
-        // bytes are a new header; so are the server's once it sees that header.
-        if (this.#restartPending) {
-          this.#restartPending = false;
-          this.#inFramer.reset();
-          this.#outFramer.reset();
-          this.#framed?.restart();
-        }
-        return;
       }
       this.#toClient.add(data, start, end, FRAME_STANZA);
       return;
