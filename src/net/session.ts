@@ -11,8 +11,7 @@
 // a bit mask; the socket resumes only when every reason has cleared).
 
 import type { Socket } from "node:net";
-import { connect, Socket as NetSocket } from "node:net";
-import { TLSSocket } from "node:tls";
+import { connect } from "node:net";
 import type { Writable } from "node:stream";
 import { ERRORS, type ErrorCode, type ProxyError } from "../errors.js";
 import { SessionLog, type Logger } from "../log.js";
@@ -113,45 +112,8 @@ class SocketOutput extends WriteBatch implements PeerOutput {
 
 const STREAM_CLOSE_BYTES = Buffer.from(STREAM_CLOSE, "latin1");
 
-/** The read buffer every plain TCP connection of the process reads into (see #upstreamRead). */
+/** The read buffer every plain TCP upstream connection of the process reads into (see #upstreamRead). */
 const sharedReadBuffer = Buffer.allocUnsafeSlow(64 * 1024);
-
-/**
- * An accepted socket has no public `onread` option (only net.connect and
- * new Socket take one), but it is the same socket class and read path: the
- * keys behind the option are found on a probe socket made with it, and set
- * on an accepted plain TCP socket before it reads (useSharedRead). When any
- * of this is not there (another Node version), sockets keep 'data' events.
- */
-const READ_KEYS = ((): { buffer: symbol; callback: symbol; gen: symbol } | undefined => {
-  try {
-    const probe = new NetSocket({ onread: { buffer: sharedReadBuffer, callback: () => true } } as ConstructorParameters<typeof NetSocket>[0]);
-    const syms = Object.getOwnPropertySymbols(probe);
-    const key = (d: string) => syms.find((x) => x.description === d);
-    const buffer = key("kBuffer");
-    const callback = key("kBufferCb");
-    const gen = key("kBufferGen");
-    const p = probe as unknown as Record<symbol, unknown>;
-    const ok = buffer !== undefined && callback !== undefined && gen !== undefined && p[buffer] === sharedReadBuffer && typeof p[callback] === "function" && p[gen] === null;
-    probe.destroy();
-    return ok ? { buffer, callback, gen } : undefined;
-  } catch {
-    return undefined;
-  }
-})();
-
-/** Make an accepted, not yet read plain TCP socket read into the shared buffer; false when it cannot. */
-function useSharedRead(socket: Socket, callback: (this: Socket, nread: number, buf: Uint8Array) => boolean): boolean {
-  const keys = READ_KEYS;
-  const s = socket as unknown as Record<symbol, unknown> & { _handle?: { useUserBuffer?: (b: Uint8Array) => void } | null };
-  const handle = s._handle;
-  if (keys === undefined || !(socket instanceof NetSocket) || socket instanceof TLSSocket || handle == null || typeof handle.useUserBuffer !== "function") return false;
-  if (s[keys.buffer] !== null || socket.readableLength > 0) return false;
-  s[keys.buffer] = sharedReadBuffer;
-  s[keys.callback] = callback;
-  handle.useUserBuffer(sharedReadBuffer);
-  return true;
-}
 
 interface SessionBuckets {
   readonly bytes: TokenBucket | null;
@@ -439,11 +401,6 @@ export class Session implements SessionInfo {
     const client = this.#client;
     client.setNoDelay(true);
     (client as TaggedPeer)[SESSION] = this;
-    // A plain TCP peer that will not be offered STARTTLS reads into the shared
-    // buffer (#clientRead); TLS, WebSocket and STARTTLS-offering peers keep
-    // 'data'. The 'data' listener stays either way: it keeps the stream
-    // flowing, so 'end' is emitted as usual.
-    if (this.tls === null && this.#framed === null && (this.#flags & F_OFFER_TLS) === 0) useSharedRead(client as Socket, Session.#clientRead);
     client.on("data", Session.#clientData);
     client.on("end", Session.#clientEnd);
     client.on("error", Session.#clientError);
@@ -1210,14 +1167,6 @@ export class Session implements SessionInfo {
    * looks at them: one copy per read instead of Node's allocation of a 64 KiB
    * buffer and a stream push per read. docs/performance.md.
    */
-  /** The peer's reads into the shared buffer: copied out as for the upstream (#upstreamRead). */
-  static #clientRead(this: Socket, nread: number, buf: Uint8Array): boolean {
-    const chunk = Buffer.allocUnsafe(nread);
-    (buf as Buffer).copy(chunk, 0, 0, nread);
-    (this as unknown as TaggedPeer)[SESSION].#onClientData(chunk);
-    return true;
-  }
-
   static #upstreamRead(this: Socket, nread: number, buf: Uint8Array): boolean {
     const chunk = Buffer.allocUnsafe(nread);
     (buf as Buffer).copy(chunk, 0, 0, nread);
