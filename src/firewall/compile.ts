@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../shaping/clock.js";
 import { compileAction } from "./actions.js";
-import { BUILTIN_CHAINS, type ChainName, type DefinitionNode, type RuleFileAst } from "./ast.js";
+import { BUILTIN_CHAINS, type ChainName, type DefinitionNode, type RuleFileAst, type RuleNode } from "./ast.js";
 import type { CompileEnv, DefinitionScope, PatternDef, RateDef } from "./compile-env.js";
 import { compileCondition } from "./conditions.js";
 import type { FirewallContext, FirewallProviders, FirewallResult, LocalTime, RuleRef, RunChain } from "./context.js";
@@ -235,6 +235,23 @@ function copyScope(s: DefinitionScope): MutableScope {
   };
 }
 
+type StanzaKindName = "message" | "presence" | "iq";
+const STANZA_KINDS: readonly StanzaKindName[] = ["message", "presence", "iq"];
+
+/** The stanza kinds a rule's KIND conditions (negated or not) leave it able to match. */
+function stanzaKindsOf(rule: RuleNode): ReadonlySet<StanzaKindName> {
+  const out = new Set<StanzaKindName>();
+  for (const kind of STANZA_KINDS) {
+    let possible = true;
+    for (const c of rule.conditions) {
+      if (c.spec.name !== "KIND") continue;
+      if (c.spec.values.includes(kind) === c.negated) possible = false;
+    }
+    if (possible) out.add(kind);
+  }
+  return out;
+}
+
 function limiterKey(file: string, chain: string, rate: string, def: RateDef, multi: boolean, entries: number): string {
   const params = multi ? `${def.rate}|${def.burst}|${entries}|${def.allowOverflow}` : `${def.rate}|${def.burst}`;
   return `${file}\u0000${chain}\u0000${rate}\u0000${multi ? "multi" : "single"}\u0000${params}`;
@@ -266,6 +283,7 @@ export function compileRuleFiles(files: readonly RuleFileAst[], options: Compile
       if (m.key !== "trace") diag.warn(m.loc, `unknown metadata key '${m.key}' is ignored`);
     }
     const handlers = new Map<ChainName, CompiledRule[]>();
+    const kindsOf = new Map<CompiledRule, ReadonlySet<StanzaKindName>>();
     for (const rule of ast.rules) {
       const ref: RuleRef = { id: `${ast.file}:${rule.loc.line}`, file: ast.file, line: rule.loc.line, chain: rule.chain };
       const env: CompileEnv = {
@@ -317,11 +335,14 @@ export function compileRuleFiles(files: readonly RuleFileAst[], options: Compile
       let list = handlers.get(rule.chain);
       if (!list) handlers.set(rule.chain, (list = []));
       list.push({ ref, conditions: Object.freeze(conditions), actions: Object.freeze(actions) });
+      kindsOf.set(list[list.length - 1]!, stanzaKindsOf(rule));
     }
     for (const [chain, rules] of handlers) {
       let hs = chains.get(chain);
       if (!hs) chains.set(chain, (hs = []));
-      hs.push(Object.freeze({ file: ast.file, chain, rules: Object.freeze(rules) }));
+      const only = (k: StanzaKindName) => Object.freeze(rules.filter((r) => kindsOf.get(r)!.has(k)));
+      const byKind = Object.freeze({ message: only("message"), presence: only("presence"), iq: only("iq") });
+      hs.push(Object.freeze({ file: ast.file, chain, rules: Object.freeze(rules), byKind }));
     }
     scope = fileScope;
   }

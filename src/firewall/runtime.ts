@@ -60,6 +60,19 @@ export interface Handler {
   readonly file: string;
   readonly chain: ChainName;
   readonly rules: readonly CompiledRule[];
+  /**
+   * `rules` without those a KIND condition rules out for a stanza of that
+   * name (same order). A skipped rule could not match: KIND is read before
+   * any condition with a side effect (conditions run cheapest first).
+   */
+  readonly byKind?: { readonly message: readonly CompiledRule[]; readonly presence: readonly CompiledRule[]; readonly iq: readonly CompiledRule[] };
+}
+
+/** The rules of `handler` that can match a stanza named `name`. */
+function rulesFor(handler: Handler, name: string): readonly CompiledRule[] {
+  const by = handler.byKind;
+  if (by === undefined) return handler.rules;
+  return name === "message" ? by.message : name === "presence" ? by.presence : name === "iq" ? by.iq : handler.rules;
 }
 
 export type Outcome =
@@ -142,7 +155,7 @@ export class RunState {
 // arrays, and V8 (Node 20) does not optimise for…of over a frozen array (an
 // iterator and a result object per element, ~50 × slower); docs/performance.md.
 export function runHandler(handler: Handler, state: RunState, passReturn: ChainReturn): ChainReturn {
-  const rules = handler.rules;
+  const rules = rulesFor(handler, state.facts.name);
   for (let r = 0; r < rules.length; r++) {
     const rule = rules[r]!;
     const conditions = rule.conditions;
