@@ -12,7 +12,9 @@
 //               Pipeline.judge as the session calls it
 //
 // CPU ns per stanza (process.cpuUsage, so time the process was not running is
-// not counted), median of rounds. Compare two builds with --guard=<dir>.
+// not counted), median of rounds, and heap bytes allocated per stanza (used
+// heap growth over a few hundred stanzas after a full GC, median of trials;
+// test/helpers/alloc.ts). Compare two builds with --guard=<dir>.
 //
 //   npx tsx bench/policy.ts [--guard=auto|dist|build|src|<dir>] [--stanzas=N] [--rounds=N]
 
@@ -23,6 +25,7 @@ import { messageStanza } from "./lib/fixture.js";
 import { chooseGuardSource, guardLabel, guardModule } from "./lib/guard-source.js";
 import { median } from "./lib/stats.js";
 import { num, renderTable } from "./lib/table.js";
+import { bytesPerCall } from "../test/helpers/alloc.js";
 
 type StanzaModule = typeof import("../src/xml/stanza.js");
 type CompileModule = typeof import("../src/firewall/compile.js");
@@ -52,12 +55,25 @@ const origin: OriginSession = {
   type: "c2s", jid: JID, domain: undefined, ip: session.ip, authenticated: true, marks: new Map(),
 };
 
-// Stanza.within (a view into the read chunk) is newer than some builds an A/B
-// may load; those took a subarray per stanza, as their sessions did.
-const view: (data: Buffer, start: number, end: number, ns: string, jid: string) => InstanceType<typeof Stanza> =
-  typeof (Stanza as { within?: unknown }).within === "function"
-    ? (d, s, e, ns, jid) => Stanza.within(d, s, e, ns, jid)
-    : (d, s, e, ns, jid) => new Stanza(d.subarray(s, e), ns, jid);
+// The view as the build's session makes it: a borrowed shared view (given
+// back before the next stanza, as the session does) where Stanza.borrow
+// exists; else Stanza.within (a view into the read chunk); builds older than
+// that took a subarray per stanza, as their sessions did.
+type View = InstanceType<typeof Stanza>;
+type Borrowing = { borrowStamped(d: Buffer, s: number, e: number, ctx: unknown, jid: string): View; plainContext(ns: string): unknown };
+const S = Stanza as unknown as { within?: unknown; borrowStamped?: Borrowing["borrowStamped"] };
+const stanzaModule = (await import(guardModule(choice.source, "xml/stanza"))) as { StreamContext?: { plain(ns: string, stamped?: boolean): unknown } };
+const stamped = stanzaModule.StreamContext?.plain("jabber:client", true);
+let lent: (View & { release?: () => void }) | undefined;
+const view: (data: Buffer, start: number, end: number, ns: string, jid: string) => View =
+  typeof S.borrowStamped === "function" && stamped !== undefined
+    ? (d, s, e, _ns, jid) => {
+        lent?.release?.();
+        return (lent = S.borrowStamped!(d, s, e, stamped, jid));
+      }
+    : typeof S.within === "function"
+      ? (d, s, e, ns, jid) => Stanza.within(d, s, e, ns, jid)
+      : (d, s, e, ns, jid) => new Stanza(d.subarray(s, e), ns, jid);
 
 // 1,024 different stanzas back to back in 16 chunks of 64, as a read delivers them.
 const CHUNK = 64;
@@ -97,17 +113,21 @@ function round(step: (data: Buffer, start: number, end: number) => number, n: nu
 for (const [, step] of steps) round(step, Math.min(STANZAS, 300_000));
 const samples = steps.map(() => [] as number[]);
 for (let r = 0; r < ROUNDS; r++) steps.forEach(([, step], k) => samples[k]!.push(round(step, STANZAS)));
+const allocs = steps.map(([, step]) => bytesPerCall((i) => {
+  const k = i % CHUNK;
+  return step(chunks[(i >> 6) & 15]!, k * size, (k + 1) * size);
+}, 512, 9));
 const rows: string[][] = [];
 let previous = 0;
 steps.forEach(([name], k) => {
   const ns = median(samples[k]!);
-  rows.push([name, num(ns), previous === 0 ? "–" : `${ns >= previous ? "+" : "−"}${num(Math.abs(ns - previous))}`]);
+  rows.push([name, num(ns), previous === 0 ? "–" : `${ns >= previous ? "+" : "−"}${num(Math.abs(ns - previous))}`, num(Math.round(allocs[k]!))]);
   previous = ns;
 });
 process.stdout.write(
   renderTable({
     title: "Policy cost per stanza, in process (bound c2s <message/>, 250 B, bench rules, preroute)",
-    headers: ["step (cumulative)", "CPU ns/stanza", "step adds"],
+    headers: ["step (cumulative)", "CPU ns/stanza", "step adds", "heap B/stanza"],
     rows,
     notes: [`${ROUNDS} rounds of ${num(STANZAS)} stanzas, medians; xmpp-guard ${guardLabel(choice.source)} (${choice.reason}).`],
   }) + "\n",

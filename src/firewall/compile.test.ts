@@ -56,3 +56,41 @@ describe("CompiledRuleSet", () => {
     assert.deepEqual(r.errors.map((e) => `${e.file}:${e.line}`), ["z.pfw:3", "a.pfw:1", "a.pfw:4"]);
   });
 });
+
+describe("rules per stanza kind", () => {
+  const text = [
+    "::preroute",
+    "KIND: message",
+    "LOG=only messages",
+    "",
+    "NOT KIND: message",
+    "LOG=not messages",
+    "",
+    "KIND: presence, iq",
+    "KIND: iq",
+    "LOG=iq only",
+    "",
+    "TYPE: chat",
+    "LOG=any kind",
+  ].join("\n");
+
+  it("a handler lists, per kind, the rules its KIND conditions leave, in order", () => {
+    const rs = compileRuleSources([{ file: "k.pfw", text }]).ruleset!;
+    const h = rs.chains.get("preroute")![0]!;
+    const lines = (rules: readonly { ref: { line: number } }[]) => rules.map((r) => r.ref.line);
+    assert.deepEqual(lines(h.rules), [2, 5, 8, 12]);
+    assert.deepEqual(lines(h.byKind!.message), [2, 12]);
+    assert.deepEqual(lines(h.byKind!.presence), [5, 12]);
+    assert.deepEqual(lines(h.byKind!.iq), [5, 8, 12]);
+  });
+
+  it("skipping them changes nothing a run reports (every kind, prefixed forms too)", () => {
+    const rs = compileRuleSources([{ file: "k.pfw", text }]).ruleset!;
+    const logs = (xml: string) => rs.run("preroute", { stanza: new Stanza(Buffer.from(xml), "jabber:client", "a@example.com/r") }).logs.map((l) => l.message);
+    assert.deepEqual(logs("<message type='chat'/>"), ["only messages", "any kind"]);
+    assert.deepEqual(logs("<c:message xmlns:c='jabber:client' type='chat'/>"), ["only messages", "any kind"]);
+    assert.deepEqual(logs("<presence type='chat'/>"), ["not messages", "any kind"]);
+    assert.deepEqual(logs("<iq type='chat' id='1'/>"), ["not messages", "iq only", "any kind"]);
+    assert.deepEqual(logs("<iq xmlns='jabber:client' type='get' id='1'/>"), ["not messages", "iq only"]);
+  });
+});

@@ -7,7 +7,7 @@
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../shaping/clock.js";
 import { compileAction } from "./actions.js";
-import { BUILTIN_CHAINS, type ChainName, type DefinitionNode, type RuleFileAst } from "./ast.js";
+import { BUILTIN_CHAINS, type ChainName, type DefinitionNode, type RuleFileAst, type RuleNode } from "./ast.js";
 import type { CompileEnv, DefinitionScope, PatternDef, RateDef } from "./compile-env.js";
 import { compileCondition } from "./conditions.js";
 import type { FirewallContext, FirewallProviders, FirewallResult, LocalTime, RuleRef, RunChain } from "./context.js";
@@ -97,6 +97,8 @@ export class CompiledRuleSet {
   readonly localHosts: ReadonlySet<string> | undefined;
   readonly #clock: Clock;
   readonly #state: CarriedState;
+  /** The run state (with its Facts) the next run reuses; undefined while a run holds it. */
+  #spare: RunState | undefined;
 
   constructor(
     files: readonly string[],
@@ -142,12 +144,33 @@ export class CompiledRuleSet {
   run(chain: RunChain, ctx: FirewallContext): FirewallResult {
     const handlers = this.chains.get(chain);
     if (!handlers || ctx.stanza.kind === "other") return PASS_RESULT;
-    const facts = new Facts(ctx.stanza, chain, ctx.origin, ctx.host, ctx.fromServer === true);
-    const state = new RunState(facts, ctx, this.#clock.now(), this.chains);
+    // One Facts and RunState per rule set, reset per run (no allocation on the
+    // common path); a run started while another is in progress gets its own.
+    let facts: Facts;
+    let state: RunState;
+    const spare = this.#spare;
+    if (spare !== undefined) {
+      this.#spare = undefined;
+      facts = spare.facts;
+      facts.reset(ctx.stanza, chain, ctx.origin, ctx.host, ctx.fromServer === true);
+      state = spare;
+      state.reset(facts, ctx, this.#clock.now(), this.chains);
+    } else {
+      facts = new Facts(ctx.stanza, chain, ctx.origin, ctx.host, ctx.fromServer === true);
+      state = new RunState(facts, ctx, this.#clock.now(), this.chains);
+    }
+    try {
+      return this.#runHandlers(chain, handlers, facts, state);
+    } finally {
+      this.#spare = state;
+    }
+  }
+
+  #runHandlers(chain: RunChain, handlers: readonly Handler[], facts: Facts, state: RunState): FirewallResult {
     let outcome = state.outcome;
     let defaulted = false;
-    for (const h of handlers) {
-      const r = runHandler(h, state, R_NIL);
+    for (let k = 0; k < handlers.length; k++) {
+      const r = runHandler(handlers[k]!, state, R_NIL);
       if (r === R_TRUE) {
         outcome = state.outcome ?? { verdict: "drop" };
         break;
@@ -213,6 +236,23 @@ function copyScope(s: DefinitionScope): MutableScope {
   };
 }
 
+type StanzaKindName = "message" | "presence" | "iq";
+const STANZA_KINDS: readonly StanzaKindName[] = ["message", "presence", "iq"];
+
+/** The stanza kinds a rule's KIND conditions (negated or not) leave it able to match. */
+function stanzaKindsOf(rule: RuleNode): ReadonlySet<StanzaKindName> {
+  const out = new Set<StanzaKindName>();
+  for (const kind of STANZA_KINDS) {
+    let possible = true;
+    for (const c of rule.conditions) {
+      if (c.spec.name !== "KIND") continue;
+      if (c.spec.values.includes(kind) === c.negated) possible = false;
+    }
+    if (possible) out.add(kind);
+  }
+  return out;
+}
+
 function limiterKey(file: string, chain: string, rate: string, def: RateDef, multi: boolean, entries: number): string {
   const params = multi ? `${def.rate}|${def.burst}|${entries}|${def.allowOverflow}` : `${def.rate}|${def.burst}`;
   return `${file}\u0000${chain}\u0000${rate}\u0000${multi ? "multi" : "single"}\u0000${params}`;
@@ -244,6 +284,7 @@ export function compileRuleFiles(files: readonly RuleFileAst[], options: Compile
       if (m.key !== "trace") diag.warn(m.loc, `unknown metadata key '${m.key}' is ignored`);
     }
     const handlers = new Map<ChainName, CompiledRule[]>();
+    const kindsOf = new Map<CompiledRule, ReadonlySet<StanzaKindName>>();
     for (const rule of ast.rules) {
       const ref: RuleRef = { id: `${ast.file}:${rule.loc.line}`, file: ast.file, line: rule.loc.line, chain: rule.chain };
       const env: CompileEnv = {
@@ -295,11 +336,14 @@ export function compileRuleFiles(files: readonly RuleFileAst[], options: Compile
       let list = handlers.get(rule.chain);
       if (!list) handlers.set(rule.chain, (list = []));
       list.push({ ref, conditions: Object.freeze(conditions), actions: Object.freeze(actions) });
+      kindsOf.set(list[list.length - 1]!, stanzaKindsOf(rule));
     }
     for (const [chain, rules] of handlers) {
       let hs = chains.get(chain);
       if (!hs) chains.set(chain, (hs = []));
-      hs.push(Object.freeze({ file: ast.file, chain, rules: Object.freeze(rules) }));
+      const only = (k: StanzaKindName) => Object.freeze(rules.filter((r) => kindsOf.get(r)!.has(k)));
+      const byKind = Object.freeze({ message: only("message"), presence: only("presence"), iq: only("iq") });
+      hs.push(Object.freeze({ file: ast.file, chain, rules: Object.freeze(rules), byKind }));
     }
     scope = fileScope;
   }

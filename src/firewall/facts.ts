@@ -5,7 +5,7 @@
 // private mutable copy of the tree; the StanzaView's own tree is never touched.
 import { readHead } from "../xml/head.js";
 import type { StanzaView } from "../xml/stanza-view.js";
-import type { BuiltinChain, CodeExpr, StanzaPath, Template } from "./ast.js";
+import type { BuiltinChain, CodeExpr, StanzaPath, Template, TemplatePart } from "./ast.js";
 import type { OriginSession } from "./context.js";
 import { bareJid, hostOf, prepJid, splitJid, type JidParts } from "../xmpp/jid.js";
 import { findPath, prosodyForm, rootOf, type Located, type TreeForm } from "./stanza-path.js";
@@ -15,15 +15,16 @@ const UNSET: unique symbol = Symbol("unset");
 type Lazy<T> = T | typeof UNSET;
 
 export class Facts {
-  readonly stanza: StanzaView;
-  readonly chain: BuiltinChain;
-  readonly origin: OriginSession | undefined;
-  readonly #hostOverride: string | undefined;
+  // Written only by the constructor and reset() (a rule set reuses one Facts per run).
+  stanza: StanzaView;
+  chain: BuiltinChain;
+  origin: OriginSession | undefined;
+  #hostOverride: string | undefined;
   /** The stanza is the server's own serialisation (server → client): attributes as written. */
-  readonly #fromServer: boolean;
+  #fromServer: boolean;
   /** Local name: message, presence, iq. */
-  readonly name: string;
-  readonly type: string | undefined;
+  name: string;
+  type: string | undefined;
 
   #toAttr: Lazy<string | undefined> = UNSET;
   #to: Lazy<string | undefined> = UNSET;
@@ -43,6 +44,26 @@ export class Facts {
     this.#fromServer = fromServer;
     this.name = stanza.name;
     this.type = stanza.type;
+  }
+
+  /** The facts of another stanza, in this object: every lazy value is forgotten. */
+  reset(stanza: StanzaView, chain: BuiltinChain, origin: OriginSession | undefined, host: string | undefined, fromServer: boolean): void {
+    this.stanza = stanza;
+    this.chain = chain;
+    this.origin = origin;
+    this.#hostOverride = host;
+    this.#fromServer = fromServer;
+    this.name = stanza.name;
+    this.type = stanza.type;
+    this.#toAttr = UNSET;
+    this.#to = UNSET;
+    this.#from = UNSET;
+    this.#toParts = undefined;
+    this.#fromParts = undefined;
+    this.#tree = UNSET;
+    this.#modified = undefined;
+    this.#text = UNSET;
+    this.#searches = undefined;
   }
 
   /**
@@ -296,30 +317,38 @@ export class Facts {
 
   /** Evaluate a `$<…>`/`$(…)` template to a string, as Prosody's meta() does. */
   expand(t: Template): string {
+    const parts = t.parts;
+    // One part (`$<@from|bare>`, the usual LIMIT key): its value as it is, no concatenation.
+    if (parts.length === 1 && parts[0]!.kind === "path") return this.#pathValue(parts[0]!);
     let out = "";
-    for (const part of t.parts) {
+    for (let k = 0; k < parts.length; k++) {
+      const part = parts[k]!;
       if (part.kind === "text") out += part.value;
       // tostring(nil) is "nil" in Lua.
       else if (part.kind === "code") out += this.#code(part.code) ?? "nil";
-      else {
-        const { path, funcs } = part;
-        let v: string | undefined;
-        if (path.steps.length === 0 && path.end.kind === "attr" && path.end.name === "to") {
-          // Prosody's `to` variable: the attribute, else the origin's bare JID.
-          v = this.to;
-        } else {
-          v = this.stringOf(this.find(path));
-        }
-        // splitJid and bareJid are memoised: a session's own JID gives back the
-        // same string every time (cheap as a LIMIT key), not a new one per stanza.
-        for (const f of funcs) {
-          if (v === undefined) break;
-          v = f === "bare" ? bareJid(v) : splitJid(v)[f];
-        }
-        out += v ?? part.fallback;
-      }
+      else out += this.#pathValue(part);
     }
     return out;
+  }
+
+  /** One `$<path|funcs>` part of a template. */
+  #pathValue(part: Extract<TemplatePart, { kind: "path" }>): string {
+    const { path, funcs } = part;
+    let v: string | undefined;
+    if (path.steps.length === 0 && path.end.kind === "attr" && path.end.name === "to") {
+      // Prosody's `to` variable: the attribute, else the origin's bare JID.
+      v = this.to;
+    } else {
+      v = this.stringOf(this.find(path));
+    }
+    // splitJid and bareJid are memoised: a session's own JID gives back the
+    // same string every time (cheap as a LIMIT key), not a new one per stanza.
+    for (let k = 0; k < funcs.length; k++) {
+      if (v === undefined) break;
+      const f = funcs[k]!;
+      v = f === "bare" ? bareJid(v) : splitJid(v)[f];
+    }
+    return v ?? part.fallback;
   }
 }
 

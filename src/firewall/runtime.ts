@@ -60,6 +60,19 @@ export interface Handler {
   readonly file: string;
   readonly chain: ChainName;
   readonly rules: readonly CompiledRule[];
+  /**
+   * `rules` without those a KIND condition rules out for a stanza of that
+   * name (same order). A skipped rule could not match: KIND is read before
+   * any condition with a side effect (conditions run cheapest first).
+   */
+  readonly byKind?: { readonly message: readonly CompiledRule[]; readonly presence: readonly CompiledRule[]; readonly iq: readonly CompiledRule[] };
+}
+
+/** The rules of `handler` that can match a stanza named `name`. */
+function rulesFor(handler: Handler, name: string): readonly CompiledRule[] {
+  const by = handler.byKind;
+  if (by === undefined) return handler.rules;
+  return name === "message" ? by.message : name === "presence" ? by.presence : name === "iq" ? by.iq : handler.rules;
 }
 
 export type Outcome =
@@ -67,12 +80,17 @@ export type Outcome =
   | { readonly verdict: "bounce"; readonly condition: string; readonly type: string; readonly text: string | undefined; readonly stanza: string }
   | { readonly verdict: "disconnect"; readonly condition: string; readonly text: string | undefined };
 
-/** Mutable state of one run(); results are copied out at the end. */
+/**
+ * Mutable state of one run(); results are copied out at the end. A rule set
+ * keeps one and resets it for each run (reset()), so a run allocates nothing
+ * unless it has something to report; the result lists handed out in a result
+ * are never reused (reset() drops them, a later run starts new ones).
+ */
 export class RunState {
-  readonly facts: Facts;
-  readonly ctx: FirewallContext;
-  readonly now: number;
-  readonly chains: ReadonlyMap<string, readonly Handler[]>;
+  facts: Facts;
+  ctx: FirewallContext;
+  now: number;
+  chains: ReadonlyMap<string, readonly Handler[]>;
   outcome: Outcome | undefined;
   jumpDepth = 0;
   // Result lists, allocated on first use: most runs fill none of them.
@@ -114,21 +132,45 @@ export class RunState {
     this.now = now;
     this.chains = chains;
   }
+
+  /** Start a new run with this object (the previous run's results stay with their result). */
+  reset(facts: Facts, ctx: FirewallContext, now: number, chains: ReadonlyMap<string, readonly Handler[]>): void {
+    this.facts = facts;
+    this.ctx = ctx;
+    this.now = now;
+    this.chains = chains;
+    this.outcome = undefined;
+    this.jumpDepth = 0;
+    this.#emitted = undefined;
+    this.#logs = undefined;
+    this.#marks = undefined;
+    this.#matched = undefined;
+    this.#hits = undefined;
+    this.#tags = undefined;
+  }
 }
 
 /** Run one handler: rules in order; the first action that returns ends it. */
+// Indexed loops throughout the per-stanza path: the compiled lists are frozen
+// arrays, and V8 (Node 20) does not optimise for…of over a frozen array (an
+// iterator and a result object per element, ~50 × slower); docs/performance.md.
 export function runHandler(handler: Handler, state: RunState, passReturn: ChainReturn): ChainReturn {
-  for (const rule of handler.rules) {
+  const rules = rulesFor(handler, state.facts.name);
+  for (let r = 0; r < rules.length; r++) {
+    const rule = rules[r]!;
+    const conditions = rule.conditions;
     let ok = true;
-    for (const c of rule.conditions) {
-      if (!c.test(state)) {
+    for (let k = 0; k < conditions.length; k++) {
+      if (!conditions[k]!.test(state)) {
         ok = false;
         break;
       }
     }
     if (!ok) continue;
     state.matched.push(rule.ref);
-    for (const a of rule.actions) {
+    const actions = rule.actions;
+    for (let k = 0; k < actions.length; k++) {
+      const a = actions[k]!;
       state.hits.push({ rule: rule.ref, action: a.name });
       const flow = a.run(state, rule);
       if (flow === A_NEXT) continue;
@@ -154,8 +196,8 @@ export function fireChain(name: string, state: RunState): ChainReturn {
   }
   state.jumpDepth++;
   try {
-    for (const h of handlers) {
-      const r = runHandler(h, state, R_FALSE);
+    for (let k = 0; k < handlers.length; k++) {
+      const r = runHandler(handlers[k]!, state, R_FALSE);
       if (r !== R_NIL) return r;
     }
     return R_NIL;

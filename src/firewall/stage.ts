@@ -179,18 +179,37 @@ export class FirewallStage implements PolicyStage {
 
   #run(ruleset: CompiledRuleSet, route: Route, stanza: StanzaView, session: SessionInfo): FirewallResult {
     // Toward a client, the stanza is the server's own serialisation (read as written).
-    const result = ruleset.run(route.chain, { stanza, origin: route.origin, fromServer: route === DELIVER_NO_ORIGIN });
+    // One context object per stage, refilled per stanza (a nested run gets its own).
+    let ctx = this.#ctx;
+    if (ctx === undefined) ctx = { stanza, origin: undefined, fromServer: false };
+    else this.#ctx = undefined;
+    ctx.stanza = stanza;
+    ctx.origin = route.origin;
+    ctx.fromServer = route === DELIVER_NO_ORIGIN;
+    let result: FirewallResult;
+    try {
+      result = ruleset.run(route.chain, ctx);
+    } finally {
+      this.#ctx = ctx;
+    }
     const hooks = this.#hooks;
-    if (hooks.onHit) for (const h of result.hits) hooks.onHit(h.rule, h.action);
-    if (hooks.onLog) for (const l of result.logs) hooks.onLog(l.level, l.message, l.rule, session);
+    // Indexed loops: the result lists are often the shared frozen empty array (no iterator per stanza).
+    const hits = result.hits;
+    if (hooks.onHit) for (let k = 0; k < hits.length; k++) hooks.onHit(hits[k]!.rule, hits[k]!.action);
+    const logs = result.logs;
+    if (hooks.onLog) for (let k = 0; k < logs.length; k++) hooks.onLog(logs[k]!.level, logs[k]!.message, logs[k]!.rule, session);
+    const emitted = result.emitted;
     if (hooks.onEmit) {
-      for (const e of result.emitted) {
+      for (let k = 0; k < emitted.length; k++) {
+        const e = emitted[k]!;
         const target: EmitTarget = e.via === "route" || route.origin === undefined ? "upstream" : "peer";
         hooks.onEmit(e, target, session);
       }
     }
     return result;
   }
+
+  #ctx: { stanza: StanzaView; origin: OriginSession | undefined; fromServer: boolean } | undefined;
 
   #verdict(r: FirewallResult, session: SessionInfo): Verdict | undefined {
     const reason = describeDecision(r);

@@ -112,6 +112,9 @@ class SocketOutput extends WriteBatch implements PeerOutput {
 
 const STREAM_CLOSE_BYTES = Buffer.from(STREAM_CLOSE, "latin1");
 
+/** The read buffer every plain TCP upstream connection of the process reads into (see #upstreamRead). */
+const sharedReadBuffer = Buffer.allocUnsafeSlow(64 * 1024);
+
 interface SessionBuckets {
   readonly bytes: TokenBucket | null;
   readonly stanzas: Partial<Record<RatedStanzaKind, TokenBucket>>;
@@ -773,16 +776,21 @@ export class Session implements SessionInfo {
       this.#ctx.stats.stanzas[KIND_INDEX[k]]! += 1;
       const pipeline = this.#ctx.pipeline();
       if (this.#state !== "bound" || !pipeline.empty) {
+        // A borrowed view (no allocation per stanza), given back before the next frame.
         const view = this.#tracker.peerView(data, start, end);
-        if (view.head.duplicate !== null) {
-          this.closeWithError("XPX_ERR_XML_DUPLICATE_ATTRIBUTE", view.head.duplicate);
-          return;
-        }
-        const event = this.#tracker.peerStanza(view);
-        if (event !== null && !this.#onPeerEvent(event)) return;
-        if (!pipeline.empty) {
-          const decided = pipeline.judge(view, this, "inbound");
-          if (decided !== null && !this.#apply(decided.stage, decided.verdict, "in", view)) return;
+        try {
+          if (view.head.duplicate !== null) {
+            this.closeWithError("XPX_ERR_XML_DUPLICATE_ATTRIBUTE", view.head.duplicate);
+            return;
+          }
+          const event = this.#tracker.peerStanza(view);
+          if (event !== null && !this.#onPeerEvent(event)) return;
+          if (!pipeline.empty) {
+            const decided = pipeline.judge(view, this, "inbound");
+            if (decided !== null && !this.#apply(decided.stage, decided.verdict, "in", view)) return;
+          }
+        } finally {
+          view.release();
         }
       }
       this.#sendUpstream(data, start, end);
@@ -880,40 +888,44 @@ export class Session implements SessionInfo {
       const interesting = this.#state !== "bound" || mayMatterAfterBind(data, start, end);
       if (interesting || !pipeline.empty) {
         const view = this.#tracker.serverView(data, start, end);
-        if (interesting) {
-          const event = this.#tracker.serverStanza(view);
-          if (event !== null) this.#onServerEvent(event);
-        }
-        if (view.name === "features" && view.xmlns === NS_STREAMS) {
-          let text: string | null = null;
-          if (this.type === "s2s" && offersSaslExternal(view)) {
-            // SASL EXTERNAL cannot work behind the proxy (docs/tls.md): peers use dialback.
-            text = stripSaslExternal(data.toString("utf8", start, end));
+        try {
+          if (interesting) {
+            const event = this.#tracker.serverStanza(view);
+            if (event !== null) this.#onServerEvent(event);
           }
-          if ((this.#flags & F_OFFER_TLS) !== 0 && !this.#authenticated && view.tree()?.getChild("starttls", NS_TLS) === undefined) {
-            // tls.starttls: optional: the peer may take TLS from us, or go on in plaintext.
-            text = withStartTls(text ?? data.toString("utf8", start, end));
+          if (view.name === "features" && view.xmlns === NS_STREAMS) {
+            let text: string | null = null;
+            if (this.type === "s2s" && offersSaslExternal(view)) {
+              // SASL EXTERNAL cannot work behind the proxy (docs/tls.md): peers use dialback.
+              text = stripSaslExternal(data.toString("utf8", start, end));
+            }
+            if ((this.#flags & F_OFFER_TLS) !== 0 && !this.#authenticated && view.tree()?.getChild("starttls", NS_TLS) === undefined) {
+              // tls.starttls: optional: the peer may take TLS from us, or go on in plaintext.
+              text = withStartTls(text ?? data.toString("utf8", start, end));
+            }
+            if (text !== null) {
+              const bytes = Buffer.from(text);
+              this.#toClient.add(bytes, 0, bytes.length, FRAME_STANZA);
+              return;
+            }
           }
-          if (text !== null) {
-            const bytes = Buffer.from(text);
-            this.#toClient.add(bytes, 0, bytes.length, FRAME_STANZA);
-            return;
+          if (!pipeline.empty) {
+            const decided = pipeline.judge(view, this, "outbound");
+            if (decided !== null && !this.#apply(decided.stage, decided.verdict, "out", view)) return;
           }
+          this.#toClient.add(data, start, end, FRAME_STANZA);
+          // SASL success: both streams restart (RFC 6120 §6.4.6). The peer's next
+          // bytes are a new header; so are the server's once it sees that header.
+          if (this.#restartPending) {
+            this.#restartPending = false;
+            this.#inFramer.reset();
+            this.#outFramer.reset();
+            this.#framed?.restart();
+          }
+          return;
+        } finally {
+          view.release();
         }
-        if (!pipeline.empty) {
-          const decided = pipeline.judge(view, this, "outbound");
-          if (decided !== null && !this.#apply(decided.stage, decided.verdict, "out", view)) return;
-        }
-        this.#toClient.add(data, start, end, FRAME_STANZA);
-        // SASL success: both streams restart (RFC 6120 §6.4.6). The peer's next
-        // bytes are a new header; so are the server's once it sees that header.
-        if (this.#restartPending) {
-          this.#restartPending = false;
-          this.#inFramer.reset();
-          this.#outFramer.reset();
-          this.#framed?.restart();
-        }
-        return;
       }
       this.#toClient.add(data, start, end, FRAME_STANZA);
       return;
@@ -1062,9 +1074,12 @@ export class Session implements SessionInfo {
     const domain = this.#tracker.claimedDomain;
     const servername = domain && isIP(domain) === 0 ? domain : undefined;
     // tls.upstream_tls encrypts a hop the operator controls; it does not authenticate it (docs/tls.md).
+    // A plain TCP upstream reads into the process's one read buffer (no
+    // allocation and no stream machinery per read; see #upstreamRead). TLS
+    // sockets have no such option: they deliver 'data' events.
     const upstream: Socket = overTls
       ? tlsConnect({ host: cfg.upstream.host, port: cfg.upstream.port, ...(servername ? { servername } : {}), rejectUnauthorized: false })
-      : connect({ host: cfg.upstream.host, port: cfg.upstream.port });
+      : connect({ host: cfg.upstream.host, port: cfg.upstream.port, onread: { buffer: sharedReadBuffer, callback: Session.#upstreamRead } });
     this.#upstream = upstream;
     upstream.setNoDelay(true);
     const dialStarted = performance.now();
@@ -1142,6 +1157,21 @@ export class Session implements SessionInfo {
 
   static #upstreamData(this: Socket, chunk: Buffer): void {
     (this as TaggedSocket)[SESSION].#onUpstreamData(chunk);
+  }
+
+  /**
+   * A read into the shared buffer (net.Socket `onread`, called with the socket
+   * as `this`). The buffer is reused by the next read of any socket, and the
+   * session keeps what it forwards (queued writes, a partial frame), so the
+   * bytes are copied out once, into a buffer of their own, before anything
+   * looks at them: one copy per read instead of Node's allocation of a 64 KiB
+   * buffer and a stream push per read. docs/performance.md.
+   */
+  static #upstreamRead(this: Socket, nread: number, buf: Uint8Array): boolean {
+    const chunk = Buffer.allocUnsafe(nread);
+    (buf as Buffer).copy(chunk, 0, 0, nread);
+    (this as TaggedSocket)[SESSION].#onUpstreamData(chunk);
+    return true; // pausing stays with pause()/resume(), as for 'data'
   }
 
   static #upstreamDrain(this: Socket): void {

@@ -113,13 +113,15 @@ export class StreamTracker {
   }
 
   /** The view policy judges for a stanza from the peer. */
+  // Both are borrowed views (Stanza.borrow): the caller gives them back with
+  // release() when it is done with the stanza.
   peerView(data: Buffer, start: number, end: number): Stanza {
-    return Stanza.within(data, start, end, this.inbound, this.jid);
+    return Stanza.borrowStamped(data, start, end, this.inbound, this.jid);
   }
 
   /** The view of a stanza from the server. */
   serverView(data: Buffer, start: number, end: number): Stanza {
-    return Stanza.within(data, start, end, this.outbound);
+    return Stanza.borrow(data, start, end, this.outbound);
   }
 
   /** Read a stanza from the peer before it is judged. */

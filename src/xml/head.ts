@@ -81,35 +81,111 @@ export interface Head {
  * The start tag's boundaries are found eagerly (names, and duplicates, which
  * must be refused); values are decoded only when asked for: policy usually
  * reads one or two of them, and a forwarded stanza needs none.
+ *
+ * A head can be read again into the same object (readHead's `into`): the
+ * session's stanza view does that for every stanza, so reading a start tag
+ * allocates nothing but the strings a caller asks for. Such a head is valid
+ * until the next read into it.
  */
-class ParsedHead implements Head {
-  readonly name: string;
-  readonly end: number;
-  readonly selfClosing: boolean;
-  readonly duplicate: string | null;
-  readonly nsPlain: boolean;
-  readonly #data: Buffer;
-  /** First occurrence of each attribute name, in document order. */
-  readonly #names: string[];
-  /** Value start and end offsets, two per name. */
-  readonly #spans: number[];
+export class ParsedHead implements Head {
+  name = "";
+  end = 0;
+  selfClosing = false;
+  duplicate: string | null = null;
+  nsPlain = true;
+  #data: Buffer = EMPTY_BUFFER;
+  /** First occurrence of each attribute name, in document order (exactly #count long). */
+  readonly #names: string[] = [];
+  /** Value start and end offsets, two per name (may be longer than 2 × #count). */
+  readonly #spans: number[] = [];
+  #count = 0;
+  /** Decoded values by index; entries past #count are stale. */
   #values: Array<string | undefined> | undefined;
   #map: Map<string, string> | undefined;
 
-  constructor(data: Buffer, name: string, names: string[], spans: number[], end: number, selfClosing: boolean, duplicate: string | null, nsPlain: boolean) {
-    this.nsPlain = nsPlain;
+  /** Parse the start tag at data[start] into this object (see readHead); false when there is none. */
+  read(data: Buffer, start: number, limit: number, origin: number): boolean {
+    if (data[start] !== LT) return false;
+    let i = start + 1;
+    const nameStart = i;
+    let nsPlain = true;
+    while (i < limit) {
+      const b = data[i]!;
+      if (isWs(b) || b === GT || b === SLASH) break;
+      if (b === COLON) nsPlain = false;
+      i++;
+    }
+    const name = nameAt(data, nameStart, i);
+    const names = this.#names;
+    const spans = this.#spans;
+    let n = 0;
+    let duplicate: string | null = null;
+    for (;;) {
+      while (i < limit && isWs(data[i]!)) i++;
+      if (i >= limit) return this.#none();
+      const b = data[i]!;
+      if (b === GT || b === SLASH) {
+        this.#fill(data, name, n, b === GT ? i + 1 - origin : i + 2 - origin, b === SLASH, duplicate, nsPlain);
+        return true;
+      }
+      const an = i;
+      let colon = false;
+      for (let c = data[i]; i < limit && c !== EQ && !isWs(c!); c = data[++i]) if (c === COLON) colon = true;
+      const attrName = nameAt(data, an, i);
+      // Interned names compare by identity: xml:lang needs no namespace work, xmlns always does.
+      if ((colon && attrName !== XML_LANG) || attrName === XMLNS) nsPlain = false;
+      while (i < limit && data[i] !== EQ) i++;
+      i++;
+      while (i < limit && isWs(data[i]!)) i++;
+      const quote = data[i]!;
+      const vs = ++i;
+      // Attribute values are short: a byte loop beats a native indexOf call here.
+      let ve = vs;
+      while (ve < limit && data[ve] !== quote) ve++;
+      if (ve >= limit) return this.#none();
+      let seen = false;
+      for (let k = 0; k < n; k++) {
+        if (names[k] === attrName) {
+          seen = true;
+          break;
+        }
+      }
+      if (seen) duplicate ??= attrName;
+      else {
+        names[n] = attrName;
+        spans[2 * n] = vs;
+        spans[2 * n + 1] = ve;
+        n++;
+      }
+      i = ve + 1;
+    }
+  }
+
+  /** No start tag: leave the object empty rather than half filled. */
+  #none(): false {
+    this.#fill(EMPTY_BUFFER, "", 0, 0, false, null, true);
+    return false;
+  }
+
+  #fill(data: Buffer, name: string, count: number, end: number, selfClosing: boolean, duplicate: string | null, nsPlain: boolean): void {
     this.#data = data;
     this.name = name;
-    this.#names = names;
-    this.#spans = spans;
     this.end = end;
     this.selfClosing = selfClosing;
     this.duplicate = duplicate;
+    this.nsPlain = nsPlain;
+    // attrNames is handed out as it is: keep it exactly `count` long.
+    if (this.#names.length !== count) this.#names.length = count;
+    const values = this.#values;
+    if (values !== undefined) for (let k = 0; k < count && k < values.length; k++) values[k] = undefined;
+    this.#count = count;
+    this.#map = undefined;
   }
 
   attr(name: string): string | undefined {
-    const k = this.#names.indexOf(name);
-    return k < 0 ? undefined : this.#value(k);
+    const names = this.#names;
+    for (let k = 0; k < this.#count; k++) if (names[k] === name) return this.#value(k);
+    return undefined;
   }
 
   get attrNames(): readonly string[] {
@@ -130,62 +206,25 @@ class ParsedHead implements Head {
   get attrs(): Map<string, string> {
     if (this.#map === undefined) {
       const map = new Map<string, string>();
-      for (let k = 0; k < this.#names.length; k++) map.set(this.#names[k]!, this.#value(k));
+      for (let k = 0; k < this.#count; k++) map.set(this.#names[k]!, this.#value(k));
       this.#map = map;
     }
     return this.#map;
   }
 }
 
+const EMPTY_BUFFER = Buffer.alloc(0);
+
 /**
  * Parse the start tag at data[start]. `limit` bounds the scan (frame end).
  * `origin` is where the element's bytes begin in `data`: the returned `end`
  * counts from there (a frame inside a read chunk needs no subarray()).
+ * `into`: read into this head instead of a new one (it is returned).
  * Returns null if the bytes are not a start tag (never happens for frames).
  */
-export function readHead(data: Buffer, start: number, limit: number, origin = 0): Head | null {
-  if (data[start] !== LT) return null;
-  let i = start + 1;
-  const nameStart = i;
-  let nsPlain = true;
-  while (i < limit) {
-    const b = data[i]!;
-    if (isWs(b) || b === GT || b === SLASH) break;
-    if (b === COLON) nsPlain = false;
-    i++;
-  }
-  const name = nameAt(data, nameStart, i);
-  const names: string[] = [];
-  const spans: number[] = [];
-  let duplicate: string | null = null;
-  for (;;) {
-    while (i < limit && isWs(data[i]!)) i++;
-    if (i >= limit) return null;
-    const b = data[i]!;
-    if (b === GT) return new ParsedHead(data, name, names, spans, i + 1 - origin, false, duplicate, nsPlain);
-    if (b === SLASH) return new ParsedHead(data, name, names, spans, i + 2 - origin, true, duplicate, nsPlain);
-    const an = i;
-    let colon = false;
-    for (let c = data[i]; i < limit && c !== EQ && !isWs(c!); c = data[++i]) if (c === COLON) colon = true;
-    const attrName = nameAt(data, an, i);
-    // Interned names compare by identity: xml:lang needs no namespace work, xmlns always does.
-    if ((colon && attrName !== XML_LANG) || attrName === XMLNS) nsPlain = false;
-    while (i < limit && data[i] !== EQ) i++;
-    i++;
-    while (i < limit && isWs(data[i]!)) i++;
-    const quote = data[i]!;
-    const vs = ++i;
-    // Attribute values are short: a byte loop beats a native indexOf call here.
-    let ve = vs;
-    while (ve < limit && data[ve] !== quote) ve++;
-    if (ve >= limit) return null;
-    if (names.includes(attrName)) duplicate ??= attrName;
-    else {
-      names.push(attrName);
-      spans.push(vs, ve);
-    }
-    i = ve + 1;
-  }
+export function readHead(data: Buffer, start: number, limit: number, origin = 0, into?: ParsedHead): Head | null {
+  const head = into ?? new ParsedHead();
+  return head.read(data, start, limit, origin) ? head : null;
 }
 
 /** Decode an attribute value or text run: entities and (for attributes) nothing else. */

@@ -8,7 +8,7 @@
 // stream, and `from` stamped with the bound JID on a c2s stream.
 
 import { parse as ltxParse, type Element } from "ltx";
-import { readFirstChild, readHead, type Head } from "./head.js";
+import { ParsedHead, readFirstChild, readHead, type Head } from "./head.js";
 import { checkAttributes, elementName, NamespaceProblem, NsScope, NS_XML, NS_XMLNS, type AttributeList, type ExpandedName } from "./namespaces.js";
 import type { StanzaKind, StanzaView } from "./stanza-view.js";
 import { NS_STREAMS } from "./stream-error.js";
@@ -91,13 +91,19 @@ const RESOLVED = 1;
 const REFUSED = 2;
 
 export class Stanza implements StanzaView {
+  // Fields are written by the constructor and by #point() only (a borrowed
+  // view is re-pointed at each stanza; see borrow()).
   /** The chunk the element lies in, and where: bytes() is cut from it only when asked for. */
-  readonly #data: Buffer;
-  readonly #start: number;
-  readonly #end: number;
+  #data: Buffer;
+  #start: number;
+  #end: number;
   #bytes: Buffer | undefined;
-  readonly #ctx: StreamContext;
-  readonly #sessionJid: string | undefined;
+  #ctx: StreamContext;
+  #sessionJid: string | undefined;
+  /** The start tag object, read into again when the view is re-pointed. */
+  #ownHead: ParsedHead | undefined;
+  /** A borrowed shared view that has not been given back yet. */
+  #lent = false;
   // The start tag, resolved once (#resolve): plain fields, so every getter
   // after the first is a field load.
   #state = UNRESOLVED;
@@ -112,7 +118,7 @@ export class Stanza implements StanzaView {
   #child: ExpandedName | null | undefined;
 
   /** True: `sessionJid` only fills a missing `from` (trace --from), it overrides nothing. */
-  readonly #fillOnly: boolean;
+  #fillOnly: boolean;
 
   /**
    * @param bytes exactly the element's bytes (or the chunk holding them, with start/end)
@@ -140,6 +146,59 @@ export class Stanza implements StanzaView {
     return new Stanza(data, ctx, sessionJid, start, end);
   }
 
+  /**
+   * Like within(), but a view shared by the whole process, re-pointed at this
+   * element: no allocation per stanza. The caller must give it back with
+   * release() once nothing reads it any more (everything that judges a
+   * stanza does so synchronously, inside the frame callback; no stage keeps
+   * a view: docs/stream-view.md). While it is lent, borrow() makes a new view.
+   */
+  static borrow(data: Buffer, start: number, end: number, ctx: StreamContext): Stanza {
+    const shared = SHARED;
+    if (shared.#lent) return new Stanza(data, ctx, undefined, start, end);
+    shared.#lent = true;
+    shared.#point(data, start, end, ctx, undefined);
+    return shared;
+  }
+
+  /** borrow() with a c2s session's bound JID (see the constructor). */
+  static borrowStamped(data: Buffer, start: number, end: number, ctx: StreamContext, sessionJid: string | undefined): Stanza {
+    const shared = SHARED_STAMPED;
+    if (shared.#lent) return new Stanza(data, ctx, sessionJid, start, end);
+    shared.#lent = true;
+    shared.#point(data, start, end, ctx, sessionJid);
+    return shared;
+  }
+
+  /** Give a borrowed view back (a view from anywhere else: nothing happens). */
+  release(): void {
+    if (!this.#lent) return;
+    this.#lent = false;
+    // Drop what would keep the chunk or a tree alive until the next stanza.
+    this.#data = EMPTY;
+    this.#bytes = undefined;
+    this.#tree = undefined;
+  }
+
+  #point(data: Buffer, start: number, end: number, ctx: StreamContext, sessionJid: string | undefined): void {
+    this.#data = data;
+    this.#start = start;
+    this.#end = end;
+    this.#bytes = start === 0 && end === data.length ? data : undefined;
+    this.#ctx = ctx;
+    this.#sessionJid = sessionJid;
+    this.#fillOnly = false;
+    this.#state = UNRESOLVED;
+    this.#head = undefined;
+    this.#scope = undefined;
+    this.#ns = "";
+    this.#local = "";
+    this.#kind = "other";
+    this.#problem = null;
+    this.#tree = undefined;
+    this.#child = undefined;
+  }
+
   /** A stanza whose `from`, when it has none, reads as `from` (what `trace --from` stamps). */
   static withDefaultFrom(bytes: Buffer, streamNs: string, from: string | undefined): Stanza {
     return new Stanza(bytes, streamNs, from, 0, bytes.length, true);
@@ -162,7 +221,7 @@ export class Stanza implements StanzaView {
   }
 
   #resolve(): void {
-    const head = readHead(this.#data, this.#start, this.#end, this.#start);
+    const head = readHead(this.#data, this.#start, this.#end, this.#start, (this.#ownHead ??= new ParsedHead()));
     // Frames are well-formed, so a missing head means a bug upstream of us.
     if (head === null) throw new Error("frame has no start tag");
     this.#head = head;
@@ -327,6 +386,12 @@ export class Stanza implements StanzaView {
     return this.#tree;
   }
 }
+
+const EMPTY = Buffer.alloc(0);
+const PLAIN_CLIENT = StreamContext.plain(NS_CLIENT);
+/** The views Stanza.borrow() and borrowStamped() lend out. */
+const SHARED = new Stanza(EMPTY, PLAIN_CLIENT);
+const SHARED_STAMPED = new Stanza(EMPTY, PLAIN_CLIENT);
 
 /**
  * Give the freshly parsed `el` (and its subtree) expanded names in place (see

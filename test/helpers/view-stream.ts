@@ -58,12 +58,16 @@ export function viewStream(input: Buffer | readonly Buffer[], type: "c2s" | "s2s
         if (kind !== FRAME_STANZA) return;
         const bytes = Buffer.from(data.subarray(start, end));
         const view = tracker.peerView(bytes, 0, bytes.length);
-        if (view.head.duplicate !== null) return void (error = "XPX_ERR_XML_DUPLICATE_ATTRIBUTE");
-        if (view.namespaceProblem !== null) return void (error = "XPX_ERR_XML_NAMESPACE");
-        if (view.tree() === null) return void (error = "XPX_ERR_XML_NAMESPACE (inside the stanza)");
-        stanzas.push({ name: view.name, ns: view.xmlns, type: view.type, from: view.attr("from"), to: view.to, lang: view.lang });
-        // The peer's stream error ends its stream.
-        if (view.name === "error" && view.xmlns === NS_STREAMS) closed = true;
+        try {
+          if (view.head.duplicate !== null) return void (error = "XPX_ERR_XML_DUPLICATE_ATTRIBUTE");
+          if (view.namespaceProblem !== null) return void (error = "XPX_ERR_XML_NAMESPACE");
+          if (view.tree() === null) return void (error = "XPX_ERR_XML_NAMESPACE (inside the stanza)");
+          stanzas.push({ name: view.name, ns: view.xmlns, type: view.type, from: view.attr("from"), to: view.to, lang: view.lang });
+          // The peer's stream error ends its stream.
+          if (view.name === "error" && view.xmlns === NS_STREAMS) closed = true;
+        } finally {
+          view.release();
+        }
       },
       onError(e) {
         error ??= e.code;
