@@ -13,6 +13,7 @@ import { formatSessions, type SessionFilter, type SessionSummary } from "./admin
 import { ConfigError, loadConfigFile } from "./config/load.js";
 import type { AdminConfig, Config } from "./config/schema.js";
 import { loadRuleFiles } from "./firewall/load.js";
+import { checkProviders } from "./knowledge/sessions.js";
 import { redactUrl } from "./state/redis-connect.js";
 
 export interface CommandOutput {
@@ -193,7 +194,7 @@ export async function aboutCommand(configPath: string, version: string, json: bo
   out.push(`  tls           ${tls}`);
   const rules = async (files: readonly string[]): Promise<string> => {
     if (files.length === 0) return "none";
-    const r = await loadRuleFiles(files);
+    const r = await loadRuleFiles(files, undefined, { providers: checkProviders(config.knowledge) });
     return r.ruleset ? `${files.join(", ")}: ${r.ruleset.ruleCount} rules` : `${files.join(", ")}: DO NOT COMPILE (${r.errors.length} errors; run check-config)`;
   };
   const firewall = await rules(config.firewall.scripts);

@@ -156,6 +156,11 @@ export interface TlsConfig {
   readonly upstream_tls: boolean;
 }
 
+export interface KnowledgeConfig {
+  /** Track bound c2s sessions and their directed presence (TO FULL JID?, SENT DIRECTED PRESENCE TO SENDER?). */
+  readonly sessions: boolean;
+}
+
 export interface Config {
   readonly listeners: readonly ListenerConfig[];
   /**
@@ -167,6 +172,8 @@ export interface Config {
   readonly tls: TlsConfig;
   readonly limits: LimitsConfig;
   readonly firewall: FirewallConfig;
+  /** What the proxy learns of the server's state from the streams it carries (docs/knowledge.md). */
+  readonly knowledge: KnowledgeConfig;
   /** null: MUC flood limits off. */
   readonly muc_limits: MucLimitsOptions | null;
   /** null: registration hygiene off (XEP-0077 passes untouched). */
@@ -217,6 +224,7 @@ export const DEFAULTS = deepFreeze({
     upstream_tls: false,
   },
   firewall: { scripts: [], watch: true, shadow: [] },
+  knowledge: { sessions: true },
   muc_limits: null,
   registration: null,
   contact_info: null,
@@ -791,6 +799,11 @@ export const CONFIG_SCHEMA: Spec<Config> = obj({
       scripts: optional(list(str({ hint: "a rule file path" })), D.firewall.scripts),
       watch: optional(bool(), D.firewall.watch),
       shadow: optional(list(str({ hint: "a rule file path" })), D.firewall.shadow),
+    }),
+  ),
+  knowledge: section(
+    obj({
+      sessions: optional(bool(), D.knowledge.sessions),
     }),
   ),
   muc_limits: optional(nullable(parsed("MUC limits options (see docs/muc-limits.md)", parseMucLimits)), D.muc_limits),

@@ -37,6 +37,11 @@ import { offersSaslExternal, stripSaslExternal, type SessionTls } from "./tls-ac
 const RATED_KINDS: readonly RatedStanzaKind[] = ["message", "presence", "iq"];
 
 // Session booleans, packed in one field (#flags) behind private accessors.
+/** XEP-0198 resumption time when the server names none (Prosody's default, smacks_hibernation_time). */
+const DEFAULT_RESUME_MS = 600_000;
+/** A larger `max` is taken as a day. */
+const MAX_RESUME_S = 86_400;
+
 const F_UPSTREAM_CONNECTED = 1 << 0;
 const F_CLOSING = 1 << 1;
 const F_ENDED = 1 << 2;
@@ -189,6 +194,8 @@ export class Session implements SessionInfo {
 
   // Fourteen booleans in one small integer (a field each cost 8 bytes per session).
   #flags = F_FIRST_CHUNK; // accessors below the constructor
+  /** How long the server keeps this session for resumption after a lost connection (see resumeMs). */
+  #resumeMs = 0;
   #state: SessionState = "connecting";
   #clientPause = 0;
   #upstreamPause = 0;
@@ -350,6 +357,10 @@ export class Session implements SessionInfo {
 
   get jid(): string | undefined {
     return this.#tracker.jid;
+  }
+
+  get resumeMs(): number {
+    return this.#clientStreamClosed || this.#serverStreamClosed ? 0 : this.#resumeMs;
   }
 
   /**
@@ -961,13 +972,18 @@ export class Session implements SessionInfo {
         this.#authenticatedNow();
         const jid = this.#ctx.resumption.lookup(event.previd);
         this.#tracker.resume(jid);
-        if (jid !== undefined) this.#learnJid(jid);
+        // A resumed session stays resumable; its original <enabled/> (and max) was on another connection.
+        this.#resumeMs = DEFAULT_RESUME_MS;
+        if (jid !== undefined) this.#learnJid(jid, true);
         else this.#setState("bound");
         return;
       }
-      case "resumable":
+      case "resumable": {
         if (this.#tracker.jid !== undefined) this.#ctx.resumption.remember(event.id, this.#tracker.jid);
+        const max = event.max === undefined ? NaN : Number(event.max);
+        this.#resumeMs = Number.isFinite(max) && max > 0 ? Math.min(max, MAX_RESUME_S) * 1000 : DEFAULT_RESUME_MS;
         return;
+      }
       case "auth-failure": {
         const reason = AUTH_REASONS.has(event.reason) ? event.reason : "other";
         this.#ctx.metrics.authFailures.inc({ listener: this.listener, reason });
@@ -989,7 +1005,7 @@ export class Session implements SessionInfo {
     this.#idleTimer = undefined;
   }
 
-  #learnJid(learned: string): void {
+  #learnJid(learned: string, resumed = false): void {
     // The JID comes out of the parsed stanza's text, as a slice that would keep
     // that whole text alive for the session's life: keep an own copy.
     const jid = Buffer.from(learned, "utf8").toString("utf8");
@@ -998,6 +1014,7 @@ export class Session implements SessionInfo {
     this.#setState("bound");
     this.#log.info("session bound");
     this.#checkUnlimited();
+    this.#ctx.pipeline().sessionBound(this, resumed);
   }
 
   #flushToClient(): void {

@@ -28,6 +28,9 @@ import type { StanzaView } from "../xml/stanza-view.js";
 import { Pipeline, type Flow, type PolicyStage, type SessionInfo, type Verdict } from "./pipeline.js";
 import { AuditLimiter, ruleOf } from "./audit.js";
 import { ShadowStage } from "./shadow.js";
+import type { FirewallProviders } from "../firewall/context.js";
+import { KnowledgeStage, SessionDirectory } from "../knowledge/sessions.js";
+import { IpcSessionReplicator, RedisSessionReplicator, inWorker } from "../knowledge/replicate.js";
 
 /** What a session offers stages that emit stanzas of their own (firewall REPLY, COPY…). */
 export interface Injector {
@@ -74,6 +77,10 @@ export class PolicyState {
   readonly firewall: FirewallStage;
   /** firewall.shadow: rules that only log what they would do (policy/shadow.ts). */
   readonly shadow: ShadowStage;
+  /** knowledge.sessions: the session directory and the stage that learns it (null: off). */
+  #knowledge: { directory: SessionDirectory; stage: KnowledgeStage } | null = null;
+  /** knowledge.sessions as the process started (changing it takes a restart). */
+  #knowledgeOn: boolean | null = null;
 
   constructor(logger: Logger, metrics: Metrics, audit: AuditLimiter = new AuditLimiter()) {
     this.#logger = logger;
@@ -125,7 +132,7 @@ export class PolicyState {
    */
   async loadRules(config: Config): Promise<{ ruleset: CompiledRuleSet | undefined; errors: string[] }> {
     if (config.firewall.scripts.length === 0) return { ruleset: undefined, errors: [] };
-    const result = await loadRuleFiles(config.firewall.scripts, undefined, { clock: realClock, previous: this.firewall.ruleset, localHosts: config.hosts });
+    const result = await loadRuleFiles(config.firewall.scripts, undefined, { clock: realClock, previous: this.firewall.ruleset, localHosts: config.hosts, providers: this.providers() });
     // Warnings never stop a load (lines Prosody loads that are not what they
     // look like, portability notes): logged at every load and reload.
     for (const w of result.warnings) this.#logger.warn({ file: w.file, line: w.line, column: w.column }, `firewall rule warning: ${w.format()}`);
@@ -139,7 +146,7 @@ export class PolicyState {
    */
   async loadShadowRules(config: Config): Promise<{ ruleset: CompiledRuleSet | undefined; errors: string[] }> {
     if (config.firewall.shadow.length === 0) return { ruleset: undefined, errors: [] };
-    const result = await loadRuleFiles(config.firewall.shadow, undefined, { clock: realClock, previous: this.shadow.ruleset });
+    const result = await loadRuleFiles(config.firewall.shadow, undefined, { clock: realClock, previous: this.shadow.ruleset, providers: this.providers() });
     for (const w of result.warnings) this.#logger.warn({ code: "XPX_ERR_RULES_INVALID", shadow: true }, w.format());
     if (!result.ruleset) return { ruleset: undefined, errors: result.errors.map((e) => `firewall.shadow: ${e.format()}`) };
     return { ruleset: result.ruleset, errors: [] };
@@ -152,6 +159,7 @@ export class PolicyState {
    * A no-op otherwise, and for what is already open.
    */
   async openState(config: Config): Promise<void> {
+    await this.#openKnowledge(config);
     const url = config.state.redis;
     if (url === null) return;
     const log = this.#logger;
@@ -170,6 +178,54 @@ export class PolicyState {
       this.#mucRooms = await RedisRoomBuckets.open({ url, prefix: config.state.prefix, clock: WALL_CLOCK, onError });
       log.info({ redis: redactUrl(url), prefix: config.state.prefix }, "MUC room buckets in redis");
     }
+  }
+
+  /**
+   * The firewall's providers of server state this process has: the session
+   * directory when knowledge.sessions is on.
+   */
+  providers(): FirewallProviders {
+    const k = this.#knowledge;
+    return k === null ? {} : { sessions: k.directory, directedPresence: k.directory };
+  }
+
+  /** The session directory (knowledge.sessions), when on. */
+  get sessionDirectory(): SessionDirectory | null {
+    return this.#knowledge?.directory ?? null;
+  }
+
+  /**
+   * knowledge.sessions: opens the session directory once, shared with the
+   * other processes (Redis with state.redis; else the cluster primary in a
+   * worker; else this process only). Changing the option takes a restart.
+   */
+  async #openKnowledge(config: Config): Promise<void> {
+    const on = config.knowledge.sessions;
+    if (this.#knowledgeOn !== null) {
+      if (this.#knowledgeOn !== on) this.#logger.warn({ sessions: on, running: this.#knowledgeOn }, "knowledge.sessions changed: takes effect after a restart");
+      return;
+    }
+    if (!on) {
+      this.#knowledgeOn = false;
+      return;
+    }
+    const m = this.#metrics;
+    const log = this.#logger;
+    const onError = (err: unknown, op: string): void => {
+      m.stateErrors.inc({ op });
+      log.error({ op, err: err instanceof Error ? err.message : String(err) }, "session directory sharing error; lookups go on from what this process knows");
+    };
+    const directory = new SessionDirectory();
+    const url = config.state.redis;
+    if (url !== null) {
+      await RedisSessionReplicator.open({ url, prefix: config.state.prefix, directory, onError });
+      log.info({ redis: redactUrl(url), prefix: config.state.prefix }, "session directory shared in redis");
+    } else if (inWorker()) {
+      await IpcSessionReplicator.open(directory, 5000, onError);
+    }
+    this.#knowledge = { directory, stage: new KnowledgeStage({ directory }) };
+    this.#knowledgeOn = true;
+    m.trackKnowledge(() => directory.stats());
   }
 
   /**
@@ -248,6 +304,8 @@ export class PolicyState {
       stages.push(this.#muc);
     }
     if (config.contact_info !== null) stages.push(new ContactInfoStage(config.contact_info));
+    // Last: it learns only from stanzas every other stage let through to the server.
+    if (this.#knowledge !== null) stages.push(this.#knowledge.stage);
     // Last: only a pipeline that was built in full changes the component connection.
     this.notifier.configure(config.component, config.registration);
     return new Pipeline(stages);
@@ -315,5 +373,6 @@ export class PolicyState {
     this.#muc?.close();
     this.#mucRooms?.close();
     this.#mucRooms = null;
+    this.#knowledge?.directory.close();
   }
 }

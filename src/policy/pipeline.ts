@@ -23,6 +23,12 @@ export interface SessionInfo {
   /** s2s peer domain (stream `from`) or c2s stream `to`. */
   readonly domain: string | undefined;
   readonly authenticated: boolean;
+  /**
+   * c2s: how long (ms) the server would keep this session for XEP-0198
+   * resumption if the connection were lost now; 0 when it would end it (not
+   * resumable, or a stream close was sent). Optional for stages' tests.
+   */
+  readonly resumeMs?: number | undefined;
 }
 
 /** Direction of a stanza through the proxy. */
@@ -51,6 +57,8 @@ export interface PolicyStage {
   judge(stanza: StanzaView, session: SessionInfo, flow: Flow): Verdict | undefined;
   /** Forget per-session state (optional). */
   sessionEnded?(session: SessionInfo): void;
+  /** The server bound the session's full JID (session.jid), or resumed it (XEP-0198) (optional). */
+  sessionBound?(session: SessionInfo, resumed: boolean): void;
 }
 
 export class Pipeline {
@@ -65,6 +73,10 @@ export class Pipeline {
 
   sessionEnded(session: SessionInfo): void {
     for (const stage of this.stages) stage.sessionEnded?.(session);
+  }
+
+  sessionBound(session: SessionInfo, resumed: boolean): void {
+    for (const stage of this.stages) stage.sessionBound?.(session, resumed);
   }
 
   /** Run the stages in order; returns the deciding stage's name with its verdict. */
