@@ -14,6 +14,7 @@
 //   workers, hands a snapshot to a starting worker, and drops a worker's
 //   entries when it exits.
 import cluster, { type Worker } from "node:cluster";
+import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { openRedisPair, withTimeout } from "../state/redis-connect.js";
 import { parseEvent, type EntryJson, type KnowledgeEvent, type Replicator, type SessionDirectory } from "./sessions.js";
@@ -58,6 +59,7 @@ export class RedisSessionReplicator implements Replicator {
   /** Per other instance: a count bumped by each of its events (a liveness check must not race a new write). */
   readonly #seen = new Map<string, number>();
   readonly #pending = new Set<Promise<unknown>>();
+  readonly #syncWaiters = new Map<string, () => void>();
   #closed = false;
 
   /** Connects, subscribes, loads every instance's entries into the directory and attaches to it. */
@@ -125,6 +127,12 @@ export class RedisSessionReplicator implements Replicator {
       this.#onError(err, "knowledge-event");
       return;
     }
+    const sync = (value as { sync?: unknown } | null)?.sync;
+    if (typeof sync === "string") {
+      this.#syncWaiters.get(sync)?.();
+      this.#syncWaiters.delete(sync);
+      return;
+    }
     const gone = (value as { gone?: unknown } | null)?.gone;
     if (typeof gone === "string") {
       if (gone !== this.#dir.instance) {
@@ -188,6 +196,23 @@ export class RedisSessionReplicator implements Replicator {
   /** Resolves when every write sent so far has been answered. */
   async flush(): Promise<void> {
     while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+  }
+
+  /** Resolves once this instance has applied every change Redis published before now (a marker round trip). */
+  async sync(): Promise<void> {
+    await this.flush();
+    const id = randomUUID();
+    const seen = new Promise<void>((resolve) => this.#syncWaiters.set(id, resolve));
+    await this.#r.publish(this.#channel, JSON.stringify({ sync: id }));
+    await withTimeout(seen, 5000, "sessions sync");
+  }
+
+  /** Tests: stop as a crashed process would, without a goodbye (the hash stays until its TTL). */
+  abandon(): void {
+    this.#closed = true;
+    clearInterval(this.#heartbeat);
+    this.#r.disconnect();
+    this.#sub.disconnect();
   }
 
   close(): void {

@@ -37,6 +37,8 @@ export type KnowledgeEvent =
 /** Carries local changes to the other processes and theirs back (see the header). */
 export interface Replicator {
   publish(event: KnowledgeEvent): void;
+  /** Resolves once every change published elsewhere before now has been applied here. */
+  sync?(): Promise<void>;
   close(): void;
 }
 
@@ -208,6 +210,11 @@ export class SessionDirectory implements OnlineSessions, DirectedPresence {
   /** This process's entries, for a replicator's snapshot. */
   entries(): Array<[string, EntryJson]> {
     return [...this.#entries].map(([k, e]) => [k, toJson(e)]);
+  }
+
+  /** Resolves once this process has applied the others' changes made before now (tests, operators). */
+  async sync(): Promise<void> {
+    await this.#replicator?.sync?.();
   }
 
   /** Stop timers and replication; the table is left as it is. */
