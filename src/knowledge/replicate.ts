@@ -169,8 +169,23 @@ export class RedisSessionReplicator implements Replicator {
   /** Renew our hash; drop the entries of instances whose hash is gone (crashed, or cut off from Redis too long). */
   #beat(): void {
     if (this.#closed) return;
-    this.#send(this.#r.pexpire(this.#key, this.#ttlMs));
+    // Our hash gone while we hold entries (Redis was out of reach past the
+    // TTL, or restarted empty): the others have dropped our sessions; send them again.
+    this.#send(this.#r.pexpire(this.#key, this.#ttlMs).then((renewed) => {
+      if (renewed === 0 && !this.#closed) this.republish();
+    }));
     void this.checkPeers();
+  }
+
+  /** Publish every entry this instance owns again (after its hash was lost). */
+  republish(): number {
+    let n = 0;
+    for (const [k, v] of this.#dir.entries()) {
+      if (instanceOf(v.o) !== this.#dir.instance) continue;
+      this.publish({ k, v });
+      n++;
+    }
+    return n;
   }
 
   /** One liveness check of the other instances (the heartbeat runs it; tests call it). */

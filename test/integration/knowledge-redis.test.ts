@@ -125,6 +125,21 @@ test("an instance that says goodbye, or whose hash expired (a crash), has its se
     await r.del(`${prefix}sessions:C`);
     await b.rep.checkPeers();
     assert.equal(b.dir.isOnline("carol@example.org/r"), false);
+
+    // A live instance whose hash was lost (Redis out of reach past the TTL,
+    // or restarted empty) is dropped too, and sends its entries again.
+    const d = await instance(prefix, "D");
+    d.dir.bound("s4", "dan@example.org/r");
+    await b.rep.sync();
+    await r.del(`${prefix}sessions:D`);
+    await b.rep.checkPeers();
+    assert.equal(b.dir.isOnline("dan@example.org/r"), false);
+    assert.equal(d.rep.republish(), 1);
+    await d.rep.flush();
+    await b.rep.sync();
+    assert.equal(b.dir.isOnline("dan@example.org/r"), true);
+    assert.equal(await r.hexists(`${prefix}sessions:D`, "dan@example.org/r"), 1);
+    d.dir.close();
   } finally {
     r.disconnect();
     b.dir.close();
