@@ -248,6 +248,16 @@ describe("directed presence", () => {
     assert.equal(dir.isOnline(ALICE), false);
   });
 
+  it("the pipeline skips building views the stage never reads (it only wants inbound presence)", () => {
+    const { stage } = setup();
+    const p = new Pipeline([stage]);
+    assert.equal(p.wants("inbound", "presence"), true);
+    for (const k of ["message", "iq", "other"] as const) assert.equal(p.wants("inbound", k), false);
+    for (const k of ["message", "presence", "iq", "other"] as const) assert.equal(p.wants("outbound", k), false);
+    const all = new Pipeline([stage, { name: "any", judge: () => undefined }]);
+    assert.equal(all.wants("outbound", "message"), true);
+  });
+
   it("with a known roster, presence to a contact subscribed to the sender is not directed", () => {
     const clock = new Clock();
     const dir = new SessionDirectory({ now: clock.now });

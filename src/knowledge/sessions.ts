@@ -299,6 +299,7 @@ export interface KnowledgeStageOptions {
  */
 export class KnowledgeStage implements PolicyStage {
   readonly name = "knowledge";
+  readonly only = { flow: "inbound", kinds: ["presence"] } as const;
   readonly #dir: SessionDirectory;
   readonly #roster: RosterLookup | undefined;
 

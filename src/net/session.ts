@@ -783,7 +783,8 @@ export class Session implements SessionInfo {
       const k = kindOf(data, start, end, this.#tracker.inbound);
       this.#ctx.stats.stanzas[KIND_INDEX[k]]! += 1;
       const pipeline = this.#ctx.pipeline();
-      if (this.#state !== "bound" || !pipeline.empty) {
+      const judged = pipeline.wants("inbound", k);
+      if (this.#state !== "bound" || judged) {
         const view = this.#tracker.peerView(data, start, end);
         if (view.head.duplicate !== null) {
           this.closeWithError("XPX_ERR_XML_DUPLICATE_ATTRIBUTE", view.head.duplicate);
@@ -791,7 +792,7 @@ export class Session implements SessionInfo {
         }
         const event = this.#tracker.peerStanza(view);
         if (event !== null && !this.#onPeerEvent(event)) return;
-        if (!pipeline.empty) {
+        if (judged) {
           const decided = pipeline.judge(view, this, "inbound");
           if (decided !== null && !this.#apply(decided.stage, decided.verdict, "in", view)) return;
         }
@@ -889,7 +890,8 @@ export class Session implements SessionInfo {
       // After binding only a few nonzas matter (stream errors, SM enabled);
       // look at their first bytes before building a view.
       const interesting = this.#state !== "bound" || mayMatterAfterBind(data, start, end);
-      if (interesting || !pipeline.empty) {
+      const judged = pipeline.wants("outbound", k);
+      if (interesting || judged) {
         const view = this.#tracker.serverView(data, start, end);
         if (interesting) {
           const event = this.#tracker.serverStanza(view);
@@ -911,7 +913,7 @@ export class Session implements SessionInfo {
             return;
           }
         }
-        if (!pipeline.empty) {
+        if (judged) {
           const decided = pipeline.judge(view, this, "outbound");
           if (decided !== null && !this.#apply(decided.stage, decided.verdict, "out", view)) return;
         }
