@@ -359,6 +359,13 @@ export class Session implements SessionInfo {
     return this.#tracker.jid;
   }
 
+  /**
+   * The server keeps a resumable session after its connection is lost, but
+   * not after a stream close from either side (the proxy sends one upstream
+   * when the client's connection ends in an orderly way, or it closes the
+   * session itself); only an abrupt end (a reset, an abort) leaves the
+   * session hibernating.
+   */
   get resumeMs(): number {
     return this.#clientStreamClosed || this.#serverStreamClosed ? 0 : this.#resumeMs;
   }
@@ -1310,7 +1317,11 @@ export class Session implements SessionInfo {
     const up = this.#upstream;
     if (up && !this.#upstreamDone) {
       if (this.#upstreamConnected) {
-        if (this.#clientHeaderSeen && !this.#clientStreamClosed) up.end("</stream:stream>");
+        if (this.#clientHeaderSeen && !this.#clientStreamClosed) {
+          up.end("</stream:stream>");
+          // The server ends a session whose stream is closed: no resumption (see resumeMs).
+          this.#clientStreamClosed = true;
+        }
         else up.end();
       } else up.destroy();
     }

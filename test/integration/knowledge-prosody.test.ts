@@ -17,7 +17,7 @@ import { createLogger } from "../../src/log.js";
 import { startProsody, type ProsodyInstance } from "../helpers/prosody.js";
 import { connectClient, xml, type TestClient, type XmlElement } from "../helpers/xmpp-client.js";
 import { eventually } from "../helpers/raw-client.js";
-import { rawLogin, type RawSession } from "../helpers/raw-session.js";
+import { openRawStream, rawLogin, type RawSession } from "../helpers/raw-session.js";
 import { FORMS, writeAs, type Form } from "../helpers/stanza-forms.js";
 
 const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
@@ -25,6 +25,16 @@ const STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
 // Only messages whose body starts with "fj" or "dp" are judged, so the
 // sessions' own traffic (roster, presence, pings, markers) is left alone.
 const RULES = `
+::preroute
+KIND: message
+INSPECT: body#~=^pr
+TO FULL JID?
+PASS.
+
+KIND: message
+INSPECT: body#~=^pr
+BOUNCE=item-not-found (No such session)
+
 ::deliver
 KIND: message
 INSPECT: body#~=^fj
@@ -54,8 +64,8 @@ describe("session directory and directed presence through the proxy, with a real
   const viaProxy = (u: string, form: Form): Promise<RawSession> => rawLogin(port, { domain: "localhost", username: u, password: `${u}-pw`, resource: form, form });
 
   before(async () => {
-    prosody = await startProsody();
-    for (const u of ["alice", "bob", "dave", "mallory", ...FORMS.map((f) => `carol-${f}`)]) await prosody.createUser(u, `${u}-pw`);
+    prosody = await startProsody({ extraModules: ["smacks"] });
+    for (const u of ["alice", "bob", "dave", "mallory", "erin", ...FORMS.map((f) => `carol-${f}`)]) await prosody.createUser(u, `${u}-pw`);
     dir = mkdtempSync(join(tmpdir(), "xg-kn-"));
     const rules = join(dir, "knowledge.pfw");
     writeFileSync(rules, RULES);
@@ -63,7 +73,7 @@ describe("session directory and directed presence through the proxy, with a real
       listeners: [{ name: "c2s", type: "c2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${prosody.port}` }],
       firewall: { scripts: [rules], watch: false },
       admin: { listen: null },
-    }), { logger: createLogger("warn") });
+    }), { logger: createLogger(process.env["KN_DEBUG"] ? "debug" : "warn") });
     port = proxy.listenerAddress("c2s")!.port;
   });
 
@@ -182,5 +192,68 @@ describe("session directory and directed presence through the proxy, with a real
         }
       });
     }
+  });
+
+  describe("XEP-0198: a session the server keeps for resumption", () => {
+    const SM = "urn:xmpp:sm:3";
+    const SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
+    // Bob without stream management: a bounce the proxy writes is a stanza
+    // the server never sent, and a client that counts and acks it is told
+    // off by the server ("acknowledged more stanzas than sent").
+    let bob: RawSession;
+    before(async () => {
+      bob = await rawLogin(port, { domain: "localhost", username: "bob", password: "bob-pw", resource: "sm-sender" });
+    });
+    after(() => {
+      bob?.stop();
+    });
+
+    /** Bob's "pr" message (judged in preroute on Bob's session): "passed" or the bounce text. */
+    const judged = async (to: string, id: string): Promise<string> => {
+      bob.send(`<message to='${to}' type='chat' id='${id}'><body>pr ${id}</body></message>`);
+      // A ping after it: any bounce of the message is in Bob's inbox once the answer is.
+      await bob.sync();
+      const bounced = bob.take((el) => el.name === "message" && el.attrs.id === id && el.attrs.type === "error");
+      return bounced.length === 0 ? "passed" : (bounced[0]!.getChild("error")?.getChildText("text", STANZAS) ?? "error");
+    };
+
+    it("online while hibernating after a lost connection, online again once resumed, offline after a clean close", async () => {
+      const erin = await rawLogin(port, { domain: "localhost", username: "erin", password: "erin-pw", resource: "sm", presence: true });
+      erin.send(`<enable xmlns='${SM}' resume='true'/>`);
+      const enabled = await erin.waitFor((el) => el.name === "enabled" && el.attrs.xmlns === SM);
+      const previd = String(enabled.attrs.id);
+      assert.equal(await judged(erin.jid, "sm-1"), "passed");
+
+      // The connection is lost (a reset): the server keeps the session, so it stays online.
+      erin.raw.socket.resetAndDestroy();
+      await eventually(() => !proxy.sessions({}).some((x) => x.jid === erin.jid), 5000, "erin's connection gone");
+      assert.equal(await judged(erin.jid, "sm-2"), "passed", "hibernating: the server queues it");
+      assert.equal(await judged("erin@localhost/other", "sm-x"), "No such session");
+
+      // Resumed on a new connection: the queued message arrives there, and the JID is online.
+      const again = await openRawStream(port, { domain: "localhost" });
+      try {
+        const isFeatures = (el: XmlElement | { name: string }): boolean => el.name === "stream:features";
+        await again.waitFor(isFeatures);
+        again.send(`<auth xmlns='${SASL}' mechanism='PLAIN'>${Buffer.from("\0erin\0erin-pw").toString("base64")}</auth>`);
+        await again.waitFor((el) => el.name === "success");
+        again.send(`<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>`);
+        await again.waitFor(isFeatures);
+        again.send(`<resume xmlns='${SM}' previd='${previd}' h='0'/>`);
+        await again.waitFor((el) => el.name === "resumed" && el.attrs.xmlns === SM);
+        await again.waitFor((el) => el.name === "message" && el.attrs.id === "sm-2");
+        await eventually(() => proxy.sessions({}).some((x) => x.jid === erin.jid), 5000, "the resumed session known by its JID");
+        assert.equal(await judged(erin.jid, "sm-3"), "passed");
+        await again.waitFor((el) => el.name === "message" && el.attrs.id === "sm-3");
+
+        // A clean close ends the server's session: offline at once.
+        again.send("</stream:stream>");
+        await again.closed();
+        await eventually(() => !proxy.sessions({}).some((x) => x.jid === erin.jid), 5000, "erin's second connection gone");
+        assert.equal(await judged(erin.jid, "sm-4"), "No such session");
+      } finally {
+        again.stop();
+      }
+    });
   });
 });
