@@ -146,6 +146,8 @@ export interface FirewallConfig {
 export interface KnowledgeConfig {
   /** Learn rosters from c2s streams (the firewall's roster conditions). */
   readonly rosters: boolean;
+  /** Track bound c2s sessions and their directed presence (TO FULL JID?, SENT DIRECTED PRESENCE TO SENDER?). */
+  readonly sessions: boolean;
 }
 
 /** TLS termination (docs/tls.md). Off while `certificates` is empty. */
@@ -174,6 +176,7 @@ export interface Config {
   readonly tls: TlsConfig;
   readonly limits: LimitsConfig;
   readonly firewall: FirewallConfig;
+  /** What the proxy learns of the server's state from the streams it carries (docs/knowledge.md). */
   readonly knowledge: KnowledgeConfig;
   /** null: MUC flood limits off. */
   readonly muc_limits: MucLimitsOptions | null;
@@ -225,7 +228,7 @@ export const DEFAULTS = deepFreeze({
     upstream_tls: false,
   },
   firewall: { scripts: [], watch: true, shadow: [] },
-  knowledge: { rosters: true },
+  knowledge: { rosters: true, sessions: true },
   muc_limits: null,
   registration: null,
   contact_info: null,
@@ -805,6 +808,7 @@ export const CONFIG_SCHEMA: Spec<Config> = obj({
   knowledge: section(
     obj({
       rosters: optional(bool(), D.knowledge.rosters),
+      sessions: optional(bool(), D.knowledge.sessions),
     }),
   ),
   muc_limits: optional(nullable(parsed("MUC limits options (see docs/muc-limits.md)", parseMucLimits)), D.muc_limits),

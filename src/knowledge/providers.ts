@@ -7,6 +7,13 @@ import { LearnedRosters } from "./roster-learner.js";
 
 /** With `config`, what its `knowledge` section turns on; without, the defaults (everything on). */
 export function knowledgeProviders(config?: Pick<Config, "knowledge">): FirewallProviders {
-  const rosters = config?.knowledge.rosters ?? true;
-  return rosters ? { roster: new LearnedRosters(null) } : {};
+  const knowledge = config?.knowledge ?? { rosters: true, sessions: true };
+  const providers: { -readonly [K in keyof FirewallProviders]: FirewallProviders[K] } = {};
+  if (knowledge.rosters) providers.roster = new LearnedRosters(null);
+  if (knowledge.sessions) {
+    const none = { isOnline: () => false, hasSentTo: () => false };
+    providers.sessions = none;
+    providers.directedPresence = none;
+  }
+  return providers;
 }

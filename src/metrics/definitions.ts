@@ -57,7 +57,7 @@ export const REGISTRATION_REFUSAL_REASONS = [
   "invalid-username", "reserved", "length", "matching", "require", "blocklisted", "not-allowlisted", "throttled", "tombstoned", "look-alike", "store-error",
 ] as const;
 export const NOTIFICATION_RESULTS = ["sent", "dropped", "no-component", "webhook-ok", "webhook-failed"] as const;
-export const STATE_ERROR_OPS = ["judge", "reindex", "throttle", "lookup", "record", "tombstone", "bind", "check", "redis", "redis-event", "redis-subscribe", "roster", "roster-lookup"] as const;
+export const STATE_ERROR_OPS = ["judge", "reindex", "throttle", "lookup", "record", "tombstone", "bind", "check", "redis", "redis-event", "redis-subscribe", "roster", "roster-lookup", "knowledge", "knowledge-event"] as const;
 export const MUC_LIMITED = [["rate", "room"], ["rate", "occupant"], ["nick", "none"], ["chars", "none"], ["lines", "none"]] as const;
 export const SHADOW_VERDICTS = ["drop", "bounce", "disconnect", "rewrite", "emit"] as const;
 /** Roster-looking stanzas the roster learner did not trust (knowledge/roster-learner.ts). */
@@ -130,6 +130,8 @@ export interface Metrics {
   trackUpstreams(check: () => Promise<ReadonlyArray<{ listener: string; ok: boolean }>>): void;
   /** Report MUC tracking sizes at scrape time. */
   trackMuc(stats: () => { rooms: number; occupants: number }): void;
+  /** Report the session directory's size at scrape time (knowledge.sessions). */
+  trackKnowledge(stats: () => { sessions: number; directed: number }): void;
   /** Register a listener's TrafficStats so scrapes include it. */
   trackTraffic(listener: string, stats: TrafficStats): void;
 }
@@ -146,6 +148,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   const traffic = new Map<string, TrafficStats>();
   let mucStats: () => { rooms: number; occupants: number } = () => ({ rooms: 0, occupants: 0 });
   let rosterCount: () => number = () => 0;
+  let knowledgeStats: () => { sessions: number; directed: number } = () => ({ sessions: 0, directed: 0 });
   let upstreamCheck: (() => Promise<ReadonlyArray<{ listener: string; ok: boolean }>>) | null = null;
 
   const bytes = new Counter({
@@ -351,6 +354,9 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     trackMuc(stats) {
       mucStats = stats;
     },
+    trackKnowledge(stats) {
+      knowledgeStats = stats;
+    },
     trackUpstreams(check) {
       upstreamCheck = check;
     },
@@ -365,6 +371,22 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       if (upstreamCheck === null) return;
       this.reset();
       for (const u of await upstreamCheck()) this.set({ listener: u.listener }, u.ok ? 1 : 0);
+    },
+  });
+  // Every process holds the whole shared directory: workers report the same
+  // numbers, so the primary takes the largest rather than the sum.
+  new Gauge({
+    name: `${PREFIX}knowledge_sessions`, help: "Online c2s full JIDs the session directory knows (knowledge.sessions), every worker's and, with state.redis, every instance's; hibernating ones included.",
+    registers: [registry], aggregator: "max",
+    collect() {
+      this.set(knowledgeStats().sessions);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}knowledge_directed_presence`, help: "Directed-presence entries (session, target) the session directory holds (knowledge.sessions).",
+    registers: [registry], aggregator: "max",
+    collect() {
+      this.set(knowledgeStats().directed);
     },
   });
   new Gauge({

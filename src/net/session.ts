@@ -37,6 +37,11 @@ import { offersSaslExternal, stripSaslExternal, type SessionTls } from "./tls-ac
 const RATED_KINDS: readonly RatedStanzaKind[] = ["message", "presence", "iq"];
 
 // Session booleans, packed in one field (#flags) behind private accessors.
+/** XEP-0198 resumption time when the server names none (Prosody's default, smacks_hibernation_time). */
+const DEFAULT_RESUME_MS = 600_000;
+/** A larger `max` is taken as a day. */
+const MAX_RESUME_S = 86_400;
+
 const F_UPSTREAM_CONNECTED = 1 << 0;
 const F_CLOSING = 1 << 1;
 const F_ENDED = 1 << 2;
@@ -192,6 +197,8 @@ export class Session implements SessionInfo {
 
   // Fourteen booleans in one small integer (a field each cost 8 bytes per session).
   #flags = F_FIRST_CHUNK; // accessors below the constructor
+  /** How long the server keeps this session for resumption after a lost connection (see resumeMs). */
+  #resumeMs = 0;
   #state: SessionState = "connecting";
   #clientPause = 0;
   #upstreamPause = 0;
@@ -353,6 +360,17 @@ export class Session implements SessionInfo {
 
   get jid(): string | undefined {
     return this.#tracker.jid;
+  }
+
+  /**
+   * The server keeps a resumable session after its connection is lost, but
+   * not after a stream close from either side (the proxy sends one upstream
+   * when the client's connection ends in an orderly way, or it closes the
+   * session itself); only an abrupt end (a reset, an abort) leaves the
+   * session hibernating.
+   */
+  get resumeMs(): number {
+    return this.#clientStreamClosed || this.#serverStreamClosed ? 0 : this.#resumeMs;
   }
 
   /**
@@ -775,7 +793,8 @@ export class Session implements SessionInfo {
       const k = kindOf(data, start, end, this.#tracker.inbound);
       this.#ctx.stats.stanzas[KIND_INDEX[k]]! += 1;
       const pipeline = this.#ctx.pipeline();
-      if (this.#state !== "bound" || !pipeline.empty) {
+      const judged = pipeline.wants("inbound", k);
+      if (this.#state !== "bound" || judged) {
         // A borrowed view (no allocation per stanza), given back before the next frame.
         const view = this.#tracker.peerView(data, start, end);
         try {
@@ -785,7 +804,7 @@ export class Session implements SessionInfo {
           }
           const event = this.#tracker.peerStanza(view);
           if (event !== null && !this.#onPeerEvent(event)) return;
-          if (!pipeline.empty) {
+          if (judged) {
             const decided = pipeline.judge(view, this, "inbound");
             if (decided !== null && !this.#apply(decided.stage, decided.verdict, "in", view)) return;
           }
@@ -886,7 +905,8 @@ export class Session implements SessionInfo {
       // After binding only a few nonzas matter (stream errors, SM enabled);
       // look at their first bytes before building a view.
       const interesting = this.#state !== "bound" || mayMatterAfterBind(data, start, end);
-      if (interesting || !pipeline.empty) {
+      const judged = pipeline.wants("outbound", k);
+      if (interesting || judged) {
         const view = this.#tracker.serverView(data, start, end);
         try {
           if (interesting) {
@@ -909,7 +929,7 @@ export class Session implements SessionInfo {
               return;
             }
           }
-          if (!pipeline.empty) {
+          if (judged) {
             const decided = pipeline.judge(view, this, "outbound");
             if (decided !== null && !this.#apply(decided.stage, decided.verdict, "out", view)) return;
           }
@@ -973,13 +993,18 @@ export class Session implements SessionInfo {
         this.#authenticatedNow();
         const jid = this.#ctx.resumption.lookup(event.previd);
         this.#tracker.resume(jid);
-        if (jid !== undefined) this.#learnJid(jid);
+        // A resumed session stays resumable; its original <enabled/> (and max) was on another connection.
+        this.#resumeMs = DEFAULT_RESUME_MS;
+        if (jid !== undefined) this.#learnJid(jid, true);
         else this.#setState("bound");
         return;
       }
-      case "resumable":
+      case "resumable": {
         if (this.#tracker.jid !== undefined) this.#ctx.resumption.remember(event.id, this.#tracker.jid);
+        const max = event.max === undefined ? NaN : Number(event.max);
+        this.#resumeMs = Number.isFinite(max) && max > 0 ? Math.min(max, MAX_RESUME_S) * 1000 : DEFAULT_RESUME_MS;
         return;
+      }
       case "auth-failure": {
         const reason = AUTH_REASONS.has(event.reason) ? event.reason : "other";
         this.#ctx.metrics.authFailures.inc({ listener: this.listener, reason });
@@ -1001,7 +1026,7 @@ export class Session implements SessionInfo {
     this.#idleTimer = undefined;
   }
 
-  #learnJid(learned: string): void {
+  #learnJid(learned: string, resumed = false): void {
     // The JID comes out of the parsed stanza's text, as a slice that would keep
     // that whole text alive for the session's life: keep an own copy.
     const jid = Buffer.from(learned, "utf8").toString("utf8");
@@ -1010,6 +1035,7 @@ export class Session implements SessionInfo {
     this.#setState("bound");
     this.#log.info("session bound");
     this.#checkUnlimited();
+    this.#ctx.pipeline().sessionBound(this, resumed);
   }
 
   #flushToClient(): void {
@@ -1321,7 +1347,11 @@ export class Session implements SessionInfo {
     const up = this.#upstream;
     if (up && !this.#upstreamDone) {
       if (this.#upstreamConnected) {
-        if (this.#clientHeaderSeen && !this.#clientStreamClosed) up.end("</stream:stream>");
+        if (this.#clientHeaderSeen && !this.#clientStreamClosed) {
+          up.end("</stream:stream>");
+          // The server ends a session whose stream is closed: no resumption (see resumeMs).
+          this.#clientStreamClosed = true;
+        }
         else up.end();
       } else up.destroy();
     }

@@ -37,6 +37,8 @@ import type { StanzaView } from "../xml/stanza-view.js";
 import { Pipeline, type Flow, type PolicyStage, type SessionInfo, type Verdict } from "./pipeline.js";
 import { AuditLimiter, ruleOf } from "./audit.js";
 import { ShadowStage } from "./shadow.js";
+import { KnowledgeStage, SessionDirectory } from "../knowledge/sessions.js";
+import { IpcSessionReplicator, RedisSessionReplicator, inWorker } from "../knowledge/replicate.js";
 
 /** What a session offers stages that emit stanzas of their own (firewall REPLY, COPY…). */
 export interface Injector {
@@ -94,6 +96,10 @@ export class PolicyState {
   #rosterCheck: NodeJS.Timeout | undefined;
   /** The stage that feeds the learner; stays in every pipeline built while knowledge.rosters is on. */
   readonly #rosterStage: RosterStage;
+  /** knowledge.sessions: the session directory and the stage that learns it (null: off). */
+  #knowledge: { directory: SessionDirectory; stage: KnowledgeStage } | null = null;
+  /** knowledge.sessions as the process started (changing it takes a restart). */
+  #knowledgeOn: boolean | null = null;
 
   constructor(logger: Logger, metrics: Metrics, audit: AuditLimiter = new AuditLimiter()) {
     this.#logger = logger;
@@ -171,15 +177,25 @@ export class PolicyState {
    * compiled against the roster provider (then its store must be open).
    */
   #providers(config: Config, used: { roster: boolean }): FirewallProviders {
-    if (!config.knowledge.rosters) return {};
     const rosters = this.rosters;
-    return {
-      get roster() {
-        used.roster = true;
-        return rosters;
-      },
-    };
+    const sessions = this.#knowledge?.directory;
+    const providers: { roster?: LearnedRosters; sessions?: SessionDirectory; directedPresence?: SessionDirectory } = {};
+    if (config.knowledge.rosters) {
+      Object.defineProperty(providers, "roster", {
+        enumerable: true,
+        get() {
+          used.roster = true;
+          return rosters;
+        },
+      });
+    }
+    if (sessions !== undefined) {
+      providers.sessions = sessions;
+      providers.directedPresence = sessions;
+    }
+    return providers;
   }
+
 
   /**
    * Opens the roster store when rules first need it: Redis with state.redis,
@@ -272,6 +288,7 @@ export class PolicyState {
    * A no-op otherwise, and for what is already open.
    */
   async openState(config: Config): Promise<void> {
+    await this.#openKnowledge(config);
     const url = config.state.redis;
     if (url === null) return;
     const log = this.#logger;
@@ -290,6 +307,45 @@ export class PolicyState {
       this.#mucRooms = await RedisRoomBuckets.open({ url, prefix: config.state.prefix, clock: WALL_CLOCK, onError });
       log.info({ redis: redactUrl(url), prefix: config.state.prefix }, "MUC room buckets in redis");
     }
+  }
+
+  /** The session directory (knowledge.sessions), when on. */
+  get sessionDirectory(): SessionDirectory | null {
+    return this.#knowledge?.directory ?? null;
+  }
+
+  /**
+   * knowledge.sessions: opens the session directory once, shared with the
+   * other processes (Redis with state.redis; else the cluster primary in a
+   * worker; else this process only). Changing the option takes a restart.
+   */
+  async #openKnowledge(config: Config): Promise<void> {
+    const on = config.knowledge.sessions;
+    if (this.#knowledgeOn !== null) {
+      if (this.#knowledgeOn !== on) this.#logger.warn({ sessions: on, running: this.#knowledgeOn }, "knowledge.sessions changed: takes effect after a restart");
+      return;
+    }
+    if (!on) {
+      this.#knowledgeOn = false;
+      return;
+    }
+    const m = this.#metrics;
+    const log = this.#logger;
+    const onError = (err: unknown, op: string): void => {
+      m.stateErrors.inc({ op });
+      log.error({ op, err: err instanceof Error ? err.message : String(err) }, "session directory sharing error; lookups go on from what this process knows");
+    };
+    const directory = new SessionDirectory();
+    const url = config.state.redis;
+    if (url !== null) {
+      await RedisSessionReplicator.open({ url, prefix: config.state.prefix, directory, onError });
+      log.info({ redis: redactUrl(url), prefix: config.state.prefix }, "session directory shared in redis");
+    } else if (inWorker()) {
+      await IpcSessionReplicator.open(directory, 5000, onError);
+    }
+    this.#knowledge = { directory, stage: new KnowledgeStage({ directory, roster: config.knowledge.rosters ? this.rosters : undefined }) };
+    this.#knowledgeOn = true;
+    m.trackKnowledge(() => directory.stats());
   }
 
   /**
@@ -372,6 +428,7 @@ export class PolicyState {
     // until a rule file needs rosters (a rule file reload may come without a
     // new pipeline, so it is in place whenever rules are).
     if (config.knowledge.rosters && (firewallOn || shadowOn)) stages.push(this.#rosterStage);
+    if (this.#knowledge !== null) stages.push(this.#knowledge.stage);
     // Last: only a pipeline that was built in full changes the component connection.
     this.notifier.configure(config.component, config.registration);
     return new Pipeline(stages);
@@ -449,5 +506,6 @@ export class PolicyState {
     this.#rosterLearner = null;
     this.#rosterStore?.close();
     this.#rosterStore = null;
+    this.#knowledge?.directory.close();
   }
 }
