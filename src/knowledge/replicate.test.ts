@@ -9,8 +9,10 @@ import { SessionHub } from "./replicate.js";
 
 class FakeWorker extends EventEmitter {
   readonly sent: unknown[] = [];
-  constructor(readonly id: number) {
+  readonly id: number;
+  constructor(id: number) {
     super();
+    this.id = id;
   }
   send(m: unknown): boolean {
     this.sent.push(m);

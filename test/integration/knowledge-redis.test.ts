@@ -164,9 +164,9 @@ test("PolicyState with state.redis: two instances' firewall providers and knowle
     pipeline.judge(new Stanza(Buffer.from(`<presence to='${STRANGER}'/>`), "jabber:client", ALICE), alice, "inbound");
     await states[0]!.sessionDirectory!.sync();
     await states[1]!.sessionDirectory!.sync();
-    const p = states[1]!.providers();
-    assert.equal(p.sessions?.isOnline(ALICE), true);
-    assert.equal(p.directedPresence?.hasSentTo(ALICE, STRANGER), true);
+    const directory = states[1]!.sessionDirectory!;
+    assert.equal(directory.isOnline(ALICE), true);
+    assert.equal(directory.hasSentTo(ALICE, STRANGER), true);
   } finally {
     for (const s of states) s.close();
   }

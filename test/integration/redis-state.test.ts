@@ -360,7 +360,7 @@ test("MUC room buckets: concurrent debits leave the shared bucket in debt; a lat
   assert.deepEqual(a.rooms!.peek(key), b.rooms!.peek(key));
   assert.equal(a.rooms!.peek(key)!.seq, 5);
   clock.advance(2_500);
-  assert.match(say("w@example.org/x", "hot")(b)?.reason ?? "ok", /room bucket empty/);
+  assert.match((say("w@example.org/x", "hot")(b) as { reason?: string } | undefined)?.reason ?? "ok", /room bucket empty/);
 
   // An instance started now does not know the room: its first message passes
   // (the window again) and the reply to that debit seeds its copy from Redis.
@@ -369,7 +369,7 @@ test("MUC room buckets: concurrent debits leave the shared bucket in debt; a lat
   assert.equal(say("x@example.org/x", "hot")(late), undefined);
   await late.rooms!.flush();
   assert.equal(late.rooms!.peek(key)!.balance, 0.5 - 1);
-  assert.match(say("y@example.org/x", "hot")(late)?.reason ?? "ok", /room bucket empty/);
+  assert.match((say("y@example.org/x", "hot")(late) as { reason?: string } | undefined)?.reason ?? "ok", /room bucket empty/);
   await converge([a, b, late], ["hot"], clock);
   assert.equal(a.rooms!.peek(key)!.balance, -0.5);
   for (const m of [a, b, late]) m.stage.close();
