@@ -9,6 +9,7 @@
 import { ConfigError, loadConfigFile } from "./config/load.js";
 import type { Config } from "./config/schema.js";
 import { checkRules } from "./firewall/check.js";
+import { checkOnlyRemoteLists } from "./knowledge/remote-lists.js";
 import { CertificateError, CertificateStore, type CertificateFiles, type TlsSettings } from "./net/certificates.js";
 
 export interface CheckAllResult {
@@ -52,7 +53,7 @@ export async function checkAll(configPath: string, now: Date = new Date()): Prom
   // Firewall rules, compiled together exactly as the proxy loads them.
   const scripts = config.firewall.scripts;
   if (scripts.length > 0) {
-    const rules = await checkRules(scripts, { localHosts: config.hosts });
+    const rules = await checkRules(scripts, { localHosts: config.hosts, providers: { remoteLists: checkOnlyRemoteLists(config.component) } });
     lines.push(...rules.lines);
     if (!rules.ok) errors += Math.max(1, rules.errors.length);
   } else {
@@ -60,7 +61,7 @@ export async function checkAll(configPath: string, now: Date = new Date()): Prom
   }
   // Shadow rules: compiled apart, as the proxy loads them (log-only).
   if (config.firewall.shadow.length > 0) {
-    const rules = await checkRules(config.firewall.shadow);
+    const rules = await checkRules(config.firewall.shadow, { providers: { remoteLists: checkOnlyRemoteLists(config.component) } });
     lines.push(...rules.lines.map((l) => `firewall.shadow: ${l}`));
     if (!rules.ok) errors += Math.max(1, rules.errors.length);
   }

@@ -12,6 +12,7 @@ import { startProxy } from "./app.js";
 import { runPrimary, runWorker } from "./cluster.js";
 import { createLogger } from "./log.js";
 import { checkRules } from "./firewall/check.js";
+import { checkOnlyRemoteLists } from "./knowledge/remote-lists.js";
 import { traceStanzas } from "./firewall/trace.js";
 import { StateError, backup, restore } from "./state/sqlite-store.js";
 import { importUsersCommand } from "./registration/import-command.js";
@@ -206,7 +207,8 @@ Examples:
     .argument("<files...>", "rule files")
     .option("--host <domain>", "a local domain of the server, as in the config's `hosts` ($local, deliver_remote); repeat for more", collect)
     .action(async (files: string[], opts: { host?: string[] }) => {
-      const result = await checkRules(files, { localHosts: opts.host });
+      // Remote lists are accepted unfetched; without a config, pubsub lists are not checked for a component.
+      const result = await checkRules(files, { localHosts: opts.host, providers: { remoteLists: checkOnlyRemoteLists(undefined) } });
       process.stdout.write(result.lines.join("\n") + "\n");
       process.exitCode = result.exitCode;
     });

@@ -156,6 +156,18 @@ export interface TlsConfig {
   readonly upstream_tls: boolean;
 }
 
+/** Remote block lists (%LIST over http(s) or pubsubitemid): see docs/knowledge.md. */
+export interface KnowledgeListsConfig {
+  /** Seconds a whole HTTP fetch may take (connect, headers and body). */
+  readonly timeout: number;
+  /** Largest list body accepted, in bytes; a bigger one is a failed fetch. */
+  readonly max_bytes: number;
+}
+
+export interface KnowledgeConfig {
+  readonly lists: KnowledgeListsConfig;
+}
+
 export interface Config {
   readonly listeners: readonly ListenerConfig[];
   /**
@@ -175,6 +187,8 @@ export interface Config {
   readonly contact_info: ContactInfo | null;
   /** XEP-0114 component connection for registration notifications; null: none. */
   readonly component: ComponentOptions | null;
+  /** What the proxy learns or fetches about the server's world (docs/knowledge.md). */
+  readonly knowledge: KnowledgeConfig;
   readonly state: StateOptions;
   /** Worker processes sharing the listeners (node:cluster); 1 = a single process. "auto" is resolved to the CPU count. */
   readonly workers: number;
@@ -221,6 +235,7 @@ export const DEFAULTS = deepFreeze({
   registration: null,
   contact_info: null,
   component: null,
+  knowledge: { lists: { timeout: 30, max_bytes: 16_777_216 } },
   state: { path: "data/xmpp-guard.sqlite", redis: null, prefix: "xg:" },
   workers: 1,
   limits: {
@@ -797,6 +812,16 @@ export const CONFIG_SCHEMA: Spec<Config> = obj({
   registration: optional(nullable(parsed("registration options (see docs/registration.md)", parseRegistrationOptions)), D.registration),
   contact_info: optional(nullable(parsed("{ abuse: [\"mailto:…\"], … }", parseContactInfo)), D.contact_info),
   component: optional(parsed('{ jid: "guard.example.org", secret: "…", upstream: "127.0.0.1:5347" }', parseComponentOptions), D.component),
+  knowledge: section(
+    obj({
+      lists: section(
+        obj({
+          timeout: optional(num({ above: 0, max: 600 }), D.knowledge.lists.timeout),
+          max_bytes: optional(int({ min: 1024, max: 1_073_741_824 }), D.knowledge.lists.max_bytes),
+        }),
+      ),
+    }),
+  ),
   state: optional(parsed('{ path: "data/xmpp-guard.sqlite" }', parseStateOptions), D.state),
   workers: optional(parsed('"auto" or a number of worker processes (1-256)', parseWorkers), D.workers),
   max_stanza_size: optional(int({ min: 1024, max: 67_108_864 }), D.max_stanza_size),

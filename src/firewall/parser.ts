@@ -1074,6 +1074,7 @@ function parseListSpec(value: string, ctx: ParamContext): { list: ListSpec; filt
       return { list: { backend: "http", url: spec, options }, filters };
     case "pubsubitemid":
       if (!/^pubsubitemid:[^/]*\/.+$/.test(spec)) return fail("Invalid list specification (expected 'pubsubitemid:<service>/<node>')");
+      if (options.hash !== undefined && !/^(md5|sha1|sha256|sha384|sha512)$/.test(options.hash)) return fail(`invalid hash function: ${options.hash}`);
       return { list: { backend, url: spec, options }, filters };
   }
   return fail(`Unknown list type '${backend ?? value}' (memory, file:, http(s)://, pubsubitemid:)`);

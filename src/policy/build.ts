@@ -24,6 +24,10 @@ import { RUNNING_BUSY_TIMEOUT_MS, SqliteStore } from "../state/sqlite-store.js";
 import { RedisRoomBuckets } from "../state/redis-muc-buckets.js";
 import { redactUrl } from "../state/redis-connect.js";
 import { RedisStore } from "../state/redis-store.js";
+import { RemoteLists } from "../knowledge/remote-lists.js";
+import { RedisListStore, SqliteListStore } from "../knowledge/list-store.js";
+import { DEFAULTS } from "../config/schema.js";
+import type { StateOptions } from "../state/state-options.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import { Pipeline, type Flow, type PolicyStage, type SessionInfo, type Verdict } from "./pipeline.js";
 import { AuditLimiter, ruleOf } from "./audit.js";
@@ -74,6 +78,12 @@ export class PolicyState {
   readonly firewall: FirewallStage;
   /** firewall.shadow: rules that only log what they would do (policy/shadow.ts). */
   readonly shadow: ShadowStage;
+  /** Remote block lists (%LIST over http(s), pubsubitemid), shared by the rules and the shadow rules across reloads. */
+  readonly lists: RemoteLists;
+  /** The lists each compiled rule set opened: retainLists() keeps those of the live ones. */
+  readonly #listKeys = new WeakMap<CompiledRuleSet, ReadonlySet<string>>();
+  /** state: of the config the lists' copy store is opened with (the first one that needed it). */
+  #listState: StateOptions | null = null;
 
   constructor(logger: Logger, metrics: Metrics, audit: AuditLimiter = new AuditLimiter()) {
     this.#logger = logger;
@@ -101,6 +111,16 @@ export class PolicyState {
       },
       onError: (err, session) => logger.error({ sid: session.id, shadow: true, err: err instanceof Error ? err.message : String(err) }, "shadow firewall error"),
     });
+    this.lists = new RemoteLists({
+      logger: logger.child({ part: "remote-lists" }),
+      metrics,
+      options: DEFAULTS.knowledge.lists,
+      store: () => {
+        const state = this.#listState;
+        if (state === null) return null;
+        return state.redis !== null ? new RedisListStore(state.redis, state.prefix) : SqliteListStore.open(state.path);
+      },
+    });
     this.notifier = new RegistrationNotifier({ logger, count: (result) => metrics.registrationNotifications.inc({ result }) });
     this.firewall = new FirewallStage({
       rewrites: true,
@@ -125,7 +145,11 @@ export class PolicyState {
    */
   async loadRules(config: Config): Promise<{ ruleset: CompiledRuleSet | undefined; errors: string[] }> {
     if (config.firewall.scripts.length === 0) return { ruleset: undefined, errors: [] };
-    const result = await loadRuleFiles(config.firewall.scripts, undefined, { clock: realClock, previous: this.firewall.ruleset, localHosts: config.hosts });
+    const lists = this.#listScope(config);
+    const result = await loadRuleFiles(config.firewall.scripts, undefined, {
+      clock: realClock, previous: this.firewall.ruleset, localHosts: config.hosts, providers: { remoteLists: lists.factory },
+    });
+    if (result.ruleset) this.#listKeys.set(result.ruleset, lists.keys);
     // Warnings never stop a load (lines Prosody loads that are not what they
     // look like, portability notes): logged at every load and reload.
     for (const w of result.warnings) this.#logger.warn({ file: w.file, line: w.line, column: w.column }, `firewall rule warning: ${w.format()}`);
@@ -139,10 +163,32 @@ export class PolicyState {
    */
   async loadShadowRules(config: Config): Promise<{ ruleset: CompiledRuleSet | undefined; errors: string[] }> {
     if (config.firewall.shadow.length === 0) return { ruleset: undefined, errors: [] };
-    const result = await loadRuleFiles(config.firewall.shadow, undefined, { clock: realClock, previous: this.shadow.ruleset });
+    const lists = this.#listScope(config);
+    const result = await loadRuleFiles(config.firewall.shadow, undefined, { clock: realClock, previous: this.shadow.ruleset, providers: { remoteLists: lists.factory } });
+    if (result.ruleset) this.#listKeys.set(result.ruleset, lists.keys);
     for (const w of result.warnings) this.#logger.warn({ code: "XPX_ERR_RULES_INVALID", shadow: true }, w.format());
     if (!result.ruleset) return { ruleset: undefined, errors: result.errors.map((e) => `firewall.shadow: ${e.format()}`) };
     return { ruleset: result.ruleset, errors: [] };
+  }
+
+  #listScope(config: Config): ReturnType<RemoteLists["scope"]> {
+    this.lists.configure(config.knowledge.lists);
+    // Like the registration store, the copy store follows state: at restart only.
+    this.#listState ??= config.state;
+    return this.lists.scope(config.component);
+  }
+
+  /**
+   * Close the remote lists the live rule sets (rules and shadow rules) do not
+   * use: call after every swap, and after a refused load (whose new lists
+   * nothing uses). A list kept by a reload keeps its content and its timer.
+   */
+  retainLists(): void {
+    const keys = new Set<string>();
+    for (const rs of [this.firewall.ruleset, this.shadow.ruleset]) {
+      if (rs !== undefined) for (const k of this.#listKeys.get(rs) ?? []) keys.add(k);
+    }
+    this.lists.retain(keys);
   }
 
   /**
@@ -250,6 +296,8 @@ export class PolicyState {
     if (config.contact_info !== null) stages.push(new ContactInfoStage(config.contact_info));
     // Last: only a pipeline that was built in full changes the component connection.
     this.notifier.configure(config.component, config.registration);
+    // pubsubitemid lists read their node over the same component connection.
+    this.lists.setComponent(this.notifier.client);
     return new Pipeline(stages);
   }
 
@@ -309,6 +357,7 @@ export class PolicyState {
   close(): void {
     clearInterval(this.#sweep);
     clearInterval(this.#stateCheck);
+    void this.lists.close();
     void this.notifier.close();
     this.#store?.close();
     this.#store = null;
