@@ -7,7 +7,9 @@
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
+import { createServer as createHttpsServer } from "node:https";
 import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -126,18 +128,23 @@ describe("remote lists", () => {
       assert.equal(list.contains("spam.example"), true);
       logs.length = 0;
       const outcomes: string[] = [];
+      const delays: number[] = [list.nextDelaySeconds];
       for (const m of ["500", "big", "chunked", "hang"]) {
         mode = m;
         outcomes.push(await list.refresh());
+        delays.push(list.nextDelaySeconds);
         assert.equal(list.contains("spam.example"), true, m);
         assert.equal(list.size, 1, m);
       }
       assert.deepEqual(outcomes, ["http_error", "too_large", "too_large", "timeout"]);
+      // mod_firewall's steps: ttl (default 3600) after a success, then 60, 120, 300, 300… after failures.
+      assert.deepEqual(delays, [3600, 60, 120, 300, 300]);
       const warned = logs.filter((x) => x.msg === "remote list: fetch failed, last good copy kept");
       assert.equal(warned.length, 1, "one warning for a run of failures");
       assert.equal(logs.filter((x) => x.msg === "remote list: fetch failed again").length, 3);
       mode = "ok";
       assert.equal(await list.refresh(), "ok");
+      assert.equal(list.nextDelaySeconds, 3600);
       assert.ok(logs.some((x) => x.msg === "remote list: fetched again after failures"));
       await l.close();
 
@@ -147,6 +154,50 @@ describe("remote lists", () => {
       assert.equal(await dead.refresh(), "network_error");
       assert.equal(dead.size, 0);
       await refused.close();
+    });
+
+    it("polls again by itself after ttl seconds", async () => {
+      let n = 0;
+      let second!: () => void;
+      const polled = new Promise<void>((r) => (second = r));
+      handler = (_req, res) => {
+        n++;
+        res.end(n === 1 ? "one.example\n" : "two.example\n");
+        if (n === 2) second();
+      };
+      const l = lists();
+      const list = l.open(`${base}/poll.txt`, { ttl: "0.05" }, { name: "p" }) as HttpList;
+      await list.start();
+      assert.equal(list.contains("one.example"), true);
+      await polled;
+      await list.refresh();
+      assert.equal(list.contains("two.example"), true);
+      assert.equal(list.contains("one.example"), false);
+      await l.close();
+    });
+
+    it("https: the certificate is checked unless checkcert is never", async () => {
+      const key = join(dir, "key.pem");
+      const cert = join(dir, "cert.pem");
+      execFileSync("openssl", ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1", "-subj", "/CN=127.0.0.1"], { stdio: "ignore" });
+      const tls = createHttpsServer({ key: readFileSync(key), cert: readFileSync(cert) }, (_req, res) => res.end("tls.example\n"));
+      await new Promise<void>((r) => tls.listen(0, "127.0.0.1", r));
+      const url = `https://127.0.0.1:${(tls.address() as AddressInfo).port}/list.txt`;
+      try {
+        const l = lists();
+        const checked = l.open(url, {}, { name: "c" }) as HttpList;
+        const whenSni = l.open(url, { checkcert: "when-sni" }, { name: "w" }) as HttpList;
+        const never = l.open(url, { checkcert: "never" }, { name: "n" }) as HttpList;
+        assert.equal(checked, whenSni, "any value but never verifies: the same list");
+        await Promise.all([checked.start(), never.start()]);
+        assert.equal(await checked.refresh(), "network_error");
+        assert.equal(checked.size, 0);
+        assert.equal(never.contains("tls.example"), true);
+        await l.close();
+      } finally {
+        tls.closeAllConnections();
+        await new Promise((r) => tls.close(r));
+      }
     });
 
     it("start-up never waits for the fetch: open returns at once with an empty list", async () => {
@@ -170,6 +221,15 @@ describe("remote lists", () => {
       assert.equal(list.contains("spam@example.org"), true);
       assert.equal(list.contains("ünï@example.org"), true);
       assert.equal(list.contains(sha256("spam@example.org")), false);
+      // Through a rule: `filter: lower` runs first, then the hash.
+      const rules = join(dir, "hashed.pfw");
+      writeFileSync(rules, `%LIST h: ${base}/hashed.txt (hash: sha256, filter: lower)\n::deliver\nCHECK LIST: h contains $<@from|bare>\nDROP.\n`);
+      const r = await loadRuleFiles([rules], undefined, { providers: { remoteLists: l.scope(null).factory } });
+      assert.deepEqual(r.errors.map((e) => e.format()), []);
+      assert.equal(l.keys.length, 1, "the rule's definition reuses the open list");
+      const verdict = (from: string): string => r.ruleset!.run("deliver", { stanza: testStanza(`<message from='${from}' to='u@local.example'/>`) }).verdict;
+      assert.equal(verdict("SPAM@Example.org/x"), "drop");
+      assert.equal(verdict("ham@example.org/x"), "pass");
       await l.close();
     });
 

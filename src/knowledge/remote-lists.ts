@@ -220,6 +220,8 @@ export class HttpList extends ListBase {
   #etag: string | null = null;
   #lastModified: string | null = null;
   #failures = 0;
+  /** The last fetch failed (network, timeout, size, 4xx/5xx): the next try follows the retry steps. */
+  #lastFailed = false;
   #lastWarnAt = 0;
   #timer: NodeJS.Timeout | undefined;
   #inflight: Promise<RemoteListOutcome> | null = null;
@@ -267,7 +269,7 @@ export class HttpList extends ListBase {
     clearTimeout(this.#timer);
     const p = this.#fetch().then((outcome) => {
       this.#inflight = null;
-      this.#schedule(outcome);
+      this.#schedule();
       return outcome;
     });
     this.#inflight = p;
@@ -291,6 +293,7 @@ export class HttpList extends ListBase {
       r = { kind: "network_error", message: err instanceof Error ? err.message : String(err) };
     }
     if (this.closed) return "network_error";
+    this.#lastFailed = false;
     let outcome: RemoteListOutcome;
     if (r.kind !== "response") {
       outcome = r.kind;
@@ -325,6 +328,7 @@ export class HttpList extends ListBase {
 
   #failed(outcome: RemoteListOutcome, message: string): void {
     this.#failures++;
+    this.#lastFailed = true;
     const now = Date.now();
     const fields = { list: this.name, url: safeUrl(this.url), outcome, err: message, failures: this.#failures, entries: this.size };
     if (this.#failures === 1 || now - this.#lastWarnAt >= FAILURE_WARN_EVERY_MS) {
@@ -341,16 +345,20 @@ export class HttpList extends ListBase {
   }
 
   /** Seconds until the next poll for an outcome, before jitter. */
-  #delaySeconds(outcome: RemoteListOutcome): number {
-    const failed = outcome === "network_error" || outcome === "timeout" || outcome === "too_large" || (outcome === "http_error" && this.#failures > 0);
-    if (!failed) return this.ttlSeconds;
+  #delaySeconds(): number {
+    if (!this.#lastFailed) return this.ttlSeconds;
     const retry = this.owner.retrySeconds;
     return retry[Math.min(this.#failures, retry.length) - 1] ?? this.ttlSeconds;
   }
 
-  #schedule(outcome: RemoteListOutcome): void {
+  /** Seconds until the next poll (before jitter), from the last outcome. */
+  get nextDelaySeconds(): number {
+    return this.#delaySeconds();
+  }
+
+  #schedule(): void {
     if (this.closed) return;
-    const seconds = this.#delaySeconds(outcome) + Math.random() * this.owner.jitterSeconds;
+    const seconds = this.#delaySeconds() + Math.random() * this.owner.jitterSeconds;
     this.#timer = setTimeout(() => void this.refresh(), Math.max(0, seconds * 1000));
     this.#timer.unref();
   }
