@@ -172,7 +172,9 @@ export class PolicyState {
   }
 
   #listScope(config: Config): ReturnType<RemoteLists["scope"]> {
-    this.lists.configure(config.knowledge.lists);
+    // A reload's knowledge.lists applies once it is built (build()); at
+    // start-up, before the first fetches.
+    if (this.firewall.ruleset === undefined && this.shadow.ruleset === undefined) this.lists.configure(config.knowledge.lists);
     // Like the registration store, the copy store follows state: at restart only.
     this.#listState ??= config.state;
     return this.lists.scope(config.component);
@@ -298,6 +300,7 @@ export class PolicyState {
     this.notifier.configure(config.component, config.registration);
     // pubsubitemid lists read their node over the same component connection.
     this.lists.setComponent(this.notifier.client);
+    this.lists.configure(config.knowledge.lists);
     return new Pipeline(stages);
   }
 

@@ -10,7 +10,8 @@
 // component subscribed to a node; an admin publishes an item whose id is the
 // sha256 hex of a JID, and that JID's messages are then bounced by
 // `%LIST rtbl: pubsubitemid:pubsub.localhost/node (hash: sha256)`; retracting
-// the item lets them through again. The sender writes each attacker form
+// the item lets them through again. A reload keeps open lists without
+// fetching again. Copies saved in Redis survive a restart. The sender writes each attacker form
 // (prefixes, explicit namespace) with a forged `from`: the check uses the
 // `from` the server stamps, so none escapes.
 import assert from "node:assert/strict";
@@ -29,6 +30,9 @@ import { connectClient, xml, type TestClient, type XmlElement } from "../helpers
 import { eventually } from "../helpers/raw-client.js";
 import { rawLogin, type RawSession } from "../helpers/raw-session.js";
 import { FORMS, writeAs } from "../helpers/stanza-forms.js";
+import { haveRedis, startRedis, type RedisInstance } from "../helpers/redis.js";
+import { HttpList, RemoteLists } from "../../src/knowledge/remote-lists.js";
+import { RedisListStore } from "../../src/knowledge/list-store.js";
 
 const SCRIPT = "/usr/lib/prosody/modules/mod_firewall/scripts/jabberspam-simple-blocklist.pfw";
 const JABBERSPAM_URL = "https://cdn.jsdelivr.net/gh/jabberspam/blacklist/blacklist.txt";
@@ -48,6 +52,8 @@ describe("remote block lists through the proxy, with a real Prosody", () => {
   const clients: TestClient[] = [];
   let admin: TestClient;
   let bob: TestClient;
+  let files: { jabberspam: string; rtbl: string };
+  let configWith: (scripts: string[]) => ReturnType<typeof configFromObject>;
 
   const direct = async (u: string, host = "localhost"): Promise<TestClient> => {
     const c = await connectClient({ host: "127.0.0.1", port: prosody.port, domain: host, username: u, password: `${u}-pw`, mechanism: "PLAIN" });
@@ -104,16 +110,19 @@ describe("remote block lists through the proxy, with a real Prosody", () => {
         "",
       ].join("\n"),
     );
-    proxy = await startProxy(
+    files = { jabberspam, rtbl };
+    configWith = (scripts: string[]) =>
       configFromObject({
         listeners: [{ name: "c2s", type: "c2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${prosody.port}` }],
         hosts: ["localhost", "blocked.localhost", "pubsub.localhost", "guard.localhost"],
-        firewall: { scripts: [jabberspam, rtbl], watch: false },
+        firewall: { scripts, watch: false },
         component: { jid: "guard.localhost", secret: SECRET, upstream: `127.0.0.1:${prosody.componentPort}` },
         state: { path: join(dir, "state.sqlite") },
         knowledge: { lists: { timeout: 5 } },
         admin: { listen: null },
-      }),
+      });
+    proxy = await startProxy(
+      configWith([jabberspam, rtbl]),
       { logger: createLogger("info", { write: (l: string) => void logs.push(JSON.parse(l) as Record<string, unknown>) }) },
     );
     await eventually(() => logs.some((l) => l.msg === "remote list: pubsub items fetched"), 10_000, "RTBL items fetched");
@@ -221,5 +230,63 @@ describe("remote block lists through the proxy, with a real Prosody", () => {
         for (const x of s.values()) x.stop();
       }
     });
+  });
+
+  it("a reload keeps open lists (no new fetch, no new subscription) and closes the lists no rule uses any more", async () => {
+    const count = (msg: string): number => logs.filter((l) => l.msg === msg).length;
+    const before = { fetches, items: count("remote list: pubsub items fetched"), opened: count("remote list opened (HTTP)") };
+    const extra = join(dir, "extra.pfw");
+    writeFileSync(extra, "::preroute\nTO: nobody@localhost\nDROP.\n");
+    assert.deepEqual((await proxy.reload(configWith([files.jabberspam, files.rtbl, extra]))).errors, []);
+    assert.deepEqual({ fetches, items: count("remote list: pubsub items fetched"), opened: count("remote list opened (HTTP)") }, before);
+    // Without the HTTP list's file, that list is closed (its metrics go) and the RTBL stays.
+    assert.deepEqual((await proxy.reload(configWith([files.rtbl]))).errors, []);
+    assert.equal(count("remote list closed (no rule uses it any more)"), 1);
+    assert.doesNotMatch(await proxy.metrics.registry.metrics(), /list="blocklist"/);
+    assert.match(await proxy.metrics.registry.metrics(), /xmpp_guard_remote_list_entries\{list="rtbl"\}/);
+    // A refused reload (pubsub list without a component) changes nothing.
+    const noComponent = { ...configWith([files.rtbl]), component: null };
+    const refused = await proxy.reload(noComponent);
+    assert.equal(refused.ok, false);
+    assert.match(refused.errors.join("\n"), /rtbl\.pfw:1:1: %LIST rtbl: pubsubitemid lists are read over the XEP-0114 component connection: set `component:`/);
+    assert.equal(count("remote list closed (no rule uses it any more)"), 1);
+  });
+});
+
+describe("remote list copies in Redis (state.redis)", { skip: haveRedis() ? false : "redis-server not installed" }, () => {
+  let redis: RedisInstance;
+  let http: Server;
+  let up = true;
+
+  before(async () => {
+    redis = await startRedis();
+    http = createServer((_req, res) => {
+      if (up) res.writeHead(200, { etag: '"r1"' }).end("redis.example\n");
+      else res.writeHead(503).end();
+    });
+    await new Promise<void>((r) => http.listen(0, "127.0.0.1", r));
+  });
+
+  after(async () => {
+    http?.closeAllConnections();
+    await new Promise((r) => http?.close(r));
+    await redis?.stop();
+  });
+
+  it("a restarted instance starts from the copy another one saved, with the server down", async () => {
+    const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/l.txt`;
+    const logger = createLogger("silent");
+    const make = (): RemoteLists =>
+      new RemoteLists({ logger, options: { timeout: 5, max_bytes: 1 << 20 }, jitterSeconds: 0, store: () => new RedisListStore(redis.url, "xgtest:") });
+    const first = make();
+    await (first.open(url, {}, { name: "r" }) as HttpList).start();
+    await first.close();
+    up = false;
+    const second = make();
+    const list = second.open(url, {}, { name: "r" }) as HttpList;
+    await list.start();
+    assert.equal(await list.refresh(), "http_error");
+    assert.equal(list.contains("redis.example"), true);
+    await second.close();
   });
 });
