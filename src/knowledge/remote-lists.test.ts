@@ -292,8 +292,10 @@ describe("remote lists", () => {
       state = "online";
       sent: string[] = [];
       watchers = new Set<ComponentWatcher>();
+      onSend: (() => void) | undefined;
       send(s: string): boolean {
         this.sent.push(s);
+        this.onSend?.();
         return true;
       }
       watch(w: ComponentWatcher): () => void {
@@ -339,15 +341,19 @@ describe("remote lists", () => {
       assert.match(fake.sent.at(-1)!, /<unsubscribe node='muc_bans_sha256' jid='guard.localhost'\/>/);
     });
 
-    it("an error answer keeps the list and counts pubsub_error", async () => {
+    it("an error answer keeps the list, counts pubsub_error, and subscribes and fetches again after the retry delay", async () => {
       const metrics = createMetrics({ defaultMetrics: false });
-      const l = lists({ metrics });
+      const l = new RemoteLists({ logger, metrics, options: { timeout: 5, max_bytes: 1 << 20 }, jitterSeconds: 0, retrySeconds: [0.01] });
       const fake = new FakeComponent();
       l.setComponent(fake as unknown as ComponentClient);
       l.open("pubsubitemid:pubsub.localhost/nope", {}, { name: "nope" }, { jid: "guard.localhost", secret: "s", upstream: { text: "x:1", host: "x", port: 1 } });
       const itemsId = /id='([^']+)'/.exec(fake.sent[1]!)![1]!;
+      const again = new Promise<void>((r) => (fake.onSend = () => fake.sent.length === 4 && r()));
       fake.deliver(`<iq type='error' from='pubsub.localhost' id='${itemsId}'><error type='cancel'><item-not-found xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>`);
       assert.match(await metrics.registry.metrics(), /xmpp_guard_remote_list_fetches_total\{list="nope",outcome="pubsub_error"\} 1/);
+      await again;
+      assert.match(fake.sent[2]!, /<subscribe node='nope'/);
+      assert.match(fake.sent[3]!, /<items node='nope'\/>/);
       await l.close();
     });
 

@@ -185,6 +185,11 @@ abstract class ListBase implements RemoteList {
     return this.items.has(this.#hash === undefined ? item : hashItem(this.#hash, item));
   }
 
+  /** An entry as stored: hashed lists hold lower-case hex. */
+  protected entry(e: string): string {
+    return this.#hash === undefined ? e : e.toLowerCase();
+  }
+
   get size(): number {
     return this.items.size;
   }
@@ -385,6 +390,11 @@ export class PubsubList extends ListBase {
   /** Resolved by the first items answer (tests). */
   readonly #ready: Promise<void>;
   #resolveReady!: () => void;
+  /** Error answers in a row (subscription or items), for the retry steps. */
+  #failures = 0;
+  #retry: NodeJS.Timeout | undefined;
+  /** The subscription of the current attempt was refused (the items answer, which comes after it, decides on a retry). */
+  #subscribeFailed = false;
 
   constructor(owner: RemoteLists, key: string, name: string, service: string, node: string, hash: string | undefined) {
     super(owner, key, name, hash);
@@ -400,12 +410,14 @@ export class PubsubList extends ListBase {
   /** Subscribe and fetch the current items (the connection is up). */
   online(client: ComponentClient): void {
     if (this.closed) return;
+    clearTimeout(this.#retry);
     const me = escapeXml(client.jid);
     const to = escapeXml(this.service);
     const node = escapeXml(this.node);
     this.subscribeRequest = this.owner.nextId();
     this.itemsRequest = this.owner.nextId();
     this.#pending = [];
+    this.#subscribeFailed = false;
     client.send(`<iq type='set' from='${me}' to='${to}' id='${this.subscribeRequest}'><pubsub xmlns='${NS_PUBSUB}'><subscribe node='${node}' jid='${me}'/></pubsub></iq>`);
     client.send(`<iq type='get' from='${me}' to='${to}' id='${this.itemsRequest}'><pubsub xmlns='${NS_PUBSUB}'><items node='${node}'/></pubsub></iq>`);
   }
@@ -418,7 +430,8 @@ export class PubsubList extends ListBase {
       this.subscribeRequest = null;
       if (type === "error") {
         this.count("pubsub_error");
-        this.owner.log.warn({ list: this.name, service: this.service, node: this.node, error: errorCondition(iq) }, "remote list: pubsub subscription refused; live updates will not arrive");
+        this.owner.log.warn({ list: this.name, service: this.service, node: this.node, error: errorCondition(iq) }, "remote list: pubsub subscription refused; will try again");
+        this.#subscribeFailed = true;
       } else {
         this.owner.log.info({ list: this.name, service: this.service, node: this.node }, "remote list: subscribed to the pubsub node");
       }
@@ -430,14 +443,17 @@ export class PubsubList extends ListBase {
     this.#pending = null;
     if (type === "error") {
       this.count("pubsub_error");
-      this.owner.log.warn({ list: this.name, service: this.service, node: this.node, error: errorCondition(iq), entries: this.size }, "remote list: cannot fetch the pubsub items; list kept");
+      this.owner.log.warn({ list: this.name, service: this.service, node: this.node, error: errorCondition(iq), entries: this.size }, "remote list: cannot fetch the pubsub items; list kept, will try again");
+      this.#failed();
       return;
     }
+    if (this.#subscribeFailed) this.#failed();
+    else this.#failures = 0;
     const items = new Set<string>();
     const list = iq.getChild("pubsub", NS_PUBSUB)?.getChild("items", NS_PUBSUB);
     for (const item of list?.getChildren("item", NS_PUBSUB) ?? []) {
       const itemId = item.attrs.id;
-      if (typeof itemId === "string") items.add(itemId);
+      if (typeof itemId === "string") items.add(this.entry(itemId));
     }
     for (const [op, itemId] of pending) {
       if (op === "add") items.add(itemId);
@@ -451,13 +467,32 @@ export class PubsubList extends ListBase {
   }
 
   /** A pubsub#event from the service about this node. */
-  event(kind: "add" | "remove" | "clear", itemId = ""): void {
+  event(kind: "add" | "remove" | "clear", id = ""): void {
+    const itemId = this.entry(id);
     this.#pending?.push([kind, itemId]);
     const items = this.items;
     if (kind === "add") items.add(itemId);
     else if (kind === "remove") items.delete(itemId);
     else items.clear();
     this.owner.metrics?.remoteListEntries.set({ list: this.name }, items.size);
+  }
+
+  /** After an error answer: subscribe and fetch again later (the retry steps of HTTP lists), if still connected then. */
+  #failed(): void {
+    clearTimeout(this.#retry);
+    this.#failures++;
+    const steps = this.owner.retrySeconds;
+    const seconds = (steps[Math.min(this.#failures, steps.length) - 1] ?? 300) + Math.random() * this.owner.jitterSeconds;
+    this.#retry = setTimeout(() => {
+      const client = this.owner.component;
+      if (client !== null && client.state === "online") this.online(client);
+    }, seconds * 1000);
+    this.#retry.unref();
+  }
+
+  override close(): void {
+    clearTimeout(this.#retry);
+    super.close();
   }
 
   /** Unsubscribe (best effort) and stop. */
@@ -602,6 +637,10 @@ export class RemoteLists {
       else list.close();
       this.log.info({ list: list.name }, "remote list closed (no rule uses it any more)");
     }
+  }
+
+  get component(): ComponentClient | null {
+    return this.#client;
   }
 
   /** The component connection pubsub lists use (PolicyState passes the notifier's client). */
