@@ -108,7 +108,7 @@ export type FetchResult =
  */
 export function fetchBounded(
   url: string,
-  o: { readonly headers: Record<string, string>; readonly timeoutMs: number; readonly maxBytes: number; readonly insecure: boolean },
+  o: { readonly headers: Record<string, string>; readonly timeoutMs: number; readonly maxBytes: number; readonly insecure: boolean; readonly signal?: AbortSignal },
 ): Promise<FetchResult> {
   return new Promise((resolve) => {
     let done = false;
@@ -129,10 +129,12 @@ export function fetchBounded(
       method: "GET",
       headers: { "user-agent": "xmpp-guard", "accept-encoding": "identity", ...o.headers },
       agent: false,
-      ...(u.protocol === "https:" ? { rejectUnauthorized: !o.insecure, servername: u.hostname } : {}),
+      ...(u.protocol === "https:" ? { rejectUnauthorized: !o.insecure } : {}),
     });
     const timer = setTimeout(() => finish({ kind: "timeout", message: `no complete answer within ${o.timeoutMs} ms` }), o.timeoutMs);
     timer.unref();
+    if (o.signal?.aborted === true) finish({ kind: "network_error", message: "closed" });
+    else o.signal?.addEventListener("abort", () => finish({ kind: "network_error", message: "closed" }), { once: true });
     req.on("error", (err) => finish({ kind: "network_error", message: err.message }));
     req.on("response", (r) => {
       res = r;
@@ -233,6 +235,8 @@ export class HttpList extends ListBase {
   /** True once a fetch (or the saved copy) gave content. */
   #haveContent = false;
   #started: Promise<void> | null = null;
+  /** Aborts the fetch in flight when the list is closed. */
+  readonly #abort = new AbortController();
 
   constructor(owner: RemoteLists, key: string, name: string, url: string, options: Readonly<Record<string, string>>) {
     super(owner, key, name, options.hash);
@@ -293,7 +297,7 @@ export class HttpList extends ListBase {
     if (this.#lastModified !== null) headers["if-modified-since"] = this.#lastModified;
     let r: FetchResult;
     try {
-      r = await fetchBounded(this.url, { headers, timeoutMs: opts.timeout * 1000, maxBytes: opts.max_bytes, insecure: this.#insecure });
+      r = await fetchBounded(this.url, { headers, timeoutMs: opts.timeout * 1000, maxBytes: opts.max_bytes, insecure: this.#insecure, signal: this.#abort.signal });
     } catch (err) {
       r = { kind: "network_error", message: err instanceof Error ? err.message : String(err) };
     }
@@ -371,6 +375,7 @@ export class HttpList extends ListBase {
   override close(): void {
     clearTimeout(this.#timer);
     super.close();
+    this.#abort.abort();
   }
 }
 
