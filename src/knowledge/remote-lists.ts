@@ -368,7 +368,8 @@ export class HttpList extends ListBase {
   #schedule(): void {
     if (this.closed) return;
     const seconds = this.#delaySeconds() + Math.random() * this.owner.jitterSeconds;
-    this.#timer = setTimeout(() => void this.refresh(), Math.max(0, seconds * 1000));
+    // setTimeout fires at once past 2^31-1 ms (about 24.8 days): a longer ttl polls that often.
+    this.#timer = setTimeout(() => void this.refresh(), Math.min(2_147_483_647, Math.max(0, seconds * 1000)));
     this.#timer.unref();
   }
 
