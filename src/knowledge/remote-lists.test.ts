@@ -286,6 +286,14 @@ describe("remote lists", () => {
     });
   });
 
+  it("an option the list type does not read loads with a warning (Prosody ignores it)", async () => {
+    const rules = join(dir, "opts.pfw");
+    writeFileSync(rules, `%LIST bl: http://127.0.0.1:1/x.txt (ttl: 60, case: insensitive)\n::deliver\nCHECK LIST: bl contains $<@from|host>\nDROP.\n`);
+    const r = await loadRuleFiles([rules], undefined, { providers: { remoteLists: checkOnlyRemoteLists(undefined) } });
+    assert.deepEqual(r.errors, []);
+    assert.deepEqual(r.warnings.map((w) => w.message), ["unknown list option 'case' is ignored, as in Prosody (this list type reads: ttl, pattern, hash, checkcert, filter)"]);
+  });
+
   describe("pubsubitemid (real-time block lists) over a component connection", () => {
     class FakeComponent {
       jid = "guard.localhost";
