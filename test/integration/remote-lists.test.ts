@@ -10,7 +10,8 @@
 // component subscribed to a node; an admin publishes an item whose id is the
 // sha256 hex of a JID, and that JID's messages are then bounced by
 // `%LIST rtbl: pubsubitemid:pubsub.localhost/node (hash: sha256)`; retracting
-// the item lets them through again. A reload keeps open lists without
+// the item lets them through again. When the component connection drops
+// and comes back, the items are fetched again. A reload keeps open lists without
 // fetching again. Copies saved in Redis survive a restart. The sender writes each attacker form
 // (prefixes, explicit namespace) with a forged `from`: the check uses the
 // `from` the server stamps, so none escapes.
@@ -18,7 +19,7 @@ import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+import { connect, createServer as createTcpServer, type AddressInfo, type Server as TcpServer, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -54,6 +55,10 @@ describe("remote block lists through the proxy, with a real Prosody", () => {
   let bob: TestClient;
   let files: { jabberspam: string; rtbl: string };
   let configWith: (scripts: string[]) => ReturnType<typeof configFromObject>;
+  // The component connection runs through this relay, so a test can cut it (and hold it down).
+  let relay: TcpServer;
+  const relayed = new Set<Socket>();
+  let relayOpen = true;
 
   const direct = async (u: string, host = "localhost"): Promise<TestClient> => {
     const c = await connectClient({ host: "127.0.0.1", port: prosody.port, domain: host, username: u, password: `${u}-pw`, mechanism: "PLAIN" });
@@ -86,7 +91,24 @@ describe("remote block lists through the proxy, with a real Prosody", () => {
       // The last lines of the global section: an admin (pubsub owner), then the pubsub service.
       extraConfig: 'admins = { "admin@localhost" }\nComponent "pubsub.localhost" "pubsub"',
     });
-    for (const u of ["admin", "alice", "bob", "carol", "spammer"]) await prosody.createUser(u, `${u}-pw`);
+    for (const u of ["admin", "alice", "bob", "carol", "spammer", "spammer2"]) await prosody.createUser(u, `${u}-pw`);
+    relay = createTcpServer((inbound) => {
+      if (!relayOpen) {
+        inbound.destroy();
+        return;
+      }
+      const outbound = connect({ host: "127.0.0.1", port: prosody.componentPort! });
+      for (const [a, b] of [[inbound, outbound], [outbound, inbound]] as const) {
+        relayed.add(a);
+        a.pipe(b);
+        a.on("error", () => b.destroy());
+        a.on("close", () => {
+          relayed.delete(a);
+          b.destroy();
+        });
+      }
+    });
+    await new Promise<void>((r) => relay.listen(0, "127.0.0.1", r));
     await prosody.createUser("mallory", "mallory-pw", "blocked.localhost");
 
     // The RTBL node exists before the proxy subscribes (as a real RTBL's does).
@@ -116,7 +138,7 @@ describe("remote block lists through the proxy, with a real Prosody", () => {
         listeners: [{ name: "c2s", type: "c2s", listen: "127.0.0.1:0", upstream: `127.0.0.1:${prosody.port}` }],
         hosts: ["localhost", "blocked.localhost", "pubsub.localhost", "guard.localhost"],
         firewall: { scripts, watch: false },
-        component: { jid: "guard.localhost", secret: SECRET, upstream: `127.0.0.1:${prosody.componentPort}` },
+        component: { jid: "guard.localhost", secret: SECRET, upstream: `127.0.0.1:${(relay.address() as AddressInfo).port}` },
         state: { path: join(dir, "state.sqlite") },
         knowledge: { lists: { timeout: 5 } },
         admin: { listen: null },
@@ -136,6 +158,8 @@ describe("remote block lists through the proxy, with a real Prosody", () => {
     await prosody?.stop();
     http?.closeAllConnections();
     await new Promise((r) => http?.close(r));
+    for (const sock of relayed) sock.destroy();
+    await new Promise((r) => relay?.close(r));
     if (dir) rmSync(dir, { recursive: true, force: true });
   });
 
@@ -230,6 +254,25 @@ describe("remote block lists through the proxy, with a real Prosody", () => {
         for (const x of s.values()) x.stop();
       }
     });
+  });
+
+  it("RTBL: after the component connection drops and comes back, the items are fetched again (an item published meanwhile applies)", async () => {
+    const fetched = (): number => logs.filter((l) => l.msg === "remote list: pubsub items fetched").length;
+    const down = (): number => logs.filter((l) => l.msg === "component connection down; will retry").length;
+    const before = { fetched: fetched(), down: down() };
+    const spammer2 = await viaProxy("spammer2");
+    relayOpen = false;
+    for (const sock of relayed) sock.destroy();
+    await eventually(() => down() > before.down, 5000, "component down");
+    // Published while the component is away: its notification cannot reach it.
+    const published = await iq(admin, "set", xml("pubsub", { xmlns: PUBSUB }, xml("publish", { node: NODE }, xml("item", { id: sha256("spammer2@localhost") }, xml("report", { xmlns: "urn:xmpp:reporting:1" })))));
+    assert.equal(published.attrs.type, "result", published.toString());
+    relayOpen = true;
+    await eventually(() => fetched() > before.fetched, 10_000, "items fetched again after the reconnection");
+    await spammer2.send(chat("bob@localhost", "still here", "rc1"));
+    const err = await spammer2.waitFor((el) => el.is("message") && el.attrs.id === "rc1");
+    assert.equal(err.attrs.type, "error");
+    assert.ok(err.getChild("error")!.getChild("policy-violation", STANZAS), err.toString());
   });
 
   it("a reload keeps open lists (no new fetch, no new subscription) and closes the lists no rule uses any more", async () => {
