@@ -6,7 +6,7 @@
 // unchanged (but for their URL) with this provider.
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { execFileSync } from "node:child_process";
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from "node:http";
 import { createServer as createHttpsServer } from "node:https";
@@ -382,7 +382,7 @@ describe("remote lists", () => {
     });
   });
 
-  describe("prosody-modules' block list scripts, unchanged but for the URL", () => {
+  describe("prosody-modules' block list scripts, unchanged but for the URL", { skip: existsSync(SCRIPTS) ? false : "prosody-modules not installed" }, () => {
     it("jabberspam-simple-blocklist.pfw and spam-blocking.pfw + spam-blocklists.pfw compile with the provider and bounce a listed server", async () => {
       handler = (_req, res) => res.end("spam.example\nother.example\n");
       const url = `${base}/blacklist.txt`;
