@@ -27,6 +27,7 @@ import { SqliteStore } from "./state/sqlite-store.js";
 import type { SessionFilter, SessionSummary } from "./admin/sessions.js";
 import { UpstreamChecker } from "./admin/upstream-check.js";
 import { readAdminToken } from "./admin/client.js";
+import { checkOnlyRemoteLists } from "./knowledge/remote-lists.js";
 
 /** Messages between primary and workers; `xg` keeps them apart from prom-client's. */
 type ToWorker =
@@ -291,11 +292,11 @@ export async function runPrimary(initial: Config, configPath: string, logger: Lo
       candidate = await loadConfigFile(configPath);
       prepareState(candidate);
       if (candidate.firewall.scripts.length > 0) {
-        const rules = await loadRuleFiles(candidate.firewall.scripts, undefined, { localHosts: candidate.hosts, providers: knowledgeProviders(current) });
+        const rules = await loadRuleFiles(candidate.firewall.scripts, undefined, { localHosts: candidate.hosts, providers: knowledgeProviders({ knowledge: current.knowledge, component: candidate.component }) });
         if (!rules.ruleset) throw new Error(rules.errors.map((e) => e.format()).join("\n"));
       }
       if (candidate.firewall.shadow.length > 0) {
-        const rules = await loadRuleFiles(candidate.firewall.shadow, undefined, { providers: knowledgeProviders(current) });
+        const rules = await loadRuleFiles(candidate.firewall.shadow, undefined, { providers: knowledgeProviders({ knowledge: current.knowledge, component: candidate.component }) });
         if (!rules.ruleset) throw new Error(rules.errors.map((e) => `firewall.shadow: ${e.format()}`).join("\n"));
       }
     } catch (err) {
