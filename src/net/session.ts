@@ -29,6 +29,8 @@ import { TokenBucket } from "../shaping/token-bucket.js";
 import type { RatedStanzaKind } from "../shaping/units.js";
 import { encodeProxyV1, encodeProxyV2, looksLikeProxyHeader, type TransportAddress } from "./proxy-protocol.js";
 import type { ResumptionRegistry } from "./resumption.js";
+import { SmCounts, type Fate } from "../stream/sm-counts.js";
+import { NS_SM3 } from "../stream/tracker.js";
 import { WriteBatch } from "./write-batch.js";
 import { connect as tlsConnect } from "node:tls";
 import { isIP } from "node:net";
@@ -194,6 +196,8 @@ export class Session implements SessionInfo {
   readonly #toClient: PeerOutput;
   /** What the server knows about this stream: contexts, identity, verified domains. */
   readonly #tracker: StreamTracker;
+  /** XEP-0198 counts, once the client asks for stream management (stream/sm-counts.ts). */
+  #sm: SmCounts | null = null;
 
   // Fourteen booleans in one small integer (a field each cost 8 bytes per session).
   #flags = F_FIRST_CHUNK; // accessors below the constructor
@@ -406,6 +410,7 @@ export class Session implements SessionInfo {
     if (this.#closing) return;
     if (target === "peer") this.#toClient.add(bytes, 0, bytes.length, FRAME_STANZA);
     else this.#toUpstream.add(bytes, 0, bytes.length);
+    this.#sm?.injected(target);
     // Flushed by the data handler that is running (stages run inside one).
   }
 
@@ -794,7 +799,8 @@ export class Session implements SessionInfo {
       this.#ctx.stats.stanzas[KIND_INDEX[k]]! += 1;
       const pipeline = this.#ctx.pipeline();
       const judged = pipeline.wants("inbound", k);
-      if (this.#state !== "bound" || judged) {
+      // Nonzas are looked at for XEP-0198 (stream/sm-counts.ts).
+      if (this.#state !== "bound" || judged || k === "other") {
         // A borrowed view (no allocation per stanza), given back before the next frame.
         const view = this.#tracker.peerView(data, start, end);
         try {
@@ -804,6 +810,14 @@ export class Session implements SessionInfo {
           }
           const event = this.#tracker.peerStanza(view);
           if (event !== null && !this.#onPeerEvent(event)) return;
+          if (k === "other" && view.xmlns === NS_SM3) {
+            const instead = (this.#sm ??= new SmCounts()).clientNonza(view, () => data.toString("utf8", start, end), this.#ctx.resumption);
+            if (instead !== null) {
+              const bytes = Buffer.from(instead);
+              this.#sendUpstream(bytes, 0, bytes.length);
+              return;
+            }
+          }
           if (judged) {
             const decided = pipeline.judge(view, this, "inbound");
             if (decided !== null && !this.#apply(decided.stage, decided.verdict, "in", view)) return;
@@ -812,6 +826,7 @@ export class Session implements SessionInfo {
           view.release();
         }
       }
+      if (k !== "other") this.#sm?.fromClient("passed");
       this.#sendUpstream(data, start, end);
       return;
     }
@@ -904,7 +919,7 @@ export class Session implements SessionInfo {
       const pipeline = this.#ctx.pipeline();
       // After binding only a few nonzas matter (stream errors, SM enabled);
       // look at their first bytes before building a view.
-      const interesting = this.#state !== "bound" || mayMatterAfterBind(data, start, end);
+      const interesting = this.#state !== "bound" || mayMatterAfterBind(data, start, end) || (k === "other" && this.#sm !== null);
       const judged = pipeline.wants("outbound", k);
       if (interesting || judged) {
         const view = this.#tracker.serverView(data, start, end);
@@ -912,6 +927,14 @@ export class Session implements SessionInfo {
           if (interesting) {
             const event = this.#tracker.serverStanza(view);
             if (event !== null) this.#onServerEvent(event);
+          }
+          if (k === "other" && this.#sm !== null && view.xmlns === NS_SM3) {
+            const instead = this.#sm.serverNonza(view, () => data.toString("utf8", start, end));
+            if (instead !== null) {
+              const bytes = Buffer.from(instead);
+              this.#toClient.add(bytes, 0, bytes.length, FRAME_STANZA);
+              return;
+            }
           }
           if (view.name === "features" && view.xmlns === NS_STREAMS) {
             let text: string | null = null;
@@ -933,6 +956,7 @@ export class Session implements SessionInfo {
             const decided = pipeline.judge(view, this, "outbound");
             if (decided !== null && !this.#apply(decided.stage, decided.verdict, "out", view)) return;
           }
+          if (k !== "other") this.#sm?.fromServer("passed");
           this.#toClient.add(data, start, end, FRAME_STANZA);
           // SASL success: both streams restart (RFC 6120 §6.4.6). The peer's next
           // bytes are a new header; so are the server's once it sees that header.
@@ -947,6 +971,7 @@ export class Session implements SessionInfo {
           view.release();
         }
       }
+      if (k !== "other") this.#sm?.fromServer("passed");
       this.#toClient.add(data, start, end, FRAME_STANZA);
       return;
     }
@@ -1000,7 +1025,7 @@ export class Session implements SessionInfo {
         return;
       }
       case "resumable": {
-        if (this.#tracker.jid !== undefined) this.#ctx.resumption.remember(event.id, this.#tracker.jid);
+        if (this.#tracker.jid !== undefined) this.#ctx.resumption.remember(event.id, this.#tracker.jid, this.#sm?.ledger ?? undefined);
         const max = event.max === undefined ? NaN : Number(event.max);
         this.#resumeMs = Number.isFinite(max) && max > 0 ? Math.min(max, MAX_RESUME_S) * 1000 : DEFAULT_RESUME_MS;
         return;
@@ -1049,6 +1074,11 @@ export class Session implements SessionInfo {
   #apply(stage: string, verdict: Verdict, dir: "in" | "out", view: Stanza): boolean {
     this.#ctx.metrics.verdicts.inc({ listener: this.listener, stage, verdict: verdict.action });
     if (verdict.action === "drop" || verdict.action === "bounce" || verdict.action === "close") this.#audit(stage, verdict.action, verdict.reason, dir, view);
+    if (verdict.action !== "forward" && verdict.action !== "close" && view.kind !== "other") {
+      const fate: Fate = verdict.action === "rewrite" ? "passed" : verdict.action === "bounce" ? "bounced" : "dropped";
+      if (dir === "in") this.#sm?.fromClient(fate);
+      else this.#sm?.fromServer(fate);
+    }
     switch (verdict.action) {
       case "forward":
         return true;
