@@ -14,9 +14,8 @@
 //   workers, hands a snapshot to a starting worker, and drops a worker's
 //   entries when it exits.
 import cluster, { type Worker } from "node:cluster";
-import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
-import { openRedisPair, withTimeout } from "../state/redis-connect.js";
+import { withTimeout } from "../state/redis-connect.js";
+import { RedisReplica } from "../state/redis-replica.js";
 import { parseEvent, type EntryJson, type KnowledgeEvent, type Replicator, type SessionDirectory } from "./sessions.js";
 
 function instanceOf(owner: string): string {
@@ -46,93 +45,60 @@ const LUA_GONE = `redis.call('DEL', KEYS[1]) redis.call('PUBLISH', ARGV[1], ARGV
 
 /** Keys (P = state.prefix): `P sessions:<instance>` hash full JID → entry JSON; channel `P sessions`. */
 export class RedisSessionReplicator implements Replicator {
-  readonly #r: Redis;
-  readonly #sub: Redis;
+  /** Set by open() before the replicator is handed out. */
+  #rep!: RedisReplica;
   readonly #dir: SessionDirectory;
   readonly #keyPrefix: string;
   readonly #key: string;
-  readonly #channel: string;
   readonly #ttlMs: number;
   readonly #heartbeatMs: number;
   readonly #onError: (err: unknown, op: string) => void;
   #heartbeat: NodeJS.Timeout | undefined;
   /** Per other instance: a count bumped by each of its events (a liveness check must not race a new write). */
   readonly #seen = new Map<string, number>();
-  readonly #pending = new Set<Promise<unknown>>();
-  readonly #syncWaiters = new Map<string, () => void>();
-  #closed = false;
 
   /** Connects, subscribes, loads every instance's entries into the directory and attaches to it. */
   static async open(options: RedisReplicatorOptions): Promise<RedisSessionReplicator> {
-    const rep = await openRedisPair(options, (r, sub) => new RedisSessionReplicator(r, sub, options), { run: (x) => x.#load(), what: "loading sessions", startMultiple: 4 });
+    const rep = new RedisSessionReplicator(options);
+    rep.#rep = await RedisReplica.open(
+      { url: options.url, channel: `${options.prefix}sessions`, connectTimeoutMs: options.connectTimeoutMs, onError: options.onError, eventOp: "knowledge-event", what: "loading sessions" },
+      { load: (r) => rep.#load(r), apply: (change) => rep.#apply(change) },
+    );
     options.directory.attach(rep);
     rep.#heartbeat = setInterval(() => rep.#beat(), rep.#heartbeatMs);
     rep.#heartbeat.unref();
     return rep;
   }
 
-  private constructor(r: Redis, sub: Redis, options: RedisReplicatorOptions) {
-    this.#r = r;
-    this.#sub = sub;
+  private constructor(options: RedisReplicatorOptions) {
     this.#dir = options.directory;
     this.#keyPrefix = `${options.prefix}sessions:`;
     this.#key = `${this.#keyPrefix}${options.directory.instance}`;
-    this.#channel = `${options.prefix}sessions`;
     this.#heartbeatMs = options.heartbeatMs ?? 10_000;
     this.#ttlMs = options.ttlMs ?? 3 * this.#heartbeatMs;
     this.#onError = options.onError ?? (() => {});
-    r.on("error", (err) => this.#onError(err, "redis"));
-    sub.on("error", (err) => this.#onError(err, "redis-subscribe"));
   }
 
-  async #load(): Promise<void> {
-    const held: string[] = [];
-    let loading = true;
-    this.#sub.on("message", (channel: string, message: string) => {
-      if (channel !== this.#channel || this.#closed) return;
-      if (loading) held.push(message);
-      else this.#apply(message);
-    });
-    await this.#sub.subscribe(this.#channel);
-    let cursor = "0";
-    do {
-      const [next, keys] = await this.#r.scan(cursor, "MATCH", `${this.#keyPrefix}*`, "COUNT", 1000);
-      cursor = next;
-      for (const key of keys) {
-        if (key === this.#key) continue;
-        const all = await this.#r.hgetall(key);
-        for (const [jid, json] of Object.entries(all)) {
-          let v: unknown;
-          try {
-            v = JSON.parse(json);
-          } catch (err) {
-            this.#onError(err, "knowledge-event");
-            continue;
-          }
-          const e = parseEvent({ k: jid, v });
-          // A JID in two hashes (taken over while a write was in flight): a live entry wins.
-          if (e !== null && !(e.v !== null && e.v.x !== 0 && this.#dir.isOnline(jid))) this.#dir.applyRemote(e);
+  async #load(rep: RedisReplica): Promise<void> {
+    await rep.scan(`${this.#keyPrefix}*`, async (key) => {
+      if (key === this.#key) return;
+      const all = await rep.r.hgetall(key);
+      for (const [jid, json] of Object.entries(all)) {
+        let v: unknown;
+        try {
+          v = JSON.parse(json);
+        } catch (err) {
+          this.#onError(err, "knowledge-event");
+          continue;
         }
+        const e = parseEvent({ k: jid, v });
+        // A JID in two hashes (taken over while a write was in flight): a live entry wins.
+        if (e !== null && !(e.v !== null && e.v.x !== 0 && this.#dir.isOnline(jid))) this.#dir.applyRemote(e);
       }
-    } while (cursor !== "0");
-    loading = false;
-    for (const m of held) this.#apply(m);
+    });
   }
 
-  #apply(message: string): void {
-    let value: unknown;
-    try {
-      value = JSON.parse(message);
-    } catch (err) {
-      this.#onError(err, "knowledge-event");
-      return;
-    }
-    const sync = (value as { sync?: unknown } | null)?.sync;
-    if (typeof sync === "string") {
-      this.#syncWaiters.get(sync)?.();
-      this.#syncWaiters.delete(sync);
-      return;
-    }
+  #apply(value: unknown): void {
     const gone = (value as { gone?: unknown } | null)?.gone;
     if (typeof gone === "string") {
       if (gone !== this.#dir.instance) {
@@ -154,25 +120,23 @@ export class RedisSessionReplicator implements Replicator {
   }
 
   publish(event: KnowledgeEvent): void {
-    if (this.#closed) return;
+    if (this.#rep.closed) return;
     const message = JSON.stringify(event);
-    if (event.v === null) this.#send(this.#r.eval(LUA_DEL, 1, this.#key, event.k, this.#channel, message));
-    else this.#send(this.#r.eval(LUA_SET, 1, this.#key, event.k, JSON.stringify(event.v satisfies EntryJson), String(this.#ttlMs), this.#channel, message));
+    if (event.v === null) this.#send(this.#rep.r.eval(LUA_DEL, 1, this.#key, event.k, this.#rep.channel, message));
+    else this.#send(this.#rep.r.eval(LUA_SET, 1, this.#key, event.k, JSON.stringify(event.v satisfies EntryJson), String(this.#ttlMs), this.#rep.channel, message));
   }
 
   #send(p: Promise<unknown>): void {
-    const tracked = p.catch((err: unknown) => this.#onError(err, "knowledge"));
-    this.#pending.add(tracked);
-    void tracked.finally(() => this.#pending.delete(tracked));
+    this.#rep.send("knowledge", p);
   }
 
   /** Renew our hash; drop the entries of instances whose hash is gone (crashed, or cut off from Redis too long). */
   #beat(): void {
-    if (this.#closed) return;
+    if (this.#rep.closed) return;
     // Our hash gone while we hold entries (Redis was out of reach past the
     // TTL, or restarted empty): the others have dropped our sessions; send them again.
-    this.#send(this.#r.pexpire(this.#key, this.#ttlMs).then((renewed) => {
-      if (renewed === 0 && !this.#closed) this.republish();
+    this.#send(this.#rep.r.pexpire(this.#key, this.#ttlMs).then((renewed) => {
+      if (renewed === 0 && !this.#rep.closed) this.republish();
     }));
     void this.checkPeers();
   }
@@ -199,8 +163,8 @@ export class RedisSessionReplicator implements Replicator {
       [...others].map(async (instance) => {
         const before = this.#seen.get(instance) ?? 0;
         try {
-          const exists = await this.#r.exists(`${this.#keyPrefix}${instance}`);
-          if (exists === 0 && (this.#seen.get(instance) ?? 0) === before && !this.#closed) this.#dir.dropInstance(instance);
+          const exists = await this.#rep.r.exists(`${this.#keyPrefix}${instance}`);
+          if (exists === 0 && (this.#seen.get(instance) ?? 0) === before && !this.#rep.closed) this.#dir.dropInstance(instance);
         } catch (err) {
           this.#onError(err, "knowledge");
         }
@@ -209,37 +173,26 @@ export class RedisSessionReplicator implements Replicator {
   }
 
   /** Resolves when every write sent so far has been answered. */
-  async flush(): Promise<void> {
-    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+  flush(): Promise<void> {
+    return this.#rep.flush();
   }
 
   /** Resolves once this instance has applied every change Redis published before now (a marker round trip). */
-  async sync(): Promise<void> {
-    await this.flush();
-    const id = randomUUID();
-    const seen = new Promise<void>((resolve) => this.#syncWaiters.set(id, resolve));
-    await this.#r.publish(this.#channel, JSON.stringify({ sync: id }));
-    await withTimeout(seen, 5000, "sessions sync");
+  sync(): Promise<void> {
+    return this.#rep.sync();
   }
 
   /** Tests: stop as a crashed process would, without a goodbye (the hash stays until its TTL). */
   abandon(): void {
-    this.#closed = true;
     clearInterval(this.#heartbeat);
-    this.#r.disconnect();
-    this.#sub.disconnect();
+    this.#rep.abandon();
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
+    if (this.#rep.closed) return;
     clearInterval(this.#heartbeat);
     // Goodbye: the others drop our sessions now rather than at the TTL.
-    const bye = this.#r.eval(LUA_GONE, 1, this.#key, this.#channel, JSON.stringify({ gone: this.#dir.instance })).catch(() => {});
-    void withTimeout(bye, 1000, "sessions goodbye")
-      .catch(() => {})
-      .finally(() => void this.#r.quit().catch(() => this.#r.disconnect()));
-    this.#sub.disconnect();
+    this.#rep.close(() => this.#rep.r.eval(LUA_GONE, 1, this.#key, this.#rep.channel, JSON.stringify({ gone: this.#dir.instance })));
   }
 }
 
