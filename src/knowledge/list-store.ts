@@ -7,7 +7,7 @@ import { createHash } from "node:crypto";
 import { Redis } from "ioredis";
 import { RUNNING_BUSY_TIMEOUT_MS, SqliteStore, type RemoteListCopy } from "../state/sqlite-store.js";
 import { withTimeout } from "../state/redis-connect.js";
-import type { ListCopyStore } from "./remote-lists.js";
+import type { ListCopyStore } from "./list-base.js";
 
 export class SqliteListStore implements ListCopyStore {
   readonly #store: SqliteStore;

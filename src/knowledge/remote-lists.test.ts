@@ -20,7 +20,10 @@ import { createLogger } from "../log.js";
 import { createMetrics } from "../metrics/definitions.js";
 import type { ComponentClient, ComponentWatcher } from "../registration/component.js";
 import { SqliteListStore } from "./list-store.js";
-import { HttpList, PubsubList, RemoteLists, checkOnlyRemoteLists, hashItem, parseListBody, type ListCopyStore } from "./remote-lists.js";
+import { RemoteLists, checkOnlyRemoteLists } from "./remote-lists.js";
+import { HttpList, parseListBody } from "./http-list.js";
+import { hashItem, type ListCopyStore } from "./list-base.js";
+import { PubsubList } from "./pubsub-list.js";
 
 const SCRIPTS = "/usr/lib/prosody/modules/mod_firewall/scripts/";
 const JABBERSPAM_URL = "https://cdn.jsdelivr.net/gh/jabberspam/blacklist/blacklist.txt";

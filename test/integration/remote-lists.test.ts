@@ -32,7 +32,8 @@ import { eventually } from "../helpers/raw-client.js";
 import { rawLogin, type RawSession } from "../helpers/raw-session.js";
 import { FORMS, writeAs } from "../helpers/stanza-forms.js";
 import { haveRedis, startRedis, type RedisInstance } from "../helpers/redis.js";
-import { HttpList, RemoteLists } from "../../src/knowledge/remote-lists.js";
+import { RemoteLists } from "../../src/knowledge/remote-lists.js";
+import { HttpList } from "../../src/knowledge/http-list.js";
 import { RedisListStore } from "../../src/knowledge/list-store.js";
 
 const SCRIPT = "/usr/lib/prosody/modules/mod_firewall/scripts/jabberspam-simple-blocklist.pfw";
