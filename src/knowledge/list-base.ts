@@ -7,7 +7,7 @@ import type { RemoteList } from "../firewall/context.js";
 import type { Logger } from "../log.js";
 import type { RemoteListOutcome } from "../metrics/definitions.js";
 import type { ComponentClient } from "../registration/component.js";
-import type { RemoteListCopy } from "../state/sqlite-store.js";
+import type { RemoteListCopy } from "../state/sqlite-file.js";
 
 /** Where the last good copy of each HTTP list is kept between restarts. */
 export interface ListCopyStore {

@@ -5,7 +5,8 @@
 // start, so a lost or failed save costs nothing but that head start.
 import { createHash } from "node:crypto";
 import { Redis } from "ioredis";
-import { RUNNING_BUSY_TIMEOUT_MS, SqliteStore, type RemoteListCopy } from "../state/sqlite-store.js";
+import { RUNNING_BUSY_TIMEOUT_MS, type RemoteListCopy } from "../state/sqlite-file.js";
+import { SqliteStore } from "../state/sqlite-store.js";
 import { withTimeout } from "../state/redis-connect.js";
 import type { ListCopyStore } from "./list-base.js";
 

@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import Database from "better-sqlite3";
-import { SCHEMA_VERSION, SqliteStore } from "../state/sqlite-store.js";
+import { SCHEMA_VERSION } from "../state/sqlite-file.js";
+import { SqliteStore } from "../state/sqlite-store.js";
 import { SqliteRosterStore } from "./roster-sqlite.js";
 import type { RosterItem } from "./roster-store.js";
 

@@ -10,7 +10,8 @@
 // state older than the last commit it could see. This connection's own
 // writes do not change data_version; they drop the owner they touched.
 import type Database from "better-sqlite3";
-import type { OpenOptions, SqliteStore } from "../state/sqlite-store.js";
+import type { OpenOptions } from "../state/sqlite-file.js";
+import type { SqliteStore } from "../state/sqlite-store.js";
 import { SqliteStore as Store } from "../state/sqlite-store.js";
 import { applyTo, emptyOwner, type OwnerState, type RosterItem, type RosterStore, type Subscription } from "./roster-store.js";
 

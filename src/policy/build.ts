@@ -23,7 +23,8 @@ import { RegistrationStage, WALL_CLOCK } from "../registration/registration-stag
 import { RegistrationNotifier } from "../registration/notifier.js";
 import { realClock } from "../shaping/clock.js";
 import type { RegistrationStore } from "../state/registration-store.js";
-import { RUNNING_BUSY_TIMEOUT_MS, SqliteStore } from "../state/sqlite-store.js";
+import { RUNNING_BUSY_TIMEOUT_MS } from "../state/sqlite-file.js";
+import { SqliteStore } from "../state/sqlite-store.js";
 import { RedisRoomBuckets } from "../state/redis-muc-buckets.js";
 import { redactUrl } from "../state/redis-connect.js";
 import { RedisStore } from "../state/redis-store.js";

@@ -4,7 +4,7 @@
 // 0 all lines taken, 1 some line refused or the file unreadable, 3 the state
 // database could not be opened or written.
 import { readFile } from "node:fs/promises";
-import { StateError } from "../state/sqlite-store.js";
+import { StateError } from "../state/sqlite-file.js";
 import { SqliteStore } from "../state/sqlite-store.js";
 import { importAccounts, parseUserList, type ImportSummary, type UserListEntry } from "./user-import.js";
 

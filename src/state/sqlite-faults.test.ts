@@ -18,7 +18,8 @@ import type { SessionInfo } from "../policy/pipeline.js";
 import { parseRegistrationOptions } from "../registration/options.js";
 import { RegistrationStage } from "../registration/registration-stage.js";
 import { Stanza } from "../xml/stanza.js";
-import { BUSY_BACKOFF_MS, SqliteStore, StateError } from "./sqlite-store.js";
+import { BUSY_BACKOFF_MS, StateError } from "./sqlite-file.js";
+import { SqliteStore } from "./sqlite-store.js";
 
 const T0 = Date.UTC(2025, 0, 1);
 const S = "urn:ietf:params:xml:ns:xmpp-stanzas";
@@ -301,7 +302,8 @@ test("every fault in a child process: it exits normally (no SIGBUS, nothing unca
   // Each fault on its own store; files are truncated, deleted, replaced and
   // overwritten under it, then every operation runs once.
   const script = `
-    const { SqliteStore, StateError } = await import("./src/state/sqlite-store.ts");
+    const { SqliteStore } = await import("./src/state/sqlite-store.ts");
+    const { StateError } = await import("./src/state/sqlite-file.ts");
     const fs = await import("node:fs");
     const dir = process.argv[1];
     const faults = {

@@ -9,7 +9,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
-import { SCHEMA_VERSION, SqliteStore, StateError, backup, restore } from "./sqlite-store.js";
+import { SCHEMA_VERSION, StateError } from "./sqlite-file.js";
+import { backup, restore } from "./sqlite-backup.js";
+import { SqliteStore } from "./sqlite-store.js";
 import { STATE_DEFAULTS, parseStateOptions } from "./state-options.js";
 
 const T0 = Date.UTC(2025, 0, 1);

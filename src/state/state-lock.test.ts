@@ -8,7 +8,9 @@ import { spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SqliteStore, StateError, backup, restore } from "./sqlite-store.js";
+import { StateError } from "./sqlite-file.js";
+import { backup, restore } from "./sqlite-backup.js";
+import { SqliteStore } from "./sqlite-store.js";
 import { SharedStateLock, acquireExclusive, lockHolders, lockPathFor } from "./state-lock.js";
 
 const MODULE = new URL("./sqlite-store.ts", import.meta.url).href;

@@ -17,7 +17,7 @@
 import { mkdirSync, readFileSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { StateError } from "./sqlite-store.js";
+import { StateError } from "./sqlite-file.js";
 
 /** Where the lock file of a state file lives. */
 export function lockPathFor(statePath: string): string {

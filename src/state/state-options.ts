@@ -2,7 +2,7 @@
 // can adapt it (it returns the shaping units' ParseResult shape). SQLite by
 // default; `redis` (docs/deploy.md, "Fleets: several instances, one Redis") moves the shared state of a fleet to one Redis.
 import type { ParseResult } from "../shaping/units.js";
-import { DEFAULT_STATE_PATH } from "./sqlite-store.js";
+import { DEFAULT_STATE_PATH } from "./sqlite-file.js";
 
 export interface StateOptions {
   /** SQLite file; relative paths are relative to the working directory. Parent directories are created. */
