@@ -328,12 +328,18 @@ export class FleetBuckets {
     return false;
   }
 
-  /** Spends `cost` tokens of `name` (after covers() said yes). */
+  /** Spends `cost` tokens of `name` (after covers() said yes); a negative cost is a refund. */
   spend(name: string, cost: number): void {
-    if (cost <= 0) return;
+    if (cost === 0) return;
     const e = this.#entries.get(name);
     if (e === undefined) return;
     const now = this.#clock.now();
+    if (cost < 0) {
+      // Given back to Redis with the next request (locally too while down).
+      e.local?.credit(-cost, now);
+      e.unreported += cost;
+      return;
+    }
     if (e.local !== null) {
       e.local.take(cost, now);
       // Counted against Redis's bucket too once it answers again.
