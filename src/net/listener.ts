@@ -170,7 +170,12 @@ export class Listener {
   #fleetAdmission(ip: string): Promise<ErrorCode | undefined> | null {
     const fleet = this.#deps.fleet?.() ?? null;
     const limits = this.#deps.settings().limits;
-    if (fleet === null || !fleet.up || (limits.max_connections_per_ip <= 0 && limits.connection_rate_per_ip === null)) return null;
+    if (fleet === null || (limits.max_connections_per_ip <= 0 && limits.connection_rate_per_ip === null)) return null;
+    if (!fleet.up) {
+      // Decided at once, by this instance alone (docs/deploy.md, "When Redis is slow or gone").
+      fleet.noteLocal("connection");
+      return null;
+    }
     const waiting = (this.#admitting.get(ip) ?? 0) + 1;
     this.#admitting.set(ip, waiting);
     const mine = (this.#perIp.get(ip) ?? 0) + waiting;

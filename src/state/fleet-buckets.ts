@@ -398,6 +398,12 @@ export class FleetBuckets {
     }
   }
 
+  /** A decision of `kind` made locally by the caller because Redis is down (counted like the module's own). */
+  noteLocal(kind: FleetKind): void {
+    this.localDecisions[kind]++;
+    this.#hooks.onLocal?.(kind);
+  }
+
   /** This instance now has `count` connections from `ip` (every open and close; written in the background). */
   setConnections(ip: string, count: number): void {
     if (count > 0) this.#counts.set(ip, count);

@@ -39,10 +39,10 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
-/** Starts redis-server; rejects within `timeoutMs` when it does not answer PING. */
-export async function startRedis(timeoutMs = 10_000): Promise<RedisInstance> {
+/** Starts redis-server (on `port`, to restart one where it was); rejects within `timeoutMs` when it does not answer PING. */
+export async function startRedis(timeoutMs = 10_000, port?: number): Promise<RedisInstance> {
   const dir = mkdtempSync(join(tmpdir(), "xg-redis-"));
-  const port = await freePort();
+  port ??= await freePort();
   const child: ChildProcess = spawn(
     REDIS_SERVER,
     ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning"],
