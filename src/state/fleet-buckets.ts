@@ -198,6 +198,8 @@ export interface FleetHooks {
 
 interface Entry {
   readonly spec: FleetBucketSpec;
+  /** Half a lease: below it a new one is asked for. */
+  readonly half: number;
   /** Tokens granted by Redis, spendable until `leaseUntil`. */
   backed: number;
   leaseUntil: number;
@@ -357,11 +359,22 @@ export class FleetBuckets {
       left -= fromProvisional;
     }
     if (left > 0) e.unreported += left;
-    if (e.backed < leaseSize(e.spec.capacity) / 2) this.#refill(name, e, now, cost);
+    if (e.backed < e.half) this.#refill(name, e, now, cost);
   }
 
   /** covers() then spend(): Prosody's poll (nothing is taken when refused). */
   poll(kind: FleetKind, name: string, spec: FleetBucketSpec, cost = 1): boolean {
+    // The common case first: a live lease that covers the cost (one clock read, one lookup).
+    const e = this.#entries.get(name);
+    if (e !== undefined && e.local === null && e.backed >= cost && cost > 0 && e.spec.rate === spec.rate && e.spec.capacity === spec.capacity) {
+      const now = this.#clock.now();
+      if (now <= e.leaseUntil) {
+        e.last = now;
+        e.backed -= cost;
+        if (e.backed < e.half) this.#refill(name, e, now, cost);
+        return true;
+      }
+    }
     if (!this.covers(kind, name, spec, cost)) return false;
     this.spend(name, cost);
     return true;
@@ -454,6 +467,7 @@ export class FleetBuckets {
     if (e === undefined || e.spec.rate !== spec.rate || e.spec.capacity !== spec.capacity) {
       e = {
         spec,
+        half: leaseSize(spec.capacity) / 2,
         backed: 0,
         leaseUntil: 0,
         // The first contact: one lease on trust (see the header).
@@ -502,12 +516,14 @@ export class FleetBuckets {
   }
 
   #send(p: Promise<unknown>, op: string): void {
-    void timeout(this.#track(p), COMMAND_TIMEOUT_MS).catch((err: unknown) => this.#failed(err, op));
+    // The client's own commandTimeout (COMMAND_TIMEOUT_MS) bounds it: no timer per request here.
+    this.#track(p).catch((err: unknown) => this.#failed(err, op));
   }
 
   #track<T>(p: Promise<T>): Promise<T> {
     this.#inFlight.add(p);
-    void p.then(() => this.#inFlight.delete(p), () => this.#inFlight.delete(p));
+    const done = (): void => void this.#inFlight.delete(p);
+    p.then(done, done);
     return p;
   }
 
