@@ -293,7 +293,7 @@ export class PolicyState {
         prefix: config.state.prefix,
         hooks: {
           onState: (up, why) => {
-            m.fleetRedisUp.set(up ? 1 : 0);
+            m.fleetRedisDown.set(up ? 0 : 1);
             if (up) log.info({ redis: redactUrl(url) }, "redis answers again: limits are fleet-wide again");
             else log.error({ code: "XPX_ERR_STATE_FAULT", redis: redactUrl(url), err: why }, "redis unreachable: each instance applies its own limits until it answers");
           },
@@ -301,7 +301,7 @@ export class PolicyState {
           onError: (_err, op) => m.stateErrors.inc({ op }),
         },
       });
-      m.fleetRedisUp.set(this.#fleet.up ? 1 : 0);
+      m.fleetRedisDown.set(this.#fleet.up ? 0 : 1);
       if (!this.#fleet.up) log.error({ code: "XPX_ERR_STATE_FAULT", redis: redactUrl(url), err: this.#fleet.why }, "redis unreachable: each instance applies its own limits until it answers");
       else log.info({ redis: redactUrl(url), prefix: config.state.prefix }, "fleet-wide limits in redis");
     }

@@ -277,7 +277,7 @@ describe("a fleet: HAProxy (PROXY v2) → two instances + one Redis → Prosody"
   it("Redis killed mid-run: sessions flow on each instance's own limits, counted and shown; limits come back with Redis", async (t) => {
     const port = redis.port;
     await redis.stop();
-    await eventually(async () => (await metric(a, "xmpp_guard_fleet_redis_up")) === 0 && (await metric(b, "xmpp_guard_fleet_redis_up")) === 0, 10_000, "both instances see Redis down");
+    await eventually(async () => (await metric(a, "xmpp_guard_fleet_redis_down")) === 1 && (await metric(b, "xmpp_guard_fleet_redis_down")) === 1, 10_000, "both instances see Redis down");
     const ready = await httpRequest(a.adminAddress()!.port, "GET", "/readyz");
     assert.equal(ready.status, 200, ready.body);
     assert.match(ready.body, /state\.redis: unreachable/);
@@ -291,7 +291,7 @@ describe("a fleet: HAProxy (PROXY v2) → two instances + one Redis → Prosody"
     await closeAll(down);
 
     redis = await startRedis(10_000, port);
-    await eventually(async () => (await metric(a, "xmpp_guard_fleet_redis_up")) === 1 && (await metric(b, "xmpp_guard_fleet_redis_up")) === 1, 15_000, "both instances see Redis back");
+    await eventually(async () => (await metric(a, "xmpp_guard_fleet_redis_down")) === 0 && (await metric(b, "xmpp_guard_fleet_redis_down")) === 0, 15_000, "both instances see Redis back");
     const readyAgain = await httpRequest(a.adminAddress()!.port, "GET", "/readyz");
     assert.doesNotMatch(readyAgain.body, /state\.redis/);
     const local = await metric(a, "xmpp_guard_fleet_local_decisions_total", { kind: "firewall" });
