@@ -219,6 +219,26 @@ test("connection rate across instances: one bucket, refusals charge nothing", { 
   assert.deepEqual(results, [undefined, undefined, undefined, "XPX_ERR_CONNECTION_RATE", "XPX_ERR_CONNECTION_RATE", "XPX_ERR_CONNECTION_RATE"]);
 });
 
+test("many keys: the local table is bounded; a forgotten key starts again with one lease on trust", { skip }, async () => {
+  const { ra } = await pair();
+  const clock = new FakeClock(0);
+  const small = new FleetBuckets(ra, { prefix: "bounded:", clock, maxEntries: 50 });
+  fleets.push(small);
+  for (let i = 0; i < 500; i++) {
+    assert.equal(small.poll("firewall", `to${i}`, NO_REFILL), true);
+    if (i % 50 === 0) await small.flush();
+  }
+  await small.flush();
+  assert.ok(small.size <= 50, `holds ${small.size}`);
+  // The first key was forgotten: the fleet's bucket still has 10 - 1 tokens spent on it.
+  let n = 0;
+  for (let i = 0; i < 20; i++) {
+    if (small.poll("firewall", "to0", NO_REFILL)) n++;
+    await small.flush();
+  }
+  assert.ok(n >= 9 && n <= 9 + leaseSize(10), `passed ${n}`);
+});
+
 test("Redis gone: a connection is decided locally at once (null), counted", { skip }, async () => {
   const { a, ra } = await pair();
   ra.broken = true;

@@ -58,6 +58,11 @@ export const HEARTBEAT_MS = 2000;
 export const INSTANCE_TTL_MS = 10_000;
 /** Entries untouched this long are forgotten locally (Redis expires its own). */
 const IDLE_MS = 60_000;
+/**
+ * Most buckets held locally; past it the oldest is forgotten (its unspent
+ * lease goes back to Redis and what it spent is debited, in one request).
+ */
+export const MAX_ENTRIES = 200_000;
 
 /** Tokens an instance takes from Redis at a time for a bucket of `capacity`. */
 export function leaseSize(capacity: number): number {
@@ -223,6 +228,8 @@ export interface FleetBucketsOptions {
   readonly clock?: Clock;
   /** Bound on the first connection; past it the instance starts on its own limits and keeps trying. */
   readonly connectTimeoutMs?: number;
+  /** Most buckets held locally (default MAX_ENTRIES). */
+  readonly maxEntries?: number;
 }
 
 export class FleetBuckets {
@@ -232,6 +239,7 @@ export class FleetBuckets {
   readonly #clock: Clock;
   readonly #hooks: FleetHooks;
   readonly #entries = new Map<string, Entry>();
+  readonly #maxEntries: number;
   /** This instance's open connections per IP, as last written to Redis. */
   readonly #counts = new Map<string, number>();
   readonly id = randomUUID();
@@ -274,6 +282,7 @@ export class FleetBuckets {
     this.#p = options.prefix;
     this.#clock = options.clock ?? realClock;
     this.#hooks = options.hooks ?? {};
+    this.#maxEntries = options.maxEntries ?? MAX_ENTRIES;
     this.#up = true;
     if (client !== null) {
       client.on("error", (err: Error) => this.#hooks.onError?.(err, "fleet-redis"));
@@ -441,11 +450,19 @@ export class FleetBuckets {
     let n = 0;
     for (const [k, e] of this.#entries) {
       if (now - e.last >= IDLE_MS && !e.inflight) {
-        this.#entries.delete(k);
+        this.#forget(k, e);
         n++;
       }
     }
     return n;
+  }
+
+  /** Drops a bucket held locally; its unspent lease and unsent debit go to Redis. */
+  #forget(name: string, e: Entry): void {
+    this.#entries.delete(name);
+    const debit = e.unreported - e.backed;
+    if (debit === 0 || e.local !== null || !this.#up || this.#closed) return;
+    this.#send(this.#r.fleetLease(`${this.#p}fleet:b:${name}`, fmt(e.spec.rate), fmt(e.spec.capacity), fmt(debit), "0", "0"), "fleet-lease");
   }
 
   /** Resolves when every request sent so far has been answered (or failed). */
@@ -465,6 +482,10 @@ export class FleetBuckets {
   #entry(name: string, spec: FleetBucketSpec, now: number): Entry {
     let e = this.#entries.get(name);
     if (e === undefined || e.spec.rate !== spec.rate || e.spec.capacity !== spec.capacity) {
+      if (e === undefined && this.#entries.size >= this.#maxEntries) {
+        const [oldest, old] = this.#entries.entries().next().value as [string, Entry];
+        this.#forget(oldest, old);
+      }
       e = {
         spec,
         half: leaseSize(spec.capacity) / 2,
