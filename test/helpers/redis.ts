@@ -14,6 +14,8 @@ export interface RedisInstance {
   readonly port: number;
   /** redis://127.0.0.1:PORT/0 */
   readonly url: string;
+  /** The redis-server process (SIGSTOP/SIGCONT make a Redis that does not answer). */
+  readonly pid: number;
   stop(): Promise<void>;
 }
 
@@ -68,5 +70,5 @@ export async function startRedis(timeoutMs = 10_000, port?: number): Promise<Red
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { port, url: `redis://127.0.0.1:${port}/0`, stop };
+  return { port, url: `redis://127.0.0.1:${port}/0`, pid: child.pid!, stop };
 }

@@ -85,7 +85,7 @@ describe("a fleet: HAProxy (PROXY v2) → two instances + one Redis → Prosody"
   let dir = "";
   const sessions: RawSession[] = [];
 
-  const users = ["boss", "lim1", "lim2", "occ1", "occ2", "r1", "r2", "r3", "s1", "s2", "s3", "down1", "up1"];
+  const users = ["boss", "slow1", "lim1", "lim2", "occ1", "occ2", "r1", "r2", "r3", "s1", "s2", "s3", "down1", "up1"];
 
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), "xg-fleet-"));
@@ -272,6 +272,29 @@ describe("a fleet: HAProxy (PROXY v2) → two instances + one Redis → Prosody"
     } finally {
       restored.kill("SIGKILL");
     }
+  });
+
+  it("Redis that stops answering (SIGSTOP): stanzas never wait on it, each instance falls back, and comes back on SIGCONT", async (t) => {
+    const s = await logins(lbPort, "slow1", 2);
+    process.kill(redis.pid, "SIGSTOP");
+    try {
+      // A stanza judged while Redis hangs: answered at once (its lease or the local bucket).
+      const t0 = Date.now();
+      const n = await passed(s, 4, chat("lim1@localhost"));
+      const ms = Date.now() - t0;
+      t.diagnostic(`4 messages while Redis hangs: ${n} passed, ${ms} ms in all`);
+      assert.ok(n >= 1);
+      await eventually(async () => (await metric(a, "xmpp_guard_fleet_redis_down")) === 1 && (await metric(b, "xmpp_guard_fleet_redis_down")) === 1, 10_000, "both instances see Redis hang");
+      // Still flowing, decided by each instance alone.
+      const before = (await metric(a, "xmpp_guard_fleet_local_decisions_total", { kind: "firewall" })) + (await metric(b, "xmpp_guard_fleet_local_decisions_total", { kind: "firewall" }));
+      await passed(s, 2, chat("lim1@localhost"));
+      const after = (await metric(a, "xmpp_guard_fleet_local_decisions_total", { kind: "firewall" })) + (await metric(b, "xmpp_guard_fleet_local_decisions_total", { kind: "firewall" }));
+      assert.ok(after > before, "decided locally");
+    } finally {
+      process.kill(redis.pid, "SIGCONT");
+    }
+    await eventually(async () => (await metric(a, "xmpp_guard_fleet_redis_down")) === 0 && (await metric(b, "xmpp_guard_fleet_redis_down")) === 0, 15_000, "both instances see Redis answer again");
+    await closeAll(s);
   });
 
   it("Redis killed mid-run: sessions flow on each instance's own limits, counted and shown; limits come back with Redis", async (t) => {
