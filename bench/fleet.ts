@@ -9,7 +9,7 @@
 // answers come in as they would. Two buckets:
 //
 //   admitted   %RATE 100000 (burst 1): everything passes; a lease is 64
-//              tokens, so a key costs one script call per 32 stanzas
+//              tokens, so a key costs about one script call per 64 stanzas
 //   refused    %RATE 0.001 (burst 1000): a bucket of 1, a flood refused
 //              from the second stanza on; a refused key asks Redis nothing
 //              until a token is due

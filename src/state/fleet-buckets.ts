@@ -6,15 +6,16 @@
 // data path synchronously, from a local lease of tokens per key. Leases are
 // refilled asynchronously by one Lua script per request (token bucket refilled
 // by Redis TIME, so instance clocks do not matter); ioredis auto-pipelining
-// sends every request issued in one tick as one write. An instance asks for a
-// new lease when its current one runs below half, so a key in steady use
-// costs one script call per half lease, not one per stanza.
+// sends every request issued in one tick as one write. An instance asks for
+// more when its lease runs below half, so a key in steady use costs about one
+// script call per lease, not one per stanza.
 //
 //   Over-admission: a key an instance has not seen yet gets one provisional
 //   lease (what it spends is debited from Redis with its first request, into
-//   debt if need be); a lease is dropped unspent after LEASE_TTL_MS. So the
-//   fleet admits at most one lease per instance per key beyond what one
-//   bucket would: N × lease(capacity) in the worst case, lease(c) =
+//   debt if need be); a lease not spent within LEASE_TTL_MS, or held by a
+//   key that is short or forgotten, goes back to Redis with the next request.
+//   So the fleet admits at most one lease per instance per key beyond what
+//   one bucket would: N × lease(capacity) in the worst case, lease(c) =
 //   clamp(ceil(c / 4), 1, 64). Under-admission: events arriving on one
 //   instance faster than one Redis round trip draw on the local lease only.
 //   A key refused by Redis is not asked again until Redis said a token would
@@ -50,7 +51,7 @@ import { redactUrl } from "./redis-connect.js";
 export const COMMAND_TIMEOUT_MS = 250;
 /** Longest a new connection waits for the fleet's verdict before the local one is used. */
 export const ADMIT_TIMEOUT_MS = 250;
-/** A lease not spent within this is dropped (bounds what leases held idle can add). */
+/** A lease not spent within this goes back to Redis (leases held idle would otherwise strand tokens). */
 export const LEASE_TTL_MS = 2000;
 /** How often an instance proves it is alive (and checks Redis). */
 export const HEARTBEAT_MS = 2000;
