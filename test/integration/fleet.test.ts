@@ -207,6 +207,18 @@ describe("a fleet: HAProxy (PROXY v2) → two instances + one Redis → Prosody"
     assert.deepEqual(fleet, base);
     assert.ok((await metric(a, "xmpp_guard_connections_refused_total", { reason: "too_many_connections" })) + (await metric(b, "xmpp_guard_connections_refused_total", { reason: "too_many_connections" })) === 2);
     await eventually(() => a.sessionCount() + b.sessionCount() + single.sessionCount() <= idle, 10_000, "probes closed");
+    // The twin: the same client straight to an instance (no PROXY header from
+    // there) and through the balancer: one count.
+    const mixed: boolean[] = [];
+    const sockets: Socket[] = [];
+    for (let i = 0; i < 8; i++) {
+      const r = await probe(i % 2 === 0 ? lbPort : b.listenerAddress("c2s")!.port, "127.0.0.7");
+      mixed.push(r.admitted);
+      sockets.push(r.socket);
+    }
+    for (const s of sockets) s.end("</stream:stream>");
+    assert.deepEqual(mixed, base);
+    await eventually(() => a.sessionCount() + b.sessionCount() + single.sessionCount() <= idle, 10_000, "probes closed");
   });
 
   const joinRoom = async (s: RawSession, room: string, nick: string): Promise<void> => {
