@@ -4,13 +4,15 @@
 // front of a real Prosody (with its MUC). A third instance with the same
 // config and no Redis is the reference: "through one instance".
 //
-// A sender whose connections alternate between the two instances gets the
-// same firewall LIMIT, per-IP cap, per-occupant and room limits as through
-// one instance (within the documented lease slack). Redis is backed up the
+// A sender whose connections alternate between the two instances (and, as
+// the twin, go straight to one of them) gets the same firewall LIMIT, per-IP
+// cap, connection rate, per-occupant and room limits as through one instance
+// (within the documented lease slack). Redis is backed up the
 // Redis way (redis-cli --rdb, a Redis started on the file). Then Redis is
 // killed mid-run: sessions keep flowing on each instance's own limits (the
 // documented fail-open), the metrics and /readyz say so; Redis restarts on
-// its port and the limits are fleet-wide again, without a restart.
+// its port and the limits are fleet-wide again, without a restart. Before
+// that, a Redis that hangs (SIGSTOP) stalls no stanza.
 import assert from "node:assert/strict";
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from "node:fs";
@@ -84,6 +86,8 @@ describe("a fleet: HAProxy (PROXY v2) → two instances + one Redis → Prosody"
   let lbPort = 0;
   let dir = "";
   const sessions: RawSession[] = [];
+  /** The configs the three instances started with (a test reloads them with more limits, then back). */
+  const configs: Record<"a" | "b" | "single", Record<string, unknown>> = { a: {}, b: {}, single: {} };
 
   const users = ["boss", "slow1", "lim1", "lim2", "occ1", "occ2", "r1", "r2", "r3", "s1", "s2", "s3", "down1", "up1"];
 
@@ -103,12 +107,15 @@ describe("a fleet: HAProxy (PROXY v2) → two instances + one Redis → Prosody"
       .replace("redis://10.0.0.5:6379/0", redis.url);
     const doc = parseYaml(yaml) as Record<string, unknown>;
     const logger = createLogger("silent");
-    a = await startProxy(configFromObject({ ...doc, admin: { listen: "127.0.0.1:0" } }), { logger });
-    b = await startProxy(configFromObject({ ...doc, admin: { listen: null } }), { logger });
+    configs.a = { ...doc, admin: { listen: "127.0.0.1:0" } };
+    configs.b = { ...doc, admin: { listen: null } };
+    a = await startProxy(configFromObject(configs.a), { logger });
+    b = await startProxy(configFromObject(configs.b), { logger });
     // The reference: one instance, no Redis, clients straight to it.
     const { state: _state, ...alone } = doc;
     const listeners = (doc.listeners as Record<string, unknown>[]).map(({ accept_proxy_from: _apf, ...l }) => l);
-    single = await startProxy(configFromObject({ ...alone, listeners, admin: { listen: null } }), { logger });
+    configs.single = { ...alone, listeners, admin: { listen: null } };
+    single = await startProxy(configFromObject(configs.single), { logger });
     lbPort = await freePort();
     const cfg = docBlock("haproxy.cfg")
       .replace("10.0.0.2:5222", `127.0.0.1:${lbPort}`)
@@ -218,6 +225,32 @@ describe("a fleet: HAProxy (PROXY v2) → two instances + one Redis → Prosody"
     }
     for (const s of sockets) s.end("</stream:stream>");
     assert.deepEqual(mixed, base);
+    await eventually(() => a.sessionCount() + b.sessionCount() + single.sessionCount() <= idle, 10_000, "probes closed");
+  });
+
+  it("connection rate per IP (after a reload that sets it): one bucket across the fleet", async () => {
+    const withRate = (c: Record<string, unknown>): ReturnType<typeof configFromObject> =>
+      configFromObject({ ...c, limits: { ...(c.limits as object), connection_rate_per_ip: { rate: 0.001, burst: 3 } } });
+    for (const [p, c] of [[a, configs.a], [b, configs.b], [single, configs.single]] as const) assert.deepEqual((await p.reload(withRate(c))).errors, []);
+    try {
+      const attempt = async (port: (i: number) => number, from: string): Promise<boolean[]> => {
+        const out: boolean[] = [];
+        for (let i = 0; i < 6; i++) {
+          const r = await probe(port(i), from);
+          out.push(r.admitted);
+          r.socket.end("</stream:stream>");
+        }
+        return out;
+      };
+      const base = await attempt(() => single.listenerAddress("c2s")!.port, "127.0.0.8");
+      assert.deepEqual(base, [true, true, true, false, false, false]);
+      // Through the balancer, and straight to B, alternately.
+      const fleet = await attempt((i) => (i % 3 === 2 ? b.listenerAddress("c2s")!.port : lbPort), "127.0.0.9");
+      assert.deepEqual(fleet, base);
+      assert.equal((await metric(a, "xmpp_guard_connections_refused_total", { reason: "connection_rate" })) + (await metric(b, "xmpp_guard_connections_refused_total", { reason: "connection_rate" })), 3);
+    } finally {
+      for (const [p, c] of [[a, configs.a], [b, configs.b], [single, configs.single]] as const) await p.reload(configFromObject(c));
+    }
     await eventually(() => a.sessionCount() + b.sessionCount() + single.sessionCount() <= idle, 10_000, "probes closed");
   });
 
