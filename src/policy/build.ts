@@ -301,9 +301,9 @@ export class PolicyState {
           onError: (_err, op) => m.stateErrors.inc({ op }),
         },
       });
+      // Unreachable at start was logged by onState already.
       m.fleetRedisDown.set(this.#fleet.up ? 0 : 1);
-      if (!this.#fleet.up) log.error({ code: "XPX_ERR_STATE_FAULT", redis: redactUrl(url), err: this.#fleet.why }, "redis unreachable: each instance applies its own limits until it answers");
-      else log.info({ redis: redactUrl(url), prefix: config.state.prefix }, "fleet-wide limits in redis");
+      if (this.#fleet.up) log.info({ redis: redactUrl(url), prefix: config.state.prefix }, "fleet-wide limits in redis");
     }
     if (config.registration !== null && this.#store === null) {
       this.#store = await RedisStore.open({ url, prefix: config.state.prefix, onError });
