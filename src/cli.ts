@@ -260,7 +260,7 @@ Examples:
     .action(async (file: string, opts: { config: string }) => {
       const config = await loadOrExit(opts.config);
       if (config.state.redis !== null) {
-        process.stderr.write(`xmpp-guard restore: the state lives in Redis (state.redis), not in a file: there is nothing to restore here. Restore Redis itself (its RDB or AOF file) if you must.\n`);
+        process.stderr.write(`xmpp-guard restore: the state lives in Redis (state.redis), not in a file: there is nothing to restore here. Back up and restore Redis itself (redis-cli --rdb, its RDB or AOF file): see docs/deploy.md, "Backing up the Redis state".\n`);
         process.exitCode = 1;
         return;
       }
