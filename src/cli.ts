@@ -248,6 +248,11 @@ Examples:
     .addOption(new Option("-c, --config <file>", "config file (for state.path)").default(DEFAULT_CONFIG_PATH))
     .action(async (file: string, opts: { config: string }) => {
       const config = await loadOrExit(opts.config);
+      if (config.state.redis !== null) {
+        process.stderr.write(`xmpp-guard backup: the state lives in Redis (state.redis), not in a file: back up Redis itself (redis-cli --rdb FILE): see docs/deploy.md, "Backing up the Redis state".\n`);
+        process.exitCode = 1;
+        return;
+      }
       const summary = await backup(config.state.path, file);
       process.stdout.write(`${config.state.path} → ${file}: ${summary.accounts} accounts, ${summary.tombstones} tombstones, ${summary.throttles} throttles\n`);
     });
