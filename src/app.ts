@@ -133,6 +133,7 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
   if (ruleErrors.length > 0) throw new Error(`firewall rules do not compile:\n${ruleErrors.join("\n")}`);
   policy.firewall.swap(rules.ruleset);
   policy.shadow.swap(shadow.ruleset);
+  policy.retainLists();
   if (shadow.ruleset) logger.info({ shadow: config.firewall.shadow, rules: shadow.ruleset.ruleCount }, "shadow rules loaded: they log what they would do, and do nothing");
   let certificates: CertificateStore | null;
   try {
@@ -150,9 +151,11 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
     if (r.errors.length > 0) {
       metrics.ruleReloads.inc({ result: "error" });
       for (const e of r.errors) logger.error({ code: "XPX_ERR_RULES_INVALID" }, `rule reload refused, previous rules stay: ${e}`);
+      policy.retainLists();
       return;
     }
     policy.firewall.swap(r.ruleset);
+    policy.retainLists();
     metrics.ruleReloads.inc({ result: "ok" });
     logger.info({ scripts: config.firewall.scripts, rules: r.ruleset?.ruleCount }, "firewall rules reloaded");
   };
@@ -161,9 +164,11 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
     if (r.errors.length > 0) {
       metrics.shadowReloads.inc({ result: "error" });
       for (const e of r.errors) logger.error({ code: "XPX_ERR_RULES_INVALID", shadow: true }, `shadow rule reload refused, previous shadow rules stay: ${e}`);
+      policy.retainLists();
       return;
     }
     policy.shadow.swap(r.ruleset);
+    policy.retainLists();
     metrics.shadowReloads.inc({ result: "ok" });
     logger.info({ shadow: config.firewall.shadow, rules: r.ruleset?.ruleCount }, "shadow rules reloaded");
   };
@@ -235,6 +240,7 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
       metrics.reloads.inc({ result: "error" });
       const message = err instanceof Error ? err.message : String(err);
       for (const line of message.split("\n")) logger.error({ code: "XPX_ERR_CONFIG_INVALID" }, `reload refused, previous config stays: ${line}`);
+      policy.retainLists();
       return { ok: false, errors: message.split("\n") };
     }
     // Listeners: update in place, start new ones, stop removed ones. A changed
@@ -262,6 +268,7 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
     config = candidate;
     policy.firewall.swap(candidateRules.ruleset);
     policy.shadow.swap(candidateShadow.ruleset);
+    policy.retainLists();
     settings = nextSettings;
     certificates = nextCertificates;
     exportCertificates(metrics, certificates);

@@ -67,6 +67,25 @@ test("the config's hosts are the rules' $local; without them $local is refused, 
   }
 });
 
+test("remote lists are checked without fetching: http(s) lists pass; a pubsubitemid list needs `component:`, and the error names it", async () => {
+  const dir = await tempDir();
+  try {
+    const rules = path.join(dir, "lists.pfw");
+    // Port 1 on loopback: nothing listens, and nothing may be fetched anyway.
+    await writeFile(rules, "%LIST bl: http://127.0.0.1:1/list.txt\n%LIST rtbl: pubsubitemid:pubsub.example.org/bans (hash: sha256)\n::deliver\nCHECK LIST: bl contains $<@from|host>\nDROP.\n\nCHECK LIST: rtbl contains $<@from|bare>\nDROP.\n");
+    const cfg = path.join(dir, "guard.yaml");
+    await writeFile(cfg, configText([rules]));
+    const without = await checkAll(cfg);
+    assert.equal(without.exitCode, 1);
+    assert.ok(without.lines.some((l) => l.startsWith(`${rules}:2:1: error: %LIST rtbl: pubsubitemid lists are read over the XEP-0114 component connection: set \`component:\``)), without.lines.join("\n"));
+    await writeFile(cfg, `${configText([rules])}component: { jid: guard.example.org, secret: s, upstream: "127.0.0.1:5347" }\n`);
+    const withComponent = await checkAll(cfg);
+    assert.equal(withComponent.exitCode, 0, withComponent.lines.join("\n"));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
 test("a valid config naming a broken rule file fails as a whole, with the rule's file:line:col", async () => {
   const dir = await tempDir();
   try {

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { Command, Option } from "commander";
 import { loadConfigFile, ConfigError } from "./config/load.js";
-import { DEFAULT_CONFIG_PATH } from "./config/schema.js";
+import { DEFAULTS, DEFAULT_CONFIG_PATH } from "./config/schema.js";
 import cluster from "node:cluster";
 import { startProxy } from "./app.js";
 import { runPrimary, runWorker } from "./cluster.js";
@@ -86,7 +86,7 @@ export function buildProgram(): Command {
 Examples:
   $ xmpp-guard run -c ${DEFAULT_CONFIG_PATH}        run the proxy
   $ xmpp-guard check-config ${DEFAULT_CONFIG_PATH}  validate a config file (exit 0/1)
-  $ xmpp-guard check-rules rules/default.pfw        compile rule files, print file:line:col diagnostics
+  $ xmpp-guard check-rules rules/default.pfw        compile rule files, print file:line:col diagnostics (-c CONFIG: with its providers)
   $ xmpp-guard trace --rules rules/default.pfw --chain preroute --jid a@example.org/r < stanzas.xml
   $ curl -s localhost:9470/metrics                  scrape metrics
   $ xmpp-guard reload                               reload config without dropping sessions (errors shown, exit 1 if refused)
@@ -206,9 +206,13 @@ Examples:
     .description("compile mod_firewall rule files together; print file:line:col: error|warning: message")
     .argument("<files...>", "rule files")
     .option("--host <domain>", "a local domain of the server, as in the config's `hosts` ($local, deliver_remote); repeat for more", collect)
-    .action(async (files: string[], opts: { host?: string[] }) => {
-      // As the proxy loads them with the default config (knowledge.rosters on).
-      const result = await checkRules(files, { localHosts: opts.host, providers: knowledgeProviders() });
+    .option("-c, --config <file>", "check against what this config gives the firewall (knowledge providers, and `hosts` unless --host); default: a config with every default")
+    .action(async (files: string[], opts: { host?: string[]; config?: string }) => {
+      const config = opts.config === undefined ? null : await loadOrExit(opts.config);
+      const result = await checkRules(files, {
+        localHosts: opts.host ?? config?.hosts,
+        providers: knowledgeProviders(config ?? undefined),
+      });
       process.stdout.write(result.lines.join("\n") + "\n");
       process.exitCode = result.exitCode;
     });

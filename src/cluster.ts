@@ -8,13 +8,17 @@
 // Not coordinated across workers unless state.redis is set: per-IP connection
 // caps and rates, MUC buckets and firewall LIMITs (see docs/deploy.md). The
 // registration state is shared through SQLite or Redis; the primary opens the
-// SQLite file once before the workers do (see prepareState).
+// SQLite file once before the workers do (see prepareState). The session
+// directory (knowledge.sessions) is shared through Redis, or else through
+// the primary (knowledge/replicate.ts SessionHub).
 
 import cluster, { type Worker } from "node:cluster";
 import { AggregatorRegistry, Gauge, type MetricObjectWithValues, type MetricValue } from "prom-client";
 import type { Config } from "./config/schema.js";
 import { loadConfigFile, ConfigError, formatIssue } from "./config/load.js";
 import { loadRuleFiles } from "./firewall/load.js";
+import { knowledgeProviders } from "./knowledge/providers.js";
+import { SessionHub } from "./knowledge/replicate.js";
 import type { Logger } from "./log.js";
 import { startAdminServer, type AdminServer } from "./admin/server.js";
 import { startProxy, type ReloadResult, type RunningProxy } from "./app.js";
@@ -23,6 +27,7 @@ import { SqliteStore } from "./state/sqlite-store.js";
 import type { SessionFilter, SessionSummary } from "./admin/sessions.js";
 import { UpstreamChecker } from "./admin/upstream-check.js";
 import { readAdminToken } from "./admin/client.js";
+import { checkOnlyRemoteLists } from "./knowledge/remote-lists.js";
 
 /** Messages between primary and workers; `xg` keeps them apart from prom-client's. */
 type ToWorker =
@@ -197,6 +202,8 @@ export async function runPrimary(initial: Config, configPath: string, logger: Lo
   void upstreamUp;
   let stopping = false;
   let seq = 0;
+  // knowledge.sessions without state.redis: the workers share their session directory through here.
+  const sessionHub = new SessionHub();
   const slots: Slot[] = Array.from({ length: count }, (_, index) => ({ index, worker: null, startedAt: 0, crashes: 0, timer: undefined }));
   const live = (): Worker[] => slots.flatMap((s) => (s.worker !== null && s.worker.isConnected() ? [s.worker] : []));
 
@@ -221,6 +228,7 @@ export async function runPrimary(initial: Config, configPath: string, logger: Lo
 
   const fork = (slot: Slot): Worker => {
     const w = cluster.fork({ XMPP_GUARD_WORKER: String(slot.index + 1) });
+    sessionHub.attach(w);
     slot.worker = w;
     slot.startedAt = Date.now();
     workersGauge.set(live().length);
@@ -284,11 +292,11 @@ export async function runPrimary(initial: Config, configPath: string, logger: Lo
       candidate = await loadConfigFile(configPath);
       prepareState(candidate);
       if (candidate.firewall.scripts.length > 0) {
-        const rules = await loadRuleFiles(candidate.firewall.scripts, undefined, { localHosts: candidate.hosts });
+        const rules = await loadRuleFiles(candidate.firewall.scripts, undefined, { localHosts: candidate.hosts, providers: knowledgeProviders({ knowledge: current.knowledge, component: candidate.component }) });
         if (!rules.ruleset) throw new Error(rules.errors.map((e) => e.format()).join("\n"));
       }
       if (candidate.firewall.shadow.length > 0) {
-        const rules = await loadRuleFiles(candidate.firewall.shadow);
+        const rules = await loadRuleFiles(candidate.firewall.shadow, undefined, { providers: knowledgeProviders({ knowledge: current.knowledge, component: candidate.component }) });
         if (!rules.ruleset) throw new Error(rules.errors.map((e) => `firewall.shadow: ${e.format()}`).join("\n"));
       }
     } catch (err) {

@@ -146,6 +146,10 @@ export interface FirewallConfig {
 export interface KnowledgeConfig {
   /** Learn rosters from c2s streams (the firewall's roster conditions). */
   readonly rosters: boolean;
+  /** Track bound c2s sessions and their directed presence (TO FULL JID?, SENT DIRECTED PRESENCE TO SENDER?). */
+  readonly sessions: boolean;
+  /** Remote block lists: fetch limits. */
+  readonly lists: KnowledgeListsConfig;
 }
 
 /** TLS termination (docs/tls.md). Off while `certificates` is empty. */
@@ -163,6 +167,14 @@ export interface TlsConfig {
   readonly upstream_tls: boolean;
 }
 
+/** Remote block lists (%LIST over http(s) or pubsubitemid): see docs/knowledge.md. */
+export interface KnowledgeListsConfig {
+  /** Seconds a whole HTTP fetch may take (connect, headers and body). */
+  readonly timeout: number;
+  /** Largest list body accepted, in bytes; a bigger one is a failed fetch. */
+  readonly max_bytes: number;
+}
+
 export interface Config {
   readonly listeners: readonly ListenerConfig[];
   /**
@@ -174,6 +186,7 @@ export interface Config {
   readonly tls: TlsConfig;
   readonly limits: LimitsConfig;
   readonly firewall: FirewallConfig;
+  /** What the proxy learns of the server's state from the streams it carries, and the remote lists it fetches (docs/knowledge.md). */
   readonly knowledge: KnowledgeConfig;
   /** null: MUC flood limits off. */
   readonly muc_limits: MucLimitsOptions | null;
@@ -225,7 +238,7 @@ export const DEFAULTS = deepFreeze({
     upstream_tls: false,
   },
   firewall: { scripts: [], watch: true, shadow: [] },
-  knowledge: { rosters: true },
+  knowledge: { rosters: true, sessions: true, lists: { timeout: 30, max_bytes: 16_777_216 } },
   muc_limits: null,
   registration: null,
   contact_info: null,
@@ -805,6 +818,13 @@ export const CONFIG_SCHEMA: Spec<Config> = obj({
   knowledge: section(
     obj({
       rosters: optional(bool(), D.knowledge.rosters),
+      sessions: optional(bool(), D.knowledge.sessions),
+      lists: section(
+        obj({
+          timeout: optional(num({ above: 0, max: 600 }), D.knowledge.lists.timeout),
+          max_bytes: optional(int({ min: 1024, max: 1_073_741_824 }), D.knowledge.lists.max_bytes),
+        }),
+      ),
     }),
   ),
   muc_limits: optional(nullable(parsed("MUC limits options (see docs/muc-limits.md)", parseMucLimits)), D.muc_limits),

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, it } from "node:test";
 import { checkRules } from "./check.js";
+import { knowledgeProviders } from "../knowledge/providers.js";
 
 describe("checkRules", () => {
   let dir = "";
@@ -87,8 +88,8 @@ describe("checkRules", () => {
     assert.deepEqual([none.exitCode, none.lines], [1, ["check-rules: no rule files given"]]);
   });
 
-  it("the shipped default rule set loads cleanly", async () => {
-    const r = await checkRules(["rules/default.pfw"]);
+  it("the shipped default rule set loads cleanly with the default knowledge providers (as check-rules loads it)", async () => {
+    const r = await checkRules(["rules/default.pfw"], { providers: knowledgeProviders() });
     assert.equal(r.exitCode, 0, r.lines.join("\n"));
     assert.equal(r.warnings.length, 0);
   });

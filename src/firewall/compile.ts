@@ -452,7 +452,12 @@ function instantiateDefinition(d: DefinitionNode, file: string, scope: MutableSc
             deps.diag.error(d.loc, `%LIST ${d.name} refused: ${l.backend === "http" ? "HTTP" : "pubsub"} lists are fetched by a remote list provider, and none is configured`);
             return;
           }
-          list = new RemoteMembershipList(factory.open(l.url, l.options));
+          try {
+            list = new RemoteMembershipList(factory.open(l.url, l.options, { name: d.name }));
+          } catch (e) {
+            deps.diag.error(d.loc, e instanceof Error ? e.message : String(e));
+            return;
+          }
           break;
         }
       }

@@ -22,8 +22,8 @@ const REFUSALS: Readonly<Record<keyof FirewallProviders, string>> = {
   roster:
     "needs the recipient's roster; the proxy only knows rosters it learns from the server's roster results and pushes, and no roster provider is configured (knowledge.rosters is off)",
   sessions:
-    "needs the set of online sessions (full JIDs), which the proxy only knows when every client connection passes through it; no session directory is configured",
-  directedPresence: "needs each local session's directed-presence targets; no directed-presence tracker is configured",
+    "needs the set of online sessions (full JIDs), which the proxy learns from the client connections it carries; the session directory is off (knowledge.sessions)",
+  directedPresence: "needs each local session's directed-presence targets; the session directory that learns them is off (knowledge.sessions)",
   groups: "needs the server's shared roster groups (mod_groups); no group source is configured",
   roles: "needs user roles, which live in the server's configuration; no role source is configured",
   admins: "needs the server's admin list; no admin list is configured",

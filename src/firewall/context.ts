@@ -181,8 +181,13 @@ export interface RemoteList {
 }
 
 export interface RemoteListFactory {
-  /** Open (or reuse) the list at `url` with the definition's options (ttl, pattern, hash, checkcert…). */
-  open(url: string, options: Readonly<Record<string, string>>): RemoteList;
+  /**
+   * Open (or reuse) the list at `url` with the definition's options (ttl,
+   * pattern, hash, checkcert…); `def.name` is the %LIST name. May throw an
+   * Error whose message says why the list cannot work (reported at the %LIST
+   * line, and the rule set is refused).
+   */
+  open(url: string, options: Readonly<Record<string, string>>, def?: { readonly name: string }): RemoteList;
 }
 
 export interface FirewallProviders {

@@ -1029,6 +1029,13 @@ export function parseAction(name: string, param: string | undefined, ctx: ParamC
   return fail(`Unknown action: ${name}`);
 }
 
+/** Prosody ignores options a list type does not read; say so (remote lists: docs/knowledge.md). */
+function warnUnknownListOptions(options: Record<string, string>, known: readonly string[], ctx: ParamContext): void {
+  for (const k of Object.keys(options)) {
+    if (!known.includes(k)) ctx.warn(`unknown list option '${k}' is ignored, as in Prosody (this list type reads: ${known.join(", ")})`);
+  }
+}
+
 function parseListSpec(value: string, ctx: ParamContext): { list: ListSpec; filters: ListFilter[] } | Fail {
   const backend = /^\w+/.exec(value)?.[0];
   const spec = /^\S+/.exec(value)?.[0] ?? "";
@@ -1067,6 +1074,7 @@ function parseListSpec(value: string, ctx: ParamContext): { list: ListSpec; filt
     }
     case "http":
     case "https":
+      warnUnknownListOptions(options, ["ttl", "pattern", "hash", "checkcert", "filter"], ctx);
       if (options.hash !== undefined && !/^(md5|sha1|sha256|sha384|sha512)$/.test(options.hash)) return fail(`invalid hash function: ${options.hash}`);
       if (options.ttl !== undefined && !(Number(options.ttl) > 0)) return fail(`invalid ttl for <${spec}> (expected number of seconds)`);
       if (options.pattern !== undefined) {
@@ -1079,7 +1087,9 @@ function parseListSpec(value: string, ctx: ParamContext): { list: ListSpec; filt
       }
       return { list: { backend: "http", url: spec, options }, filters };
     case "pubsubitemid":
+      warnUnknownListOptions(options, ["hash", "filter"], ctx);
       if (!/^pubsubitemid:[^/]*\/.+$/.test(spec)) return fail("Invalid list specification (expected 'pubsubitemid:<service>/<node>')");
+      if (options.hash !== undefined && !/^(md5|sha1|sha256|sha384|sha512)$/.test(options.hash)) return fail(`invalid hash function: ${options.hash}`);
       return { list: { backend, url: spec, options }, filters };
   }
   return fail(`Unknown list type '${backend ?? value}' (memory, file:, http(s)://, pubsubitemid:)`);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { testStanza } from "../firewall/test-stanza.js";
+import { testStanza } from "../../test/helpers/test-stanza.js";
 import { compileRuleSources } from "../firewall/compile.js";
 import { LearnedRosters, RosterLearner } from "./roster-learner.js";
 import { MemoryRosterStore } from "./roster-store.js";

@@ -1,19 +1,15 @@
 // Learned rosters in Redis when `state.redis` is set, shared by every
-// instance of a fleet. The same replicated-cache design as the registration
-// store (state/redis-store.ts): open() subscribes and loads every roster into
-// memory; lookups are answered from memory; each write is applied locally at
-// once and sent as one Lua script that changes the owner's hash and PUBLISHes
-// the change in the same atomic step; every instance (the writer too) applies
-// the published changes in Redis's commit order, so the caches converge.
+// instance of a fleet, as a replicated cache (state/redis-replica.ts): every
+// roster is loaded into memory; lookups are answered from memory; each write
+// is applied locally at once and sent as one Lua script that changes the
+// owner's hash and PUBLISHes the change.
 //
 // Keys (P = state.prefix):
 //   P roster:<owner>   hash  "v"          → JSON [ver|null]: present when the whole roster was seen
 //                            "i:<contact>" → JSON [subscription, ask|null, groups]
 //                            "p:<contact>" → "1": a pending inbound subscription request
 //   P roster-events    pub/sub channel of the changes
-import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
-import { openRedisPair, withTimeout } from "../state/redis-connect.js";
+import { RedisReplica } from "../state/redis-replica.js";
 import { applyTo, emptyOwner, type OwnerState, type RosterItem, type RosterStore, type Subscription } from "./roster-store.js";
 
 export interface RedisRosterStoreOptions {
@@ -29,8 +25,7 @@ type ItemJson = [Subscription, "subscribe" | null, string[]];
 type Event =
   | { t: "r"; k: string; ver: string | null; items: Array<[string, ItemJson]> }
   | { t: "i"; k: string; c: string; v: ItemJson | null; ver: string | null }
-  | { t: "p"; k: string; c: string; v: boolean }
-  | { t: "sync"; k: string };
+  | { t: "p"; k: string; c: string; v: boolean };
 
 // ARGV: ver JSON, channel, event, then field/value pairs.
 const LUA_REPLACE = `
@@ -62,65 +57,43 @@ function fromJson(j: ItemJson): RosterItem {
 }
 
 export class RedisRosterStore implements RosterStore {
-  readonly #r: Redis;
-  readonly #sub: Redis;
+  /** Set by open() before the store is handed out. */
+  #rep!: RedisReplica;
   readonly #p: string;
-  readonly #channel: string;
-  readonly #onError: (err: unknown, op: string) => void;
   readonly #owners = new Map<string, OwnerState>();
-  readonly #pending = new Set<Promise<unknown>>();
-  readonly #syncWaiters = new Map<string, () => void>();
-  #closed = false;
 
   /** Connects, subscribes, loads every roster under the prefix. Rejects (and disconnects) when Redis is unreachable in time. */
-  static open(options: RedisRosterStoreOptions): Promise<RedisRosterStore> {
-    return openRedisPair(options, (r, sub) => new RedisRosterStore(r, sub, options), { run: (s) => s.#load(), what: "loading rosters", startMultiple: 4 });
+  static async open(options: RedisRosterStoreOptions): Promise<RedisRosterStore> {
+    const store = new RedisRosterStore(options.prefix);
+    store.#rep = await RedisReplica.open(
+      { url: options.url, channel: `${options.prefix}roster-events`, connectTimeoutMs: options.connectTimeoutMs, onError: options.onError, what: "loading rosters" },
+      { load: (rep) => store.#load(rep), apply: (change) => store.#apply(change as Event) },
+    );
+    return store;
   }
 
-  private constructor(r: Redis, sub: Redis, options: RedisRosterStoreOptions) {
-    this.#r = r;
-    this.#sub = sub;
-    this.#p = options.prefix;
-    this.#channel = `${options.prefix}roster-events`;
-    this.#onError = options.onError ?? (() => {});
-    r.on("error", (err) => this.#onError(err, "redis"));
-    sub.on("error", (err) => this.#onError(err, "redis-subscribe"));
+  private constructor(prefix: string) {
+    this.#p = prefix;
   }
 
   #key(owner: string): string {
     return `${this.#p}roster:${owner}`;
   }
 
-  async #load(): Promise<void> {
-    // Events that arrive while the snapshot loads are held and replayed after it.
-    const held: string[] = [];
-    let loading = true;
-    this.#sub.on("message", (channel: string, message: string) => {
-      if (channel !== this.#channel || this.#closed) return;
-      if (loading) held.push(message);
-      else this.#apply(message);
-    });
-    await this.#sub.subscribe(this.#channel);
+  async #load(rep: RedisReplica): Promise<void> {
     const prefix = `${this.#p}roster:`;
-    let cursor = "0";
-    do {
-      const [next, keys] = await this.#r.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
-      cursor = next;
-      for (const key of keys) {
-        const h = await this.#r.hgetall(key);
-        const s = emptyOwner();
-        for (const [f, v] of Object.entries(h)) {
-          if (f === "v") {
-            s.known = true;
-            s.ver = (JSON.parse(v) as [string | null])[0] ?? undefined;
-          } else if (f.startsWith("i:")) s.items.set(f.slice(2), fromJson(JSON.parse(v) as ItemJson));
-          else if (f.startsWith("p:")) s.pending.add(f.slice(2));
-        }
-        this.#owners.set(key.slice(prefix.length), s);
+    await rep.scan(`${prefix}*`, async (key) => {
+      const h = await rep.r.hgetall(key);
+      const s = emptyOwner();
+      for (const [f, v] of Object.entries(h)) {
+        if (f === "v") {
+          s.known = true;
+          s.ver = (JSON.parse(v) as [string | null])[0] ?? undefined;
+        } else if (f.startsWith("i:")) s.items.set(f.slice(2), fromJson(JSON.parse(v) as ItemJson));
+        else if (f.startsWith("p:")) s.pending.add(f.slice(2));
       }
-    } while (cursor !== "0");
-    loading = false;
-    for (const m of held) this.#apply(m);
+      this.#owners.set(key.slice(prefix.length), s);
+    });
   }
 
   #owner(owner: string): OwnerState {
@@ -129,14 +102,7 @@ export class RedisRosterStore implements RosterStore {
     return s;
   }
 
-  #apply(message: string): void {
-    let e: Event;
-    try {
-      e = JSON.parse(message) as Event;
-    } catch (err) {
-      this.#onError(err, "redis-event");
-      return;
-    }
+  #apply(e: Event): void {
     switch (e.t) {
       case "r":
         applyTo.replace(this.#owner(e.k), e.ver ?? undefined, new Map(e.items.map(([c, j]) => [c, fromJson(j)])));
@@ -147,21 +113,15 @@ export class RedisRosterStore implements RosterStore {
       case "p":
         applyTo.setPendingIn(this.#owner(e.k), e.c, e.v);
         break;
-      case "sync":
-        this.#syncWaiters.get(e.k)?.();
-        this.#syncWaiters.delete(e.k);
-        break;
     }
   }
 
   #send(op: string, p: Promise<unknown>): void {
-    const tracked = p.catch((err: unknown) => this.#onError(err, op));
-    this.#pending.add(tracked);
-    void tracked.finally(() => this.#pending.delete(tracked));
+    this.#rep.send(op, p);
   }
 
   #check(): void {
-    if (this.#closed) throw new Error("RedisRosterStore is closed");
+    if (this.#rep.closed) throw new Error("RedisRosterStore is closed");
   }
 
   known(owner: string): { readonly ver: string | undefined } | undefined {
@@ -186,7 +146,7 @@ export class RedisRosterStore implements RosterStore {
     const pairs: Array<[string, ItemJson]> = [...items].map(([c, it]) => [c, toJson(it)]);
     const event: Event = { t: "r", k: owner, ver: ver ?? null, items: pairs };
     const args = pairs.flatMap(([c, j]) => [`i:${c}`, JSON.stringify(j)]);
-    this.#send("roster", this.#r.eval(LUA_REPLACE, 1, this.#key(owner), JSON.stringify([ver ?? null]), this.#channel, JSON.stringify(event), ...args));
+    this.#send("roster", this.#rep.r.eval(LUA_REPLACE, 1, this.#key(owner), JSON.stringify([ver ?? null]), this.#rep.channel, JSON.stringify(event), ...args));
   }
 
   setItem(owner: string, contact: string, item: RosterItem | null, ver: string | undefined): void {
@@ -196,7 +156,7 @@ export class RedisRosterStore implements RosterStore {
     const event: Event = { t: "i", k: owner, c: contact, v: j, ver: ver ?? null };
     this.#send(
       "roster",
-      this.#r.eval(LUA_ITEM, 1, this.#key(owner), `i:${contact}`, j === null ? "" : JSON.stringify(j), JSON.stringify([ver ?? null]), this.#channel, JSON.stringify(event)),
+      this.#rep.r.eval(LUA_ITEM, 1, this.#key(owner), `i:${contact}`, j === null ? "" : JSON.stringify(j), JSON.stringify([ver ?? null]), this.#rep.channel, JSON.stringify(event)),
     );
   }
 
@@ -204,7 +164,7 @@ export class RedisRosterStore implements RosterStore {
     this.#check();
     applyTo.setPendingIn(this.#owner(owner), contact, pending);
     const event: Event = { t: "p", k: owner, c: contact, v: pending };
-    this.#send("roster", this.#r.eval(LUA_PENDING, 1, this.#key(owner), `p:${contact}`, pending ? "1" : "", this.#channel, JSON.stringify(event)));
+    this.#send("roster", this.#rep.r.eval(LUA_PENDING, 1, this.#key(owner), `p:${contact}`, pending ? "1" : "", this.#rep.channel, JSON.stringify(event)));
   }
 
   countKnown(): number {
@@ -214,23 +174,16 @@ export class RedisRosterStore implements RosterStore {
   }
 
   /** Resolves when every write sent so far has been answered by Redis. */
-  async flush(): Promise<void> {
-    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+  flush(): Promise<void> {
+    return this.#rep.flush();
   }
 
   /** Resolves once this instance has applied every change Redis published before now. */
-  async sync(): Promise<void> {
-    await this.flush();
-    const id = randomUUID();
-    const seen = new Promise<void>((resolve) => this.#syncWaiters.set(id, resolve));
-    await this.#r.publish(this.#channel, JSON.stringify({ t: "sync", k: id } satisfies Event));
-    await withTimeout(seen, 5000, "state.redis sync");
+  sync(): Promise<void> {
+    return this.#rep.sync();
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    void this.#r.quit().catch(() => this.#r.disconnect());
-    this.#sub.disconnect();
+    this.#rep.close();
   }
 }

@@ -74,7 +74,7 @@ test("a version-1 state file is migrated: its accounts stay, the roster tables a
   s.addAccount({ host: "example.org", username: "alice", skeleton: "alice", source: "import", created_at: 1, ip: null });
   s.close();
   const raw = new Database(path);
-  raw.exec("DROP TABLE rosters; DROP TABLE roster_items; DROP TABLE roster_pending_in; UPDATE meta SET value = '1' WHERE key = 'schema_version'");
+  raw.exec("DROP TABLE rosters; DROP TABLE roster_items; DROP TABLE roster_pending_in; DROP TABLE remote_lists; UPDATE meta SET value = '1' WHERE key = 'schema_version'");
   raw.close();
   const r = SqliteRosterStore.open(path);
   t.after(() => r.close());

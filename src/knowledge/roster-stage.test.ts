@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { configFromObject } from "../config/load.js";
-import { testStanza } from "../firewall/test-stanza.js";
+import { testStanza } from "../../test/helpers/test-stanza.js";
 import { createLogger } from "../log.js";
 import { createMetrics } from "../metrics/definitions.js";
 import { PolicyState } from "../policy/build.js";

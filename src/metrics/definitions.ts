@@ -25,6 +25,14 @@ export type SessionState = (typeof SESSION_STATES)[number];
 // 0 from the start, so the first event is an increase Prometheus can see (a
 // series born at 1 has no earlier sample, and increase() over it is 0).
 export const RELOAD_RESULTS = ["ok", "error"] as const;
+/**
+ * Outcomes of a remote list fetch: `ok` (new content), `not_modified` (304),
+ * `http_error` (a 4xx/5xx or other unusable status), `network_error`, `timeout`,
+ * `too_large` (over knowledge.lists.max_bytes), `pubsub_error` (an error answer
+ * to the subscription or the items request).
+ */
+export const REMOTE_LIST_OUTCOMES = ["ok", "not_modified", "http_error", "network_error", "timeout", "too_large", "pubsub_error"] as const;
+export type RemoteListOutcome = (typeof REMOTE_LIST_OUTCOMES)[number];
 export const REFUSED_REASONS = ["too_many_connections", "connection_rate", "proxy_header_untrusted", "proxy_header_invalid", "proxy_header_timeout"] as const;
 export const UPSTREAM_FAILURE_REASONS = ["refused", "timeout", "closed", "error"] as const;
 export const TIMEOUT_KINDS = ["stream_header", "pre_auth_idle", "pre_auth", "stanza", "upstream_connect"] as const;
@@ -57,7 +65,7 @@ export const REGISTRATION_REFUSAL_REASONS = [
   "invalid-username", "reserved", "length", "matching", "require", "blocklisted", "not-allowlisted", "throttled", "tombstoned", "look-alike", "store-error",
 ] as const;
 export const NOTIFICATION_RESULTS = ["sent", "dropped", "no-component", "webhook-ok", "webhook-failed"] as const;
-export const STATE_ERROR_OPS = ["judge", "reindex", "throttle", "lookup", "record", "tombstone", "bind", "check", "redis", "redis-event", "redis-subscribe", "roster", "roster-lookup"] as const;
+export const STATE_ERROR_OPS = ["judge", "reindex", "throttle", "lookup", "record", "tombstone", "bind", "check", "redis", "redis-event", "redis-subscribe", "roster", "roster-lookup", "knowledge", "knowledge-event"] as const;
 export const MUC_LIMITED = [["rate", "room"], ["rate", "occupant"], ["nick", "none"], ["chars", "none"], ["lines", "none"]] as const;
 export const SHADOW_VERDICTS = ["drop", "bounce", "disconnect", "rewrite", "emit"] as const;
 /** Roster-looking stanzas the roster learner did not trust (knowledge/roster-learner.ts). */
@@ -128,12 +136,20 @@ export interface Metrics {
   readonly rosterIgnored: Counter<"reason">;
   /** Report how many rosters are known at scrape time. */
   trackRosters(count: () => number): void;
+  /** Remote block list fetches (HTTP polls, pubsub item fetches), by list name (from the rule files) and outcome. */
+  readonly remoteListFetches: Counter<"list" | "outcome">;
+  /** Unix time (seconds) of each remote list's last good fetch (200, 304, or pubsub items); 0 until one. */
+  readonly remoteListLastSuccess: Gauge<"list">;
+  /** Entries each remote list holds now. */
+  readonly remoteListEntries: Gauge<"list">;
   /** Creates every series of a listener's counters at 0. */
   initListener(listener: string): void;
   /** Report xmpp_guard_upstream_up at scrape time from this check (the process that serves /readyz). */
   trackUpstreams(check: () => Promise<ReadonlyArray<{ listener: string; ok: boolean }>>): void;
   /** Report MUC tracking sizes at scrape time. */
   trackMuc(stats: () => { rooms: number; occupants: number }): void;
+  /** Report the session directory's size at scrape time (knowledge.sessions). */
+  trackKnowledge(stats: () => { sessions: number; directed: number }): void;
   /** Register a listener's TrafficStats so scrapes include it. */
   trackTraffic(listener: string, stats: TrafficStats): void;
 }
@@ -150,6 +166,7 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
   const traffic = new Map<string, TrafficStats>();
   let mucStats: () => { rooms: number; occupants: number } = () => ({ rooms: 0, occupants: 0 });
   let rosterCount: () => number = () => 0;
+  let knowledgeStats: () => { sessions: number; directed: number } = () => ({ sessions: 0, directed: 0 });
   let upstreamCheck: (() => Promise<ReadonlyArray<{ listener: string; ok: boolean }>>) | null = null;
 
   const bytes = new Counter({
@@ -343,6 +360,19 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     trackRosters(count) {
       rosterCount = count;
     },
+    remoteListFetches: new Counter({
+      name: `${PREFIX}remote_list_fetches_total`,
+      help: `Remote block list fetches, by list (its %LIST name) and outcome (${REMOTE_LIST_OUTCOMES.join(", ")}).`,
+      labelNames: ["list", "outcome"] as const, registers: [registry],
+    }),
+    remoteListLastSuccess: new Gauge({
+      name: `${PREFIX}remote_list_last_success_timestamp_seconds`, help: "Unix time of each remote list's last good fetch (0: none yet).",
+      labelNames: ["list"] as const, registers: [registry],
+    }),
+    remoteListEntries: new Gauge({
+      name: `${PREFIX}remote_list_entries`, help: "Entries each remote block list holds.",
+      labelNames: ["list"] as const, registers: [registry],
+    }),
     initListener(listener) {
       zero(metrics.connections, { listener });
       for (const reason of REFUSED_REASONS) zero(metrics.connectionsRefused, { listener, reason });
@@ -363,6 +393,9 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     trackMuc(stats) {
       mucStats = stats;
     },
+    trackKnowledge(stats) {
+      knowledgeStats = stats;
+    },
     trackUpstreams(check) {
       upstreamCheck = check;
     },
@@ -377,6 +410,22 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
       if (upstreamCheck === null) return;
       this.reset();
       for (const u of await upstreamCheck()) this.set({ listener: u.listener }, u.ok ? 1 : 0);
+    },
+  });
+  // Every process holds the whole shared directory: workers report the same
+  // numbers, so the primary takes the largest rather than the sum.
+  new Gauge({
+    name: `${PREFIX}knowledge_sessions`, help: "Online c2s full JIDs the session directory knows (knowledge.sessions), every worker's and, with state.redis, every instance's; hibernating ones included.",
+    registers: [registry], aggregator: "max",
+    collect() {
+      this.set(knowledgeStats().sessions);
+    },
+  });
+  new Gauge({
+    name: `${PREFIX}knowledge_directed_presence`, help: "Directed-presence entries (session, target) the session directory holds (knowledge.sessions).",
+    registers: [registry], aggregator: "max",
+    collect() {
+      this.set(knowledgeStats().directed);
     },
   });
   new Gauge({

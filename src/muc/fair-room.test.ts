@@ -111,7 +111,12 @@ class Reference {
   #tokens = 0;
   #at = -1;
   readonly wishes: number[] = [];
-  constructor(readonly rate: number, readonly depth: number) {}
+  readonly rate: number;
+  readonly depth: number;
+  constructor(rate: number, depth: number) {
+    this.rate = rate;
+    this.depth = depth;
+  }
   start(tokens: number, now: number): void {
     this.#tokens = tokens;
     this.#at = now;

@@ -162,7 +162,7 @@ test("a chain file (leaf, then intermediate) is served whole; a reversed one is 
       const c = connect({ port: server.port, host: "127.0.0.1", servername: "chain.test", rejectUnauthorized: false }, () => {
         const peer = c.getPeerCertificate(true);
         c.destroy();
-        resolve(peer.issuerCertificate.subject.CN);
+        resolve(String(peer.issuerCertificate.subject.CN));
       });
       c.on("error", reject);
     });

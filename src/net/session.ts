@@ -29,6 +29,8 @@ import { TokenBucket } from "../shaping/token-bucket.js";
 import type { RatedStanzaKind } from "../shaping/units.js";
 import { encodeProxyV1, encodeProxyV2, looksLikeProxyHeader, type TransportAddress } from "./proxy-protocol.js";
 import type { ResumptionRegistry } from "./resumption.js";
+import { SmCounts, type Fate } from "../stream/sm-counts.js";
+import { NS_SM3 } from "../stream/tracker.js";
 import { WriteBatch } from "./write-batch.js";
 import { connect as tlsConnect } from "node:tls";
 import { isIP } from "node:net";
@@ -37,6 +39,11 @@ import { offersSaslExternal, stripSaslExternal, type SessionTls } from "./tls-ac
 const RATED_KINDS: readonly RatedStanzaKind[] = ["message", "presence", "iq"];
 
 // Session booleans, packed in one field (#flags) behind private accessors.
+/** XEP-0198 resumption time when the server names none (Prosody's default, smacks_hibernation_time). */
+const DEFAULT_RESUME_MS = 600_000;
+/** A larger `max` is taken as a day. */
+const MAX_RESUME_S = 86_400;
+
 const F_UPSTREAM_CONNECTED = 1 << 0;
 const F_CLOSING = 1 << 1;
 const F_ENDED = 1 << 2;
@@ -189,9 +196,13 @@ export class Session implements SessionInfo {
   readonly #toClient: PeerOutput;
   /** What the server knows about this stream: contexts, identity, verified domains. */
   readonly #tracker: StreamTracker;
+  /** XEP-0198 counts, once the client asks for stream management (stream/sm-counts.ts). */
+  #sm: SmCounts | null = null;
 
   // Fourteen booleans in one small integer (a field each cost 8 bytes per session).
   #flags = F_FIRST_CHUNK; // accessors below the constructor
+  /** How long the server keeps this session for resumption after a lost connection (see resumeMs). */
+  #resumeMs = 0;
   #state: SessionState = "connecting";
   #clientPause = 0;
   #upstreamPause = 0;
@@ -356,6 +367,17 @@ export class Session implements SessionInfo {
   }
 
   /**
+   * The server keeps a resumable session after its connection is lost, but
+   * not after a stream close from either side (the proxy sends one upstream
+   * when the client's connection ends in an orderly way, or it closes the
+   * session itself); only an abrupt end (a reset, an abort) leaves the
+   * session hibernating.
+   */
+  get resumeMs(): number {
+    return this.#clientStreamClosed || this.#serverStreamClosed ? 0 : this.#resumeMs;
+  }
+
+  /**
    * c2s: the stream's `to`. s2s: the peer's domain once the server verified
    * it (the header's claim when that is verified, else the first verified).
    */
@@ -388,6 +410,7 @@ export class Session implements SessionInfo {
     if (this.#closing) return;
     if (target === "peer") this.#toClient.add(bytes, 0, bytes.length, FRAME_STANZA);
     else this.#toUpstream.add(bytes, 0, bytes.length);
+    this.#sm?.injected(target);
     // Flushed by the data handler that is running (stages run inside one).
   }
 
@@ -775,7 +798,9 @@ export class Session implements SessionInfo {
       const k = kindOf(data, start, end, this.#tracker.inbound);
       this.#ctx.stats.stanzas[KIND_INDEX[k]]! += 1;
       const pipeline = this.#ctx.pipeline();
-      if (this.#state !== "bound" || !pipeline.empty) {
+      const judged = pipeline.wants("inbound", k);
+      // Nonzas are looked at for XEP-0198 (stream/sm-counts.ts).
+      if (this.#state !== "bound" || judged || k === "other") {
         // A borrowed view (no allocation per stanza), given back before the next frame.
         const view = this.#tracker.peerView(data, start, end);
         try {
@@ -785,7 +810,15 @@ export class Session implements SessionInfo {
           }
           const event = this.#tracker.peerStanza(view);
           if (event !== null && !this.#onPeerEvent(event)) return;
-          if (!pipeline.empty) {
+          if (k === "other" && view.xmlns === NS_SM3) {
+            const instead = (this.#sm ??= new SmCounts()).clientNonza(view, () => data.toString("utf8", start, end), this.#ctx.resumption);
+            if (instead !== null) {
+              const bytes = Buffer.from(instead);
+              this.#sendUpstream(bytes, 0, bytes.length);
+              return;
+            }
+          }
+          if (judged) {
             const decided = pipeline.judge(view, this, "inbound");
             if (decided !== null && !this.#apply(decided.stage, decided.verdict, "in", view)) return;
           }
@@ -793,6 +826,7 @@ export class Session implements SessionInfo {
           view.release();
         }
       }
+      if (k !== "other") this.#sm?.fromClient("passed");
       this.#sendUpstream(data, start, end);
       return;
     }
@@ -885,13 +919,22 @@ export class Session implements SessionInfo {
       const pipeline = this.#ctx.pipeline();
       // After binding only a few nonzas matter (stream errors, SM enabled);
       // look at their first bytes before building a view.
-      const interesting = this.#state !== "bound" || mayMatterAfterBind(data, start, end);
-      if (interesting || !pipeline.empty) {
+      const interesting = this.#state !== "bound" || mayMatterAfterBind(data, start, end) || (k === "other" && this.#sm !== null);
+      const judged = pipeline.wants("outbound", k);
+      if (interesting || judged) {
         const view = this.#tracker.serverView(data, start, end);
         try {
           if (interesting) {
             const event = this.#tracker.serverStanza(view);
             if (event !== null) this.#onServerEvent(event);
+          }
+          if (k === "other" && this.#sm !== null && view.xmlns === NS_SM3) {
+            const instead = this.#sm.serverNonza(view, () => data.toString("utf8", start, end));
+            if (instead !== null) {
+              const bytes = Buffer.from(instead);
+              this.#toClient.add(bytes, 0, bytes.length, FRAME_STANZA);
+              return;
+            }
           }
           if (view.name === "features" && view.xmlns === NS_STREAMS) {
             let text: string | null = null;
@@ -909,10 +952,11 @@ export class Session implements SessionInfo {
               return;
             }
           }
-          if (!pipeline.empty) {
+          if (judged) {
             const decided = pipeline.judge(view, this, "outbound");
             if (decided !== null && !this.#apply(decided.stage, decided.verdict, "out", view)) return;
           }
+          if (k !== "other") this.#sm?.fromServer("passed");
           this.#toClient.add(data, start, end, FRAME_STANZA);
           // SASL success: both streams restart (RFC 6120 §6.4.6). The peer's next
           // bytes are a new header; so are the server's once it sees that header.
@@ -927,6 +971,7 @@ export class Session implements SessionInfo {
           view.release();
         }
       }
+      if (k !== "other") this.#sm?.fromServer("passed");
       this.#toClient.add(data, start, end, FRAME_STANZA);
       return;
     }
@@ -973,13 +1018,18 @@ export class Session implements SessionInfo {
         this.#authenticatedNow();
         const jid = this.#ctx.resumption.lookup(event.previd);
         this.#tracker.resume(jid);
-        if (jid !== undefined) this.#learnJid(jid);
+        // A resumed session stays resumable; its original <enabled/> (and max) was on another connection.
+        this.#resumeMs = DEFAULT_RESUME_MS;
+        if (jid !== undefined) this.#learnJid(jid, true);
         else this.#setState("bound");
         return;
       }
-      case "resumable":
-        if (this.#tracker.jid !== undefined) this.#ctx.resumption.remember(event.id, this.#tracker.jid);
+      case "resumable": {
+        if (this.#tracker.jid !== undefined) this.#ctx.resumption.remember(event.id, this.#tracker.jid, this.#sm?.ledger ?? undefined);
+        const max = event.max === undefined ? NaN : Number(event.max);
+        this.#resumeMs = Number.isFinite(max) && max > 0 ? Math.min(max, MAX_RESUME_S) * 1000 : DEFAULT_RESUME_MS;
         return;
+      }
       case "auth-failure": {
         const reason = AUTH_REASONS.has(event.reason) ? event.reason : "other";
         this.#ctx.metrics.authFailures.inc({ listener: this.listener, reason });
@@ -1001,7 +1051,7 @@ export class Session implements SessionInfo {
     this.#idleTimer = undefined;
   }
 
-  #learnJid(learned: string): void {
+  #learnJid(learned: string, resumed = false): void {
     // The JID comes out of the parsed stanza's text, as a slice that would keep
     // that whole text alive for the session's life: keep an own copy.
     const jid = Buffer.from(learned, "utf8").toString("utf8");
@@ -1010,6 +1060,7 @@ export class Session implements SessionInfo {
     this.#setState("bound");
     this.#log.info("session bound");
     this.#checkUnlimited();
+    this.#ctx.pipeline().sessionBound(this, resumed);
   }
 
   #flushToClient(): void {
@@ -1023,6 +1074,11 @@ export class Session implements SessionInfo {
   #apply(stage: string, verdict: Verdict, dir: "in" | "out", view: Stanza): boolean {
     this.#ctx.metrics.verdicts.inc({ listener: this.listener, stage, verdict: verdict.action });
     if (verdict.action === "drop" || verdict.action === "bounce" || verdict.action === "close") this.#audit(stage, verdict.action, verdict.reason, dir, view);
+    if (verdict.action !== "forward" && verdict.action !== "close" && view.kind !== "other") {
+      const fate: Fate = verdict.action === "rewrite" ? "passed" : verdict.action === "bounce" ? "bounced" : "dropped";
+      if (dir === "in") this.#sm?.fromClient(fate);
+      else this.#sm?.fromServer(fate);
+    }
     switch (verdict.action) {
       case "forward":
         return true;
@@ -1321,7 +1377,11 @@ export class Session implements SessionInfo {
     const up = this.#upstream;
     if (up && !this.#upstreamDone) {
       if (this.#upstreamConnected) {
-        if (this.#clientHeaderSeen && !this.#clientStreamClosed) up.end("</stream:stream>");
+        if (this.#clientHeaderSeen && !this.#clientStreamClosed) {
+          up.end("</stream:stream>");
+          // The server ends a session whose stream is closed: no resumption (see resumeMs).
+          this.#clientStreamClosed = true;
+        }
         else up.end();
       } else up.destroy();
     }

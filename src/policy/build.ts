@@ -29,16 +29,22 @@ import { RedisRoomBuckets } from "../state/redis-muc-buckets.js";
 import { redactUrl } from "../state/redis-connect.js";
 import { RedisStore } from "../state/redis-store.js";
 import { FleetBuckets } from "../state/fleet-buckets.js";
-import type { FirewallProviders } from "../firewall/context.js";
+import type { FirewallProviders, RemoteListFactory } from "../firewall/context.js";
 import { LearnedRosters, RosterLearner } from "../knowledge/roster-learner.js";
 import { RedisRosterStore } from "../knowledge/roster-redis.js";
 import { SqliteRosterStore } from "../knowledge/roster-sqlite.js";
 import { RosterStage } from "../knowledge/roster-stage.js";
 import type { RosterStore } from "../knowledge/roster-store.js";
+import { RemoteLists } from "../knowledge/remote-lists.js";
+import { RedisListStore, SqliteListStore } from "../knowledge/list-store.js";
+import { DEFAULTS } from "../config/schema.js";
+import type { StateOptions } from "../state/state-options.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import { Pipeline, type Flow, type PolicyStage, type SessionInfo, type Verdict } from "./pipeline.js";
 import { AuditLimiter, ruleOf } from "./audit.js";
 import { ShadowStage } from "./shadow.js";
+import { KnowledgeStage, SessionDirectory } from "../knowledge/sessions.js";
+import { IpcSessionReplicator, RedisSessionReplicator, inWorker } from "../knowledge/replicate.js";
 
 /** What a session offers stages that emit stanzas of their own (firewall REPLY, COPY…). */
 export interface Injector {
@@ -98,6 +104,16 @@ export class PolicyState {
   #rosterCheck: NodeJS.Timeout | undefined;
   /** The stage that feeds the learner; stays in every pipeline built while knowledge.rosters is on. */
   readonly #rosterStage: RosterStage;
+  /** knowledge.sessions: the session directory and the stage that learns it (null: off). */
+  #knowledge: { directory: SessionDirectory; stage: KnowledgeStage } | null = null;
+  /** knowledge.sessions as the process started (changing it takes a restart). */
+  #knowledgeOn: boolean | null = null;
+  /** Remote block lists (%LIST over http(s), pubsubitemid), shared by the rules and the shadow rules across reloads. */
+  readonly lists: RemoteLists;
+  /** The lists each compiled rule set opened: retainLists() keeps those of the live ones. */
+  readonly #listKeys = new WeakMap<CompiledRuleSet, ReadonlySet<string>>();
+  /** state: of the config the lists' copy store is opened with (the first one that needed it). */
+  #listState: StateOptions | null = null;
 
   constructor(logger: Logger, metrics: Metrics, audit: AuditLimiter = new AuditLimiter()) {
     this.#logger = logger;
@@ -124,6 +140,16 @@ export class PolicyState {
         logger[method]({ rule: rule.id, sid: session.id, jid: session.jid, shadow: true }, message);
       },
       onError: (err, session) => logger.error({ sid: session.id, shadow: true, err: err instanceof Error ? err.message : String(err) }, "shadow firewall error"),
+    });
+    this.lists = new RemoteLists({
+      logger: logger.child({ part: "remote-lists" }),
+      metrics,
+      options: DEFAULTS.knowledge.lists,
+      store: () => {
+        const state = this.#listState;
+        if (state === null) return null;
+        return state.redis !== null ? new RedisListStore(state.redis, state.prefix) : SqliteListStore.open(state.path);
+      },
     });
     const rosterError = (err: unknown, op: string): void => {
       metrics.stateErrors.inc({ op });
@@ -160,9 +186,13 @@ export class PolicyState {
   async loadRules(config: Config): Promise<{ ruleset: CompiledRuleSet | undefined; errors: string[] }> {
     if (config.firewall.scripts.length === 0) return { ruleset: undefined, errors: [] };
     const used = { roster: false };
+    const lists = this.#listScope(config);
     const fleet = this.#fleet;
     const sharedLimits = fleet === null ? undefined : { poll: (name: string, rate: number, burst: number) => fleet.poll("firewall", name, { rate, capacity: rate * burst }) };
-    const result = await loadRuleFiles(config.firewall.scripts, undefined, { clock: realClock, previous: this.firewall.ruleset, localHosts: config.hosts, providers: this.#providers(config, used), sharedLimits });
+    const result = await loadRuleFiles(config.firewall.scripts, undefined, {
+      clock: realClock, previous: this.firewall.ruleset, localHosts: config.hosts, providers: this.#providers(config, used, lists.factory), sharedLimits,
+    });
+    if (result.ruleset) this.#listKeys.set(result.ruleset, lists.keys);
     // Warnings never stop a load (lines Prosody loads that are not what they
     // look like, portability notes): logged at every load and reload.
     for (const w of result.warnings) this.#logger.warn({ file: w.file, line: w.line, column: w.column }, `firewall rule warning: ${w.format()}`);
@@ -176,16 +206,26 @@ export class PolicyState {
    * What the rules may look up. `used.roster` becomes true when a rule
    * compiled against the roster provider (then its store must be open).
    */
-  #providers(config: Config, used: { roster: boolean }): FirewallProviders {
-    if (!config.knowledge.rosters) return {};
+  #providers(config: Config, used: { roster: boolean }, remoteLists: RemoteListFactory): FirewallProviders {
     const rosters = this.rosters;
-    return {
-      get roster() {
-        used.roster = true;
-        return rosters;
-      },
-    };
+    const sessions = this.#knowledge?.directory;
+    const providers: { roster?: LearnedRosters; sessions?: SessionDirectory; directedPresence?: SessionDirectory; remoteLists: RemoteListFactory } = { remoteLists };
+    if (config.knowledge.rosters) {
+      Object.defineProperty(providers, "roster", {
+        enumerable: true,
+        get() {
+          used.roster = true;
+          return rosters;
+        },
+      });
+    }
+    if (sessions !== undefined) {
+      providers.sessions = sessions;
+      providers.directedPresence = sessions;
+    }
+    return providers;
   }
+
 
   /**
    * Opens the roster store when rules first need it: Redis with state.redis,
@@ -263,12 +303,36 @@ export class PolicyState {
   async loadShadowRules(config: Config): Promise<{ ruleset: CompiledRuleSet | undefined; errors: string[] }> {
     if (config.firewall.shadow.length === 0) return { ruleset: undefined, errors: [] };
     const used = { roster: false };
-    const result = await loadRuleFiles(config.firewall.shadow, undefined, { clock: realClock, previous: this.shadow.ruleset, providers: this.#providers(config, used) });
+    const lists = this.#listScope(config);
+    const result = await loadRuleFiles(config.firewall.shadow, undefined, { clock: realClock, previous: this.shadow.ruleset, providers: this.#providers(config, used, lists.factory) });
+    if (result.ruleset) this.#listKeys.set(result.ruleset, lists.keys);
     for (const w of result.warnings) this.#logger.warn({ code: "XPX_ERR_RULES_INVALID", shadow: true }, w.format());
     if (!result.ruleset) return { ruleset: undefined, errors: result.errors.map((e) => `firewall.shadow: ${e.format()}`) };
     const opened = await this.#openRosters(config, used.roster);
     if (opened !== null) return { ruleset: undefined, errors: [`firewall.shadow: ${opened}`] };
     return { ruleset: result.ruleset, errors: [] };
+  }
+
+  #listScope(config: Config): ReturnType<RemoteLists["scope"]> {
+    // A reload's knowledge.lists applies once it is built (build()); at
+    // start-up, before the first fetches.
+    if (this.firewall.ruleset === undefined && this.shadow.ruleset === undefined) this.lists.configure(config.knowledge.lists);
+    // Like the registration store, the copy store follows state: at restart only.
+    this.#listState ??= config.state;
+    return this.lists.scope(config.component);
+  }
+
+  /**
+   * Close the remote lists the live rule sets (rules and shadow rules) do not
+   * use: call after every swap, and after a refused load (whose new lists
+   * nothing uses). A list kept by a reload keeps its content and its timer.
+   */
+  retainLists(): void {
+    const keys = new Set<string>();
+    for (const rs of [this.firewall.ruleset, this.shadow.ruleset]) {
+      if (rs !== undefined) for (const k of this.#listKeys.get(rs) ?? []) keys.add(k);
+    }
+    this.lists.retain(keys);
   }
 
   /**
@@ -278,6 +342,7 @@ export class PolicyState {
    * A no-op otherwise, and for what is already open.
    */
   async openState(config: Config): Promise<void> {
+    await this.#openKnowledge(config);
     const url = config.state.redis;
     if (url === null) return;
     const log = this.#logger;
@@ -315,6 +380,45 @@ export class PolicyState {
       this.#mucRooms = await RedisRoomBuckets.open({ url, prefix: config.state.prefix, clock: WALL_CLOCK, onError });
       log.info({ redis: redactUrl(url), prefix: config.state.prefix }, "MUC room buckets in redis");
     }
+  }
+
+  /** The session directory (knowledge.sessions), when on. */
+  get sessionDirectory(): SessionDirectory | null {
+    return this.#knowledge?.directory ?? null;
+  }
+
+  /**
+   * knowledge.sessions: opens the session directory once, shared with the
+   * other processes (Redis with state.redis; else the cluster primary in a
+   * worker; else this process only). Changing the option takes a restart.
+   */
+  async #openKnowledge(config: Config): Promise<void> {
+    const on = config.knowledge.sessions;
+    if (this.#knowledgeOn !== null) {
+      if (this.#knowledgeOn !== on) this.#logger.warn({ sessions: on, running: this.#knowledgeOn }, "knowledge.sessions changed: takes effect after a restart");
+      return;
+    }
+    if (!on) {
+      this.#knowledgeOn = false;
+      return;
+    }
+    const m = this.#metrics;
+    const log = this.#logger;
+    const onError = (err: unknown, op: string): void => {
+      m.stateErrors.inc({ op });
+      log.error({ op, err: err instanceof Error ? err.message : String(err) }, "session directory sharing error; lookups go on from what this process knows");
+    };
+    const directory = new SessionDirectory();
+    const url = config.state.redis;
+    if (url !== null) {
+      await RedisSessionReplicator.open({ url, prefix: config.state.prefix, directory, onError });
+      log.info({ redis: redactUrl(url), prefix: config.state.prefix }, "session directory shared in redis");
+    } else if (inWorker()) {
+      await IpcSessionReplicator.open(directory, 5000, onError);
+    }
+    this.#knowledge = { directory, stage: new KnowledgeStage({ directory, roster: config.knowledge.rosters ? this.rosters : undefined }) };
+    this.#knowledgeOn = true;
+    m.trackKnowledge(() => directory.stats());
   }
 
   /**
@@ -402,8 +506,12 @@ export class PolicyState {
     // until a rule file needs rosters (a rule file reload may come without a
     // new pipeline, so it is in place whenever rules are).
     if (config.knowledge.rosters && (firewallOn || shadowOn)) stages.push(this.#rosterStage);
+    if (this.#knowledge !== null) stages.push(this.#knowledge.stage);
     // Last: only a pipeline that was built in full changes the component connection.
     this.notifier.configure(config.component, config.registration);
+    // pubsubitemid lists read their node over the same component connection.
+    this.lists.setComponent(this.notifier.client);
+    this.lists.configure(config.knowledge.lists);
     return new Pipeline(stages);
   }
 
@@ -473,6 +581,7 @@ export class PolicyState {
   close(): void {
     clearInterval(this.#sweep);
     clearInterval(this.#stateCheck);
+    void this.lists.close();
     void this.notifier.close();
     this.#store?.close();
     this.#store = null;
@@ -484,6 +593,7 @@ export class PolicyState {
     this.#rosterLearner = null;
     this.#rosterStore?.close();
     this.#rosterStore = null;
+    this.#knowledge?.directory.close();
     this.#fleet?.close();
     this.#fleet = null;
   }

@@ -8,7 +8,7 @@
 // bound the memory held for a partial stanza.
 
 import type { ErrorCode } from "../errors.js";
-import type { StanzaView } from "../xml/stanza-view.js";
+import type { StanzaKind, StanzaView } from "../xml/stanza-view.js";
 
 /** What a stage knows about the session a stanza belongs to. */
 export interface SessionInfo {
@@ -23,6 +23,12 @@ export interface SessionInfo {
   /** s2s peer domain (stream `from`) or c2s stream `to`. */
   readonly domain: string | undefined;
   readonly authenticated: boolean;
+  /**
+   * c2s: how long (ms) the server would keep this session for XEP-0198
+   * resumption if the connection were lost now; 0 when it would end it (not
+   * resumable, or a stream close was sent). Optional for stages' tests.
+   */
+  readonly resumeMs?: number | undefined;
 }
 
 /** Direction of a stanza through the proxy. */
@@ -47,23 +53,52 @@ export interface PolicyStage {
    * Return undefined (or FORWARD) to let the next stage decide.
    */
   judge(stanza: StanzaView, session: SessionInfo, flow: Flow): Verdict | undefined;
+  /**
+   * Optional: the only stanzas this stage ever looks at. Sessions skip
+   * building views for stanzas no stage wants (an observer of presence alone
+   * costs nothing on messages).
+   */
+  readonly only?: { readonly flow: Flow; readonly kinds: readonly StanzaKind[] } | undefined;
   /** Forget per-session state (optional). */
   sessionEnded?(session: SessionInfo): void;
+  /** The server bound the session's full JID (session.jid), or resumed it (XEP-0198) (optional). */
+  sessionBound?(session: SessionInfo, resumed: boolean): void;
 }
 
 export class Pipeline {
   readonly stages: readonly PolicyStage[];
   /** True when no stage wants to see stanzas: the session can skip building views. */
   readonly empty: boolean;
+  /** Per flow, the stanza kinds some stage wants (null: every kind). */
+  readonly #wanted: Record<Flow, Set<StanzaKind> | null>;
 
   constructor(stages: readonly PolicyStage[]) {
     this.stages = Object.freeze([...stages]);
     this.empty = stages.length === 0;
+    this.#wanted = { inbound: new Set(), outbound: new Set() };
+    for (const s of stages) {
+      for (const flow of ["inbound", "outbound"] as const) {
+        const w = this.#wanted[flow];
+        if (w === null) continue;
+        if (s.only === undefined) this.#wanted[flow] = null;
+        else if (s.only.flow === flow) for (const k of s.only.kinds) w.add(k);
+      }
+    }
+  }
+
+  /** Whether any stage wants to judge a stanza of `kind` in `flow` (false: judging it is a no-op). */
+  wants(flow: Flow, kind: StanzaKind): boolean {
+    const w = this.#wanted[flow];
+    return w === null || w.has(kind);
   }
 
   sessionEnded(session: SessionInfo): void {
     const stages = this.stages;
     for (let k = 0; k < stages.length; k++) stages[k]!.sessionEnded?.(session);
+  }
+
+  sessionBound(session: SessionInfo, resumed: boolean): void {
+    for (const stage of this.stages) stage.sessionBound?.(session, resumed);
   }
 
   /** Run the stages in order; returns the deciding stage's name with its verdict. */

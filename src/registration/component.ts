@@ -5,8 +5,9 @@
 // with <handshake>SHA-1(stream id + secret)</handshake>, then send queued
 // stanzas. On any failure it reconnects with capped exponential backoff; the
 // queue of stanzas not yet written is bounded (the oldest are dropped and
-// reported). Incoming stanzas are read with our own framer and ignored,
-// except stream errors, which are logged.
+// reported). Incoming stanzas are read with our own framer and handed to the
+// watchers (the remote block lists read pubsub answers and events that way);
+// stream errors end the connection and are logged.
 import { connect, type Socket } from "node:net";
 import { parseHostPort } from "../config/address.js";
 import { AddressError } from "../util/ip.js";
@@ -63,6 +64,13 @@ export interface ComponentEvents {
   onDropped?(stanza: string): void;
 }
 
+/** A second party on the same connection (watch()): told when it comes online, and given every incoming stanza. */
+export interface ComponentWatcher {
+  onOnline?(): void;
+  /** One incoming top-level stanza (data[start, end)), after the handshake. */
+  onStanza?(data: Buffer, start: number, end: number): void;
+}
+
 export interface ComponentClientInit {
   readonly options: ComponentOptions;
   readonly events?: ComponentEvents;
@@ -103,6 +111,7 @@ export class ComponentClient {
   #socket: Socket | null = null;
   #backoff: number;
   #timer: NodeJS.Timeout | undefined;
+  readonly #watchers = new Set<ComponentWatcher>();
 
   constructor(init: ComponentClientInit) {
     this.#opts = init.options;
@@ -125,6 +134,12 @@ export class ComponentClient {
   /** Stanzas waiting for the connection. */
   get queued(): number {
     return this.#queue.length;
+  }
+
+  /** Add a watcher; returns the function that removes it. */
+  watch(watcher: ComponentWatcher): () => void {
+    this.#watchers.add(watcher);
+    return () => this.#watchers.delete(watcher);
   }
 
   start(): void {
@@ -210,10 +225,14 @@ export class ComponentClient {
             this.#backoff = this.#minBackoff;
             this.#events.onOnline?.();
             this.#flush();
+            for (const w of [...this.#watchers]) w.onOnline?.();
           } else if (head.name === "stream:error") {
             fail(`stream error from server: ${data.toString("utf8", start, Math.min(end, start + 300))}`);
           }
-          // Anything else (errors bounced to our notifications, probes) is ignored.
+          else if (this.#state === "online") {
+            // Anything else (answers, pubsub events, errors bounced to our notifications) goes to the watchers.
+            for (const w of [...this.#watchers]) w.onStanza?.(data, start, end);
+          }
         } else if (kind === FRAME_CLOSE) {
           fail("server closed the stream");
         }

@@ -1,11 +1,7 @@
 // The fleet RegistrationStore (docs/deploy.md, "Fleets: several instances, one Redis"): one Redis shared by every xmpp-guard
-// instance and worker. Policy stages judge stanzas synchronously, so this
-// store is a replicated cache: `open()` loads the prefix's state into memory
-// and subscribes to the fleet's change channel; reads are answered from
-// memory; every write is applied locally at once and sent to Redis as one Lua
-// script that changes the key and PUBLISHes the key's resulting state in the
-// same atomic step. Every instance (the writer included) applies those events
-// in Redis's commit order, so all caches converge on what Redis holds.
+// instance and worker, as a replicated cache (state/redis-replica.ts): reads
+// are answered from memory; every write is applied locally at once and sent
+// as one Lua script that changes the key and PUBLISHes its resulting state.
 //
 // Consistency: a write made on one instance is seen by the others after one
 // Redis round trip plus pub/sub delivery (sub-millisecond on a LAN). In that
@@ -20,10 +16,9 @@
 //   P throttle:<key>  hash  tokens, updated_at; expires when refilled to full
 //   P meta            hash  skeleton_version
 //   P events          pub/sub channel of {t, k, v} key states
-import { randomUUID } from "node:crypto";
-import { Redis } from "ioredis";
+import type { Redis } from "ioredis";
 import { countAccountsIn, pruneRefilled, pruneTombstonesBefore, type AccountSource, type KnownAccount, type RegistrationStore, type ThrottleState, type Tombstone } from "./registration-store.js";
-import { openRedisPair, withTimeout } from "./redis-connect.js";
+import { RedisReplica } from "./redis-replica.js";
 
 export interface RedisStoreOptions {
   /** redis://host:port/db */
@@ -42,8 +37,7 @@ type AccountJson = [skeleton: string, source: AccountSource, created_at: number,
 type Event =
   | { t: "a"; k: string; v: AccountJson | null }
   | { t: "s"; k: string; v: number | null }
-  | { t: "h"; k: string; v: [number, number] | null }
-  | { t: "sync"; k: string; v: null };
+  | { t: "h"; k: string; v: [number, number] | null };
 
 // Floats travel as %.17g strings: Lua's tostring and number replies would round them.
 const LUA_SET_IF_ABSENT = `
@@ -107,80 +101,55 @@ function splitPair(k: string): { username: string; host: string } {
 }
 
 export class RedisStore implements RegistrationStore {
-  readonly #r: Redis;
-  readonly #sub: Redis;
+  /** Set by open() before the store is handed out. */
+  #rep!: RedisReplica;
   readonly #p: string;
-  readonly #channel: string;
-  readonly #onError: (err: unknown, op: string) => void;
   readonly #accounts = new Map<string, KnownAccount>();
   /** "host\0skeleton" → usernames with that skeleton. */
   readonly #bySkeleton = new Map<string, Set<string>>();
   readonly #tombstones = new Map<string, Tombstone>();
   readonly #throttles = new Map<string, ThrottleState>();
   #skeletonVersion: string | undefined;
-  /** Writes sent and not yet answered. */
-  readonly #pending = new Set<Promise<unknown>>();
-  readonly #syncWaiters = new Map<string, () => void>();
-  #closed = false;
 
   /** Connects, subscribes, loads the prefix's state. Rejects (and disconnects) when Redis is unreachable in time. */
-  static open(options: RedisStoreOptions): Promise<RedisStore> {
-    return openRedisPair(options, (r, sub) => new RedisStore(r, sub, options), { run: (store) => store.#load(), what: "loading state", startMultiple: 4 });
+  static async open(options: RedisStoreOptions): Promise<RedisStore> {
+    const store = new RedisStore(options.prefix);
+    store.#rep = await RedisReplica.open(
+      { url: options.url, channel: `${options.prefix}events`, connectTimeoutMs: options.connectTimeoutMs, onError: options.onError, what: "loading state" },
+      { load: (rep) => store.#load(rep), apply: (change) => store.#apply(change as Event) },
+    );
+    return store;
   }
 
-  private constructor(r: Redis, sub: Redis, options: RedisStoreOptions) {
-    this.#r = r;
-    this.#sub = sub;
-    this.#p = options.prefix;
-    this.#channel = `${options.prefix}events`;
-    this.#onError = options.onError ?? (() => {});
-    // ioredis reconnects by itself; errors are reported, not thrown.
-    r.on("error", (err) => this.#onError(err, "redis"));
-    sub.on("error", (err) => this.#onError(err, "redis-subscribe"));
+  private constructor(prefix: string) {
+    this.#p = prefix;
   }
 
-  async #load(): Promise<void> {
-    // Subscribe first and hold events back until the snapshot is in: replayed
-    // in order after it, they bring the cache to Redis's state (each event
-    // carries its key's whole resulting state).
-    const held: string[] = [];
-    let loading = true;
-    this.#sub.on("message", (channel: string, message: string) => {
-      if (channel !== this.#channel || this.#closed) return;
-      if (loading) held.push(message);
-      else this.#apply(message);
-    });
-    await this.#sub.subscribe(this.#channel);
+  get #r(): Redis {
+    return this.#rep.r;
+  }
+
+  get #channel(): string {
+    return this.#rep.channel;
+  }
+
+  async #load(rep: RedisReplica): Promise<void> {
     const [accounts, tombs, meta] = await Promise.all([
-      this.#r.hgetall(`${this.#p}accounts`),
-      this.#r.zrange(`${this.#p}tombstones`, 0, -1, "WITHSCORES"),
-      this.#r.hget(`${this.#p}meta`, "skeleton_version"),
+      rep.r.hgetall(`${this.#p}accounts`),
+      rep.r.zrange(`${this.#p}tombstones`, 0, -1, "WITHSCORES"),
+      rep.r.hget(`${this.#p}meta`, "skeleton_version"),
     ]);
     for (const [k, json] of Object.entries(accounts)) this.#setAccount(k, JSON.parse(json) as AccountJson);
     for (let i = 0; i + 1 < tombs.length; i += 2) this.#setTombstone(tombs[i]!, Number(tombs[i + 1]));
     this.#skeletonVersion = meta ?? undefined;
     const throttlePrefix = `${this.#p}throttle:`;
-    let cursor = "0";
-    do {
-      const [next, keys] = await this.#r.scan(cursor, "MATCH", `${throttlePrefix}*`, "COUNT", 1000);
-      cursor = next;
-      for (const key of keys) {
-        const [tokens, updated] = await this.#r.hmget(key, "tokens", "updated_at");
-        if (tokens !== null && updated !== null) this.#throttles.set(key.slice(throttlePrefix.length), { tokens: Number(tokens), updated_at: Number(updated) });
-      }
-    } while (cursor !== "0");
-    loading = false;
-    for (const m of held) this.#apply(m);
+    await rep.scan(`${throttlePrefix}*`, async (key) => {
+      const [tokens, updated] = await rep.r.hmget(key, "tokens", "updated_at");
+      if (tokens !== null && updated !== null) this.#throttles.set(key.slice(throttlePrefix.length), { tokens: Number(tokens), updated_at: Number(updated) });
+    });
   }
 
-  #apply(message: string): void {
-    let e: Event;
-    try {
-      e = JSON.parse(message) as Event;
-    } catch (err) {
-      this.#onError(err, "redis-event");
-      return;
-    }
+  #apply(e: Event): void {
     switch (e.t) {
       case "a":
         if (e.v === null) this.#deleteAccount(e.k);
@@ -193,10 +162,6 @@ export class RedisStore implements RegistrationStore {
       case "h":
         if (e.v === null) this.#throttles.delete(e.k);
         else this.#throttles.set(e.k, { tokens: e.v[0], updated_at: e.v[1] });
-        break;
-      case "sync":
-        this.#syncWaiters.get(e.k)?.();
-        this.#syncWaiters.delete(e.k);
         break;
     }
   }
@@ -230,9 +195,7 @@ export class RedisStore implements RegistrationStore {
 
   /** Sends a write; failures are reported, the local cache has already changed. */
   #send(op: string, p: Promise<unknown>): void {
-    const tracked = p.catch((err: unknown) => this.#onError(err, op));
-    this.#pending.add(tracked);
-    void tracked.finally(() => this.#pending.delete(tracked));
+    this.#rep.send(op, p);
   }
 
   #event(e: Event): string {
@@ -368,33 +331,21 @@ export class RedisStore implements RegistrationStore {
   // --- fleet helpers -------------------------------------------------------
 
   /** Resolves when every write sent so far has been answered by Redis. */
-  async flush(): Promise<void> {
-    while (this.#pending.size > 0) await Promise.allSettled([...this.#pending]);
+  flush(): Promise<void> {
+    return this.#rep.flush();
   }
 
-  /**
-   * Resolves once this instance has applied every event Redis published
-   * before now (including other instances' flushed writes): a marker is
-   * published and awaited on the subscription, which delivers in order.
-   */
-  async sync(): Promise<void> {
-    await this.flush();
-    const id = randomUUID();
-    const seen = new Promise<void>((resolve) => this.#syncWaiters.set(id, resolve));
-    await this.#r.publish(this.#channel, this.#event({ t: "sync", k: id, v: null }));
-    await withTimeout(seen, 5000, "state.redis sync");
+  /** Resolves once this instance has applied every change Redis published before now. */
+  sync(): Promise<void> {
+    return this.#rep.sync();
   }
 
   close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    // QUIT is queued behind the writes still in flight on this connection.
-    void this.#r.quit().catch(() => this.#r.disconnect());
-    this.#sub.disconnect();
+    this.#rep.close();
   }
 
   #check(): void {
-    if (this.#closed) throw new Error("RedisStore is closed");
+    if (this.#rep.closed) throw new Error("RedisStore is closed");
   }
 }
 

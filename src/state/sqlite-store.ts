@@ -77,9 +77,25 @@ const MIGRATIONS: readonly string[] = [
      since INTEGER NOT NULL,
      PRIMARY KEY (owner, contact)
    ) WITHOUT ROWID;`,
+  // 3: the last good copy of each remote block list (knowledge/remote-lists.ts), by URL.
+  `CREATE TABLE remote_lists (
+     url TEXT PRIMARY KEY,
+     body TEXT NOT NULL,
+     etag TEXT,
+     last_modified TEXT,
+     fetched_at INTEGER NOT NULL
+   ) WITHOUT ROWID;`,
 ];
 
 export const SCHEMA_VERSION = MIGRATIONS.length;
+
+/** A remote list's body as last fetched, with its validators (fetched_at: epoch ms). */
+export interface RemoteListCopy {
+  readonly body: string;
+  readonly etag: string | null;
+  readonly last_modified: string | null;
+  readonly fetched_at: number;
+}
 
 export type StateErrorCode =
   /** The path cannot be created, opened or written (permissions, read-only disk, a directory...). */
@@ -362,6 +378,11 @@ export class SqliteStore implements RegistrationStore {
       getTombstone: db.prepare<[string, string], Tombstone>("SELECT username, host, deleted_at FROM tombstones WHERE host = ? AND username = ?"),
       deleteTombstone: db.prepare<[string, string]>("DELETE FROM tombstones WHERE host = ? AND username = ?"),
       pruneTombstones: db.prepare<[number]>("DELETE FROM tombstones WHERE deleted_at < ?"),
+      getRemoteList: db.prepare<[string], RemoteListCopy>("SELECT body, etag, last_modified, fetched_at FROM remote_lists WHERE url = ?"),
+      putRemoteList: db.prepare<[string, string, string | null, string | null, number]>(
+        "INSERT INTO remote_lists (url, body, etag, last_modified, fetched_at) VALUES (?, ?, ?, ?, ?) " +
+          "ON CONFLICT (url) DO UPDATE SET body = excluded.body, etag = excluded.etag, last_modified = excluded.last_modified, fetched_at = excluded.fetched_at",
+      ),
     };
   }
 
@@ -476,6 +497,15 @@ export class SqliteStore implements RegistrationStore {
    * Runs `fn` (this store's own methods) as one write transaction: one commit
    * instead of one per write, for bulk work such as `users import`.
    */
+  /** The last good copy of the remote list at `url`, if one was saved. */
+  getRemoteList(url: string): RemoteListCopy | undefined {
+    return this.#read("reading a remote list copy", () => this.#stmt.getRemoteList.get(url));
+  }
+
+  putRemoteList(url: string, copy: RemoteListCopy): void {
+    this.#write("saving a remote list copy", () => this.#stmt.putRemoteList.run(url, copy.body, copy.etag, copy.last_modified, copy.fetched_at));
+  }
+
   transaction<T>(fn: () => T): T {
     return this.#write("write", () => this.#db.transaction(fn).immediate());
   }

@@ -107,6 +107,8 @@ test("XEP-0198: enabled with resume is remembered; resumed restores the session"
   t.peerHeader(...head(C2S_HEADER));
   t.jid = "romeo@example.net/r";
   assert.deepEqual(server(t, "<enabled xmlns='urn:xmpp:sm:3' id='sm1' resume='true'/>"), { kind: "resumable", id: "sm1" });
+  // The server's resumption time, when it says (how long a lost session stays online: docs/knowledge.md).
+  assert.deepEqual(server(t, "<e:enabled xmlns:e='urn:xmpp:sm:3' id='sm2' resume='1' max='300'/>"), { kind: "resumable", id: "sm2", max: "300" });
   const t2 = new StreamTracker("c2s");
   t2.peerHeader(...head(C2S_HEADER));
   peer(t2, "<resume xmlns='urn:xmpp:sm:3' previd='sm1' h='0'/>");

@@ -39,8 +39,8 @@ export type ServerEvent =
   | { readonly kind: "bound"; readonly jid: string }
   /** XEP-0198 resumption answered: the session is back (its JID is the resumed one's). */
   | { readonly kind: "resumed"; readonly previd: string }
-  /** XEP-0198 enabled with resumption: remember `id` → JID. */
-  | { readonly kind: "resumable"; readonly id: string }
+  /** XEP-0198 enabled with resumption: remember `id` → JID. `max`: the server's resumption time, seconds, when it says. */
+  | { readonly kind: "resumable"; readonly id: string; readonly max?: string }
   /** s2s: the server accepted the peer's dialback for `domain`. */
   | { readonly kind: "verified"; readonly domain: string }
   /** The server ends the stream with this condition. */
@@ -193,7 +193,8 @@ export class StreamTracker {
       if (name === "enabled") {
         const id = view.attr("id");
         const resume = view.attr("resume");
-        if (id !== undefined && this.jid !== undefined && (resume === "true" || resume === "1")) return { kind: "resumable", id };
+        const max = view.attr("max");
+        if (id !== undefined && this.jid !== undefined && (resume === "true" || resume === "1")) return max === undefined ? { kind: "resumable", id } : { kind: "resumable", id, max };
       } else if (name === "resumed" && this.#resumePrevId !== undefined) {
         this.phase = "bound";
         return { kind: "resumed", previd: this.#resumePrevId };

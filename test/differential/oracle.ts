@@ -1,7 +1,7 @@
 // The server side of the differential test: Prosody's own stream parser,
 // driven by xmppstream.lua in one long-lived Lua process, and the rules that
 // turn its callbacks into "what the server read" and compare that with the
-// proxy's view (src/stream/view-stream.ts).
+// proxy's view (test/helpers/view-stream.ts).
 
 import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from "node:child_process";
 import { accessSync, constants, existsSync, readFileSync } from "node:fs";

@@ -1,5 +1,5 @@
 // Differential test: the proxy's reading of a client or server stream
-// (viewStream, src/stream/view-stream.ts) against the server's own, Prosody's
+// (viewStream, test/helpers/view-stream.ts) against the server's own, Prosody's
 // stream parser run as an oracle (xmppstream.lua, one Lua process for the
 // whole file). For every top-level element both must agree on the local
 // name, namespace, type, from, to and xml:lang; where the server refuses a

@@ -42,7 +42,7 @@ export function openMessage(domain: string, extra = ""): string {
 }
 
 /** A WebSocket to `url` offering `protocols`; resolves once open (rejects with the HTTP status on a refused handshake). */
-export function connectWs(url: string, protocols: string[] = ["xmpp"], options: ClientOptions = {}): Promise<WebSocket> {
+export function connectWs(url: string, protocols: string[] = ["xmpp"], options: ClientOptions & { servername?: string } = {}): Promise<WebSocket> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, protocols, options);
     const timer = setTimeout(() => {
@@ -70,7 +70,7 @@ export function connectWs(url: string, protocols: string[] = ["xmpp"], options: 
  * A WebSocket to `url` with a stream on it from the start (a server may send
  * in the same read as its handshake answer); resolves once open.
  */
-export async function connectStream(url: string, protocols: string[] = ["xmpp"], options: ClientOptions = {}, form: Form = "plain"): Promise<WsStream> {
+export async function connectStream(url: string, protocols: string[] = ["xmpp"], options: ClientOptions & { servername?: string } = {}, form: Form = "plain"): Promise<WsStream> {
   const ws = new WebSocket(url, protocols, options);
   const s = wsStream(ws, form);
   await new Promise<void>((resolve, reject) => {

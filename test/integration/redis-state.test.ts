@@ -360,14 +360,14 @@ test("MUC room buckets: concurrent debits leave the shared bucket in debt; a lat
   assert.deepEqual(a.rooms!.peek(key), b.rooms!.peek(key));
   assert.equal(a.rooms!.peek(key)!.seq, 5);
   clock.advance(2_500);
-  assert.match(say("w@example.org/x", "hot")(b)?.reason ?? "ok", /room bucket empty/);
+  assert.match((say("w@example.org/x", "hot")(b) as { reason?: string } | undefined)?.reason ?? "ok", /room bucket empty/);
 
   // An instance started now loads the rooms Redis holds at start: it knows
   // the debt before anyone speaks there, and refuses like the others.
   await converge([a, b], ["hot"], clock);
   const late = mucMember(clock, await openRooms(prefix, clock));
   assert.deepEqual(late.rooms!.peek(key), b.rooms!.peek(key));
-  assert.match(say("x@example.org/x", "hot")(late)?.reason ?? "ok", /room bucket empty/);
+  assert.match((say("x@example.org/x", "hot")(late) as { reason?: string } | undefined)?.reason ?? "ok", /room bucket empty/);
   await converge([a, b, late], ["hot"], clock);
   assert.deepEqual(a.rooms!.peek(key), late.rooms!.peek(key));
   for (const m of [a, b, late]) m.stage.close();

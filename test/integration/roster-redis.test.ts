@@ -8,7 +8,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, test } from "node:test";
 import { configFromObject } from "../../src/config/load.js";
-import { testStanza } from "../../src/firewall/test-stanza.js";
+import { testStanza } from "../helpers/test-stanza.js";
 import { createLogger } from "../../src/log.js";
 import { createMetrics } from "../../src/metrics/definitions.js";
 import type { Pipeline } from "../../src/policy/pipeline.js";

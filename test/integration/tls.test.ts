@@ -48,7 +48,9 @@ class Reader {
   text = "";
   closed = false;
   readonly #waiters = new Set<() => void>();
-  constructor(readonly socket: Socket) {
+  readonly socket: Socket;
+  constructor(socket: Socket) {
+    this.socket = socket;
     socket.on("data", (d: Buffer) => {
       this.text += d.toString("utf8");
       for (const w of this.#waiters) w();

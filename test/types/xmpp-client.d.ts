@@ -1,0 +1,2 @@
+// @xmpp/client ships no type declarations; the harness uses it untyped.
+declare module "@xmpp/client";
