@@ -188,7 +188,7 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
   rewatch();
   let draining = false;
   const listeners = new Map<string, Listener>();
-  const deps = { logger, metrics, resumption, audit, settings: () => settings };
+  const deps = { logger, metrics, resumption, audit, settings: () => settings, fleet: () => policy.fleet };
   const checker = new UpstreamChecker();
 
   const startListener = async (lc: Config["listeners"][number]): Promise<void> => {
@@ -294,7 +294,12 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
     },
     degraded: () => {
       const fault = policy.stateFault();
-      return fault === null ? [] : [`state: ${fault}`];
+      const fleet = policy.fleet;
+      return [
+        ...(fault === null ? [] : [`state: ${fault}`]),
+        // Sessions go on (fail open to this instance's own limits): listed, not unready.
+        ...(fleet !== null && !fleet.up ? [`state.redis: unreachable, limits are per instance until it answers (${fleet.why})`] : []),
+      ];
     },
     sessions: (filter = {}) => {
       const out: SessionSummary[] = [];

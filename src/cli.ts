@@ -253,6 +253,11 @@ Examples:
     .addOption(new Option("-c, --config <file>", "config file (for state.path)").default(DEFAULT_CONFIG_PATH))
     .action(async (file: string, opts: { config: string }) => {
       const config = await loadOrExit(opts.config);
+      if (config.state.redis !== null) {
+        process.stderr.write(`xmpp-guard backup: the state lives in Redis (state.redis), not in a file: back up Redis itself (redis-cli --rdb FILE): see docs/deploy.md, "Backing up the Redis state".\n`);
+        process.exitCode = 1;
+        return;
+      }
       const summary = await backup(config.state.path, file);
       process.stdout.write(`${config.state.path} → ${file}: ${summary.accounts} accounts, ${summary.tombstones} tombstones, ${summary.throttles} throttles\n`);
     });
@@ -265,7 +270,7 @@ Examples:
     .action(async (file: string, opts: { config: string }) => {
       const config = await loadOrExit(opts.config);
       if (config.state.redis !== null) {
-        process.stderr.write(`xmpp-guard restore: the state lives in Redis (state.redis), not in a file: there is nothing to restore here. Restore Redis itself (its RDB or AOF file) if you must.\n`);
+        process.stderr.write(`xmpp-guard restore: the state lives in Redis (state.redis), not in a file: there is nothing to restore here. Back up and restore Redis itself (redis-cli --rdb, its RDB or AOF file): see docs/deploy.md, "Backing up the Redis state".\n`);
         process.exitCode = 1;
         return;
       }

@@ -5,8 +5,8 @@
 // ordinary proxy (startProxy) without an admin port; their listeners share
 // the primary's sockets (round-robin accept, Node's default on Linux).
 //
-// Not coordinated across workers: per-IP connection caps and rates, MUC room
-// buckets and firewall LIMITs are per worker (see docs/deploy.md). The
+// Not coordinated across workers unless state.redis is set: per-IP connection
+// caps and rates, MUC buckets and firewall LIMITs (see docs/deploy.md). The
 // registration state is shared through SQLite or Redis; the primary opens the
 // SQLite file once before the workers do (see prepareState). The session
 // directory (knowledge.sessions) is shared through Redis, or else through

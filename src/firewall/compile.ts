@@ -13,7 +13,7 @@ import { compileCondition } from "./conditions.js";
 import type { FirewallContext, FirewallProviders, FirewallResult, LocalTime, RuleRef, RunChain } from "./context.js";
 import { errorReplyFor, mayAnswerWithError } from "./error-reply.js";
 import { Facts } from "./facts.js";
-import { MultiThrottle } from "./limits.js";
+import { MultiThrottle, SharedThrottle, type SharedLimits } from "./limits.js";
 import { Throttle } from "../shaping/token-bucket.js";
 import { fileListItems, MemoryList, RemoteMembershipList, withFilters, type MembershipList } from "./lists.js";
 import { compileLuaPattern } from "./lua-pattern.js";
@@ -45,6 +45,8 @@ export interface CompileOptions {
    * missing. load.ts pre-reads the files and answers from memory.
    */
   readonly readListFile?: ((path: string, ruleFile: string) => string | undefined) | undefined;
+  /** Where LIMIT buckets live fleet-wide (state.redis); undefined: in this process. */
+  readonly sharedLimits?: SharedLimits | undefined;
 }
 
 export interface CompileResult {
@@ -258,6 +260,15 @@ function limiterKey(file: string, chain: string, rate: string, def: RateDef, mul
   return `${file}\u0000${chain}\u0000${rate}\u0000${multi ? "multi" : "single"}\u0000${params}`;
 }
 
+/**
+ * A LIMIT's fleet-wide bucket name: like limiterKey, with the rule file's base
+ * name (instances may keep their rules in different directories).
+ */
+function sharedLimitName(file: string, chain: string, rate: string, def: RateDef): string {
+  const base = file.slice(Math.max(file.lastIndexOf("/"), file.lastIndexOf("\\")) + 1);
+  return `fw:${base}:${chain}:${rate}:${def.rate}/${def.burst}`;
+}
+
 /** Compile parsed files into one rule set; all-or-nothing. */
 export function compileRuleFiles(files: readonly RuleFileAst[], options: CompileOptions = {}, diag: Diagnostics = new Diagnostics()): CompileResult {
   const clock = options.clock ?? DEFAULT_CLOCK;
@@ -300,7 +311,10 @@ export function compileRuleFiles(files: readonly RuleFileAst[], options: Compile
         single(rate, def) {
           const key = limiterKey(ast.file, rule.chain, rate, def, false, 0);
           let t = state.limiters.get(key) ?? previous?.limiters.get(key);
-          if (!(t instanceof Throttle)) t = new Throttle(def.rate, def.burst, clock.now());
+          const shared = options.sharedLimits;
+          if (shared !== undefined) {
+            if (!(t instanceof SharedThrottle)) t = new SharedThrottle(def.rate, def.burst, clock.now(), sharedLimitName(ast.file, rule.chain, rate, def), shared);
+          } else if (!(t instanceof Throttle) || t instanceof SharedThrottle) t = new Throttle(def.rate, def.burst, clock.now());
           state.limiters.set(key, t);
           return t;
         },
@@ -308,7 +322,10 @@ export function compileRuleFiles(files: readonly RuleFileAst[], options: Compile
           const entries = def.entries ?? multirateLimit;
           const key = limiterKey(ast.file, rule.chain, rate, def, true, entries);
           let t = state.limiters.get(key) ?? previous?.limiters.get(key);
-          if (!(t instanceof MultiThrottle)) t = new MultiThrottle(def.rate, def.burst, entries, def.allowOverflow);
+          const shared = options.sharedLimits;
+          if (!(t instanceof MultiThrottle) || t.shared !== (shared !== undefined)) {
+            t = new MultiThrottle(def.rate, def.burst, entries, def.allowOverflow, shared === undefined ? undefined : { name: sharedLimitName(ast.file, rule.chain, rate, def), limits: shared });
+          }
           state.limiters.set(key, t);
           return t;
         },

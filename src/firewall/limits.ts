@@ -5,6 +5,35 @@
 // ruleset's injected clock.
 import { Throttle } from "../shaping/token-bucket.js";
 
+/**
+ * A fleet-wide home for LIMIT buckets (state.redis: src/state/fleet-buckets.ts,
+ * docs/deploy.md): takes one token of the bucket called `name` (capacity
+ * rate × burst, refilled at `rate` per second) if there is one, synchronously.
+ */
+export interface SharedLimits {
+  poll(name: string, rate: number, burst: number): boolean;
+}
+
+/** A LIMIT without `on` whose bucket is the fleet's. */
+export class SharedThrottle extends Throttle {
+  readonly #name: string;
+  readonly #rate: number;
+  readonly #burst: number;
+  readonly #shared: SharedLimits;
+
+  constructor(rate: number, burst: number, now: number, name: string, shared: SharedLimits) {
+    super(rate, burst, now);
+    this.#name = name;
+    this.#rate = rate;
+    this.#burst = burst;
+    this.#shared = shared;
+  }
+
+  override poll(_now: number, cost = 1): boolean {
+    return cost <= 0 || this.#shared.poll(this.#name, this.#rate, this.#burst);
+  }
+}
+
 /** Outcome of a keyed poll. */
 export const POLL_OK = 0;
 export const POLL_LIMITED = 1;
@@ -26,11 +55,19 @@ export class MultiThrottle {
   /** Map iteration order is LRU order: oldest first. */
   readonly #buckets = new Map<string, Throttle>();
 
-  constructor(rate: number, burst: number, entries: number, allowOverflow: boolean) {
+  /** Set: the buckets are the fleet's, named `<name>:<key>` (the table's LRU is then Redis's expiry). */
+  readonly #shared: { readonly name: string; readonly limits: SharedLimits } | undefined;
+
+  constructor(rate: number, burst: number, entries: number, allowOverflow: boolean, shared?: { readonly name: string; readonly limits: SharedLimits }) {
     this.rate = rate;
     this.burst = burst;
     this.entries = entries;
     this.allowOverflow = allowOverflow;
+    this.#shared = shared;
+  }
+
+  get shared(): boolean {
+    return this.#shared !== undefined;
   }
 
   get size(): number {
@@ -41,6 +78,8 @@ export class MultiThrottle {
   #newest: string | undefined;
 
   poll(key: string, now: number): PollResult {
+    const shared = this.#shared;
+    if (shared !== undefined) return shared.limits.poll(`${shared.name}:${key}`, this.rate, this.burst) ? POLL_OK : POLL_LIMITED;
     let bucket = this.#buckets.get(key);
     if (bucket) {
       if (key !== this.#newest) {

@@ -103,6 +103,10 @@ export interface Metrics {
   readonly stateErrors: Counter<"op">;
   /** 1 while the SQLite state file is lost under the open store (deleted, replaced, emptied, damaged) and registration is refused. */
   readonly stateFaulted: Gauge<string>;
+  /** 1 while Redis does not answer and each instance applies its own limits (state.redis; docs/deploy.md), else 0. */
+  readonly fleetRedisDown: Gauge<string>;
+  /** Limit decisions made by this instance alone because Redis could not be asked, by kind (firewall, occupant, connection). */
+  readonly fleetLocalDecisions: Counter<"kind">;
   readonly mucLimited: Counter<"reason" | "bucket">;
   readonly firewallHits: Counter<"rule" | "action">;
   readonly ruleReloads: Counter<"result">;
@@ -278,6 +282,14 @@ export function createMetrics(options: { defaultMetrics?: boolean } = {}): Metri
     stateFaulted: new Gauge({
       name: `${PREFIX}state_faulted`, help: "1 while the state database is lost under the proxy (deleted, replaced, emptied or damaged) and registration is refused, until a reload or restart reopens it.",
       registers: [registry],
+    }),
+    fleetRedisDown: new Gauge({
+      name: `${PREFIX}fleet_redis_down`, help: "1 while Redis (state.redis) does not answer and this instance applies its own limits alone instead of the fleet-wide ones; 0 otherwise, and without state.redis.",
+      aggregator: "max", registers: [registry],
+    }),
+    fleetLocalDecisions: new Counter({
+      name: `${PREFIX}fleet_local_decisions_total`, help: "Limit decisions made by this instance alone because Redis could not be asked (fail open to per-instance limits), by kind.",
+      labelNames: ["kind"] as const, registers: [registry],
     }),
     mucLimited: new Counter({
       name: `${PREFIX}muc_limited_total`, help: "MUC stanzas bounced by flood limits, by reason (rate, nick, chars, lines) and bucket (room, occupant, none).",

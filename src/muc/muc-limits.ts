@@ -173,6 +173,16 @@ function isUseless(e: OccupantEntry, maxNick: number): boolean {
   );
 }
 
+/**
+ * A fleet-wide home for the per-occupant buckets (state.redis:
+ * src/state/fleet-buckets.ts, docs/deploy.md): the same check-then-debit as a
+ * local TokenBucket, answered synchronously.
+ */
+export interface SharedOccupantBuckets {
+  covers(name: string, rate: number, capacity: number, cost: number): boolean;
+  spend(name: string, cost: number): void;
+}
+
 export class MucLimitsStage implements PolicyStage {
   readonly name = "muc_limits";
   readonly #clock: Clock;
@@ -193,7 +203,10 @@ export class MucLimitsStage implements PolicyStage {
    * @param rooms where the room buckets live; one process's by default. A
    *   shared store (Redis) needs `clock` to be a wall clock (epoch ms).
    */
-  constructor(options: MucLimitsOptions, clock: Clock, hooks: MucLimitsHooks = {}, rooms: RoomBucketStore = new LocalRoomBuckets()) {
+  readonly #sharedOccupants: SharedOccupantBuckets | undefined;
+
+  constructor(options: MucLimitsOptions, clock: Clock, hooks: MucLimitsHooks = {}, rooms: RoomBucketStore = new LocalRoomBuckets(), sharedOccupants?: SharedOccupantBuckets) {
+    this.#sharedOccupants = sharedOccupants;
     this.#clock = clock;
     this.#hooks = hooks;
     this.#options = options;
@@ -415,10 +428,16 @@ export class MucLimitsStage implements PolicyStage {
         this.#occupants.touch(occKey, occ, now);
       }
       if (occ.bucket === undefined) occ.bucket = newBucket(per.event_rate, per.burst_factor, now);
-      if (!covers(occ.bucket, cost, now)) return this.#overactive(stanza, reply, root, body, "occupant");
+      const shared = this.#sharedOccupants;
+      if (shared !== undefined && occ.bucket !== null) {
+        if (!shared.covers(`muc:${occKey}`, per.event_rate, per.event_rate * per.burst_factor, cost)) return this.#overactive(stanza, reply, root, body, "occupant");
+      } else if (!covers(occ.bucket, cost, now)) return this.#overactive(stanza, reply, root, body, "occupant");
     }
     if (!this.#rooms.attempt(addr.room, senderKey, cost, now).admitted) return this.#overactive(stanza, reply, root, body, "room");
-    if (per !== null) debit(occ?.bucket, cost, now);
+    if (per !== null) {
+      if (this.#sharedOccupants !== undefined && occ?.bucket != null) this.#sharedOccupants.spend(`muc:${occKey}`, cost);
+      else debit(occ?.bucket, cost, now);
+    }
     this.#lastCharge = cost;
     return undefined;
   }
@@ -542,7 +561,8 @@ export class MucLimitsStage implements PolicyStage {
       const cost = e.joinCharge;
       this.#rooms.attempt(room, recipientKey, -cost, now);
       const occ = this.#occupants.get(`${room}/${recipientKey}`, now);
-      occ?.bucket?.credit(cost, now);
+      if (this.#sharedOccupants !== undefined && occ?.bucket != null) this.#sharedOccupants.spend(`muc:${room}/${recipientKey}`, -cost);
+      else occ?.bucket?.credit(cost, now);
     }
     e.joinCharge = 0;
     if (!e.joined && e.pending === 0) s!.rooms.delete(room);

@@ -25,6 +25,7 @@ import { proceed } from "./starttls.js";
 import type { AuditLimiter } from "../policy/audit.js";
 import { WebSocketFront } from "./ws-front.js";
 import type { WsPeer } from "./ws-peer.js";
+import type { FleetBuckets } from "../state/fleet-buckets.js";
 
 /** Live settings shared by every listener; replaced as a whole on reload. */
 export interface RuntimeSettings {
@@ -44,6 +45,8 @@ export interface ListenerDeps {
   readonly resumption: ResumptionRegistry;
   readonly audit: AuditLimiter;
   settings(): RuntimeSettings;
+  /** Fleet-wide per-IP caps and connection rates (state.redis); absent or null: this process's own. */
+  fleet?(): FleetBuckets | null;
 }
 
 /** The last dial of this listener's upstream by a session (for /readyz). */
@@ -71,6 +74,8 @@ export class Listener {
   #ctx: ListenerContext;
   /** Open sessions per real client IP (for limits.max_connections_per_ip). */
   readonly #perIp = new Map<string, number>();
+  /** Connections waiting for the fleet's admission, per real client IP. */
+  readonly #admitting = new Map<string, number>();
   /** Connection-rate buckets per real client IP; idle (full) ones are swept. */
   readonly #rateBuckets = new Map<string, TokenBucket>();
   #sweep: NodeJS.Timeout | undefined;
@@ -143,6 +148,43 @@ export class Listener {
     const n = (this.#perIp.get(ip) ?? 1) - 1;
     if (n <= 0) this.#perIp.delete(ip);
     else this.#perIp.set(ip, n);
+    this.#deps.fleet?.()?.setConnections(this.#fleetKey(ip), n > 0 ? n : 0);
+  }
+
+  #addIp(ip: string): void {
+    const n = (this.#perIp.get(ip) ?? 0) + 1;
+    this.#perIp.set(ip, n);
+    this.#deps.fleet?.()?.setConnections(this.#fleetKey(ip), n);
+  }
+
+  /** The caps are per listener: so are the fleet's counts and rate buckets. */
+  #fleetKey(ip: string): string {
+    return `${this.#config.name}/${ip}`;
+  }
+
+  /**
+   * The fleet's admission of a connection from `ip` (state.redis): null when
+   * there is nothing to ask (no cap, no rate, no Redis), else resolves the
+   * refusal or undefined; the local answer when Redis could not be asked.
+   */
+  #fleetAdmission(ip: string): Promise<ErrorCode | undefined> | null {
+    const fleet = this.#deps.fleet?.() ?? null;
+    const limits = this.#deps.settings().limits;
+    if (fleet === null || (limits.max_connections_per_ip <= 0 && limits.connection_rate_per_ip === null)) return null;
+    if (!fleet.up) {
+      // Decided at once, by this instance alone (docs/deploy.md, "When Redis is slow or gone").
+      fleet.noteLocal("connection");
+      return null;
+    }
+    const waiting = (this.#admitting.get(ip) ?? 0) + 1;
+    this.#admitting.set(ip, waiting);
+    const mine = (this.#perIp.get(ip) ?? 0) + waiting;
+    return fleet.admitConnection(this.#fleetKey(ip), mine, limits.max_connections_per_ip, limits.connection_rate_per_ip).then((r) => {
+      const left = (this.#admitting.get(ip) ?? 1) - 1;
+      if (left <= 0) this.#admitting.delete(ip);
+      else this.#admitting.set(ip, left);
+      return r === null ? this.#admission(ip) : r;
+    });
   }
 
   /** Apply reloaded limits to running sessions (buckets keep their state). */
@@ -235,13 +277,34 @@ export class Listener {
     this.#startSession(socket, peer, local, acceptedAt);
   }
 
-  #startSession(socket: Socket, peer: TransportAddress, local: TransportAddress, acceptedAt: number, initial?: Buffer): void {
+  /** `resume`: the socket was paused for the PROXY header and reads again once the session is there. */
+  #startSession(socket: Socket, peer: TransportAddress, local: TransportAddress, acceptedAt: number, initial?: Buffer, resume = false): void {
     if (this.#web !== null) {
       // Admission waits for the upgrade: behind a web server, only the request names the client.
       this.#web.accept(socket, peer, local, acceptedAt, initial);
+      if (resume) socket.resume();
       return;
     }
-    const refuse = this.#admission(peer.address);
+    const fleet = this.#fleetAdmission(peer.address);
+    if (fleet !== null) {
+      // Nothing is read until the fleet answered (within its timeout).
+      socket.pause();
+      void fleet.then((refuse) => {
+        if (socket.destroyed) {
+          // Gone while waiting: the fleet recorded it; put the count right.
+          this.#deps.fleet?.()?.setConnections(this.#fleetKey(peer.address), this.#perIp.get(peer.address) ?? 0);
+          return;
+        }
+        this.#admitted(socket, peer, local, acceptedAt, initial, refuse);
+        socket.resume();
+      });
+      return;
+    }
+    this.#admitted(socket, peer, local, acceptedAt, initial, this.#admission(peer.address));
+    if (resume) socket.resume();
+  }
+
+  #admitted(socket: Socket, peer: TransportAddress, local: TransportAddress, acceptedAt: number, initial: Buffer | undefined, refuse: ErrorCode | undefined): void {
     if (refuse) {
       this.#deps.metrics.connectionsRefused.inc({ listener: this.#config.name, reason: refuse === "XPX_ERR_TOO_MANY_CONNECTIONS" ? "too_many_connections" : "connection_rate" });
     }
@@ -260,7 +323,7 @@ export class Listener {
     }
     const session = new Session(this.#ctx, socket, sessionId(), peer, local, refuse, null, offer && !refuse);
     this.sessions.add(session);
-    this.#perIp.set(peer.address, (this.#perIp.get(peer.address) ?? 0) + 1);
+    this.#addIp(peer.address);
     session.start(initial, acceptedAt);
     socket.off("error", ignoreError); // the session's own listener took over (one listener, not an array of two)
   }
@@ -277,7 +340,7 @@ export class Listener {
     const session = new Session(this.#ctx, peer, id, client, local, refuse, tls, false, true);
     peer.onViolation = (code, detail) => session.closeWithError(code, detail);
     this.sessions.add(session);
-    this.#perIp.set(client.address, (this.#perIp.get(client.address) ?? 0) + 1);
+    this.#addIp(client.address);
     session.start(undefined, acceptedAt);
   }
 
@@ -286,7 +349,7 @@ export class Listener {
     const settings = this.#deps.settings();
     const ctx = this.#ctx;
     const id = sessionId();
-    this.#perIp.set(peer.address, (this.#perIp.get(peer.address) ?? 0) + 1);
+    this.#addIp(peer.address);
     void acceptTls(socket, {
       listener: this.#config.name,
       type: this.#config.type,
@@ -327,7 +390,7 @@ export class Listener {
       return;
     }
     const peer = { address: old.ip, port: old.port };
-    this.#perIp.set(peer.address, (this.#perIp.get(peer.address) ?? 0) + 1);
+    this.#addIp(peer.address);
     const s2s = this.#config.type.startsWith("s2s");
     void proceed(socket, rest, {
       contentNs: s2s ? "jabber:server" : "jabber:client",
@@ -386,8 +449,7 @@ export class Listener {
       metrics.proxyHeaders.inc({ listener: name, result: "ok" });
       const realPeer = parsed.source ? { address: unmapIPv4(parsed.source.address), port: parsed.source.port } : peer;
       const realLocal = parsed.destination ? { address: unmapIPv4(parsed.destination.address), port: parsed.destination.port } : local;
-      this.#startSession(socket, realPeer, realLocal, acceptedAt, buf.subarray(parsed.length));
-      socket.resume();
+      this.#startSession(socket, realPeer, realLocal, acceptedAt, buf.subarray(parsed.length), true);
     };
     socket.on("data", onData);
     socket.once("close", () => clearTimeout(timer));

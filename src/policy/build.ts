@@ -2,8 +2,9 @@
 // limits → contact info (shaping runs inside the session, before framing).
 // Stateful pieces (the state store, MUC buckets, firewall LIMIT buckets)
 // outlive reloads in PolicyState; a reload builds a new Pipeline around them.
-// With state.redis, the registration state and the MUC room buckets are
-// shared with the rest of the fleet through Redis. The SQLite store is
+// With state.redis, the registration state, the MUC room buckets and every
+// limit keyed wider than one session (state/fleet-buckets.ts) are shared with
+// the rest of the fleet through Redis. The SQLite store is
 // watched: a state file lost under it is logged, counted and shown until a
 // reload or restart opens the file again; only registration waits for that.
 // Learned rosters (knowledge/, docs/knowledge.md) are the firewall's roster
@@ -28,6 +29,7 @@ import { SqliteStore } from "../state/sqlite-store.js";
 import { RedisRoomBuckets } from "../state/redis-muc-buckets.js";
 import { redactUrl } from "../state/redis-connect.js";
 import { RedisStore } from "../state/redis-store.js";
+import { FleetBuckets } from "../state/fleet-buckets.js";
 import type { FirewallProviders, RemoteListFactory } from "../firewall/context.js";
 import { LearnedRosters, RosterLearner } from "../knowledge/roster-learner.js";
 import { RedisRosterStore } from "../knowledge/roster-redis.js";
@@ -84,6 +86,8 @@ export class PolicyState {
   #sweep: NodeJS.Timeout | undefined;
   /** The periodic check of the SQLite state file. */
   #stateCheck: NodeJS.Timeout | undefined;
+  /** Fleet-wide limits (state.redis): LIMIT, per-occupant and per-IP buckets and counts; null without Redis. */
+  #fleet: FleetBuckets | null = null;
   /** Watcher notifications over the XEP-0114 component connection (and the webhook). */
   readonly notifier: RegistrationNotifier;
   /** One firewall stage for the process: reloads swap its rule set, so marks survive. */
@@ -184,8 +188,10 @@ export class PolicyState {
     if (config.firewall.scripts.length === 0) return { ruleset: undefined, errors: [] };
     const used = { roster: false };
     const lists = this.#listScope(config);
+    const fleet = this.#fleet;
+    const sharedLimits = fleet === null ? undefined : { poll: (name: string, rate: number, burst: number) => fleet.poll("firewall", name, { rate, capacity: rate * burst }) };
     const result = await loadRuleFiles(config.firewall.scripts, undefined, {
-      clock: realClock, previous: this.firewall.ruleset, localHosts: config.hosts, providers: this.#providers(config, used, lists.factory),
+      clock: realClock, previous: this.firewall.ruleset, localHosts: config.hosts, providers: this.#providers(config, used, lists.factory), sharedLimits,
     });
     if (result.ruleset) this.#listKeys.set(result.ruleset, lists.keys);
     // Warnings never stop a load (lines Prosody loads that are not what they
@@ -346,6 +352,25 @@ export class PolicyState {
       m.stateErrors.inc({ op });
       log.error({ op, err: err instanceof Error ? err.message : String(err) }, "redis state error");
     };
+    if (this.#fleet === null) {
+      // Starts even while Redis is down (each instance on its own limits until it answers).
+      this.#fleet = await FleetBuckets.open({
+        url,
+        prefix: config.state.prefix,
+        hooks: {
+          onState: (up, why) => {
+            m.fleetRedisDown.set(up ? 0 : 1);
+            if (up) log.info({ redis: redactUrl(url) }, "redis answers again: limits are fleet-wide again");
+            else log.error({ code: "XPX_ERR_STATE_FAULT", redis: redactUrl(url), err: why }, "redis unreachable: each instance applies its own limits until it answers");
+          },
+          onLocal: (kind) => m.fleetLocalDecisions.inc({ kind }),
+          onError: (_err, op) => m.stateErrors.inc({ op }),
+        },
+      });
+      // Unreachable at start was logged by onState already.
+      m.fleetRedisDown.set(this.#fleet.up ? 0 : 1);
+      if (this.#fleet.up) log.info({ redis: redactUrl(url), prefix: config.state.prefix }, "fleet-wide limits in redis");
+    }
     if (config.registration !== null && this.#store === null) {
       this.#store = await RedisStore.open({ url, prefix: config.state.prefix, onError });
       this.#storeRedis = url;
@@ -456,7 +481,12 @@ export class PolicyState {
         const hooks = { onLimited: (reason: LimitReason, bucket: RateBucket | undefined) => this.#metrics.mucLimited.inc({ reason, bucket: bucket ?? "none" }) };
         if (config.state.redis !== null) {
           if (this.#mucRooms === null) throw new Error("state.redis: the MUC room buckets are not open (call openState first)");
-          this.#muc = new MucLimitsStage(config.muc_limits, WALL_CLOCK, hooks, this.#mucRooms);
+          const fleet = this.#fleet;
+          const occupants = fleet === null ? undefined : {
+            covers: (name: string, rate: number, capacity: number, cost: number) => fleet.covers("occupant", name, { rate, capacity }, cost),
+            spend: (name: string, cost: number) => fleet.spend(name, cost),
+          };
+          this.#muc = new MucLimitsStage(config.muc_limits, WALL_CLOCK, hooks, this.#mucRooms, occupants);
           this.#mucRooms = null;
         } else {
           this.#muc = new MucLimitsStage(config.muc_limits, realClock, hooks, new LocalRoomBuckets());
@@ -489,6 +519,11 @@ export class PolicyState {
   /** The store learned rosters live in, once a rule file needed one (null before). */
   get rosterStore(): RosterStore | null {
     return this.#rosterStore;
+  }
+
+  /** The fleet-wide limits (state.redis), or null. */
+  get fleet(): FleetBuckets | null {
+    return this.#fleet;
   }
 
   /** Why the state database is unusable (the SQLite file was lost under the store), or null. */
@@ -560,5 +595,7 @@ export class PolicyState {
     this.#rosterStore?.close();
     this.#rosterStore = null;
     this.#knowledge?.directory.close();
+    this.#fleet?.close();
+    this.#fleet = null;
   }
 }

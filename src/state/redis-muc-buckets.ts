@@ -239,8 +239,50 @@ export class RedisRoomBuckets implements RoomBucketStore {
 
   /** Connects and subscribes. Rejects (and disconnects) when Redis is unreachable in time. */
   static open(options: RedisRoomBucketsOptions): Promise<RedisRoomBuckets> {
-    return openRedisPair(options, (r, sub) => new RedisRoomBuckets(r, sub, options), { run: (store) => store.#sub.subscribe(store.#channel), what: "subscribing" });
+    return openRedisPair(options, (r, sub) => new RedisRoomBuckets(r, sub, options), {
+      run: async (store) => {
+        await store.#sub.subscribe(store.#channel);
+        await store.#load();
+      },
+      what: "subscribing and loading rooms",
+      startMultiple: 4,
+    });
   }
+
+  /**
+   * The rooms Redis holds, read at start (a new instance knows the fleet's
+   * drained rooms before their next commit) and adopted by the first
+   * configure(), under the commit number read before them: any later commit
+   * replaces them.
+   */
+  async #load(): Promise<void> {
+    const seq = Number((await this.#r.get(`${this.#p}muc:seq`)) ?? 0);
+    const prefix = `${this.#p}muc:room:`;
+    let cursor = "0";
+    do {
+      const [next, keys] = await this.#r.scan(cursor, "MATCH", `${prefix}*`, "COUNT", 1000);
+      cursor = next;
+      if (keys.length === 0) continue;
+      const values = await this.#r.mget(...keys);
+      keys.forEach((k, i) => {
+        const raw = values[i];
+        if (raw == null) return;
+        try {
+          const v: unknown = JSON.parse(raw);
+          if (isWireRoom(v)) this.#preloaded.push([k.slice(prefix.length), v]);
+        } catch {
+          this.#onError(new Error(`room ${k}: not a room state`), "muc-redis-load");
+        }
+      });
+    } while (cursor !== "0");
+    this.#preloadSeq = Number.isFinite(seq) ? seq : 0;
+    if (this.#preloadSeq > this.#maxSeq) this.#maxSeq = this.#preloadSeq;
+  }
+
+  /** Rooms read at start, waiting for the limits (see #load). */
+  #preloaded: [string, WireRoom][] = [];
+  #preloadSeq = 0;
+
 
   private constructor(r: Redis, sub: Redis, options: RedisRoomBucketsOptions) {
     this.#r = r;
@@ -283,6 +325,9 @@ export class RedisRoomBuckets implements RoomBucketStore {
       else e.room.reconfigure(old, this.#fair, now);
     }
     this.#rooms.reconfigure(limits.idleMs, limits.maxRooms, now);
+    const loaded = this.#preloaded;
+    this.#preloaded = [];
+    for (const [room, wire] of loaded) this.#applyState(room, wire, Math.max(1, this.#preloadSeq), undefined, true);
   }
 
   sweep(now: number): number {

@@ -14,6 +14,8 @@ export interface RedisInstance {
   readonly port: number;
   /** redis://127.0.0.1:PORT/0 */
   readonly url: string;
+  /** The redis-server process (SIGSTOP/SIGCONT make a Redis that does not answer). */
+  readonly pid: number;
   stop(): Promise<void>;
 }
 
@@ -39,10 +41,10 @@ function ping(port: number): Promise<boolean> {
   });
 }
 
-/** Starts redis-server; rejects within `timeoutMs` when it does not answer PING. */
-export async function startRedis(timeoutMs = 10_000): Promise<RedisInstance> {
+/** Starts redis-server (on `port`, to restart one where it was); rejects within `timeoutMs` when it does not answer PING. */
+export async function startRedis(timeoutMs = 10_000, port?: number): Promise<RedisInstance> {
   const dir = mkdtempSync(join(tmpdir(), "xg-redis-"));
-  const port = await freePort();
+  port ??= await freePort();
   const child: ChildProcess = spawn(
     REDIS_SERVER,
     ["--bind", "127.0.0.1", "--port", String(port), "--save", "", "--appendonly", "no", "--dir", dir, "--daemonize", "no", "--protected-mode", "yes", "--loglevel", "warning"],
@@ -68,5 +70,5 @@ export async function startRedis(timeoutMs = 10_000): Promise<RedisInstance> {
     }
     await new Promise((r) => setTimeout(r, 50));
   }
-  return { port, url: `redis://127.0.0.1:${port}/0`, stop };
+  return { port, url: `redis://127.0.0.1:${port}/0`, pid: child.pid!, stop };
 }

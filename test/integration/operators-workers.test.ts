@@ -38,8 +38,8 @@ async function until<T>(what: string, probe: () => Promise<T | undefined> | T | 
   }
 }
 
-describe("operators: restore with the state in Redis", () => {
-  it("says there is nothing to restore, and changes nothing", { timeout: 30_000 }, async () => {
+describe("operators: restore and backup with the state in Redis", () => {
+  it("say there is nothing to restore or back up here, and change nothing", { timeout: 30_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), "xg-redis-restore-"));
     try {
       const cfg = join(dir, "c.yaml");
@@ -47,6 +47,12 @@ describe("operators: restore with the state in Redis", () => {
       const r = await runCli(["restore", join(dir, "backup.sqlite"), "-c", cfg]);
       assert.equal(r.code, 1);
       assert.match(r.stderr, /the state lives in Redis \(state\.redis\), not in a file: there is nothing to restore here/);
+      assert.ok(!existsSync(join(dir, "data")));
+      // backup likewise: the unused SQLite path is not what to keep.
+      const b = await runCli(["backup", join(dir, "backup.sqlite"), "-c", cfg]);
+      assert.equal(b.code, 1);
+      assert.match(b.stderr, /the state lives in Redis \(state\.redis\), not in a file: back up Redis itself \(redis-cli --rdb FILE\)/);
+      assert.ok(!existsSync(join(dir, "backup.sqlite")));
       assert.ok(!existsSync(join(dir, "data")));
     } finally {
       rmSync(dir, { recursive: true, force: true });
