@@ -1,5 +1,5 @@
 // `xmpp-guard backup` / `restore` of the SQLite state file, online: the
-// proxy keeps running (docs/registration.md, "Backup and restore").
+// proxy keeps running (docs/registration.md, "State and backups").
 import { mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type Database from "better-sqlite3";
