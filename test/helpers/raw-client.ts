@@ -68,6 +68,17 @@ export async function rawClient(port: number, host = "127.0.0.1"): Promise<RawCl
 }
 
 /** Poll a condition (for server-side effects such as metrics), bounded. */
+/** Polls `probe` every 100 ms until it gives a value (bounded); for probes that ask another process. */
+export async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe();
+    if (v !== undefined) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export async function eventually(cond: () => boolean | Promise<boolean>, timeoutMs = 5000, what = "condition"): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {

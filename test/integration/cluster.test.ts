@@ -9,6 +9,7 @@ import { writeFileSync } from "node:fs";
 import { startFakeUpstream } from "../helpers/fake-upstream.js";
 import { freePort } from "../helpers/prosody.js";
 import { httpRequest, metricSum, startProxyProcess } from "../helpers/proxy-process.js";
+import { until } from "../helpers/raw-client.js";
 
 const HEADER = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
 const CONNECTIONS = 60;
@@ -31,15 +32,6 @@ function openSession(port: number): Promise<Socket> {
   });
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 test("workers: 2 — spread, aggregated metrics, coordinated reload, restart, drain", { timeout: 110_000 }, async () => {
   const upstream = await startFakeUpstream();

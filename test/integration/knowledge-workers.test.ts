@@ -12,6 +12,7 @@ import { connectClient, xml, type TestClient } from "../helpers/xmpp-client.js";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { until } from "../helpers/raw-client.js";
 
 const RULES = `
 ::preroute
@@ -34,15 +35,6 @@ after(async () => {
   await prosody?.stop();
 });
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 test("workers: 2 — sessions bound on one worker are known to the other, until they end or their worker dies", { timeout: 120_000 }, async () => {
   const port = await freePort();

@@ -12,6 +12,7 @@ import { after, before, describe, it } from "node:test";
 import { freePort, startProsody, type ProsodyInstance } from "../helpers/prosody.js";
 import { metricSum, runCli, startProxyProcess, type ProxyProcess } from "../helpers/proxy-process.js";
 import { connectClient, type TestClient } from "../helpers/xmpp-client.js";
+import { until } from "../helpers/raw-client.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const CLI = fileURLToPath(new URL("../../src/cli.ts", import.meta.url));
@@ -28,15 +29,6 @@ function http(port: number, method: string, path: string): Promise<{ status: num
   });
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 describe("operators: restore and backup with the state in Redis", () => {
   it("say there is nothing to restore or back up here, and change nothing", { timeout: 30_000 }, async () => {

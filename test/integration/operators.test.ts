@@ -18,6 +18,7 @@ import { after, before, describe, it } from "node:test";
 import { freePort, startProsody, type ProsodyInstance } from "../helpers/prosody.js";
 import { metricSum, runCli, startProxyProcess, type ProxyProcess } from "../helpers/proxy-process.js";
 import { connectClient, xml, type TestClient } from "../helpers/xmpp-client.js";
+import { until } from "../helpers/raw-client.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));
 const TOKEN = "test-admin-token-0123456789";
@@ -39,15 +40,6 @@ function http(port: number, method: string, path: string, headers: Record<string
 
 const bearer = { authorization: `Bearer ${TOKEN}` };
 
-async function until<T>(what: string, probe: () => Promise<T | undefined> | T | undefined, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 /** The fail2ban filter docs/deploy.md tells operators to install, verbatim. */
 function fail2banFilterFromDocs(): string {

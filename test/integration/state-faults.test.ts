@@ -15,7 +15,7 @@ import Database from "better-sqlite3";
 import { startFakeUpstream } from "../helpers/fake-upstream.js";
 import { freePort, haveProsody, startProsody } from "../helpers/prosody.js";
 import { httpRequest, metricSum, startProxyProcess, type ProxyProcess } from "../helpers/proxy-process.js";
-import { CLIENT_HEADER, rawClient } from "../helpers/raw-client.js";
+import { until, CLIENT_HEADER, rawClient } from "../helpers/raw-client.js";
 import { connectClient, xml, type TestClient } from "../helpers/xmpp-client.js";
 
 const REPLY = /<iq [^>]*id=["']reg1["'][^>]*(\/>|>[\s\S]*?<\/iq>)/;
@@ -63,15 +63,6 @@ async function metrics(admin: number): Promise<string> {
   return (await httpRequest(admin, "GET", "/metrics")).body;
 }
 
-async function until<T>(what: string, probe: () => Promise<T | undefined>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v !== undefined) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function alive(proc: ProxyProcess): boolean {
   return proc.child.exitCode === null && proc.child.signalCode === null;
