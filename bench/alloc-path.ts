@@ -17,6 +17,7 @@ const arg = (name: string): string | undefined => process.argv.find((a) => a.sta
 const choice = chooseGuardSource((arg("guard") ?? "auto") as "auto");
 const m = async <T>(p: string): Promise<T> => (await import(guardModule(choice.source, p))) as T;
 const { compileRuleSources } = await m<typeof import("../src/firewall/compile.js")>("firewall/compile");
+const { knowledgeProviders } = await m<typeof import("../src/knowledge/providers.js")>("knowledge/providers");
 const { FirewallStage } = await m<typeof import("../src/firewall/stage.js")>("firewall/stage");
 const { Pipeline } = await m<typeof import("../src/policy/pipeline.js")>("policy/pipeline");
 const { WriteBatch } = await m<typeof import("../src/net/write-batch.js")>("net/write-batch");
@@ -25,7 +26,7 @@ const { kindOf } = await m<typeof import("../src/xml/stanza.js")>("xml/stanza");
 const { StreamTracker } = await m<typeof import("../src/stream/tracker.js")>("stream/tracker");
 
 const JID = "bench@example.org/load";
-const compiled = compileRuleSources([{ file: DEFAULT_RULES, text: scaleRates(readFileSync(DEFAULT_RULES, "utf8"), RATE_SCALE) }]);
+const compiled = compileRuleSources([{ file: DEFAULT_RULES, text: scaleRates(readFileSync(DEFAULT_RULES, "utf8"), RATE_SCALE) }], { providers: knowledgeProviders() });
 if (compiled.ruleset === undefined) throw new Error("rules did not compile");
 const pipeline = new Pipeline([new FirewallStage({ ruleset: compiled.ruleset })]);
 const tracker = new StreamTracker("c2s");

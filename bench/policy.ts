@@ -40,11 +40,12 @@ const ROUNDS = Number(arg("rounds") ?? 5);
 
 const { Stanza } = (await import(guardModule(choice.source, "xml/stanza"))) as StanzaModule;
 const { compileRuleSources } = (await import(guardModule(choice.source, "firewall/compile"))) as CompileModule;
+const { knowledgeProviders } = (await import(guardModule(choice.source, "knowledge/providers"))) as typeof import("../src/knowledge/providers.js");
 const { Facts } = (await import(guardModule(choice.source, "firewall/facts"))) as FactsModule;
 const { FirewallStage } = (await import(guardModule(choice.source, "firewall/stage"))) as StageModule;
 const { Pipeline } = (await import(guardModule(choice.source, "policy/pipeline"))) as PipelineModule;
 
-const compiled = compileRuleSources([{ file: DEFAULT_RULES, text: scaleRates(readFileSync(DEFAULT_RULES, "utf8"), RATE_SCALE) }]);
+const compiled = compileRuleSources([{ file: DEFAULT_RULES, text: scaleRates(readFileSync(DEFAULT_RULES, "utf8"), RATE_SCALE) }], { providers: knowledgeProviders() });
 if (compiled.errors.length > 0 || compiled.ruleset === undefined) throw new Error(compiled.errors.map((e) => e.format()).join("\n"));
 const ruleset = compiled.ruleset;
 const pipeline = new Pipeline([new FirewallStage({ ruleset })]);

@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url";
 const root = fileURLToPath(new URL("..", import.meta.url));
 const SELF = relative(root, fileURLToPath(import.meta.url)).split(sep).join("/");
 const ROOTS = ["src", "test", "bench", "scripts", "docs", "rules", "contrib", "config", "README.md"];
-const SKIP_DIRS = new Set(["node_modules", "dist", ".git", "results"]);
+const SKIP_DIRS = new Set(["node_modules", "dist", ".git", "results", ".build"]);
 
 /** What points outside the repository, with what it is. */
 const OUTSIDE: readonly (readonly [RegExp, string])[] = [

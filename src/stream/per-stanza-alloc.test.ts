@@ -11,6 +11,7 @@ import { readFileSync } from "node:fs";
 import type { Writable } from "node:stream";
 import { bytesPerCall } from "../../test/helpers/alloc.js";
 import { compileRuleSources } from "../firewall/compile.js";
+import { knowledgeProviders } from "../knowledge/providers.js";
 import { FirewallStage } from "../firewall/stage.js";
 import { Pipeline, type SessionInfo } from "../policy/pipeline.js";
 import { WriteBatch } from "../net/write-batch.js";
@@ -28,7 +29,8 @@ function message(i: number, type: string): Buffer {
 function setup(stanza: (i: number) => Buffer) {
   // The shipped rules with every rate raised so nothing is ever limited.
   const text = readFileSync(RULES, "utf8").replace(/^(\s*%RATE\s+[^:\n]+:\s*)([\d.]+)/gm, (_, h: string, r: string) => `${h}${Number(r) * 1e6}`);
-  const compiled = compileRuleSources([{ file: "default.pfw", text }]);
+  // The stranger rules need the knowledge providers (on by default).
+  const compiled = compileRuleSources([{ file: "default.pfw", text }], { providers: knowledgeProviders() });
   assert.equal(compiled.errors.length, 0);
   const pipeline = new Pipeline([new FirewallStage({ ruleset: compiled.ruleset })]);
   const tracker = new StreamTracker("c2s");
