@@ -6,7 +6,7 @@
 // identity. A compile with any error returns no rule set. docs/firewall.md.
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../shaping/clock.js";
-import { compileAction } from "./actions/index.js";
+import { actionJumpTarget, compileAction } from "./actions/index.js";
 import { BUILTIN_CHAINS, isChainName, type ChainName, type DefinitionNode, type RuleFileAst, type RuleNode } from "./ast.js";
 import type { CompileEnv, DefinitionScope, PatternDef, RateDef } from "./compile-env.js";
 import { compileCondition, conditionAllowsKind } from "./conditions/index.js";
@@ -323,7 +323,8 @@ export function compileRuleFiles(files: readonly RuleFileAst[], options: Compile
           continue;
         }
         actions.push(compiled);
-        if (a.spec.name === "JUMP_CHAIN") jumps.push({ chain: rule.chain, action: { ...compiled, target: a.spec.chain } });
+        const target = actionJumpTarget(a);
+        if (target !== undefined) jumps.push({ chain: rule.chain, action: { ...compiled, target } });
       }
       if (!ok) continue;
       // Stable sort: cheap conditions first, LIMIT (side effects) last.

@@ -25,6 +25,7 @@ export const JUMP_CHAIN = defineAction<JumpChainSpec>({
     }
     return { name, chain };
   },
+  jumpsTo: (spec) => spec.chain,
   compile(spec) {
     const { chain } = spec;
     return (s) => {

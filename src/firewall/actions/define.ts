@@ -33,6 +33,8 @@ export interface ActionDef<S extends { readonly name: string } = { readonly name
   parse?(param: string | undefined, name: S["name"], ctx: ParamContext): S | ParamFail;
   /** Spec → the step, or undefined after reporting through `cx`. */
   compile(spec: S, cx: ActionCompile): Run | undefined;
+  /** The chain it jumps to: once every file is compiled, a jump to a chain no file has rules in is reported. */
+  jumpsTo?(spec: S): string;
 }
 
 /** Type a registry entry by its spec (identity at run time). */

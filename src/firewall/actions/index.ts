@@ -44,3 +44,8 @@ export function compileAction(node: ActionNode, env: CompileEnv): CompiledAction
   const run = ACTIONS.get(spec.name)!.compile(spec, cx);
   return run === undefined ? undefined : { name: spec.name, loc: node.loc, run };
 }
+
+/** The chain an action jumps to (JUMP CHAIN), or undefined. */
+export function actionJumpTarget(node: ActionNode): string | undefined {
+  return ACTIONS.get(node.spec.name)?.jumpsTo?.(node.spec);
+}
