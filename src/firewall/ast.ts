@@ -3,6 +3,8 @@
 // is plain data: the parser fills it, the compiler reads it and never mutates
 // it. Parameters are already parsed here, so the compiler only resolves names.
 import type { SourceLoc } from "./rule-error.js";
+import type { ActionSpec } from "./actions/index.js";
+import type { ConditionSpec } from "./conditions/index.js";
 import type { XmlNode } from "./xml.js";
 
 export type { SourceLoc };
@@ -12,6 +14,11 @@ export type BuiltinChain = (typeof BUILTIN_CHAINS)[number];
 
 /** A chain name: one of the built-in chains or `user/<name>`. */
 export type ChainName = BuiltinChain | `user/${string}`;
+
+/** A name a chain can have: built-in, or user/<name>. */
+export function isChainName(name: string): boolean {
+  return (BUILTIN_CHAINS as readonly string[]).includes(name) || /^user\/\S+$/.test(name);
+}
 
 export interface RuleFileAst {
   readonly kind: "file";
@@ -122,43 +129,8 @@ export interface TimeRange {
   readonly end: number;
 }
 
-export type ConditionSpec =
-  | { readonly name: "KIND" | "TYPE"; readonly values: readonly string[] }
-  | { readonly name: "TO" | "FROM"; readonly pattern: JidPattern }
-  | { readonly name: "TO_EXACTLY" | "FROM_EXACTLY"; readonly value: Template }
-  | {
-      readonly name:
-        | "TO_SELF"
-        | "TO_FULL_JID"
-        | "FROM_FULL_JID"
-        | "SUBSCRIBED"
-        | "PENDING_SUBSCRIPTION_FROM_SENDER"
-        | "SENT_DIRECTED_PRESENCE_TO_SENDER"
-        | "FROM_ADMIN"
-        | "TO_ADMIN";
-    }
-  /** `IN ROSTER?`; the deprecated `IN ROSTER: no` form sets expect=false. */
-  | { readonly name: "IN_ROSTER"; readonly expect: boolean }
-  | { readonly name: "IN_ROSTER_GROUP" | "FROM_GROUP" | "TO_GROUP"; readonly group: string }
-  | { readonly name: "CROSSING_GROUPS"; readonly groups: readonly string[] }
-  | { readonly name: "ENTERING" | "LEAVING"; readonly zone: string }
-  | { readonly name: "PAYLOAD"; readonly ns: string }
-  | { readonly name: "INSPECT"; readonly path: StanzaPath; readonly test: InspectTest }
-  | { readonly name: "FROM_ADMIN_OF" | "TO_ADMIN_OF"; readonly host: string }
-  | { readonly name: "MAY"; readonly permission: string }
-  | { readonly name: "TO_ROLE" | "FROM_ROLE"; readonly role: string }
-  /** `days` are whole weekdays ORed with the ranges (0 = Sunday). */
-  | { readonly name: "TIME"; readonly ranges: readonly TimeRange[]; readonly days: readonly number[] }
-  | { readonly name: "DAY"; readonly days: readonly number[] }
-  | { readonly name: "LIMIT"; readonly rate: string; readonly on: Template | undefined }
-  | { readonly name: "ORIGIN_MARKED" | "USER_MARKED"; readonly mark: string; readonly withinSeconds: number | undefined }
-  | { readonly name: "CHECK_LIST"; readonly list: string; readonly value: Template }
-  | { readonly name: "SCAN"; readonly search: string; readonly pattern: string; readonly list: string }
-  | { readonly name: "COUNT"; readonly pattern: string; readonly search: string; readonly op: CompareOp; readonly value: number }
-  | { readonly name: "FROM_IP"; readonly address: string }
-  | { readonly name: "FROM_SUBNET"; readonly network: string; readonly bits: number }
-  /** `FROM COUNTRY: …`; `FROM COUNTRY?` has field undefined (country known). */
-  | { readonly name: "FROM_COUNTRY"; readonly field: "code" | "code3" | "continent" | undefined; readonly value: string };
+/** A parsed condition: each condition's spec is declared with its registry entry (conditions/). */
+export type { ConditionSpec };
 
 export interface ConditionNode {
   readonly kind: "condition";
@@ -175,23 +147,8 @@ export interface ConditionNode {
 export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-export type ActionSpec =
-  | { readonly name: "PASS" | "DROP" | "DEFAULT" | "RETURN" | "UNSUBSCRIBE_SENDER" }
-  | { readonly name: "BOUNCE"; readonly condition: string; readonly errorType: string; readonly text: string | undefined }
-  | { readonly name: "REDIRECT" | "COPY" | "FORWARD"; readonly jid: string }
-  | { readonly name: "REPLY"; readonly text: string }
-  | { readonly name: "REPORT_TO"; readonly jid: string; readonly reason: string; readonly text: string }
-  /** element undefined = any name (`*`); ns undefined = the stanza's own namespace. */
-  | { readonly name: "STRIP"; readonly element: string | undefined; readonly ns: string | undefined }
-  | { readonly name: "INJECT"; readonly xml: XmlNode }
-  /** level undefined: a level the server's logger does not have, so nothing is logged. */
-  | { readonly name: "LOG"; readonly level: LogLevel | undefined; readonly message: Template }
-  | { readonly name: "MARK_ORIGIN" | "UNMARK_ORIGIN" | "MARK_USER" | "UNMARK_USER"; readonly mark: string }
-  | { readonly name: "ADD_TO"; readonly list: string; readonly value: Template }
-  | { readonly name: "EVENT" | "JUMP_EVENT"; readonly event: string }
-  | { readonly name: "JUMP_CHAIN"; readonly chain: string }
-  | { readonly name: "TAG_TRACE"; readonly tag: string }
-  | { readonly name: "DISCONNECT"; readonly condition: string; readonly text: string | undefined };
+/** A parsed action: each action's spec is declared with its registry entry (actions/). */
+export type { ActionSpec };
 
 export type ActionName = ActionSpec["name"];
 

@@ -6,10 +6,10 @@
 // identity. A compile with any error returns no rule set. docs/firewall.md.
 import { randomBytes } from "node:crypto";
 import type { Clock } from "../shaping/clock.js";
-import { compileAction } from "./actions.js";
-import { BUILTIN_CHAINS, type ChainName, type DefinitionNode, type RuleFileAst, type RuleNode } from "./ast.js";
+import { actionJumpTarget, compileAction } from "./actions/index.js";
+import { BUILTIN_CHAINS, isChainName, type ChainName, type DefinitionNode, type RuleFileAst, type RuleNode } from "./ast.js";
 import type { CompileEnv, DefinitionScope, PatternDef, RateDef } from "./compile-env.js";
-import { compileCondition } from "./conditions.js";
+import { compileCondition, conditionAllowsKind } from "./conditions/index.js";
 import type { FirewallContext, FirewallProviders, FirewallResult, LocalTime, RuleRef, RunChain } from "./context.js";
 import { errorReplyFor, mayAnswerWithError } from "./error-reply.js";
 import { Facts } from "./facts.js";
@@ -17,7 +17,7 @@ import { MultiThrottle, SharedThrottle, type SharedLimits } from "./limits.js";
 import { Throttle } from "../shaping/token-bucket.js";
 import { fileListItems, MemoryList, RemoteMembershipList, withFilters, type MembershipList } from "./lists.js";
 import { compileLuaPattern } from "./lua-pattern.js";
-import { isChainName, parseRuleFile } from "./parser.js";
+import { parseRuleFile } from "./parser.js";
 import { Diagnostics, RuleError, sortDiagnostics } from "./rule-error.js";
 import { prepJid } from "../xmpp/jid.js";
 import { R_FALSE, R_NIL, R_TRUE, RunState, runHandler, type CompiledAction, type CompiledCondition, type CompiledRule, type Handler } from "./runtime.js";
@@ -241,16 +241,11 @@ function copyScope(s: DefinitionScope): MutableScope {
 type StanzaKindName = "message" | "presence" | "iq";
 const STANZA_KINDS: readonly StanzaKindName[] = ["message", "presence", "iq"];
 
-/** The stanza kinds a rule's KIND conditions (negated or not) leave it able to match. */
+/** The stanza kinds a rule's conditions (KIND, negated or not) leave it able to match. */
 function stanzaKindsOf(rule: RuleNode): ReadonlySet<StanzaKindName> {
   const out = new Set<StanzaKindName>();
   for (const kind of STANZA_KINDS) {
-    let possible = true;
-    for (const c of rule.conditions) {
-      if (c.spec.name !== "KIND") continue;
-      if (c.spec.values.includes(kind) === c.negated) possible = false;
-    }
-    if (possible) out.add(kind);
+    if (rule.conditions.every((c) => conditionAllowsKind(c, kind))) out.add(kind);
   }
   return out;
 }
@@ -345,7 +340,8 @@ export function compileRuleFiles(files: readonly RuleFileAst[], options: Compile
           continue;
         }
         actions.push(compiled);
-        if (a.spec.name === "JUMP_CHAIN") jumps.push({ chain: rule.chain, action: { ...compiled, target: a.spec.chain } });
+        const target = actionJumpTarget(a);
+        if (target !== undefined) jumps.push({ chain: rule.chain, action: { ...compiled, target } });
       }
       if (!ok) continue;
       // Stable sort: cheap conditions first, LIMIT (side effects) last.
