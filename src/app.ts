@@ -9,7 +9,7 @@ import { ERRORS } from "./errors.js";
 import type { Config } from "./config/schema.js";
 import { createLogger, type Logger } from "./log.js";
 import { createMetrics, type Metrics } from "./metrics/definitions.js";
-import { PolicyState } from "./policy/build.js";
+import { PolicyState } from "./wiring.js";
 import { Listener, type RuntimeSettings } from "./net/listener.js";
 import { ResumptionRegistry } from "./net/resumption.js";
 import { startAdminServer, type AdminServer } from "./admin/server.js";

@@ -10,7 +10,7 @@ import { configFromObject } from "../config/load.js";
 import { testStanza } from "../../test/helpers/test-stanza.js";
 import { createLogger } from "../log.js";
 import { createMetrics } from "../metrics/definitions.js";
-import { PolicyState } from "../policy/build.js";
+import { PolicyState } from "../wiring.js";
 import type { SessionInfo } from "../policy/pipeline.js";
 
 function setup(t: { after(fn: () => void): void }, rules: string, knowledge?: { rosters: boolean }) {

@@ -22,7 +22,7 @@
 // Pure: no clock, no I/O. The state is plain data (RoomState) so that a fleet
 // can ship it through Redis; `attempt` decides and applies, `applyAttempt`
 // replays an attempt whose verdict is already known (the Lua script in
-// src/state/redis-muc-buckets.ts does the same arithmetic in the same order).
+// src/muc/redis-room-buckets.ts does the same arithmetic in the same order).
 
 /** What a room follows from the options. */
 export interface FairLimits {

@@ -1,6 +1,6 @@
 // The MUC limits' rooms behind one small interface, so a fleet can share them:
 // LocalRoomBuckets is the default, one process's fair rooms
-// (src/muc/fair-room.ts) in an IdleTable; src/state/redis-muc-buckets.ts keeps
+// (src/muc/fair-room.ts) in an IdleTable; src/muc/redis-room-buckets.ts keeps
 // a local copy current across instances through Redis. Either way the stage's
 // hot path stays synchronous: attempt() answers from memory. Times are the
 // stage's clock (monotonic ms locally; Unix epoch ms when shared, so

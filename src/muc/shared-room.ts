@@ -1,4 +1,4 @@
-// One fair room as a fleet member holds it (src/state/redis-muc-buckets.ts):
+// One fair room as a fleet member holds it (src/muc/redis-room-buckets.ts):
 // the last state the shared store committed (with the store's sequence
 // number) plus this member's own attempts that are sent and not yet
 // committed. Answers come from the speculative copy: the committed state with

@@ -10,7 +10,7 @@ import { Redis } from "ioredis";
 import { configFromObject } from "../../src/config/load.js";
 import { createLogger } from "../../src/log.js";
 import { createMetrics } from "../../src/metrics/definitions.js";
-import { PolicyState } from "../../src/policy/build.js";
+import { PolicyState } from "../../src/wiring.js";
 import type { SessionInfo } from "../../src/policy/pipeline.js";
 import { RedisSessionReplicator } from "../../src/knowledge/replicate.js";
 import { SessionDirectory } from "../../src/knowledge/sessions.js";

@@ -12,7 +12,7 @@ import { testStanza } from "../helpers/test-stanza.js";
 import { createLogger } from "../../src/log.js";
 import { createMetrics } from "../../src/metrics/definitions.js";
 import type { Pipeline } from "../../src/policy/pipeline.js";
-import { PolicyState } from "../../src/policy/build.js";
+import { PolicyState } from "../../src/wiring.js";
 import { RedisRosterStore } from "../../src/knowledge/roster-redis.js";
 import type { RosterItem } from "../../src/knowledge/roster-store.js";
 import { haveRedis, startRedis, type RedisInstance } from "../helpers/redis.js";

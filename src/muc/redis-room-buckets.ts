@@ -28,12 +28,12 @@
 //   P muc:events       pub/sub channel of {i, o, k, q, v} (instance, op, room, seq, state)
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
-import type { AttemptResult, FairLimits } from "../muc/fair-room.js";
-import { IdleTable, type IdleEntry } from "../muc/idle-table.js";
-import { fairLimits, type RoomBucketStore, type RoomLimits } from "../muc/room-buckets.js";
-import { fromWire, isWireRoom, SharedRoom, type WireRoom } from "../muc/shared-room.js";
+import type { AttemptResult, FairLimits } from "./fair-room.js";
+import { IdleTable, type IdleEntry } from "./idle-table.js";
+import { fairLimits, type RoomBucketStore, type RoomLimits } from "./room-buckets.js";
+import { fromWire, isWireRoom, SharedRoom, type WireRoom } from "./shared-room.js";
 import type { Clock } from "../shaping/clock.js";
-import { openRedisPair } from "./redis-connect.js";
+import { openRedisPair } from "../state/redis-connect.js";
 
 export interface RedisRoomBucketsOptions {
   /** redis://host:port/db */

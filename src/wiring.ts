@@ -11,41 +11,41 @@
 // provider; their store is opened when a loaded rule file first uses a roster
 // condition, and the stage that learns them runs last.
 
-import type { Config } from "../config/schema.js";
-import type { Logger } from "../log.js";
-import type { Metrics } from "../metrics/definitions.js";
-import { MucLimitsStage, type LimitReason, type RateBucket } from "../muc/muc-limits.js";
-import { LocalRoomBuckets } from "../muc/room-buckets.js";
-import { loadRuleFiles } from "../firewall/load.js";
-import type { CompiledRuleSet } from "../firewall/compile.js";
-import { FirewallStage } from "../firewall/stage.js";
-import { injectContactInfo, type ContactInfo } from "../registration/contact-info.js";
-import { RegistrationStage, WALL_CLOCK } from "../registration/registration-stage.js";
-import { RegistrationNotifier } from "../registration/notifier.js";
-import { realClock } from "../shaping/clock.js";
-import type { RegistrationStore } from "../state/registration-store.js";
-import { RUNNING_BUSY_TIMEOUT_MS } from "../state/sqlite-file.js";
-import { SqliteStore } from "../state/sqlite-store.js";
-import { RedisRoomBuckets } from "../state/redis-muc-buckets.js";
-import { redactUrl } from "../state/redis-connect.js";
-import { RedisStore } from "../state/redis-store.js";
-import { FleetBuckets } from "../state/fleet-buckets.js";
-import type { FirewallProviders, RemoteListFactory } from "../firewall/context.js";
-import { LearnedRosters, RosterLearner } from "../knowledge/roster-learner.js";
-import { RedisRosterStore } from "../knowledge/roster-redis.js";
-import { SqliteRosterStore } from "../knowledge/roster-sqlite.js";
-import { RosterStage } from "../knowledge/roster-stage.js";
-import type { RosterStore } from "../knowledge/roster-store.js";
-import { RemoteLists } from "../knowledge/remote-lists.js";
-import { RedisListStore, SqliteListStore } from "../knowledge/list-store.js";
-import { DEFAULTS } from "../config/schema.js";
-import type { StateOptions } from "../state/state-options.js";
-import type { StanzaView } from "../xml/stanza-view.js";
-import { Pipeline, type Flow, type PolicyStage, type SessionInfo, type Verdict } from "./pipeline.js";
-import { AuditLimiter, ruleOf } from "./audit.js";
-import { ShadowStage } from "./shadow.js";
-import { KnowledgeStage, SessionDirectory } from "../knowledge/sessions.js";
-import { IpcSessionReplicator, RedisSessionReplicator, inWorker } from "../knowledge/replicate.js";
+import type { Config } from "./config/schema.js";
+import type { Logger } from "./log.js";
+import type { Metrics } from "./metrics/definitions.js";
+import { MucLimitsStage, type LimitReason, type RateBucket } from "./muc/muc-limits.js";
+import { LocalRoomBuckets } from "./muc/room-buckets.js";
+import { loadRuleFiles } from "./firewall/load.js";
+import type { CompiledRuleSet } from "./firewall/compile.js";
+import { FirewallStage } from "./firewall/stage.js";
+import { injectContactInfo, type ContactInfo } from "./registration/contact-info.js";
+import { RegistrationStage, WALL_CLOCK } from "./registration/registration-stage.js";
+import { RegistrationNotifier } from "./registration/notifier.js";
+import { realClock } from "./shaping/clock.js";
+import type { RegistrationStore } from "./state/registration-store.js";
+import { RUNNING_BUSY_TIMEOUT_MS } from "./state/sqlite-file.js";
+import { SqliteStore } from "./state/sqlite-store.js";
+import { RedisRoomBuckets } from "./muc/redis-room-buckets.js";
+import { redactUrl } from "./state/redis-connect.js";
+import { RedisStore } from "./state/redis-store.js";
+import { FleetBuckets } from "./state/fleet-buckets.js";
+import type { FirewallProviders, RemoteListFactory } from "./firewall/context.js";
+import { LearnedRosters, RosterLearner } from "./knowledge/roster-learner.js";
+import { RedisRosterStore } from "./knowledge/roster-redis.js";
+import { SqliteRosterStore } from "./knowledge/roster-sqlite.js";
+import { RosterStage } from "./knowledge/roster-stage.js";
+import type { RosterStore } from "./knowledge/roster-store.js";
+import { RemoteLists } from "./knowledge/remote-lists.js";
+import { RedisListStore, SqliteListStore } from "./knowledge/list-store.js";
+import { DEFAULTS } from "./config/schema.js";
+import type { StateOptions } from "./state/state-options.js";
+import type { StanzaView } from "./xml/stanza-view.js";
+import { Pipeline, type Flow, type PolicyStage, type SessionInfo, type Verdict } from "./policy/pipeline.js";
+import { AuditLimiter, ruleOf } from "./policy/audit.js";
+import { ShadowStage } from "./firewall/shadow.js";
+import { KnowledgeStage, SessionDirectory } from "./knowledge/sessions.js";
+import { IpcSessionReplicator, RedisSessionReplicator, inWorker } from "./knowledge/replicate.js";
 
 /** What a session offers stages that emit stanzas of their own (firewall REPLY, COPY…). */
 export interface Injector {
@@ -92,7 +92,7 @@ export class PolicyState {
   readonly notifier: RegistrationNotifier;
   /** One firewall stage for the process: reloads swap its rule set, so marks survive. */
   readonly firewall: FirewallStage;
-  /** firewall.shadow: rules that only log what they would do (policy/shadow.ts). */
+  /** firewall.shadow: rules that only log what they would do (firewall/shadow.ts). */
   readonly shadow: ShadowStage;
   /** The firewall's roster provider: answers from the roster store once one is open, else "unknown" (empty). */
   readonly rosters: LearnedRosters;

@@ -5,11 +5,11 @@
 // reports what that stage would have done: a verdict, a changed stanza, a
 // stanza sent. It always answers "no verdict": nothing is dropped, bounced,
 // rewritten or sent, and the real rules never see its marks.
-import type { CompiledRuleSet } from "../firewall/compile.js";
-import type { RuleRef } from "../firewall/context.js";
-import { FirewallStage } from "../firewall/stage.js";
+import type { CompiledRuleSet } from "./compile.js";
+import type { RuleRef } from "./context.js";
+import { FirewallStage } from "./stage.js";
 import type { StanzaView } from "../xml/stanza-view.js";
-import type { Flow, PolicyStage, SessionInfo, Verdict } from "./pipeline.js";
+import type { Flow, PolicyStage, SessionInfo, Verdict } from "../policy/pipeline.js";
 
 export type ShadowVerdict = "drop" | "bounce" | "disconnect" | "rewrite" | "emit";
 
