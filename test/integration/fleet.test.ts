@@ -126,11 +126,13 @@ describe("a fleet: HAProxy (PROXY v2) → two instances + one Redis → Prosody"
     let stderr = "";
     haproxy.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
     await eventually(() => canConnect(lbPort), 10_000, `haproxy listening (${stderr})`);
-    // That probe's session waits on an instance for its stream header.
-    await eventually(() => a.sessionCount() + b.sessionCount() === 1, 5000, "the probe's session");
+    // That probe may reach an instance (at once or a moment later) or not:
+    // wait until it is there and gone, or was never dialled.
+    await new Promise((r) => setTimeout(r, 500));
+    await eventually(() => a.sessionCount() + b.sessionCount() === 0, 30_000, "the probe's session closed");
   });
-  /** Sessions left open by the start-up probe. */
-  const idle = 1;
+  /** Sessions left open before each test (the start-up probe's is closed). */
+  const idle = 0;
 
   after(async () => {
     for (const s of sessions) s.stop();
