@@ -7,7 +7,7 @@ import { fail, IDSAFE, isFail, templateOrFail, type ParamFail } from "../param.j
 import { COST_HEAD, COST_LOOKUP, COST_PAYLOAD, COST_SIDE_EFFECT } from "../runtime.js";
 import { needsPayload } from "../template.js";
 import { bareJid } from "../../xmpp/jid.js";
-import { defineCondition } from "./define.js";
+import { defineCondition, type ConditionCompile } from "./define.js";
 
 export type LimitSpec = { readonly name: "LIMIT"; readonly rate: string; readonly on: Template | undefined };
 export type MarkedSpec = { readonly name: "ORIGIN_MARKED" | "USER_MARKED"; readonly mark: string; readonly withinSeconds: number | undefined };
@@ -127,6 +127,15 @@ export const CHECK_LIST = defineCondition<CheckListSpec>({
   },
 });
 
+/** The %SEARCH path and %PATTERN a SCAN or COUNT names; undefined (reported) when either is not defined. */
+function searchAndPattern(cx: ConditionCompile, search: string, pattern: string) {
+  const found = cx.env.defs.searches.get(search);
+  if (!found) return cx.undefinedRef("search", search);
+  const compiled = cx.env.defs.patterns.get(pattern);
+  if (!compiled) return cx.undefinedRef("pattern", pattern);
+  return { path: found.spec.path, pattern: compiled };
+}
+
 export const SCAN = defineCondition<ScanSpec>({
   names: ["SCAN"],
   param: "required",
@@ -137,15 +146,12 @@ export const SCAN = defineCondition<ScanSpec>({
   },
   cost: COST_PAYLOAD,
   compile(spec, cx) {
-    const defs = cx.env.defs;
-    const search = defs.searches.get(spec.search);
-    if (!search) return cx.undefinedRef("search", spec.search);
-    const pattern = defs.patterns.get(spec.pattern);
-    if (!pattern) return cx.undefinedRef("pattern", spec.pattern);
-    const list = defs.lists.get(spec.list);
+    const found = searchAndPattern(cx, spec.search, spec.pattern);
+    if (!found) return undefined;
+    const list = cx.env.defs.lists.get(spec.list);
     if (!list) return cx.undefinedRef("list", spec.list);
+    const { path, pattern } = found;
     const name = spec.search;
-    const path = search.spec.path;
     return (s) => {
       const text = s.facts.search(name, path);
       for (const token of pattern.tokens(text)) if (list.contains(token)) return true;
@@ -179,14 +185,11 @@ export const COUNT = defineCondition<CountSpec>({
   },
   cost: COST_PAYLOAD,
   compile(spec, cx) {
-    const defs = cx.env.defs;
-    const search = defs.searches.get(spec.search);
-    if (!search) return cx.undefinedRef("search", spec.search);
-    const pattern = defs.patterns.get(spec.pattern);
-    if (!pattern) return cx.undefinedRef("pattern", spec.pattern);
+    const found = searchAndPattern(cx, spec.search, spec.pattern);
+    if (!found) return undefined;
+    const { path, pattern } = found;
     const { op, value } = spec;
     const name = spec.search;
-    const path = search.spec.path;
     return (s) => {
       const n = pattern.count(s.facts.search(name, path));
       switch (op) {
