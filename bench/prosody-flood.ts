@@ -1,0 +1,223 @@
+// The data-path goals measured through a real Prosody (bench/README.md,
+// "Through Prosody: CPU per delivered message"), standalone:
+//
+//   npx tsx bench/prosody-flood.ts [--rounds=3] [--messages=5000] [--pairs=4] [--guard=auto|dist|build|src|<dir>]
+//
+// Prosody runs once; in front of it, in the same invocation: nothing
+// (direct), the Node pipe proxy, HAProxy mode tcp and xmpp-guard with the
+// shipped rules (rates scaled so every rule and LIMIT is evaluated and none
+// limits, lib/rules.ts). For each round and each setup, in alternating order,
+// `pairs` senders and as many receivers log in (SASL PLAIN, bind, presence)
+// through that setup, then two loads run while /proc counts the CPU of
+// Prosody and of the proxy:
+//
+//   flood: each sender keeps a window of 64 messages in flight to its
+//          receiver (closed loop: one more is written for each delivered),
+//          `messages` per pair, several stanzas per write;
+//   paced: each sender writes one stanza per write (one TCP segment, Nagle
+//          off) every 5 ms, `messages / 5` per pair.
+//
+// A setup's figure is its CPU per delivered message: the proxy's (for
+// direct: none) and Prosody's. The goals are ratios of xmpp-guard's to the
+// pipe's and HAProxy's per-message CPU in the same run (min and median over
+// rounds). No thresholds: the table says where each goal stands.
+
+import type { Socket } from "node:net";
+import { haveProsody, startProsody, type ProsodyInstance } from "../test/helpers/prosody.js";
+import { installCleanup, stopAll } from "./lib/children.js";
+import { chooseGuardSource, guardLabel, guardSourceArg, type GuardSource } from "./lib/guard-source.js";
+import { benchRules } from "./lib/rules.js";
+import { median } from "./lib/stats.js";
+import { procCpuMicros } from "./lib/system.js";
+import { num, renderTable, times, type Table } from "./lib/table.js";
+import { startTargets, type Target, type TargetName } from "./lib/targets.js";
+import { login } from "./lib/xmpp-login.js";
+
+const SETUPS: TargetName[] = ["direct", "pipe", "haproxy", "xmpp-guard"];
+const WINDOW = 64;
+const PACE_MS = 5;
+const END = Buffer.from("</message>");
+
+interface Options { rounds: number; messages: number; pairs: number; guard: "auto" | GuardSource }
+
+function parseArgs(argv: string[]): Options {
+  const o: Options = { rounds: 3, messages: 5000, pairs: 4, guard: "auto" };
+  for (const arg of argv) {
+    const [k, v] = arg.split("=", 2);
+    if (k === "--rounds") o.rounds = Number(v);
+    else if (k === "--messages") o.messages = Number(v);
+    else if (k === "--pairs") o.pairs = Number(v);
+    else if (k === "--guard") o.guard = v === "auto" ? "auto" : guardSourceArg(v);
+    else throw new Error(`unknown argument ${arg}; usage: tsx bench/prosody-flood.ts [--rounds=N] [--messages=N] [--pairs=N] [--guard=...]`);
+  }
+  return o;
+}
+
+interface Pair { sender: Socket; receiver: Socket; to: string; sent: number; got: number; tail: Buffer }
+
+function chat(to: string, i: number): string {
+  return `<message to='${to}' type='chat' id='m${i}'><body>Message ${i}: tomorrow at ten works &amp; I will bring the caf\u00e9 notes.</body></message>`;
+}
+
+/** Count `</message>` in a receiver's bytes, across chunk borders. */
+function countEnds(p: Pair, chunk: Buffer): number {
+  const data = p.tail.length > 0 ? Buffer.concat([p.tail, chunk]) : chunk;
+  let n = 0;
+  for (let at = data.indexOf(END); at >= 0; at = data.indexOf(END, at + END.length)) n++;
+  p.tail = Buffer.from(data.subarray(Math.max(0, data.length - END.length + 1)));
+  return n;
+}
+
+async function connectPairs(port: number, prosody: ProsodyInstance, pairs: number, round: number): Promise<Pair[]> {
+  const out: Pair[] = [];
+  for (let i = 0; i < pairs; i++) {
+    const resource = `r${round}`;
+    const receiver = await login(port, `recv${i}`, "pw", prosody.domain, resource);
+    const sender = await login(port, `send${i}`, "pw", prosody.domain, resource);
+    out.push({ sender: sender.sock, receiver: receiver.sock, to: receiver.jid, sent: 0, got: 0, tail: Buffer.alloc(0) });
+  }
+  // Let the presence broadcasts of the logins settle before measuring.
+  await new Promise((r) => setTimeout(r, 300));
+  return out;
+}
+
+/** Run one load to completion; resolves when every pair got `total` messages (or rejects after 120 s). */
+function load(pairs: Pair[], total: number, mode: "flood" | "paced"): Promise<void> {
+  return new Promise((resolve, reject) => {
+    let done = 0;
+    const timers: NodeJS.Timeout[] = [];
+    const watchdog = setTimeout(() => finish(new Error(`${mode}: timed out; delivered ${pairs.map((p) => p.got).join(", ")} of ${total} each`)), 120_000);
+    function finish(err?: Error): void {
+      clearTimeout(watchdog);
+      for (const t of timers) clearInterval(t);
+      for (const p of pairs) p.receiver.removeAllListeners("data");
+      if (err) reject(err);
+      else resolve();
+    }
+    const write = (p: Pair, n: number): void => {
+      let text = "";
+      for (let k = 0; k < n && p.sent < total; k++) text += chat(p.to, p.sent++);
+      if (text) p.sender.write(text);
+    };
+    for (const p of pairs) {
+      p.receiver.on("data", (chunk: Buffer) => {
+        const n = countEnds(p, chunk);
+        p.got += n;
+        if (mode === "flood") write(p, n);
+        if (p.got >= total && p.got - n < total && ++done === pairs.length) finish();
+      });
+      if (mode === "flood") write(p, WINDOW);
+      else timers.push(setInterval(() => write(p, 1), PACE_MS));
+    }
+  });
+}
+
+interface Sample { setup: TargetName; mode: "flood" | "paced"; proxyUsPerMsg: number | null; prosodyUsPerMsg: number }
+
+async function measure(target: Target, prosody: ProsodyInstance, opts: Options, round: number): Promise<Sample[]> {
+  const pairs = await connectPairs(target.port, prosody, opts.pairs, round);
+  const out: Sample[] = [];
+  try {
+    for (const [mode, perPair] of [["flood", opts.messages], ["paced", Math.round(opts.messages / 5)]] as const) {
+      for (const p of pairs) { p.sent = 0; p.got = 0; }
+      const proxy0 = await target.cpuMicros();
+      const prosody0 = procCpuMicros(prosody.pid) ?? 0;
+      await load(pairs, perPair, mode);
+      const proxy1 = await target.cpuMicros();
+      const prosody1 = procCpuMicros(prosody.pid) ?? 0;
+      const messages = perPair * pairs.length;
+      out.push({
+        setup: target.name,
+        mode,
+        proxyUsPerMsg: proxy0 === null || proxy1 === null ? null : (proxy1 - proxy0) / messages,
+        prosodyUsPerMsg: (prosody1 - prosody0) / messages,
+      });
+    }
+  } finally {
+    for (const p of pairs) { p.sender.destroy(); p.receiver.destroy(); }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return out;
+}
+
+function summarise(samples: Sample[], mode: "flood" | "paced"): Table {
+  const rows: string[][] = [];
+  const of = (setup: TargetName, pick: (s: Sample) => number | null): number[] =>
+    samples.filter((s) => s.setup === setup && s.mode === mode).map(pick).filter((v): v is number => v !== null);
+  for (const setup of SETUPS) {
+    const proxy = of(setup, (s) => s.proxyUsPerMsg);
+    const server = of(setup, (s) => s.prosodyUsPerMsg);
+    const share = of(setup, (s) => (s.proxyUsPerMsg === null ? null : s.proxyUsPerMsg / s.prosodyUsPerMsg));
+    if (server.length === 0) continue;
+    rows.push([
+      setup,
+      proxy.length ? `${num(Math.min(...proxy), 1)} / ${num(median(proxy), 1)}` : "–",
+      `${num(Math.min(...server), 1)} / ${num(median(server), 1)}`,
+      share.length ? `${num(Math.min(...share), 2)} / ${num(median(share), 2)}` : "–",
+    ]);
+  }
+  return {
+    title: `${mode}: CPU per delivered message (µs, min / median over rounds)`,
+    headers: ["setup", "proxy CPU", "Prosody CPU", "proxy ÷ Prosody"],
+    rows,
+  };
+}
+
+/** xmpp-guard's per-message CPU over a baseline's, round by round (same round, same Prosody). */
+function ratios(samples: Sample[], mode: "flood" | "paced", base: TargetName): number[] {
+  const guard = samples.filter((s) => s.setup === "xmpp-guard" && s.mode === mode);
+  const other = samples.filter((s) => s.setup === base && s.mode === mode);
+  return guard.map((g, i) => (g.proxyUsPerMsg ?? NaN) / (other[i]?.proxyUsPerMsg ?? NaN)).filter(Number.isFinite);
+}
+
+function goals(samples: Sample[]): Table {
+  const rows: string[][] = [];
+  const goal = (label: string, mode: "flood" | "paced", base: TargetName, limit: number): void => {
+    const r = ratios(samples, mode, base);
+    if (r.length === 0) return void rows.push([label, `≤ ${limit} ×`, "not measured", "–"]);
+    rows.push([label, `≤ ${limit} ×`, `${times(Math.min(...r))} / ${times(median(r))}`, median(r) <= limit ? "met" : "not met"]);
+  };
+  goal("flood, CPU per message, xmpp-guard ÷ Node pipe", "flood", "pipe", 1.25);
+  goal("flood, CPU per message, xmpp-guard ÷ HAProxy", "flood", "haproxy", 2);
+  goal("paced, CPU per message, xmpp-guard ÷ Node pipe", "paced", "pipe", 1.1);
+  goal("paced, CPU per message, xmpp-guard ÷ HAProxy", "paced", "haproxy", 1.5);
+  return { title: "Goals through Prosody (ratio in the same round; min / median over rounds)", headers: ["goal", "target", "measured (min / median)", "median"], rows };
+}
+
+async function main(): Promise<void> {
+  installCleanup();
+  const opts = parseArgs(process.argv.slice(2));
+  if (!haveProsody()) {
+    console.log("skipped: prosody not installed (Debian: apt-get install prosody)");
+    return;
+  }
+  const guard = chooseGuardSource(opts.guard);
+  console.log(`xmpp-guard from ${guardLabel(guard.source)}: ${guard.reason}`);
+  const prosody = await startProsody({ offline: false, muc: false });
+  const targets: Target[] = [];
+  try {
+    for (let i = 0; i < opts.pairs; i++) {
+      await prosody.createUser(`send${i}`, "pw");
+      await prosody.createUser(`recv${i}`, "pw");
+    }
+    const skipped = await startTargets(prosody.port, { names: SETUPS, guard: guard.source, rules: benchRules().path }, targets);
+    for (const s of skipped) console.log(`${s.name}: ${s.reason}`);
+    const samples: Sample[] = [];
+    for (let round = 0; round < opts.rounds; round++) {
+      const order = round % 2 === 0 ? targets : [...targets].reverse();
+      for (const t of order) {
+        const got = await measure(t, prosody, opts, round);
+        samples.push(...got);
+        for (const s of got) console.log(`round ${round + 1}, ${s.setup}, ${s.mode}: proxy ${s.proxyUsPerMsg === null ? "–" : num(s.proxyUsPerMsg, 1)} µs/msg, Prosody ${num(s.prosodyUsPerMsg, 1)} µs/msg`);
+      }
+    }
+    console.log("");
+    for (const t of [summarise(samples, "flood"), summarise(samples, "paced"), goals(samples)]) console.log(renderTable(t) + "\n");
+  } finally {
+    for (const t of targets) await t.stop();
+    await prosody.stop();
+    await stopAll();
+  }
+}
+
+await main();
