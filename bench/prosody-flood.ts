@@ -112,7 +112,14 @@ function load(pairs: Pair[], total: number, mode: "flood" | "paced"): Promise<vo
   });
 }
 
-interface Sample { setup: TargetName; mode: "flood" | "paced"; proxyUsPerMsg: number | null; prosodyUsPerMsg: number }
+interface Sample {
+  setup: TargetName;
+  mode: "flood" | "paced";
+  proxyUsPerMsg: number | null;
+  prosodyUsPerMsg: number;
+  /** The proxy's read and write system calls per message (null for direct or without /proc). */
+  syscallsPerMsg: { reads: number; writes: number } | null;
+}
 
 async function measure(target: Target, prosody: ProsodyInstance, opts: Options, round: number): Promise<Sample[]> {
   const pairs = await connectPairs(target.port, prosody, opts.pairs, round);
@@ -122,15 +129,18 @@ async function measure(target: Target, prosody: ProsodyInstance, opts: Options, 
       for (const p of pairs) { p.sent = 0; p.got = 0; }
       const proxy0 = await target.cpuMicros();
       const prosody0 = procCpuMicros(prosody.pid) ?? 0;
+      const sys0 = target.syscalls();
       await load(pairs, perPair, mode);
       const proxy1 = await target.cpuMicros();
       const prosody1 = procCpuMicros(prosody.pid) ?? 0;
+      const sys1 = target.syscalls();
       const messages = perPair * pairs.length;
       out.push({
         setup: target.name,
         mode,
         proxyUsPerMsg: proxy0 === null || proxy1 === null ? null : (proxy1 - proxy0) / messages,
         prosodyUsPerMsg: (prosody1 - prosody0) / messages,
+        syscallsPerMsg: sys0 && sys1 ? { reads: (sys1.reads - sys0.reads) / messages, writes: (sys1.writes - sys0.writes) / messages } : null,
       });
     }
   } finally {
@@ -147,6 +157,8 @@ function summarise(samples: Sample[], mode: "flood" | "paced"): Table {
   for (const setup of SETUPS) {
     const proxy = of(setup, (s) => s.proxyUsPerMsg);
     const server = of(setup, (s) => s.prosodyUsPerMsg);
+    const reads = of(setup, (s) => s.syscallsPerMsg?.reads ?? null);
+    const writes = of(setup, (s) => s.syscallsPerMsg?.writes ?? null);
     const share = of(setup, (s) => (s.proxyUsPerMsg === null ? null : s.proxyUsPerMsg / s.prosodyUsPerMsg));
     if (server.length === 0) continue;
     rows.push([
@@ -154,11 +166,12 @@ function summarise(samples: Sample[], mode: "flood" | "paced"): Table {
       proxy.length ? `${num(Math.min(...proxy), 1)} / ${num(median(proxy), 1)}` : "–",
       `${num(Math.min(...server), 1)} / ${num(median(server), 1)}`,
       share.length ? `${num(Math.min(...share), 2)} / ${num(median(share), 2)}` : "–",
+      reads.length ? `${num(median(reads), 2)} / ${num(median(writes), 2)}` : "–",
     ]);
   }
   return {
     title: `${mode}: CPU per delivered message (µs, min / median over rounds)`,
-    headers: ["setup", "proxy CPU", "Prosody CPU", "proxy ÷ Prosody"],
+    headers: ["setup", "proxy CPU", "Prosody CPU", "proxy ÷ Prosody", "proxy reads / writes per msg (median)"],
     rows,
   };
 }
@@ -208,7 +221,10 @@ async function main(): Promise<void> {
       for (const t of order) {
         const got = await measure(t, prosody, opts, round);
         samples.push(...got);
-        for (const s of got) console.log(`round ${round + 1}, ${s.setup}, ${s.mode}: proxy ${s.proxyUsPerMsg === null ? "–" : num(s.proxyUsPerMsg, 1)} µs/msg, Prosody ${num(s.prosodyUsPerMsg, 1)} µs/msg`);
+        for (const s of got) {
+          const sys = s.syscallsPerMsg ? `, ${num(s.syscallsPerMsg.reads, 2)} reads + ${num(s.syscallsPerMsg.writes, 2)} writes` : "";
+          console.log(`round ${round + 1}, ${s.setup}, ${s.mode}: proxy ${s.proxyUsPerMsg === null ? "–" : num(s.proxyUsPerMsg, 1)} µs/msg${sys}, Prosody ${num(s.prosodyUsPerMsg, 1)} µs/msg`);
+        }
       }
     }
     console.log("");
