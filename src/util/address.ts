@@ -1,7 +1,7 @@
-// `host:port` parsing for the config layer. Pure: no sockets, no DNS, no
+// `host:port` parsing (the config's listen and upstream addresses, the component port). Pure: no sockets, no DNS, no
 // `node:net`. Hostnames are checked for shape only; IP literals and CIDRs are
 // src/util/ip.ts's.
-import { AddressError, isIPv4, isIpLiteral } from "../util/ip.js";
+import { AddressError, canonicalIp, isIPv4, isIpLiteral } from "./ip.js";
 
 export interface HostPort {
   /** IP literal (IPv6 without brackets) or hostname; `*` is returned as "0.0.0.0". */
@@ -74,4 +74,13 @@ function checkHostname(host: string): void {
   if (name.length === 0 || name.length > 253 || !name.split(".").every((l) => HOST_LABEL.test(l))) {
     throw new AddressError(`"${host}" is not a valid hostname or IP address`);
   }
+}
+
+/** 127.0.0.0/8, ::1 (also as a mapped address) and `localhost`. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, "");
+  if (h === "localhost" || h.endsWith(".localhost")) return true;
+  const ip = canonicalIp(h);
+  if (ip === null) return false;
+  return /^127\./.test(ip) || ip === "::1" || /^::ffff:127\./.test(ip);
 }
