@@ -11,15 +11,14 @@
 // and the code is the same. See docs/configuration.md, "How the config is
 // validated".
 import { availableParallelism } from "node:os";
-import { parseHostPort } from "../util/address.js";
-import { AddressError, CidrSet, parseCidr } from "../util/ip.js";
+import { cidrSet, endpoint, type Endpoint } from "../util/address.js";
+import type { CidrSet } from "../util/ip.js";
 import {
   INVALID,
   bool,
   coerce,
   deepFreeze,
   int,
-  issue,
   list,
   nullAsEmpty,
   nullable,
@@ -62,16 +61,7 @@ export type ProxyProtocolMode = (typeof PROXY_PROTOCOL_MODES)[number];
 export const LOG_LEVELS = ["trace", "debug", "info", "warn", "error", "fatal", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
-/**
- * A parsed `host:port` option. `text` is the string as written (for logs and
- * messages); `host` is ready for `server.listen()` / `net.connect()`: brackets
- * removed from IPv6 literals, `*` turned into "0.0.0.0".
- */
-export interface Endpoint {
-  readonly text: string;
-  readonly host: string;
-  readonly port: number;
-}
+export type { Endpoint } from "../util/address.js";
 
 export interface ListenerConfig {
   /** Unique; used in logs and as a metric label. */
@@ -294,32 +284,6 @@ export const DEFAULTS = deepFreeze({
     format: "json",
   },
 });
-
-// ---------------------------------------------------------------------------
-// Option types used by the config
-
-/** `host:port` → Endpoint. */
-export function endpoint(options: { allowPortZero?: boolean } = {}): Spec<Endpoint> {
-  const expected = 'a "host:port" string';
-  return {
-    expected,
-    check(value, path, issues) {
-      if (typeof value !== "string") return issue(issues, path, `must be ${expected}`);
-      try {
-        return { text: value, ...parseHostPort(value, options) };
-      } catch (err) {
-        if (err instanceof AddressError) return issue(issues, path, err.message);
-        throw err;
-      }
-    },
-  };
-}
-
-/** A list of CIDRs (bare addresses allowed) → CidrSet; each bad entry reported at its index. */
-export function cidrSet(): Spec<CidrSet> {
-  const entry = transform(str(), (s) => parseCidr(s).text, "a CIDR such as 10.0.0.0/8 or 2001:db8::/32");
-  return transform(list(entry), (texts) => new CidrSet(texts), `a list of ${entry.expected}`);
-}
 
 // ---------------------------------------------------------------------------
 // The schema. New sections are one `section(obj({...}))` line here, a type in

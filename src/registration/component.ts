@@ -9,7 +9,7 @@
 // watchers (the remote block lists read pubsub answers and events that way);
 // stream errors end the connection and are logged.
 import { connect, type Socket } from "node:net";
-import { parseHostPort } from "../util/address.js";
+import { endpoint, type Endpoint } from "../util/address.js";
 import { firstIssue, frozen, obj, required, str, transform, validate, type Spec } from "../util/validate.js";
 import type { ParseResult } from "../shaping/units.js";
 import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind } from "../xml/framer.js";
@@ -22,7 +22,7 @@ export interface ComponentOptions {
   readonly jid: string;
   readonly secret: string;
   /** The server's component port, `host:port`. */
-  readonly upstream: { readonly text: string; readonly host: string; readonly port: number };
+  readonly upstream: Endpoint;
 }
 
 const KEYS = ["jid", "secret", "upstream"] as const;
@@ -34,9 +34,7 @@ export const COMPONENT_SPEC: Spec<ComponentOptions> = frozen(
     {
       jid: required(transform(str({ pattern: DOMAIN, hint: "a domain JID such as guard.example.org (no @, /, spaces or quotes)" }), (j) => j.toLowerCase())),
       secret: required(str({ hint: "a non-empty string (the server's component_secret)" })),
-      upstream: required(
-        transform(str({ hint: 'a "host:port" string' }), (text) => Object.freeze({ text, ...parseHostPort(text) })),
-      ),
+      upstream: required(endpoint()),
     },
     {
       unknown: (key) => `unknown option "${key}" (known: ${KEYS.join(", ")})`,

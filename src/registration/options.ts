@@ -6,7 +6,7 @@
 import { AddressError, CidrSet, parseCidr } from "../util/ip.js";
 import { compileLuaPattern, type LuaPatternMode } from "../firewall/lua-pattern.js";
 import type { ParseResult } from "../shaping/units.js";
-import { INVALID, firstIssue, issue, obj, optional, parsed, refine, transform, validate, type Spec } from "../util/validate.js";
+import { INVALID, firstIssue, issue, obj, optional, parsed, refine, suggestKey, transform, validate, type Spec } from "../util/validate.js";
 import { nodeprep } from "../xmpp/stringprep.js";
 
 export const NOTIFICATION_TYPES = ["chat", "normal", "headline", "groupchat"] as const;
@@ -213,7 +213,7 @@ function unknownOption(key: string): string {
   if (renamed !== undefined) return `"${key}" was renamed to "${renamed}"`;
   const na = NOT_APPLICABLE[key];
   if (na !== undefined) return `"${key}" is not supported by the proxy: ${na}`;
-  const near = KNOWN_KEYS.find((k) => k.replace(/_/g, "") === key.toLowerCase().replace(/[-_]/g, ""));
+  const near = suggestKey(key, KNOWN_KEYS);
   return `unknown option "${key}"${near === undefined ? "" : ` (did you mean "${near}"?)`}`;
 }
 
