@@ -4,8 +4,6 @@
 // remaining peers <system-shutdown/>). No protocol logic lives here.
 
 import type { AddressInfo } from "node:net";
-import { loadConfigFile, ConfigError, formatIssue } from "./config/load.js";
-import { ERRORS } from "./errors.js";
 import type { Config } from "./config/schema.js";
 import { createLogger, type Logger } from "./log.js";
 import { createMetrics, type Metrics } from "./metrics/definitions.js";
@@ -15,7 +13,8 @@ import { ResumptionRegistry } from "./net/resumption.js";
 import { startAdminServer, type AdminServer } from "./admin/server.js";
 import type { FramerLimits } from "./xml/framer.js";
 import { watchRuleFiles } from "./firewall/watch.js";
-import { CertificateError, CertificateStore } from "./net/certificates.js";
+import type { CertificateStore } from "./net/certificates.js";
+import { PrepareError, prepare, type Problem } from "./prepare.js";
 import { AuditLimiter } from "./policy/audit.js";
 import { matchSession, type SessionFilter, type SessionSummary } from "./admin/sessions.js";
 import { UpstreamChecker, type UpstreamReport } from "./admin/upstream-check.js";
@@ -60,18 +59,6 @@ export interface RunningProxy {
   reload(config?: Config): Promise<ReloadResult>;
   /** Stop accepting, wait up to drainSeconds for sessions to end, then close the rest with <system-shutdown/>. */
   shutdown(drainSeconds?: number): Promise<void>;
-}
-
-/** tls.certificates → a store (null: TLS off). Throws CertificateError listing every broken file. */
-async function loadCertificates(config: Config): Promise<CertificateStore | null> {
-  const tls = config.tls;
-  if (tls.certificates.length === 0) return null;
-  return CertificateStore.load(tls.certificates, { min_version: tls.min_version, ...(tls.ciphers !== null ? { ciphers: tls.ciphers } : {}) });
-}
-
-function certificateMessages(err: unknown): string[] {
-  if (err instanceof CertificateError) return err.problems.map((p) => `tls.certificates: ${p.file}: ${p.message}`);
-  return [`tls: ${err instanceof Error ? err.message : String(err)}`];
 }
 
 /** The expiry gauge shows exactly the certificates in use. */
@@ -125,25 +112,21 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
   let config = initial;
   const audit = new AuditLimiter();
   const policy = new PolicyState(logger, metrics, audit);
-  await policy.openState(config);
-  const rules = await policy.loadRules(config);
-  const shadow = await policy.loadShadowRules(config);
-  const ruleErrors = [...rules.errors, ...shadow.errors];
-  if (ruleErrors.length > 0) policy.close();
-  if (ruleErrors.length > 0) throw new Error(`firewall rules do not compile:\n${ruleErrors.join("\n")}`);
-  policy.firewall.swap(rules.ruleset);
-  policy.shadow.swap(shadow.ruleset);
-  policy.retainLists();
-  if (shadow.ruleset) logger.info({ shadow: config.firewall.shadow, rules: shadow.ruleset.ruleCount }, "shadow rules loaded: they log what they would do, and do nothing");
-  let certificates: CertificateStore | null;
-  try {
-    certificates = await loadCertificates(config);
-  } catch (err) {
-    throw new Error(`${ERRORS.XPX_ERR_TLS_CERTIFICATES.message}:\n${certificateMessages(err).join("\n")}`);
+  // State, rules and certificates, all checked before anything starts (prepare.ts).
+  const ready = await prepare({ config }, policy);
+  if (!ready.ok) {
+    policy.close();
+    throw new PrepareError(ready.problems);
   }
+  const { rules, shadow } = ready.prepared;
+  policy.firewall.swap(rules);
+  policy.shadow.swap(shadow);
+  policy.retainLists();
+  if (shadow) logger.info({ shadow: config.firewall.shadow, rules: shadow.ruleCount }, "shadow rules loaded: they log what they would do, and do nothing");
+  let certificates: CertificateStore | null = ready.prepared.certificates;
   exportCertificates(metrics, certificates);
   if (certificates) logger.info({ certificates: certificates.info().map((i) => ({ names: i.names, notAfter: i.notAfter.toISOString() })) }, "TLS certificates loaded");
-  let settings = settingsFrom(config, policy, rules.ruleset !== undefined, certificates, shadow.ruleset !== undefined);
+  let settings = settingsFrom(config, policy, rules !== undefined, certificates, shadow !== undefined);
   let watcher: { close(): void } | null = null;
   let shadowWatcher: { close(): void } | null = null;
   const reloadRules = async (): Promise<void> => {
@@ -204,44 +187,28 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
     throw err;
   }
 
+  const refuse = (problems: readonly Problem[]): ReloadResult => {
+    metrics.reloads.inc({ result: "error" });
+    for (const p of problems) logger.error({ code: p.code }, `reload refused, previous config stays: ${p.message}`);
+    policy.retainLists();
+    return { ok: false, errors: problems.map((p) => p.message) };
+  };
+
   const reload = async (next?: Config): Promise<ReloadResult> => {
-    let candidate: Config;
-    try {
-      if (next) candidate = next;
-      else if (options.configPath) candidate = await loadConfigFile(options.configPath);
-      else return { ok: false, errors: ["no config file to reload from"] };
-    } catch (err) {
-      const errors = err instanceof ConfigError ? err.issues.map(formatIssue) : [String(err)];
-      metrics.reloads.inc({ result: "error" });
-      for (const e of errors) logger.error({ code: "XPX_ERR_CONFIG_INVALID" }, `reload refused, previous config stays: ${e}`);
-      return { ok: false, errors };
-    }
-    // Everything that can fail is built first; only then is anything changed.
+    if (!next && !options.configPath) return { ok: false, errors: ["no config file to reload from"] };
+    // Everything that can fail is built first (prepare.ts); only then is anything changed.
+    const ready = await prepare(next ? { config: next } : { file: options.configPath! }, policy);
+    if (!ready.ok) return refuse(ready.problems);
+    const candidate = ready.prepared.config;
+    const candidateRules = ready.prepared.rules;
+    const candidateShadow = ready.prepared.shadow;
+    const nextCertificates = ready.prepared.certificates;
     let nextSettings: RuntimeSettings;
-    // Certificates are re-read on every reload (renewed files, same paths). A
-    // broken file refuses the whole reload: running contexts stay.
-    let nextCertificates: CertificateStore | null;
     try {
-      nextCertificates = await loadCertificates(candidate);
+      nextSettings = settingsFrom(candidate, policy, candidateRules !== undefined, nextCertificates, candidateShadow !== undefined);
     } catch (err) {
-      metrics.reloads.inc({ result: "error" });
-      const errors = certificateMessages(err);
-      for (const e of errors) logger.error({ code: "XPX_ERR_TLS_CERTIFICATES" }, `reload refused, previous config and certificates stay: ${e}`);
-      return { ok: false, errors };
-    }
-    const candidateRules = await policy.loadRules(candidate);
-    const candidateShadow = await policy.loadShadowRules(candidate);
-    try {
-      await policy.openState(candidate);
-      const errs = [...candidateRules.errors, ...candidateShadow.errors];
-      if (errs.length > 0) throw new Error(errs.join("\n"));
-      nextSettings = settingsFrom(candidate, policy, candidateRules.ruleset !== undefined, nextCertificates, candidateShadow.ruleset !== undefined);
-    } catch (err) {
-      metrics.reloads.inc({ result: "error" });
       const message = err instanceof Error ? err.message : String(err);
-      for (const line of message.split("\n")) logger.error({ code: "XPX_ERR_CONFIG_INVALID" }, `reload refused, previous config stays: ${line}`);
-      policy.retainLists();
-      return { ok: false, errors: message.split("\n") };
+      return refuse(message.split("\n").map((line) => ({ part: "state", code: "XPX_ERR_CONFIG_INVALID", message: line })));
     }
     // Listeners: update in place, start new ones, stop removed ones. A changed
     // listen address means a new socket; sessions on the old one carry on.
@@ -266,8 +233,8 @@ export async function startProxy(initial: Config, options: StartOptions = {}): P
       }
     }
     config = candidate;
-    policy.firewall.swap(candidateRules.ruleset);
-    policy.shadow.swap(candidateShadow.ruleset);
+    policy.firewall.swap(candidateRules);
+    policy.shadow.swap(candidateShadow);
     policy.retainLists();
     settings = nextSettings;
     certificates = nextCertificates;

@@ -4,13 +4,14 @@
 // `tls` section. Each problem is one `file:line:col: message` line (files
 // without positions, such as certificates, as `file: message`), then a verdict
 // line. Exit code 0 when valid, 1 when anything is invalid. Prints nothing and
-// never exits itself: cli.ts does.
+// never exits itself: cli.ts does. The checks are prepare()'s (prepare.ts),
+// the same a start or a reload runs; this module only words the report.
 
-import { ConfigError, loadConfigFile } from "./config/load.js";
 import type { Config } from "./config/schema.js";
 import { checkRules } from "./firewall/check.js";
 import { knowledgeProviders } from "./knowledge/providers.js";
 import { CertificateError, CertificateStore, type CertificateFiles, type TlsSettings } from "./net/certificates.js";
+import { loadCertificates, prepare, type RuleCompiler } from "./prepare.js";
 
 export interface CheckAllResult {
   readonly exitCode: 0 | 1;
@@ -23,57 +24,56 @@ export interface CheckAllResult {
 /** Certificates expiring sooner than this get a warning (not an error). */
 const EXPIRY_WARNING_DAYS = 14;
 
-/** The `tls` section's certificates and settings, or null when TLS is off (no certificates). */
-function tlsSection(config: Config): { certificates: readonly CertificateFiles[]; settings: TlsSettings } | null {
-  const tls = config.tls;
-  if (tls.certificates.length === 0) return null;
-  const settings: TlsSettings = { min_version: tls.min_version };
-  if (tls.ciphers !== null) settings.ciphers = tls.ciphers;
-  return { certificates: tls.certificates, settings };
-}
-
 function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
 export async function checkAll(configPath: string, now: Date = new Date()): Promise<CheckAllResult> {
-  const lines: string[] = [];
-  let config: Config;
-  try {
-    config = await loadConfigFile(configPath);
-  } catch (err) {
-    if (!(err instanceof ConfigError)) throw err;
-    lines.push(err.format());
-    lines.push(`FAILED: ${configPath}: ${plural(err.issues.length, "error")}; rules and certificates not checked`);
-    return { exitCode: 1, lines };
+  // The rules are compiled as the proxy loads them, through prepare(); their
+  // report (diagnostics, summaries) is kept for the output.
+  const report = { firewall: [] as readonly string[], shadow: [] as readonly string[], errors: 0 };
+  const compiler: RuleCompiler = {
+    async loadRules(config) {
+      if (config.firewall.scripts.length === 0) return { ruleset: undefined, errors: [] };
+      const r = await checkRules(config.firewall.scripts, { localHosts: config.hosts, providers: knowledgeProviders(config) });
+      report.firewall = r.lines;
+      if (!r.ok) report.errors += Math.max(1, r.errors.length);
+      return { ruleset: r.ruleset, errors: r.ok ? [] : r.errors.length > 0 ? r.errors.map((e) => e.format()) : r.lines };
+    },
+    async loadShadowRules(config) {
+      if (config.firewall.shadow.length === 0) return { ruleset: undefined, errors: [] };
+      const r = await checkRules(config.firewall.shadow, { providers: knowledgeProviders(config) });
+      report.shadow = r.lines.map((l) => `firewall.shadow: ${l}`);
+      if (!r.ok) report.errors += Math.max(1, r.errors.length);
+      return { ruleset: r.ruleset, errors: r.ok ? [] : report.shadow };
+    },
+  };
+  const ready = await prepare({ file: configPath }, compiler);
+  const config = ready.ok ? ready.prepared.config : ready.config;
+  if (config === undefined) {
+    const problems = ready.ok ? [] : ready.problems;
+    return {
+      exitCode: 1,
+      lines: [problems.map((p) => p.message).join("\n"), `FAILED: ${configPath}: ${plural(problems.length, "error")}; rules and certificates not checked`],
+    };
   }
-  let errors = 0;
-  lines.push(`${configPath}: OK (${plural(config.listeners.length, "listener")})`);
-
-  // Firewall rules, compiled together exactly as the proxy loads them.
-  const scripts = config.firewall.scripts;
-  if (scripts.length > 0) {
-    const rules = await checkRules(scripts, { localHosts: config.hosts, providers: knowledgeProviders(config) });
-    lines.push(...rules.lines);
-    if (!rules.ok) errors += Math.max(1, rules.errors.length);
-  } else {
-    lines.push("firewall: no rule files configured");
-  }
-  // Shadow rules: compiled apart, as the proxy loads them (log-only).
-  if (config.firewall.shadow.length > 0) {
-    const rules = await checkRules(config.firewall.shadow, { providers: knowledgeProviders(config) });
-    lines.push(...rules.lines.map((l) => `firewall.shadow: ${l}`));
-    if (!rules.ok) errors += Math.max(1, rules.errors.length);
-  }
+  const lines: string[] = [`${configPath}: OK (${plural(config.listeners.length, "listener")})`];
+  let errors = report.errors;
+  lines.push(...(config.firewall.scripts.length > 0 ? report.firewall : ["firewall: no rule files configured"]));
+  lines.push(...report.shadow);
 
   // Certificates (tls.certificates), loaded and matched to their keys.
-  const tls = tlsSection(config);
-  if (tls === null) {
+  if (config.tls.certificates.length === 0) {
     lines.push("tls: no certificates configured");
-  } else {
-    const certs = await checkCertificates(tls.certificates, tls.settings, now);
+  } else if (ready.ok) {
+    const certs = certificateReport(ready.prepared.certificates, now);
     lines.push(...certs.lines);
     errors += certs.errors;
+  } else {
+    const tls = ready.problems.filter((p) => p.part === "tls");
+    for (const p of tls) lines.push(p.file !== undefined ? `${p.file}: error: ${p.detail ?? p.message}` : p.message);
+    errors += tls.length;
+    if (tls.length === 0) lines.push(...certificateReport(await loadCertificates(config), now).lines);
   }
 
   if (errors > 0) {
@@ -84,26 +84,29 @@ export async function checkAll(configPath: string, now: Date = new Date()): Prom
   return { exitCode: 0, lines, config };
 }
 
-/** Load the certificates as the proxy would; expired is an error, expiring soon a warning. */
-export async function checkCertificates(files: readonly CertificateFiles[], settings: TlsSettings = {}, now: Date = new Date()): Promise<{ lines: string[]; errors: number }> {
+/** Expired is an error, expiring soon a warning; one line per certificate. */
+function certificateReport(store: CertificateStore | null, now: Date): { lines: string[]; errors: number } {
   const lines: string[] = [];
   let errors = 0;
-  try {
-    const store = await CertificateStore.load(files, settings);
-    for (const info of store.info()) {
-      const days = Math.floor((info.notAfter.getTime() - now.getTime()) / 86_400_000);
-      if (days < 0) {
-        lines.push(`${info.file}: error: certificate expired on ${info.notAfter.toISOString()}`);
-        errors++;
-        continue;
-      }
-      if (days < EXPIRY_WARNING_DAYS) lines.push(`${info.file}: warning: certificate expires in ${plural(days, "day")} (${info.notAfter.toISOString()})`);
-      lines.push(`${info.file}: OK (${info.names.join(", ")}; until ${info.notAfter.toISOString().slice(0, 10)})`);
+  for (const info of store?.info() ?? []) {
+    const days = Math.floor((info.notAfter.getTime() - now.getTime()) / 86_400_000);
+    if (days < 0) {
+      lines.push(`${info.file}: error: certificate expired on ${info.notAfter.toISOString()}`);
+      errors++;
+      continue;
     }
-  } catch (err) {
-    if (!(err instanceof CertificateError)) throw err;
-    for (const p of err.problems) lines.push(`${p.file}: error: ${p.message}`);
-    errors += err.problems.length;
+    if (days < EXPIRY_WARNING_DAYS) lines.push(`${info.file}: warning: certificate expires in ${plural(days, "day")} (${info.notAfter.toISOString()})`);
+    lines.push(`${info.file}: OK (${info.names.join(", ")}; until ${info.notAfter.toISOString().slice(0, 10)})`);
   }
   return { lines, errors };
+}
+
+/** Load the certificates as the proxy would; expired is an error, expiring soon a warning. */
+export async function checkCertificates(files: readonly CertificateFiles[], settings: TlsSettings = {}, now: Date = new Date()): Promise<{ lines: string[]; errors: number }> {
+  try {
+    return certificateReport(await CertificateStore.load(files, settings), now);
+  } catch (err) {
+    if (!(err instanceof CertificateError)) throw err;
+    return { lines: err.problems.map((p) => `${p.file}: error: ${p.message}`), errors: err.problems.length };
+  }
 }

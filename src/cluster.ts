@@ -15,9 +15,7 @@
 import cluster, { type Worker } from "node:cluster";
 import { AggregatorRegistry, Gauge, type MetricObjectWithValues, type MetricValue } from "prom-client";
 import type { Config } from "./config/schema.js";
-import { loadConfigFile, ConfigError, formatIssue } from "./config/load.js";
-import { loadRuleFiles } from "./firewall/load.js";
-import { knowledgeProviders } from "./knowledge/providers.js";
+import { checkOnlyRules, prepare } from "./prepare.js";
 import { SessionHub } from "./knowledge/replicate.js";
 import type { Logger } from "./log.js";
 import { startAdminServer, type AdminServer } from "./admin/server.js";
@@ -286,25 +284,15 @@ export async function runPrimary(initial: Config, configPath: string, logger: Lo
   }
 
   const reload = async (): Promise<ReloadResult> => {
-    // Validate once, here: config and rule files. Nothing is sent on failure.
-    let candidate: Config;
-    try {
-      candidate = await loadConfigFile(configPath);
-      prepareState(candidate);
-      if (candidate.firewall.scripts.length > 0) {
-        const rules = await loadRuleFiles(candidate.firewall.scripts, undefined, { localHosts: candidate.hosts, providers: knowledgeProviders({ knowledge: current.knowledge, component: candidate.component }) });
-        if (!rules.ruleset) throw new Error(rules.errors.map((e) => e.format()).join("\n"));
-      }
-      if (candidate.firewall.shadow.length > 0) {
-        const rules = await loadRuleFiles(candidate.firewall.shadow, undefined, { providers: knowledgeProviders({ knowledge: current.knowledge, component: candidate.component }) });
-        if (!rules.ruleset) throw new Error(rules.errors.map((e) => `firewall.shadow: ${e.format()}`).join("\n"));
-      }
-    } catch (err) {
-      const errors = err instanceof ConfigError ? err.issues.map(formatIssue) : (err instanceof Error ? err.message : String(err)).split("\n");
+    // Check once, here (prepare.ts): config, certificates, rule files, the
+    // state file. Nothing is sent on failure.
+    const ready = await prepare({ file: configPath }, { ...checkOnlyRules(current.knowledge), openState: async (c) => prepareState(c) });
+    if (!ready.ok) {
       reloads.inc({ result: "error" });
-      for (const e of errors) logger.error({ code: "XPX_ERR_CONFIG_INVALID" }, `reload refused, previous config stays in every worker: ${e}`);
-      return { ok: false, errors };
+      for (const p of ready.problems) logger.error({ code: p.code }, `reload refused, previous config stays in every worker: ${p.message}`);
+      return { ok: false, errors: ready.problems.map((p) => p.message) };
     }
+    const candidate = ready.prepared.config;
     if (candidate.workers !== count) logger.warn({ workers: candidate.workers, running: count }, "workers changed: takes effect after a restart");
     if (candidate.admin.listen?.text !== initial.admin.listen?.text) logger.warn("admin.listen changed: takes effect after a restart");
     const id = ++seq;

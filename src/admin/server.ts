@@ -16,7 +16,8 @@
 import { createServer, type IncomingMessage, type ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
 import { timingSafeEqual } from "node:crypto";
-import { isLoopbackHost, type Endpoint } from "../config/schema.js";
+import type { Endpoint } from "../config/schema.js";
+import { isLoopbackHost } from "../util/address.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/definitions.js";
 import { filterFromQuery, type SessionFilter, type SessionSummary } from "./sessions.js";

@@ -7,7 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { ConfigError, configFromObject, formatIssue, loadConfigFile, loadConfigText, loadYamlWithSpec } from "./load.js";
-import { CONFIG_SCHEMA, DEFAULT_CONFIG_PATH, int, listOptions, obj, required, section } from "./schema.js";
+import { CONFIG_SCHEMA, DEFAULT_CONFIG_PATH } from "./schema.js";
+import { int, listOptions, obj, required, section } from "../util/validate.js";
 import type { Config } from "./schema.js";
 
 const ROOT = fileURLToPath(new URL("../../", import.meta.url));

@@ -5,8 +5,9 @@
 import { readFile } from "node:fs/promises";
 import { LineCounter, isAlias, isMap, isScalar, isSeq, parseDocument } from "yaml";
 import type { Node as YamlNode, YAMLError } from "yaml";
-import { checkConfig, formatPath, validate } from "./schema.js";
-import type { Config, Path, SchemaIssue, Spec } from "./schema.js";
+import { checkConfig } from "./schema.js";
+import type { Config } from "./schema.js";
+import { formatPath, validate, type Path, type SchemaIssue, type Spec } from "../util/validate.js";
 
 export interface ConfigIssue {
   /** File name as given, or "<object>" for configFromObject(). */

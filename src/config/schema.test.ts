@@ -1,25 +1,11 @@
-// Tests for the schema DSL and the Config schema: defaults, normalisation, issue
+// Tests for the Config schema (the validator itself: util/validate.test.ts): defaults, normalisation, issue
 // collection, unknown-key suggestions, renamed options, cross-field checks, freezing.
 import { describe, it } from "node:test";
 import assert from "node:assert/strict";
-import {
-  CONFIG_SCHEMA,
-  DEFAULTS,
-  checkConfig,
-  editDistance,
-  formatPath,
-  isLoopbackHost,
-  int,
-  listOptions,
-  obj,
-  optional,
-  required,
-  section,
-  str,
-  suggestKey,
-  validate,
-} from "./schema.js";
-import type { Config, SchemaIssue } from "./schema.js";
+import { CONFIG_SCHEMA, DEFAULTS, checkConfig } from "./schema.js";
+import type { Config } from "./schema.js";
+import { isLoopbackHost } from "../util/address.js";
+import { formatPath, listOptions, type SchemaIssue } from "../util/validate.js";
 
 const LISTENER = { name: "c2s", type: "c2s", listen: "0.0.0.0:5222", upstream: "127.0.0.1:15222" };
 
@@ -368,68 +354,6 @@ describe("unknown keys", () => {
     ]);
   });
 
-  it("suggestKey: distance ≤ 2, ≤ 1 for short keys, spelling-insensitive", () => {
-    const known = ["listen", "upstream", "log", "type", "name", "max_depth", "max_attributes"];
-    assert.equal(suggestKey("lsiten", known), "listen");
-    assert.equal(suggestKey("listn", known), "listen");
-    assert.equal(suggestKey("upstrem", known), "upstream");
-    assert.equal(suggestKey("nmae", known), "name");
-    assert.equal(suggestKey("tpye", known), "type");
-    assert.equal(suggestKey("lgo", known), "log");
-    assert.equal(suggestKey("foo", known), undefined, "2 edits from log, but too short to guess");
-    assert.equal(suggestKey("MaxDepth", known), "max_depth");
-    assert.equal(suggestKey("max_attrs", known), undefined);
-    assert.equal(suggestKey("whatever", known), undefined);
-  });
-
-  it("editDistance counts adjacent transpositions as one edit", () => {
-    assert.equal(editDistance("", ""), 0);
-    assert.equal(editDistance("abc", ""), 3);
-    assert.equal(editDistance("kitten", "sitting"), 3);
-    assert.equal(editDistance("listen", "lsiten"), 1);
-    assert.equal(editDistance("ca", "abc"), 3);
-  });
-});
-
-describe("DSL", () => {
-  const spec = obj(
-    {
-      port: required(int({ min: 1 })),
-      label: optional(str(), "none"),
-      inner: section(obj({ depth: optional(int(), 3) }, { renamed: { max_depth: "depth" } })),
-    },
-    { renamed: { listen_port: "port", old_section: "limits.inner" } },
-  );
-
-  it("reports renamed options at the key, without also calling the new key missing", () => {
-    const result = validate(spec, { listen_port: 5222, old_section: {}, inner: { max_depth: 2 } });
-    assert.equal(result.ok, false);
-    assert.deepEqual(result.ok ? [] : result.issues.map(show), [
-      "listen_port: `listen_port` was renamed to `port` [key]",
-      "old_section: `old_section` was renamed to `limits.inner` [key]",
-      "inner.max_depth: `max_depth` was renamed to `depth` [key]",
-    ]);
-  });
-
-  it("still reports the new key missing when the old one is absent", () => {
-    const result = validate(spec, {});
-    assert.deepEqual(result.ok ? [] : result.issues.map(show), ["port: required option is missing [parent]"]);
-  });
-
-  it("infers output types and fills defaults", () => {
-    const result = validate(spec, { port: 1 });
-    assert.equal(result.ok, true);
-    if (result.ok) {
-      const value: { readonly port: number; readonly label: string; readonly inner: { readonly depth: number } } = result.value;
-      assert.deepEqual(value, { port: 1, label: "none", inner: { depth: 3 } });
-    }
-  });
-
-  it("formatPath", () => {
-    assert.equal(formatPath([]), "<root>");
-    assert.equal(formatPath(["listeners", 0, "accept_proxy_from", 2]), "listeners[0].accept_proxy_from[2]");
-    assert.equal(formatPath([3]), "[3]");
-  });
 });
 
 describe("cross-field checks", () => {

@@ -2,7 +2,7 @@
 // its name and items, hashed lookups, its metric series, and the owner it
 // reports to (the RemoteLists registry, knowledge/remote-lists.ts).
 import { createHash } from "node:crypto";
-import type { KnowledgeListsConfig } from "../config/schema.js";
+import type { KnowledgeListsConfig } from "./options.js";
 import type { RemoteList } from "../firewall/context.js";
 import type { Logger } from "../log.js";
 import type { RemoteListOutcome } from "../metrics/definitions.js";

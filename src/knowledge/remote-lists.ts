@@ -11,7 +11,7 @@
 // keeps a definition keeps the open list, its items and its polling timer;
 // retain() closes the lists no live rule set uses any more.
 import type { Element } from "ltx";
-import type { KnowledgeListsConfig } from "../config/schema.js";
+import type { KnowledgeListsConfig } from "./options.js";
 import type { RemoteList, RemoteListFactory } from "../firewall/context.js";
 import type { Logger } from "../log.js";
 import type { ComponentClient, ComponentOptions } from "../registration/component.js";

@@ -1,10 +1,11 @@
 // Options of the MUC flood limits (mod_muc_limits; docs/muc-limits.md, "Options")
-// with Prosody's defaults, and a pure validator the config schema plugs in. The
-// validator never throws and never clamps: where Prosody silently clamps a bad
+// with Prosody's defaults, and their spec (MUC_LIMITS_SPEC), which the config
+// schema plugs in. It reports every problem and never clamps: where Prosody silently clamps a bad
 // value (math.max) we refuse it, naming the key. Names drop Prosody's `muc_`
 // prefix: `event_rate` is `muc_event_rate`, `limit_base_cost` is
 // `muc_limit_base_cost`, and so on. See docs/muc-limits.md.
-import type { ParseError, ParseResult } from "../shaping/units.js";
+import type { ParseResult } from "../shaping/units.js";
+import { INVALID, deepFreeze, firstIssue, issue, nullable, obj, optional, refine, required, transform, validate, type Spec } from "../util/validate.js";
 import { nameprep } from "../xmpp/stringprep.js";
 
 /** Affiliations a room can give a bare JID (XEP-0045 §5.2); "none" is the absence of one. */
@@ -80,8 +81,6 @@ export const MUC_LIMITS_DEFAULTS: MucLimitsOptions = Object.freeze({
 });
 
 const KEYS = Object.keys(MUC_LIMITS_DEFAULTS) as readonly (keyof MucLimitsOptions)[];
-const PER_OCCUPANT_KEYS = ["event_rate", "burst_factor"] as const;
-const NO_NOTES: readonly string[] = Object.freeze([]);
 
 /** Prosody's option names, for "did you mean" messages on copied configs. */
 const PROSODY_NAMES: Readonly<Record<string, string>> = {
@@ -100,16 +99,6 @@ export function normaliseDomain(domain: string): string {
   return nameprep(d) ?? d;
 }
 
-type Fail = ParseError;
-
-function fail(message: string, at: string): Fail {
-  return { ok: false, message, at };
-}
-
-function isRecord(x: unknown): x is Record<string, unknown> {
-  return typeof x === "object" && x !== null && !Array.isArray(x);
-}
-
 function describe(x: unknown): string {
   if (typeof x === "string") return JSON.stringify(x);
   if (typeof x === "number" || typeof x === "boolean") return String(x);
@@ -118,139 +107,123 @@ function describe(x: unknown): string {
   return `a ${typeof x}`;
 }
 
-function number(raw: unknown, at: string, min: number, what: string): number | Fail {
-  if (typeof raw !== "number" || !Number.isFinite(raw)) return fail(`${describe(raw)} is not a number (${what})`, at);
-  if (raw < min) return fail(`${raw} is below ${min} (${what})`, at);
-  return raw;
+/** A finite number >= min; `what` says what it counts. */
+function number(min: number, what: string): Spec<number> {
+  return {
+    expected: `a number >= ${min} (${what})`,
+    check(raw, path, issues) {
+      if (typeof raw !== "number" || !Number.isFinite(raw)) return issue(issues, path, `${describe(raw)} is not a number (${what})`);
+      if (raw < min) return issue(issues, path, `${raw} is below ${min} (${what})`);
+      return raw;
+    },
+  };
 }
 
-function integer(raw: unknown, at: string, what: string): number | Fail {
-  if (typeof raw !== "number" || !Number.isSafeInteger(raw) || raw < 0) {
-    return fail(`${describe(raw)} is not a whole number >= 0 (${what})`, at);
-  }
-  return raw;
+/** A whole number >= min (0 unless given). */
+function integer(what: string, min = 0): Spec<number> {
+  return {
+    expected: `a whole number >= ${min} (${what})`,
+    check(raw, path, issues) {
+      if (typeof raw !== "number" || !Number.isSafeInteger(raw) || raw < 0) return issue(issues, path, `${describe(raw)} is not a whole number >= 0 (${what})`);
+      if (raw < min) return issue(issues, path, `${raw} is below ${min} (${what})`);
+      return raw;
+    },
+  };
 }
 
-function isFail(x: unknown): x is Fail {
-  return isRecord(x) && x.ok === false;
+/** Each bad entry reported at its index (`entry` returns its value, or `{ error }`); duplicates (after normalising) dropped. */
+function listOf<T>(what: string, entry: (x: unknown) => T | { readonly error: string }): Spec<readonly T[]> {
+  return {
+    expected: `a list of ${what}`,
+    check(raw, path, issues) {
+      if (!Array.isArray(raw)) return issue(issues, path, `${describe(raw)} is not a list of ${what}`);
+      const out = new Set<T>();
+      let ok = true;
+      raw.forEach((x: unknown, i) => {
+        const r = entry(x);
+        if (typeof r === "object" && r !== null && "error" in r) {
+          ok = false;
+          issue(issues, [...path, i], r.error);
+        } else {
+          out.add(r);
+        }
+      });
+      return ok ? [...out] : INVALID;
+    },
+  };
 }
 
-function parseHosts(raw: unknown): readonly string[] | Fail {
-  if (!Array.isArray(raw)) return fail(`${describe(raw)} is not a list of MUC service domains`, "hosts");
-  const out = new Set<string>();
-  for (let i = 0; i < raw.length; i++) {
-    const h: unknown = raw[i];
-    if (typeof h !== "string" || h === "" || /[\s@/]/.test(h)) {
-      return fail(`${describe(h)} is not a domain (no whitespace, @ or /), e.g. "conference.example.org"`, `hosts.${i}`);
-    }
-    out.add(normaliseDomain(h));
-  }
-  return Object.freeze([...out]);
-}
+const HOSTS = listOf<string>("MUC service domains", (h) =>
+  typeof h === "string" && h !== "" && !/[\s@/]/.test(h) ? normaliseDomain(h) : { error: `${describe(h)} is not a domain (no whitespace, @ or /), e.g. "conference.example.org"` },
+);
 
-function parseAffiliations(raw: unknown): readonly Affiliation[] | Fail {
-  if (!Array.isArray(raw)) return fail(`${describe(raw)} is not a list of affiliations (${AFFILIATIONS.join(", ")})`, "exempt_affiliations");
-  const out = new Set<Affiliation>();
-  for (let i = 0; i < raw.length; i++) {
-    const a: unknown = raw[i];
-    if (!(AFFILIATIONS as readonly unknown[]).includes(a)) {
-      const hint = a === "none" ? ": unaffiliated senders are what the limits are for" : "";
-      return fail(`${describe(a)} is not an affiliation (${AFFILIATIONS.join(", ")})${hint}`, `exempt_affiliations.${i}`);
-    }
-    out.add(a as Affiliation);
-  }
-  return Object.freeze([...out]);
-}
+const AFFILIATION_LIST = listOf<Affiliation>(`affiliations (${AFFILIATIONS.join(", ")})`, (a) => {
+  if ((AFFILIATIONS as readonly unknown[]).includes(a)) return a as Affiliation;
+  const hint = a === "none" ? ": unaffiliated senders are what the limits are for" : "";
+  return { error: `${describe(a)} is not an affiliation (${AFFILIATIONS.join(", ")})${hint}` };
+});
 
-function parsePerOccupant(raw: unknown): PerOccupantOptions | null | Fail {
-  if (raw === null) return null;
-  const example = "expected { event_rate: 0.2, burst_factor: 5 } or null";
-  if (!isRecord(raw)) return fail(`${describe(raw)} is not a bucket: ${example}`, "per_occupant");
-  for (const k of Object.keys(raw)) {
-    if (!(PER_OCCUPANT_KEYS as readonly string[]).includes(k)) return fail(`unknown key (${example})`, `per_occupant.${k}`);
-  }
-  if (raw.event_rate === undefined) return fail(`missing: ${example}`, "per_occupant.event_rate");
-  if (raw.burst_factor === undefined) return fail(`missing: ${example}`, "per_occupant.burst_factor");
-  const rate = number(raw.event_rate, "per_occupant.event_rate", 0, "events per second");
-  if (isFail(rate)) return rate;
-  const burst = number(raw.burst_factor, "per_occupant.burst_factor", 1, "capacity is event_rate × burst_factor");
-  if (isFail(burst)) return burst;
-  return Object.freeze({ event_rate: rate, burst_factor: burst });
-}
+const PER_OCCUPANT_EXAMPLE = "expected { event_rate: 0.2, burst_factor: 5 } or null";
+
+const PER_OCCUPANT = obj(
+  {
+    event_rate: required(number(0, "events per second")),
+    burst_factor: required(number(1, "capacity is event_rate × burst_factor")),
+  },
+  { unknown: () => `unknown key (${PER_OCCUPANT_EXAMPLE})`, notMapping: (raw) => `${describe(raw)} is not a bucket: ${PER_OCCUPANT_EXAMPLE}` },
+);
+
+const D = MUC_LIMITS_DEFAULTS;
 
 /**
- * Validate the `muc_limits` section: an object whose absent keys take
+ * The `muc_limits` section: an object whose absent keys take
  * MUC_LIMITS_DEFAULTS. Unknown keys are refused (Prosody's `muc_*` names with
- * a hint). On failure `at` is the path below the section, e.g. "event_rate",
+ * a hint). Every problem is reported at its key, e.g. "event_rate",
  * "per_occupant.burst_factor" or "hosts.2". The value is deep-frozen.
  */
+export const MUC_LIMITS_SPEC: Spec<MucLimitsOptions> = transform(
+  refine(
+    obj(
+      {
+        hosts: optional(HOSTS, D.hosts),
+        event_rate: optional(number(0, "room events per second"), D.event_rate),
+        burst_factor: optional(number(1, "room capacity is event_rate × burst_factor"), D.burst_factor),
+        max_nick_length: optional(integer("bytes"), D.max_nick_length),
+        max_char_count: optional(integer("bytes"), D.max_char_count),
+        max_line_count: optional(integer("newlines"), D.max_line_count),
+        limit_base_cost: optional(number(0, "tokens per event"), D.limit_base_cost),
+        line_count_multiplier: optional(number(0, "tokens per newline"), D.line_count_multiplier),
+        exempt_affiliations: optional(AFFILIATION_LIST, D.exempt_affiliations),
+        active_seconds: optional(number(Number.MIN_VALUE, "seconds, > 0"), D.active_seconds),
+        per_occupant: optional(nullable(PER_OCCUPANT), D.per_occupant),
+        idle_seconds: optional(number(Number.MIN_VALUE, "seconds, > 0"), D.idle_seconds),
+        max_tracked_rooms: optional(integer("rooms", 1), D.max_tracked_rooms),
+        max_tracked_occupants: optional(integer("occupant entries", 1), D.max_tracked_occupants),
+      },
+      {
+        unknown: (k) => {
+          const renamed = PROSODY_NAMES[k];
+          return renamed !== undefined ? `Prosody's ${k} is spelled "${renamed}" here` : `unknown key (expected one of: ${KEYS.join(", ")})`;
+        },
+        notMapping: (raw) => `${describe(raw)} is not a section: expected { hosts: ["conference.example.org"], event_rate: 0.5, ... }`,
+      },
+    ),
+    (v, report) => {
+      // An entry is forgotten only once its bucket must have refilled (capacity /
+      // rate = burst_factor seconds), so forgetting never hands out a new burst.
+      const slowest = Math.max(v.burst_factor, v.per_occupant?.burst_factor ?? 0);
+      if (v.idle_seconds < slowest) {
+        report(["idle_seconds"], `${v.idle_seconds} is below ${slowest}: an idle entry must have refilled (burst_factor seconds) before it is forgotten`);
+      }
+      if (v.active_seconds > v.idle_seconds) {
+        report(["active_seconds"], `${v.active_seconds} is above idle_seconds (${v.idle_seconds}): a room must not be forgotten while its senders are active`);
+      }
+    },
+  ),
+  (v) => deepFreeze(v),
+);
+
+/** MUC_LIMITS_SPEC's verdict on `raw`, as its first problem (tests, benches). */
 export function parseMucLimits(raw: unknown): ParseResult<MucLimitsOptions> {
-  if (!isRecord(raw)) {
-    return { ok: false, message: `${describe(raw)} is not a section: expected { hosts: ["conference.example.org"], event_rate: 0.5, ... }` };
-  }
-  for (const k of Object.keys(raw)) {
-    if ((KEYS as readonly string[]).includes(k)) continue;
-    const renamed = PROSODY_NAMES[k];
-    return fail(renamed !== undefined ? `Prosody's ${k} is spelled "${renamed}" here` : `unknown key (expected one of: ${KEYS.join(", ")})`, k);
-  }
-  const D = MUC_LIMITS_DEFAULTS;
-  const pick = (k: keyof MucLimitsOptions): unknown => (raw[k] === undefined ? D[k] : raw[k]);
-
-  const hosts = parseHosts(pick("hosts"));
-  if (isFail(hosts)) return hosts;
-  const eventRate = number(pick("event_rate"), "event_rate", 0, "room events per second");
-  if (isFail(eventRate)) return eventRate;
-  const burstFactor = number(pick("burst_factor"), "burst_factor", 1, "room capacity is event_rate × burst_factor");
-  if (isFail(burstFactor)) return burstFactor;
-  const maxNick = integer(pick("max_nick_length"), "max_nick_length", "bytes");
-  if (isFail(maxNick)) return maxNick;
-  const maxChars = integer(pick("max_char_count"), "max_char_count", "bytes");
-  if (isFail(maxChars)) return maxChars;
-  const maxLines = integer(pick("max_line_count"), "max_line_count", "newlines");
-  if (isFail(maxLines)) return maxLines;
-  const baseCost = number(pick("limit_base_cost"), "limit_base_cost", 0, "tokens per event");
-  if (isFail(baseCost)) return baseCost;
-  const lineMult = number(pick("line_count_multiplier"), "line_count_multiplier", 0, "tokens per newline");
-  if (isFail(lineMult)) return lineMult;
-  const exempt = parseAffiliations(pick("exempt_affiliations"));
-  if (isFail(exempt)) return exempt;
-  const active = number(pick("active_seconds"), "active_seconds", Number.MIN_VALUE, "seconds, > 0");
-  if (isFail(active)) return active;
-  const perOccupant = parsePerOccupant(pick("per_occupant"));
-  if (isFail(perOccupant)) return perOccupant;
-  const idle = number(pick("idle_seconds"), "idle_seconds", Number.MIN_VALUE, "seconds, > 0");
-  if (isFail(idle)) return idle;
-  // An entry is forgotten only once its bucket must have refilled (capacity /
-  // rate = burst_factor seconds), so forgetting never hands out a new burst.
-  const slowest = Math.max(burstFactor, perOccupant?.burst_factor ?? 0);
-  if (idle < slowest) {
-    return fail(`${idle} is below ${slowest}: an idle entry must have refilled (burst_factor seconds) before it is forgotten`, "idle_seconds");
-  }
-  if (active > idle) {
-    return fail(`${active} is above idle_seconds (${idle}): a room must not be forgotten while its senders are active`, "active_seconds");
-  }
-  const maxRooms = integer(pick("max_tracked_rooms"), "max_tracked_rooms", "rooms");
-  if (isFail(maxRooms)) return maxRooms;
-  if (maxRooms < 1) return fail("0 is below 1 (rooms)", "max_tracked_rooms");
-  const maxOccupants = integer(pick("max_tracked_occupants"), "max_tracked_occupants", "occupant entries");
-  if (isFail(maxOccupants)) return maxOccupants;
-  if (maxOccupants < 1) return fail("0 is below 1 (occupant entries)", "max_tracked_occupants");
-
-  const value: MucLimitsOptions = Object.freeze({
-    hosts,
-    event_rate: eventRate,
-    burst_factor: burstFactor,
-    max_nick_length: maxNick,
-    max_char_count: maxChars,
-    max_line_count: maxLines,
-    limit_base_cost: baseCost,
-    line_count_multiplier: lineMult,
-    exempt_affiliations: exempt,
-    active_seconds: active,
-    per_occupant: perOccupant,
-    idle_seconds: idle,
-    max_tracked_rooms: maxRooms,
-    max_tracked_occupants: maxOccupants,
-  });
-  return { ok: true, value, notes: NO_NOTES };
+  return firstIssue(validate(MUC_LIMITS_SPEC, raw));
 }

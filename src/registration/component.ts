@@ -9,8 +9,8 @@
 // watchers (the remote block lists read pubsub answers and events that way);
 // stream errors end the connection and are logged.
 import { connect, type Socket } from "node:net";
-import { parseHostPort } from "../config/address.js";
-import { AddressError } from "../util/ip.js";
+import { endpoint, type Endpoint } from "../util/address.js";
+import { firstIssue, frozen, obj, required, str, transform, validate, type Spec } from "../util/validate.js";
 import type { ParseResult } from "../shaping/units.js";
 import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind } from "../xml/framer.js";
 import { readHead } from "../xml/head.js";
@@ -22,33 +22,31 @@ export interface ComponentOptions {
   readonly jid: string;
   readonly secret: string;
   /** The server's component port, `host:port`. */
-  readonly upstream: { readonly text: string; readonly host: string; readonly port: number };
+  readonly upstream: Endpoint;
 }
 
 const KEYS = ["jid", "secret", "upstream"] as const;
 const DOMAIN = /^[^\s@/"'<>&]+$/;
 
-/** Validate `component:`; absent or null means no component connection. */
+/** The `component:` section (null in the config: no component connection). Every problem is reported at its key. */
+export const COMPONENT_SPEC: Spec<ComponentOptions> = frozen(
+  obj(
+    {
+      jid: required(transform(str({ pattern: DOMAIN, hint: "a domain JID such as guard.example.org (no @, /, spaces or quotes)" }), (j) => j.toLowerCase())),
+      secret: required(str({ hint: "a non-empty string (the server's component_secret)" })),
+      upstream: required(endpoint()),
+    },
+    {
+      unknown: (key) => `unknown option "${key}" (known: ${KEYS.join(", ")})`,
+      notMapping: () => 'expected { jid: "guard.example.org", secret: "…", upstream: "127.0.0.1:5347" }',
+    },
+  ),
+);
+
+/** COMPONENT_SPEC's verdict as its first problem; absent or null means no component connection. */
 export function parseComponentOptions(raw: unknown): ParseResult<ComponentOptions | null> {
   if (raw === undefined || raw === null) return { ok: true, value: null, notes: [] };
-  if (typeof raw !== "object" || Array.isArray(raw)) {
-    return { ok: false, message: 'expected { jid: "guard.example.org", secret: "…", upstream: "127.0.0.1:5347" }' };
-  }
-  const r = raw as Record<string, unknown>;
-  for (const key of Object.keys(r)) {
-    if (!(KEYS as readonly string[]).includes(key)) return { ok: false, message: `unknown option "${key}" (known: ${KEYS.join(", ")})`, at: key };
-  }
-  for (const key of KEYS) if (r[key] === undefined || r[key] === null) return { ok: false, message: `"${key}" is required`, at: key };
-  if (typeof r.jid !== "string" || !DOMAIN.test(r.jid)) return { ok: false, message: "must be a domain JID such as guard.example.org (no @, /, spaces or quotes)", at: "jid" };
-  if (typeof r.secret !== "string" || r.secret === "") return { ok: false, message: "must be a non-empty string (the server's component_secret)", at: "secret" };
-  if (typeof r.upstream !== "string") return { ok: false, message: 'must be a "host:port" string', at: "upstream" };
-  try {
-    const hp = parseHostPort(r.upstream);
-    return { ok: true, value: Object.freeze({ jid: r.jid.toLowerCase(), secret: r.secret, upstream: Object.freeze({ text: r.upstream, ...hp }) }), notes: [] };
-  } catch (err) {
-    if (err instanceof AddressError) return { ok: false, message: err.message, at: "upstream" };
-    throw err;
-  }
+  return firstIssue(validate(COMPONENT_SPEC, raw));
 }
 
 export type ComponentState = "idle" | "connecting" | "handshaking" | "online" | "closed";

@@ -10,6 +10,7 @@ import { escapeXml } from "../firewall/xml.js";
 import type { SessionInfo } from "../policy/pipeline.js";
 import type { ParseResult } from "../shaping/units.js";
 import type { StanzaView } from "../xml/stanza-view.js";
+import { INVALID, firstIssue, issue, nullable, obj, optional, transform, validate, type Field, type Spec } from "../util/validate.js";
 import { childIndexes, closingIndex, localPart, scanTags, textBetween, type Tag } from "./xml-scan.js";
 
 export const NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
@@ -25,28 +26,40 @@ export type ContactInfo = Readonly<Partial<Record<ContactField, readonly string[
 
 const URI = /^[A-Za-z][A-Za-z0-9+.-]*:\S+$/;
 
-/** Validate `contact_info:`. Absent or null means no form is added. */
+const CONTACT_EXAMPLE = 'expected e.g. { abuse: ["mailto:abuse@example.org", "xmpp:abuse@example.org"] }';
+
+/** One field's URIs (a single string is a list of one); each bad one reported at its index. */
+const URIS: Spec<readonly string[]> = {
+  expected: "a list of URIs",
+  check(value, path, issues) {
+    const list: unknown = typeof value === "string" ? [value] : value;
+    if (!Array.isArray(list)) return issue(issues, path, "must be a list of URIs");
+    let ok = true;
+    list.forEach((uri: unknown, i) => {
+      if (typeof uri === "string" && URI.test(uri)) return;
+      ok = false;
+      issue(issues, [...path, i], 'must be a URI such as "mailto:abuse@example.org", "xmpp:abuse@example.org" or "https://…"');
+    });
+    return ok ? Object.freeze([...(list as string[])]) : INVALID;
+  },
+};
+
+const CONTACT_FIELDS_SPEC = obj(
+  Object.fromEntries(CONTACT_FIELDS.map((f) => [f, optional(nullable(URIS), null)])) as Record<ContactField, Field<readonly string[] | null>>,
+  { unknown: (key) => `unknown field "${key}" (XEP-0157 fields: ${CONTACT_FIELDS.join(", ")})`, notMapping: () => CONTACT_EXAMPLE },
+);
+
+/** The `contact_info:` section: XEP-0157 field → URIs. Every bad field and URI is reported. */
+export const CONTACT_INFO_SPEC: Spec<ContactInfo> = transform(CONTACT_FIELDS_SPEC, (fields) => {
+  const out: Partial<Record<ContactField, readonly string[]>> = {};
+  for (const f of CONTACT_FIELDS) if (fields[f] !== null) out[f] = fields[f];
+  return Object.freeze(out);
+});
+
+/** CONTACT_INFO_SPEC's verdict as its first problem; absent or null means no form is added. */
 export function parseContactInfo(raw: unknown): ParseResult<ContactInfo> {
   if (raw === undefined || raw === null) return { ok: true, value: Object.freeze({}), notes: [] };
-  if (typeof raw !== "object" || Array.isArray(raw)) {
-    return { ok: false, message: 'expected e.g. { abuse: ["mailto:abuse@example.org", "xmpp:abuse@example.org"] }' };
-  }
-  const out: Partial<Record<ContactField, readonly string[]>> = {};
-  for (const [key, value] of Object.entries(raw)) {
-    if (!(CONTACT_FIELDS as readonly string[]).includes(key)) {
-      return { ok: false, message: `unknown field "${key}" (XEP-0157 fields: ${CONTACT_FIELDS.join(", ")})`, at: key };
-    }
-    const list = typeof value === "string" ? [value] : value;
-    if (!Array.isArray(list)) return { ok: false, message: "must be a list of URIs", at: key };
-    for (let i = 0; i < list.length; i++) {
-      const uri: unknown = list[i];
-      if (typeof uri !== "string" || !URI.test(uri)) {
-        return { ok: false, message: 'must be a URI such as "mailto:abuse@example.org", "xmpp:abuse@example.org" or "https://…"', at: `${key}.${i}` };
-      }
-    }
-    out[key as ContactField] = Object.freeze([...(list as string[])]);
-  }
-  return { ok: true, value: Object.freeze(out), notes: [] };
+  return firstIssue(validate(CONTACT_INFO_SPEC, raw));
 }
 
 function configured(info: ContactInfo): ContactField[] {

@@ -1,11 +1,12 @@
 // The `registration:` config section with Prosody's option names and defaults
 // (docs/registration.md, "Options"): mod_register_limits, mod_block_registrations, mod_mimicking,
-// mod_tombstones and mod_watchregistrations. parseRegistrationOptions never
-// throws; it returns the shaping units' ParseResult so the config schema can
-// adapt it with `parsed()`. Lua patterns are checked here by translating them.
-import { AddressError, CidrSet } from "../util/ip.js";
+// mod_tombstones and mod_watchregistrations, and their spec (REGISTRATION_SPEC),
+// which the config schema plugs in. Lua patterns are checked here by
+// translating them.
+import { AddressError, CidrSet, parseCidr } from "../util/ip.js";
 import { compileLuaPattern, type LuaPatternMode } from "../firewall/lua-pattern.js";
 import type { ParseResult } from "../shaping/units.js";
+import { INVALID, firstIssue, issue, obj, optional, parsed, refine, suggestKey, transform, validate, type Spec } from "../util/validate.js";
 import { nodeprep } from "../xmpp/stringprep.js";
 
 export const NOTIFICATION_TYPES = ["chat", "normal", "headline", "groupchat"] as const;
@@ -107,49 +108,68 @@ function fail(message: string, at?: string): { ok: false; message: string; at?: 
   return at === undefined ? { ok: false, message } : { ok: false, message, at };
 }
 
+/** One option checked by a function (its `at`, if any, is below the option). */
+function check<T>(expected: string, fn: (v: unknown) => Check<T>): Spec<T> {
+  return parsed(expected, fn);
+}
+
+/** A list whose every bad entry is reported at its index. */
+function listOf<T>(expected: string, entry: (v: string) => Check<T>): Spec<readonly T[]> {
+  return {
+    expected: `a list of ${expected}`,
+    check(v, path, issues) {
+      if (!Array.isArray(v)) return issue(issues, path, "must be a list of strings");
+      const out: T[] = [];
+      let ok = true;
+      v.forEach((x: unknown, i) => {
+        const r = typeof x === "string" ? entry(x) : fail("must be a string");
+        if (r.ok) out.push(r.value);
+        else {
+          ok = false;
+          issue(issues, [...path, i], r.message);
+        }
+      });
+      return ok ? Object.freeze(out) : INVALID;
+    },
+  };
+}
+
 /** A number >= 0 (0 means what it means to Prosody: see each option), or null. */
-function nonNegativeOrNull(v: unknown, integer: boolean): Check<number | null> {
-  if (v === null) return { ok: true, value: null };
-  if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (integer && !Number.isInteger(v))) {
-    return fail(integer ? "must be an integer >= 0 or null" : "must be a number of seconds >= 0 or null");
-  }
-  return { ok: true, value: v };
+function nonNegativeOrNull(integer: boolean): Spec<number | null> {
+  return check(integer ? "an integer >= 0, or null" : "seconds >= 0, or null", (v) => {
+    if (v === null) return { ok: true, value: null };
+    if (typeof v !== "number" || !Number.isFinite(v) || v < 0 || (integer && !Number.isInteger(v))) {
+      return fail(integer ? "must be an integer >= 0 or null" : "must be a number of seconds >= 0 or null");
+    }
+    return { ok: true, value: v };
+  });
 }
 
 const DURATION_UNITS: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86_400, w: 604_800, y: 31_536_000 };
 
 /** Seconds as a number (Prosody 0.12) or a period string such as "30d" (Prosody 13). */
-function duration(v: unknown): Check<number | null> {
+const DURATION = check<number | null>('seconds, a period such as "30d", or null', (v) => {
   if (typeof v === "string") {
     const m = /^\s*([0-9]+(?:\.[0-9]+)?)\s*([smhdwy]?)\s*$/.exec(v);
     if (m === null) return fail('must be seconds, a period such as "30d", or null');
     return { ok: true, value: Number(m[1]) * DURATION_UNITS[m[2] === "" ? "s" : m[2]!]! };
   }
-  const r = nonNegativeOrNull(v, false);
-  return r.ok ? r : fail('must be seconds, a period such as "30d", or null');
-}
+  if (v === null) return { ok: true, value: null };
+  if (typeof v === "number" && Number.isFinite(v) && v >= 0) return { ok: true, value: v };
+  return fail('must be seconds, a period such as "30d", or null');
+});
 
-function stringList(v: unknown): Check<string[]> {
-  if (!Array.isArray(v)) return fail("must be a list of strings");
-  for (let i = 0; i < v.length; i++) {
-    if (typeof v[i] !== "string") return fail("must be a string", String(i));
-  }
-  return { ok: true, value: v as string[] };
-}
-
-function cidrs(v: unknown): Check<CidrSet> {
-  const list = stringList(v);
-  if (!list.ok) return list;
-  for (let i = 0; i < list.value.length; i++) {
+const CIDRS = transform(
+  listOf("CIDRs", (s): Check<string> => {
     try {
-      new CidrSet([list.value[i]!]);
+      return { ok: true, value: parseCidr(s).text };
     } catch (err) {
-      if (err instanceof AddressError) return fail(err.message, String(i));
+      if (err instanceof AddressError) return fail(err.message);
       throw err;
     }
-  }
-  return { ok: true, value: new CidrSet(list.value) };
-}
+  }),
+  (texts) => new CidrSet(texts),
+);
 
 /** A Lua pattern as mod_block_registrations runs it: `find` for _matching, `match` for _require. */
 function luaPattern(v: unknown, mode: LuaPatternMode): Check<string> {
@@ -166,149 +186,146 @@ const BARE_JID = /^(?:[^\s"&'/:<>@]+@)?[^\s@/]+$/;
 /** A watcher may also be a full JID (Prosody preps each as a JID): one session, e.g. for groupchat notifications. */
 const WATCHER_JID = /^(?:[^\s"&'/:<>@]+@)?[^\s@/]+(?:\/[^\s]+)?$/;
 
-function jid(v: unknown): Check<string> {
-  if (typeof v !== "string" || !BARE_JID.test(v)) return fail('must be a bare JID such as "admin@example.org"');
-  return { ok: true, value: v.toLowerCase() };
+function integerIn(min: number, max: number): Spec<number> {
+  return check(`an integer from ${min} to ${max}`, (v) =>
+    typeof v !== "number" || !Number.isInteger(v) || v < min || v > max ? fail(`must be an integer from ${min} to ${max}`) : { ok: true, value: v },
+  );
 }
 
-function integerIn(v: unknown, min: number, max: number): Check<number> {
-  if (typeof v !== "number" || !Number.isInteger(v) || v < min || v > max) return fail(`must be an integer from ${min} to ${max}`);
-  return { ok: true, value: v };
-}
+const FLAG = check<boolean>("true or false", (v) => (typeof v === "boolean" ? { ok: true, value: v } : fail("must be true or false")));
 
-function bool(v: unknown): Check<boolean> {
-  return typeof v === "boolean" ? { ok: true, value: v } : fail("must be true or false");
-}
+const RESERVED_USERS = listOf("usernames", (name): Check<string> => {
+  const prepped = nodeprep(name);
+  return prepped === null ? fail(`"${name}" is not a valid username (nodeprep fails)`) : { ok: true, value: prepped };
+});
 
-/** Validate one option; `at` in the result is relative to the option. */
-function checkOption(key: string, v: unknown): Check<unknown> {
-  switch (key) {
-    case "min_seconds_between_registrations":
-    case "registration_throttle_period":
-      return nonNegativeOrNull(v, false);
-    case "registration_throttle_max":
-      return nonNegativeOrNull(v, true);
-    case "registration_throttle_ipv6_prefix":
-      return integerIn(v, 1, 128);
-    case "registration_allowlist":
-    case "registration_blocklist":
-      return cidrs(v);
-    case "allowlist_registration_only":
-    case "block_registrations_confusable":
-    case "mimicking":
-      return bool(v);
-    case "block_registrations_users": {
-      const list = stringList(v);
-      if (!list.ok) return list;
-      const out: string[] = [];
-      for (let i = 0; i < list.value.length; i++) {
-        const prepped = nodeprep(list.value[i]!);
-        if (prepped === null) return fail(`"${list.value[i]}" is not a valid username (nodeprep fails)`, String(i));
-        out.push(prepped);
-      }
-      return { ok: true, value: Object.freeze(out) };
-    }
-    case "block_registrations_require":
-      return v === null ? { ok: true, value: null } : luaPattern(v, "match");
-    case "block_registrations_matching": {
-      const list = stringList(v);
-      if (!list.ok) return list;
-      for (let i = 0; i < list.value.length; i++) {
-        const r = luaPattern(list.value[i], "find");
-        if (!r.ok) return fail(r.message, String(i));
-      }
-      return { ok: true, value: Object.freeze([...list.value]) };
-    }
-    case "block_registrations_length_minimum":
-    case "block_registrations_length_maximum":
-      return integerIn(v, 1, 1023);
-    case "user_tombstone_expiry":
-      return duration(v);
-    case "registration_watchers": {
-      const list = stringList(v);
-      if (!list.ok) return list;
-      const out: string[] = [];
-      for (let i = 0; i < list.value.length; i++) {
-        const v = list.value[i]!;
-        if (!WATCHER_JID.test(v)) return fail('must be a JID such as "admin@example.org" (or a full JID, "admin@example.org/desk")', String(i));
-        const slash = v.indexOf("/");
-        // The bare part is case-insensitive; a resource is kept as written.
-        out.push(slash < 0 ? v.toLowerCase() : v.slice(0, slash).toLowerCase() + v.slice(slash));
-      }
-      return { ok: true, value: Object.freeze(out) };
-    }
-    case "registration_notification":
-      return typeof v === "string" && v.length > 0 ? { ok: true, value: v } : fail("must be a non-empty string");
-    case "registration_notification_type":
-      return typeof v === "string" && (NOTIFICATION_TYPES as readonly string[]).includes(v)
-        ? { ok: true, value: v }
-        : fail(`must be one of ${NOTIFICATION_TYPES.join(", ")}`);
-    case "registration_from":
-      return v === null ? { ok: true, value: null } : jid(v);
-    case "registration_webhook": {
-      if (v === null) return { ok: true, value: null };
-      if (typeof v === "string") {
-        try {
-          const url = new URL(v);
-          if (url.protocol === "http:" || url.protocol === "https:") return { ok: true, value: v };
-        } catch {
-          // fall through to the message below
-        }
-      }
-      return fail("must be an http(s) URL or null");
-    }
-    default:
-      return fail(`unknown option "${key}"`);
-  }
+const WATCHERS = listOf("JIDs", (v): Check<string> => {
+  if (!WATCHER_JID.test(v)) return fail('must be a JID such as "admin@example.org" (or a full JID, "admin@example.org/desk")');
+  const slash = v.indexOf("/");
+  // The bare part is case-insensitive; a resource is kept as written.
+  return { ok: true, value: slash < 0 ? v.toLowerCase() : v.slice(0, slash).toLowerCase() + v.slice(slash) };
+});
+
+const D = REGISTRATION_DEFAULTS;
+
+function unknownOption(key: string): string {
+  const renamed = RENAMED[key];
+  if (renamed !== undefined) return `"${key}" was renamed to "${renamed}"`;
+  const na = NOT_APPLICABLE[key];
+  if (na !== undefined) return `"${key}" is not supported by the proxy: ${na}`;
+  const near = suggestKey(key, KNOWN_KEYS);
+  return `unknown option "${key}"${near === undefined ? "" : ` (did you mean "${near}"?)`}`;
 }
 
 /**
- * Validate the `registration:` section. Absent keys take Prosody's defaults
- * (except the allowlist, see docs/registration.md). Returns the first problem,
- * with `at` naming the option (and list index) it concerns.
+ * The `registration:` section (an object; null in the config turns
+ * registration off). Absent keys take Prosody's defaults (except the
+ * allowlist, see docs/registration.md). Every problem is reported at the
+ * option (and list index) it concerns.
  */
-export function parseRegistrationOptions(raw: unknown): ParseResult<RegistrationOptions> {
-  if (raw === undefined || raw === null) return { ok: true, value: REGISTRATION_DEFAULTS, notes: [] };
-  if (typeof raw !== "object" || Array.isArray(raw)) {
-    return fail("expected a mapping such as { min_seconds_between_registrations: 300, registration_watchers: [admin@example.org] }");
-  }
-  const input = raw as Record<string, unknown>;
-  const out: Record<string, unknown> = { ...REGISTRATION_DEFAULTS };
-  for (const [key, value] of Object.entries(input)) {
-    const renamed = RENAMED[key];
-    if (renamed !== undefined) return fail(`"${key}" was renamed to "${renamed}"`, key);
-    const na = NOT_APPLICABLE[key];
-    if (na !== undefined) return fail(`"${key}" is not supported by the proxy: ${na}`, key);
-    if (!KNOWN_KEYS.includes(key)) {
-      const near = KNOWN_KEYS.find((k) => k.replace(/_/g, "") === key.toLowerCase().replace(/[-_]/g, ""));
-      return fail(`unknown option "${key}"${near === undefined ? "" : ` (did you mean "${near}"?)`}`, key);
-    }
-    const r = checkOption(key, value);
-    if (!r.ok) return fail(r.message, r.at === undefined ? key : `${key}.${r.at}`);
-    out[key] = r.value;
-  }
-  const o = out as unknown as RegistrationOptions;
-  const notes: string[] = [];
+export const REGISTRATION_SPEC: Spec<RegistrationOptions> = transform(
+  refine(
+    obj(
+      {
+        min_seconds_between_registrations: optional(nonNegativeOrNull(false), D.min_seconds_between_registrations),
+        registration_throttle_max: optional(nonNegativeOrNull(true), D.registration_throttle_max),
+        registration_throttle_period: optional(nonNegativeOrNull(false), D.registration_throttle_period),
+        registration_throttle_ipv6_prefix: optional(integerIn(1, 128), D.registration_throttle_ipv6_prefix),
+        registration_allowlist: optional(CIDRS, []),
+        registration_blocklist: optional(CIDRS, []),
+        allowlist_registration_only: optional(FLAG, D.allowlist_registration_only),
+        block_registrations_users: optional(RESERVED_USERS, D.block_registrations_users),
+        block_registrations_require: optional(
+          check<string | null>("a Lua pattern, or null", (v) => (v === null ? { ok: true, value: null } : luaPattern(v, "match"))),
+          D.block_registrations_require,
+        ),
+        block_registrations_matching: optional(listOf("Lua patterns", (v) => luaPattern(v, "find")), D.block_registrations_matching),
+        block_registrations_confusable: optional(FLAG, D.block_registrations_confusable),
+        block_registrations_length_minimum: optional(integerIn(1, 1023), D.block_registrations_length_minimum),
+        block_registrations_length_maximum: optional(integerIn(1, 1023), D.block_registrations_length_maximum),
+        mimicking: optional(FLAG, D.mimicking),
+        user_tombstone_expiry: optional(DURATION, D.user_tombstone_expiry),
+        registration_watchers: optional(WATCHERS, D.registration_watchers),
+        registration_notification: optional(
+          check<string>("a non-empty string", (v) => (typeof v === "string" && v.length > 0 ? { ok: true, value: v } : fail("must be a non-empty string"))),
+          D.registration_notification,
+        ),
+        registration_notification_type: optional(
+          check<NotificationType>(`one of ${NOTIFICATION_TYPES.join(", ")}`, (v) =>
+            typeof v === "string" && (NOTIFICATION_TYPES as readonly string[]).includes(v)
+              ? { ok: true, value: v as NotificationType }
+              : fail(`must be one of ${NOTIFICATION_TYPES.join(", ")}`),
+          ),
+          D.registration_notification_type,
+        ),
+        registration_from: optional(
+          check<string | null>('a bare JID such as "admin@example.org", or null', (v) => {
+            if (v === null) return { ok: true, value: null };
+            if (typeof v !== "string" || !BARE_JID.test(v)) return fail('must be a bare JID such as "admin@example.org"');
+            return { ok: true, value: v.toLowerCase() };
+          }),
+          D.registration_from,
+        ),
+        registration_webhook: optional(
+          check<string | null>("an http(s) URL, or null", (v) => {
+            if (v === null) return { ok: true, value: null };
+            if (typeof v === "string") {
+              try {
+                const url = new URL(v);
+                if (url.protocol === "http:" || url.protocol === "https:") return { ok: true, value: v };
+              } catch {
+                // fall through to the message below
+              }
+            }
+            return fail("must be an http(s) URL or null");
+          }),
+          D.registration_webhook,
+        ),
+      },
+      {
+        unknown: unknownOption,
+        notMapping: () => "expected a mapping such as { min_seconds_between_registrations: 300, registration_watchers: [admin@example.org] }",
+      },
+    ),
+    (o, report) => {
+      const max = o.registration_throttle_max;
+      const period = o.registration_throttle_period;
+      const min = o.min_seconds_between_registrations;
+      // A bucket of 0 refuses everything whatever its period (Prosody would
+      // divide by a missing period at the first attempt; here it just blocks).
+      if (max !== null && max > 0 && period === null && min === null) {
+        report(["registration_throttle_max"], "registration_throttle_max needs registration_throttle_period (or min_seconds_between_registrations)");
+      }
+      if (period !== null && max === null && min === null) {
+        report(["registration_throttle_period"], "registration_throttle_period has no effect without registration_throttle_max (or min_seconds_between_registrations)");
+      }
+      if (o.block_registrations_length_minimum > o.block_registrations_length_maximum) {
+        report(["block_registrations_length_minimum"], "block_registrations_length_minimum is above block_registrations_length_maximum");
+      }
+    },
+  ),
+  (o) => Object.freeze(o),
+);
+
+/** Remarks worth logging about valid options (where Prosody reads them in a way that may surprise). */
+export function registrationNotes(o: RegistrationOptions): string[] {
   const max = o.registration_throttle_max;
   const period = o.registration_throttle_period;
   const min = o.min_seconds_between_registrations;
-  // A bucket of 0 refuses everything whatever its period (Prosody would
-  // divide by a missing period at the first attempt; here it just blocks).
-  if (max !== null && max > 0 && period === null && min === null) {
-    return fail("registration_throttle_max needs registration_throttle_period (or min_seconds_between_registrations)", "registration_throttle_max");
-  }
-  if (period !== null && max === null && min === null) {
-    return fail("registration_throttle_period has no effect without registration_throttle_max (or min_seconds_between_registrations)", "registration_throttle_period");
-  }
   if (min !== null && max !== null && period !== null) {
-    notes.push(
-      `min_seconds_between_registrations is ignored: registration_throttle_max (${max}) and registration_throttle_period (${period}) are both set, as in Prosody`,
-    );
+    return [`min_seconds_between_registrations is ignored: registration_throttle_max (${max}) and registration_throttle_period (${period}) are both set, as in Prosody`];
   }
-  if (o.block_registrations_length_minimum > o.block_registrations_length_maximum) {
-    return fail("block_registrations_length_minimum is above block_registrations_length_maximum", "block_registrations_length_minimum");
-  }
-  return { ok: true, value: Object.freeze(o), notes };
+  return [];
+}
+
+/**
+ * REGISTRATION_SPEC's verdict on `raw` as its first problem, with the notes;
+ * absent or null is the defaults (tests and tools).
+ */
+export function parseRegistrationOptions(raw: unknown): ParseResult<RegistrationOptions> {
+  if (raw === undefined || raw === null) return { ok: true, value: REGISTRATION_DEFAULTS, notes: [] };
+  const r = firstIssue(validate(REGISTRATION_SPEC, raw));
+  return r.ok ? { ...r, notes: registrationNotes(r.value) } : r;
 }
 
 /**

@@ -4,7 +4,7 @@ import { describe, it } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { parseHostPort } from "./address.js";
-import { AddressError, CidrSet, canonicalIp, parseCidr } from "../util/ip.js";
+import { AddressError, CidrSet, canonicalIp, parseCidr } from "./ip.js";
 
 describe("parseHostPort", () => {
   it("parses the accepted forms", () => {

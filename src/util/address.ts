@@ -1,7 +1,8 @@
-// `host:port` parsing for the config layer. Pure: no sockets, no DNS, no
+// `host:port` parsing (the config's listen and upstream addresses, the component port). Pure: no sockets, no DNS, no
 // `node:net`. Hostnames are checked for shape only; IP literals and CIDRs are
 // src/util/ip.ts's.
-import { AddressError, isIPv4, isIpLiteral } from "../util/ip.js";
+import { AddressError, CidrSet, canonicalIp, isIPv4, isIpLiteral, parseCidr } from "./ip.js";
+import { issue, list, str, transform, type Spec } from "./validate.js";
 
 export interface HostPort {
   /** IP literal (IPv6 without brackets) or hostname; `*` is returned as "0.0.0.0". */
@@ -74,4 +75,50 @@ function checkHostname(host: string): void {
   if (name.length === 0 || name.length > 253 || !name.split(".").every((l) => HOST_LABEL.test(l))) {
     throw new AddressError(`"${host}" is not a valid hostname or IP address`);
   }
+}
+
+/** 127.0.0.0/8, ::1 (also as a mapped address) and `localhost`. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.toLowerCase().replace(/^\[|\]$/g, "");
+  if (h === "localhost" || h.endsWith(".localhost")) return true;
+  const ip = canonicalIp(h);
+  if (ip === null) return false;
+  return /^127\./.test(ip) || ip === "::1" || /^::ffff:127\./.test(ip);
+}
+
+/**
+ * A parsed `host:port` option. `text` is the string as written (for logs and
+ * messages); `host` is ready for `server.listen()` / `net.connect()`: brackets
+ * removed from IPv6 literals, `*` turned into "0.0.0.0".
+ */
+export interface Endpoint {
+  readonly text: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+// ---------------------------------------------------------------------------
+// Specs of addresses, for the config
+
+/** `host:port` → Endpoint. */
+export function endpoint(options: { allowPortZero?: boolean } = {}): Spec<Endpoint> {
+  const expected = 'a "host:port" string';
+  return {
+    expected,
+    check(value, path, issues) {
+      if (typeof value !== "string") return issue(issues, path, `must be ${expected}`);
+      try {
+        return { text: value, ...parseHostPort(value, options) };
+      } catch (err) {
+        if (err instanceof AddressError) return issue(issues, path, err.message);
+        throw err;
+      }
+    },
+  };
+}
+
+/** A list of CIDRs (bare addresses allowed) → CidrSet; each bad entry reported at its index. */
+export function cidrSet(): Spec<CidrSet> {
+  const entry = transform(str(), (s) => parseCidr(s).text, "a CIDR such as 10.0.0.0/8 or 2001:db8::/32");
+  return transform(list(entry), (texts) => new CidrSet(texts), `a list of ${entry.expected}`);
 }
