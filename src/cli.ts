@@ -18,7 +18,7 @@ import { StateError } from "./state/sqlite-file.js";
 import { backup, restore } from "./state/sqlite-backup.js";
 import { importUsersCommand } from "./registration/import-command.js";
 import { writeSelfSigned } from "./net/gen-cert.js";
-import { checkAll } from "./check.js";
+import { checkAll } from "./commands/check-config.js";
 import { adminSectionOf } from "./admin/client.js";
 import { aboutCommand, kickCommand, reloadCommand, sessionsCommand, type CommandOutput } from "./ops-commands.js";
 

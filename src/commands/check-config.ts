@@ -6,11 +6,11 @@
 // line. Exit code 0 when valid, 1 when anything is invalid. Prints nothing and
 // never exits itself: cli.ts does.
 
-import { ConfigError, loadConfigFile } from "./config/load.js";
-import type { Config } from "./config/schema.js";
-import { checkRules } from "./firewall/check.js";
-import { knowledgeProviders } from "./knowledge/providers.js";
-import { CertificateError, CertificateStore, type CertificateFiles, type TlsSettings } from "./net/certificates.js";
+import { ConfigError, loadConfigFile } from "../config/load.js";
+import type { Config } from "../config/schema.js";
+import { checkRules } from "../firewall/check.js";
+import { knowledgeProviders } from "../knowledge/providers.js";
+import { CertificateError, CertificateStore, type CertificateFiles, type TlsSettings } from "../net/certificates.js";
 
 export interface CheckAllResult {
   readonly exitCode: 0 | 1;
