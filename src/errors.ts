@@ -3,6 +3,18 @@
 // condition it maps to. Throw sites name a code; they never pick conditions.
 // docs/errors.md lists the same codes; src/errors.test.ts keeps them in sync.
 
+/**
+ * Every RFC 6120 §4.9.3 stream error condition: what DISCONNECT accepts, and
+ * the bounded label set of stream errors counted (anything else is "other").
+ */
+export const STREAM_ERROR_CONDITIONS = [
+  "bad-format", "bad-namespace-prefix", "conflict", "connection-timeout", "host-gone", "host-unknown",
+  "improper-addressing", "internal-server-error", "invalid-from", "invalid-namespace", "invalid-xml",
+  "not-authorized", "not-well-formed", "policy-violation", "remote-connection-failed", "reset",
+  "resource-constraint", "restricted-xml", "see-other-host", "system-shutdown", "undefined-condition",
+  "unsupported-encoding", "unsupported-feature", "unsupported-stanza-type", "unsupported-version",
+] as const;
+
 /** RFC 6120 §4.9.3 stream error conditions we emit. */
 export type StreamErrorCondition =
   | "bad-format"

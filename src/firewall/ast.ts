@@ -144,8 +144,8 @@ export interface ConditionNode {
 // ---------------------------------------------------------------------------
 // Actions (docs/firewall.md, "Actions"). DISCONNECT is an xmpp-guard extension.
 
-export const LOG_LEVELS = ["debug", "info", "warn", "error"] as const;
-export type LogLevel = (typeof LOG_LEVELS)[number];
+export const LOG_ACTION_LEVELS = ["debug", "info", "warn", "error"] as const;
+export type LogActionLevel = (typeof LOG_ACTION_LEVELS)[number];
 
 /** A parsed action: each action's spec is declared with its registry entry (actions/). */
 export type { ActionSpec };

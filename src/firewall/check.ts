@@ -11,7 +11,7 @@ export interface CheckOptions extends LoadOptions {
   readonly readFile?: ReadTextFile | undefined;
 }
 
-export interface CheckResult {
+export interface RulesCheckResult {
   readonly ok: boolean;
   /** 0 when every file loaded, 1 on any error. */
   readonly exitCode: 0 | 1;
@@ -53,7 +53,7 @@ export function summarizeRuleSet(ruleset: CompiledRuleSet): string[] {
 }
 
 /** Load `paths` as one rule set (the order matters, as at run time) and report. */
-export async function checkRules(paths: readonly string[], options: CheckOptions = {}): Promise<CheckResult> {
+export async function checkRules(paths: readonly string[], options: CheckOptions = {}): Promise<RulesCheckResult> {
   if (paths.length === 0) {
     const line = "check-rules: no rule files given";
     return { ok: false, exitCode: 1, lines: [line], errors: [], warnings: [] };

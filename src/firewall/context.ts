@@ -4,7 +4,7 @@
 // Providers are given at LOAD time: a rule that needs one that is absent is
 // refused with a message, never silently ignored. See docs/firewall.md.
 import type { StanzaView } from "../xml/stanza-view.js";
-import type { ActionName, BuiltinChain, LogLevel } from "./ast.js";
+import type { ActionName, BuiltinChain, LogActionLevel } from "./ast.js";
 
 /**
  * The session a stanza came from, when the proxy knows it: the client for
@@ -72,7 +72,7 @@ export interface EmittedStanza {
 }
 
 export interface FirewallLog {
-  readonly level: LogLevel;
+  readonly level: LogActionLevel;
   readonly message: string;
   readonly rule: RuleRef;
 }
@@ -92,10 +92,10 @@ export interface RuleHit {
   readonly action: ActionName;
 }
 
-export type Verdict = "pass" | "drop" | "bounce" | "disconnect";
+export type ChainVerdict = "pass" | "drop" | "bounce" | "disconnect";
 
 export interface FirewallResult {
-  readonly verdict: Verdict;
+  readonly verdict: ChainVerdict;
   /** For "bounce": the error stanza to send to the origin session (docs/firewall.md, "Error replies"). */
   readonly bounce?: { readonly condition: string; readonly type: string; readonly text?: string | undefined; readonly stanza: string };
   /** For "disconnect": the stream error to close the origin session with. */

@@ -4,7 +4,8 @@
 // urn:ietf:params:xml:ns:xmpp-stanzas. No payload, no xml:lang, no `by`.
 // Shared by every policy stage that answers a stanza with an error.
 import type { StanzaView } from "../xml/stanza-view.js";
-import { escapeXml, NS_STANZAS, serializeAttrs } from "./xml.js";
+import { escapeXml } from "../xml/stream-error.js";
+import { NS_STANZAS, serializeAttrs } from "./xml.js";
 
 /** The attributes an error reply is built from. */
 export interface ReplyAddressing {

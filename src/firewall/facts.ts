@@ -9,7 +9,8 @@ import type { BuiltinChain, CodeExpr, StanzaPath, Template, TemplatePart } from 
 import type { OriginSession } from "./context.js";
 import { bareJid, hostOf, prepJid, splitJid, type JidParts } from "../xmpp/jid.js";
 import { findPath, prosodyForm, rootOf, type Located, type TreeForm } from "./stanza-path.js";
-import { escapeXml, serializeHeld, type MutableXmlNode, type XmlNode } from "./xml.js";
+import { escapeXml } from "../xml/stream-error.js";
+import { serializeHeld, type MutableXmlNode, type XmlNode } from "./xml.js";
 
 const UNSET: unique symbol = Symbol("unset");
 type Lazy<T> = T | typeof UNSET;

@@ -8,7 +8,7 @@ import { ERRORS, type ErrorCode } from "../errors.js";
 import type { Flow, PolicyStage, SessionInfo, Verdict } from "../policy/pipeline.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import { Stanza } from "../xml/stanza.js";
-import type { ActionName, LogLevel } from "./ast.js";
+import type { ActionName, LogActionLevel } from "./ast.js";
 import type { CompiledRuleSet } from "./compile.js";
 import type { EmittedStanza, FirewallResult, OriginSession, RuleRef, RunChain } from "./context.js";
 import { hostOf, prepJid } from "../xmpp/jid.js";
@@ -38,7 +38,7 @@ export interface FirewallHooks {
   /** One call per action run (metrics: rule id × action). */
   onHit?(rule: RuleRef, action: ActionName): void;
   /** LOG actions and the core's own notes. */
-  onLog?(level: LogLevel, message: string, rule: RuleRef, session: SessionInfo): void;
+  onLog?(level: LogActionLevel, message: string, rule: RuleRef, session: SessionInfo): void;
   /**
    * A stanza the rules send (REPLY, REDIRECT, COPY, FORWARD, REPORT TO). The
    * stage works out the side: replies go back toward the origin (the peer for

@@ -9,11 +9,11 @@ import { FRAME_HEADER, FRAME_STANZA, Framer, DEFAULT_LIMITS, type FramerLimits }
 import { readHead } from "../xml/head.js";
 import { NamespaceProblem, NsScope } from "../xml/namespaces.js";
 import { DEFAULT_LANG, NS_CLIENT, Stanza, StreamContext } from "../xml/stanza.js";
+import { escapeXml } from "../xml/stream-error.js";
 import type { CompiledRuleSet } from "./compile.js";
 import type { FirewallResult, OriginSession, RunChain } from "./context.js";
 import { loadRuleFiles, type LoadOptions, type ReadTextFile } from "./load.js";
 import { formatDiagnostic } from "./check.js";
-import { escapeXml } from "./xml.js";
 
 /** The session the traced stanzas come from (the origin, in Prosody's terms). */
 export interface TraceSession {

@@ -3,6 +3,8 @@
 // every stanza the firewall builds), namespace resolution for stanza paths,
 // and a strict parser for INJECT snippets. Never used to re-serialize a stanza
 // that is forwarded unchanged: those keep their original bytes.
+import { NS_CLIENT, NS_SERVER } from "../xml/stanza.js";
+import { escapeXml } from "../xml/stream-error.js";
 
 /** The shape of an ltx Element that the firewall reads. */
 export interface XmlNode {
@@ -19,15 +21,6 @@ export interface MutableXmlNode {
 }
 
 export const NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas";
-export const NS_CLIENT = "jabber:client";
-export const NS_SERVER = "jabber:server";
-
-const ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;", '"': "&quot;" };
-
-/** Escape text and attribute values exactly as Prosody's util.stanza does (all five). */
-export function escapeXml(s: string): string {
-  return /[&<>'"]/.test(s) ? s.replace(/[&<>'"]/g, (c) => ESCAPES[c]!) : s;
-}
 
 /** Attributes as ` k='v'` in insertion order, skipping undefined values. */
 export function serializeAttrs(attrs: Readonly<Record<string, string | undefined>>): string {

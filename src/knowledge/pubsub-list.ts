@@ -1,7 +1,7 @@
 // Real-time block lists over pubsub (docs/knowledge.md, "Real-time block
 // lists"): the item ids of one node, read over the XEP-0114 component.
 import type { Element } from "ltx";
-import { escapeXml } from "../firewall/xml.js";
+import { escapeXml } from "../xml/stream-error.js";
 import type { ComponentClient } from "../registration/component.js";
 import { ListBase, type ListOwner } from "./list-base.js";
 

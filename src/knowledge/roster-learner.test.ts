@@ -1,9 +1,9 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
+import { MemoryRosterStore } from "../../test/helpers/memory-roster-store.js";
 import { testStanza } from "../../test/helpers/test-stanza.js";
 import { compileRuleSources } from "../firewall/compile.js";
 import { LearnedRosters, RosterLearner } from "./roster-learner.js";
-import { MemoryRosterStore } from "./roster-store.js";
 
 const JID = "Alice@Example.org/phone";
 const OWNER = "alice@example.org";

@@ -1,8 +1,8 @@
 // Where learned rosters live (docs/knowledge.md). Every store answers
-// synchronously: the firewall asks while it judges a stanza. Three backends
-// share this interface: memory (tests, and a proxy without persistence),
-// SQLite (roster-sqlite.ts: the state file, shared by cluster workers) and
-// Redis (roster-redis.ts: a replicated cache shared by a fleet).
+// synchronously: the firewall asks while it judges a stanza. Two backends
+// share this interface: SQLite (roster-sqlite.ts: the state file, shared by
+// cluster workers) and Redis (roster-redis.ts: a replicated cache shared by a
+// fleet); tests use an in-memory one (test/helpers/memory-roster-store.ts).
 //
 // Keys are prepped bare JIDs (lower-cased node and domain), the form the
 // firewall's conditions compare with.
@@ -40,14 +40,6 @@ export interface RosterStore {
   close(): void;
 }
 
-/** Equality of two items, for writes that change nothing. */
-export function sameItem(a: RosterItem | undefined, b: RosterItem | undefined): boolean {
-  if (a === undefined || b === undefined) return a === b;
-  if (a.subscription !== b.subscription || a.ask !== b.ask || a.groups.length !== b.groups.length) return false;
-  for (let i = 0; i < a.groups.length; i++) if (a.groups[i] !== b.groups[i]) return false;
-  return true;
-}
-
 /** One owner's learned state, as every backend caches it. */
 export interface OwnerState {
   known: boolean;
@@ -60,7 +52,7 @@ export function emptyOwner(): OwnerState {
   return { known: false, ver: undefined, items: new Map(), pending: new Set() };
 }
 
-/** Applies a store operation to an owner's state (shared by the memory, SQLite cache and Redis replicas). */
+/** Applies a store operation to an owner's state (shared by the SQLite cache, the Redis replicas and the tests' memory store). */
 export const applyTo = {
   replace(s: OwnerState, ver: string | undefined, items: ReadonlyMap<string, RosterItem>): void {
     s.known = true;
@@ -78,48 +70,3 @@ export const applyTo = {
     else s.pending.delete(contact);
   },
 };
-
-/** Rosters in this process only: lost at exit. */
-export class MemoryRosterStore implements RosterStore {
-  readonly #owners = new Map<string, OwnerState>();
-  #known = 0;
-
-  #get(owner: string): OwnerState {
-    let s = this.#owners.get(owner);
-    if (s === undefined) this.#owners.set(owner, (s = emptyOwner()));
-    return s;
-  }
-
-  known(owner: string): { readonly ver: string | undefined } | undefined {
-    const s = this.#owners.get(owner);
-    return s?.known === true ? { ver: s.ver } : undefined;
-  }
-
-  item(owner: string, contact: string): RosterItem | undefined {
-    return this.#owners.get(owner)?.items.get(contact);
-  }
-
-  pendingIn(owner: string, contact: string): boolean {
-    return this.#owners.get(owner)?.pending.has(contact) ?? false;
-  }
-
-  replace(owner: string, ver: string | undefined, items: ReadonlyMap<string, RosterItem>): void {
-    const s = this.#get(owner);
-    if (!s.known) this.#known++;
-    applyTo.replace(s, ver, items);
-  }
-
-  setItem(owner: string, contact: string, item: RosterItem | null, ver: string | undefined): void {
-    applyTo.setItem(this.#get(owner), contact, item, ver);
-  }
-
-  setPendingIn(owner: string, contact: string, pending: boolean): void {
-    applyTo.setPendingIn(this.#get(owner), contact, pending);
-  }
-
-  countKnown(): number {
-    return this.#known;
-  }
-
-  close(): void {}
-}

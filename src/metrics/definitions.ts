@@ -8,7 +8,7 @@
 // when /metrics is scraped.
 
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
-import { ERRORS } from "../errors.js";
+import { ERRORS, STREAM_ERROR_CONDITIONS } from "../errors.js";
 import type { StanzaKind } from "../xml/stanza-view.js";
 
 export const PREFIX = "xmpp_guard_";
@@ -47,14 +47,6 @@ export const FRAMING_CODES = [
   "XPX_ERR_XML_NOT_WELL_FORMED", "XPX_ERR_XML_INVALID_UTF8", "XPX_ERR_XML_TRUNCATED", "XPX_ERR_XML_RESTRICTED", "XPX_ERR_XML_TEXT_AT_STREAM_LEVEL",
   "XPX_ERR_STANZA_TOO_LARGE", "XPX_ERR_XML_TOO_DEEP", "XPX_ERR_XML_TOO_MANY_ATTRIBUTES", "XPX_ERR_XML_NAME_TOO_LONG", "XPX_ERR_HEADER_TOO_LARGE",
   "XPX_ERR_STREAM_HEADER_INVALID",
-] as const;
-/** RFC 6120 §4.9.3 conditions; anything else a server sends counts as "other". */
-export const STREAM_ERROR_CONDITIONS = [
-  "bad-format", "bad-namespace-prefix", "conflict", "connection-timeout", "host-gone", "host-unknown",
-  "improper-addressing", "internal-server-error", "invalid-from", "invalid-namespace", "invalid-xml",
-  "not-authorized", "not-well-formed", "policy-violation", "remote-connection-failed", "reset",
-  "resource-constraint", "restricted-xml", "see-other-host", "system-shutdown", "undefined-condition",
-  "unsupported-encoding", "unsupported-feature", "unsupported-stanza-type", "unsupported-version",
 ] as const;
 /** RFC 6120 §6.5 SASL failure conditions, plus dialback's refusal; anything else is "other". */
 export const AUTH_FAILURE_REASONS = [

@@ -93,6 +93,14 @@ function meterFloor(limits: FairLimits): number {
   return -(limits.burst + (limits.rate * limits.windowMs) / 1000);
 }
 
+/** The room bucket's balance at `now`, refilled since the last update (capped at the burst). */
+export function balanceAt(s: RoomState, limits: FairLimits, now: number): number {
+  const elapsed = now - s.at;
+  if (!(elapsed > 0)) return s.tokens;
+  const t = s.tokens + (elapsed * limits.rate) / 1000;
+  return t > limits.burst ? limits.burst : t;
+}
+
 /**
  * Brings the room up to `now`: the bucket and every meter refill for the time
  * since the last update (at the shares in force during it), then senders idle
@@ -102,9 +110,8 @@ export function advance(s: RoomState, limits: FairLimits, now: number): void {
   const elapsed = now - s.at;
   // Nothing refills, and nobody can have become idle, until time moves on.
   if (!(elapsed > 0)) return;
+  s.tokens = balanceAt(s, limits, now);
   s.at = now;
-  const t = s.tokens + (elapsed * limits.rate) / 1000;
-  s.tokens = t > limits.burst ? limits.burst : t;
   const n = s.senders.size;
   if (n === 0) return;
   const cap = meterCap(limits, n);

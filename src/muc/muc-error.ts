@@ -5,7 +5,8 @@
 // lands inside <error>. The shared firewall builder makes the base reply; this
 // module only adds those children. Never used on stanzas of type error.
 import { errorReplyFor, type ReplyAddressing } from "../firewall/error-reply.js";
-import { enterScope, escapeXml, localName, nsOf, type NsScope, type XmlNode } from "../firewall/xml.js";
+import { enterScope, localName, nsOf, type NsScope, type XmlNode } from "../firewall/xml.js";
+import { escapeXml } from "../xml/stream-error.js";
 
 export const NS_MUC = "http://jabber.org/protocol/muc";
 export const NS_MUC_USER = "http://jabber.org/protocol/muc#user";

@@ -9,7 +9,8 @@ import { FakeClock } from "../../test/helpers/fake-clock.js";
 import { Stanza } from "../xml/stanza.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import { parseMucLimits, type MucLimitsOptions } from "./config.js";
-import { countNewlines, eventCost, MucLimitsStage, type LimitReason, type RateBucket } from "./muc-limits.js";
+import { eventCost, MucLimitsStage, type LimitReason, type RateBucket } from "./muc-limits.js";
+import { countNewlines } from "./muc-stanza.js";
 
 const HOST = "muc.example";
 const ROOM = `room@${HOST}`;

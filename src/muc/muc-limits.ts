@@ -9,25 +9,16 @@
 import { Buffer } from "node:buffer";
 import type { Element } from "ltx";
 import type { ReplyAddressing } from "../firewall/error-reply.js";
-import { enterScope, localName, normNs, nsOf, textOf, type NsScope } from "../firewall/xml.js";
 import type { Flow, PolicyStage, SessionInfo, Verdict } from "../policy/pipeline.js";
 import type { Clock } from "../shaping/clock.js";
 import type { TokenBucket } from "../shaping/token-bucket.js";
 import type { StanzaView } from "../xml/stanza-view.js";
-import { prepJid } from "../xmpp/jid.js";
-import { nodeprep } from "../xmpp/stringprep.js";
-import { AFFILIATIONS, normaliseDomain, type Affiliation, type MucLimitsOptions } from "./config.js";
+import type { Affiliation, MucLimitsOptions } from "./config.js";
 import { IdleTable, type IdleEntry } from "./idle-table.js";
+import { MESSAGE_TOO_LONG_TEXT, NICK_TOO_LONG_TEXT, NS_MUC_USER, overactiveReply, tooLongReply } from "./muc-error.js";
+import { bareKey, bodyOf, countNewlines, hasMucX, mucXCopy, occupantItem, roomAddress, selfPresenceStatuses, type RoomAddress } from "./muc-stanza.js";
 import { covers, debit, LocalRoomBuckets, newBucket, rebucket, type RoomBucketStore, type RoomLimits } from "./room-buckets.js";
-import {
-  MESSAGE_TOO_LONG_TEXT,
-  NICK_TOO_LONG_TEXT,
-  NS_MUC,
-  NS_MUC_USER,
-  overactiveReply,
-  serializeCopy,
-  tooLongReply,
-} from "./muc-error.js";
+import { SessionRooms } from "./session-rooms.js";
 
 /** Why a stanza was limited; a bounded label set for metrics. */
 export const LIMIT_REASONS = ["rate", "nick", "chars", "lines"] as const;
@@ -59,90 +50,10 @@ interface OccupantEntry extends IdleEntry {
   nick: string | undefined;
 }
 
-/**
- * What a c2s session is to one room, from what the proxy forwarded and what
- * the server answered: presences sent and not yet answered, whether the last
- * answer left it joined, and what its pending join was charged (refunded when
- * the server says the join created the room).
- */
-interface RoomPresence {
-  pending: number;
-  joined: boolean;
-  joinCharge: number;
-}
-
-/**
- * One c2s session's rooms. `complete` while the proxy has seen everything the
- * session did since it was bound (not resumed, no cap hit): then a room it
- * has no entry for is a room it is not in.
- */
-interface SessionRooms {
-  complete: boolean;
-  readonly rooms: Map<string, RoomPresence>;
-}
-
-/** Most rooms followed per session; past it the session is no longer known completely. */
-const MAX_ROOMS_PER_SESSION = 256;
 const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
-
-/** A room JID on a listed host: the table key and the resource (nick), if any. */
-interface RoomAddress {
-  readonly room: string;
-  readonly nick: string | undefined;
-}
 
 /** Most senders counted active in one room; later ones are judged as deep debtors. */
 const MAX_ACTIVE_SENDERS = 1000;
-/** RFC 7622 §3.1: each part of a JID is at most 1023 bytes. */
-const MAX_JID_PART_BYTES = 1023;
-/** A domain that might read differently after nameprep: try the normalised form. */
-const NEEDS_PREP = /[^a-z0-9.-]|\.$/;
-const NO_NS: NsScope = Object.freeze({ defaultNs: "", prefixes: undefined });
-const AFFILIATION_SET: ReadonlySet<string> = new Set(AFFILIATIONS);
-
-/** Byte length of a JID part, without encoding short strings (3 bytes per UTF-16 unit at most). */
-function exceedsBytes(s: string, max: number): boolean {
-  return s.length * 3 > max && Buffer.byteLength(s, "utf8") > max;
-}
-
-/** The bare JID prepped as Prosody preps it (xmpp/stringprep.ts), used as a key; undefined if malformed. */
-function bareKey(jid: string): string | undefined {
-  const slash = jid.indexOf("/");
-  const bare = slash < 0 ? jid : jid.slice(0, slash);
-  if (bare === "" || exceedsBytes(bare, 2 * MAX_JID_PART_BYTES + 1)) return undefined;
-  return prepJid(bare);
-}
-
-/** The text of the stanza's first <body> as Prosody's get_child_text("body") gives it. */
-function bodyOf(root: Element): string | undefined {
-  const scope = enterScope(NO_NS, root);
-  const ns = normNs(nsOf(root, scope));
-  for (const c of root.children) {
-    if (typeof c === "string" || localName(c.name) !== "body") continue;
-    if (normNs(nsOf(c, enterScope(scope, c))) !== ns) continue;
-    const text = textOf(c);
-    if (text === undefined) return undefined;
-    // Expat normalises literal line ends (XML 1.0 §2.11); ltx does not.
-    return text.includes("\r") ? text.replace(/\r\n?/g, "\n") : text;
-  }
-  return undefined;
-}
-
-/** The first child of `parent` named `name` in namespace `ns`, with the scope inside `parent`. */
-function childNs(parent: Element, scope: NsScope, name: string, ns: string): Element | undefined {
-  for (const c of parent.children) {
-    if (typeof c === "string" || localName(c.name) !== name) continue;
-    if (nsOf(c, enterScope(scope, c)) === ns) return c;
-  }
-  return undefined;
-}
-
-/** The newlines in a body: what muc_max_line_count limits and each extra line costs. */
-export function countNewlines(s: string): number {
-  let n = 0;
-  for (let i = s.indexOf("\n"); i !== -1; i = s.indexOf("\n", i + 1)) n++;
-  return n;
-}
 
 /**
  * Step 5's cost of one event: `limit_base_cost + newlines × line_count_multiplier`,
@@ -194,8 +105,8 @@ export class MucLimitsStage implements PolicyStage {
   /** Keyed `room@host/sender@host`: a room key never contains "/". */
   readonly #occupants: IdleTable<OccupantEntry>;
   readonly #limited: Record<LimitReason, number> = { rate: 0, nick: 0, chars: 0, lines: 0 };
-  /** c2s sessions' rooms, by session id (see SessionRooms). */
-  readonly #sessions = new Map<string, SessionRooms>();
+  /** Which rooms each c2s session is in. */
+  readonly #sessions = new SessionRooms();
   /** What the last #charge took (0 when it took nothing): a join's refundable charge. */
   #lastCharge = 0;
 
@@ -271,7 +182,7 @@ export class MucLimitsStage implements PolicyStage {
   }
 
   sessionEnded(session: SessionInfo): void {
-    this.#sessions.delete(session.id);
+    this.#sessions.ended(session.id);
   }
 
   judge(stanza: StanzaView, session: SessionInfo, flow: Flow): Verdict | undefined {
@@ -280,7 +191,7 @@ export class MucLimitsStage implements PolicyStage {
     if (kind === "iq") {
       // A fresh bind: from here on the proxy sees every room this session joins.
       if (flow === "outbound" && session.type === "c2s" && stanza.type === "result" && stanza.firstChildName === "bind" && stanza.firstChildXmlns === NS_BIND) {
-        this.#sessions.set(session.id, { complete: true, rooms: new Map() });
+        this.#sessions.bound(session.id);
       }
       return undefined;
     }
@@ -291,7 +202,7 @@ export class MucLimitsStage implements PolicyStage {
     }
     const to = stanza.to;
     if (to === undefined) return undefined;
-    const addr = this.#roomAddress(to);
+    const addr = roomAddress(to, this.#hosts);
     if (addr === undefined) return undefined;
     const type = stanza.type;
     if (kind === "message") {
@@ -299,72 +210,30 @@ export class MucLimitsStage implements PolicyStage {
       // other message types are not limited by the current module.
       if (type !== "groupchat" || addr.nick !== undefined) return undefined;
       // The MUC refuses groupchat from a non-occupant before the limits run.
-      if (this.#notIn(session, addr.room)) return undefined;
+      if (this.#sessions.notIn(session, addr.room)) return undefined;
       return this.#charge(stanza, session, kind, addr);
     }
     // Step 1: unavailable presence is never limited; error presence is kick
     // handling, other types are answered by the MUC itself.
     if (type === "unavailable") {
-      const e = this.#presence(session, addr.room, false);
-      if (e !== undefined) e.pending++;
+      this.#sessions.sent(session, addr.room, false);
       return undefined;
     }
     if (type !== undefined) return undefined;
-    const out = this.#notIn(session, addr.room);
+    const out = this.#sessions.notIn(session, addr.room);
     if (addr.nick === undefined) {
       // Presence to the bare room is the occupant's presence update (the MUC
       // redirects it to the occupant's nick); from a non-occupant the MUC
       // ignores it.
       if (out) return undefined;
-    } else if (out && !this.#hasMucX(stanza)) {
+    } else if (out && !hasMucX(stanza)) {
       // A join without <x xmlns='…/muc'>: the MUC answers item-not-found first.
       return undefined;
     }
     this.#lastCharge = 0;
     const v = this.#charge(stanza, session, kind, addr);
-    if (v === undefined) {
-      const e = this.#presence(session, addr.room, true);
-      if (e !== undefined) {
-        e.pending++;
-        if (addr.nick !== undefined && !e.joined) e.joinCharge = this.#lastCharge;
-      }
-    }
+    if (v === undefined) this.#sessions.sent(session, addr.room, true, addr.nick !== undefined ? this.#lastCharge : undefined);
     return v;
-  }
-
-  /** True when the proxy knows `session` is not in `room` (a fresh c2s session that never joined it, or left). */
-  #notIn(session: SessionInfo, room: string): boolean {
-    if (session.type !== "c2s") return false;
-    const s = this.#sessions.get(session.id);
-    return s !== undefined && s.complete && !s.rooms.has(room);
-  }
-
-  /** The session's entry for `room`, created when `create` (c2s only; undefined past the cap). */
-  #presence(session: SessionInfo, room: string, create: boolean): RoomPresence | undefined {
-    if (session.type !== "c2s") return undefined;
-    let s = this.#sessions.get(session.id);
-    if (s === undefined) {
-      if (!create) return undefined;
-      // A session whose bind the proxy did not see (resumed): never complete.
-      s = { complete: false, rooms: new Map() };
-      this.#sessions.set(session.id, s);
-    }
-    let e = s.rooms.get(room);
-    if (e === undefined && create) {
-      if (s.rooms.size >= MAX_ROOMS_PER_SESSION) {
-        s.complete = false;
-        return undefined;
-      }
-      e = { pending: 0, joined: false, joinCharge: 0 };
-      s.rooms.set(room, e);
-    }
-    return e;
-  }
-
-  #hasMucX(stanza: StanzaView): boolean {
-    if (!stanza.bytes.includes(NS_MUC)) return false;
-    const root = stanza.tree();
-    return root !== null && childNs(root, enterScope(NO_NS, root), "x", NS_MUC) !== undefined;
   }
 
   /** Steps 2 to 6 of mod_muc_limits' algorithm (docs/muc-limits.md, "The algorithm, in order") for one stanza to a room. */
@@ -450,16 +319,7 @@ export class MucLimitsStage implements PolicyStage {
     bucket: RateBucket,
   ): Verdict {
     // The stanza's own <x xmlns='…/muc'> is copied into the bounce (joins).
-    let mucX: string | undefined;
-    if (stanza.bytes.includes(NS_MUC)) {
-      root ??= stanza.tree();
-      if (root !== null) {
-        const scope = enterScope(NO_NS, root);
-        const x = childNs(root, scope, "x", NS_MUC);
-        if (x !== undefined) mucX = serializeCopy(x, scope, undefined);
-      }
-    }
-    return this.#bounce("rate", bucket, overactiveReply(reply, body, mucX), `${bucket} bucket empty`);
+    return this.#bounce("rate", bucket, overactiveReply(reply, body, mucXCopy(stanza, root)), `${bucket} bucket empty`);
   }
 
   #bounce(reason: LimitReason, bucket: RateBucket | undefined, reply: string, why: string): Verdict {
@@ -478,7 +338,7 @@ export class MucLimitsStage implements PolicyStage {
   #observe(stanza: StanzaView, session: SessionInfo, kind: "message" | "presence"): void {
     const from = stanza.attr("from");
     if (from === undefined) return;
-    const addr = this.#roomAddress(from);
+    const addr = roomAddress(from, this.#hosts);
     if (addr === undefined || addr.nick === undefined) return;
     const type = stanza.type;
     if (kind === "message" ? type !== "groupchat" : type !== undefined && type !== "unavailable" && type !== "error") return;
@@ -493,26 +353,12 @@ export class MucLimitsStage implements PolicyStage {
     }
     if (kind === "message" || type === "error" || !stanza.bytes.includes(NS_MUC_USER)) return;
 
-    const root = stanza.tree();
-    if (root === null) return;
-    const scope = enterScope(NO_NS, root);
-    const x = childNs(root, scope, "x", NS_MUC_USER);
-    if (x === undefined) return;
-    const xScope = enterScope(scope, x);
-    const item = childNs(x, xScope, "item", NS_MUC_USER);
+    const item = occupantItem(stanza);
     if (item === undefined) return;
-    let self = false;
-    for (const c of x.children) {
-      if (typeof c !== "string" && localName(c.name) === "status" && c.attrs.code === "110") self = true;
-    }
-    const itemJid = item.attrs.jid as string | undefined;
-    const subject = self ? recipientKey : itemJid === undefined ? undefined : bareKey(itemJid);
+    const subject = item.self ? recipientKey : item.jid === undefined ? undefined : bareKey(item.jid);
     if (subject === undefined) return;
-
-    const rawAffiliation = item.attrs.affiliation as string | undefined;
     // null: the item says nothing usable, keep what is known.
-    const affiliation: Affiliation | undefined | null =
-      rawAffiliation === "none" ? undefined : rawAffiliation !== undefined && AFFILIATION_SET.has(rawAffiliation) ? (rawAffiliation as Affiliation) : null;
+    const affiliation = item.affiliation;
     const nick = type === "unavailable" ? undefined : addr.nick;
     const maxNick = this.#options.max_nick_length;
 
@@ -531,67 +377,13 @@ export class MucLimitsStage implements PolicyStage {
     if (isUseless(e, maxNick)) this.#occupants.delete(key);
   }
 
-  /**
-   * The server's answer to a presence the session sent to `room`: an error,
-   * or a self-presence (status 110). Each answers one pending presence; a
-   * self-presence says whether the session is now in the room (a nick
-   * change's unavailable, status 303, does not take it out). Status 201 (the
-   * join created the room) refunds what the join was charged: the creator's
-   * first join is free.
-   */
+  /** The server's answer to a presence the session sent to `room` (SessionRooms.answered); refunds a join that created the room. */
   #answered(stanza: StanzaView, session: SessionInfo, room: string, type: string | undefined, recipientKey: string | undefined, now: number): void {
-    const s = session.type === "c2s" ? this.#sessions.get(session.id) : undefined;
-    const e = s?.rooms.get(room);
-    if (e === undefined) return;
-    let statuses: string[] = [];
-    if (type !== "error") {
-      if (!stanza.bytes.includes(NS_MUC_USER)) return;
-      const root = stanza.tree();
-      if (root === null) return;
-      const scope = enterScope(NO_NS, root);
-      const x = childNs(root, scope, "x", NS_MUC_USER);
-      if (x === undefined) return;
-      statuses = x.children.filter((c): c is Element => typeof c !== "string" && localName(c.name) === "status").map((c) => String(c.attrs.code));
-      if (!statuses.includes("110")) return;
-      if (type === undefined) e.joined = true;
-      else if (!statuses.includes("303")) e.joined = false;
-    }
-    if (e.pending > 0) e.pending--;
-    if (statuses.includes("201") && e.joinCharge > 0 && recipientKey !== undefined) {
-      const cost = e.joinCharge;
-      this.#rooms.attempt(room, recipientKey, -cost, now);
-      const occ = this.#occupants.get(`${room}/${recipientKey}`, now);
-      if (this.#sharedOccupants !== undefined && occ?.bucket != null) this.#sharedOccupants.spend(`muc:${room}/${recipientKey}`, -cost);
-      else occ?.bucket?.credit(cost, now);
-    }
-    e.joinCharge = 0;
-    if (!e.joined && e.pending === 0) s!.rooms.delete(room);
-  }
-
-  /**
-   * `node@host[/resource]` with host listed and a valid node, else undefined.
-   * The host is checked first, with one Set lookup on the common path. JIDs
-   * the server would refuse as malformed are left for it to refuse.
-   */
-  #roomAddress(jid: string): RoomAddress | undefined {
-    const slash = jid.indexOf("/");
-    const bareEnd = slash < 0 ? jid.length : slash;
-    const at = jid.indexOf("@");
-    if (at < 0 || at > bareEnd) return undefined;
-    let host = jid.slice(at + 1, bareEnd);
-    if (!this.#hosts.has(host)) {
-      if (!NEEDS_PREP.test(host)) return undefined;
-      host = normaliseDomain(host);
-      if (!this.#hosts.has(host)) return undefined;
-    }
-    // A node that nodeprep refuses (empty, too long, a prohibited character) is not a room.
-    const node = nodeprep(jid.slice(0, at));
-    if (node === null) return undefined;
-    let nick: string | undefined;
-    if (slash >= 0) {
-      nick = jid.slice(slash + 1);
-      if (nick === "" || exceedsBytes(nick, MAX_JID_PART_BYTES)) return undefined;
-    }
-    return { room: `${node}@${host}`, nick };
+    const cost = this.#sessions.answered(session, room, type, () => selfPresenceStatuses(stanza));
+    if (cost <= 0 || recipientKey === undefined) return;
+    this.#rooms.attempt(room, recipientKey, -cost, now);
+    const occ = this.#occupants.get(`${room}/${recipientKey}`, now);
+    if (this.#sharedOccupants !== undefined && occ?.bucket != null) this.#sharedOccupants.spend(`muc:${room}/${recipientKey}`, -cost);
+    else occ?.bucket?.credit(cost, now);
   }
 }

@@ -28,7 +28,7 @@
 //   P muc:events       pub/sub channel of {i, o, k, q, v} (instance, op, room, seq, state)
 import { randomUUID } from "node:crypto";
 import { Redis } from "ioredis";
-import type { AttemptResult, FairLimits } from "./fair-room.js";
+import { balanceAt, type AttemptResult, type FairLimits } from "./fair-room.js";
 import { IdleTable, type IdleEntry } from "./idle-table.js";
 import { fairLimits, type RoomBucketStore, type RoomLimits } from "./room-buckets.js";
 import { fromWire, isWireRoom, SharedRoom, type WireRoom } from "./shared-room.js";
@@ -340,9 +340,7 @@ export class RedisRoomBuckets implements RoomBucketStore {
     const e = this.#rooms.get(room, now);
     if (e === undefined) return undefined;
     const v = e.room.view;
-    const elapsed = now - v.at;
-    const t = elapsed > 0 ? Math.min(this.#fair.burst, v.tokens + (elapsed * this.#fair.rate) / 1000) : v.tokens;
-    return { balance: t, seq: e.room.seq, pending: e.room.pendingCount, senders: v.senders.size };
+    return { balance: balanceAt(v, this.#fair, now), seq: e.room.seq, pending: e.room.pendingCount, senders: v.senders.size };
   }
 
   /** Resolves when every attempt sent so far has been answered by Redis. */

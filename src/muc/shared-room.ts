@@ -5,7 +5,7 @@
 // the pending attempts replayed on it, each with the verdict it was given, so
 // a member never forgets its own attempts while they travel and never counts
 // a committed one twice. Pure: no clock, no I/O.
-import { advance, applyAttempt, cloneRoom, newRoom, reconfigureRoom, type AttemptResult, type FairLimits, type RoomState } from "./fair-room.js";
+import { applyAttempt, balanceAt, cloneRoom, newRoom, reconfigureRoom, type AttemptResult, type FairLimits, type RoomState } from "./fair-room.js";
 
 /** An attempt as sent to the store: the verdict travels with it. */
 export interface SentAttempt {
@@ -65,9 +65,7 @@ export class SharedRoom {
 
   /** The committed state's tokens (sent as the store's ceiling for a room it lost). */
   committedTokens(limits: FairLimits, now: number): number {
-    const c = cloneRoom(this.#committed);
-    advance(c, limits, now);
-    return c.tokens;
+    return balanceAt(this.#committed, limits, now);
   }
 
   /** Judges an attempt on the speculative copy and records it as pending `op`. */

@@ -24,8 +24,8 @@ import { streamError, streamHeader } from "../xml/stream-error.js";
 import type { CertificateStore } from "./certificates.js";
 import { closeSocket, serverHandshake, tlsErrorEntry, type TlsErrorCode } from "./direct-tls.js";
 import { checkStreamHeader, headerElementStart } from "../xml/stream-header.js";
+import { NS_TLS } from "../stream/tracker.js";
 
-export const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
 
 /** RFC 6120 §5.4.2.3: the proceed case. */
 export const STARTTLS_PROCEED = `<proceed xmlns='${NS_TLS}'/>`;

@@ -14,7 +14,7 @@ import { firstIssue, frozen, obj, required, str, transform, validate, type Spec 
 import type { ParseResult } from "../shaping/units.js";
 import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind } from "../xml/framer.js";
 import { readHead } from "../xml/head.js";
-import { escapeXml } from "../firewall/xml.js";
+import { escapeXml } from "../xml/stream-error.js";
 import { componentHandshake } from "./watchers.js";
 
 export interface ComponentOptions {

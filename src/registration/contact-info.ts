@@ -6,15 +6,15 @@
 // Every other byte is kept: new markup is spliced in before `</query>` (or
 // `</x>`), nothing is re-serialised. The server's caps hash (XEP-0115 `ver`)
 // no longer matches the rewritten result; see docs/registration.md.
-import { escapeXml } from "../firewall/xml.js";
+import { escapeXml } from "../xml/stream-error.js";
 import type { SessionInfo } from "../policy/pipeline.js";
 import type { ParseResult } from "../shaping/units.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import { INVALID, firstIssue, issue, nullable, obj, optional, transform, validate, type Field, type Spec } from "../util/validate.js";
+import { NS_DATA_FORMS } from "./register-query.js";
 import { childIndexes, closingIndex, localPart, scanTags, textBetween, type Tag } from "./xml-scan.js";
 
 export const NS_DISCO_INFO = "http://jabber.org/protocol/disco#info";
-export const NS_DATA_FORMS = "jabber:x:data";
 export const FORM_TYPE_SERVERINFO = "http://jabber.org/network/serverinfo";
 
 /** XEP-0157 fields, in the order Prosody 0.12 emits them (also 13.0's sorted order). */

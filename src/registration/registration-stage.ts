@@ -13,6 +13,7 @@ import type { Flow, PolicyStage, SessionInfo, Verdict } from "../policy/pipeline
 import type { Clock } from "../shaping/clock.js";
 import type { RegistrationStore } from "../state/registration-store.js";
 import type { StanzaView } from "../xml/stanza-view.js";
+import { prepJid, splitJid } from "../xmpp/jid.js";
 import { nodeprep } from "../xmpp/stringprep.js";
 import { throttleSpec, type RegistrationOptions } from "./options.js";
 import { isRegisterSet, readRegisterQuery } from "./register-query.js";
@@ -161,13 +162,15 @@ function compileNames(o: RegistrationOptions): NamePolicy {
   };
 }
 
-/** The bare JID's parts from a full or bare JID, lower-cased domain; null when it has no localpart. */
-function splitJid(jid: string): { local: string; domain: string } | null {
-  const slash = jid.indexOf("/");
-  const bare = slash < 0 ? jid : jid.slice(0, slash);
-  const at = bare.indexOf("@");
-  if (at <= 0) return null;
-  return { local: bare.slice(0, at), domain: bare.slice(at + 1).toLowerCase() };
+/**
+ * The account a full or bare JID names: its localpart as written (callers
+ * nodeprep it) and its domain prepped as jid.prep does; null when it has no
+ * localpart or is malformed.
+ */
+function accountParts(jid: string): { local: string; domain: string } | null {
+  const p = splitJid(jid);
+  if (p.node === undefined || p.host === undefined) return null;
+  return { local: p.node, domain: prepJid(p.host)!.toLowerCase() };
 }
 
 export class RegistrationStage implements PolicyStage {
@@ -345,7 +348,7 @@ export class RegistrationStage implements PolicyStage {
     if (type !== undefined && type !== "unavailable" && type !== "probe") return undefined;
     const to = stanza.to;
     if (to === undefined || to.includes("/")) return undefined;
-    const target = splitJid(to);
+    const target = accountParts(to);
     if (target === null) return undefined;
     const name = nodeprep(target.local);
     if (name === null) return undefined;
@@ -360,15 +363,15 @@ export class RegistrationStage implements PolicyStage {
   }
 
   #noteRemoval(stanza: StanzaView, session: SessionInfo, id: string): void {
-    const me = session.jid === undefined ? null : splitJid(session.jid);
+    const me = session.jid === undefined ? null : accountParts(session.jid);
     if (me === null) return;
     // Only a removal addressed to the account itself (or its server, Prosody's
     // registration_compat) deletes the account; one sent to a gateway or any
     // other service unregisters from that service.
     const to = stanza.to;
     if (to !== undefined) {
-      const lower = to.toLowerCase();
-      const target = splitJid(to);
+      const lower = prepJid(to)!.toLowerCase();
+      const target = accountParts(to);
       const toServer = lower === me.domain;
       const toSelf = target !== null && target.domain === me.domain && nodeprep(target.local) === nodeprep(me.local) && !to.includes("/");
       if (!toServer && !toSelf) return;
@@ -457,7 +460,7 @@ export class RegistrationStage implements PolicyStage {
   #learnFromBind(stanza: StanzaView): void {
     const jid = stanza.tree()?.getChild("bind", NS_BIND)?.getChildText("jid", NS_BIND);
     if (jid === null || jid === undefined) return;
-    const parts = splitJid(jid);
+    const parts = accountParts(jid);
     if (parts === null) return;
     this.#guard("bind", () => this.learnAccount(parts.domain, parts.local, "bind"));
   }

@@ -3,7 +3,8 @@
 // handshake digest the app needs to send them through a component connection.
 // Pure: building stanzas here, delivering them is the app's job.
 import { createHash } from "node:crypto";
-import { escapeXml, serializeAttrs } from "../firewall/xml.js";
+import { serializeAttrs } from "../firewall/xml.js";
+import { escapeXml } from "../xml/stream-error.js";
 import type { RegistrationOptions } from "./options.js";
 
 export interface RegisteredAccount {

@@ -9,7 +9,8 @@ import assert from "node:assert/strict";
 import { Redis } from "ioredis";
 import { FakeClock } from "../../test/helpers/fake-clock.js";
 import { haveRedis, startRedis, type RedisInstance } from "../../test/helpers/redis.js";
-import { defineScripts, FleetBuckets, leaseSize, type FleetRedis } from "./fleet-buckets.js";
+import { FleetBuckets, leaseSize } from "./fleet-buckets.js";
+import { defineScripts, type FleetRedis } from "./fleet-scripts.js";
 
 let redis: RedisInstance | undefined;
 const clients: Redis[] = [];

@@ -8,10 +8,11 @@ import type { StreamErrorCondition } from "../errors.js";
 export const NS_STREAMS = "http://etherx.jabber.org/streams";
 export const NS_XMPP_STREAMS = "urn:ietf:params:xml:ns:xmpp-streams";
 
-const ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&apos;" };
+const ESCAPES: Record<string, string> = { "&": "&amp;", "<": "&lt;", ">": "&gt;", "'": "&apos;", '"': "&quot;" };
 
+/** Escape text and attribute values exactly as Prosody's util.stanza does (all five). */
 export function escapeXml(s: string): string {
-  return s.replace(/[&<>"']/g, (c) => ESCAPES[c]!);
+  return /[&<>'"]/.test(s) ? s.replace(/[&<>'"]/g, (c) => ESCAPES[c]!) : s;
 }
 
 /** The opening tag the proxy sends when it must speak first (RFC 6120 §4.9.1.2). */

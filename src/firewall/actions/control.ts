@@ -1,7 +1,7 @@
 // Actions on the run itself (docs/firewall.md, "Actions"): JUMP CHAIN, LOG,
 // TAG TRACE, and the Prosody module events (EVENT, JUMP EVENT), which a proxy
 // refuses.
-import { BUILTIN_CHAINS, isChainName, LOG_LEVELS, type LogLevel, type Template } from "../ast.js";
+import { BUILTIN_CHAINS, isChainName, LOG_ACTION_LEVELS, type LogActionLevel, type Template } from "../ast.js";
 import { isFail, templateOrFail } from "../param.js";
 import { A_NEXT, A_PASS, fireChain, R_FALSE, R_NIL } from "../runtime.js";
 import { defineAction, type ActionCompile } from "./define.js";
@@ -10,7 +10,7 @@ export type EventSpec = { readonly name: "EVENT" | "JUMP_EVENT"; readonly event:
 export type JumpChainSpec = { readonly name: "JUMP_CHAIN"; readonly chain: string };
 export type TagTraceSpec = { readonly name: "TAG_TRACE"; readonly tag: string };
 /** level undefined: a level the server's logger does not have, so nothing is logged. */
-export type LogSpec = { readonly name: "LOG"; readonly level: LogLevel | undefined; readonly message: Template };
+export type LogSpec = { readonly name: "LOG"; readonly level: LogActionLevel | undefined; readonly message: Template };
 
 export const JUMP_CHAIN = defineAction<JumpChainSpec>({
   names: ["JUMP_CHAIN"],
@@ -41,9 +41,9 @@ export const LOG = defineAction<LogSpec>({
   parse(p = "", name, ctx) {
     const lv = /^\[([A-Za-z]+)\] ?/.exec(p);
     const written = lv ? lv[1]! : "info";
-    const level = (LOG_LEVELS as readonly string[]).includes(written) ? (written as LogLevel) : undefined;
+    const level = (LOG_ACTION_LEVELS as readonly string[]).includes(written) ? (written as LogActionLevel) : undefined;
     if (level === undefined) {
-      ctx.warn(`'${written}' is not a log level (${LOG_LEVELS.join(", ")}, in lower case): Prosody's logger drops the message, and so does xmpp-guard`, 1);
+      ctx.warn(`'${written}' is not a log level (${LOG_ACTION_LEVELS.join(", ")}, in lower case): Prosody's logger drops the message, and so does xmpp-guard`, 1);
     }
     const offset = lv ? lv[0].length : 0;
     const message = templateOrFail(p.slice(offset), offset, ctx);

@@ -4,7 +4,9 @@
 import type { EmittedStanza } from "../context.js";
 import { fail, type ParamFail } from "../param.js";
 import { A_NEXT, MAX_REENTRY, R_TRUE, type RunState } from "../runtime.js";
-import { escapeXml, NS_CLIENT, serializeAttrs } from "../xml.js";
+import { NS_CLIENT } from "../../xml/stanza.js";
+import { escapeXml } from "../../xml/stream-error.js";
+import { serializeAttrs } from "../xml.js";
 import { isValidJid } from "../../xmpp/jid.js";
 import { defineAction, type Run } from "./define.js";
 

@@ -1,6 +1,7 @@
 // Actions that end the handler (docs/firewall.md, "Actions", "What a
 // handler's answer means", "Error replies"): PASS, DROP, DEFAULT, RETURN,
 // BOUNCE, and DISCONNECT (an xmpp-guard extension).
+import { STREAM_ERROR_CONDITIONS } from "../../errors.js";
 import { errorReplyFor, mayAnswerWithError } from "../error-reply.js";
 import { fail } from "../param.js";
 import { A_PASS, R_FALSE, R_NIL, R_TRUE } from "../runtime.js";
@@ -35,34 +36,6 @@ export const STANZA_ERROR_CONDITIONS = [
 
 export const STANZA_ERROR_TYPES = ["auth", "cancel", "continue", "modify", "wait"] as const;
 
-/** RFC 6120 §4.9.3 stream error conditions, for DISCONNECT. */
-export const STREAM_ERROR_CONDITIONS = [
-  "bad-format",
-  "bad-namespace-prefix",
-  "conflict",
-  "connection-timeout",
-  "host-gone",
-  "host-unknown",
-  "improper-addressing",
-  "internal-server-error",
-  "invalid-from",
-  "invalid-namespace",
-  "invalid-xml",
-  "not-authorized",
-  "not-well-formed",
-  "policy-violation",
-  "remote-connection-failed",
-  "reset",
-  "resource-constraint",
-  "restricted-xml",
-  "see-other-host",
-  "system-shutdown",
-  "undefined-condition",
-  "unsupported-encoding",
-  "unsupported-feature",
-  "unsupported-stanza-type",
-  "unsupported-version",
-] as const;
 
 /** Default error type per condition when BOUNCE gives none (docs/firewall.md, "Error replies"). */
 export const DEFAULT_ERROR_TYPES: Readonly<Record<string, string>> = {

@@ -8,10 +8,10 @@ import { mkdtemp, rm, writeFile } from "node:fs/promises";
 import os from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { checkAll, checkCertificates } from "./check.js";
-import { generateSelfSigned } from "./net/gen-cert.js";
+import { checkAll, checkCertificates } from "./check-config.js";
+import { generateSelfSigned } from "../net/gen-cert.js";
 
-const CLI = fileURLToPath(new URL("./cli.ts", import.meta.url));
+const CLI = fileURLToPath(new URL("../cli.ts", import.meta.url));
 
 async function tempDir(): Promise<string> {
   return mkdtemp(path.join(os.tmpdir(), "xmpp-guard-check-"));

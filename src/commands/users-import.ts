@@ -1,12 +1,13 @@
 // `xmpp-guard users import FILE --config CONFIG` (docs/registration.md, "`users import`"): read an account
 // list, report each refused line as `file:line: message`, store the rest as
-// known accounts (source `import`) and summarise. Exit codes follow cli.ts:
-// 0 all lines taken, 1 some line refused or the file unreadable, 3 the state
-// database could not be opened or written.
+// known accounts (source `import`) and summarise. Exit codes: 0 all lines
+// taken, 1 some line refused, the file unreadable or the config invalid, 3 the
+// state database could not be opened or written.
 import { readFile } from "node:fs/promises";
+import { importAccounts, parseUserList, type ImportSummary, type UserListEntry } from "../registration/user-import.js";
 import { StateError } from "../state/sqlite-file.js";
 import { SqliteStore } from "../state/sqlite-store.js";
-import { importAccounts, parseUserList, type ImportSummary, type UserListEntry } from "./user-import.js";
+import { isOutput, loadConfigOrFailure, output, readStdin, type CommandOutput } from "./output.js";
 
 export interface ImportCommandResult {
   /** `file:line: message: "text"` lines (stderr). */
@@ -20,10 +21,7 @@ export interface ImportCommandResult {
 }
 
 async function readInput(file: string): Promise<string> {
-  if (file !== "-") return readFile(file, "utf8");
-  const chunks: Buffer[] = [];
-  for await (const c of process.stdin) chunks.push(c as Buffer);
-  return Buffer.concat(chunks).toString("utf8");
+  return file === "-" ? (await readStdin()).toString("utf8") : readFile(file, "utf8");
 }
 
 const MAX_SHOWN = 60;
@@ -84,4 +82,12 @@ export async function importUsersCommand(file: string, statePath: string, host?:
   } finally {
     store.close();
   }
+}
+
+/** The command: the config gives state.path; refused lines go to stderr. */
+export async function usersImportCommand(file: string, options: { config: string; host?: string }): Promise<CommandOutput> {
+  const config = await loadConfigOrFailure(options.config);
+  if (isOutput(config)) return config;
+  const result = await importUsersCommand(file, config.state.path, options.host);
+  return output([result.summary], result.exitCode, [...result.errors]);
 }

@@ -1,118 +1,22 @@
-// The commands an operator runs against a running proxy, through its admin
-// endpoint (address and token from the same config file): `reload`,
-// `sessions`, `kick`, and `about` (which also works with the proxy stopped,
-// like `prosodyctl about`). Each returns what to print and the exit code;
-// cli.ts prints. Exit codes: 0 done, 1 refused or nothing matched, 3 the
-// admin endpoint cannot be reached.
+// `xmpp-guard about`: versions, the config file and what it sets up, and
+// what the running proxy says about itself when its admin endpoint answers
+// (works with the proxy stopped, like `prosodyctl about`). Exit 1 when the
+// config is invalid.
 import { existsSync, readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { dirname, join, resolve } from "node:path";
 import Database from "better-sqlite3";
-import { adminRequest, AdminUnreachable } from "./admin/client.js";
-import { formatSessions, type SessionFilter, type SessionSummary } from "./admin/sessions.js";
-import { ConfigError, loadConfigFile } from "./config/load.js";
-import type { AdminConfig, Config } from "./config/schema.js";
-import { loadRuleFiles } from "./firewall/load.js";
-import { knowledgeProviders } from "./knowledge/providers.js";
-import { redactUrl } from "./state/redis-connect.js";
-
-export interface CommandOutput {
-  readonly stdout: string[];
-  readonly stderr: string[];
-  readonly exitCode: number;
-}
-
-function unreachable(err: unknown): CommandOutput {
-  if (err instanceof AdminUnreachable) return { stdout: [], stderr: [`xmpp-guard: ${err.message}`], exitCode: 3 };
-  throw err;
-}
-
-function refused(status: number, body: Record<string, unknown>): CommandOutput {
-  return { stdout: [], stderr: [`xmpp-guard: the admin endpoint answered ${status}: ${String(body["error"] ?? JSON.stringify(body))}`], exitCode: status === 401 || status === 403 ? 1 : 3 };
-}
-
-/** `xmpp-guard reload`: POST /reload; the errors of a refused reload, exit 1. */
-export async function reloadCommand(admin: AdminConfig): Promise<CommandOutput> {
-  let answer;
-  try {
-    answer = await adminRequest(admin, "POST", "/reload");
-  } catch (err) {
-    return unreachable(err);
-  }
-  const errors = Array.isArray(answer.body["errors"]) ? (answer.body["errors"] as unknown[]).map(String) : [];
-  if (answer.status === 200) return { stdout: ["reloaded: configuration, rules and certificates"], stderr: [], exitCode: 0 };
-  if (answer.status === 422) {
-    return { stdout: [], stderr: [...errors, `reload refused (${errors.length} error${errors.length === 1 ? "" : "s"}): the previous configuration stays in force`], exitCode: 1 };
-  }
-  return refused(answer.status, answer.body);
-}
-
-function query(filter: SessionFilter): string {
-  const q = new URLSearchParams();
-  if (filter.jid !== undefined) q.set("jid", filter.jid);
-  if (filter.ip !== undefined) q.set("ip", filter.ip);
-  if (filter.listener !== undefined) q.set("listener", filter.listener);
-  const s = q.toString();
-  return s === "" ? "" : `?${s}`;
-}
-
-async function listSessions(config: Config, filter: SessionFilter): Promise<SessionSummary[] | CommandOutput> {
-  let answer;
-  try {
-    answer = await adminRequest(config.admin, "GET", `/sessions${query(filter)}`);
-  } catch (err) {
-    return unreachable(err);
-  }
-  if (answer.status !== 200) return refused(answer.status, answer.body);
-  return answer.body["sessions"] as SessionSummary[];
-}
-
-/** `xmpp-guard sessions`: the live sessions, as a table or JSON. */
-export async function sessionsCommand(config: Config, filter: SessionFilter, json: boolean): Promise<CommandOutput> {
-  const list = await listSessions(config, filter);
-  if (!Array.isArray(list)) return list;
-  return { stdout: json ? list.map((s) => JSON.stringify(s)) : [formatSessions(list)], stderr: [], exitCode: 0 };
-}
-
-/**
- * `xmpp-guard kick`: close the sessions named by id, or every session
- * matching a filter, with <policy-violation/>. Exit 1 when none was found.
- */
-export async function kickCommand(config: Config, sids: readonly string[], filter: SessionFilter): Promise<CommandOutput> {
-  const targets = [...sids];
-  if (filter.jid !== undefined || filter.ip !== undefined || filter.listener !== undefined) {
-    const list = await listSessions(config, filter);
-    if (!Array.isArray(list)) return list;
-    targets.push(...list.map((s) => s.sid));
-  }
-  if (targets.length === 0) return { stdout: [], stderr: ["xmpp-guard kick: no session matched"], exitCode: 1 };
-  const stdout: string[] = [];
-  const stderr: string[] = [];
-  for (const sid of targets) {
-    let answer;
-    try {
-      answer = await adminRequest(config.admin, "POST", `/sessions/${encodeURIComponent(sid)}/close`);
-    } catch (err) {
-      return unreachable(err);
-    }
-    if (answer.status === 200) {
-      const s = answer.body["closed"] as SessionSummary;
-      stdout.push(`closed ${s.sid} ${s.jid ?? s.domain ?? "-"} ${s.ip} (${s.listener})`);
-    } else if (answer.status === 404) {
-      stderr.push(`xmpp-guard kick: no session ${sid}`);
-    } else {
-      return refused(answer.status, answer.body);
-    }
-  }
-  return { stdout, stderr, exitCode: stdout.length > 0 ? 0 : 1 };
-}
-
-// ---------------------------------------------------------------------------
-// about
+import { adminRequest, AdminUnreachable } from "../admin/client.js";
+import { ConfigError, loadConfigFile } from "../config/load.js";
+import type { Config } from "../config/schema.js";
+import { loadRuleFiles } from "../firewall/load.js";
+import { knowledgeProviders } from "../knowledge/providers.js";
+import { redactUrl } from "../state/redis-connect.js";
+import type { CommandOutput } from "./output.js";
 
 const DEPENDENCIES = ["better-sqlite3", "commander", "ioredis", "ltx", "node-forge", "pino", "prom-client", "yaml"];
 
-function packageVersion(name: string): string {
+function dependencyVersion(name: string): string {
   const req = createRequire(import.meta.url);
   try {
     return (JSON.parse(readFileSync(req.resolve(`${name}/package.json`), "utf8")) as { version: string }).version;
@@ -160,7 +64,7 @@ export async function aboutCommand(configPath: string, version: string, json: bo
     version,
     node: `${process.version} (${process.platform} ${process.arch})`,
     sqlite: sqliteVersion(),
-    dependencies: Object.fromEntries(DEPENDENCIES.map((d) => [d, packageVersion(d)])),
+    dependencies: Object.fromEntries(DEPENDENCIES.map((d) => [d, dependencyVersion(d)])),
     config: resolve(configPath),
   };
   const out: string[] = [
@@ -168,8 +72,8 @@ export async function aboutCommand(configPath: string, version: string, json: bo
     "",
     "Runtime",
     `  node          ${data["node"]}`,
-    `  sqlite        ${data["sqlite"]} (better-sqlite3 ${packageVersion("better-sqlite3")})`,
-    `  libraries     ${DEPENDENCIES.filter((d) => d !== "better-sqlite3").map((d) => `${d} ${packageVersion(d)}`).join(", ")}`,
+    `  sqlite        ${data["sqlite"]} (better-sqlite3 ${dependencyVersion("better-sqlite3")})`,
+    `  libraries     ${DEPENDENCIES.filter((d) => d !== "better-sqlite3").map((d) => `${d} ${dependencyVersion(d)}`).join(", ")}`,
     "",
     "Configuration",
   ];

@@ -7,11 +7,11 @@
 // never exits itself: cli.ts does. The checks are prepare()'s (prepare.ts),
 // the same a start or a reload runs; this module only words the report.
 
-import type { Config } from "./config/schema.js";
-import { checkRules } from "./firewall/check.js";
-import { knowledgeProviders } from "./knowledge/providers.js";
-import { CertificateError, CertificateStore, type CertificateFiles, type TlsSettings } from "./net/certificates.js";
-import { loadCertificates, prepare, type RuleCompiler } from "./prepare.js";
+import type { Config } from "../config/schema.js";
+import { checkRules } from "../firewall/check.js";
+import { knowledgeProviders } from "../knowledge/providers.js";
+import { CertificateError, CertificateStore, type CertificateFiles, type TlsSettings } from "../net/certificates.js";
+import { loadCertificates, prepare, type RuleCompiler } from "../prepare.js";
 
 export interface CheckAllResult {
   readonly exitCode: 0 | 1;

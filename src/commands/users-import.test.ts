@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { test } from "node:test";
 import { SqliteStore } from "../state/sqlite-store.js";
-import { importUsersCommand } from "./import-command.js";
+import { importUsersCommand } from "./users-import.js";
 
 test("imports good lines, reports bad ones with file:line, and is idempotent", async () => {
   const dir = mkdtempSync(join(tmpdir(), "xg-import-"));
