@@ -10,7 +10,8 @@ import { checkServerIdentity, connect as tlsConnect, type ConnectionOptions, typ
 import { DEFAULT_LIMITS } from "../xml/framer.js";
 import { CertificateStore } from "./certificates.js";
 import { generateSelfSigned } from "./gen-cert.js";
-import { negotiateStartTls, NS_TLS, STARTTLS_PROCEED, type StartTlsOptions, type StartTlsResult } from "./starttls.js";
+import { NS_TLS } from "../xml/stream-features.js";
+import { negotiateStartTls, STARTTLS_PROCEED, type StartTlsOptions, type StartTlsResult } from "./starttls.js";
 
 const dir = mkdtempSync(join(tmpdir(), "xg-starttls-"));
 after(() => rmSync(dir, { recursive: true, force: true }));
