@@ -24,7 +24,7 @@ import { ERRORS, type ErrorCode, type ProxyError } from "../errors.js";
 import { SessionLog, type Logger } from "../log.js";
 import { AUTH_FAILURE_REASONS, KIND_INDEX, STREAM_ERROR_CONDITIONS, type Metrics, type SessionState, type TrafficStats } from "../metrics/definitions.js";
 import type { Pipeline, SessionInfo, Verdict } from "../policy/pipeline.js";
-import { ruleOf, type AuditLimiter } from "../policy/audit.js";
+import type { AuditLimiter } from "../policy/audit.js";
 import type { LimitsConfig, ListenerConfig, TimeoutsConfig } from "../config/schema.js";
 import type { ThrottleReason } from "../shaping/pacer.js";
 import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind, type FramerLimits, type FrameSink } from "../xml/framer.js";
@@ -32,7 +32,7 @@ import { kindOf, type Stanza } from "../xml/stanza.js";
 import { NS_STREAMS, STREAM_CLOSE, streamErrorElement, streamHeader } from "../xml/stream-error.js";
 import { NS_TLS, serverFeatures } from "../xml/stream-features.js";
 import { mayMatterAfterBind, NS_SM3, StreamTracker, type PeerEvent, type ServerEvent } from "../stream/tracker.js";
-import { SmCounts, type Fate } from "../stream/sm-counts.js";
+import { SmCounts } from "../stream/sm-counts.js";
 import { InboundGate, PAUSE_BACKPRESSURE, PAUSE_DIAL } from "./inbound-gate.js";
 import { SocketOutput, type FramedPeer, type PeerConnection, type PeerOutput } from "./peer.js";
 import { encodeProxyV1, encodeProxyV2, looksLikeProxyHeader, type TransportAddress } from "./proxy-protocol.js";
@@ -40,6 +40,7 @@ import type { ResumptionRegistry } from "./resumption.js";
 import { SessionTimers, type TimeoutKind } from "./session-timers.js";
 import type { SessionTls } from "./tls-accept.js";
 import { Upstream } from "./upstream.js";
+import { carryOut } from "./verdicts.js";
 import { WriteBatch } from "./write-batch.js";
 
 // Session booleans, packed in one field (#flags).
@@ -429,18 +430,6 @@ export class Session implements SessionInfo {
     if (this.#gate.setUnlimited(exempt) && exempt) this.#log.info("exempt from shaping (unlimited_jids)");
   }
 
-  #throttled(reason: ThrottleReason, ms: number | null): void {
-    const m = this.#ctx.metrics;
-    if (ms === null) {
-      m.sessionsThrottled.inc({ listener: this.listener });
-      this.#log.debug({ reason }, "throttled");
-      return;
-    }
-    m.sessionsThrottled.dec({ listener: this.listener });
-    m.throttledSeconds.inc({ listener: this.listener, reason }, ms / 1000);
-    this.#log.debug({ reason, ms: Math.round(ms) }, "throttle released");
-  }
-
   // ---- peer → upstream: tracker, policy, batch --------------------------------
 
   #onPeerFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
@@ -699,54 +688,12 @@ export class Session implements SessionInfo {
 
   // ---- verdicts ------------------------------------------------------------
 
-  /** Carry out a non-forward verdict. Returns true only if the stanza should still be forwarded. */
+  /** Carry out a verdict other than a plain forward. Returns true only if the stanza should still be forwarded. */
   #apply(stage: string, verdict: Verdict, dir: "in" | "out", view: Stanza): boolean {
-    this.#ctx.metrics.verdicts.inc({ listener: this.listener, stage, verdict: verdict.action });
-    if (verdict.action === "drop" || verdict.action === "bounce" || verdict.action === "close") this.#audit(stage, verdict.action, verdict.reason, dir, view);
-    if (verdict.action !== "forward" && verdict.action !== "close" && view.kind !== "other") {
-      const fate: Fate = verdict.action === "rewrite" ? "passed" : verdict.action === "bounce" ? "bounced" : "dropped";
-      if (dir === "in") this.#sm?.fromClient(fate);
-      else this.#sm?.fromServer(fate);
-    }
-    switch (verdict.action) {
-      case "forward":
-        return true;
-      case "drop":
-        return false;
-      case "bounce": {
-        // The reply goes back to whoever sent the stanza.
-        const reply = Buffer.from(verdict.reply);
-        if (dir === "in") this.#toClient.add(reply, 0, reply.length, FRAME_STANZA);
-        else this.#toUpstream.add(reply, 0, reply.length);
-        return false;
-      }
-      case "rewrite":
-        if (dir === "in") this.#toUpstream.add(verdict.bytes, 0, verdict.bytes.length);
-        else this.#toClient.add(verdict.bytes, 0, verdict.bytes.length, FRAME_STANZA);
-        return false;
-      case "close":
-        this.closeWithError(verdict.code, verdict.reason);
-        return false;
-    }
-  }
-
-  /** The "policy action" line (rate-limited, see policy/audit.ts). */
-  #audit(stage: string, action: string, reason: string, dir: "in" | "out", view: Stanza): void {
-    const suppressed = this.#ctx.audit.admit(this);
-    if (suppressed === null) {
-      this.#ctx.metrics.policyLogsSuppressed.inc();
-      return;
-    }
-    this.#log.info({
-      ip: this.ip,
-      stage,
-      rule: ruleOf(reason),
-      action,
-      reason,
-      dir,
-      stanza: { name: view.name, type: view.type, id: view.id?.slice(0, 64), to: view.to?.slice(0, 256) },
-      ...(suppressed > 0 ? { suppressed } : {}),
-    }, "policy action");
+    const { metrics, audit } = this.#ctx;
+    const forward = carryOut({ session: this, metrics, audit, log: this.#log, sm: this.#sm, toPeer: this.#toClient, toUpstream: this.#toUpstream }, stage, verdict, dir, view);
+    if (verdict.action === "close") this.closeWithError(verdict.code, verdict.reason);
+    return forward;
   }
 
   // ---- upstream connection -------------------------------------------------
@@ -765,30 +712,6 @@ export class Session implements SessionInfo {
       timeoutMs: this.#ctx.timeouts().connect * 1000,
       proxyHeader: mode === "off" ? null : mode === "v1" ? encodeProxyV1(src, this.localEndpoint) : encodeProxyV2(src, this.localEndpoint),
     });
-  }
-
-  #onUpstreamConnected(seconds: number): void {
-    this.#ctx.metrics.upstreamConnect.observe({ listener: this.listener }, seconds);
-    this.#ctx.onUpstream(true);
-    this.#flushToUpstream();
-    this.#gate.resume(PAUSE_DIAL);
-  }
-
-  #onDialTimeout(connected: boolean): void {
-    const { metrics, config } = this.#ctx;
-    metrics.upstreamFailures.inc({ listener: this.listener, reason: "timeout" });
-    metrics.timeouts.inc({ listener: this.listener, kind: "upstream_connect" });
-    if (!connected) this.#ctx.onUpstream(false, "timeout");
-    this.closeWithError("XPX_ERR_UPSTREAM_TIMEOUT", connected ? `${config.upstream.text}: connected, no stream header` : config.upstream.text);
-  }
-
-  #onUpstreamClose(): void {
-    if (!this.#upstream.connected && !this.#closing) {
-      this.#ctx.metrics.upstreamFailures.inc({ listener: this.listener, reason: "refused" });
-      this.#ctx.onUpstream(false, "refused");
-      this.closeWithError("XPX_ERR_UPSTREAM_UNREACHABLE", this.#ctx.config.upstream.text);
-    }
-    this.#maybeEnd();
   }
 
   #onUpstreamEnd(): void {
@@ -847,7 +770,16 @@ export class Session implements SessionInfo {
       this.#s.#flush();
     }
     protected throttled(reason: ThrottleReason, ms: number | null): void {
-      this.#s.#throttled(reason, ms);
+      const s = this.#s;
+      const m = s.#ctx.metrics;
+      if (ms === null) {
+        m.sessionsThrottled.inc({ listener: s.listener });
+        s.#log.debug({ reason }, "throttled");
+        return;
+      }
+      m.sessionsThrottled.dec({ listener: s.listener });
+      m.throttledSeconds.inc({ listener: s.listener, reason }, ms / 1000);
+      s.#log.debug({ reason, ms: Math.round(ms) }, "throttle released");
     }
   };
 
@@ -867,10 +799,19 @@ export class Session implements SessionInfo {
       return this.#s.#closing;
     }
     protected opened(seconds: number): void {
-      this.#s.#onUpstreamConnected(seconds);
+      const s = this.#s;
+      s.#ctx.metrics.upstreamConnect.observe({ listener: s.listener }, seconds);
+      s.#ctx.onUpstream(true);
+      s.#flushToUpstream();
+      s.#gate.resume(PAUSE_DIAL);
     }
     protected timedOut(connected: boolean): void {
-      this.#s.#onDialTimeout(connected);
+      const s = this.#s;
+      const { metrics, config } = s.#ctx;
+      metrics.upstreamFailures.inc({ listener: s.listener, reason: "timeout" });
+      metrics.timeouts.inc({ listener: s.listener, kind: "upstream_connect" });
+      if (!connected) s.#ctx.onUpstream(false, "timeout");
+      s.closeWithError("XPX_ERR_UPSTREAM_TIMEOUT", connected ? `${config.upstream.text}: connected, no stream header` : config.upstream.text);
     }
     protected data(chunk: Buffer): void {
       this.#s.#onUpstreamData(chunk);
@@ -885,7 +826,13 @@ export class Session implements SessionInfo {
       this.#s.#onSocketError("upstream", err);
     }
     protected closed(): void {
-      this.#s.#onUpstreamClose();
+      const s = this.#s;
+      if (!this.connected && !s.#closing) {
+        s.#ctx.metrics.upstreamFailures.inc({ listener: s.listener, reason: "refused" });
+        s.#ctx.onUpstream(false, "refused");
+        s.closeWithError("XPX_ERR_UPSTREAM_UNREACHABLE", s.#ctx.config.upstream.text);
+      }
+      s.#maybeEnd();
     }
   };
 
