@@ -47,11 +47,6 @@ import { ShadowStage } from "./firewall/shadow.js";
 import { KnowledgeStage, SessionDirectory } from "./knowledge/sessions.js";
 import { IpcSessionReplicator, RedisSessionReplicator, inWorker } from "./knowledge/replicate.js";
 
-/** What a session offers stages that emit stanzas of their own (firewall REPLY, COPY…). */
-export interface Injector {
-  inject(target: "peer" | "upstream", bytes: Buffer): void;
-}
-
 /** XEP-0157: the server's disco#info about itself gets the configured addresses. */
 export class ContactInfoStage implements PolicyStage {
   readonly name = "contact_info";
@@ -171,10 +166,7 @@ export class PolicyState {
           const method = level === "error" ? "error" : level === "warn" ? "warn" : level === "debug" ? "debug" : "info";
           logger[method]({ rule: rule.id, sid: session.id, jid: session.jid }, message);
         },
-        onEmit: (emitted, target, session) => {
-          const inject = (session as Partial<Injector>).inject;
-          if (typeof inject === "function") inject.call(session, target, Buffer.from(emitted.stanza, "utf8"));
-        },
+        onEmit: (emitted, target, session) => session.emit?.(target, Buffer.from(emitted.stanza, "utf8")),
         onError: (err, session) => logger.error({ sid: session.id, err: err instanceof Error ? err.message : String(err) }, "firewall error; stanza let through"),
       },
     });

@@ -10,7 +10,7 @@ import { checkServerIdentity, connect as tlsConnect, type ConnectionOptions, typ
 import { DEFAULT_LIMITS } from "../xml/framer.js";
 import { CertificateStore } from "./certificates.js";
 import { generateSelfSigned } from "./gen-cert.js";
-import { NS_TLS } from "../stream/tracker.js";
+import { NS_TLS } from "../xml/stream-features.js";
 import { negotiateStartTls, STARTTLS_PROCEED, type StartTlsOptions, type StartTlsResult } from "./starttls.js";
 
 const dir = mkdtempSync(join(tmpdir(), "xg-starttls-"));

@@ -24,17 +24,10 @@ import { streamError, streamHeader } from "../xml/stream-error.js";
 import type { CertificateStore } from "./certificates.js";
 import { closeSocket, serverHandshake, tlsErrorEntry, type TlsErrorCode } from "./direct-tls.js";
 import { checkStreamHeader, headerElementStart } from "../xml/stream-header.js";
-import { NS_TLS } from "../stream/tracker.js";
-
+import { NS_TLS, startTlsFeatures } from "../xml/stream-features.js";
 
 /** RFC 6120 §5.4.2.3: the proceed case. */
 export const STARTTLS_PROCEED = `<proceed xmlns='${NS_TLS}'/>`;
-
-/** Our pre-TLS features (RFC 6120 §5.4.1). */
-export function startTlsFeatures(mode: "required" | "optional"): string {
-  const required = mode === "required" ? "<required/>" : "";
-  return `<stream:features><starttls xmlns='${NS_TLS}'>${required}</starttls></stream:features>`;
-}
 
 export interface StartTlsOptions {
   contentNs: "jabber:client" | "jabber:server";

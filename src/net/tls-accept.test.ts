@@ -1,24 +1,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { DEFAULTS, type TlsConfig } from "../config/schema.js";
-import { failureReason, stripSaslExternal, tlsModeFor } from "./tls-accept.js";
+import { failureReason, tlsModeFor } from "./tls-accept.js";
 import type { CertificateStore } from "./certificates.js";
-
-const SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
-
-test("stripSaslExternal removes EXTERNAL, and <mechanisms/> when nothing is left", () => {
-  assert.equal(
-    stripSaslExternal(`<stream:features><mechanisms xmlns='${SASL}'><mechanism>EXTERNAL</mechanism><mechanism>PLAIN</mechanism></mechanisms><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>`),
-    `<stream:features><mechanisms xmlns='${SASL}'><mechanism>PLAIN</mechanism></mechanisms><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>`,
-  );
-  assert.equal(
-    stripSaslExternal(`<stream:features><mechanisms xmlns='${SASL}'>\n <mechanism>EXTERNAL</mechanism>\n</mechanisms><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>`),
-    `<stream:features><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>`,
-  );
-  assert.equal(stripSaslExternal(`<stream:features><dialback xmlns='urn:xmpp:features:dialback'/></stream:features>`), null);
-  // The word elsewhere (say in a text) is not a mechanism.
-  assert.equal(stripSaslExternal(`<stream:features><x>EXTERNAL</x></stream:features>`), null);
-});
 
 test("tlsModeFor: direct listeners always; STARTTLS only with certificates and starttls not off", () => {
   const tls: TlsConfig = DEFAULTS.tls as unknown as TlsConfig;

@@ -13,8 +13,6 @@ import { ERRORS } from "../errors.js";
 import type { Logger } from "../log.js";
 import type { Metrics } from "../metrics/definitions.js";
 import type { FramerLimits } from "../xml/framer.js";
-import type { StanzaView } from "../xml/stanza-view.js";
-import { NS_SASL } from "../stream/tracker.js";
 import type { CertificateStore } from "./certificates.js";
 import { acceptDirectTls } from "./direct-tls.js";
 import { negotiateStartTls } from "./starttls.js";
@@ -125,28 +123,4 @@ export async function acceptTls(socket: Socket, options: TlsAcceptOptions): Prom
       log.debug({ detail: result.detail, mode: options.mode }, "peer left before TLS was established");
       return { kind: "gone" };
   }
-}
-
-// Any prefix (or none): the caller has checked by namespace that EXTERNAL is
-// a SASL mechanism in these features (offersSaslExternal).
-const MECHANISM_EXTERNAL = /<([A-Za-z_][\w.-]*:)?mechanism(?:\s[^>]*)?>\s*EXTERNAL\s*<\/\1mechanism\s*>/g;
-const EMPTY_MECHANISMS = /<([A-Za-z_][\w.-]*:)?mechanisms\b[^>]*>\s*<\/\1mechanisms\s*>/g;
-
-/** True when these stream features offer SASL EXTERNAL (read by namespace, whatever the prefixes). */
-export function offersSaslExternal(features: StanzaView): boolean {
-  const mechanisms = features.tree()?.getChild("mechanisms", NS_SASL);
-  return mechanisms?.getChildren("mechanism", NS_SASL).some((m) => m.getText().trim() === "EXTERNAL") ?? false;
-}
-
-/**
- * s2s: remove SASL EXTERNAL from the server's stream features (docs/tls.md).
- * Behind the proxy the server cannot see the peer's certificate, so it could
- * only fail EXTERNAL; without it, peers fall back to dialback. Returns null
- * when there is nothing to remove. A <mechanisms/> left empty is removed too.
- */
-export function stripSaslExternal(features: string): string | null {
-  if (!features.includes("EXTERNAL")) return null;
-  const out = features.replace(MECHANISM_EXTERNAL, "");
-  if (out === features) return null;
-  return out.replace(EMPTY_MECHANISMS, "");
 }

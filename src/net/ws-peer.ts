@@ -25,7 +25,7 @@ import type { SessionLog } from "../log.js";
 import type { Metrics } from "../metrics/definitions.js";
 import type { FrameKind, FramerLimits } from "../xml/framer.js";
 import { InboundFraming, MSG_BAD, MSG_CLOSE, MSG_EMPTY, MSG_OPEN, OutboundFraming, outboundMessage } from "./ws-framing.js";
-import type { FramedPeer, PeerOutput } from "./session.js";
+import type { FramedPeer, PeerOutput } from "./peer.js";
 
 /** RFC 6455 §7.4.1 close codes this side sends. */
 export const WS_NORMAL = 1000;

@@ -29,6 +29,13 @@ export interface SessionInfo {
    * resumable, or a stream close was sent). Optional for stages' tests.
    */
   readonly resumeMs?: number | undefined;
+  /**
+   * Send a complete stanza a stage produced (a firewall REPLY, COPY…) toward
+   * the peer or the upstream, on a frame boundary like everything else, in
+   * the same turn as the stanza being judged. Sessions have it; a stage's
+   * test double may leave it out.
+   */
+  emit?(target: "peer" | "upstream", bytes: Buffer): void;
 }
 
 /** Direction of a stanza through the proxy. */

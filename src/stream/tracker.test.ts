@@ -1,6 +1,6 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { saslUser, StreamTracker } from "./tracker.js";
+import { DEFAULT_RESUME_MS, mayMatterAfterBind, saslUser, StreamTracker } from "./tracker.js";
 
 const STREAMS = "http://etherx.jabber.org/streams";
 const C2S_HEADER = `<stream:stream xmlns='jabber:client' xmlns:stream='${STREAMS}' to='example.net' version='1.0'>`;
@@ -171,4 +171,68 @@ test("a SASL failure is a failed login with the mechanism and user of the attemp
   assert.deepEqual(server(t, "<failure xmlns='urn:xmpp:sasl:2'><not-authorized/></failure>"), { kind: "auth-failure", reason: "not-authorized", mechanism: undefined, user: undefined });
   assert.equal(saslUser("DIGEST-MD5", plain), undefined);
   assert.equal(saslUser("PLAIN", "="), undefined);
+});
+
+test("SASL success asks for one stream restart, taken once", () => {
+  const t = new StreamTracker("c2s");
+  t.peerHeader(...head(C2S_HEADER));
+  assert.equal(t.takeRestart(), false);
+  server(t, "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+  assert.equal(t.takeRestart(), true);
+  assert.equal(t.takeRestart(), false);
+  // SASL2 authenticates without a restart.
+  const t2 = new StreamTracker("c2s");
+  server(t2, "<success xmlns='urn:xmpp:sasl:2'><authorization-identifier>romeo@example.net</authorization-identifier></success>");
+  assert.equal(t2.takeRestart(), false);
+});
+
+test("XEP-0198 resumption time: the server's max (capped at a day), else the default; a resumed session keeps the default", () => {
+  const t = new StreamTracker("c2s");
+  t.jid = "romeo@example.net/r";
+  assert.equal(t.resumeMs, 0);
+  server(t, "<enabled xmlns='urn:xmpp:sm:3' id='a' resume='true' max='300'/>");
+  assert.equal(t.resumeMs, 300_000);
+  server(t, "<enabled xmlns='urn:xmpp:sm:3' id='b' resume='true' max='999999'/>");
+  assert.equal(t.resumeMs, 86_400_000);
+  server(t, "<enabled xmlns='urn:xmpp:sm:3' id='c' resume='true' max='soon'/>");
+  assert.equal(t.resumeMs, DEFAULT_RESUME_MS);
+  const plain = new StreamTracker("c2s");
+  plain.jid = "romeo@example.net/r";
+  server(plain, "<enabled xmlns='urn:xmpp:sm:3'/>");
+  assert.equal(plain.resumeMs, 0, "not resumable");
+  const resumed = new StreamTracker("c2s");
+  resumed.resume(undefined);
+  assert.equal(resumed.resumeMs, DEFAULT_RESUME_MS);
+  assert.equal(resumed.phase, "bound");
+});
+
+test("peerDomain: c2s the stream's to; s2s only a verified domain, the claim first when verified", () => {
+  const c = new StreamTracker("c2s");
+  c.peerHeader(...head(C2S_HEADER));
+  assert.equal(c.peerDomain, "example.net");
+  const s = new StreamTracker("s2s");
+  s.peerHeader(...head(S2S_HEADER("remote.example")));
+  assert.equal(s.peerDomain, undefined, "a claim alone names nothing");
+  server(s, "<db:result xmlns:db='jabber:server:dialback' type='valid' to='other.example' from='example.net'/>");
+  assert.equal(s.peerDomain, "other.example");
+  server(s, "<db:result xmlns:db='jabber:server:dialback' type='valid' to='remote.example' from='example.net'/>");
+  assert.equal(s.peerDomain, "remote.example");
+});
+
+test("the bound JID is an own copy of the bind result's text", () => {
+  const t = new StreamTracker("c2s");
+  t.peerHeader(...head(C2S_HEADER));
+  peer(t, "<iq type='set' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>");
+  const ev = server(t, "<iq type='result' id='b'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'><jid>juliet@example.net/p</jid></bind></iq>");
+  assert.deepEqual(ev, { kind: "bound", jid: "juliet@example.net/p" });
+  assert.equal(t.jid, "juliet@example.net/p");
+});
+
+test("mayMatterAfterBind: stream errors, enabled and prefixed names only", () => {
+  const m = (xml: string) => mayMatterAfterBind(Buffer.from(xml), 0, xml.length);
+  assert.equal(m("<stream:error/>"), true);
+  assert.equal(m("<enabled xmlns='urn:xmpp:sm:3'/>"), true);
+  assert.equal(m("<sm:r xmlns:sm='urn:xmpp:sm:3'/>"), true);
+  assert.equal(m("<r xmlns='urn:xmpp:sm:3'/>"), false);
+  assert.equal(m("<a h='1'/>"), false);
 });

@@ -17,17 +17,21 @@ import { readHead } from "../xml/head.js";
 import { NsScope } from "../xml/namespaces.js";
 import { DEFAULT_LANG, NS_CLIENT, NS_SERVER, Stanza, StreamContext } from "../xml/stanza.js";
 import { NS_STREAMS } from "../xml/stream-error.js";
+import { NS_SASL, NS_TLS } from "../xml/stream-features.js";
 import { checkStreamHeader, checkXmlDeclaration, headerElementStart } from "../xml/stream-header.js";
 import { hostOf, prepJid } from "../xmpp/jid.js";
 
-export const NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl";
 export const NS_SASL2 = "urn:xmpp:sasl:2";
 export const NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind";
-export const NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls";
 export const NS_SM3 = "urn:xmpp:sm:3";
 export const NS_DIALBACK = "jabber:server:dialback";
 
 export type Phase = "open" | "authenticated" | "bound";
+
+/** XEP-0198 resumption time when the server names none (Prosody's default, smacks_hibernation_time). */
+export const DEFAULT_RESUME_MS = 600_000;
+/** A larger `max` is taken as a day. */
+const MAX_RESUME_S = 86_400;
 
 /** Something the server said that changes the session. */
 export type ServerEvent =
@@ -72,6 +76,15 @@ export class StreamTracker {
   claimedDomain: string | undefined;
   /** s2s: domains the server verified on this stream (dialback), prepped. */
   readonly verified = new Set<string>();
+  /**
+   * c2s: how long the server keeps this session for XEP-0198 resumption
+   * after a lost connection: what its <enabled/> said, or the default for a
+   * resumed session (its <enabled/> was on another connection); 0 when not
+   * resumable.
+   */
+  resumeMs = 0;
+  /** SASL success went by: both streams restart once it is forwarded (takeRestart). */
+  #restart = false;
   #bindId: string | undefined;
   #resumePrevId: string | undefined;
   /** The peer's last SASL attempt: mechanism and the user it named (never a credential). */
@@ -86,6 +99,29 @@ export class StreamTracker {
 
   get authenticated(): boolean {
     return this.phase !== "open";
+  }
+
+  /**
+   * c2s: the stream's `to`. s2s: the peer's domain once the server verified
+   * it (the header's claim when that is verified, else the first verified).
+   */
+  get peerDomain(): string | undefined {
+    if (this.type === "c2s") return this.claimedDomain;
+    const claimed = this.claimedDomain?.toLowerCase();
+    if (claimed !== undefined && this.verified.has(claimed)) return claimed;
+    for (const d of this.verified) return d;
+    return undefined;
+  }
+
+  /**
+   * True once, right after the SASL success is on its way: both streams
+   * restart (RFC 6120 §6.4.6). The peer's next bytes are a new header; so
+   * are the server's once it sees that header.
+   */
+  takeRestart(): boolean {
+    if (!this.#restart) return false;
+    this.#restart = false;
+    return true;
   }
 
   /**
@@ -165,6 +201,7 @@ export class StreamTracker {
       if (name === "failure") return this.#authFailure(view.firstChildName);
       if (name !== "success") return null;
       this.phase = "authenticated";
+      this.#restart = true;
       return { kind: "sasl-success" };
     }
     if (ns === NS_DIALBACK) {
@@ -184,7 +221,7 @@ export class StreamTracker {
       if (name !== "success") return null;
       const id = childText(view, "authorization-identifier", NS_SASL2);
       if (id !== undefined && id.includes("/")) {
-        this.jid = id;
+        this.jid = ownCopy(id);
         this.phase = "bound";
       } else if (this.phase === "open") this.phase = "authenticated";
       return { kind: "sasl2-success", jid: id };
@@ -194,7 +231,11 @@ export class StreamTracker {
         const id = view.attr("id");
         const resume = view.attr("resume");
         const max = view.attr("max");
-        if (id !== undefined && this.jid !== undefined && (resume === "true" || resume === "1")) return max === undefined ? { kind: "resumable", id } : { kind: "resumable", id, max };
+        if (id !== undefined && this.jid !== undefined && (resume === "true" || resume === "1")) {
+          const s = max === undefined ? NaN : Number(max);
+          this.resumeMs = Number.isFinite(s) && s > 0 ? Math.min(s, MAX_RESUME_S) * 1000 : DEFAULT_RESUME_MS;
+          return max === undefined ? { kind: "resumable", id } : { kind: "resumable", id, max };
+        }
       } else if (name === "resumed" && this.#resumePrevId !== undefined) {
         this.phase = "bound";
         return { kind: "resumed", previd: this.#resumePrevId };
@@ -209,9 +250,9 @@ export class StreamTracker {
       const bind = view.tree()?.getChild("bind", NS_BIND);
       const jid = bind?.getChildText("jid", NS_BIND) ?? undefined;
       if (jid) {
-        this.jid = jid;
+        this.jid = ownCopy(jid);
         this.phase = "bound";
-        return { kind: "bound", jid };
+        return { kind: "bound", jid: this.jid };
       }
     }
     return null;
@@ -223,10 +264,11 @@ export class StreamTracker {
     return { kind: "auth-failure", reason: condition ?? "other", mechanism: attempt?.mechanism, user: attempt?.user };
   }
 
-  /** A resumed session's JID, once the session found it. */
+  /** A resumed session's JID, once the session found it. A resumed session stays resumable. */
   resume(jid: string | undefined): void {
-    if (jid !== undefined) this.jid = jid;
+    if (jid !== undefined) this.jid = ownCopy(jid);
     this.phase = "bound";
+    this.resumeMs = DEFAULT_RESUME_MS;
   }
 
   /**
@@ -237,6 +279,30 @@ export class StreamTracker {
     if (this.type === "c2s") return this.jid === undefined ? [] : [this.jid.split("/")[0]!];
     return [...this.verified];
   }
+}
+
+/**
+ * A JID comes out of the parsed stanza's text as a slice that would keep that
+ * whole text alive for the session's life: keep an own copy.
+ */
+function ownCopy(jid: string): string {
+  return Buffer.from(jid, "utf8").toString("utf8");
+}
+
+/**
+ * After binding, only a server nonza starting with s(tream:error) or
+ * e(nabled), or any prefixed name (a server may prefix them), needs a look
+ * (a check on raw bytes, before any view is built).
+ */
+export function mayMatterAfterBind(data: Buffer, start: number, end: number): boolean {
+  const first = data[start + 1];
+  if (first === 0x73 || first === 0x65) return true;
+  for (let i = start + 1; i < end; i++) {
+    const b = data[i];
+    if (b === 0x3a) return true;
+    if (b === 0x20 || b === 0x3e || b === 0x2f || b === 0x09 || b === 0x0a || b === 0x0d) return false;
+  }
+  return false;
 }
 
 function childText(view: Stanza, name: string, ns: string): string | undefined {

@@ -15,7 +15,7 @@ import { startProxy, type RunningProxy } from "../../src/app.js";
 import { configFromObject } from "../../src/config/load.js";
 import { createLogger } from "../../src/log.js";
 import { writeSelfSigned } from "../../src/net/gen-cert.js";
-import { withStartTls } from "../../src/net/session.js";
+import { withStartTls } from "../../src/xml/stream-features.js";
 import { startProsody, type ProsodyInstance } from "../helpers/prosody.js";
 
 const SLIX_ECHO = fileURLToPath(new URL("../harness/slix_echo.py", import.meta.url));

@@ -1,0 +1,275 @@
+// The inbound gate: what stands between the peer's reads and the framer, and
+// between the framer's frames and the rest of the session (docs/shaping.md).
+// Bytes are charged to the byte bucket before they are framed, in slices, so
+// the output is smooth; stanzas are charged to their kind's bucket right
+// after framing. What the buckets do not cover waits here (bytes not framed
+// yet, frames not handled yet) while the peer's reads are paused, until the
+// pacer has repaid the debt; nothing is ever dropped. The gate also keeps
+// why the peer's reader is paused (a bit mask of reasons: it reads again only
+// when every reason has cleared) and which frame a partial stanza belongs to
+// (for timeouts.stanza).
+//
+// The session subclasses it (it is the inbound framer's sink) and supplies
+// the hooks: where paid bytes go, where passed frames go, the peer to pause.
+
+import type { ProxyError } from "../errors.js";
+import type { SessionLimit } from "../config/schema.js";
+import { realClock, realTimers, type Clock, type Timers } from "../shaping/clock.js";
+import { ReadPacer, type ThrottleReason } from "../shaping/pacer.js";
+import { TokenBucket } from "../shaping/token-bucket.js";
+import type { RatedStanzaKind } from "../shaping/units.js";
+import { FRAME_STANZA, type FrameKind, type FrameSink } from "../xml/framer.js";
+import type { StanzaKind } from "../xml/stanza-view.js";
+
+// Reasons the peer's reader is paused.
+export const PAUSE_DIAL = 1;
+export const PAUSE_BACKPRESSURE = 2;
+export const PAUSE_SHAPING = 4;
+export const PAUSE_POLICY = 8;
+
+const RATED_KINDS: readonly RatedStanzaKind[] = ["message", "presence", "iq"];
+
+interface GateBuckets {
+  readonly bytes: TokenBucket | null;
+  readonly stanzas: Partial<Record<RatedStanzaKind, TokenBucket>>;
+}
+/** Shared by every session without limits (the default), so none allocates its own. */
+const NO_BUCKETS: GateBuckets = Object.freeze({ bytes: null, stanzas: Object.freeze({}) });
+
+interface HeldFrame {
+  readonly kind: FrameKind;
+  readonly data: Buffer;
+  readonly start: number;
+  readonly end: number;
+  /** Its stanza bucket was already charged (it is the frame that overdrew it). */
+  charged: boolean;
+}
+
+// #bits
+const HOLDING = 1;
+const STANZA_SHAPING = 2;
+
+export abstract class InboundGate implements FrameSink {
+  #pause = 0;
+  #bits = 0;
+  #pacer: ReadPacer | null = null;
+  #buckets: GateBuckets = NO_BUCKETS;
+  /** Bytes read but not yet framed; the first #pendingPaid of them are already charged. */
+  #pending: Buffer | null = null;
+  #pendingPaid = 0;
+  /** Frames a stanza bucket refused, and every frame after them (allocated when first needed). */
+  #held: HeldFrame[] | null = null;
+  #throttleReason: ThrottleReason = "bytes";
+  #frames = 0;
+  #partialAt = -1;
+
+  // ---- what the gate asks of the session -------------------------------------
+
+  /** Paid bytes, in order: frame them. */
+  protected abstract feed(data: Buffer): void;
+  /** A frame through the gate, in order: handle it. */
+  protected abstract pass(kind: FrameKind, data: Buffer, start: number, end: number): void;
+  /** The kind a stanza is charged as (read in the peer's stream context). */
+  protected abstract stanzaKind(data: Buffer, start: number, end: number): StanzaKind;
+  /** True once the session is closing: nothing more is fed, passed, paused or resumed. */
+  protected abstract isClosing(): boolean;
+  protected abstract pausePeer(): void;
+  protected abstract resumePeer(): void;
+  /** Held data was released: send on what it produced. */
+  protected abstract flush(): void;
+  /** A throttle episode started (`reason`: the bucket in debt) or ended after `ms`. */
+  protected abstract throttled(reason: ThrottleReason, ms: number | null): void;
+  abstract onError(error: ProxyError): void;
+
+  // ---- reads ----------------------------------------------------------------
+
+  /** True when this session has limits (its bytes are charged). */
+  get shaped(): boolean {
+    return this.#pacer !== null;
+  }
+
+  /** True while the proxy holds the peer back (paused reads, bytes or frames waiting). */
+  get heldBack(): boolean {
+    return this.#pause !== 0 || this.#pending !== null || (this.#bits & HOLDING) !== 0;
+  }
+
+  /** True while the peer's reader is paused for any reason. */
+  get paused(): boolean {
+    return this.#pause !== 0;
+  }
+
+  /** Bytes read from the peer: framed now, or as the byte bucket allows. */
+  write(chunk: Buffer): void {
+    if (this.#pacer === null) {
+      this.feed(chunk);
+      return;
+    }
+    this.#pending = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
+    if (!this.#pacer.paused) this.#pump();
+  }
+
+  /** Bytes read but not framed yet, handed over (STARTTLS: they are TLS, for the listener). */
+  takePending(): Buffer | null {
+    const p = this.#pending;
+    this.#pending = null;
+    return p;
+  }
+
+  pause(reason: number): void {
+    if (this.#pause === 0 && !this.isClosing()) this.pausePeer();
+    this.#pause |= reason;
+  }
+
+  resume(reason: number): void {
+    this.#pause &= ~reason;
+    if (this.#pause === 0 && !this.isClosing()) this.resumePeer();
+  }
+
+  /**
+   * Feed #pending to the framer as the byte bucket allows, in slices of at
+   * most an eighth of the bucket: each slice is charged before it is read, so
+   * the debt never exceeds one slice and the output is smooth at the
+   * configured rate (no burst of a whole 64 KiB read after a long pause).
+   */
+  #pump(): void {
+    const pacer = this.#pacer!;
+    const bucket = this.#buckets.bytes;
+    while (this.#pending !== null && !this.isClosing()) {
+      let pending = this.#pending;
+      if (bucket === null || pacer.unlimited) {
+        this.#pending = null;
+        this.#pendingPaid = 0;
+        this.feed(pending);
+        return;
+      }
+      if (this.#pendingPaid === 0) {
+        const n = Math.min(pending.length, Math.max(256, Math.floor(bucket.capacity / 8)));
+        const covered = pacer.charge(n);
+        this.#pendingPaid = n;
+        if (covered < n) {
+          // Forward what the bucket covered; the rest of this slice is paid and
+          // waits for the pacer's resume (which calls #release → #pump).
+          if (covered > 0) {
+            this.feed(pending.subarray(0, covered));
+            pending = pending.subarray(covered);
+            this.#pending = pending;
+            this.#pendingPaid = n - covered;
+          }
+          return;
+        }
+      }
+      const paid = this.#pendingPaid;
+      this.#pendingPaid = 0;
+      this.#pending = paid < pending.length ? pending.subarray(paid) : null;
+      this.feed(paid < pending.length ? pending.subarray(0, paid) : pending);
+    }
+  }
+
+  // ---- frames -----------------------------------------------------------------
+
+  /** The framer's frame: held while a stanza bucket is in debt, else passed on. */
+  onFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
+    this.#frames++;
+    if ((this.#bits & HOLDING) !== 0) {
+      (this.#held ??= []).push({ kind, data, start, end, charged: false });
+      return;
+    }
+    if (kind === FRAME_STANZA && (this.#bits & STANZA_SHAPING) !== 0 && !this.#pacer!.chargeStanza(this.stanzaKind(data, start, end))) {
+      (this.#held ??= []).push({ kind, data, start, end, charged: true });
+      this.#bits |= HOLDING;
+      return;
+    }
+    this.pass(kind, data, start, end);
+  }
+
+  /** The pacer repaid its debt: replay held frames, then held bytes, then read again. */
+  #release(): void {
+    if (this.isClosing()) return;
+    const pacer = this.#pacer!;
+    this.#bits &= ~HOLDING;
+    const held = this.#held;
+    while (held !== null && held.length > 0) {
+      const f = held[0]!;
+      if (!f.charged && f.kind === FRAME_STANZA && (this.#bits & STANZA_SHAPING) !== 0 && !pacer.chargeStanza(this.stanzaKind(f.data, f.start, f.end))) {
+        f.charged = true;
+        this.#bits |= HOLDING;
+        break;
+      }
+      held.shift();
+      this.pass(f.kind, f.data, f.start, f.end);
+      if (this.isClosing()) return;
+    }
+    const holding = (this.#bits & HOLDING) !== 0;
+    if (!holding) this.#pump();
+    this.flush();
+    if (!pacer.paused && !holding && this.#pending === null) this.resume(PAUSE_SHAPING);
+  }
+
+  // ---- partial stanza ---------------------------------------------------------
+
+  /** The partial frame buffered now is the one markPartial() saw (still dripping). */
+  get samePartial(): boolean {
+    return this.#partialAt === this.#frames;
+  }
+
+  /** A partial frame is buffered: its clock starts now. */
+  markPartial(): void {
+    this.#partialAt = this.#frames;
+  }
+
+  // ---- limits -------------------------------------------------------------------
+
+  /**
+   * (Re)apply a session limit (null: none). On reload, existing buckets keep
+   * their tokens (capped at the new capacity) instead of starting over full.
+   */
+  reconfigure(spec: SessionLimit | null, clock: Clock = realClock, timers: Timers = realTimers): void {
+    const now = clock.now();
+    const old = this.#buckets;
+    const bytes = spec?.bytes ? (old.bytes ? (old.bytes.reconfigure(spec.bytes.rate, spec.bytes.capacity, now), old.bytes) : new TokenBucket(spec.bytes.rate, spec.bytes.capacity, now)) : null;
+    const stanzas: Partial<Record<RatedStanzaKind, TokenBucket>> = {};
+    for (const kind of RATED_KINDS) {
+      const r = spec?.stanzas[kind];
+      if (!r) continue;
+      const b = old.stanzas[kind];
+      if (b) b.reconfigure(r.rate, r.capacity, now);
+      stanzas[kind] = b ?? new TokenBucket(r.rate, r.capacity, now);
+    }
+    const stanzaShaping = Object.keys(stanzas).length > 0;
+    this.#bits = stanzaShaping ? this.#bits | STANZA_SHAPING : this.#bits & ~STANZA_SHAPING;
+    this.#buckets = bytes === null && !stanzaShaping ? NO_BUCKETS : { bytes, stanzas };
+    const buckets = { bytes, stanzas };
+    if (this.#pacer) {
+      this.#pacer.setBuckets(buckets);
+    } else if (bytes !== null || stanzaShaping) {
+      this.#pacer = new ReadPacer({
+        buckets,
+        clock,
+        timers,
+        hooks: {
+          pause: () => this.pause(PAUSE_SHAPING),
+          resume: () => this.#release(),
+          onThrottleStart: (reason) => {
+            this.#throttleReason = reason;
+            this.throttled(reason, null);
+          },
+          onThrottleEnd: (ms) => this.throttled(this.#throttleReason, ms),
+        },
+      });
+    }
+  }
+
+  /** limits.unlimited_jids: exempt the session from its limits, or limit it again. True when that changed. */
+  setUnlimited(exempt: boolean): boolean {
+    if (this.#pacer === null || exempt === this.#pacer.unlimited) return false;
+    this.#pacer.setUnlimited(exempt);
+    return true;
+  }
+
+  /** The session ended: stop the pacer (reporting an open throttle episode) and let go of what waits. */
+  close(): void {
+    this.#pacer?.close();
+    this.#pending = null;
+    this.#held = null;
+  }
+}
