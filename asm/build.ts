@@ -15,7 +15,7 @@ const SOURCE = fileURLToPath(new URL("./framer.ts", import.meta.url));
 export const ARTEFACT = fileURLToPath(new URL("../src/xml/framer-wasm.bin.ts", import.meta.url));
 
 /** The compiler options: optimised, SIMD, no GC'd objects (the module allocates raw memory only). */
-const OPTIONS = ["--optimizeLevel", "3", "--shrinkLevel", "0", "--converge", "--noAssert", "--runtime", "minimal",
+const OPTIONS = ["--optimizeLevel", "3", "--shrinkLevel", "0", "--noAssert", "--runtime", "minimal",
   "--enable", "simd", "--use", "abort=", "--initialMemory", "2"];
 
 export async function buildWasm(wat = false): Promise<{ binary: Uint8Array; text: string | null }> {

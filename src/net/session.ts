@@ -18,7 +18,8 @@ import { SessionLog, type Logger } from "../log.js";
 import { AUTH_FAILURE_REASONS, KIND_INDEX, type Metrics, type SessionState, type TrafficStats } from "../metrics/definitions.js";
 import type { Pipeline, SessionInfo, Verdict } from "../policy/pipeline.js";
 import { ruleOf, type AuditLimiter } from "../policy/audit.js";
-import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind, type FramerLimits, type FrameSink } from "../xml/framer.js";
+import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, type FrameKind, type FramerLimits, type FrameSink, type StreamFramer } from "../xml/framer.js";
+import { createFramer } from "../xml/framer-wasm.js";
 import { kindOf, type Stanza } from "../xml/stanza.js";
 import { NS_STREAMS, STREAM_CLOSE, streamErrorElement, streamHeader } from "../xml/stream-error.js";
 import { NS_TLS, StreamTracker, type PeerEvent, type ServerEvent } from "../stream/tracker.js";
@@ -190,8 +191,8 @@ export class Session implements SessionInfo {
   /** The peer, when its transport frames elements (WebSocket); null on TCP. */
   readonly #framed: FramedPeer | null;
   #upstream: Socket | null = null;
-  readonly #inFramer: Framer; // peer → upstream
-  readonly #outFramer: Framer; // upstream → peer
+  readonly #inFramer: StreamFramer; // peer → upstream
+  readonly #outFramer: StreamFramer; // upstream → peer
   readonly #toUpstream = new WriteBatch();
   readonly #toClient: PeerOutput;
   /** What the server knows about this stream: contexts, identity, verified domains. */
@@ -262,8 +263,8 @@ export class Session implements SessionInfo {
     this.localEndpoint = local;
     this.#log = new SessionLog(ctx.logger, id, peer, ctx.config.name);
     const limits = ctx.framerLimits();
-    this.#inFramer = new Framer(new Session.#InSink(this), limits);
-    this.#outFramer = new Framer(new Session.#OutSink(this), limits);
+    this.#inFramer = createFramer(new Session.#InSink(this), limits);
+    this.#outFramer = createFramer(new Session.#OutSink(this), limits);
     ctx.metrics.sessions.inc({ listener: this.listener, state: this.#state });
     // s2s: the pre-TLS header's `from` names the peer until the restarted header does.
     if (this.type === "s2s" && this.tls?.preTlsFrom) {

@@ -18,8 +18,15 @@ import { ProxyError, type ErrorCode } from "../errors.js";
 import { FRAMER_WASM_BASE64 } from "./framer-wasm.bin.js";
 import { DEFAULT_LIMITS, Framer, type FrameKind, type FrameSink, type FramerLimits, type StreamFramer } from "./framer.js";
 
+// The WebAssembly API, typed here: the project's TypeScript libs (ES2023, Node) do not declare it.
+interface WasmApi {
+  Module: new (bytes: Uint8Array) => object;
+  Instance: new (module: object, imports: object) => { exports: unknown };
+}
+const { WebAssembly: wasmApi } = globalThis as unknown as { WebAssembly: WasmApi };
+
 interface Exports {
-  memory: WebAssembly.Memory;
+  memory: { readonly buffer: ArrayBuffer };
   result(): number;
   alloc(size: number): number;
   release(ptr: number): void;
@@ -86,8 +93,8 @@ let resultAt = 0; // i32 index of the results block
 
 function instance(): Exports {
   if (wasm !== null) return wasm;
-  const module = new WebAssembly.Module(Buffer.from(FRAMER_WASM_BASE64, "base64"));
-  wasm = new WebAssembly.Instance(module, {}).exports as unknown as Exports;
+  const module = new wasmApi.Module(Buffer.from(FRAMER_WASM_BASE64, "base64"));
+  wasm = new wasmApi.Instance(module, {}).exports as unknown as Exports;
   resultAt = wasm.result() >> 2;
   refresh();
   return wasm;
