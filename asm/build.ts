@@ -1,10 +1,10 @@
 // Compiles asm/framer.ts (AssemblyScript) to WebAssembly and writes it, as
-// base64, to src/xml/framer-wasm.bin.ts, so that installing the package needs
+// base64, to src/xml/framer-wasm-module.ts, so that installing the package needs
 // no compiler: the compiler (the `assemblyscript` devDependency) runs only
 // here, in `npm run build:wasm`. framer-wasm.test.ts rebuilds and checks that
 // the committed artefact is what this source compiles to.
 //
-//   npx tsx asm/build.ts            rebuild src/xml/framer-wasm.bin.ts
+//   npx tsx asm/build.ts            rebuild src/xml/framer-wasm-module.ts
 //   npx tsx asm/build.ts --wat      also print the text format (for reading)
 
 import { readFileSync, writeFileSync } from "node:fs";
@@ -12,7 +12,7 @@ import { fileURLToPath } from "node:url";
 import asc from "assemblyscript/asc";
 
 const SOURCE = fileURLToPath(new URL("./framer.ts", import.meta.url));
-export const ARTEFACT = fileURLToPath(new URL("../src/xml/framer-wasm.bin.ts", import.meta.url));
+export const ARTEFACT = fileURLToPath(new URL("../src/xml/framer-wasm-module.ts", import.meta.url));
 
 /** The compiler options: optimised, SIMD, no GC'd objects (the module allocates raw memory only). */
 const OPTIONS = ["--optimizeLevel", "3", "--shrinkLevel", "0", "--noAssert", "--runtime", "minimal",

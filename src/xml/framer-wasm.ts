@@ -15,7 +15,7 @@
 // XMPP_GUARD_FRAMER=js (or WebAssembly with SIMD is unavailable).
 
 import { ProxyError, type ErrorCode } from "../errors.js";
-import { FRAMER_WASM_BASE64 } from "./framer-wasm.bin.js";
+import { FRAMER_WASM_BASE64 } from "./framer-wasm-module.js";
 import { DEFAULT_LIMITS, Framer, type FrameKind, type FrameSink, type FramerLimits, type StreamFramer } from "./framer.js";
 
 // The WebAssembly API, typed here: the project's TypeScript libs (ES2023, Node) do not declare it.
