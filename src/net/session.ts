@@ -27,7 +27,8 @@ import type { Pipeline, SessionInfo, Verdict } from "../policy/pipeline.js";
 import type { AuditLimiter } from "../policy/audit.js";
 import type { LimitsConfig, ListenerConfig, TimeoutsConfig } from "../config/schema.js";
 import type { ThrottleReason } from "../shaping/pacer.js";
-import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind, type FramerLimits, type FrameSink } from "../xml/framer.js";
+import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, type FrameKind, type FramerLimits, type FrameSink, type StreamFramer } from "../xml/framer.js";
+import { createFramer } from "../xml/framer-wasm.js";
 import { kindOf, type Stanza } from "../xml/stanza.js";
 import { NS_STREAMS, STREAM_CLOSE, streamErrorElement, streamHeader } from "../xml/stream-error.js";
 import { NS_TLS, serverFeatures } from "../xml/stream-features.js";
@@ -131,8 +132,8 @@ export class Session implements SessionInfo {
   readonly #gate: InboundGate;
   /** The upstream connection; the outbound framer's sink. */
   readonly #upstream: Upstream & FrameSink;
-  readonly #inFramer: Framer; // peer → upstream
-  readonly #outFramer: Framer; // upstream → peer
+  readonly #inFramer: StreamFramer; // peer → upstream
+  readonly #outFramer: StreamFramer; // upstream → peer
   readonly #toUpstream = new WriteBatch();
   readonly #toClient: PeerOutput;
   /** What the server knows about this stream: contexts, identity, verified domains. */
@@ -172,8 +173,8 @@ export class Session implements SessionInfo {
     this.#gate = new Session.#Gate(this);
     this.#upstream = new Session.#Up(this);
     const limits = ctx.framerLimits();
-    this.#inFramer = new Framer(this.#gate, limits);
-    this.#outFramer = new Framer(this.#upstream, limits);
+    this.#inFramer = createFramer(this.#gate, limits);
+    this.#outFramer = createFramer(this.#upstream, limits);
     ctx.metrics.sessions.inc({ listener: this.listener, state: this.#state });
     // s2s: the pre-TLS header's `from` names the peer until the restarted header does.
     if (this.type === "s2s" && this.tls?.preTlsFrom) {

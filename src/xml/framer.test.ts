@@ -1,25 +1,43 @@
-import { test } from "node:test";
+import { test as nodeTest } from "node:test";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { parse as ltxParse } from "ltx";
 import {
   DEFAULT_LIMITS, FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, FRAME_WHITESPACE, Framer,
-  type FrameKind, type FramerLimits,
+  type FrameKind, type FrameSink, type FramerLimits, type StreamFramer,
 } from "./framer.js";
+import { WasmFramer } from "./framer-wasm.js";
 import type { ProxyError } from "../errors.js";
+
+// Every test runs against both implementations: the JS framer and the WebAssembly one.
+type MakeFramer = (sink: FrameSink, limits: FramerLimits) => StreamFramer;
+const IMPLEMENTATIONS: Array<[string, MakeFramer]> = [
+  ["js", (sink, limits) => new Framer(sink, limits)],
+  ["wasm", (sink, limits) => new WasmFramer(sink, limits)],
+];
+let makeFramer: MakeFramer = IMPLEMENTATIONS[0]![1];
+
+function test(name: string, fn: () => void): void {
+  for (const [impl, make] of IMPLEMENTATIONS) {
+    nodeTest(`${impl}: ${name}`, () => {
+      makeFramer = make;
+      fn();
+    });
+  }
+}
 
 interface Collected {
   frames: Array<{ kind: FrameKind; bytes: Buffer }>;
   error: ProxyError | null;
-  framer: Framer;
+  framer: StreamFramer;
   maxBuffered: number;
 }
 
 const HEADER = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
 
-function frame(chunks: Array<Buffer | string>, limits: FramerLimits = DEFAULT_LIMITS, onFrame?: (f: Framer, kind: FrameKind, bytes: Buffer) => void): Collected {
-  const out: Collected = { frames: [], error: null, framer: undefined as unknown as Framer, maxBuffered: 0 };
-  const framer = new Framer({
+function frame(chunks: Array<Buffer | string>, limits: FramerLimits = DEFAULT_LIMITS, onFrame?: (f: StreamFramer, kind: FrameKind, bytes: Buffer) => void): Collected {
+  const out: Collected = { frames: [], error: null, framer: undefined as unknown as StreamFramer, maxBuffered: 0 };
+  const framer: StreamFramer = makeFramer({
     onFrame(kind, data, start, end) {
       const bytes = Buffer.from(data.subarray(start, end));
       out.frames.push({ kind, bytes });

@@ -159,7 +159,28 @@ function wordsOf(store: ArrayBufferLike): Uint32Array<ArrayBufferLike> {
   return lastWords;
 }
 
-export class Framer {
+/**
+ * What a framer's owner uses: the JS Framer below and the WebAssembly one
+ * (framer-wasm.ts) behave identically through it; createFramer() picks one.
+ */
+export interface StreamFramer {
+  /** Bytes held for the frame in progress (bounded by the frame's limit). */
+  readonly bufferedBytes: number;
+  /** True between frames, i.e. nothing partial is held. */
+  readonly atBoundary: boolean;
+  readonly closed: boolean;
+  readonly failed: boolean;
+  setLimits(limits: FramerLimits): void;
+  /** Stream restart: the next bytes are a new prolog and stream header. Safe to call from onFrame. */
+  reset(): void;
+  /** Ignore all further input. Safe to call from onFrame. */
+  stop(): void;
+  /** End of input: an error when the peer stopped inside an element. */
+  finish(): ProxyError | null;
+  write(chunk: Buffer): void;
+}
+
+export class Framer implements StreamFramer {
   readonly #sink: FrameSink;
   #limits: FramerLimits;
 

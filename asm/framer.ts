@@ -1,0 +1,829 @@
+// The framer's byte scanner in AssemblyScript, compiled to WebAssembly
+// (`npm run build:wasm`). It is a port of the state machine in
+// src/xml/framer.ts and must behave identically: same frames, same errors at
+// the same offsets, whatever the chunking (framer-wasm.test.ts checks this
+// differentially). The JS wrapper (src/xml/framer-wasm.ts) copies a chunk into
+// this module's memory and calls write() once; the scan records every frame
+// boundary of the chunk, then the wrapper emits the frames as views of the
+// caller's Buffer. Callbacks never run inside WebAssembly.
+//
+// One instance serves every framer of the process: each framer's state is a
+// small struct in linear memory (STATE_SIZE bytes, with room for short element
+// names inline), allocated by newState() and released by freeState().
+
+// ---- state struct layout (byte offsets) ----------------------------------
+const O_STATE = 0;
+const O_DEPTH = 4;
+const O_RETURN = 8; // where S_ENTITY goes back to
+const O_PENDING = 12; // bytes held by the wrapper for the frame in progress
+const O_NAMES = 16; // pointer to the open elements' names, back to back
+const O_NAMES_CAP = 20;
+const O_NAME_POS = 24;
+const O_CMP = 28;
+const O_CMP_END = 32;
+const O_ATTRS = 36;
+const O_ATTR_NAME_LEN = 40;
+const O_SAW_SPACE = 44;
+const O_QUOTE = 48;
+const O_BANG = 52;
+const O_BRACKETS = 56;
+const O_ENTITY_LEN = 60;
+const O_ENTITY = 64; // 12 bytes
+const O_PI_LEN = 76;
+const O_PI_TARGET = 80;
+const O_PI_Q = 84;
+const O_DECL_SEEN = 88;
+const O_CARRY_LEN = 92;
+const O_CARRY_NEED = 96;
+const O_CARRY = 100; // 4 bytes
+const O_MAX_STANZA = 104;
+const O_MAX_DEPTH = 108;
+const O_MAX_ATTRS = 112;
+const O_MAX_HEADER = 116;
+const O_ENDS = 120; // pointer to the end offsets of the open elements' names (i32 each)
+const O_ENDS_CAP = 124; // entries
+const HEAD_SIZE = 128;
+const INLINE_NAMES = 48;
+const INLINE_ENDS = 8;
+const STATE_SIZE = HEAD_SIZE + INLINE_NAMES + INLINE_ENDS * 4;
+
+// ---- results of the last call (read by the wrapper right after it) --------
+const RESULT = memory.data(16);
+const R_CODE = 0; // error code, 0 = none
+const R_DETAIL = 4;
+const R_POS = 8; // error position in the chunk
+const R_HOLD = 12; // start of the unfinished frame to hold, or -1
+
+// Error codes and details: indexes into the wrapper's tables.
+const E_UTF8 = 1, E_NWF = 2, E_TEXT = 3, E_DEEP = 4, E_RESTRICTED = 5, E_NAME = 6;
+const E_ATTRS = 7, E_HEADER_INVALID = 8, E_HEADER_SIZE = 9, E_STANZA_SIZE = 10;
+const D_CONTROL = 1, D_EXPECT_HEADER = 2, D_END_BEFORE_HEADER = 3, D_BANG_OUTSIDE = 4, D_PI = 5;
+const D_AFTER_LT = 6, D_ELEMENT_NAME = 7, D_START_TAG = 8, D_ATTR_NAME = 9, D_NO_VALUE = 10;
+const D_UNQUOTED = 11, D_LT_IN_VALUE = 12, D_EXPECT_GT = 13, D_SELF_CLOSED_HEADER = 14;
+const D_END_MISMATCH = 15, D_END_TAG = 16, D_COMMENT = 17, D_DOCTYPE = 18, D_BANG = 19;
+const D_UNDECLARED = 20, D_BAD_REF = 21, D_BAD_ENTITY = 22;
+
+// Frame kinds (as in framer.ts).
+const FRAME_HEADER = 1, FRAME_STANZA = 2, FRAME_WHITESPACE = 3, FRAME_CLOSE = 4;
+
+// Parser states (as in framer.ts).
+const S_PROLOG = 0, S_STREAM = 1, S_LT = 2, S_START_NAME = 3, S_ATTRS = 4, S_ATTR_NAME = 5;
+const S_ATTR_EQ = 6, S_ATTR_QUOTE = 7, S_ATTR_VALUE = 8, S_EMPTY_GT = 9, S_END_NAME = 10;
+const S_END_WS = 11, S_TEXT = 12, S_BANG = 13, S_CDATA = 14, S_ENTITY = 15, S_PI = 16;
+const S_CLOSED = 17, S_DEAD = 18;
+
+const MAX_NAME = 1024;
+const MAX_ENTITY = 12;
+
+// Byte classes.
+const C_WS: u8 = 1, C_NAME_START: u8 = 2, C_NAME: u8 = 4, C_BAD: u8 = 8;
+const CLASS = memory.data(256);
+const LT = 0x3c, GT = 0x3e, SLASH = 0x2f, BANG = 0x21, QMARK = 0x3f, AMP = 0x26;
+const EQ = 0x3d, DQ = 0x22, SQ = 0x27, SEMI = 0x3b, RSQB = 0x5d;
+const CDATA_OPEN = memory.data<u8>([0x5b, 0x43, 0x44, 0x41, 0x54, 0x41, 0x5b]); // "[CDATA["
+const CDATA_LEN = 7;
+
+let ready = false;
+function init(): void {
+  for (let b = 0; b < 256; b++) {
+    let c: u8 = 0;
+    if (b == 0x20 || b == 0x09 || b == 0x0a || b == 0x0d) c |= C_WS;
+    else if (b < 0x20) c |= C_BAD;
+    const alpha = (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a);
+    if (alpha || b == 0x5f || b == 0x3a || b >= 0x80) c |= C_NAME_START | C_NAME;
+    if ((b >= 0x30 && b <= 0x39) || b == 0x2d || b == 0x2e) c |= C_NAME;
+    store<u8>(CLASS + <usize>b, c);
+  }
+  ready = true;
+}
+
+// @ts-ignore: decorator
+@inline function cls(b: u32): u8 {
+  return load<u8>(CLASS + <usize>b);
+}
+
+// ---- memory for the wrapper ------------------------------------------------
+
+/** Where the last write() or scan() left its results (R_* offsets). */
+export function result(): usize {
+  return RESULT;
+}
+
+export function alloc(size: i32): usize {
+  return heap.alloc(<usize>size);
+}
+
+export function release(ptr: usize): void {
+  heap.free(ptr);
+}
+
+export function newState(maxStanza: i32, maxDepth: i32, maxAttrs: i32, maxHeader: i32): usize {
+  if (!ready) init();
+  const st = heap.alloc(STATE_SIZE);
+  memory.fill(st, 0, HEAD_SIZE);
+  store<i32>(st, S_PROLOG, O_STATE);
+  store<i32>(st, S_TEXT, O_RETURN);
+  store<u32>(st, <u32>(st + HEAD_SIZE), O_NAMES);
+  store<i32>(st, INLINE_NAMES, O_NAMES_CAP);
+  store<u32>(st, <u32>(st + HEAD_SIZE + INLINE_NAMES), O_ENDS);
+  store<i32>(st, INLINE_ENDS, O_ENDS_CAP);
+  memory.fill(st + HEAD_SIZE + INLINE_NAMES, 0, INLINE_ENDS * 4);
+  setLimits(st, maxStanza, maxDepth, maxAttrs, maxHeader);
+  return st;
+}
+
+export function setLimits(st: usize, maxStanza: i32, maxDepth: i32, maxAttrs: i32, maxHeader: i32): void {
+  store<i32>(st, maxStanza, O_MAX_STANZA);
+  store<i32>(st, maxDepth, O_MAX_DEPTH);
+  store<i32>(st, maxAttrs, O_MAX_ATTRS);
+  store<i32>(st, maxHeader, O_MAX_HEADER);
+}
+
+export function freeState(st: usize): void {
+  const names = <usize>load<u32>(st, O_NAMES);
+  if (names != st + HEAD_SIZE) heap.free(names);
+  const ends = <usize>load<u32>(st, O_ENDS);
+  if (ends != st + HEAD_SIZE + INLINE_NAMES) heap.free(ends);
+  heap.free(st);
+}
+
+/** Stream restart: the next bytes are a new prolog and stream header. */
+export function resetState(st: usize): void {
+  store<i32>(st, S_PROLOG, O_STATE);
+  store<i32>(st, 0, O_DEPTH);
+  store<i32>(st, 0, O_NAME_POS);
+  store<i32>(st, 0, O_PENDING);
+  store<i32>(st, 0, O_DECL_SEEN);
+}
+
+export function stopState(st: usize): void {
+  store<i32>(st, S_DEAD, O_STATE);
+  store<i32>(st, 0, O_PENDING);
+}
+
+// ---- UTF-8 ----------------------------------------------------------------
+
+/** UTF-8 sequence length announced by a lead byte (1 for ASCII and for invalid leads). */
+// @ts-ignore: decorator
+@inline function seqLength(lead: u32): i32 {
+  if (lead >= 0xc2 && lead <= 0xdf) return 2;
+  if (lead >= 0xe0 && lead <= 0xef) return 3;
+  if (lead >= 0xf0 && lead <= 0xf4) return 4;
+  return 1;
+}
+
+/** Whether [p, end) is well-formed UTF-8 (Unicode Table 3-7). */
+function validUtf8(p: usize, end: usize): bool {
+  const hi = i8x16.splat(-128);
+  while (p < end) {
+    // ASCII runs 16 bytes at a time.
+    while (p + 16 <= end && !v128.any_true(v128.and(v128.load(p), hi))) p += 16;
+    if (p >= end) break;
+    const b0 = <u32>load<u8>(p);
+    if (b0 < 0x80) {
+      p++;
+      continue;
+    }
+    if (b0 < 0xc2) return false;
+    if (b0 <= 0xdf) {
+      if (p + 2 > end) return false;
+      if ((<u32>load<u8>(p, 1) & 0xc0) != 0x80) return false;
+      p += 2;
+      continue;
+    }
+    if (b0 <= 0xef) {
+      if (p + 3 > end) return false;
+      const b1 = <u32>load<u8>(p, 1);
+      const lo: u32 = b0 == 0xe0 ? 0xa0 : 0x80;
+      const up: u32 = b0 == 0xed ? 0x9f : 0xbf;
+      if (b1 < lo || b1 > up) return false;
+      if ((<u32>load<u8>(p, 2) & 0xc0) != 0x80) return false;
+      p += 3;
+      continue;
+    }
+    if (b0 <= 0xf4) {
+      if (p + 4 > end) return false;
+      const b1 = <u32>load<u8>(p, 1);
+      const lo: u32 = b0 == 0xf0 ? 0x90 : 0x80;
+      const up: u32 = b0 == 0xf4 ? 0x8f : 0xbf;
+      if (b1 < lo || b1 > up) return false;
+      if ((<u32>load<u8>(p, 2) & 0xc0) != 0x80) return false;
+      if ((<u32>load<u8>(p, 3) & 0xc0) != 0x80) return false;
+      p += 4;
+      continue;
+    }
+    return false;
+  }
+  return true;
+}
+
+/** framer.ts #checkUtf8: validate, carrying a sequence split at the end. */
+function checkUtf8(st: usize, buf: usize, len: i32): bool {
+  let start = 0;
+  let carryLen = load<i32>(st, O_CARRY_LEN);
+  if (carryLen > 0) {
+    const need = load<i32>(st, O_CARRY_NEED);
+    while (carryLen < need && start < len) {
+      const b = <u32>load<u8>(buf + <usize>start);
+      if ((b & 0xc0) != 0x80) return false;
+      store<u8>(st + O_CARRY + <usize>carryLen, <u8>b);
+      carryLen++;
+      start++;
+    }
+    store<i32>(st, carryLen, O_CARRY_LEN);
+    if (carryLen < need) return true;
+    if (!validUtf8(st + O_CARRY, st + O_CARRY + <usize>carryLen)) return false;
+    store<i32>(st, 0, O_CARRY_LEN);
+  }
+  let tail = len;
+  let i = len - 1;
+  let k = 0;
+  while (i >= start && k < 3 && (<u32>load<u8>(buf + <usize>i) & 0xc0) == 0x80) {
+    i--;
+    k++;
+  }
+  if (i >= start) {
+    const need = seqLength(<u32>load<u8>(buf + <usize>i));
+    if (need > 1 && i + need > len) tail = i;
+  }
+  if (tail > start && !validUtf8(buf + <usize>start, buf + <usize>tail)) return false;
+  if (tail < len) {
+    store<i32>(st, seqLength(<u32>load<u8>(buf + <usize>tail)), O_CARRY_NEED);
+    let n = 0;
+    for (let j = tail; j < len; j++) store<u8>(st + O_CARRY + <usize>(n++), load<u8>(buf + <usize>j));
+    store<i32>(st, n, O_CARRY_LEN);
+  }
+  return true;
+}
+
+/** Bytes of a sequence still missing at the end of the input so far (framer.ts finish()). */
+export function carried(st: usize): i32 {
+  return load<i32>(st, O_CARRY_LEN);
+}
+
+// ---- searches ---------------------------------------------------------------
+
+/**
+ * First byte in [i, len) that ends character data ('<', '&', a forbidden
+ * control byte) or, with q != 0, an attribute value (also the quote q); len
+ * when none. Sixteen bytes at a time with SIMD.
+ */
+// @ts-ignore: decorator
+@inline function findStop(buf: usize, i: i32, len: i32, q: i32): i32 {
+  const vLt = i8x16.splat(<i8>LT);
+  const vAmp = i8x16.splat(<i8>AMP);
+  const vQ = i8x16.splat(<i8>q);
+  const vSp = i8x16.splat(0x20);
+  const vTab = i8x16.splat(0x09);
+  const vLf = i8x16.splat(0x0a);
+  const vCr = i8x16.splat(0x0d);
+  while (i + 16 <= len) {
+    const v = v128.load(buf + <usize>i);
+    const ctl = v128.andnot(i8x16.lt_u(v, vSp), v128.or(v128.or(i8x16.eq(v, vTab), i8x16.eq(v, vLf)), i8x16.eq(v, vCr)));
+    const m = i8x16.bitmask(v128.or(v128.or(i8x16.eq(v, vLt), i8x16.eq(v, vAmp)), v128.or(i8x16.eq(v, vQ), ctl)));
+    if (m != 0) return i + ctz(m);
+    i += 16;
+  }
+  for (; i < len; i++) {
+    const b = <i32>load<u8>(buf + <usize>i);
+    if (b == LT || b == AMP || b == q || (cls(b) & C_BAD)) return i;
+  }
+  return len;
+}
+
+// ---- the scan ---------------------------------------------------------------
+
+let st: usize = 0; // the framer being scanned
+let out: usize = 0; // frame records: (end << 3) | kind, one u32 each
+let nOut = 0;
+
+// @ts-ignore: decorator
+@inline function record(kind: i32, end: i32): void {
+  store<u32>(out + (<usize>nOut << 2), (<u32>end << 3) | <u32>kind);
+  nOut++;
+}
+
+function fail(code: i32, detail: i32, pos: i32): i32 {
+  store<i32>(st, S_DEAD, O_STATE);
+  store<i32>(st, 0, O_PENDING);
+  store<i32>(RESULT, code, R_CODE);
+  store<i32>(RESULT, detail, R_DETAIL);
+  store<i32>(RESULT, pos, R_POS);
+  return nOut;
+}
+
+/** A frame ended at `end`: record it; the held bytes went into it. */
+// @ts-ignore: decorator
+@inline function emit(kind: i32, end: i32): void {
+  record(kind, end);
+  store<i32>(st, 0, O_PENDING);
+}
+
+function pushName(buf: usize, from: i32, to: i32, depth: i32): bool {
+  const n = to - from;
+  const ends = <usize>load<u32>(st, O_ENDS);
+  const startOfName = depth == 0 ? 0 : load<i32>(ends + (<usize>(depth - 1) << 2));
+  let pos = load<i32>(st, O_NAME_POS);
+  if (pos + n - startOfName > MAX_NAME) return false;
+  let names = <usize>load<u32>(st, O_NAMES);
+  const cap = load<i32>(st, O_NAMES_CAP);
+  if (pos + n > cap) {
+    const grown = max(cap * 2, pos + n);
+    const fresh = heap.alloc(<usize>grown);
+    memory.copy(fresh, names, <usize>pos);
+    if (names != st + HEAD_SIZE) heap.free(names);
+    names = fresh;
+    store<u32>(st, <u32>names, O_NAMES);
+    store<i32>(st, grown, O_NAMES_CAP);
+  }
+  memory.copy(names + <usize>pos, buf + <usize>from, <usize>n);
+  store<i32>(st, pos + n, O_NAME_POS);
+  return true;
+}
+
+function growEnds(): void {
+  const ends = <usize>load<u32>(st, O_ENDS);
+  const cap = load<i32>(st, O_ENDS_CAP);
+  const fresh = heap.alloc(<usize>cap << 3);
+  memory.copy(fresh, ends, <usize>cap << 2);
+  memory.fill(fresh + (<usize>cap << 2), 0, <usize>cap << 2);
+  if (ends != st + HEAD_SIZE + INLINE_NAMES) heap.free(ends);
+  store<u32>(st, <u32>fresh, O_ENDS);
+  store<i32>(st, cap * 2, O_ENDS_CAP);
+}
+
+// @ts-ignore: decorator
+@inline function nameEnd(level: i32): i32 {
+  return load<i32>(<usize>load<u32>(st, O_ENDS) + (<usize>level << 2));
+}
+
+/**
+ * A new chunk `buf[0, len)`: check its UTF-8, then scan it from 0. Returns the
+ * number of frame records written to `records`; RESULT says how it ended.
+ */
+export function write(state: usize, buf: usize, len: i32, records: usize): i32 {
+  st = state;
+  if (!checkUtf8(state, buf, len)) {
+    out = records;
+    nOut = 0;
+    return fail(E_UTF8, 0, 0);
+  }
+  return scan(state, buf, 0, len, records);
+}
+
+/** Scan `buf[from, len)` (from > 0 after a stream restart inside the chunk). */
+export function scan(state: usize, buf: usize, from: i32, len: i32, records: usize): i32 {
+  st = state;
+  out = records;
+  nOut = 0;
+  store<i32>(RESULT, 0, R_CODE);
+  store<i32>(RESULT, -1, R_HOLD);
+
+  let s = load<i32>(st, O_STATE);
+  let depth = load<i32>(st, O_DEPTH);
+  let frameStart = from;
+  let wsStart = -1;
+  let nameStart = from;
+  let attrStart = from;
+  if (s == S_ATTR_NAME) attrStart = from - load<i32>(st, O_ATTR_NAME_LEN);
+  const maxDepth = load<i32>(st, O_MAX_DEPTH);
+  const maxAttrs = load<i32>(st, O_MAX_ATTRS);
+
+  let i = from;
+  for (; i < len; i++) {
+    let c = <i32>load<u8>(buf + <usize>i);
+    switch (s) {
+      case S_STREAM: {
+        if (c == LT) {
+          if (wsStart >= 0) {
+            record(FRAME_WHITESPACE, i);
+            wsStart = -1;
+          }
+          frameStart = i;
+          s = S_LT;
+        } else if (cls(c) & C_WS) {
+          if (wsStart < 0) wsStart = i;
+          while (i + 1 < len && (cls(load<u8>(buf + <usize>(i + 1))) & C_WS)) i++;
+        } else if (cls(c) & C_BAD) {
+          store<i32>(st, depth, O_DEPTH);
+          return fail(E_NWF, D_CONTROL, i);
+        } else {
+          store<i32>(st, depth, O_DEPTH);
+          return fail(E_TEXT, 0, i);
+        }
+        break;
+      }
+      case S_PROLOG: {
+        if (c == LT) s = S_LT;
+        else if (!(cls(c) & C_WS)) return fail(E_NWF, D_EXPECT_HEADER, i);
+        break;
+      }
+      case S_LT: {
+        if (cls(c) & C_NAME_START) {
+          if (depth > maxDepth) {
+            store<i32>(st, depth, O_DEPTH);
+            return fail(E_DEEP, 0, i);
+          }
+          s = S_START_NAME;
+          nameStart = i;
+          store<i32>(st, 0, O_ATTRS);
+        } else if (c == SLASH) {
+          if (depth == 0) return fail(E_NWF, D_END_BEFORE_HEADER, i);
+          const level = depth - 1;
+          store<i32>(st, level == 0 ? 0 : nameEnd(level - 1), O_CMP);
+          store<i32>(st, nameEnd(level), O_CMP_END);
+          s = S_END_NAME;
+        } else if (c == BANG) {
+          if (depth < 2) {
+            store<i32>(st, depth, O_DEPTH);
+            return fail(E_RESTRICTED, D_BANG_OUTSIDE, i);
+          }
+          store<i32>(st, 0, O_BANG);
+          s = S_BANG;
+        } else if (c == QMARK) {
+          if (depth == 0 && !load<i32>(st, O_DECL_SEEN)) {
+            store<i32>(st, 0, O_PI_LEN);
+            store<i32>(st, 0, O_PI_TARGET);
+            store<i32>(st, 0, O_PI_Q);
+            s = S_PI;
+          } else {
+            store<i32>(st, depth, O_DEPTH);
+            return fail(E_RESTRICTED, D_PI, i);
+          }
+        } else {
+          store<i32>(st, depth, O_DEPTH);
+          return fail(E_NWF, D_AFTER_LT, i);
+        }
+        break;
+      }
+      case S_START_NAME: {
+        let k = cls(c);
+        if (k & C_NAME) {
+          while (++i < len && ((k = cls(load<u8>(buf + <usize>i))) & C_NAME));
+          if (i == len) break;
+          c = <i32>load<u8>(buf + <usize>i);
+        }
+        if (!pushName(buf, nameStart, i, depth)) {
+          store<i32>(st, depth, O_DEPTH);
+          return fail(E_NAME, 0, i);
+        }
+        if (depth >= load<i32>(st, O_ENDS_CAP)) growEnds();
+        store<i32>(<usize>load<u32>(st, O_ENDS) + (<usize>depth << 2), load<i32>(st, O_NAME_POS));
+        if (k & C_WS) {
+          s = S_ATTRS;
+          store<i32>(st, 1, O_SAW_SPACE);
+        } else if (c == GT) {
+          // '>' closed a start tag (framer.ts #openDone).
+          if (depth == 0) {
+            if (load<i32>(st, O_PENDING) + (i + 1 - frameStart) > load<i32>(st, O_MAX_HEADER)) return fail(E_HEADER_SIZE, 0, i);
+            depth = 1;
+            emit(FRAME_HEADER, i + 1);
+            s = S_STREAM;
+            frameStart = i + 1;
+          } else {
+            depth++;
+            s = S_TEXT;
+          }
+        } else if (c == SLASH) {
+          s = S_EMPTY_GT;
+        } else {
+          store<i32>(st, depth, O_DEPTH);
+          return fail(E_NWF, D_ELEMENT_NAME, i);
+        }
+        break;
+      }
+      case S_ATTRS: {
+        const k = cls(c);
+        if (k & C_WS) {
+          store<i32>(st, 1, O_SAW_SPACE);
+          while (i + 1 < len && (cls(load<u8>(buf + <usize>(i + 1))) & C_WS)) i++;
+        } else if (c == GT) {
+          if (depth == 0) {
+            if (load<i32>(st, O_PENDING) + (i + 1 - frameStart) > load<i32>(st, O_MAX_HEADER)) return fail(E_HEADER_SIZE, 0, i);
+            depth = 1;
+            emit(FRAME_HEADER, i + 1);
+            s = S_STREAM;
+            frameStart = i + 1;
+          } else {
+            depth++;
+            s = S_TEXT;
+          }
+        } else if (c == SLASH) {
+          s = S_EMPTY_GT;
+        } else if ((k & C_NAME_START) && load<i32>(st, O_SAW_SPACE)) {
+          const a = load<i32>(st, O_ATTRS) + 1;
+          store<i32>(st, a, O_ATTRS);
+          if (a > maxAttrs) {
+            store<i32>(st, depth, O_DEPTH);
+            return fail(E_ATTRS, 0, i);
+          }
+          attrStart = i;
+          s = S_ATTR_NAME;
+        } else {
+          store<i32>(st, depth, O_DEPTH);
+          return fail(E_NWF, D_START_TAG, i);
+        }
+        break;
+      }
+      case S_ATTR_NAME: {
+        let k = cls(c);
+        if (k & C_NAME) {
+          while (++i < len && ((k = cls(load<u8>(buf + <usize>i))) & C_NAME));
+          if (i == len) break;
+          c = <i32>load<u8>(buf + <usize>i);
+        }
+        if (i - attrStart > MAX_NAME) {
+          store<i32>(st, depth, O_DEPTH);
+          return fail(E_NAME, D_ATTR_NAME, i);
+        }
+        if (c == EQ) s = S_ATTR_QUOTE;
+        else if (k & C_WS) s = S_ATTR_EQ;
+        else {
+          store<i32>(st, depth, O_DEPTH);
+          return fail(E_NWF, D_NO_VALUE, i);
+        }
+        break;
+      }
+      case S_ATTR_EQ: {
+        if (c == EQ) s = S_ATTR_QUOTE;
+        else if (!(cls(c) & C_WS)) {
+          store<i32>(st, depth, O_DEPTH);
+          return fail(E_NWF, D_NO_VALUE, i);
+        }
+        break;
+      }
+      case S_ATTR_QUOTE: {
+        if (c == DQ || c == SQ) {
+          store<i32>(st, c, O_QUOTE);
+          s = S_ATTR_VALUE;
+        } else if (!(cls(c) & C_WS)) {
+          store<i32>(st, depth, O_DEPTH);
+          return fail(E_NWF, D_UNQUOTED, i);
+        }
+        break;
+      }
+      case S_ATTR_VALUE: {
+        const q = load<i32>(st, O_QUOTE);
+        const j = findStop(buf, i, len, q);
+        if (j == len) {
+          i = len;
+          break;
+        }
+        i = j;
+        const b = <i32>load<u8>(buf + <usize>j);
+        if (b == q) {
+          s = S_ATTRS;
+          store<i32>(st, 0, O_SAW_SPACE);
+        } else if (b == AMP) {
+          store<i32>(st, 0, O_ENTITY_LEN);
+          store<i32>(st, S_ATTR_VALUE, O_RETURN);
+          s = S_ENTITY;
+        } else {
+          store<i32>(st, depth, O_DEPTH);
+          return fail(E_NWF, b == LT ? D_LT_IN_VALUE : D_CONTROL, j);
+        }
+        break;
+      }
+      case S_EMPTY_GT: {
+        if (c != GT) {
+          store<i32>(st, depth, O_DEPTH);
+          return fail(E_NWF, D_EXPECT_GT, i);
+        }
+        store<i32>(st, depth == 0 ? 0 : nameEnd(depth - 1), O_NAME_POS);
+        if (depth == 0) return fail(E_HEADER_INVALID, D_SELF_CLOSED_HEADER, i);
+        if (depth == 1) {
+          // framer.ts emits this frame without a size check.
+          emit(FRAME_STANZA, i + 1);
+          frameStart = i + 1;
+          s = S_STREAM;
+        } else {
+          s = S_TEXT;
+        }
+        break;
+      }
+      case S_END_NAME: {
+        let cmp = load<i32>(st, O_CMP);
+        const cmpEnd = load<i32>(st, O_CMP_END);
+        const names = <usize>load<u32>(st, O_NAMES);
+        while (cmp < cmpEnd && c == <i32>load<u8>(names + <usize>cmp)) {
+          cmp++;
+          if (++i == len) break;
+          c = <i32>load<u8>(buf + <usize>i);
+        }
+        store<i32>(st, cmp, O_CMP);
+        if (i == len) break;
+        if (cmp == cmpEnd && (c == GT || (cls(c) & C_WS))) {
+          if (c == GT) {
+            // '>' closed an end tag whose name matched (framer.ts #closeDone).
+            const level = --depth;
+            store<i32>(st, level == 0 ? 0 : nameEnd(level - 1), O_NAME_POS);
+            if (level == 1) {
+              if (load<i32>(st, O_PENDING) + (i + 1 - frameStart) > load<i32>(st, O_MAX_STANZA)) {
+                store<i32>(st, depth, O_DEPTH);
+                return fail(E_STANZA_SIZE, 0, i);
+              }
+              emit(FRAME_STANZA, i + 1);
+              s = S_STREAM;
+              frameStart = i + 1;
+            } else if (level == 0) {
+              emit(FRAME_CLOSE, i + 1);
+              s = S_CLOSED;
+              frameStart = i + 1;
+            } else {
+              s = S_TEXT;
+            }
+          } else {
+            s = S_END_WS;
+          }
+          break;
+        }
+        store<i32>(st, depth, O_DEPTH);
+        return fail(E_NWF, D_END_MISMATCH, i);
+      }
+      case S_END_WS: {
+        if (c == GT) {
+          const level = --depth;
+          store<i32>(st, level == 0 ? 0 : nameEnd(level - 1), O_NAME_POS);
+          if (level == 1) {
+            if (load<i32>(st, O_PENDING) + (i + 1 - frameStart) > load<i32>(st, O_MAX_STANZA)) {
+              store<i32>(st, depth, O_DEPTH);
+              return fail(E_STANZA_SIZE, 0, i);
+            }
+            emit(FRAME_STANZA, i + 1);
+            s = S_STREAM;
+            frameStart = i + 1;
+          } else if (level == 0) {
+            emit(FRAME_CLOSE, i + 1);
+            s = S_CLOSED;
+            frameStart = i + 1;
+          } else {
+            s = S_TEXT;
+          }
+        } else if (!(cls(c) & C_WS)) {
+          store<i32>(st, depth, O_DEPTH);
+          return fail(E_NWF, D_END_TAG, i);
+        }
+        break;
+      }
+      case S_TEXT: {
+        const j = findStop(buf, i, len, LT);
+        if (j == len) {
+          i = len;
+          break;
+        }
+        i = j;
+        const b = <i32>load<u8>(buf + <usize>j);
+        if (b == LT) s = S_LT;
+        else if (b == AMP) {
+          store<i32>(st, 0, O_ENTITY_LEN);
+          store<i32>(st, S_TEXT, O_RETURN);
+          s = S_ENTITY;
+        } else {
+          store<i32>(st, depth, O_DEPTH);
+          return fail(E_NWF, D_CONTROL, j);
+        }
+        break;
+      }
+      case S_BANG: {
+        const bang = load<i32>(st, O_BANG);
+        if (bang == 0 && (c == 0x2d || c == 0x44)) {
+          store<i32>(st, depth, O_DEPTH);
+          return fail(E_RESTRICTED, c == 0x2d ? D_COMMENT : D_DOCTYPE, i);
+        }
+        if (c != <i32>load<u8>(CDATA_OPEN + <usize>bang)) {
+          store<i32>(st, depth, O_DEPTH);
+          return fail(E_NWF, D_BANG, i);
+        }
+        store<i32>(st, bang + 1, O_BANG);
+        if (bang + 1 == CDATA_LEN) {
+          store<i32>(st, 0, O_BRACKETS);
+          s = S_CDATA;
+        }
+        break;
+      }
+      case S_CDATA: {
+        // Up to "]]>", refusing control bytes.
+        let brackets = load<i32>(st, O_BRACKETS);
+        for (;;) {
+          if (c == RSQB) brackets++;
+          else if (c == GT && brackets >= 2) {
+            s = S_TEXT;
+            break;
+          } else if (cls(c) & C_BAD) {
+            store<i32>(st, depth, O_DEPTH);
+            return fail(E_NWF, D_CONTROL, i);
+          } else brackets = 0;
+          if (++i == len) break;
+          c = <i32>load<u8>(buf + <usize>i);
+        }
+        store<i32>(st, brackets, O_BRACKETS);
+        break;
+      }
+      case S_ENTITY: {
+        const n = load<i32>(st, O_ENTITY_LEN);
+        if (c == SEMI) {
+          const problem = checkEntity(n);
+          if (problem != 0) {
+            store<i32>(st, depth, O_DEPTH);
+            return problem == 1 ? fail(E_RESTRICTED, D_UNDECLARED, i) : fail(E_NWF, D_BAD_REF, i);
+          }
+          s = load<i32>(st, O_RETURN);
+        } else if (n < MAX_ENTITY && ((cls(c) & C_NAME) || c == 0x23)) {
+          store<u8>(st + O_ENTITY + <usize>n, <u8>c);
+          store<i32>(st, n + 1, O_ENTITY_LEN);
+        } else {
+          store<i32>(st, depth, O_DEPTH);
+          return fail(E_NWF, D_BAD_ENTITY, i);
+        }
+        break;
+      }
+      case S_PI: {
+        let piLen = load<i32>(st, O_PI_LEN);
+        if (piLen < 4) store<i32>(st, (load<i32>(st, O_PI_TARGET) << 8) | c, O_PI_TARGET);
+        piLen++;
+        store<i32>(st, piLen, O_PI_LEN);
+        if (piLen == 4) {
+          const t = <u32>load<i32>(st, O_PI_TARGET);
+          const isXml = (t >>> 8) == 0x786d6c && (cls(t & 0xff) & C_WS) != 0;
+          if (!isXml) return fail(E_RESTRICTED, D_PI, i);
+        }
+        if (c == GT && load<i32>(st, O_PI_Q) && piLen >= 6) {
+          store<i32>(st, 1, O_DECL_SEEN);
+          s = S_PROLOG;
+        }
+        store<i32>(st, c == QMARK ? 1 : 0, O_PI_Q);
+        break;
+      }
+      case S_CLOSED: {
+        i = len;
+        break;
+      }
+      default:
+        return nOut;
+    }
+  }
+
+  // End of chunk.
+  store<i32>(st, s, O_STATE);
+  store<i32>(st, depth, O_DEPTH);
+  if (s == S_STREAM) {
+    if (wsStart >= 0) record(FRAME_WHITESPACE, len);
+    return nOut;
+  }
+  if (s == S_CLOSED) return nOut;
+  // framer.ts #holdPartial: keep the frame's bytes, within the limit.
+  if (s == S_START_NAME && !pushName(buf, nameStart, len, depth)) return fail(E_NAME, 0, len);
+  if (s == S_ATTR_NAME) {
+    const n = len - attrStart;
+    store<i32>(st, n, O_ATTR_NAME_LEN);
+    if (n > MAX_NAME) return fail(E_NAME, D_ATTR_NAME, len);
+  }
+  const held = load<i32>(st, O_PENDING) + (len - frameStart);
+  if (depth == 0) {
+    if (held > load<i32>(st, O_MAX_HEADER)) return fail(E_HEADER_SIZE, 0, len);
+  } else if (held > load<i32>(st, O_MAX_STANZA)) {
+    return fail(E_STANZA_SIZE, 0, len);
+  }
+  if (frameStart < len) {
+    store<i32>(st, held, O_PENDING);
+    store<i32>(RESULT, frameStart, R_HOLD);
+  }
+  return nOut;
+}
+
+/** framer.ts #checkEntity: 0 fine, 1 undeclared (restricted), 2 malformed. */
+function checkEntity(n: i32): i32 {
+  if (n == 0) return 2;
+  const e = st + O_ENTITY;
+  if (load<u8>(e) == 0x23) {
+    let code: u32 = 0;
+    let k = 1;
+    const hex = n > 1 && load<u8>(e, 1) == 0x78;
+    if (hex) k = 2;
+    if (k >= n) return 2;
+    for (; k < n; k++) {
+      const d = <u32>load<u8>(e + <usize>k);
+      let v: u32;
+      if (d >= 0x30 && d <= 0x39) v = d - 0x30;
+      else if (hex && d >= 0x61 && d <= 0x66) v = d - 0x57;
+      else if (hex && d >= 0x41 && d <= 0x46) v = d - 0x37;
+      else return 2;
+      code = code * (hex ? 16 : 10) + v;
+      if (code > 0x10ffff) return 2;
+    }
+    const ok = code == 0x9 || code == 0xa || code == 0xd || (code >= 0x20 && code <= 0xd7ff) ||
+      (code >= 0xe000 && code <= 0xfffd) || (code >= 0x10000 && code <= 0x10ffff);
+    return ok ? 0 : 2;
+  }
+  if (!(cls(load<u8>(e)) & C_NAME_START)) return 2;
+  for (let k = 1; k < n; k++) if (!(cls(load<u8>(e + <usize>k)) & C_NAME)) return 2;
+  // The five predefined entities (XML 1.0 §4.6).
+  const w0 = <u32>load<u8>(e), w1 = n > 1 ? <u32>load<u8>(e, 1) : 0, w2 = n > 2 ? <u32>load<u8>(e, 2) : 0;
+  const w3 = n > 3 ? <u32>load<u8>(e, 3) : 0;
+  if (n == 3 && w0 == 0x61 && w1 == 0x6d && w2 == 0x70) return 0; // amp
+  if (n == 2 && w0 == 0x6c && w1 == 0x74) return 0; // lt
+  if (n == 2 && w0 == 0x67 && w1 == 0x74) return 0; // gt
+  if (n == 4 && w0 == 0x71 && w1 == 0x75 && w2 == 0x6f && w3 == 0x74) return 0; // quot
+  if (n == 4 && w0 == 0x61 && w1 == 0x70 && w2 == 0x6f && w3 == 0x73) return 0; // apos
+  return 1;
+}
