@@ -5,29 +5,12 @@
 // frames the whole input or stops with one typed ProxyError — and whatever it
 // framed before stopping is exactly a prefix of the input.
 
-import { test as nodeTest } from "node:test";
+import { makeFramer, test } from "../../test/helpers/both-framers.js";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { ERRORS, ProxyError } from "../errors.js";
-import { Framer, FRAME_CLOSE, type FrameKind, type FrameSink, type FramerLimits, type StreamFramer } from "./framer.js";
-import { WasmFramer } from "./framer-wasm.js";
+import { FRAME_CLOSE, type FrameKind, type FramerLimits } from "./framer.js";
 
-// Every test runs against both implementations: the JS framer and the WebAssembly one.
-type MakeFramer = (sink: FrameSink, limits: FramerLimits) => StreamFramer;
-const IMPLEMENTATIONS: Array<[string, MakeFramer]> = [
-  ["js", (sink, limits) => new Framer(sink, limits)],
-  ["wasm", (sink, limits) => new WasmFramer(sink, limits)],
-];
-let makeFramer: MakeFramer = IMPLEMENTATIONS[0]![1];
-
-function test(name: string, fn: () => void): void {
-  for (const [impl, make] of IMPLEMENTATIONS) {
-    nodeTest(`${impl}: ${name}`, () => {
-      makeFramer = make;
-      fn();
-    });
-  }
-}
 
 const LIMITS: FramerLimits = Object.freeze({ maxStanzaSize: 512, maxDepth: 8, maxAttributes: 8, maxHeaderSize: 300 });
 const HEADER = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";

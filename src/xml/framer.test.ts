@@ -1,30 +1,13 @@
-import { test as nodeTest } from "node:test";
+import { makeFramer, test } from "../../test/helpers/both-framers.js";
 import assert from "node:assert/strict";
 import fc from "fast-check";
 import { parse as ltxParse } from "ltx";
 import {
-  DEFAULT_LIMITS, FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, FRAME_WHITESPACE, Framer,
-  type FrameKind, type FrameSink, type FramerLimits, type StreamFramer,
+  DEFAULT_LIMITS, FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, FRAME_WHITESPACE,
+  type FrameKind, type FramerLimits, type StreamFramer,
 } from "./framer.js";
-import { WasmFramer } from "./framer-wasm.js";
 import type { ProxyError } from "../errors.js";
 
-// Every test runs against both implementations: the JS framer and the WebAssembly one.
-type MakeFramer = (sink: FrameSink, limits: FramerLimits) => StreamFramer;
-const IMPLEMENTATIONS: Array<[string, MakeFramer]> = [
-  ["js", (sink, limits) => new Framer(sink, limits)],
-  ["wasm", (sink, limits) => new WasmFramer(sink, limits)],
-];
-let makeFramer: MakeFramer = IMPLEMENTATIONS[0]![1];
-
-function test(name: string, fn: () => void): void {
-  for (const [impl, make] of IMPLEMENTATIONS) {
-    nodeTest(`${impl}: ${name}`, () => {
-      makeFramer = make;
-      fn();
-    });
-  }
-}
 
 interface Collected {
   frames: Array<{ kind: FrameKind; bytes: Buffer }>;
