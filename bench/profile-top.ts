@@ -6,6 +6,9 @@
 //
 // --by=module sums self time by area of xmpp-guard instead (framer, head and
 // view, firewall, pipeline, session, net glue, GC, …; see MODULES below).
+// --after=S leaves out the first S seconds of the profile (the process's
+// start-up: module loading, compiling, the first GCs of a growing heap), so
+// that what is left is the steady state of the load that followed.
 
 import { readFileSync } from "node:fs";
 import { relative } from "node:path";
@@ -24,6 +27,8 @@ interface Profile {
 }
 
 const byModule = process.argv.includes("--by=module");
+const afterArg = process.argv.find((a) => a.startsWith("--after="));
+const skipMicros = afterArg === undefined ? 0 : Number(afterArg.slice("--after=".length)) * 1e6;
 const [file, countArg] = process.argv.slice(2).filter((a) => !a.startsWith("--"));
 if (!file) {
   console.error("usage: tsx bench/profile-top.ts <file.cpuprofile> [count]");
@@ -32,11 +37,12 @@ if (!file) {
 /** Area of a sample, from its function and script: first match wins. */
 const MODULES: Array<[string, RegExp]> = [
   ["GC", /^\(garbage collector\)/],
-  ["framer", /\/xml\/framer\./],
+  ["start-up (module loading, compiling)", /node:internal\/(modules|bootstrap|source_map|deps\/cjs-module-lexer)|\/node_modules\/|\/(state|config)\//],
+  ["framer", /\/xml\/framer(-wasm)?\.|^wasm-function/],
   ["head/view", /\/xml\/(head|stanza|namespaces|stanza-view)\./],
   ["firewall", /\/firewall\/|\/xmpp\/jid\./],
   ["pipeline and other stages", /\/policy\/|\/muc\/|\/registration\/|\/shaping\//],
-  ["session", /\/net\/session\.|\/stream\/tracker\./],
+  ["session", /\/net\/(session|inbound-gate|upstream|peer|verdicts|session-timers)\.|\/stream\//],
   ["write batch", /\/net\/write-batch\./],
   ["metrics", /\/metrics\//],
   ["net glue (Node streams, syscalls)", /^(writeBuffer|writev|writeUtf8String|readStart|readStop|shutdown)\u0000|node:(net|internal\/streams|internal\/stream_base_commons|stream|events|buffer|internal\/buffer)/],
@@ -51,8 +57,11 @@ const profile = JSON.parse(readFileSync(file, "utf8")) as Profile;
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const self = new Map<string, number>();
 let total = 0;
+let elapsed = 0;
 profile.samples.forEach((id, i) => {
   const dt = profile.timeDeltas[i] ?? 0;
+  elapsed += dt;
+  if (elapsed < skipMicros) return;
   const frame = byId.get(id)!.callFrame;
   const where = frame.url ? `${relative(REPO_ROOT, frame.url.replace(/^file:\/\//, ""))}:${frame.lineNumber + 1}` : "";
   const key = `${frame.functionName || "(anonymous)"}\u0000${where}`;

@@ -1,7 +1,9 @@
 // The data-path goals measured through a real Prosody (bench/README.md,
 // "Through Prosody: CPU per delivered message"), standalone:
 //
-//   npx tsx bench/prosody-flood.ts [--rounds=3] [--messages=5000] [--pairs=4] [--guard=auto|dist|build|src|<dir>]
+//   npx tsx bench/prosody-flood.ts [--rounds=3] [--messages=5000] [--pairs=4] [--modes=flood,paced] [--guard=auto|dist|build|src|<dir>]
+//
+// --modes=flood alone, with BENCH_CPU_PROF=1, gives profiles of the flood only.
 //
 // Prosody runs once; in front of it, in the same invocation: nothing
 // (direct), the Node pipe proxy, HAProxy mode tcp and xmpp-guard with the
@@ -20,7 +22,9 @@
 // A setup's figure is its CPU per delivered message: the proxy's (for
 // direct: none) and Prosody's. The goals are ratios of xmpp-guard's to the
 // pipe's and HAProxy's per-message CPU in the same run (min and median over
-// rounds). No thresholds: the table says where each goal stands.
+// rounds), after one unmeasured warm-up pass through every setup. CPU is
+// each process's scheduler run time (lib/system.ts), exact to the
+// microsecond. No thresholds: the table says where each goal stands.
 
 import type { Socket } from "node:net";
 import { haveProsody, startProsody, type ProsodyInstance } from "../test/helpers/prosody.js";
@@ -38,17 +42,20 @@ const WINDOW = 64;
 const PACE_MS = 5;
 const END = Buffer.from("</message>");
 
-interface Options { rounds: number; messages: number; pairs: number; guard: "auto" | GuardSource }
+type Mode = "flood" | "paced";
+
+interface Options { rounds: number; messages: number; pairs: number; modes: Mode[]; guard: "auto" | GuardSource }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { rounds: 3, messages: 5000, pairs: 4, guard: "auto" };
+  const o: Options = { rounds: 3, messages: 5000, pairs: 4, modes: ["flood", "paced"], guard: "auto" };
   for (const arg of argv) {
     const [k, v] = arg.split("=", 2);
     if (k === "--rounds") o.rounds = Number(v);
     else if (k === "--messages") o.messages = Number(v);
     else if (k === "--pairs") o.pairs = Number(v);
+    else if (k === "--modes") o.modes = (v ?? "").split(",").map((m) => { if (m !== "flood" && m !== "paced") throw new Error(`--modes: flood and/or paced, not ${m}`); return m; });
     else if (k === "--guard") o.guard = v === "auto" ? "auto" : guardSourceArg(v);
-    else throw new Error(`unknown argument ${arg}; usage: tsx bench/prosody-flood.ts [--rounds=N] [--messages=N] [--pairs=N] [--guard=...]`);
+    else throw new Error(`unknown argument ${arg}; usage: tsx bench/prosody-flood.ts [--rounds=N] [--messages=N] [--pairs=N] [--modes=flood,paced] [--guard=...]`);
   }
   return o;
 }
@@ -82,7 +89,7 @@ async function connectPairs(port: number, prosody: ProsodyInstance, pairs: numbe
 }
 
 /** Run one load to completion; resolves when every pair got `total` messages (or rejects after 120 s). */
-function load(pairs: Pair[], total: number, mode: "flood" | "paced"): Promise<void> {
+function load(pairs: Pair[], total: number, mode: Mode): Promise<void> {
   return new Promise((resolve, reject) => {
     let done = 0;
     const timers: NodeJS.Timeout[] = [];
@@ -114,7 +121,7 @@ function load(pairs: Pair[], total: number, mode: "flood" | "paced"): Promise<vo
 
 interface Sample {
   setup: TargetName;
-  mode: "flood" | "paced";
+  mode: Mode;
   proxyUsPerMsg: number | null;
   prosodyUsPerMsg: number;
   /** The proxy's read and write system calls per message (null for direct or without /proc). */
@@ -125,7 +132,8 @@ async function measure(target: Target, prosody: ProsodyInstance, opts: Options, 
   const pairs = await connectPairs(target.port, prosody, opts.pairs, round);
   const out: Sample[] = [];
   try {
-    for (const [mode, perPair] of [["flood", opts.messages], ["paced", Math.round(opts.messages / 5)]] as const) {
+    for (const mode of opts.modes) {
+      const perPair = mode === "flood" ? opts.messages : Math.round(opts.messages / 5);
       for (const p of pairs) { p.sent = 0; p.got = 0; }
       const proxy0 = await target.cpuMicros();
       const prosody0 = procCpuMicros(prosody.pid) ?? 0;
@@ -150,7 +158,7 @@ async function measure(target: Target, prosody: ProsodyInstance, opts: Options, 
   return out;
 }
 
-function summarise(samples: Sample[], mode: "flood" | "paced"): Table {
+function summarise(samples: Sample[], mode: Mode): Table {
   const rows: string[][] = [];
   const of = (setup: TargetName, pick: (s: Sample) => number | null): number[] =>
     samples.filter((s) => s.setup === setup && s.mode === mode).map(pick).filter((v): v is number => v !== null);
@@ -177,7 +185,7 @@ function summarise(samples: Sample[], mode: "flood" | "paced"): Table {
 }
 
 /** xmpp-guard's per-message CPU over a baseline's, round by round (same round, same Prosody). */
-function ratios(samples: Sample[], mode: "flood" | "paced", base: TargetName): number[] {
+function ratios(samples: Sample[], mode: Mode, base: TargetName): number[] {
   const guard = samples.filter((s) => s.setup === "xmpp-guard" && s.mode === mode);
   const other = samples.filter((s) => s.setup === base && s.mode === mode);
   return guard.map((g, i) => (g.proxyUsPerMsg ?? NaN) / (other[i]?.proxyUsPerMsg ?? NaN)).filter(Number.isFinite);
@@ -185,7 +193,7 @@ function ratios(samples: Sample[], mode: "flood" | "paced", base: TargetName): n
 
 function goals(samples: Sample[]): Table {
   const rows: string[][] = [];
-  const goal = (label: string, mode: "flood" | "paced", base: TargetName, limit: number): void => {
+  const goal = (label: string, mode: Mode, base: TargetName, limit: number): void => {
     const r = ratios(samples, mode, base);
     if (r.length === 0) return void rows.push([label, `≤ ${limit} ×`, "not measured", "–"]);
     rows.push([label, `≤ ${limit} ×`, `${times(Math.min(...r))} / ${times(median(r))}`, median(r) <= limit ? "met" : "not met"]);
@@ -215,6 +223,9 @@ async function main(): Promise<void> {
     }
     const skipped = await startTargets(prosody.port, { names: SETUPS, guard: guard.source, rules: benchRules().path }, targets);
     for (const s of skipped) console.log(`${s.name}: ${s.reason}`);
+    // One unmeasured pass through every setup first, so that no setup's
+    // first round pays for its JIT warming up or its first logins.
+    for (const t of targets) await measure(t, prosody, { ...opts, messages: Math.max(500, Math.round(opts.messages / 4)) }, opts.rounds);
     const samples: Sample[] = [];
     for (let round = 0; round < opts.rounds; round++) {
       const order = round % 2 === 0 ? targets : [...targets].reverse();
@@ -228,7 +239,7 @@ async function main(): Promise<void> {
       }
     }
     console.log("");
-    for (const t of [summarise(samples, "flood"), summarise(samples, "paced"), goals(samples)]) console.log(renderTable(t) + "\n");
+    for (const t of [...opts.modes.map((m) => summarise(samples, m)), goals(samples)]) console.log(renderTable(t) + "\n");
   } finally {
     for (const t of targets) await t.stop();
     await prosody.stop();

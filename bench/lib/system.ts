@@ -1,10 +1,10 @@
 // Where a run happened (Node, CPU, cores, commit) and how much CPU a process
-// used. Process CPU comes from /proc/<pid>/stat (utime + stime) so that Node
+// used. Process CPU comes from /proc (each thread's scheduler run time) so that Node
 // proxies and HAProxy are measured the same way; where /proc is missing the
 // Node children answer over IPC with process.cpuUsage() instead.
 
 import { execFileSync } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import os from "node:os";
 import { REPO_ROOT } from "./guard-source.js";
 
@@ -56,8 +56,37 @@ function ticksPerSecond(): number {
   return clockTicks;
 }
 
-/** User + system CPU time of a process in microseconds, or null without /proc. */
+/**
+ * CPU time of a process in microseconds, or null without /proc: the
+ * scheduler's run time of each of its threads (/proc/<pid>/task/<tid>/schedstat,
+ * nanoseconds), or where that is missing utime + stime from /proc/<pid>/stat,
+ * which counts in clock ticks (10 ms: too coarse for a figure per message
+ * over a few hundred milliseconds). A thread that exits between two
+ * readings takes its time with it; the proxies measured keep theirs.
+ */
 export function procCpuMicros(pid: number): number | null {
+  return schedCpuMicros(pid) ?? statCpuMicros(pid);
+}
+
+function schedCpuMicros(pid: number): number | null {
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return null;
+  }
+  let ns = 0;
+  for (const tid of tids) {
+    try {
+      ns += Number(readFileSync(`/proc/${pid}/task/${tid}/schedstat`, "latin1").split(" ", 1)[0]);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return Number.isFinite(ns) && ns > 0 ? ns / 1000 : null;
+}
+
+function statCpuMicros(pid: number): number | null {
   let stat: string;
   try {
     stat = readFileSync(`/proc/${pid}/stat`, "latin1");
