@@ -84,35 +84,6 @@ export function normNs(ns: string | undefined): string {
   return ns === undefined || ns === NS_CLIENT || ns === NS_SERVER ? "" : ns;
 }
 
-/** In-scope namespaces while walking down a tree. */
-export interface NsScope {
-  readonly defaultNs: string;
-  readonly prefixes: ReadonlyMap<string, string> | undefined;
-}
-
-/** The scope inside `el`, given the scope of its parent. */
-export function enterScope(parent: NsScope, el: XmlNode): NsScope {
-  let prefixes = parent.prefixes;
-  let defaultNs = parent.defaultNs;
-  for (const [k, v] of Object.entries(el.attrs)) {
-    if (v === undefined) continue;
-    if (k === "xmlns") defaultNs = v;
-    else if (k.startsWith("xmlns:")) {
-      const copy = new Map(prefixes ?? []);
-      copy.set(k.slice(6), v);
-      prefixes = copy;
-    }
-  }
-  return defaultNs === parent.defaultNs && prefixes === parent.prefixes ? parent : { defaultNs, prefixes };
-}
-
-/** The namespace of `el` given the scope *inside* it (see enterScope). */
-export function nsOf(el: XmlNode, inner: NsScope): string {
-  const i = el.name.indexOf(":");
-  if (i < 0) return inner.defaultNs;
-  return inner.prefixes?.get(el.name.slice(0, i)) ?? "";
-}
-
 /** Prosody's get_text(): the concatenated text, or undefined if there are child elements. */
 export function textOf(el: XmlNode): string | undefined {
   let out = "";

@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { parse } from "ltx";
-import { enterScope, type NsScope } from "../firewall/xml.js";
+import { NsScope, scopeInside } from "../xml/namespaces.js";
 import {
   MESSAGE_TOO_LONG_TEXT,
   NICK_TOO_LONG_TEXT,
@@ -78,7 +78,7 @@ describe("serializeCopy", () => {
   function copy(stanza: string): string {
     const root = parse(stanza);
     root.attrs.xmlns ??= "jabber:client";
-    const scope: NsScope = enterScope({ defaultNs: "", prefixes: undefined }, root);
+    const scope = scopeInside(NsScope.EMPTY, root.attrs);
     const x = root.getChildElements()[0]!;
     return serializeCopy(x, scope, undefined);
   }

@@ -5,7 +5,8 @@
 // lands inside <error>. The shared firewall builder makes the base reply; this
 // module only adds those children. Never used on stanzas of type error.
 import { errorReplyFor, type ReplyAddressing } from "../firewall/error-reply.js";
-import { enterScope, localName, nsOf, type NsScope, type XmlNode } from "../firewall/xml.js";
+import { localName, type XmlNode } from "../firewall/xml.js";
+import { namespaceOf, scopeInside, type NsScope } from "../xml/namespaces.js";
 import { escapeXml } from "../xml/stream-error.js";
 
 export const NS_MUC = "http://jabber.org/protocol/muc";
@@ -57,8 +58,8 @@ export function overactiveReply(src: ReplyAddressing, body: string | undefined, 
  * unspecified order of a Lua table).
  */
 export function serializeCopy(el: XmlNode, scope: NsScope, parentNs: string | undefined): string {
-  const inner = enterScope(scope, el);
-  const ns = nsOf(el, inner);
+  const inner = scopeInside(scope, el.attrs);
+  const ns = namespaceOf(el.name, inner);
   const name = localName(el.name);
   let out = `<${name}`;
   if (ns !== parentNs) out += ` xmlns='${escapeXml(ns)}'`;
@@ -66,7 +67,7 @@ export function serializeCopy(el: XmlNode, scope: NsScope, parentNs: string | un
   for (const [k, v] of Object.entries(el.attrs)) {
     if (v === undefined || k === "xmlns" || k.startsWith("xmlns:")) continue;
     const colon = k.indexOf(":");
-    const uri = colon > 0 && !k.startsWith("xml:") ? inner.prefixes?.get(k.slice(0, colon)) : undefined;
+    const uri = colon > 0 && !k.startsWith("xml:") ? inner.resolve(k.slice(0, colon)) : undefined;
     if (uri !== undefined) {
       nsid++;
       out += ` xmlns:ns${nsid}='${escapeXml(uri)}' ns${nsid}:${k.slice(colon + 1)}='${escapeXml(v)}'`;

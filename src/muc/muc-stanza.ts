@@ -5,7 +5,8 @@
 // Pure functions over StanzaView and ltx trees; never throw on peer input.
 import { Buffer } from "node:buffer";
 import type { Element } from "ltx";
-import { enterScope, localName, normNs, nsOf, textOf, type NsScope } from "../firewall/xml.js";
+import { localName, normNs, textOf } from "../firewall/xml.js";
+import { namespaceOf, NsScope, scopeInside } from "../xml/namespaces.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import { prepJid } from "../xmpp/jid.js";
 import { nodeprep } from "../xmpp/stringprep.js";
@@ -22,7 +23,6 @@ export interface RoomAddress {
 const MAX_JID_PART_BYTES = 1023;
 /** A domain that might read differently after nameprep: try the normalised form. */
 const NEEDS_PREP = /[^a-z0-9.-]|\.$/;
-const NO_NS: NsScope = Object.freeze({ defaultNs: "", prefixes: undefined });
 const AFFILIATION_SET: ReadonlySet<string> = new Set(AFFILIATIONS);
 
 /** Byte length of a JID part, without encoding short strings (3 bytes per UTF-16 unit at most). */
@@ -67,11 +67,11 @@ export function roomAddress(jid: string, hosts: ReadonlySet<string>): RoomAddres
 
 /** The text of the stanza's first <body> as Prosody's get_child_text("body") gives it. */
 export function bodyOf(root: Element): string | undefined {
-  const scope = enterScope(NO_NS, root);
-  const ns = normNs(nsOf(root, scope));
+  const scope = scopeInside(NsScope.EMPTY, root.attrs);
+  const ns = normNs(namespaceOf(root.name, scope));
   for (const c of root.children) {
     if (typeof c === "string" || localName(c.name) !== "body") continue;
-    if (normNs(nsOf(c, enterScope(scope, c))) !== ns) continue;
+    if (normNs(namespaceOf(c.name, scopeInside(scope, c.attrs))) !== ns) continue;
     const text = textOf(c);
     if (text === undefined) return undefined;
     // Expat normalises literal line ends (XML 1.0 §2.11); ltx does not.
@@ -91,7 +91,7 @@ export function countNewlines(s: string): number {
 function childNs(parent: Element, scope: NsScope, name: string, ns: string): Element | undefined {
   for (const c of parent.children) {
     if (typeof c === "string" || localName(c.name) !== name) continue;
-    if (nsOf(c, enterScope(scope, c)) === ns) return c;
+    if (namespaceOf(c.name, scopeInside(scope, c.attrs)) === ns) return c;
   }
   return undefined;
 }
@@ -100,7 +100,7 @@ function childNs(parent: Element, scope: NsScope, name: string, ns: string): Ele
 export function hasMucX(stanza: StanzaView): boolean {
   if (!stanza.bytes.includes(NS_MUC)) return false;
   const root = stanza.tree();
-  return root !== null && childNs(root, enterScope(NO_NS, root), "x", NS_MUC) !== undefined;
+  return root !== null && childNs(root, scopeInside(NsScope.EMPTY, root.attrs), "x", NS_MUC) !== undefined;
 }
 
 /** The stanza's own <x xmlns='…/muc'>, serialised for copying into a bounce; `root` if already parsed. */
@@ -108,7 +108,7 @@ export function mucXCopy(stanza: StanzaView, root: Element | null): string | und
   if (!stanza.bytes.includes(NS_MUC)) return undefined;
   root ??= stanza.tree();
   if (root === null) return undefined;
-  const scope = enterScope(NO_NS, root);
+  const scope = scopeInside(NsScope.EMPTY, root.attrs);
   const x = childNs(root, scope, "x", NS_MUC);
   return x === undefined ? undefined : serializeCopy(x, scope, undefined);
 }
@@ -118,9 +118,9 @@ function mucUserX(stanza: StanzaView): { x: Element; scope: NsScope } | undefine
   if (!stanza.bytes.includes(NS_MUC_USER)) return undefined;
   const root = stanza.tree();
   if (root === null) return undefined;
-  const scope = enterScope(NO_NS, root);
+  const scope = scopeInside(NsScope.EMPTY, root.attrs);
   const x = childNs(root, scope, "x", NS_MUC_USER);
-  return x === undefined ? undefined : { x, scope: enterScope(scope, x) };
+  return x === undefined ? undefined : { x, scope: scopeInside(scope, x.attrs) };
 }
 
 /** The status codes of a self-presence (one with status 110); undefined for any other presence. */

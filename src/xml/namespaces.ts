@@ -140,3 +140,32 @@ export function checkAttributes(head: AttributeList, scope: NsScope): NamespaceP
   }
   return null;
 }
+
+/** A parsed element's attribute object (ltx's `attrs`) as an AttributeList. */
+export class RecordAttributes implements AttributeList {
+  readonly attrNames: readonly string[];
+  readonly #attrs: Record<string, string | undefined>;
+  constructor(attrs: Record<string, string | undefined>) {
+    this.#attrs = attrs;
+    this.attrNames = Object.keys(attrs).filter((k) => attrs[k] !== undefined);
+  }
+  attrAt(k: number): string {
+    return String(this.#attrs[this.attrNames[k]!]);
+  }
+}
+
+/**
+ * The scope inside a parsed element, for walking a tree whose namespaces
+ * were already checked (a stanza the framer and the view accepted): a
+ * declaration the server would refuse leaves the parent's scope.
+ */
+export function scopeInside(parent: NsScope, attrs: Record<string, string | undefined>): NsScope {
+  const inner = parent.enter(new RecordAttributes(attrs));
+  return inner instanceof NamespaceProblem ? parent : inner;
+}
+
+/** The namespace of an element written `qname`, given the scope inside it; "" when unbound. */
+export function namespaceOf(qname: string, inner: NsScope): string {
+  const name = elementName(qname, inner);
+  return name instanceof NamespaceProblem ? "" : name.ns;
+}

@@ -9,7 +9,7 @@
 
 import { parse as ltxParse, type Element } from "ltx";
 import { ParsedHead, readFirstChild, readHead, type Head } from "./head.js";
-import { checkAttributes, elementName, NamespaceProblem, NsScope, NS_XML, NS_XMLNS, type AttributeList, type ExpandedName } from "./namespaces.js";
+import { checkAttributes, elementName, NamespaceProblem, NsScope, NS_XML, NS_XMLNS, RecordAttributes, type ExpandedName } from "./namespaces.js";
 import type { StanzaKind, StanzaView } from "./stanza-view.js";
 import { NS_STREAMS } from "./stream-error.js";
 
@@ -414,9 +414,9 @@ function normalise(el: Element, parentScope: NsScope, parentNs: string | undefin
     const own = attrs.xmlns;
     if (own !== undefined && (own === NS_XML || own === NS_XMLNS)) throw new NamespaceProblem(`default namespace bound to reserved ${own}`);
     ns = own ?? scope.defaultNs ?? "";
-    if (own !== undefined) scope = scope.enter(new ObjectAttributes(attrs)) as NsScope;
+    if (own !== undefined) scope = scope.enter(new RecordAttributes(attrs)) as NsScope;
   } else {
-    const list = new ObjectAttributes(attrs);
+    const list = new RecordAttributes(attrs);
     const entered = scope.enter(list);
     if (entered instanceof NamespaceProblem) throw entered;
     scope = entered;
@@ -438,17 +438,4 @@ function normalise(el: Element, parentScope: NsScope, parentNs: string | undefin
   else delete attrs.xmlns;
   for (const c of el.children) if (typeof c !== "string") normalise(c as Element, scope, ns);
   return el;
-}
-
-/** An ltx attribute object as an AttributeList. */
-class ObjectAttributes implements AttributeList {
-  readonly attrNames: readonly string[];
-  readonly #attrs: Record<string, string>;
-  constructor(attrs: Record<string, string>) {
-    this.#attrs = attrs;
-    this.attrNames = Object.keys(attrs);
-  }
-  attrAt(k: number): string {
-    return String(this.#attrs[this.attrNames[k]!]);
-  }
 }
