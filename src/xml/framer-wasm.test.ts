@@ -9,6 +9,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import fc from "fast-check";
+import { mutate, mutationArb } from "../../test/helpers/byte-mutations.js";
 import { FRAME_STANZA, Framer, type FrameSink, type FramerLimits, type StreamFramer, DEFAULT_LIMITS } from "./framer.js";
 import { WasmFramer, createFramer, framerImplementation } from "./framer-wasm.js";
 
@@ -71,26 +72,6 @@ function same(input: Buffer, cuts: number[], limits: FramerLimits, restart = tru
   const js = observe((s, l) => new Framer(s, l), chunks, limits, restart);
   const wasm = observe((s, l) => new WasmFramer(s, l), chunks, limits, restart);
   assert.deepEqual(wasm.events, js.events, `input ${input.toString("latin1").slice(0, 120)} cuts ${cuts.join(",")}`);
-}
-
-type Mutation = { at: number; op: "flip" | "insert" | "delete" | "dup"; byte: number; len: number };
-const mutationArb: fc.Arbitrary<Mutation> = fc.record({
-  at: fc.nat(),
-  op: fc.constantFrom("flip", "insert", "delete", "dup"),
-  byte: fc.oneof(fc.constantFrom(0x3c, 0x3e, 0x2f, 0x26, 0x3b, 0x21, 0x3f, 0x27, 0x22, 0x3d, 0x5d, 0x2d, 0x44, 0x23, 0x78, 0x00, 0x01, 0x09, 0x80, 0xbf, 0xc3, 0xe0, 0xed, 0xf0, 0xf4, 0xff), fc.nat(255)),
-  len: fc.integer({ min: 1, max: 40 }),
-});
-
-function mutate(input: Buffer, muts: Mutation[]): Buffer {
-  let b = input;
-  for (const m of muts) {
-    const at = b.length === 0 ? 0 : m.at % b.length;
-    if (m.op === "flip") b = Buffer.concat([b.subarray(0, at), Buffer.from([m.byte]), b.subarray(at + 1)]);
-    else if (m.op === "insert") b = Buffer.concat([b.subarray(0, at), Buffer.from([m.byte]), b.subarray(at)]);
-    else if (m.op === "delete") b = Buffer.concat([b.subarray(0, at), b.subarray(at + m.len)]);
-    else b = Buffer.concat([b.subarray(0, at + m.len), b.subarray(at, at + m.len), b.subarray(at + m.len)]);
-  }
-  return b;
 }
 
 const streamArb = fc.array(fc.constantFrom(...PIECES), { minLength: 1, maxLength: 14 }).map((p) => Buffer.from(HEADER + p.join("")));

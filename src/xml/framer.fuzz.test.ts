@@ -8,6 +8,7 @@
 import { makeFramer, test } from "../../test/helpers/both-framers.js";
 import assert from "node:assert/strict";
 import fc from "fast-check";
+import { mutate, mutationArb } from "../../test/helpers/byte-mutations.js";
 import { ERRORS, ProxyError } from "../errors.js";
 import { FRAME_CLOSE, type FrameKind, type FramerLimits } from "./framer.js";
 
@@ -80,26 +81,6 @@ test("fuzz: a valid header followed by random bytes", () => {
   fc.assert(fc.property(fc.uint8Array({ maxLength: 400 }), cutsArb, (bytes, cuts) => check(Buffer.concat([Buffer.from(HEADER), bytes]), cuts)),
     { numRuns: 1500, seed: 8062, interruptAfterTimeLimit: 15_000 });
 });
-
-type Mutation = { at: number; op: "flip" | "insert" | "delete" | "dup"; byte: number; len: number };
-const mutationArb: fc.Arbitrary<Mutation> = fc.record({
-  at: fc.nat(),
-  op: fc.constantFrom("flip", "insert", "delete", "dup"),
-  byte: fc.oneof(fc.constantFrom(0x3c, 0x3e, 0x2f, 0x26, 0x3b, 0x21, 0x3f, 0x27, 0x22, 0x3d, 0x5d, 0x00, 0x80, 0xc3, 0xf0, 0xff), fc.nat(255)),
-  len: fc.integer({ min: 1, max: 40 }),
-});
-
-function mutate(input: Buffer, muts: Mutation[]): Buffer {
-  let b = input;
-  for (const m of muts) {
-    const at = b.length === 0 ? 0 : m.at % b.length;
-    if (m.op === "flip") b = Buffer.concat([b.subarray(0, at), Buffer.from([m.byte]), b.subarray(at + 1)]);
-    else if (m.op === "insert") b = Buffer.concat([b.subarray(0, at), Buffer.from([m.byte]), b.subarray(at)]);
-    else if (m.op === "delete") b = Buffer.concat([b.subarray(0, at), b.subarray(at + m.len)]);
-    else b = Buffer.concat([b.subarray(0, at + m.len), b.subarray(at, at + m.len), b.subarray(at + m.len)]);
-  }
-  return b;
-}
 
 test("fuzz: mutated valid streams (flipped, inserted, deleted, duplicated bytes) in random chunks", () => {
   const streamArb = fc.array(fc.constantFrom(...PIECES), { minLength: 1, maxLength: 10 }).map((p) => Buffer.from(HEADER + p.join("")));
