@@ -236,3 +236,34 @@ test("mayMatterAfterBind: stream errors, enabled and prefixed names only", () =>
   assert.equal(m("<r xmlns='urn:xmpp:sm:3'/>"), false);
   assert.equal(m("<a h='1'/>"), false);
 });
+
+test("sessions share the context of an equal stream header; a different declaration, language or side gets its own", () => {
+  const a = new StreamTracker("c2s");
+  const b = new StreamTracker("c2s");
+  a.peerHeader(...head(C2S_HEADER));
+  // The same declarations in another order, another `to`: the same context.
+  b.peerHeader(...head(`<stream:stream xmlns:stream='${STREAMS}' to='example.org' xmlns='jabber:client' version='1.0'>`));
+  assert.equal(a.inbound, b.inbound);
+  a.serverHeader(...head(`<stream:stream xmlns='jabber:client' xmlns:stream='${STREAMS}' from='example.net' id='1' xml:lang='en'>`));
+  b.serverHeader(...head(`<stream:stream xmlns='jabber:client' xmlns:stream='${STREAMS}' from='example.net' id='2' xml:lang='en'>`));
+  assert.equal(a.outbound, b.outbound);
+  assert.notEqual(a.inbound, a.outbound); // the peer's stamps `from`, the server's does not
+  const c = new StreamTracker("c2s");
+  c.peerHeader(...head(`<stream:stream xmlns='jabber:client' xmlns:stream='${STREAMS}' xml:lang='de' to='example.net'>`));
+  assert.notEqual(c.inbound, a.inbound);
+  assert.equal(c.inbound.lang, "de");
+  const d = new StreamTracker("c2s");
+  d.peerHeader(...head(`<stream:stream xmlns='jabber:client' xmlns:stream='${STREAMS}' xmlns:x='urn:x' to='example.net'>`));
+  assert.notEqual(d.inbound, a.inbound);
+  assert.equal(d.inbound.scope.resolve("x"), "urn:x");
+  assert.equal(a.inbound.scope.resolve("x"), undefined);
+});
+
+test("a SASL attempt is forgotten once the server accepts it", () => {
+  const t = new StreamTracker("c2s");
+  t.peerHeader(...head(C2S_HEADER));
+  peer(t, "<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>AGp1bGlldABzZWNyZXQ=</auth>");
+  server(t, "<success xmlns='urn:ietf:params:xml:ns:xmpp-sasl'/>");
+  // A later failure (a broken server) names no attempt.
+  assert.deepEqual(server(t, "<failure xmlns='urn:ietf:params:xml:ns:xmpp-sasl'><not-authorized/></failure>"), { kind: "auth-failure", reason: "not-authorized", mechanism: undefined, user: undefined });
+});

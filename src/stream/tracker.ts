@@ -74,8 +74,8 @@ export class StreamTracker {
   jid: string | undefined;
   /** c2s: the stream's `to`; s2s: the domain the peer's header claims (unverified). */
   claimedDomain: string | undefined;
-  /** s2s: domains the server verified on this stream (dialback), prepped. */
-  readonly verified = new Set<string>();
+  /** s2s: domains the server verified on this stream (dialback), prepped; null until the first (a c2s stream never has one). */
+  #verified: Set<string> | null = null;
   /**
    * c2s: how long the server keeps this session for XEP-0198 resumption
    * after a lost connection: what its <enabled/> said, or the default for a
@@ -108,8 +108,10 @@ export class StreamTracker {
   get peerDomain(): string | undefined {
     if (this.type === "c2s") return this.claimedDomain;
     const claimed = this.claimedDomain?.toLowerCase();
-    if (claimed !== undefined && this.verified.has(claimed)) return claimed;
-    for (const d of this.verified) return d;
+    const verified = this.#verified;
+    if (verified === null) return undefined;
+    if (claimed !== undefined && verified.has(claimed)) return claimed;
+    for (const d of verified) return d;
     return undefined;
   }
 
@@ -135,9 +137,10 @@ export class StreamTracker {
     const problem = checkXmlDeclaration(data, start, at) ?? checkStreamHeader(head, this.contentNs);
     if (problem !== null) return problem;
     const scope = NsScope.EMPTY.enter(head!) as NsScope; // checked above
-    this.inbound = new StreamContext(this.contentNs, scope, head!.attr("xml:lang") ?? this.inbound.lang, this.type === "c2s");
+    this.inbound = StreamContext.shared(this.contentNs, scope, head!.attr("xml:lang") ?? this.inbound.lang, this.type === "c2s");
     const claimed = this.type === "s2s" ? head!.attr("from") : head!.attr("to");
-    if (claimed !== undefined) this.claimedDomain = claimed;
+    // The same domain again (a restarted stream) keeps the string already held (the log has it too).
+    if (claimed !== undefined && claimed !== this.claimedDomain) this.claimedDomain = claimed;
     return null;
   }
 
@@ -145,7 +148,7 @@ export class StreamTracker {
   serverHeader(data: Buffer, start: number, end: number): void {
     const head = readHead(data, headerElementStart(data, start, end), end);
     if (head === null || checkStreamHeader(head, this.contentNs) !== null) return;
-    this.outbound = new StreamContext(this.contentNs, NsScope.EMPTY.enter(head) as NsScope, head.attr("xml:lang") ?? DEFAULT_LANG, false);
+    this.outbound = StreamContext.shared(this.contentNs, NsScope.EMPTY.enter(head) as NsScope, head.attr("xml:lang") ?? DEFAULT_LANG, false);
   }
 
   /** The view policy judges for a stanza from the peer. */
@@ -189,7 +192,7 @@ export class StreamTracker {
   #checkS2sFrom(view: Stanza): PeerEvent | null {
     const from = view.from;
     const domain = hostOf(prepJid(from));
-    if (domain !== undefined && this.verified.has(domain)) return null;
+    if (domain !== undefined && this.#verified?.has(domain) === true) return null;
     return { kind: "refuse", code: "XPX_ERR_S2S_UNVERIFIED_FROM", detail: `from ${from ?? "(none)"}` };
   }
 
@@ -202,6 +205,7 @@ export class StreamTracker {
       if (name !== "success") return null;
       this.phase = "authenticated";
       this.#restart = true;
+      this.#attempt = undefined; // kept only to name a failed attempt
       return { kind: "sasl-success" };
     }
     if (ns === NS_DIALBACK) {
@@ -212,7 +216,7 @@ export class StreamTracker {
       if (name !== "result" || this.type !== "s2s" || view.type !== "valid") return null;
       const domain = prepJid(view.to);
       if (domain === undefined) return null;
-      this.verified.add(domain);
+      (this.#verified ??= new Set()).add(domain);
       if (this.phase === "open") this.phase = "authenticated";
       return { kind: "verified", domain };
     }
@@ -220,6 +224,7 @@ export class StreamTracker {
       if (name === "failure") return this.#authFailure(view.firstChildName);
       if (name !== "success") return null;
       const id = childText(view, "authorization-identifier", NS_SASL2);
+      this.#attempt = undefined;
       if (id !== undefined && id.includes("/")) {
         this.jid = ownCopy(id);
         this.phase = "bound";
@@ -277,7 +282,7 @@ export class StreamTracker {
    */
   exemptionKeys(): readonly string[] {
     if (this.type === "c2s") return this.jid === undefined ? [] : [this.jid.split("/")[0]!];
-    return [...this.verified];
+    return this.#verified === null ? [] : [...this.#verified];
   }
 }
 

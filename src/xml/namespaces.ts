@@ -39,6 +39,20 @@ export class NsScope {
     this.#prefixes = prefixes;
   }
 
+  /**
+   * What this scope binds, as one string: equal for two scopes exactly when
+   * they resolve every prefix alike (declaration order aside). NUL cannot
+   * occur in a name or a decoded value, so it separates them.
+   */
+  get key(): string {
+    let key = this.defaultNs === undefined ? "\u0000" : this.defaultNs;
+    if (this.#prefixes !== null) {
+      const entries = [...this.#prefixes].sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+      for (const [prefix, uri] of entries) key += `\u0000${prefix}\u0000${uri}`;
+    }
+    return key;
+  }
+
   /** The namespace a prefix ("" for none) stands for here, or undefined when unbound. */
   resolve(prefix: string): string | undefined {
     if (prefix === "") return this.defaultNs;
