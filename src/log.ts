@@ -98,14 +98,16 @@ type Level = "trace" | "debug" | "info" | "warn" | "error" | "fatal";
  * session. A pino child costs a few hundred bytes of heap (its own level
  * methods, formatters and a serialised bindings string) and the session
  * made up to three of them (opened, domain learned, JID learned); this
- * holds four pointers and builds the bindings only for a line that is
+ * holds a few fields and builds the bindings only for a line that is
  * actually written. The bindings go first in the merge object, so the
  * output has the same keys in the same order as the child's.
  */
 export class SessionLog {
   readonly #root: Logger;
   readonly #sid: string;
-  readonly #peer: { readonly address: string; readonly port: number };
+  // The peer's address and port as two fields (the session's own strings), not the listener's object.
+  readonly #address: string;
+  readonly #port: number;
   readonly #listener: string;
   /** Set once learned; later lines carry them. */
   domain: string | undefined;
@@ -114,7 +116,8 @@ export class SessionLog {
   constructor(root: Logger, sid: string, peer: { readonly address: string; readonly port: number }, listener: string) {
     this.#root = root;
     this.#sid = sid;
-    this.#peer = peer;
+    this.#address = peer.address;
+    this.#port = peer.port;
     this.#listener = listener;
   }
 
@@ -145,7 +148,7 @@ export class SessionLog {
   #write(level: Level, obj: object | string, msg: string | undefined): void {
     const root = this.#root;
     if (!root.isLevelEnabled(level)) return;
-    const line: Record<string, unknown> = { sid: this.#sid, peer: `${this.#peer.address}:${this.#peer.port}`, listener: this.#listener };
+    const line: Record<string, unknown> = { sid: this.#sid, peer: `${this.#address}:${this.#port}`, listener: this.#listener };
     if (this.domain !== undefined) line.domain = this.domain;
     if (this.jid !== undefined) line.jid = this.jid;
     if (typeof obj === "string") {

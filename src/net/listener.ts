@@ -83,6 +83,7 @@ export class Listener {
   upstreamStatus: UpstreamStatus | null = null;
   /** The HTTP and WebSocket side of a `websocket` listener; null for the others. */
   readonly #web: WebSocketFront | null;
+  #lastLocal: TransportAddress | null = null;
 
   constructor(config: ListenerConfig, deps: ListenerDeps) {
     this.#config = config;
@@ -265,7 +266,8 @@ export class Listener {
     metrics.connections.inc({ listener: this.#config.name });
     socket.on("error", ignoreError); // errors before a session exists: the close event cleans up
     const peer: TransportAddress = { address: unmapIPv4(socket.remoteAddress ?? ""), port: socket.remotePort ?? 0 };
-    const local: TransportAddress = { address: unmapIPv4(socket.localAddress ?? ""), port: socket.localPort ?? 0 };
+    const local = this.#localAddress(unmapIPv4(socket.localAddress ?? ""), socket.localPort ?? 0);
+    forgetAddresses(socket);
     if (!peer.address) {
       socket.destroy();
       return;
@@ -275,6 +277,17 @@ export class Listener {
       return;
     }
     this.#startSession(socket, peer, local, acceptedAt);
+  }
+
+  /**
+   * The address a connection came in on: nearly always the one the last
+   * connection came in on, so the same object is handed on (a session holds
+   * it for its life; nothing changes it).
+   */
+  #localAddress(address: string, port: number): TransportAddress {
+    const last = this.#lastLocal;
+    if (last !== null && last.address === address && last.port === port) return last;
+    return (this.#lastLocal = { address, port });
   }
 
   /** `resume`: the socket was paused for the PROXY header and reads again once the session is there. */
@@ -454,4 +467,16 @@ export class Listener {
     socket.on("data", onData);
     socket.once("close", () => clearTimeout(timer));
   }
+}
+
+/**
+ * Node caches what remoteAddress and localAddress asked the kernel in two
+ * objects on the socket (with their strings: ~0.2 KiB), kept for the
+ * connection's life. The session keeps its own copies, read once at accept,
+ * so the caches are let go (a later read asks the kernel again).
+ */
+function forgetAddresses(socket: Socket): void {
+  const s = socket as Socket & { _peername?: unknown; _sockname?: unknown };
+  if (s._peername !== undefined) s._peername = undefined;
+  if (s._sockname !== undefined) s._sockname = undefined;
 }

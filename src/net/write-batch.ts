@@ -4,10 +4,10 @@
 // written once, zero-copy.
 //
 // Memory: most batches hold one slice at a time (a whole chunk's frames
-// merge), so the first slice lives in fields and the arrays for further ones
-// are allocated only when a batch needs them. An idle session's two batches
-// then hold no arrays (three JS arrays grown to 17 slots each were ~0.5 KiB
-// per batch).
+// merge), so the first slice lives in fields and the array for further ones is
+// allocated only when a batch needs it. An idle session's two batches then
+// hold no arrays (three JS arrays grown to 17 slots each were ~0.5 KiB per
+// batch).
 
 import type { Writable } from "node:stream";
 
@@ -16,10 +16,8 @@ export class WriteBatch {
   #buf: Buffer | null = null;
   #start = 0;
   #end = 0;
-  // Slices 1…n-1, allocated on first use.
-  #bufs: Buffer[] | null = null;
-  #starts: number[] | null = null;
-  #ends: number[] | null = null;
+  // Slices 1…n-1 as (buffer, start, end) triples in one array, allocated on first use.
+  #more: Array<Buffer | number> | null = null;
   #n = 0;
 
   get empty(): boolean {
@@ -41,20 +39,18 @@ export class WriteBatch {
         return;
       }
     } else {
-      const last = n - 2;
-      if (this.#bufs![last] === data && this.#ends![last] === start) {
-        this.#ends![last] = end;
+      const more = this.#more!;
+      const last = (n - 2) * 3;
+      if (more[last] === data && more[last + 2] === start) {
+        more[last + 2] = end;
         return;
       }
     }
-    if (this.#bufs === null) {
-      this.#bufs = [];
-      this.#starts = [];
-      this.#ends = [];
-    }
-    this.#bufs[n - 1] = data;
-    this.#starts![n - 1] = start;
-    this.#ends![n - 1] = end;
+    const more = (this.#more ??= []);
+    const at = (n - 1) * 3;
+    more[at] = data;
+    more[at + 1] = start;
+    more[at + 2] = end;
     this.#n = n + 1;
   }
 
@@ -73,15 +69,13 @@ export class WriteBatch {
     }
     out.cork();
     let ok = out.write(s0 === 0 && e0 === b0.length ? b0 : b0.subarray(s0, e0));
-    const bufs = this.#bufs!;
-    const starts = this.#starts!;
-    const ends = this.#ends!;
-    for (let i = 0; i < n - 1; i++) {
-      const b = bufs[i]!;
-      const s = starts[i]!;
-      const e = ends[i]!;
+    const more = this.#more!;
+    for (let i = 0; i < (n - 1) * 3; i += 3) {
+      const b = more[i] as Buffer;
+      const s = more[i + 1] as number;
+      const e = more[i + 2] as number;
       ok = out.write(s === 0 && e === b.length ? b : b.subarray(s, e));
-      bufs[i] = undefined as unknown as Buffer; // release the chunk
+      more[i] = 0; // release the chunk
     }
     out.uncork();
     this.#n = 0;
