@@ -1,11 +1,12 @@
 // What every Node proxy child does besides proxying: announce its port,
 // answer CPU-time requests (process.cpuUsage, user + system) and memory
 // requests (a full GC first when the child runs with --expose-gc, then
-// process.memoryUsage()) and heap snapshot requests (bench/heap-sessions.ts),
+// process.memoryUsage()), V8 space statistics (bench/rss-sessions.ts) and heap
+// snapshot requests (bench/heap-sessions.ts),
 // and exit when the orchestrator goes away.
 
 import { connect, type Socket } from "node:net";
-import { writeHeapSnapshot } from "node:v8";
+import { getHeapSpaceStatistics, writeHeapSnapshot } from "node:v8";
 import type { Message } from "./children.js";
 import { exitWithParent } from "./children.js";
 
@@ -23,6 +24,14 @@ export function serveProxyChild(port: number, detail: Record<string, unknown>, o
       gc?.();
       const mem = process.memoryUsage();
       send({ type: "memory:done", id: m.id, gc: gc !== undefined, rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external, arrayBuffers: mem.arrayBuffers });
+    } else if (m.type === "heapspaces") {
+      // bench/rss-sessions.ts: V8's spaces (used and committed) after a full GC.
+      const gc = (globalThis as { gc?: () => void }).gc;
+      gc?.();
+      gc?.();
+      const spaces = getHeapSpaceStatistics().map((s) => ({ name: s.space_name, used: s.space_used_size, committed: s.physical_space_size }));
+      const mem = process.memoryUsage();
+      send({ type: "heapspaces:done", id: m.id, spaces, external: mem.external, arrayBuffers: mem.arrayBuffers });
     } else if (m.type === "heapsnapshot") {
       // bench/heap-sessions.ts: a V8 heap snapshot written to m.path.
       const gc = (globalThis as { gc?: () => void }).gc;

@@ -49,17 +49,26 @@ interface HeldFrame {
 const HOLDING = 1;
 const STANZA_SHAPING = 2;
 
+/**
+ * What only a session with limits needs: its pacer and buckets, and what
+ * waits for them. Made by the first reconfigure() that sets a limit, so a
+ * gate without limits (the default) holds none of it.
+ */
+class Shaping {
+  pacer!: ReadPacer; // set right after construction (its hooks lead back here)
+  buckets: GateBuckets = NO_BUCKETS;
+  /** Bytes read but not yet framed; the first pendingPaid of them are already charged. */
+  pending: Buffer | null = null;
+  pendingPaid = 0;
+  /** Frames a stanza bucket refused, and every frame after them (allocated when first needed). */
+  held: HeldFrame[] | null = null;
+  throttleReason: ThrottleReason = "bytes";
+}
+
 export abstract class InboundGate implements FrameSink {
   #pause = 0;
   #bits = 0;
-  #pacer: ReadPacer | null = null;
-  #buckets: GateBuckets = NO_BUCKETS;
-  /** Bytes read but not yet framed; the first #pendingPaid of them are already charged. */
-  #pending: Buffer | null = null;
-  #pendingPaid = 0;
-  /** Frames a stanza bucket refused, and every frame after them (allocated when first needed). */
-  #held: HeldFrame[] | null = null;
-  #throttleReason: ThrottleReason = "bytes";
+  #shaping: Shaping | null = null;
   #frames = 0;
   #partialAt = -1;
 
@@ -85,12 +94,12 @@ export abstract class InboundGate implements FrameSink {
 
   /** True when this session has limits (its bytes are charged). */
   get shaped(): boolean {
-    return this.#pacer !== null;
+    return this.#shaping !== null;
   }
 
   /** True while the proxy holds the peer back (paused reads, bytes or frames waiting). */
   get heldBack(): boolean {
-    return this.#pause !== 0 || this.#pending !== null || (this.#bits & HOLDING) !== 0;
+    return this.#pause !== 0 || (this.#shaping !== null && this.#shaping.pending !== null) || (this.#bits & HOLDING) !== 0;
   }
 
   /** True while the peer's reader is paused for any reason. */
@@ -100,18 +109,21 @@ export abstract class InboundGate implements FrameSink {
 
   /** Bytes read from the peer: framed now, or as the byte bucket allows. */
   write(chunk: Buffer): void {
-    if (this.#pacer === null) {
+    const sh = this.#shaping;
+    if (sh === null) {
       this.feed(chunk);
       return;
     }
-    this.#pending = this.#pending === null ? chunk : Buffer.concat([this.#pending, chunk]);
-    if (!this.#pacer.paused) this.#pump();
+    sh.pending = sh.pending === null ? chunk : Buffer.concat([sh.pending, chunk]);
+    if (!sh.pacer.paused) this.#pump(sh);
   }
 
   /** Bytes read but not framed yet, handed over (STARTTLS: they are TLS, for the listener). */
   takePending(): Buffer | null {
-    const p = this.#pending;
-    this.#pending = null;
+    const sh = this.#shaping;
+    if (sh === null) return null;
+    const p = sh.pending;
+    sh.pending = null;
     return p;
   }
 
@@ -126,41 +138,41 @@ export abstract class InboundGate implements FrameSink {
   }
 
   /**
-   * Feed #pending to the framer as the byte bucket allows, in slices of at
-   * most an eighth of the bucket: each slice is charged before it is read, so
-   * the debt never exceeds one slice and the output is smooth at the
+   * Feed the pending bytes to the framer as the byte bucket allows, in slices
+   * of at most an eighth of the bucket: each slice is charged before it is
+   * read, so the debt never exceeds one slice and the output is smooth at the
    * configured rate (no burst of a whole 64 KiB read after a long pause).
    */
-  #pump(): void {
-    const pacer = this.#pacer!;
-    const bucket = this.#buckets.bytes;
-    while (this.#pending !== null && !this.isClosing()) {
-      let pending = this.#pending;
+  #pump(sh: Shaping): void {
+    const pacer = sh.pacer;
+    const bucket = sh.buckets.bytes;
+    while (sh.pending !== null && !this.isClosing()) {
+      let pending = sh.pending;
       if (bucket === null || pacer.unlimited) {
-        this.#pending = null;
-        this.#pendingPaid = 0;
+        sh.pending = null;
+        sh.pendingPaid = 0;
         this.feed(pending);
         return;
       }
-      if (this.#pendingPaid === 0) {
+      if (sh.pendingPaid === 0) {
         const n = Math.min(pending.length, Math.max(256, Math.floor(bucket.capacity / 8)));
         const covered = pacer.charge(n);
-        this.#pendingPaid = n;
+        sh.pendingPaid = n;
         if (covered < n) {
           // Forward what the bucket covered; the rest of this slice is paid and
           // waits for the pacer's resume (which calls #release → #pump).
           if (covered > 0) {
             this.feed(pending.subarray(0, covered));
             pending = pending.subarray(covered);
-            this.#pending = pending;
-            this.#pendingPaid = n - covered;
+            sh.pending = pending;
+            sh.pendingPaid = n - covered;
           }
           return;
         }
       }
-      const paid = this.#pendingPaid;
-      this.#pendingPaid = 0;
-      this.#pending = paid < pending.length ? pending.subarray(paid) : null;
+      const paid = sh.pendingPaid;
+      sh.pendingPaid = 0;
+      sh.pending = paid < pending.length ? pending.subarray(paid) : null;
       this.feed(paid < pending.length ? pending.subarray(0, paid) : pending);
     }
   }
@@ -170,24 +182,29 @@ export abstract class InboundGate implements FrameSink {
   /** The framer's frame: held while a stanza bucket is in debt, else passed on. */
   onFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
     this.#frames++;
-    if ((this.#bits & HOLDING) !== 0) {
-      (this.#held ??= []).push({ kind, data, start, end, charged: false });
-      return;
-    }
-    if (kind === FRAME_STANZA && (this.#bits & STANZA_SHAPING) !== 0 && !this.#pacer!.chargeStanza(this.stanzaKind(data, start, end))) {
-      (this.#held ??= []).push({ kind, data, start, end, charged: true });
-      this.#bits |= HOLDING;
-      return;
+    const bits = this.#bits;
+    if (bits !== 0) {
+      // Only a gate with limits sets these bits.
+      const sh = this.#shaping!;
+      if ((bits & HOLDING) !== 0) {
+        (sh.held ??= []).push({ kind, data, start, end, charged: false });
+        return;
+      }
+      if (kind === FRAME_STANZA && (bits & STANZA_SHAPING) !== 0 && !sh.pacer.chargeStanza(this.stanzaKind(data, start, end))) {
+        (sh.held ??= []).push({ kind, data, start, end, charged: true });
+        this.#bits |= HOLDING;
+        return;
+      }
     }
     this.pass(kind, data, start, end);
   }
 
   /** The pacer repaid its debt: replay held frames, then held bytes, then read again. */
-  #release(): void {
+  #release(sh: Shaping): void {
     if (this.isClosing()) return;
-    const pacer = this.#pacer!;
+    const pacer = sh.pacer;
     this.#bits &= ~HOLDING;
-    const held = this.#held;
+    const held = sh.held;
     while (held !== null && held.length > 0) {
       const f = held[0]!;
       if (!f.charged && f.kind === FRAME_STANZA && (this.#bits & STANZA_SHAPING) !== 0 && !pacer.chargeStanza(this.stanzaKind(f.data, f.start, f.end))) {
@@ -200,9 +217,9 @@ export abstract class InboundGate implements FrameSink {
       if (this.isClosing()) return;
     }
     const holding = (this.#bits & HOLDING) !== 0;
-    if (!holding) this.#pump();
+    if (!holding) this.#pump(sh);
     this.flush();
-    if (!pacer.paused && !holding && this.#pending === null) this.resume(PAUSE_SHAPING);
+    if (!pacer.paused && !holding && sh.pending === null) this.resume(PAUSE_SHAPING);
   }
 
   // ---- partial stanza ---------------------------------------------------------
@@ -225,7 +242,8 @@ export abstract class InboundGate implements FrameSink {
    */
   reconfigure(spec: SessionLimit | null, clock: Clock = realClock, timers: Timers = realTimers): void {
     const now = clock.now();
-    const old = this.#buckets;
+    const sh = this.#shaping;
+    const old = sh === null ? NO_BUCKETS : sh.buckets;
     const bytes = spec?.bytes ? (old.bytes ? (old.bytes.reconfigure(spec.bytes.rate, spec.bytes.capacity, now), old.bytes) : new TokenBucket(spec.bytes.rate, spec.bytes.capacity, now)) : null;
     const stanzas: Partial<Record<RatedStanzaKind, TokenBucket>> = {};
     for (const kind of RATED_KINDS) {
@@ -236,40 +254,46 @@ export abstract class InboundGate implements FrameSink {
       stanzas[kind] = b ?? new TokenBucket(r.rate, r.capacity, now);
     }
     const stanzaShaping = Object.keys(stanzas).length > 0;
-    this.#bits = stanzaShaping ? this.#bits | STANZA_SHAPING : this.#bits & ~STANZA_SHAPING;
-    this.#buckets = bytes === null && !stanzaShaping ? NO_BUCKETS : { bytes, stanzas };
     const buckets = { bytes, stanzas };
-    if (this.#pacer) {
-      this.#pacer.setBuckets(buckets);
+    if (sh !== null) {
+      sh.buckets = bytes === null && !stanzaShaping ? NO_BUCKETS : buckets;
+      sh.pacer.setBuckets(buckets);
     } else if (bytes !== null || stanzaShaping) {
-      this.#pacer = new ReadPacer({
+      const shaping = new Shaping();
+      shaping.buckets = buckets;
+      this.#shaping = shaping;
+      shaping.pacer = new ReadPacer({
         buckets,
         clock,
         timers,
         hooks: {
           pause: () => this.pause(PAUSE_SHAPING),
-          resume: () => this.#release(),
+          resume: () => this.#release(shaping),
           onThrottleStart: (reason) => {
-            this.#throttleReason = reason;
+            shaping.throttleReason = reason;
             this.throttled(reason, null);
           },
-          onThrottleEnd: (ms) => this.throttled(this.#throttleReason, ms),
+          onThrottleEnd: (ms) => this.throttled(shaping.throttleReason, ms),
         },
       });
     }
+    this.#bits = stanzaShaping ? this.#bits | STANZA_SHAPING : this.#bits & ~STANZA_SHAPING;
   }
 
   /** limits.unlimited_jids: exempt the session from its limits, or limit it again. True when that changed. */
   setUnlimited(exempt: boolean): boolean {
-    if (this.#pacer === null || exempt === this.#pacer.unlimited) return false;
-    this.#pacer.setUnlimited(exempt);
+    const pacer = this.#shaping?.pacer;
+    if (pacer === undefined || exempt === pacer.unlimited) return false;
+    pacer.setUnlimited(exempt);
     return true;
   }
 
   /** The session ended: stop the pacer (reporting an open throttle episode) and let go of what waits. */
   close(): void {
-    this.#pacer?.close();
-    this.#pending = null;
-    this.#held = null;
+    const sh = this.#shaping;
+    if (sh === null) return;
+    sh.pacer.close();
+    sh.pending = null;
+    sh.held = null;
   }
 }

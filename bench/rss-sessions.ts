@@ -1,0 +1,113 @@
+// Where the RSS of an idle session goes, beyond the V8 heap. Starts one proxy
+// child (as bench/heap-sessions.ts does), opens N bound c2s sessions through
+// it after a warm-up, and prints the growth per session of: each V8 space
+// (used and committed), external and ArrayBuffer memory as V8 counts them,
+// and the resident memory of each kind of mapping in /proc/<pid>/smaps (the
+// malloc arena "[heap]", anonymous mappings, which hold V8's pages,
+// WebAssembly memory and large malloc blocks, and the rest), read after a
+// full GC.
+//
+//   npx tsx bench/rss-sessions.ts [--sessions=N] [--target=xmpp-guard|guard-norules|pipe]
+//                                 [--guard=auto|dist|build|src|<dir>]
+
+import { readFileSync } from "node:fs";
+import { forkTs, installCleanup, request, stopChild, waitFor, type Message } from "./lib/children.js";
+import { chooseGuardSource, guardSourceArg, type GuardSource } from "./lib/guard-source.js";
+import { benchRules } from "./lib/rules.js";
+
+interface Args {
+  sessions: number;
+  target: "xmpp-guard" | "guard-norules" | "pipe";
+  guard: "auto" | GuardSource;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { sessions: 5000, target: "xmpp-guard", guard: "auto" };
+  for (const a of argv) {
+    if (a.startsWith("--sessions=")) args.sessions = Number(a.slice(11));
+    else if (a.startsWith("--target=")) args.target = a.slice(9) as Args["target"];
+    else if (a.startsWith("--guard=")) args.guard = a.slice(8) === "auto" ? "auto" : guardSourceArg(a.slice(8));
+    else throw new Error(`unknown argument ${a}`);
+  }
+  return args;
+}
+
+/** Resident kB per kind of mapping. */
+function smaps(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let kind = "";
+  for (const line of readFileSync(`/proc/${pid}/smaps`, "utf8").split("\n")) {
+    const m = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ \S+\s*(.*)$/.exec(line);
+    if (m) {
+      const name = m[1]!;
+      kind = name === "" ? "anonymous" : name.startsWith("[") ? name : "files";
+      continue;
+    }
+    const r = /^Rss:\s+(\d+) kB/.exec(line);
+    if (r) out.set(kind, (out.get(kind) ?? 0) + Number(r[1]));
+  }
+  return out;
+}
+
+interface Spaces extends Message {
+  spaces: Array<{ name: string; used: number; committed: number }>;
+  external: number;
+  arrayBuffers: number;
+}
+
+async function main(): Promise<void> {
+  installCleanup();
+  const args = parseArgs(process.argv.slice(2));
+  const load = forkTs(new URL("./load.ts", import.meta.url));
+  let proxy: ReturnType<typeof forkTs> | null = null;
+  try {
+    const ready = await waitFor<Message & { port: number }>(load, "ready", 30_000);
+    if (args.target === "pipe") {
+      proxy = forkTs(new URL("./proxies/pipe-proxy.ts", import.meta.url), [String(ready.port)], ["--expose-gc"]);
+    } else {
+      const guard = chooseGuardSource(args.guard);
+      const options = args.target === "xmpp-guard" ? { rules: [benchRules().path] } : {};
+      proxy = forkTs(new URL("./proxies/guard-proxy.ts", import.meta.url), [String(ready.port), guard.source, JSON.stringify(options)], ["--expose-gc"]);
+    }
+    const p = await waitFor<Message & { port: number; pid: number }>(proxy, "ready", 30_000);
+    const sample = async (): Promise<{ v8: Spaces; maps: Map<string, number> }> => {
+      const v8 = await request<Spaces>(proxy!, { type: "heapspaces" }, 60_000);
+      return { v8, maps: smaps(p.pid) };
+    };
+    await request(load, { type: "hold", port: p.port, conns: Math.min(200, args.sessions), concurrency: 64 }, 120_000);
+    await request(load, { type: "release" }, 60_000);
+    await new Promise((r) => setTimeout(r, 1000));
+    const before = await sample();
+    const held = await request<Message & { opened: number }>(load, { type: "hold", port: p.port, conns: args.sessions, concurrency: 64 }, 120_000 + args.sessions * 20);
+    await new Promise((r) => setTimeout(r, 1000));
+    const after = await sample();
+    await request(load, { type: "release" }, 60_000);
+    const n = held.opened;
+    const per = (bytes: number): string => (bytes / n).toFixed(0).padStart(8);
+    console.log(`${args.target}: ${n} idle sessions; growth per session, bytes`);
+    console.log(`${"used".padStart(8)} ${"committed".padStart(9)}  V8 space`);
+    let used = 0;
+    let committed = 0;
+    for (const s of after.v8.spaces) {
+      const b = before.v8.spaces.find((x) => x.name === s.name) ?? { used: 0, committed: 0 };
+      used += s.used - b.used;
+      committed += s.committed - b.committed;
+      if (s.used !== b.used || s.committed !== b.committed) console.log(`${per(s.used - b.used)} ${per(s.committed - b.committed).padStart(9)}  ${s.name}`);
+    }
+    console.log(`${per(used)} ${per(committed).padStart(9)}  all spaces`);
+    console.log(`${per(after.v8.external - before.v8.external)}            external (of which ArrayBuffers ${per(after.v8.arrayBuffers - before.v8.arrayBuffers).trim()})`);
+    let rss = 0;
+    console.log(`${"resident".padStart(8)}  mapping`);
+    for (const [kind, kb] of after.maps) {
+      const d = (kb - (before.maps.get(kind) ?? 0)) * 1024;
+      rss += d;
+      if (d !== 0) console.log(`${per(d)}  ${kind}`);
+    }
+    console.log(`${per(rss)}  RSS`);
+  } finally {
+    if (proxy) await stopChild(proxy);
+    await stopChild(load);
+  }
+}
+
+await main();
