@@ -43,7 +43,9 @@ const O_MAX_HEADER = 116;
 const O_ENDS = 120; // pointer to the end offsets of the open elements' names (i32 each)
 const O_ENDS_CAP = 124; // entries
 const HEAD_SIZE = 128;
-const INLINE_NAMES = 48;
+// The allocator's blocks are 16-byte multiples with a 4-byte header: 204
+// bytes make a 208-byte block; 208 bytes (48 of inline names) made a 224-byte one.
+const INLINE_NAMES = 44;
 const INLINE_ENDS = 8;
 const STATE_SIZE = HEAD_SIZE + INLINE_NAMES + INLINE_ENDS * 4;
 

@@ -8,7 +8,10 @@
 // full GC.
 //
 //   npx tsx bench/rss-sessions.ts [--sessions=N] [--target=xmpp-guard|guard-norules|pipe]
-//                                 [--guard=auto|dist|build|src|<dir>]
+//                                 [--guard=auto|dist|build|src|<dir>] [--settle=MS]
+//
+// --settle: how long the sessions sit idle before the second reading (default
+// 1000 ms, as the memory suite waits).
 
 import { readFileSync } from "node:fs";
 import { forkTs, installCleanup, request, stopChild, waitFor, type Message } from "./lib/children.js";
@@ -19,14 +22,16 @@ interface Args {
   sessions: number;
   target: "xmpp-guard" | "guard-norules" | "pipe";
   guard: "auto" | GuardSource;
+  settleMs: number;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { sessions: 5000, target: "xmpp-guard", guard: "auto" };
+  const args: Args = { sessions: 5000, target: "xmpp-guard", guard: "auto", settleMs: 1000 };
   for (const a of argv) {
     if (a.startsWith("--sessions=")) args.sessions = Number(a.slice(11));
     else if (a.startsWith("--target=")) args.target = a.slice(9) as Args["target"];
     else if (a.startsWith("--guard=")) args.guard = a.slice(8) === "auto" ? "auto" : guardSourceArg(a.slice(8));
+    else if (a.startsWith("--settle=")) args.settleMs = Number(a.slice(9));
     else throw new Error(`unknown argument ${a}`);
   }
   return args;
@@ -79,7 +84,7 @@ async function main(): Promise<void> {
     await new Promise((r) => setTimeout(r, 1000));
     const before = await sample();
     const held = await request<Message & { opened: number }>(load, { type: "hold", port: p.port, conns: args.sessions, concurrency: 64 }, 120_000 + args.sessions * 20);
-    await new Promise((r) => setTimeout(r, 1000));
+    await new Promise((r) => setTimeout(r, args.settleMs));
     const after = await sample();
     await request(load, { type: "release" }, 60_000);
     const n = held.opened;

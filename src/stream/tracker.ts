@@ -140,7 +140,7 @@ export class StreamTracker {
     this.inbound = StreamContext.shared(this.contentNs, scope, head!.attr("xml:lang") ?? this.inbound.lang, this.type === "c2s");
     const claimed = this.type === "s2s" ? head!.attr("from") : head!.attr("to");
     // The same domain again (a restarted stream) keeps the string already held (the log has it too).
-    if (claimed !== undefined && claimed !== this.claimedDomain) this.claimedDomain = claimed;
+    if (claimed !== undefined && claimed !== this.claimedDomain) this.claimedDomain = sharedDomain(claimed);
     return null;
   }
 
@@ -284,6 +284,18 @@ export class StreamTracker {
     if (this.type === "c2s") return this.jid === undefined ? [] : [this.jid.split("/")[0]!];
     return this.#verified === null ? [] : [...this.#verified];
   }
+}
+
+/** Domains named in stream headers lately: the sessions of one domain hold one string. */
+const DOMAINS = new Map<string, string>();
+
+function sharedDomain(domain: string): string {
+  const known = DOMAINS.get(domain);
+  if (known !== undefined) return known;
+  // Bounded: a peer naming a new domain each time only starts the table over.
+  if (DOMAINS.size >= 256) DOMAINS.clear();
+  DOMAINS.set(domain, domain);
+  return domain;
 }
 
 /**
