@@ -33,6 +33,12 @@ export interface MemoryFigure {
   rssPerSession: number;
   /** Bytes of V8 heap per session (Node only). */
   heapPerSession: number | null;
+  /**
+   * Bytes of RSS per session less the young generation's growth between the
+   * readings (Node only): what the sessions hold, without the new space a
+   * burst of connections left grown (docs in bench/README.md).
+   */
+  rssLessYoungPerSession?: number | null;
 }
 
 const PROXIES: TargetName[] = ["pipe", "haproxy", "xmpp-guard"];
@@ -86,6 +92,8 @@ export async function runMemorySuite(
           after,
           rssPerSession: (after.rss - before.rss) / held.opened,
           heapPerSession: before.heapUsed !== null && after.heapUsed !== null ? (after.heapUsed - before.heapUsed) / held.opened : null,
+          rssLessYoungPerSession:
+            before.young != null && after.young != null ? (after.rss - before.rss - (after.young - before.young)) / held.opened : null,
         };
         figures.push(fig);
         progress(`  memory, ${name}: ${num(fig.rssPerSession / 1024, 2)} KiB RSS per session over ${num(held.opened)} sessions (opened in ${num(held.ms / 1000, 1)} s)`);
@@ -106,7 +114,7 @@ export function memoryTable(figures: MemoryFigure[], opts: MemoryOptions, notes:
   const kib = (bytes: number): string => num(bytes / 1024, 2);
   return {
     title: "Memory per idle plaintext session (goal: xmpp-guard ≤ 8 KB)",
-    headers: ["target", "sessions", "RSS before MiB", "RSS after MiB", "KiB/session", "heap KiB/session", "vs pipe", "vs haproxy"],
+    headers: ["target", "sessions", "RSS before MiB", "RSS after MiB", "KiB/session", "heap KiB/session", "less young gen KiB", "vs pipe", "vs haproxy"],
     rows: figures.map((f) => [
       f.target,
       num(f.sessions),
@@ -114,12 +122,14 @@ export function memoryTable(figures: MemoryFigure[], opts: MemoryOptions, notes:
       num(f.after.rss / 2 ** 20, 1),
       kib(f.rssPerSession),
       f.heapPerSession === null ? "–" : kib(f.heapPerSession),
+      f.rssLessYoungPerSession == null ? "–" : kib(f.rssLessYoungPerSession),
       pipe ? `${(f.rssPerSession / pipe.rssPerSession).toFixed(2)} ×` : "–",
       haproxy ? `${(f.rssPerSession / haproxy.rssPerSession).toFixed(2)} ×` : "–",
     ]),
     notes: [
       `Each proxy fresh in its own process; RSS from /proc/<pid>/status, after a full GC for Node; ${opts.settleMs} ms settle before each reading. ` +
-        "Sessions are bound c2s streams (header, SASL PLAIN, bind) with no traffic. Kernel socket buffers are not in RSS. KiB = 1024 B.",
+        "Sessions are bound c2s streams (header, SASL PLAIN, bind) with no traffic. Kernel socket buffers are not in RSS. KiB = 1024 B. " +
+        "`less young gen`: KiB/session without the change in V8's new space between the readings (it grows while the sessions are opened and shrinks after some idle seconds; not per session).",
       ...notes,
     ],
   };

@@ -8,8 +8,10 @@
 // full GC.
 //
 //   npx tsx bench/rss-sessions.ts [--sessions=N] [--target=xmpp-guard|guard-norules|pipe]
-//                                 [--guard=auto|dist|build|src|<dir>] [--settle=MS]
+//                                 [--guard=auto|dist|build|src|<dir>] [--settle=MS] [--no-warmup]
 //
+// --no-warmup: no 200 sessions opened and closed first, so the growth
+// includes the one-time costs, as in the memory suite (a fresh process).
 // --settle: how long the sessions sit idle before the second reading (default
 // 1000 ms, as the memory suite waits).
 
@@ -23,15 +25,17 @@ interface Args {
   target: "xmpp-guard" | "guard-norules" | "pipe";
   guard: "auto" | GuardSource;
   settleMs: number;
+  warmup: boolean;
 }
 
 function parseArgs(argv: string[]): Args {
-  const args: Args = { sessions: 5000, target: "xmpp-guard", guard: "auto", settleMs: 1000 };
+  const args: Args = { sessions: 5000, target: "xmpp-guard", guard: "auto", settleMs: 1000, warmup: true };
   for (const a of argv) {
     if (a.startsWith("--sessions=")) args.sessions = Number(a.slice(11));
     else if (a.startsWith("--target=")) args.target = a.slice(9) as Args["target"];
     else if (a.startsWith("--guard=")) args.guard = a.slice(8) === "auto" ? "auto" : guardSourceArg(a.slice(8));
     else if (a.startsWith("--settle=")) args.settleMs = Number(a.slice(9));
+    else if (a === "--no-warmup") args.warmup = false;
     else throw new Error(`unknown argument ${a}`);
   }
   return args;
@@ -67,20 +71,24 @@ async function main(): Promise<void> {
   let proxy: ReturnType<typeof forkTs> | null = null;
   try {
     const ready = await waitFor<Message & { port: number }>(load, "ready", 30_000);
+    // BENCH_PROXY_FLAGS as in the suites (e.g. "--max-semi-space-size=4").
+    const flags = ["--expose-gc", ...(process.env.BENCH_PROXY_FLAGS?.split(/\s+/).filter(Boolean) ?? [])];
     if (args.target === "pipe") {
-      proxy = forkTs(new URL("./proxies/pipe-proxy.ts", import.meta.url), [String(ready.port)], ["--expose-gc"]);
+      proxy = forkTs(new URL("./proxies/pipe-proxy.ts", import.meta.url), [String(ready.port)], flags);
     } else {
       const guard = chooseGuardSource(args.guard);
       const options = args.target === "xmpp-guard" ? { rules: [benchRules().path] } : {};
-      proxy = forkTs(new URL("./proxies/guard-proxy.ts", import.meta.url), [String(ready.port), guard.source, JSON.stringify(options)], ["--expose-gc"]);
+      proxy = forkTs(new URL("./proxies/guard-proxy.ts", import.meta.url), [String(ready.port), guard.source, JSON.stringify(options)], flags);
     }
     const p = await waitFor<Message & { port: number; pid: number }>(proxy, "ready", 30_000);
     const sample = async (): Promise<{ v8: Spaces; maps: Map<string, number> }> => {
       const v8 = await request<Spaces>(proxy!, { type: "heapspaces" }, 60_000);
       return { v8, maps: smaps(p.pid) };
     };
-    await request(load, { type: "hold", port: p.port, conns: Math.min(200, args.sessions), concurrency: 64 }, 120_000);
-    await request(load, { type: "release" }, 60_000);
+    if (args.warmup) {
+      await request(load, { type: "hold", port: p.port, conns: Math.min(200, args.sessions), concurrency: 64 }, 120_000);
+      await request(load, { type: "release" }, 60_000);
+    }
     await new Promise((r) => setTimeout(r, 1000));
     const before = await sample();
     const held = await request<Message & { opened: number }>(load, { type: "hold", port: p.port, conns: args.sessions, concurrency: 64 }, 120_000 + args.sessions * 20);

@@ -23,7 +23,8 @@ export function serveProxyChild(port: number, detail: Record<string, unknown>, o
       gc?.();
       gc?.();
       const mem = process.memoryUsage();
-      send({ type: "memory:done", id: m.id, gc: gc !== undefined, rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external, arrayBuffers: mem.arrayBuffers });
+      const young = getHeapSpaceStatistics().find((s) => s.space_name === "new_space")?.physical_space_size ?? null;
+      send({ type: "memory:done", id: m.id, gc: gc !== undefined, rss: mem.rss, heapUsed: mem.heapUsed, external: mem.external, arrayBuffers: mem.arrayBuffers, young });
     } else if (m.type === "heapspaces") {
       // bench/rss-sessions.ts: V8's spaces (used and committed) after a full GC.
       const gc = (globalThis as { gc?: () => void }).gc;

@@ -26,6 +26,12 @@ export interface MemorySample {
   heapUsed: number | null;
   /** Memory outside the V8 heap held by JS objects (Buffers etc.; Node only). */
   external: number | null;
+  /**
+   * Resident bytes of V8's young generation (new space; Node only). Its size
+   * follows the recent allocation rate, not what the process holds: it grows
+   * during a burst of connections and shrinks again after some idle seconds.
+   */
+  young?: number | null;
 }
 
 export interface Target {
@@ -90,11 +96,11 @@ function memoryReader(pid: number, child: ChildProcess | null): () => Promise<Me
   return async () => {
     if (child === null) {
       const rss = procRss(pid);
-      return rss === null ? null : { rss, heapUsed: null, external: null };
+      return rss === null ? null : { rss, heapUsed: null, external: null, young: null };
     }
     // The child collects garbage first; read RSS after, from outside, like HAProxy's.
-    const m = await request<Message & { rss: number; heapUsed: number; external: number }>(child, { type: "memory" }, 30_000);
-    return { rss: procRss(pid) ?? m.rss, heapUsed: m.heapUsed, external: m.external };
+    const m = await request<Message & { rss: number; heapUsed: number; external: number; young?: number | null }>(child, { type: "memory" }, 30_000);
+    return { rss: procRss(pid) ?? m.rss, heapUsed: m.heapUsed, external: m.external, young: m.young ?? null };
   };
 }
 
