@@ -10,18 +10,18 @@
 //                                  [--guard=auto|dist|build|src|<dir>] [--top=N] [--keep]
 //
 // Snapshots go to a temporary directory, removed at the end unless --keep.
+// The `native system / JSArrayBufferData` row is mostly the WebAssembly
+// framer's memory growing, in steps that double it; of that only the framer
+// states in use (208 bytes each, two per session) are resident (see
+// bench/rss-sessions.ts for RSS).
 
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { forkTs, installCleanup, request, stopChild, waitFor, type Message } from "./lib/children.js";
-import { chooseGuardSource, guardSourceArg, type GuardSource } from "./lib/guard-source.js";
-import { benchRules } from "./lib/rules.js";
+import { installCleanup, request, stopChild, type Message } from "./lib/children.js";
+import { holdSessions, probeArg, releaseSessions, startProbe, type Probe, type ProbeArgs } from "./lib/session-probe.js";
 
-interface Args {
-  sessions: number;
-  target: "xmpp-guard" | "guard-norules" | "pipe";
-  guard: "auto" | GuardSource;
+interface Args extends ProbeArgs {
   top: number;
   keep: boolean;
 }
@@ -29,10 +29,8 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   const args: Args = { sessions: 1000, target: "xmpp-guard", guard: "auto", top: 30, keep: false };
   for (const a of argv) {
-    if (a.startsWith("--sessions=")) args.sessions = Number(a.slice(11));
-    else if (a.startsWith("--target=")) args.target = a.slice(9) as Args["target"];
-    else if (a.startsWith("--guard=")) args.guard = a.slice(8) === "auto" ? "auto" : guardSourceArg(a.slice(8));
-    else if (a.startsWith("--top=")) args.top = Number(a.slice(6));
+    if (probeArg(args, a)) continue;
+    if (a.startsWith("--top=")) args.top = Number(a.slice(6));
     else if (a === "--keep") args.keep = true;
     else throw new Error(`unknown argument ${a}`);
   }
@@ -79,31 +77,21 @@ async function main(): Promise<void> {
   installCleanup();
   const args = parseArgs(process.argv.slice(2));
   const dir = mkdtempSync(join(tmpdir(), "xmpp-guard-heap-"));
-  const load = forkTs(new URL("./load.ts", import.meta.url));
-  let proxy: ReturnType<typeof forkTs> | null = null;
+  const started: Partial<Probe> = {};
   try {
-    const ready = await waitFor<Message & { port: number }>(load, "ready", 30_000);
-    if (args.target === "pipe") {
-      proxy = forkTs(new URL("./proxies/pipe-proxy.ts", import.meta.url), [String(ready.port)], ["--expose-gc"]);
-    } else {
-      const guard = chooseGuardSource(args.guard);
-      const options = args.target === "xmpp-guard" ? { rules: [benchRules().path] } : {};
-      proxy = forkTs(new URL("./proxies/guard-proxy.ts", import.meta.url), [String(ready.port), guard.source, JSON.stringify(options)], ["--expose-gc"]);
-    }
-    const p = await waitFor<Message & { port: number }>(proxy, "ready", 30_000);
+    const probe = await startProbe(args, ["--expose-gc"], started);
     const snap = async (name: string): Promise<string> =>
-      (await request<Message & { path: string }>(proxy!, { type: "heapsnapshot", path: join(dir, name) }, 300_000)).path;
+      (await request<Message & { path: string }>(probe.proxy!, { type: "heapsnapshot", path: join(dir, name) }, 300_000)).path;
     // Warm up first (and release): code compiled and shapes created on the
     // first sessions are a one-time cost, not a per-session one.
-    await request(load, { type: "hold", port: p.port, conns: Math.min(200, args.sessions), concurrency: 64 }, 120_000);
-    await request(load, { type: "release" }, 60_000);
+    await holdSessions(probe, Math.min(200, args.sessions));
+    await releaseSessions(probe);
     await new Promise((r) => setTimeout(r, 1000));
     const before = await snap("before.heapsnapshot");
-    const held = await request<Message & { opened: number }>(load, { type: "hold", port: p.port, conns: args.sessions, concurrency: 64 }, 120_000 + args.sessions * 20);
+    const n = await holdSessions(probe, args.sessions);
     await new Promise((r) => setTimeout(r, 1000));
     const after = await snap("after.heapsnapshot");
-    await request(load, { type: "release" }, 60_000);
-    const n = held.opened;
+    await releaseSessions(probe);
     const a = summarise(after);
     const b = summarise(before);
     const rows: Array<[string, number, number]> = [];
@@ -122,8 +110,8 @@ async function main(): Promise<void> {
     }
     if (args.keep) console.log(`snapshots kept in ${dir}`);
   } finally {
-    if (proxy) await stopChild(proxy);
-    await stopChild(load);
+    if (started.proxy) await stopChild(started.proxy);
+    if (started.load) await stopChild(started.load);
     if (!args.keep) rmSync(dir, { recursive: true, force: true });
   }
 }

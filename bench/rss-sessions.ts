@@ -16,14 +16,10 @@
 // 1000 ms, as the memory suite waits).
 
 import { readFileSync } from "node:fs";
-import { forkTs, installCleanup, request, stopChild, waitFor, type Message } from "./lib/children.js";
-import { chooseGuardSource, guardSourceArg, type GuardSource } from "./lib/guard-source.js";
-import { benchRules } from "./lib/rules.js";
+import { installCleanup, request, stopChild, type Message } from "./lib/children.js";
+import { holdSessions, probeArg, releaseSessions, startProbe, type Probe, type ProbeArgs } from "./lib/session-probe.js";
 
-interface Args {
-  sessions: number;
-  target: "xmpp-guard" | "guard-norules" | "pipe";
-  guard: "auto" | GuardSource;
+interface Args extends ProbeArgs {
   settleMs: number;
   warmup: boolean;
 }
@@ -31,10 +27,8 @@ interface Args {
 function parseArgs(argv: string[]): Args {
   const args: Args = { sessions: 5000, target: "xmpp-guard", guard: "auto", settleMs: 1000, warmup: true };
   for (const a of argv) {
-    if (a.startsWith("--sessions=")) args.sessions = Number(a.slice(11));
-    else if (a.startsWith("--target=")) args.target = a.slice(9) as Args["target"];
-    else if (a.startsWith("--guard=")) args.guard = a.slice(8) === "auto" ? "auto" : guardSourceArg(a.slice(8));
-    else if (a.startsWith("--settle=")) args.settleMs = Number(a.slice(9));
+    if (probeArg(args, a)) continue;
+    if (a.startsWith("--settle=")) args.settleMs = Number(a.slice(9));
     else if (a === "--no-warmup") args.warmup = false;
     else throw new Error(`unknown argument ${a}`);
   }
@@ -67,35 +61,25 @@ interface Spaces extends Message {
 async function main(): Promise<void> {
   installCleanup();
   const args = parseArgs(process.argv.slice(2));
-  const load = forkTs(new URL("./load.ts", import.meta.url));
-  let proxy: ReturnType<typeof forkTs> | null = null;
+  const started: Partial<Probe> = {};
   try {
-    const ready = await waitFor<Message & { port: number }>(load, "ready", 30_000);
     // BENCH_PROXY_FLAGS as in the suites (e.g. "--max-semi-space-size=4").
     const flags = ["--expose-gc", ...(process.env.BENCH_PROXY_FLAGS?.split(/\s+/).filter(Boolean) ?? [])];
-    if (args.target === "pipe") {
-      proxy = forkTs(new URL("./proxies/pipe-proxy.ts", import.meta.url), [String(ready.port)], flags);
-    } else {
-      const guard = chooseGuardSource(args.guard);
-      const options = args.target === "xmpp-guard" ? { rules: [benchRules().path] } : {};
-      proxy = forkTs(new URL("./proxies/guard-proxy.ts", import.meta.url), [String(ready.port), guard.source, JSON.stringify(options)], flags);
-    }
-    const p = await waitFor<Message & { port: number; pid: number }>(proxy, "ready", 30_000);
+    const probe = await startProbe(args, flags, started);
     const sample = async (): Promise<{ v8: Spaces; maps: Map<string, number> }> => {
-      const v8 = await request<Spaces>(proxy!, { type: "heapspaces" }, 60_000);
-      return { v8, maps: smaps(p.pid) };
+      const v8 = await request<Spaces>(probe.proxy!, { type: "heapspaces" }, 60_000);
+      return { v8, maps: smaps(probe.pid) };
     };
     if (args.warmup) {
-      await request(load, { type: "hold", port: p.port, conns: Math.min(200, args.sessions), concurrency: 64 }, 120_000);
-      await request(load, { type: "release" }, 60_000);
+      await holdSessions(probe, Math.min(200, args.sessions));
+      await releaseSessions(probe);
     }
     await new Promise((r) => setTimeout(r, 1000));
     const before = await sample();
-    const held = await request<Message & { opened: number }>(load, { type: "hold", port: p.port, conns: args.sessions, concurrency: 64 }, 120_000 + args.sessions * 20);
+    const n = await holdSessions(probe, args.sessions);
     await new Promise((r) => setTimeout(r, args.settleMs));
     const after = await sample();
-    await request(load, { type: "release" }, 60_000);
-    const n = held.opened;
+    await releaseSessions(probe);
     const per = (bytes: number): string => (bytes / n).toFixed(0).padStart(8);
     console.log(`${args.target}: ${n} idle sessions; growth per session, bytes`);
     console.log(`${"used".padStart(8)} ${"committed".padStart(9)}  V8 space`);
@@ -118,8 +102,8 @@ async function main(): Promise<void> {
     }
     console.log(`${per(rss)}  RSS`);
   } finally {
-    if (proxy) await stopChild(proxy);
-    await stopChild(load);
+    if (started.proxy) await stopChild(started.proxy);
+    if (started.load) await stopChild(started.load);
   }
 }
 
