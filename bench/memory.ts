@@ -113,7 +113,7 @@ export function memoryTable(figures: MemoryFigure[], opts: MemoryOptions, notes:
   const haproxy = of("haproxy");
   const kib = (bytes: number): string => num(bytes / 1024, 2);
   return {
-    title: "Memory per idle plaintext session (goal: xmpp-guard ≤ 8 KB)",
+    title: "Memory per idle plaintext session (goal: xmpp-guard ≤ 6 KB)",
     headers: ["target", "sessions", "RSS before MiB", "RSS after MiB", "KiB/session", "heap KiB/session", "less young gen KiB", "vs pipe", "vs haproxy"],
     rows: figures.map((f) => [
       f.target,

@@ -7,8 +7,8 @@
 // caller's Buffer, exactly as the JS framer passes them.
 //
 // One module instance serves the whole process. A framer owns a small struct
-// in its memory (the parser state, limits and open elements' names: about
-// 200 bytes), freed by stop(), by an error or, for a framer dropped without
+// in its memory (the parser state, limits and open elements' names: a
+// 208-byte block), freed by stop(), by an error or, for a framer dropped without
 // either, when it is garbage-collected.
 //
 // createFramer() is how the proxy makes its framers: WebAssembly unless
