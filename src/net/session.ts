@@ -20,27 +20,27 @@
 
 import type { Socket } from "node:net";
 import { isIP } from "node:net";
-import { ERRORS, STREAM_ERROR_CONDITIONS, type ErrorCode, type ProxyError } from "../errors.js";
-import { SessionLog, type Logger } from "../log.js";
-import { AUTH_FAILURE_REASONS, KIND_INDEX, type Metrics, type SessionState, type TrafficStats } from "../metrics/definitions.js";
-import type { Pipeline, SessionInfo, Verdict } from "../policy/pipeline.js";
-import type { AuditLimiter } from "../policy/audit.js";
-import type { LimitsConfig, ListenerConfig, TimeoutsConfig } from "../config/schema.js";
+import { ERRORS, type ErrorCode, type ProxyError } from "../errors.js";
+import { SessionLog } from "../log.js";
+import { authFailureLabel, KIND_INDEX, streamErrorLabel, type SessionState } from "../metrics/definitions.js";
+import type { SessionInfo, Verdict } from "../policy/pipeline.js";
+import type { LimitsConfig } from "../config/schema.js";
 import type { ThrottleReason } from "../shaping/pacer.js";
-import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, type FrameKind, type FramerLimits, type FrameSink, type StreamFramer } from "../xml/framer.js";
+import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, type FrameKind, type FrameSink, type StreamFramer } from "../xml/framer.js";
 import { createFramer } from "../xml/framer-wasm.js";
 import { kindOf, type Stanza } from "../xml/stanza.js";
 import { NS_STREAMS, STREAM_CLOSE, streamErrorElement, streamHeader } from "../xml/stream-error.js";
-import { NS_TLS, serverFeatures } from "../xml/stream-features.js";
+import { serverFeatures } from "../xml/stream-features.js";
 import { mayMatterAfterBind, NS_SM3, StreamTracker, type PeerEvent, type ServerEvent } from "../stream/tracker.js";
 import { SmCounts } from "../stream/sm-counts.js";
 import { InboundGate, PAUSE_BACKPRESSURE, PAUSE_DIAL } from "./inbound-gate.js";
-import { SocketOutput, type FramedPeer, type PeerConnection, type PeerOutput } from "./peer.js";
-import { encodeProxyV1, encodeProxyV2, looksLikeProxyHeader, type TransportAddress } from "./proxy-protocol.js";
-import type { ResumptionRegistry } from "./resumption.js";
-import { SessionTimers, type TimeoutKind } from "./session-timers.js";
+import type { ListenerContext } from "./listener-context.js";
+import { PeerEvents, SocketOutput, type FramedPeer, type PeerConnection, type PeerOutput } from "./peer.js";
+import { looksLikeProxyHeader, type TransportAddress } from "./proxy-protocol.js";
+import { closeGraceMs, SessionTimers, type TimeoutKind } from "./session-timers.js";
+import { frameUntilStartTls, STARTTLS_FAILURE } from "./starttls.js";
 import type { SessionTls } from "./tls-accept.js";
-import { Upstream } from "./upstream.js";
+import { proxyHeader, Upstream } from "./upstream.js";
 import { carryOut } from "./verdicts.js";
 import { WriteBatch } from "./write-batch.js";
 
@@ -59,20 +59,8 @@ const F_OFFER_TLS = 1 << 9;
 /** The peer asked for STARTTLS on an offering session: the rest of its bytes are TLS, for the listener. */
 const F_UPGRADING = 1 << 10;
 
-/** A session's peer connection carries its session under this key (see the shared event handlers). */
-const SESSION = Symbol("session");
-type TaggedPeer = PeerConnection & { [SESSION]: Session };
-
 const STREAM_CLOSE_BYTES = Buffer.from(STREAM_CLOSE, "latin1");
-
-/** How long a closing session waits for the peer to finish closing before destroying what is left. */
-const CLOSE_GRACE_MS = 5000;
-/**
- * The same for a connection refused by a per-IP cap. Its answer fits in one
- * segment and there is nothing to drain, and a flood of refused connections
- * must not hold a descriptor each for long, whether or not the peer reads.
- */
-const REFUSED_CLOSE_MS = 1000;
+const STARTTLS_FAILURE_BYTES = Buffer.from(STARTTLS_FAILURE, "latin1");
 
 const TIMEOUT_CODES: Record<TimeoutKind, ErrorCode> = {
   stream_header: "XPX_ERR_STREAM_HEADER_TIMEOUT",
@@ -80,36 +68,6 @@ const TIMEOUT_CODES: Record<TimeoutKind, ErrorCode> = {
   pre_auth_idle: "XPX_ERR_PRE_AUTH_IDLE",
   stanza: "XPX_ERR_STANZA_TIMEOUT",
 };
-
-/** Everything a session needs from its listener; getters read the live config. */
-export interface ListenerContext {
-  readonly config: ListenerConfig;
-  readonly logger: Logger;
-  readonly metrics: Metrics;
-  readonly stats: TrafficStats;
-  readonly resumption: ResumptionRegistry;
-  framerLimits(): FramerLimits;
-  pipeline(): Pipeline;
-  timeouts(): TimeoutsConfig;
-  limits(): LimitsConfig;
-  /** limits.unlimited_jids as a set (bare JIDs and domains). */
-  unlimited(): ReadonlySet<string>;
-  /** tls.upstream_tls: dial the upstream over TLS. */
-  upstreamTls(): boolean;
-  /** Called once when the session has fully ended. */
-  onEnd(session: Session): void;
-  /** The rate limit of "policy action" log lines (one per process). */
-  readonly audit: AuditLimiter;
-  /** What became of a dial of the upstream (for /readyz). */
-  onUpstream(ok: boolean, detail?: string): void;
-  /**
-   * tls.starttls: optional. The peer asked for STARTTLS on a plaintext
-   * session: this session has ended (its upstream is dropped); the listener
-   * answers <proceed/>, runs the handshake on `socket` (`rest`: bytes the
-   * peer sent after <starttls/>) and starts a new session on the TLS socket.
-   */
-  startTls?(session: Session, socket: Socket, rest: Buffer, pre: { to: string | undefined; from: string | undefined }): void;
-}
 
 export class Session implements SessionInfo {
   readonly id: string;
@@ -240,16 +198,8 @@ export class Session implements SessionInfo {
    * header); `acceptedAt` is when the listener accepted the connection.
    */
   start(initial?: Buffer, acceptedAt = Date.now()): void {
-    const client = this.#client;
-    client.setNoDelay(true);
-    (client as TaggedPeer)[SESSION] = this;
-    client.on("data", Session.#clientData);
-    client.on("end", Session.#clientEnd);
-    client.on("error", Session.#clientError);
-    client.on("close", Session.#clientClose);
-    client.on("drain", Session.#clientDrain);
-    // OpenSSL reports a refused renegotiation as one more finished handshake.
-    if (this.tls !== null) client.on("secure", Session.#clientRenegotiation);
+    this.#client.setNoDelay(true);
+    Session.#peerEvents.attach(this.#client, this, this.tls !== null);
     this.#log.debug("session opened");
     if (this.#refuse !== undefined) {
       // Say it now: waiting for a stream header the peer may never send held
@@ -316,34 +266,16 @@ export class Session implements SessionInfo {
   /** Bytes the gate let through: frame them (the frames come back through the gate to #onPeerFrame). */
   #feed(data: Buffer): void {
     if (this.#has(F_OFFER_TLS) && !this.#has(F_AUTHENTICATED)) {
-      this.#feedUntilTls(data);
-      return;
-    }
-    this.#inFramer.write(data);
-    if (this.#timers.stanzaArmed || !this.#inFramer.atBoundary) this.#watchPartial();
-    this.#flush(); // bounces produced while judging
-  }
-
-  /**
-   * While STARTTLS is on offer: feed up to each '>' (never inside a UTF-8
-   * sequence), so that <starttls/> is framed before the TLS bytes a peer may
-   * send right behind it, which are not XML. Those go to the listener.
-   */
-  #feedUntilTls(data: Buffer): void {
-    let from = 0;
-    while (from < data.length && !this.#closing) {
-      const gt = data.indexOf(0x3e, from);
-      const to = gt < 0 ? data.length : gt + 1;
-      this.#inFramer.write(data.subarray(from, to));
-      from = to;
-      if (this.#has(F_UPGRADING)) {
+      // STARTTLS on offer: the peer's bytes after <starttls/> are TLS, for the listener.
+      const from = frameUntilStartTls(this.#inFramer, data, () => this.#has(F_CLOSING | F_UPGRADING));
+      if (from >= 0 && this.#has(F_UPGRADING)) {
         const pending = this.#gate.takePending();
         this.#handOverToTls(pending === null ? data.subarray(from) : Buffer.concat([data.subarray(from), pending]));
         return;
       }
-    }
+    } else this.#inFramer.write(data);
     if (this.#timers.stanzaArmed || !this.#inFramer.atBoundary) this.#watchPartial();
-    this.#flush();
+    this.#flush(); // bounces produced while judging
   }
 
   /**
@@ -359,11 +291,7 @@ export class Session implements SessionInfo {
     this.#flags |= F_CLOSING;
     this.#inFramer.stop();
     this.#outFramer.stop();
-    client.off("data", Session.#clientData);
-    client.off("end", Session.#clientEnd);
-    client.off("error", Session.#clientError);
-    client.off("close", Session.#clientClose);
-    client.off("drain", Session.#clientDrain);
+    Session.#peerEvents.detach(client);
     client.pause();
     this.#upstream.detach(STREAM_CLOSE);
     this.#log.info("STARTTLS: the peer takes the TLS offer; the stream restarts over TLS");
@@ -530,8 +458,7 @@ export class Session implements SessionInfo {
       // relaying it would blind the proxy. Refuse as RFC 6120 §5.4.2.2 allows.
       this.#log.error("client asked for STARTTLS on a plaintext listener: disable TLS on the upstream server (mod_tls) or enable TLS termination in xmpp-guard");
     }
-    const failure = Buffer.from(`<failure xmlns='${NS_TLS}'/>`);
-    this.#toClient.add(failure, 0, failure.length, FRAME_STANZA);
+    this.#toClient.add(STARTTLS_FAILURE_BYTES, 0, STARTTLS_FAILURE_BYTES.length, FRAME_STANZA);
     this.#toClient.add(STREAM_CLOSE_BYTES, 0, STREAM_CLOSE_BYTES.length, FRAME_CLOSE);
     this.#flushToClient();
     this.#shutdownBoth();
@@ -658,15 +585,13 @@ export class Session implements SessionInfo {
         if (this.#tracker.jid !== undefined) this.#ctx.resumption.remember(event.id, this.#tracker.jid, this.#sm?.ledger ?? undefined);
         return;
       case "auth-failure": {
-        const reason = AUTH_REASONS.has(event.reason) ? event.reason : "other";
-        this.#ctx.metrics.authFailures.inc({ listener: this.listener, reason });
+        this.#ctx.metrics.authFailures.inc({ listener: this.listener, reason: authFailureLabel(event.reason) });
         // One line per failure, never rate-limited: fail2ban counts them (docs/deploy.md).
         this.#log.warn({ code: "XPX_ERR_AUTH_FAILED", ip: this.ip, reason: event.reason, mechanism: event.mechanism, user: event.user }, ERRORS.XPX_ERR_AUTH_FAILED.message);
         return;
       }
       case "stream-error": {
-        const condition = CONDITIONS.has(event.condition) ? event.condition : "other";
-        this.#ctx.metrics.streamErrors.inc({ listener: this.listener, condition, sender: "upstream" });
+        this.#ctx.metrics.streamErrors.inc({ listener: this.listener, condition: streamErrorLabel(event.condition), sender: "upstream" });
         this.#log.info({ condition: event.condition }, "upstream sent a stream error");
         return;
       }
@@ -703,15 +628,13 @@ export class Session implements SessionInfo {
     const cfg = this.#ctx.config;
     this.#gate.pause(PAUSE_DIAL);
     const domain = this.#tracker.claimedDomain;
-    const mode = cfg.proxy_protocol;
-    const src = { address: this.ip, port: this.port };
     this.#upstream.dial({
       host: cfg.upstream.host,
       port: cfg.upstream.port,
       tls: this.#ctx.upstreamTls(),
       servername: domain && isIP(domain) === 0 ? domain : undefined,
       timeoutMs: this.#ctx.timeouts().connect * 1000,
-      proxyHeader: mode === "off" ? null : mode === "v1" ? encodeProxyV1(src, this.localEndpoint) : encodeProxyV2(src, this.localEndpoint),
+      proxyHeader: proxyHeader(cfg.proxy_protocol, { address: this.ip, port: this.port }, this.localEndpoint),
     });
   }
 
@@ -838,43 +761,27 @@ export class Session implements SessionInfo {
   };
 
   // ---- the peer's events -------------------------------------------------------
-  // One function per event for every session instead of a closure per socket
-  // and event: EventEmitter calls a listener with the socket as `this`, and
-  // SESSION leads back.
 
-  static #clientData(this: TaggedPeer, chunk: Buffer): void {
-    this[SESSION].#onClientData(chunk);
-  }
-
-  static #clientEnd(this: TaggedPeer): void {
-    this[SESSION].#onClientEnd();
-  }
-
-  static #clientError(this: TaggedPeer, err: Error): void {
-    this[SESSION].#onSocketError("client", err);
-  }
-
-  static #clientClose(this: TaggedPeer): void {
-    const s = this[SESSION];
-    s.#flags |= F_CLIENT_DONE;
-    s.#maybeEnd();
-  }
-
-  static #clientDrain(this: TaggedPeer): void {
-    this[SESSION].#upstream.resume(PAUSE_BACKPRESSURE);
-  }
-
-  /**
-   * A TLS 1.2 peer asked to renegotiate and every server context refused
-   * (certificates.ts). The session goes on if the peer does (RFC 5246 §7.2.2
-   * lets it choose); OpenSSL peers end it with a fatal alert, which ends the
-   * session at once (direct-tls.ts), as does Node's limit on repeated attempts.
-   */
-  static #clientRenegotiation(this: TaggedPeer): void {
-    const s = this[SESSION];
-    s.#ctx.metrics.tlsHandshakeFailures.inc({ listener: s.listener, reason: "renegotiation" });
-    s.#log.info({ code: "XPX_ERR_TLS_RENEGOTIATION" }, ERRORS.XPX_ERR_TLS_RENEGOTIATION.message);
-  }
+  static readonly #peerEvents = new PeerEvents<Session>({
+    data: (s, chunk) => s.#onClientData(chunk),
+    end: (s) => s.#onClientEnd(),
+    error: (s, err) => s.#onSocketError("client", err),
+    close: (s) => {
+      s.#flags |= F_CLIENT_DONE;
+      s.#maybeEnd();
+    },
+    drain: (s) => s.#upstream.resume(PAUSE_BACKPRESSURE),
+    /**
+     * A TLS 1.2 peer asked to renegotiate and every server context refused
+     * (certificates.ts). The session goes on if the peer does (RFC 5246 §7.2.2
+     * lets it choose); OpenSSL peers end it with a fatal alert, which ends the
+     * session at once (direct-tls.ts), as does Node's limit on repeated attempts.
+     */
+    secure: (s) => {
+      s.#ctx.metrics.tlsHandshakeFailures.inc({ listener: s.listener, reason: "renegotiation" });
+      s.#log.info({ code: "XPX_ERR_TLS_RENEGOTIATION" }, ERRORS.XPX_ERR_TLS_RENEGOTIATION.message);
+    },
+  });
 
   // ---- endings -------------------------------------------------------------
 
@@ -965,7 +872,7 @@ export class Session implements SessionInfo {
       } else up.end();
     }
     // Peers that never finish closing don't hold resources for long.
-    this.#timers.closeAfter(this.#refuse === undefined ? CLOSE_GRACE_MS : REFUSED_CLOSE_MS, () => this.#abort());
+    this.#timers.closeAfter(closeGraceMs(this.#refuse !== undefined), () => this.#abort());
     // Let a paused side drain its close.
     this.#client.resume();
     up.release();
@@ -1002,7 +909,3 @@ export class Session implements SessionInfo {
     this.#ctx.onEnd(this);
   }
 }
-
-const AUTH_REASONS: ReadonlySet<string> = new Set(AUTH_FAILURE_REASONS);
-/** Metric label values must come from a bounded set. */
-const CONDITIONS: ReadonlySet<string> = new Set(STREAM_ERROR_CONDITIONS);
