@@ -184,6 +184,32 @@ export abstract class SessionCore implements SessionInfo {
 
   // ---- endings -------------------------------------------------------------
 
+  /** The peer ended its side: a stanza cut short is an error; otherwise close both sides. */
+  protected onClientEnd(): void {
+    if (this.closing) return;
+    const truncated = this.inFramer.finish();
+    if (truncated) {
+      this.ctx.metrics.framingErrors.inc({ listener: this.listener, direction: "in", code: truncated.code });
+      this.closeWithError(truncated.code);
+      return;
+    }
+    this.flushToUpstream();
+    this.shutdownBoth();
+  }
+
+  /** The server ended its side: fine after a stream close from either side, else an error. */
+  protected onUpstreamEnd(): void {
+    this.flushToClient();
+    if (this.closing) return;
+    if (!this.has(F_SERVER_STREAM_CLOSED | F_CLIENT_STREAM_CLOSED)) {
+      // The server dropped us without closing its stream.
+      this.ctx.metrics.upstreamFailures.inc({ listener: this.listener, reason: "closed" });
+      this.closeWithError("XPX_ERR_UPSTREAM_CLOSED");
+      return;
+    }
+    this.shutdownBoth();
+  }
+
   protected onFramingError(error: ProxyError, direction: "in" | "out"): void {
     this.ctx.metrics.framingErrors.inc({ listener: this.listener, direction, code: error.code });
     if (direction === "in") {

@@ -1,18 +1,20 @@
 // One proxied stream: a peer connection and its upstream connection, both
-// directions framed. A chunk from the peer goes, in order, through
+// directions framed. This file is the data path, in the order a chunk from
+// the peer travels:
 //
 //   the inbound gate (inbound-gate.ts: pre-auth bounds checked here first,
 //   then bytes charged, held while shaping says so)
 //   → the framer (xml/framer.ts: byte ranges of whole frames)
 //   → the gate again (stanzas charged per kind, held in order)
 //   → the tracker (stream/tracker.ts: the stream as the server sees it)
-//   → policy (the pipeline's verdict, carried out here)
+//   → policy (the pipeline's verdict, carried out by verdicts.ts)
 //   → the write batch (write-batch.ts) → the upstream (upstream.ts).
 //
 // The server's bytes take the same path back without the gate. The session
 // never writes a partial frame, so anything the proxy sends itself (a bounce,
-// a stream error, a stage's stanza) lands on a frame boundary. Its timers
-// are in session-timers.ts; the peer abstraction in peer.ts.
+// a stream error, a stage's stanza) lands on a frame boundary. Its parts,
+// state and endings are in session-core.ts; its timers in session-timers.ts;
+// the peer and its events in peer.ts; STARTTLS on offer in starttls.ts.
 //
 // Backpressure: a reader is paused while the opposite writer is full, while
 // the upstream is being dialed, and while shaping says so (pause reasons are
@@ -147,87 +149,6 @@ export class Session extends SessionCore {
     this.flush(); // bounces produced while judging
   }
 
-  /**
-   * The peer asked for STARTTLS (tls.starttls: optional). This session ends
-   * here without a word to the peer: its upstream connection, which saw only
-   * the pre-TLS stream, is closed, and the listener answers <proceed/> and
-   * starts a new session once TLS is up (the peer restarts its stream then).
-   */
-  #handOverToTls(rest: Buffer): void {
-    // Only a TCP listener offers STARTTLS, so the peer is a socket here.
-    const client = this.client as Socket;
-    this.flushToClient();
-    this.flags |= F_CLOSING;
-    this.inFramer.stop();
-    this.outFramer.stop();
-    Session.#peerEvents.detach(client);
-    client.pause();
-    this.upstream.detach(STREAM_CLOSE);
-    this.log.info("STARTTLS: the peer takes the TLS offer; the stream restarts over TLS");
-    const pre = { to: this.tracker.claimedDomain, from: this.type === "s2s" ? this.tracker.claimedDomain : undefined };
-    this.flags |= F_CLIENT_DONE;
-    this.maybeEnd();
-    this.ctx.startTls!(this, client, rest, pre);
-  }
-
-  // ---- timeouts: stream header, pre-auth, slow-drip stanzas ----------------
-
-  #timedOut(kind: TimeoutKind, detail?: string): void {
-    this.ctx.metrics.timeouts.inc({ listener: this.listener, kind });
-    this.closeWithError(TIMEOUT_CODES[kind], detail);
-  }
-
-  #onPreAuthTimer(): void {
-    if (this.closing || this.has(F_AUTHENTICATED)) return;
-    const expired = this.timers.preAuthFired(this.ctx.timeouts(), this.gate.paused, () => this.#onPreAuthTimer());
-    if (expired !== null) this.#timedOut(expired.kind, expired.detail);
-  }
-
-  /** After a feed: (re)arm timeouts.stanza when a new partial frame is held, disarm at a boundary. */
-  #watchPartial(): void {
-    const timers = this.timers;
-    if (this.inFramer.atBoundary || this.closing) {
-      timers.disarmStanza();
-      return;
-    }
-    if (timers.stanzaArmed && this.gate.samePartial) return; // same frame, still dripping
-    this.gate.markPartial();
-    timers.armStanza(this.ctx.timeouts().stanza * 1000, () => this.#onStanzaTimer());
-  }
-
-  #onStanzaTimer(): void {
-    if (this.closing || this.inFramer.atBoundary || !this.gate.samePartial) return;
-    if (this.gate.heldBack) {
-      // The proxy is holding the peer back (shaping, backpressure): not the peer's delay.
-      this.timers.armStanza(this.ctx.timeouts().stanza * 1000, () => this.#onStanzaTimer());
-      return;
-    }
-    this.#timedOut("stanza", `${this.inFramer.bufferedBytes} bytes held`);
-  }
-
-  // ---- shaping ---------------------------------------------------------------
-
-  /**
-   * (Re)apply this listener type's limits. On reload, existing buckets keep
-   * their tokens (capped at the new capacity) instead of starting over full.
-   */
-  reconfigureLimits(limits: LimitsConfig): void {
-    this.gate.reconfigure(this.type === "s2s" ? limits.s2sin : limits.c2s);
-    this.#checkUnlimited();
-  }
-
-  /**
-   * unlimited_jids: the bound bare JID (c2s), or every domain the server
-   * verified on this stream (s2s; the header's claim counts for nothing).
-   */
-  #checkUnlimited(): void {
-    if (!this.gate.shaped || !this.has(F_AUTHENTICATED)) return;
-    const keys = this.tracker.exemptionKeys();
-    const unlimited = this.ctx.unlimited();
-    const exempt = keys.length > 0 && keys.every((k) => unlimited.has(k));
-    if (this.gate.setUnlimited(exempt) && exempt) this.log.info("exempt from shaping (unlimited_jids)");
-  }
-
   // ---- peer → upstream: tracker, policy, batch --------------------------------
 
   #onPeerFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
@@ -332,6 +253,41 @@ export class Session extends SessionCore {
     this.flushToClient();
     this.shutdownBoth();
     return false;
+  }
+
+  // ---- STARTTLS on offer: the handover ------------------------------------
+
+  /**
+   * The peer asked for STARTTLS (tls.starttls: optional). This session ends
+   * here without a word to the peer: its upstream connection, which saw only
+   * the pre-TLS stream, is closed, and the listener answers <proceed/> and
+   * starts a new session once TLS is up (the peer restarts its stream then).
+   */
+  #handOverToTls(rest: Buffer): void {
+    // Only a TCP listener offers STARTTLS, so the peer is a socket here.
+    const client = this.client as Socket;
+    this.flushToClient();
+    this.flags |= F_CLOSING;
+    this.inFramer.stop();
+    this.outFramer.stop();
+    Session.#peerEvents.detach(client);
+    client.pause();
+    this.upstream.detach(STREAM_CLOSE);
+    this.log.info("STARTTLS: the peer takes the TLS offer; the stream restarts over TLS");
+    const pre = { to: this.tracker.claimedDomain, from: this.type === "s2s" ? this.tracker.claimedDomain : undefined };
+    this.flags |= F_CLIENT_DONE;
+    this.maybeEnd();
+    this.ctx.startTls!(this, client, rest, pre);
+  }
+
+  // ---- verdicts ------------------------------------------------------------
+
+  /** Carry out a verdict other than a plain forward. Returns true only if the stanza should still be forwarded. */
+  #apply(stage: string, verdict: Verdict, dir: "in" | "out", view: Stanza): boolean {
+    const { metrics, audit } = this.ctx;
+    const forward = carryOut({ session: this, metrics, audit, log: this.log, sm: this.sm, toPeer: this.toClient, toUpstream: this.toUpstream }, stage, verdict, dir, view);
+    if (verdict.action === "close") this.closeWithError(verdict.code, verdict.reason);
+    return forward;
   }
 
   // ---- upstream → peer -----------------------------------------------------
@@ -467,16 +423,6 @@ export class Session extends SessionCore {
     this.ctx.pipeline().sessionBound(this, resumed);
   }
 
-  // ---- verdicts ------------------------------------------------------------
-
-  /** Carry out a verdict other than a plain forward. Returns true only if the stanza should still be forwarded. */
-  #apply(stage: string, verdict: Verdict, dir: "in" | "out", view: Stanza): boolean {
-    const { metrics, audit } = this.ctx;
-    const forward = carryOut({ session: this, metrics, audit, log: this.log, sm: this.sm, toPeer: this.toClient, toUpstream: this.toUpstream }, stage, verdict, dir, view);
-    if (verdict.action === "close") this.closeWithError(verdict.code, verdict.reason);
-    return forward;
-  }
-
   // ---- upstream connection -------------------------------------------------
 
   #dial(): void {
@@ -493,16 +439,62 @@ export class Session extends SessionCore {
     });
   }
 
-  #onUpstreamEnd(): void {
-    this.flushToClient();
-    if (this.closing) return;
-    if (!this.has(F_SERVER_STREAM_CLOSED | F_CLIENT_STREAM_CLOSED)) {
-      // The server dropped us without closing its stream.
-      this.ctx.metrics.upstreamFailures.inc({ listener: this.listener, reason: "closed" });
-      this.closeWithError("XPX_ERR_UPSTREAM_CLOSED");
+  // ---- timeouts: stream header, pre-auth, slow-drip stanzas ----------------
+
+  #timedOut(kind: TimeoutKind, detail?: string): void {
+    this.ctx.metrics.timeouts.inc({ listener: this.listener, kind });
+    this.closeWithError(TIMEOUT_CODES[kind], detail);
+  }
+
+  #onPreAuthTimer(): void {
+    if (this.closing || this.has(F_AUTHENTICATED)) return;
+    const expired = this.timers.preAuthFired(this.ctx.timeouts(), this.gate.paused, () => this.#onPreAuthTimer());
+    if (expired !== null) this.#timedOut(expired.kind, expired.detail);
+  }
+
+  /** After a feed: (re)arm timeouts.stanza when a new partial frame is held, disarm at a boundary. */
+  #watchPartial(): void {
+    const timers = this.timers;
+    if (this.inFramer.atBoundary || this.closing) {
+      timers.disarmStanza();
       return;
     }
-    this.shutdownBoth();
+    if (timers.stanzaArmed && this.gate.samePartial) return; // same frame, still dripping
+    this.gate.markPartial();
+    timers.armStanza(this.ctx.timeouts().stanza * 1000, () => this.#onStanzaTimer());
+  }
+
+  #onStanzaTimer(): void {
+    if (this.closing || this.inFramer.atBoundary || !this.gate.samePartial) return;
+    if (this.gate.heldBack) {
+      // The proxy is holding the peer back (shaping, backpressure): not the peer's delay.
+      this.timers.armStanza(this.ctx.timeouts().stanza * 1000, () => this.#onStanzaTimer());
+      return;
+    }
+    this.#timedOut("stanza", `${this.inFramer.bufferedBytes} bytes held`);
+  }
+
+  // ---- shaping ---------------------------------------------------------------
+
+  /**
+   * (Re)apply this listener type's limits. On reload, existing buckets keep
+   * their tokens (capped at the new capacity) instead of starting over full.
+   */
+  reconfigureLimits(limits: LimitsConfig): void {
+    this.gate.reconfigure(this.type === "s2s" ? limits.s2sin : limits.c2s);
+    this.#checkUnlimited();
+  }
+
+  /**
+   * unlimited_jids: the bound bare JID (c2s), or every domain the server
+   * verified on this stream (s2s; the header's claim counts for nothing).
+   */
+  #checkUnlimited(): void {
+    if (!this.gate.shaped || !this.has(F_AUTHENTICATED)) return;
+    const keys = this.tracker.exemptionKeys();
+    const unlimited = this.ctx.unlimited();
+    const exempt = keys.length > 0 && keys.every((k) => unlimited.has(k));
+    if (this.gate.setUnlimited(exempt) && exempt) this.log.info("exempt from shaping (unlimited_jids)");
   }
 
   // ---- the session's side of its parts ----------------------------------------
@@ -607,7 +599,7 @@ export class Session extends SessionCore {
       this.#s.gate.resume(PAUSE_BACKPRESSURE);
     }
     protected ended(): void {
-      this.#s.#onUpstreamEnd();
+      this.#s.onUpstreamEnd();
     }
     protected errored(err: Error): void {
       this.#s.onSocketError("upstream", err);
@@ -627,7 +619,7 @@ export class Session extends SessionCore {
 
   static readonly #peerEvents = new PeerEvents<Session>({
     data: (s, chunk) => s.#onClientData(chunk),
-    end: (s) => s.#onClientEnd(),
+    end: (s) => s.onClientEnd(),
     error: (s, err) => s.onSocketError("client", err),
     close: (s) => {
       s.flags |= F_CLIENT_DONE;
@@ -645,18 +637,4 @@ export class Session extends SessionCore {
       s.log.info({ code: "XPX_ERR_TLS_RENEGOTIATION" }, ERRORS.XPX_ERR_TLS_RENEGOTIATION.message);
     },
   });
-
-  // ---- endings -------------------------------------------------------------
-
-  #onClientEnd(): void {
-    if (this.closing) return;
-    const truncated = this.inFramer.finish();
-    if (truncated) {
-      this.ctx.metrics.framingErrors.inc({ listener: this.listener, direction: "in", code: truncated.code });
-      this.closeWithError(truncated.code);
-      return;
-    }
-    this.flushToUpstream();
-    this.shutdownBoth();
-  }
 }
