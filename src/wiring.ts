@@ -26,7 +26,7 @@ import { LocalRoomBuckets } from "./muc/room-buckets.js";
 import { loadRuleFiles } from "./firewall/load.js";
 import type { CompiledRuleSet } from "./firewall/compile.js";
 import { FirewallStage } from "./firewall/stage.js";
-import { ContactInfoStage } from "./registration/contact-info.js";
+import { contactInfoStage } from "./registration/contact-info.js";
 import { RegistrationStage, WALL_CLOCK } from "./registration/registration-stage.js";
 import { RegistrationNotifier } from "./registration/notifier.js";
 import { realClock } from "./shaping/clock.js";
@@ -408,7 +408,7 @@ export class PolicyState {
       }
       stages.push(this.#muc);
     }
-    if (config.contact_info !== null) stages.push(new ContactInfoStage(config.contact_info));
+    if (config.contact_info !== null) stages.push(contactInfoStage(config.contact_info));
     // Last: it learns only from what every other stage let through. It idles
     // until a rule file needs rosters (a rule file reload may come without a
     // new pipeline, so it is in place whenever rules are).

@@ -6,7 +6,7 @@
 // Every other byte is kept: new markup is spliced in before `</query>` (or
 // `</x>`), nothing is re-serialised. The server's caps hash (XEP-0115 `ver`)
 // no longer matches the rewritten result; see docs/registration.md.
-// ContactInfoStage, at the end, is the pipeline stage that does it.
+// contactInfoStage(), at the end, is the pipeline stage that does it.
 import { escapeXml } from "../xml/stream-error.js";
 import type { Flow, PolicyStage, SessionInfo, Verdict } from "../policy/pipeline.js";
 import type { ParseResult } from "../shaping/units.js";
@@ -198,18 +198,14 @@ export function injectContactInfo(stanza: StanzaView, session: SessionInfo, info
   return applyEdits(stanza.bytes, edits);
 }
 
-/** XEP-0157: the server's disco#info about itself gets the configured addresses. */
-export class ContactInfoStage implements PolicyStage {
-  readonly name = "contact_info";
-  readonly #info: ContactInfo;
-
-  constructor(info: ContactInfo) {
-    this.#info = info;
-  }
-
-  judge(stanza: StanzaView, session: SessionInfo, flow: Flow): Verdict | undefined {
-    if (flow !== "outbound") return undefined;
-    const bytes = injectContactInfo(stanza, session, this.#info);
-    return bytes === null ? undefined : { action: "rewrite", bytes, reason: "XEP-0157 contact addresses" };
-  }
+/** The pipeline stage: the server's disco#info about itself gets the configured addresses. */
+export function contactInfoStage(info: ContactInfo): PolicyStage {
+  return {
+    name: "contact_info",
+    judge(stanza: StanzaView, session: SessionInfo, flow: Flow): Verdict | undefined {
+      if (flow !== "outbound") return undefined;
+      const bytes = injectContactInfo(stanza, session, info);
+      return bytes === null ? undefined : { action: "rewrite", bytes, reason: "XEP-0157 contact addresses" };
+    },
+  };
 }
