@@ -235,7 +235,7 @@ export class Session extends SessionCore {
       return false;
     }
     if (this.has(F_OFFER_TLS) && !this.has(F_AUTHENTICATED)) {
-      // tls.starttls: optional, and the peer takes the offer (#feedUntilTls hands over).
+      // tls.starttls: optional, and the peer takes the offer (#feed hands over).
       this.flags |= F_UPGRADING;
       return false;
     }
