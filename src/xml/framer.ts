@@ -20,10 +20,14 @@
 
 import { isUtf8 } from "node:buffer";
 import { ProxyError, type ErrorCode } from "../errors.js";
-import {
+import * as chars from "./framer-chars.js";
+
+// Module-local bindings, as the tables had before they moved: the scan
+// reads them as it always did, not through the module's import cells.
+const {
   AMP, BANG, C_BAD, C_NAME, C_NAME_START, C_WS, CDATA_OPEN, checkEntity, CLASS, DQ, EQ, findControl, GT, indexOrLen, LT,
   MAX_ENTITY, QMARK, RSQB, SEMI, seqLength, SHORT_RUN, SLASH, SQ, STOP_DQ, STOP_SQ, STOP_TEXT,
-} from "./framer-chars.js";
+} = chars;
 
 export const FRAME_HEADER = 1;
 export const FRAME_STANZA = 2;
