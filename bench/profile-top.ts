@@ -38,11 +38,11 @@ if (!file) {
 const MODULES: Array<[string, RegExp]> = [
   ["GC", /^\(garbage collector\)/],
   ["start-up (module loading, compiling)", /node:internal\/(modules|bootstrap|source_map|deps\/cjs-module-lexer)|\/node_modules\/|\/(state|config)\//],
-  ["framer", /\/xml\/framer(-wasm)?\.|^wasm-function/],
+  ["framer", /\/xml\/framer(-wasm|-chars)?\.|^wasm-function/],
   ["head/view", /\/xml\/(head|stanza|namespaces|stanza-view)\./],
   ["firewall", /\/firewall\/|\/xmpp\/jid\./],
   ["pipeline and other stages", /\/policy\/|\/muc\/|\/registration\/|\/shaping\//],
-  ["session", /\/net\/(session|inbound-gate|upstream|peer|verdicts|session-timers)\.|\/stream\//],
+  ["session", /\/net\/(session|session-core|inbound-gate|upstream|peer|verdicts|session-timers)\.|\/stream\//],
   ["write batch", /\/net\/write-batch\./],
   ["metrics", /\/metrics\//],
   ["net glue (Node streams, syscalls)", /^(writeBuffer|writev|writeUtf8String|readStart|readStop|shutdown)\u0000|node:(net|internal\/streams|internal\/stream_base_commons|stream|events|buffer|internal\/buffer)/],

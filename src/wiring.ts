@@ -10,6 +10,13 @@
 // Learned rosters (knowledge/, docs/knowledge.md) are the firewall's roster
 // provider; their store is opened when a loaded rule file first uses a roster
 // condition, and the stage that learns them runs last.
+//
+// What this file keeps is the one job of composing: which piece is opened
+// when, and what survives a reload. The pieces it composes report and open
+// themselves: the firewall's and the shadow rules' hooks are in
+// firewall/report.ts, the roster store and its learner are opened by
+// knowledge/roster-open.ts, the XEP-0157 stage is in
+// registration/contact-info.ts.
 
 import type { Config } from "./config/schema.js";
 import type { Logger } from "./log.js";
@@ -19,7 +26,7 @@ import { LocalRoomBuckets } from "./muc/room-buckets.js";
 import { loadRuleFiles } from "./firewall/load.js";
 import type { CompiledRuleSet } from "./firewall/compile.js";
 import { FirewallStage } from "./firewall/stage.js";
-import { injectContactInfo, type ContactInfo } from "./registration/contact-info.js";
+import { contactInfoStage } from "./registration/contact-info.js";
 import { RegistrationStage, WALL_CLOCK } from "./registration/registration-stage.js";
 import { RegistrationNotifier } from "./registration/notifier.js";
 import { realClock } from "./shaping/clock.js";
@@ -31,37 +38,20 @@ import { redactUrl } from "./state/redis-connect.js";
 import { RedisStore } from "./state/redis-store.js";
 import { FleetBuckets } from "./state/fleet-buckets.js";
 import type { FirewallProviders, RemoteListFactory } from "./firewall/context.js";
-import { LearnedRosters, RosterLearner } from "./knowledge/roster-learner.js";
-import { RedisRosterStore } from "./knowledge/roster-redis.js";
-import { SqliteRosterStore } from "./knowledge/roster-sqlite.js";
+import { LearnedRosters, type RosterLearner } from "./knowledge/roster-learner.js";
+import { openRosters, rosterStoreError, type OpenedRosters } from "./knowledge/roster-open.js";
 import { RosterStage } from "./knowledge/roster-stage.js";
 import type { RosterStore } from "./knowledge/roster-store.js";
 import { RemoteLists } from "./knowledge/remote-lists.js";
 import { RedisListStore, SqliteListStore } from "./knowledge/list-store.js";
 import { DEFAULTS } from "./config/schema.js";
 import type { StateOptions } from "./state/state-options.js";
-import type { StanzaView } from "./xml/stanza-view.js";
-import { Pipeline, type Flow, type PolicyStage, type SessionInfo, type Verdict } from "./policy/pipeline.js";
-import { AuditLimiter, ruleOf } from "./policy/audit.js";
+import { Pipeline, type PolicyStage } from "./policy/pipeline.js";
+import { AuditLimiter } from "./policy/audit.js";
+import { firewallHooks, shadowHooks } from "./firewall/report.js";
 import { ShadowStage } from "./firewall/shadow.js";
 import { KnowledgeStage, SessionDirectory } from "./knowledge/sessions.js";
 import { IpcSessionReplicator, RedisSessionReplicator, inWorker } from "./knowledge/replicate.js";
-
-/** XEP-0157: the server's disco#info about itself gets the configured addresses. */
-export class ContactInfoStage implements PolicyStage {
-  readonly name = "contact_info";
-  readonly #info: ContactInfo;
-
-  constructor(info: ContactInfo) {
-    this.#info = info;
-  }
-
-  judge(stanza: StanzaView, session: SessionInfo, flow: Flow): Verdict | undefined {
-    if (flow !== "outbound") return undefined;
-    const bytes = injectContactInfo(stanza, session, this.#info);
-    return bytes === null ? undefined : { action: "rewrite", bytes, reason: "XEP-0157 contact addresses" };
-  }
-}
 
 /** How often the SQLite state file is compared with the one the store has open (one stat call). */
 export const STATE_CHECK_INTERVAL_MS = 1000;
@@ -114,29 +104,7 @@ export class PolicyState {
   constructor(logger: Logger, metrics: Metrics, audit: AuditLimiter = new AuditLimiter()) {
     this.#logger = logger;
     this.#metrics = metrics;
-    this.shadow = new ShadowStage({
-      onWould: (verdict, reason, stanza, session, flow) => {
-        metrics.shadowVerdicts.inc({ verdict });
-        const suppressed = audit.admit(session);
-        if (suppressed === null) {
-          metrics.policyLogsSuppressed.inc();
-          return;
-        }
-        logger.info({
-          sid: session.id, listener: session.listener, ip: session.ip, jid: session.jid, domain: session.domain,
-          stage: "firewall_shadow", shadow: true, rule: ruleOf(reason), action: `would ${verdict}`, reason,
-          dir: flow === "inbound" ? "in" : "out",
-          stanza: { name: stanza.name, type: stanza.type, id: stanza.id?.slice(0, 64), to: stanza.to?.slice(0, 256) },
-          ...(suppressed > 0 ? { suppressed } : {}),
-        }, "policy action");
-      },
-      onHit: (rule, action) => metrics.shadowHits.inc({ rule: rule.id, action }),
-      onLog: (level, message, rule, session) => {
-        const method = level === "error" ? "error" : level === "warn" ? "warn" : level === "debug" ? "debug" : "info";
-        logger[method]({ rule: rule.id, sid: session.id, jid: session.jid, shadow: true }, message);
-      },
-      onError: (err, session) => logger.error({ sid: session.id, shadow: true, err: err instanceof Error ? err.message : String(err) }, "shadow firewall error"),
-    });
+    this.shadow = new ShadowStage(shadowHooks(logger, metrics, audit));
     this.lists = new RemoteLists({
       logger: logger.child({ part: "remote-lists" }),
       metrics,
@@ -147,29 +115,14 @@ export class PolicyState {
         return state.redis !== null ? new RedisListStore(state.redis, state.prefix) : SqliteListStore.open(state.path);
       },
     });
-    const rosterError = (err: unknown, op: string): void => {
-      metrics.stateErrors.inc({ op });
-      const known = this.#rosterStore instanceof SqliteRosterStore && err === this.#rosterStore.state.fault;
-      logger[known ? "debug" : "error"]({ code: "XPX_ERR_STATE_FAULT", op, err: err instanceof Error ? err.message : String(err) }, "roster store error");
-    };
+    const rosterError = (err: unknown, op: string): void => rosterStoreError(metrics, logger, this.#rosterStore, err, op);
     this.rosters = new LearnedRosters(null, { onUnknown: () => metrics.rosterUnknownLookups.inc(), onStoreError: rosterError });
     this.#rosterStage = new RosterStage({
       observe: (stanza, session, flow) => this.#rosterLearner?.observe(stanza, session, flow),
       sessionEnded: (id) => this.#rosterLearner?.sessionEnded(id),
     });
     this.notifier = new RegistrationNotifier({ logger, count: (result) => metrics.registrationNotifications.inc({ result }) });
-    this.firewall = new FirewallStage({
-      rewrites: true,
-      hooks: {
-        onHit: (rule, action) => metrics.firewallHits.inc({ rule: rule.id, action }),
-        onLog: (level, message, rule, session) => {
-          const method = level === "error" ? "error" : level === "warn" ? "warn" : level === "debug" ? "debug" : "info";
-          logger[method]({ rule: rule.id, sid: session.id, jid: session.jid }, message);
-        },
-        onEmit: (emitted, target, session) => session.emit?.(target, Buffer.from(emitted.stanza, "utf8")),
-        onError: (err, session) => logger.error({ sid: session.id, err: err instanceof Error ? err.message : String(err) }, "firewall error; stanza let through"),
-      },
-    });
+    this.firewall = new FirewallStage({ rewrites: true, hooks: firewallHooks(logger, metrics) });
   }
 
   /**
@@ -232,60 +185,21 @@ export class PolicyState {
       if (where !== this.#rosterWhere) this.#logger.warn({ using: config.state.redis !== null ? redactUrl(this.#rosterWhere!) : this.#rosterWhere }, "state changed: learned rosters follow after a restart");
       return null;
     }
-    const m = this.#metrics;
-    const log = this.#logger;
-    let store: RosterStore;
+    let opened: OpenedRosters;
     try {
-      if (config.state.redis !== null) {
-        store = await RedisRosterStore.open({
-          url: config.state.redis,
-          prefix: config.state.prefix,
-          onError: (err, op) => {
-            m.stateErrors.inc({ op });
-            log.error({ op, err: err instanceof Error ? err.message : String(err) }, "redis state error");
-          },
-        });
-        log.info({ redis: redactUrl(config.state.redis), prefix: config.state.prefix }, "learned rosters in redis");
-      } else {
-        const sqlite = SqliteRosterStore.open(config.state.path, {
-          busyTimeoutMs: RUNNING_BUSY_TIMEOUT_MS,
-          holdLock: true,
-          lockWaitMs: 5000,
-          onFault: (fault) => {
-            m.stateFaulted.set(1);
-            log.error({ code: fault.code, path: fault.path, err: fault.message }, "state database lost; learned rosters read as unknown until a restart");
-          },
-        });
-        store = sqlite;
-        this.#rosterCheck = setInterval(() => {
-          if (sqlite.state.check()) m.stateErrors.inc({ op: "check" });
-        }, STATE_CHECK_INTERVAL_MS).unref();
-        log.info({ path: config.state.path }, "learned rosters in the state file");
-      }
+      opened = await openRosters(config.state, this.#metrics, this.#logger, STATE_CHECK_INTERVAL_MS);
     } catch (err) {
       const message = err instanceof Error ? err.message : String(err);
-      log.error({ code: "XPX_ERR_STATE_OPEN", err: message }, "cannot open the roster store");
+      this.#logger.error({ code: "XPX_ERR_STATE_OPEN", err: message }, "cannot open the roster store");
       return `knowledge.rosters: cannot open the roster store (${message})`;
     }
+    const { store, learner, check } = opened;
     this.#rosterStore = store;
+    this.#rosterCheck = check;
     this.#rosterWhere = where;
     this.rosters.use(store);
-    this.#rosterLearner = new RosterLearner(store, {
-      onLearned: (owner, items) => {
-        m.rostersLearned.inc();
-        log.debug({ jid: owner, items }, "roster learned");
-      },
-      onIgnored: (reason, owner, from) => {
-        m.rosterIgnored.inc({ reason });
-        log.info({ reason, jid: owner, from: from?.slice(0, 256) }, "roster stanza not learned: not from the user's server");
-      },
-      onStoreError: (err, op) => {
-        m.stateErrors.inc({ op });
-        const known = store instanceof SqliteRosterStore && err === store.state.fault;
-        log[known ? "debug" : "error"]({ code: "XPX_ERR_STATE_FAULT", op, err: err instanceof Error ? err.message : String(err) }, "roster store error");
-      },
-    });
-    m.trackRosters(() => store.countKnown());
+    this.#rosterLearner = learner;
+    this.#metrics.trackRosters(() => store.countKnown());
     return null;
   }
 
@@ -494,7 +408,7 @@ export class PolicyState {
       }
       stages.push(this.#muc);
     }
-    if (config.contact_info !== null) stages.push(new ContactInfoStage(config.contact_info));
+    if (config.contact_info !== null) stages.push(contactInfoStage(config.contact_info));
     // Last: it learns only from what every other stage let through. It idles
     // until a rule file needs rosters (a rule file reload may come without a
     // new pipeline, so it is in place whenever rules are).

@@ -53,6 +53,16 @@ export const AUTH_FAILURE_REASONS = [
   "aborted", "account-disabled", "credentials-expired", "encryption-required", "incorrect-encoding", "invalid-authzid",
   "invalid-mechanism", "malformed-request", "mechanism-too-weak", "not-authorized", "temporary-auth-failure", "dialback", "other",
 ] as const;
+const AUTH_REASON_SET: ReadonlySet<string> = new Set(AUTH_FAILURE_REASONS);
+const CONDITION_SET: ReadonlySet<string> = new Set(STREAM_ERROR_CONDITIONS);
+/** Label values must come from a bounded set: an auth failure's reason as counted ("other" when unknown). */
+export function authFailureLabel(reason: string): string {
+  return AUTH_REASON_SET.has(reason) ? reason : "other";
+}
+/** The same for a stream error condition the server sent. */
+export function streamErrorLabel(condition: string): string {
+  return CONDITION_SET.has(condition) ? condition : "other";
+}
 export const REGISTRATION_REFUSAL_REASONS = [
   "invalid-username", "reserved", "length", "matching", "require", "blocklisted", "not-allowlisted", "throttled", "tombstoned", "look-alike", "store-error",
 ] as const;

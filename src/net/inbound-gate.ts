@@ -25,7 +25,6 @@ import type { StanzaKind } from "../xml/stanza-view.js";
 export const PAUSE_DIAL = 1;
 export const PAUSE_BACKPRESSURE = 2;
 export const PAUSE_SHAPING = 4;
-export const PAUSE_POLICY = 8;
 
 const RATED_KINDS: readonly RatedStanzaKind[] = ["message", "presence", "iq"];
 

@@ -29,6 +29,20 @@ interface PreAuth {
   stanzas: number;
 }
 
+/** How long a closing session waits for the peer to finish closing before destroying what is left. */
+const CLOSE_GRACE_MS = 5000;
+/**
+ * The same for a connection refused by a per-IP cap. Its answer fits in one
+ * segment and there is nothing to drain, and a flood of refused connections
+ * must not hold a descriptor each for long, whether or not the peer reads.
+ */
+const REFUSED_CLOSE_MS = 1000;
+
+/** The grace a closing session gives its peer (`refused`: a connection refused by a per-IP cap). */
+export function closeGraceMs(refused: boolean): number {
+  return refused ? REFUSED_CLOSE_MS : CLOSE_GRACE_MS;
+}
+
 export class SessionTimers {
   #header: NodeJS.Timeout | undefined;
   #stanza: NodeJS.Timeout | undefined;
@@ -130,7 +144,7 @@ export class SessionTimers {
 
   // ---- endings ----------------------------------------------------------------
 
-  /** The closing session's grace (the first call wins): `fire` after `ms`; never keeps the process alive. */
+  /** The closing session's grace (the first call wins): `fire` after `ms` (closeGraceMs()); never keeps the process alive. */
   closeAfter(ms: number, fire: () => void): void {
     this.#close ??= setTimeout(fire, ms);
     this.#close.unref();

@@ -1,18 +1,20 @@
 // One proxied stream: a peer connection and its upstream connection, both
-// directions framed. A chunk from the peer goes, in order, through
+// directions framed. This file is the data path, in the order a chunk from
+// the peer travels:
 //
 //   the inbound gate (inbound-gate.ts: pre-auth bounds checked here first,
 //   then bytes charged, held while shaping says so)
 //   → the framer (xml/framer.ts: byte ranges of whole frames)
 //   → the gate again (stanzas charged per kind, held in order)
 //   → the tracker (stream/tracker.ts: the stream as the server sees it)
-//   → policy (the pipeline's verdict, carried out here)
+//   → policy (the pipeline's verdict, carried out by verdicts.ts)
 //   → the write batch (write-batch.ts) → the upstream (upstream.ts).
 //
 // The server's bytes take the same path back without the gate. The session
 // never writes a partial frame, so anything the proxy sends itself (a bounce,
-// a stream error, a stage's stanza) lands on a frame boundary. Its timers
-// are in session-timers.ts; the peer abstraction in peer.ts.
+// a stream error, a stage's stanza) lands on a frame boundary. Its parts,
+// state and endings are in session-core.ts; its timers in session-timers.ts;
+// the peer and its events in peer.ts; STARTTLS on offer in starttls.ts.
 //
 // Backpressure: a reader is paused while the opposite writer is full, while
 // the upstream is being dialed, and while shaping says so (pause reasons are
@@ -20,59 +22,32 @@
 
 import type { Socket } from "node:net";
 import { isIP } from "node:net";
-import { ERRORS, STREAM_ERROR_CONDITIONS, type ErrorCode, type ProxyError } from "../errors.js";
-import { SessionLog, type Logger } from "../log.js";
-import { AUTH_FAILURE_REASONS, KIND_INDEX, type Metrics, type SessionState, type TrafficStats } from "../metrics/definitions.js";
-import type { Pipeline, SessionInfo, Verdict } from "../policy/pipeline.js";
-import type { AuditLimiter } from "../policy/audit.js";
-import type { LimitsConfig, ListenerConfig, TimeoutsConfig } from "../config/schema.js";
+import { ERRORS, type ErrorCode, type ProxyError } from "../errors.js";
+import { authFailureLabel, KIND_INDEX, streamErrorLabel } from "../metrics/definitions.js";
+import type { Verdict } from "../policy/pipeline.js";
+import type { LimitsConfig } from "../config/schema.js";
 import type { ThrottleReason } from "../shaping/pacer.js";
-import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, type FrameKind, type FramerLimits, type FrameSink, type StreamFramer } from "../xml/framer.js";
-import { createFramer } from "../xml/framer-wasm.js";
+import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, type FrameKind, type FrameSink } from "../xml/framer.js";
 import { kindOf, type Stanza } from "../xml/stanza.js";
-import { NS_STREAMS, STREAM_CLOSE, streamErrorElement, streamHeader } from "../xml/stream-error.js";
-import { NS_TLS, serverFeatures } from "../xml/stream-features.js";
-import { mayMatterAfterBind, NS_SM3, StreamTracker, type PeerEvent, type ServerEvent } from "../stream/tracker.js";
+import { NS_STREAMS, STREAM_CLOSE } from "../xml/stream-error.js";
+import { serverFeatures } from "../xml/stream-features.js";
+import { mayMatterAfterBind, NS_SM3, type PeerEvent, type ServerEvent } from "../stream/tracker.js";
 import { SmCounts } from "../stream/sm-counts.js";
 import { InboundGate, PAUSE_BACKPRESSURE, PAUSE_DIAL } from "./inbound-gate.js";
-import { SocketOutput, type FramedPeer, type PeerConnection, type PeerOutput } from "./peer.js";
-import { encodeProxyV1, encodeProxyV2, looksLikeProxyHeader, type TransportAddress } from "./proxy-protocol.js";
-import type { ResumptionRegistry } from "./resumption.js";
-import { SessionTimers, type TimeoutKind } from "./session-timers.js";
+import type { ListenerContext } from "./listener-context.js";
+import { PeerEvents, type FramedPeer } from "./peer.js";
+import { looksLikeProxyHeader, type TransportAddress } from "./proxy-protocol.js";
+import {
+  F_AUTHENTICATED, F_CLIENT_DONE, F_CLIENT_HEADER_SEEN, F_CLIENT_STREAM_CLOSED, F_CLOSING, F_FIRST_CHUNK, F_OFFER_TLS,
+  F_SERVER_HEADER_SEEN, F_SERVER_STREAM_CLOSED, F_UPGRADING, SessionCore, STREAM_CLOSE_BYTES,
+} from "./session-core.js";
+import type { TimeoutKind } from "./session-timers.js";
+import { frameUntilStartTls, STARTTLS_FAILURE } from "./starttls.js";
 import type { SessionTls } from "./tls-accept.js";
-import { Upstream } from "./upstream.js";
+import { proxyHeader, Upstream } from "./upstream.js";
 import { carryOut } from "./verdicts.js";
-import { WriteBatch } from "./write-batch.js";
 
-// Session booleans, packed in one field (#flags).
-const F_CLOSING = 1 << 0;
-const F_ENDED = 1 << 1;
-const F_CLIENT_DONE = 1 << 2;
-const F_FIRST_CHUNK = 1 << 3;
-const F_CLIENT_HEADER_SEEN = 1 << 4;
-const F_SERVER_HEADER_SEEN = 1 << 5;
-const F_CLIENT_STREAM_CLOSED = 1 << 6;
-const F_SERVER_STREAM_CLOSED = 1 << 7;
-const F_AUTHENTICATED = 1 << 8;
-/** tls.starttls: optional, not negotiated yet: STARTTLS is offered in the server's features and answered here. */
-const F_OFFER_TLS = 1 << 9;
-/** The peer asked for STARTTLS on an offering session: the rest of its bytes are TLS, for the listener. */
-const F_UPGRADING = 1 << 10;
-
-/** A session's peer connection carries its session under this key (see the shared event handlers). */
-const SESSION = Symbol("session");
-type TaggedPeer = PeerConnection & { [SESSION]: Session };
-
-const STREAM_CLOSE_BYTES = Buffer.from(STREAM_CLOSE, "latin1");
-
-/** How long a closing session waits for the peer to finish closing before destroying what is left. */
-const CLOSE_GRACE_MS = 5000;
-/**
- * The same for a connection refused by a per-IP cap. Its answer fits in one
- * segment and there is nothing to drain, and a flood of refused connections
- * must not hold a descriptor each for long, whether or not the peer reads.
- */
-const REFUSED_CLOSE_MS = 1000;
+const STARTTLS_FAILURE_BYTES = Buffer.from(STARTTLS_FAILURE, "latin1");
 
 const TIMEOUT_CODES: Record<TimeoutKind, ErrorCode> = {
   stream_header: "XPX_ERR_STREAM_HEADER_TIMEOUT",
@@ -81,71 +56,7 @@ const TIMEOUT_CODES: Record<TimeoutKind, ErrorCode> = {
   stanza: "XPX_ERR_STANZA_TIMEOUT",
 };
 
-/** Everything a session needs from its listener; getters read the live config. */
-export interface ListenerContext {
-  readonly config: ListenerConfig;
-  readonly logger: Logger;
-  readonly metrics: Metrics;
-  readonly stats: TrafficStats;
-  readonly resumption: ResumptionRegistry;
-  framerLimits(): FramerLimits;
-  pipeline(): Pipeline;
-  timeouts(): TimeoutsConfig;
-  limits(): LimitsConfig;
-  /** limits.unlimited_jids as a set (bare JIDs and domains). */
-  unlimited(): ReadonlySet<string>;
-  /** tls.upstream_tls: dial the upstream over TLS. */
-  upstreamTls(): boolean;
-  /** Called once when the session has fully ended. */
-  onEnd(session: Session): void;
-  /** The rate limit of "policy action" log lines (one per process). */
-  readonly audit: AuditLimiter;
-  /** What became of a dial of the upstream (for /readyz). */
-  onUpstream(ok: boolean, detail?: string): void;
-  /**
-   * tls.starttls: optional. The peer asked for STARTTLS on a plaintext
-   * session: this session has ended (its upstream is dropped); the listener
-   * answers <proceed/>, runs the handshake on `socket` (`rest`: bytes the
-   * peer sent after <starttls/>) and starts a new session on the TLS socket.
-   */
-  startTls?(session: Session, socket: Socket, rest: Buffer, pre: { to: string | undefined; from: string | undefined }): void;
-}
-
-export class Session implements SessionInfo {
-  readonly id: string;
-  readonly listener: string;
-  readonly type: "c2s" | "s2s";
-  readonly ip: string;
-  readonly port: number;
-  readonly startedAt = Date.now();
-  /** Where the peer connected to (socket, or the PROXY header's destination). */
-  readonly localEndpoint: TransportAddress;
-  /** The TLS layer the proxy terminated under this stream; null for plaintext. */
-  readonly tls: SessionTls | null;
-
-  readonly #ctx: ListenerContext;
-  readonly #log: SessionLog;
-  readonly #client: PeerConnection;
-  /** The peer, when its transport frames elements (WebSocket); null on TCP. */
-  readonly #framed: FramedPeer | null;
-  /** Shaping and pause reasons for the peer's reads; the inbound framer's sink. */
-  readonly #gate: InboundGate;
-  /** The upstream connection; the outbound framer's sink. */
-  readonly #upstream: Upstream & FrameSink;
-  readonly #inFramer: StreamFramer; // peer → upstream
-  readonly #outFramer: StreamFramer; // upstream → peer
-  readonly #toUpstream = new WriteBatch();
-  readonly #toClient: PeerOutput;
-  /** What the server knows about this stream: contexts, identity, verified domains. */
-  readonly #tracker: StreamTracker;
-  /** XEP-0198 counts, once the client asks for stream management (stream/sm-counts.ts). */
-  #sm: SmCounts | null = null;
-  readonly #timers = new SessionTimers();
-  // Eleven booleans in one small integer (a field each cost 8 bytes per session).
-  #flags = F_FIRST_CHUNK;
-  #state: SessionState = "connecting";
-  readonly #refuse: ErrorCode | undefined;
-
+export class Session extends SessionCore {
   /**
    * `refuse`: refuse the connection with this error as soon as it starts, never dialing (per-IP caps).
    * `tls`: `client` is a TLS socket the proxy already negotiated (tls-accept.ts),
@@ -155,82 +66,8 @@ export class Session implements SessionInfo {
    * `framed`: the client is a WebSocket peer (ws-peer.ts), not a socket.
    */
   constructor(ctx: ListenerContext, client: Socket | FramedPeer, id: string, peer: TransportAddress, local: TransportAddress, refuse?: ErrorCode, tls?: SessionTls | null, offerTls = false, framed = false) {
-    this.#ctx = ctx;
-    if (offerTls && (tls ?? null) === null && ctx.startTls !== undefined) this.#flags |= F_OFFER_TLS;
-    this.tls = tls ?? null;
-    this.#refuse = refuse;
-    this.#client = client;
-    this.#framed = framed ? (client as FramedPeer) : null;
-    this.#toClient = framed ? (client as FramedPeer).output : new SocketOutput(client as Socket);
-    this.id = id;
-    this.listener = ctx.config.name;
-    this.type = ctx.config.type.startsWith("s2s") ? "s2s" : "c2s";
-    this.#tracker = new StreamTracker(this.type);
-    this.ip = peer.address;
-    this.port = peer.port;
-    this.localEndpoint = local;
-    this.#log = new SessionLog(ctx.logger, id, peer, ctx.config.name);
-    this.#gate = new Session.#Gate(this);
-    this.#upstream = new Session.#Up(this);
-    const limits = ctx.framerLimits();
-    this.#inFramer = createFramer(this.#gate, limits);
-    this.#outFramer = createFramer(this.#upstream, limits);
-    ctx.metrics.sessions.inc({ listener: this.listener, state: this.#state });
-    // s2s: the pre-TLS header's `from` names the peer until the restarted header does.
-    if (this.type === "s2s" && this.tls?.preTlsFrom) {
-      this.#tracker.claimedDomain = this.tls.preTlsFrom;
-      this.#log.domain = this.tls.preTlsFrom;
-    }
+    super(ctx, client, id, peer, local, refuse, tls ?? null, offerTls, framed);
     if (!refuse) this.reconfigureLimits(ctx.limits());
-  }
-
-  #has(flag: number): boolean {
-    return (this.#flags & flag) !== 0;
-  }
-
-  get #closing(): boolean {
-    return (this.#flags & F_CLOSING) !== 0;
-  }
-
-  // ---- SessionInfo -------------------------------------------------------
-
-  get jid(): string | undefined {
-    return this.#tracker.jid;
-  }
-
-  /**
-   * The server keeps a resumable session after its connection is lost, but
-   * not after a stream close from either side (the proxy sends one upstream
-   * when the client's connection ends in an orderly way, or it closes the
-   * session itself); only an abrupt end (a reset, an abort) leaves the
-   * session hibernating.
-   */
-  get resumeMs(): number {
-    return this.#has(F_CLIENT_STREAM_CLOSED | F_SERVER_STREAM_CLOSED) ? 0 : this.#tracker.resumeMs;
-  }
-
-  get domain(): string | undefined {
-    return this.#tracker.peerDomain;
-  }
-
-  get authenticated(): boolean {
-    return this.#has(F_AUTHENTICATED);
-  }
-
-  get state(): SessionState {
-    return this.#state;
-  }
-
-  get closing(): boolean {
-    return this.#closing;
-  }
-
-  emit(target: "peer" | "upstream", bytes: Buffer): void {
-    if (this.#closing) return;
-    if (target === "peer") this.#toClient.add(bytes, 0, bytes.length, FRAME_STANZA);
-    else this.#toUpstream.add(bytes, 0, bytes.length);
-    this.#sm?.injected(target);
-    // Flushed by the data handler that is running (stages run inside one).
   }
 
   // ---- lifecycle -----------------------------------------------------------
@@ -240,228 +77,109 @@ export class Session implements SessionInfo {
    * header); `acceptedAt` is when the listener accepted the connection.
    */
   start(initial?: Buffer, acceptedAt = Date.now()): void {
-    const client = this.#client;
-    client.setNoDelay(true);
-    (client as TaggedPeer)[SESSION] = this;
-    client.on("data", Session.#clientData);
-    client.on("end", Session.#clientEnd);
-    client.on("error", Session.#clientError);
-    client.on("close", Session.#clientClose);
-    client.on("drain", Session.#clientDrain);
-    // OpenSSL reports a refused renegotiation as one more finished handshake.
-    if (this.tls !== null) client.on("secure", Session.#clientRenegotiation);
-    this.#log.debug("session opened");
-    if (this.#refuse !== undefined) {
+    this.client.setNoDelay(true);
+    Session.#peerEvents.attach(this.client, this, this.tls !== null);
+    this.log.debug("session opened");
+    if (this.refuse !== undefined) {
       // Say it now: waiting for a stream header the peer may never send held
       // each refused connection open for timeouts.stream_header, and enough of
       // them ran the process out of descriptors. Whatever the peer sends from
       // here on is read and dropped until the close.
-      this.closeWithError(this.#refuse);
+      this.closeWithError(this.refuse);
       return;
     }
-    const timeouts = this.#ctx.timeouts();
-    this.#timers.startHeader(timeouts.stream_header * 1000, () => {
-      if (!this.#has(F_CLIENT_HEADER_SEEN)) this.#timedOut("stream_header");
+    const timeouts = this.ctx.timeouts();
+    this.timers.startHeader(timeouts.stream_header * 1000, () => {
+      if (!this.has(F_CLIENT_HEADER_SEEN)) this.#timedOut("stream_header");
     });
-    this.#timers.startPreAuth(acceptedAt, timeouts, () => this.#onPreAuthTimer());
+    this.timers.startPreAuth(acceptedAt, timeouts, () => this.#onPreAuthTimer());
     if (initial && initial.length > 0) this.#onClientData(initial);
   }
 
   /** Pause or resume reading from the peer for an external reason (shaping, async policy). */
   pauseClient(reason: number): void {
-    this.#gate.pause(reason);
+    this.gate.pause(reason);
   }
 
   resumeClient(reason: number): void {
-    this.#gate.resume(reason);
-  }
-
-  #setState(next: SessionState): void {
-    if (next === this.#state) return;
-    const m = this.#ctx.metrics.sessions;
-    m.dec({ listener: this.listener, state: this.#state });
-    m.inc({ listener: this.listener, state: next });
-    this.#state = next;
+    this.gate.resume(reason);
   }
 
   // ---- peer → upstream: gate, framer ---------------------------------------
 
   #onClientData(chunk: Buffer): void {
-    if (this.#closing) return;
-    if (this.#has(F_FIRST_CHUNK)) {
-      this.#flags &= ~F_FIRST_CHUNK;
+    if (this.closing) return;
+    if (this.has(F_FIRST_CHUNK)) {
+      this.flags &= ~F_FIRST_CHUNK;
       // A PROXY header from a source not in accept_proxy_from: refuse, say nothing.
       if (looksLikeProxyHeader(chunk)) {
-        this.#ctx.metrics.proxyHeaders.inc({ listener: this.listener, result: "untrusted" });
-        this.#ctx.metrics.connectionsRefused.inc({ listener: this.listener, reason: "proxy_header_untrusted" });
-        this.#log.warn({ code: "XPX_ERR_PROXY_HEADER_UNTRUSTED" }, ERRORS.XPX_ERR_PROXY_HEADER_UNTRUSTED.message);
-        this.#abort();
+        this.ctx.metrics.proxyHeaders.inc({ listener: this.listener, result: "untrusted" });
+        this.ctx.metrics.connectionsRefused.inc({ listener: this.listener, reason: "proxy_header_untrusted" });
+        this.log.warn({ code: "XPX_ERR_PROXY_HEADER_UNTRUSTED" }, ERRORS.XPX_ERR_PROXY_HEADER_UNTRUSTED.message);
+        this.abort();
         return;
       }
     }
     const len = chunk.length;
-    this.#ctx.stats.bytesIn += len;
-    if (!this.#has(F_AUTHENTICATED)) {
-      this.#timers.activity();
-      const max = this.#ctx.limits().pre_auth.max_bytes;
-      if (this.#timers.overBytes(len, max)) {
+    this.ctx.stats.bytesIn += len;
+    if (!this.has(F_AUTHENTICATED)) {
+      this.timers.activity();
+      const max = this.ctx.limits().pre_auth.max_bytes;
+      if (this.timers.overBytes(len, max)) {
         this.closeWithError("XPX_ERR_PRE_AUTH_LIMIT", `more than ${max} bytes`);
         return;
       }
     }
-    if (this.#gate.shaped) this.#ctx.stats.bytesCharged += len;
-    this.#gate.write(chunk);
+    if (this.gate.shaped) this.ctx.stats.bytesCharged += len;
+    this.gate.write(chunk);
   }
 
   /** Bytes the gate let through: frame them (the frames come back through the gate to #onPeerFrame). */
   #feed(data: Buffer): void {
-    if (this.#has(F_OFFER_TLS) && !this.#has(F_AUTHENTICATED)) {
-      this.#feedUntilTls(data);
-      return;
-    }
-    this.#inFramer.write(data);
-    if (this.#timers.stanzaArmed || !this.#inFramer.atBoundary) this.#watchPartial();
-    this.#flush(); // bounces produced while judging
-  }
-
-  /**
-   * While STARTTLS is on offer: feed up to each '>' (never inside a UTF-8
-   * sequence), so that <starttls/> is framed before the TLS bytes a peer may
-   * send right behind it, which are not XML. Those go to the listener.
-   */
-  #feedUntilTls(data: Buffer): void {
-    let from = 0;
-    while (from < data.length && !this.#closing) {
-      const gt = data.indexOf(0x3e, from);
-      const to = gt < 0 ? data.length : gt + 1;
-      this.#inFramer.write(data.subarray(from, to));
-      from = to;
-      if (this.#has(F_UPGRADING)) {
-        const pending = this.#gate.takePending();
+    if (this.has(F_OFFER_TLS) && !this.has(F_AUTHENTICATED)) {
+      // STARTTLS on offer: the peer's bytes after <starttls/> are TLS, for the listener.
+      const from = frameUntilStartTls(this.inFramer, data, () => this.has(F_CLOSING | F_UPGRADING));
+      if (from >= 0 && this.has(F_UPGRADING)) {
+        const pending = this.gate.takePending();
         this.#handOverToTls(pending === null ? data.subarray(from) : Buffer.concat([data.subarray(from), pending]));
         return;
       }
-    }
-    if (this.#timers.stanzaArmed || !this.#inFramer.atBoundary) this.#watchPartial();
-    this.#flush();
-  }
-
-  /**
-   * The peer asked for STARTTLS (tls.starttls: optional). This session ends
-   * here without a word to the peer: its upstream connection, which saw only
-   * the pre-TLS stream, is closed, and the listener answers <proceed/> and
-   * starts a new session once TLS is up (the peer restarts its stream then).
-   */
-  #handOverToTls(rest: Buffer): void {
-    // Only a TCP listener offers STARTTLS, so the peer is a socket here.
-    const client = this.#client as Socket;
-    this.#flushToClient();
-    this.#flags |= F_CLOSING;
-    this.#inFramer.stop();
-    this.#outFramer.stop();
-    client.off("data", Session.#clientData);
-    client.off("end", Session.#clientEnd);
-    client.off("error", Session.#clientError);
-    client.off("close", Session.#clientClose);
-    client.off("drain", Session.#clientDrain);
-    client.pause();
-    this.#upstream.detach(STREAM_CLOSE);
-    this.#log.info("STARTTLS: the peer takes the TLS offer; the stream restarts over TLS");
-    const pre = { to: this.#tracker.claimedDomain, from: this.type === "s2s" ? this.#tracker.claimedDomain : undefined };
-    this.#flags |= F_CLIENT_DONE;
-    this.#maybeEnd();
-    this.#ctx.startTls!(this, client, rest, pre);
-  }
-
-  // ---- timeouts: stream header, pre-auth, slow-drip stanzas ----------------
-
-  #timedOut(kind: TimeoutKind, detail?: string): void {
-    this.#ctx.metrics.timeouts.inc({ listener: this.listener, kind });
-    this.closeWithError(TIMEOUT_CODES[kind], detail);
-  }
-
-  #onPreAuthTimer(): void {
-    if (this.#closing || this.#has(F_AUTHENTICATED)) return;
-    const expired = this.#timers.preAuthFired(this.#ctx.timeouts(), this.#gate.paused, () => this.#onPreAuthTimer());
-    if (expired !== null) this.#timedOut(expired.kind, expired.detail);
-  }
-
-  /** After a feed: (re)arm timeouts.stanza when a new partial frame is held, disarm at a boundary. */
-  #watchPartial(): void {
-    const timers = this.#timers;
-    if (this.#inFramer.atBoundary || this.#closing) {
-      timers.disarmStanza();
-      return;
-    }
-    if (timers.stanzaArmed && this.#gate.samePartial) return; // same frame, still dripping
-    this.#gate.markPartial();
-    timers.armStanza(this.#ctx.timeouts().stanza * 1000, () => this.#onStanzaTimer());
-  }
-
-  #onStanzaTimer(): void {
-    if (this.#closing || this.#inFramer.atBoundary || !this.#gate.samePartial) return;
-    if (this.#gate.heldBack) {
-      // The proxy is holding the peer back (shaping, backpressure): not the peer's delay.
-      this.#timers.armStanza(this.#ctx.timeouts().stanza * 1000, () => this.#onStanzaTimer());
-      return;
-    }
-    this.#timedOut("stanza", `${this.#inFramer.bufferedBytes} bytes held`);
-  }
-
-  // ---- shaping ---------------------------------------------------------------
-
-  /**
-   * (Re)apply this listener type's limits. On reload, existing buckets keep
-   * their tokens (capped at the new capacity) instead of starting over full.
-   */
-  reconfigureLimits(limits: LimitsConfig): void {
-    this.#gate.reconfigure(this.type === "s2s" ? limits.s2sin : limits.c2s);
-    this.#checkUnlimited();
-  }
-
-  /**
-   * unlimited_jids: the bound bare JID (c2s), or every domain the server
-   * verified on this stream (s2s; the header's claim counts for nothing).
-   */
-  #checkUnlimited(): void {
-    if (!this.#gate.shaped || !this.#has(F_AUTHENTICATED)) return;
-    const keys = this.#tracker.exemptionKeys();
-    const unlimited = this.#ctx.unlimited();
-    const exempt = keys.length > 0 && keys.every((k) => unlimited.has(k));
-    if (this.#gate.setUnlimited(exempt) && exempt) this.#log.info("exempt from shaping (unlimited_jids)");
+    } else this.inFramer.write(data);
+    if (this.timers.stanzaArmed || !this.inFramer.atBoundary) this.#watchPartial();
+    this.flush(); // bounces produced while judging
   }
 
   // ---- peer → upstream: tracker, policy, batch --------------------------------
 
   #onPeerFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
     if (kind === FRAME_STANZA) {
-      if (!this.#has(F_AUTHENTICATED)) {
-        const max = this.#ctx.limits().pre_auth.max_stanzas;
-        if (this.#timers.overStanzas(max)) {
+      if (!this.has(F_AUTHENTICATED)) {
+        const max = this.ctx.limits().pre_auth.max_stanzas;
+        if (this.timers.overStanzas(max)) {
           this.closeWithError("XPX_ERR_PRE_AUTH_LIMIT", `more than ${max} stanzas`);
           return;
         }
       }
-      const k = kindOf(data, start, end, this.#tracker.inbound);
-      this.#ctx.stats.stanzas[KIND_INDEX[k]]! += 1;
-      const pipeline = this.#ctx.pipeline();
+      const k = kindOf(data, start, end, this.tracker.inbound);
+      this.ctx.stats.stanzas[KIND_INDEX[k]]! += 1;
+      const pipeline = this.ctx.pipeline();
       const judged = pipeline.wants("inbound", k);
       // Nonzas are looked at for XEP-0198 (stream/sm-counts.ts).
-      if (this.#state !== "bound" || judged || k === "other") {
+      if (this.state !== "bound" || judged || k === "other") {
         // A borrowed view (no allocation per stanza), given back before the next frame.
-        const view = this.#tracker.peerView(data, start, end);
+        const view = this.tracker.peerView(data, start, end);
         try {
           if (view.head.duplicate !== null) {
             this.closeWithError("XPX_ERR_XML_DUPLICATE_ATTRIBUTE", view.head.duplicate);
             return;
           }
-          const event = this.#tracker.peerStanza(view);
+          const event = this.tracker.peerStanza(view);
           if (event !== null && !this.#onPeerEvent(event)) return;
           if (k === "other" && view.xmlns === NS_SM3) {
-            const instead = (this.#sm ??= new SmCounts()).clientNonza(view, () => data.toString("utf8", start, end), this.#ctx.resumption);
+            const instead = (this.sm ??= new SmCounts()).clientNonza(view, () => data.toString("utf8", start, end), this.ctx.resumption);
             if (instead !== null) {
               const bytes = Buffer.from(instead);
-              this.#toUpstream.add(bytes, 0, bytes.length);
+              this.toUpstream.add(bytes, 0, bytes.length);
               return;
             }
           }
@@ -473,32 +191,32 @@ export class Session implements SessionInfo {
           view.release();
         }
       }
-      if (k !== "other") this.#sm?.fromClient("passed");
-      this.#toUpstream.add(data, start, end);
+      if (k !== "other") this.sm?.fromClient("passed");
+      this.toUpstream.add(data, start, end);
       return;
     }
     if (kind === FRAME_HEADER) {
       if (!this.#onClientHeader(data, start, end)) return;
     } else if (kind === FRAME_CLOSE) {
-      this.#flags |= F_CLIENT_STREAM_CLOSED;
-      this.#setState("closing");
+      this.flags |= F_CLIENT_STREAM_CLOSED;
+      this.setState("closing");
     }
-    this.#toUpstream.add(data, start, end);
+    this.toUpstream.add(data, start, end);
   }
 
   /** Validate the peer's stream header; dial the upstream on the first one. */
   #onClientHeader(data: Buffer, start: number, end: number): boolean {
-    const problem = this.#tracker.peerHeader(data, start, end);
+    const problem = this.tracker.peerHeader(data, start, end);
     if (problem !== null) {
       this.closeWithError(problem.code, problem.detail);
       return false;
     }
-    const claimed = this.#tracker.claimedDomain;
-    if (claimed !== undefined && this.#log.domain !== claimed) this.#log.domain = claimed;
-    if (!this.#has(F_CLIENT_HEADER_SEEN)) {
-      this.#flags |= F_CLIENT_HEADER_SEEN;
-      this.#timers.headerSeen();
-      this.#setState("open");
+    const claimed = this.tracker.claimedDomain;
+    if (claimed !== undefined && this.log.domain !== claimed) this.log.domain = claimed;
+    if (!this.has(F_CLIENT_HEADER_SEEN)) {
+      this.flags |= F_CLIENT_HEADER_SEEN;
+      this.timers.headerSeen();
+      this.setState("open");
       this.#dial();
     }
     // A restarted header (after SASL success) needs nothing: both framers were
@@ -516,90 +234,110 @@ export class Session implements SessionInfo {
       this.closeWithError(event.code, event.detail);
       return false;
     }
-    if (this.#has(F_OFFER_TLS) && !this.#has(F_AUTHENTICATED)) {
-      // tls.starttls: optional, and the peer takes the offer (#feedUntilTls hands over).
-      this.#flags |= F_UPGRADING;
+    if (this.has(F_OFFER_TLS) && !this.has(F_AUTHENTICATED)) {
+      // tls.starttls: optional, and the peer takes the offer (#feed hands over).
+      this.flags |= F_UPGRADING;
       return false;
     }
     if (this.tls !== null) {
       // RFC 6120 §5.4.2.2: a second STARTTLS fails and ends the stream.
-      this.#log.info({ code: "XPX_ERR_STARTTLS_TWICE" }, ERRORS.XPX_ERR_STARTTLS_TWICE.message);
-      this.#ctx.metrics.tlsHandshakeFailures.inc({ listener: this.listener, reason: "starttls_twice" });
+      this.log.info({ code: "XPX_ERR_STARTTLS_TWICE" }, ERRORS.XPX_ERR_STARTTLS_TWICE.message);
+      this.ctx.metrics.tlsHandshakeFailures.inc({ listener: this.listener, reason: "starttls_twice" });
     } else {
       // The upstream offered STARTTLS through a proxy that does not terminate TLS:
       // relaying it would blind the proxy. Refuse as RFC 6120 §5.4.2.2 allows.
-      this.#log.error("client asked for STARTTLS on a plaintext listener: disable TLS on the upstream server (mod_tls) or enable TLS termination in xmpp-guard");
+      this.log.error("client asked for STARTTLS on a plaintext listener: disable TLS on the upstream server (mod_tls) or enable TLS termination in xmpp-guard");
     }
-    const failure = Buffer.from(`<failure xmlns='${NS_TLS}'/>`);
-    this.#toClient.add(failure, 0, failure.length, FRAME_STANZA);
-    this.#toClient.add(STREAM_CLOSE_BYTES, 0, STREAM_CLOSE_BYTES.length, FRAME_CLOSE);
-    this.#flushToClient();
-    this.#shutdownBoth();
+    this.toClient.add(STARTTLS_FAILURE_BYTES, 0, STARTTLS_FAILURE_BYTES.length, FRAME_STANZA);
+    this.toClient.add(STREAM_CLOSE_BYTES, 0, STREAM_CLOSE_BYTES.length, FRAME_CLOSE);
+    this.flushToClient();
+    this.shutdownBoth();
     return false;
   }
 
-  #flush(): void {
-    this.#flushToUpstream();
-    this.#flushToClient();
+  // ---- STARTTLS on offer: the handover ------------------------------------
+
+  /**
+   * The peer asked for STARTTLS (tls.starttls: optional). This session ends
+   * here without a word to the peer: its upstream connection, which saw only
+   * the pre-TLS stream, is closed, and the listener answers <proceed/> and
+   * starts a new session once TLS is up (the peer restarts its stream then).
+   */
+  #handOverToTls(rest: Buffer): void {
+    // Only a TCP listener offers STARTTLS, so the peer is a socket here.
+    const client = this.client as Socket;
+    this.flushToClient();
+    this.flags |= F_CLOSING;
+    this.inFramer.stop();
+    this.outFramer.stop();
+    Session.#peerEvents.detach(client);
+    client.pause();
+    this.upstream.detach(STREAM_CLOSE);
+    this.log.info("STARTTLS: the peer takes the TLS offer; the stream restarts over TLS");
+    const pre = { to: this.tracker.claimedDomain, from: this.type === "s2s" ? this.tracker.claimedDomain : undefined };
+    this.flags |= F_CLIENT_DONE;
+    this.maybeEnd();
+    this.ctx.startTls!(this, client, rest, pre);
   }
 
-  #flushToUpstream(): void {
-    if (!this.#upstream.flush(this.#toUpstream)) this.#gate.pause(PAUSE_BACKPRESSURE);
-  }
+  // ---- verdicts ------------------------------------------------------------
 
-  #flushToClient(): void {
-    if (this.#toClient.empty || this.#has(F_CLIENT_DONE)) return;
-    if (!this.#toClient.send()) this.#upstream.pause(PAUSE_BACKPRESSURE);
+  /** Carry out a verdict other than a plain forward. Returns true only if the stanza should still be forwarded. */
+  #apply(stage: string, verdict: Verdict, dir: "in" | "out", view: Stanza): boolean {
+    const { metrics, audit } = this.ctx;
+    const forward = carryOut({ session: this, metrics, audit, log: this.log, sm: this.sm, toPeer: this.toClient, toUpstream: this.toUpstream }, stage, verdict, dir, view);
+    if (verdict.action === "close") this.closeWithError(verdict.code, verdict.reason);
+    return forward;
   }
 
   // ---- upstream → peer -----------------------------------------------------
 
   #onUpstreamData(chunk: Buffer): void {
-    if (this.#closing) return;
-    if (!this.#has(F_AUTHENTICATED)) this.#timers.activity();
-    this.#ctx.stats.bytesOut += chunk.length;
-    this.#outFramer.write(chunk);
-    this.#flushToClient();
-    this.#flushToUpstream(); // bounces produced while judging
+    if (this.closing) return;
+    if (!this.has(F_AUTHENTICATED)) this.timers.activity();
+    this.ctx.stats.bytesOut += chunk.length;
+    this.outFramer.write(chunk);
+    this.flushToClient();
+    this.flushToUpstream(); // bounces produced while judging
   }
 
   #onServerFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
     if (kind !== FRAME_STANZA) {
       if (kind === FRAME_HEADER) {
-        this.#flags |= F_SERVER_HEADER_SEEN;
-        this.#upstream.answered(); // timeouts.connect covers connect + the server's answering header
-        this.#tracker.serverHeader(data, start, end);
+        this.flags |= F_SERVER_HEADER_SEEN;
+        this.upstream.answered(); // timeouts.connect covers connect + the server's answering header
+        this.tracker.serverHeader(data, start, end);
       } else if (kind === FRAME_CLOSE) {
-        this.#flags |= F_SERVER_STREAM_CLOSED;
-        this.#setState("closing");
+        this.flags |= F_SERVER_STREAM_CLOSED;
+        this.setState("closing");
       }
-      this.#toClient.add(data, start, end, kind);
+      this.toClient.add(data, start, end, kind);
       return;
     }
-    const k = kindOf(data, start, end, this.#tracker.outbound);
-    this.#ctx.stats.stanzas[4 + KIND_INDEX[k]]! += 1;
-    const pipeline = this.#ctx.pipeline();
+    const k = kindOf(data, start, end, this.tracker.outbound);
+    this.ctx.stats.stanzas[4 + KIND_INDEX[k]]! += 1;
+    const pipeline = this.ctx.pipeline();
     // After binding only a few nonzas matter (stream errors, SM enabled);
     // look at their first bytes before building a view.
-    const interesting = this.#state !== "bound" || mayMatterAfterBind(data, start, end) || (k === "other" && this.#sm !== null);
+    const interesting = this.state !== "bound" || mayMatterAfterBind(data, start, end) || (k === "other" && this.sm !== null);
     const judged = pipeline.wants("outbound", k);
     if (interesting || judged) {
-      const view = this.#tracker.serverView(data, start, end);
+      const view = this.tracker.serverView(data, start, end);
       try {
         if (interesting) {
-          const event = this.#tracker.serverStanza(view);
+          const event = this.tracker.serverStanza(view);
           if (event !== null) this.#onServerEvent(event);
         }
         let instead: string | null = null;
-        if (k === "other" && this.#sm !== null && view.xmlns === NS_SM3) {
-          instead = this.#sm.serverNonza(view, () => data.toString("utf8", start, end));
+        if (k === "other" && this.sm !== null && view.xmlns === NS_SM3) {
+          instead = this.sm.serverNonza(view, () => data.toString("utf8", start, end));
         } else if (view.name === "features" && view.xmlns === NS_STREAMS) {
-          const offerTls = this.#has(F_OFFER_TLS) && !this.#has(F_AUTHENTICATED);
+          const offerTls = this.has(F_OFFER_TLS) && !this.has(F_AUTHENTICATED);
           instead = serverFeatures(view, () => data.toString("utf8", start, end), this.type === "s2s", offerTls);
         }
         if (instead !== null) {
           const bytes = Buffer.from(instead);
-          this.#toClient.add(bytes, 0, bytes.length, FRAME_STANZA);
+          this.toClient.add(bytes, 0, bytes.length, FRAME_STANZA);
           return;
         }
         if (judged) {
@@ -610,13 +348,13 @@ export class Session implements SessionInfo {
         view.release();
       }
     }
-    if (k !== "other") this.#sm?.fromServer("passed");
-    this.#toClient.add(data, start, end, FRAME_STANZA);
+    if (k !== "other") this.sm?.fromServer("passed");
+    this.toClient.add(data, start, end, FRAME_STANZA);
     // SASL success: both streams restart (RFC 6120 §6.4.6) once it is on its way.
-    if (this.#tracker.takeRestart()) {
-      this.#inFramer.reset();
-      this.#outFramer.reset();
-      this.#framed?.restart();
+    if (this.tracker.takeRestart()) {
+      this.inFramer.reset();
+      this.outFramer.reset();
+      this.framed?.restart();
     }
   }
 
@@ -625,13 +363,13 @@ export class Session implements SessionInfo {
     switch (event.kind) {
       case "sasl-success":
         this.#authenticatedNow();
-        this.#setState("authenticated");
+        this.setState("authenticated");
         if (this.type === "s2s") this.#checkUnlimited();
         return;
       case "verified":
         this.#authenticatedNow();
-        this.#setState("authenticated");
-        this.#log.info({ verified: event.domain }, "peer domain verified");
+        this.setState("authenticated");
+        this.log.info({ verified: event.domain }, "peer domain verified");
         this.#checkUnlimited();
         return;
       case "sasl2-success":
@@ -639,8 +377,8 @@ export class Session implements SessionInfo {
         this.#authenticatedNow();
         if (event.jid?.includes("/")) this.#learnJid();
         else {
-          if (event.jid !== undefined) this.#log.jid = event.jid;
-          if (this.#state !== "bound") this.#setState("authenticated");
+          if (event.jid !== undefined) this.log.jid = event.jid;
+          if (this.state !== "bound") this.setState("authenticated");
         }
         return;
       case "bound":
@@ -648,88 +386,128 @@ export class Session implements SessionInfo {
         return;
       case "resumed": {
         this.#authenticatedNow();
-        const jid = this.#ctx.resumption.lookup(event.previd);
-        this.#tracker.resume(jid);
+        const jid = this.ctx.resumption.lookup(event.previd);
+        this.tracker.resume(jid);
         if (jid !== undefined) this.#learnJid(true);
-        else this.#setState("bound");
+        else this.setState("bound");
         return;
       }
       case "resumable":
-        if (this.#tracker.jid !== undefined) this.#ctx.resumption.remember(event.id, this.#tracker.jid, this.#sm?.ledger ?? undefined);
+        if (this.tracker.jid !== undefined) this.ctx.resumption.remember(event.id, this.tracker.jid, this.sm?.ledger ?? undefined);
         return;
       case "auth-failure": {
-        const reason = AUTH_REASONS.has(event.reason) ? event.reason : "other";
-        this.#ctx.metrics.authFailures.inc({ listener: this.listener, reason });
+        this.ctx.metrics.authFailures.inc({ listener: this.listener, reason: authFailureLabel(event.reason) });
         // One line per failure, never rate-limited: fail2ban counts them (docs/deploy.md).
-        this.#log.warn({ code: "XPX_ERR_AUTH_FAILED", ip: this.ip, reason: event.reason, mechanism: event.mechanism, user: event.user }, ERRORS.XPX_ERR_AUTH_FAILED.message);
+        this.log.warn({ code: "XPX_ERR_AUTH_FAILED", ip: this.ip, reason: event.reason, mechanism: event.mechanism, user: event.user }, ERRORS.XPX_ERR_AUTH_FAILED.message);
         return;
       }
       case "stream-error": {
-        const condition = CONDITIONS.has(event.condition) ? event.condition : "other";
-        this.#ctx.metrics.streamErrors.inc({ listener: this.listener, condition, sender: "upstream" });
-        this.#log.info({ condition: event.condition }, "upstream sent a stream error");
+        this.ctx.metrics.streamErrors.inc({ listener: this.listener, condition: streamErrorLabel(event.condition), sender: "upstream" });
+        this.log.info({ condition: event.condition }, "upstream sent a stream error");
         return;
       }
     }
   }
 
   #authenticatedNow(): void {
-    this.#flags |= F_AUTHENTICATED;
-    this.#timers.authenticated();
+    this.flags |= F_AUTHENTICATED;
+    this.timers.authenticated();
   }
 
   /** The tracker learned the session's full JID (bind, SASL2 with Bind 2, resumption). */
   #learnJid(resumed = false): void {
-    this.#log.jid = this.#tracker.jid;
-    this.#setState("bound");
-    this.#log.info("session bound");
+    this.log.jid = this.tracker.jid;
+    this.setState("bound");
+    this.log.info("session bound");
     this.#checkUnlimited();
-    this.#ctx.pipeline().sessionBound(this, resumed);
-  }
-
-  // ---- verdicts ------------------------------------------------------------
-
-  /** Carry out a verdict other than a plain forward. Returns true only if the stanza should still be forwarded. */
-  #apply(stage: string, verdict: Verdict, dir: "in" | "out", view: Stanza): boolean {
-    const { metrics, audit } = this.#ctx;
-    const forward = carryOut({ session: this, metrics, audit, log: this.#log, sm: this.#sm, toPeer: this.#toClient, toUpstream: this.#toUpstream }, stage, verdict, dir, view);
-    if (verdict.action === "close") this.closeWithError(verdict.code, verdict.reason);
-    return forward;
+    this.ctx.pipeline().sessionBound(this, resumed);
   }
 
   // ---- upstream connection -------------------------------------------------
 
   #dial(): void {
-    const cfg = this.#ctx.config;
-    this.#gate.pause(PAUSE_DIAL);
-    const domain = this.#tracker.claimedDomain;
-    const mode = cfg.proxy_protocol;
-    const src = { address: this.ip, port: this.port };
-    this.#upstream.dial({
+    const cfg = this.ctx.config;
+    this.gate.pause(PAUSE_DIAL);
+    const domain = this.tracker.claimedDomain;
+    this.upstream.dial({
       host: cfg.upstream.host,
       port: cfg.upstream.port,
-      tls: this.#ctx.upstreamTls(),
+      tls: this.ctx.upstreamTls(),
       servername: domain && isIP(domain) === 0 ? domain : undefined,
-      timeoutMs: this.#ctx.timeouts().connect * 1000,
-      proxyHeader: mode === "off" ? null : mode === "v1" ? encodeProxyV1(src, this.localEndpoint) : encodeProxyV2(src, this.localEndpoint),
+      timeoutMs: this.ctx.timeouts().connect * 1000,
+      proxyHeader: proxyHeader(cfg.proxy_protocol, { address: this.ip, port: this.port }, this.localEndpoint),
     });
   }
 
-  #onUpstreamEnd(): void {
-    this.#flushToClient();
-    if (this.#closing) return;
-    if (!this.#has(F_SERVER_STREAM_CLOSED | F_CLIENT_STREAM_CLOSED)) {
-      // The server dropped us without closing its stream.
-      this.#ctx.metrics.upstreamFailures.inc({ listener: this.listener, reason: "closed" });
-      this.closeWithError("XPX_ERR_UPSTREAM_CLOSED");
+  // ---- timeouts: stream header, pre-auth, slow-drip stanzas ----------------
+
+  #timedOut(kind: TimeoutKind, detail?: string): void {
+    this.ctx.metrics.timeouts.inc({ listener: this.listener, kind });
+    this.closeWithError(TIMEOUT_CODES[kind], detail);
+  }
+
+  #onPreAuthTimer(): void {
+    if (this.closing || this.has(F_AUTHENTICATED)) return;
+    const expired = this.timers.preAuthFired(this.ctx.timeouts(), this.gate.paused, () => this.#onPreAuthTimer());
+    if (expired !== null) this.#timedOut(expired.kind, expired.detail);
+  }
+
+  /** After a feed: (re)arm timeouts.stanza when a new partial frame is held, disarm at a boundary. */
+  #watchPartial(): void {
+    const timers = this.timers;
+    if (this.inFramer.atBoundary || this.closing) {
+      timers.disarmStanza();
       return;
     }
-    this.#shutdownBoth();
+    if (timers.stanzaArmed && this.gate.samePartial) return; // same frame, still dripping
+    this.gate.markPartial();
+    timers.armStanza(this.ctx.timeouts().stanza * 1000, () => this.#onStanzaTimer());
+  }
+
+  #onStanzaTimer(): void {
+    if (this.closing || this.inFramer.atBoundary || !this.gate.samePartial) return;
+    if (this.gate.heldBack) {
+      // The proxy is holding the peer back (shaping, backpressure): not the peer's delay.
+      this.timers.armStanza(this.ctx.timeouts().stanza * 1000, () => this.#onStanzaTimer());
+      return;
+    }
+    this.#timedOut("stanza", `${this.inFramer.bufferedBytes} bytes held`);
+  }
+
+  // ---- shaping ---------------------------------------------------------------
+
+  /**
+   * (Re)apply this listener type's limits. On reload, existing buckets keep
+   * their tokens (capped at the new capacity) instead of starting over full.
+   */
+  reconfigureLimits(limits: LimitsConfig): void {
+    this.gate.reconfigure(this.type === "s2s" ? limits.s2sin : limits.c2s);
+    this.#checkUnlimited();
+  }
+
+  /**
+   * unlimited_jids: the bound bare JID (c2s), or every domain the server
+   * verified on this stream (s2s; the header's claim counts for nothing).
+   */
+  #checkUnlimited(): void {
+    if (!this.gate.shaped || !this.has(F_AUTHENTICATED)) return;
+    const keys = this.tracker.exemptionKeys();
+    const unlimited = this.ctx.unlimited();
+    const exempt = keys.length > 0 && keys.every((k) => unlimited.has(k));
+    if (this.gate.setUnlimited(exempt) && exempt) this.log.info("exempt from shaping (unlimited_jids)");
   }
 
   // ---- the session's side of its parts ----------------------------------------
   // Subclasses that lead back to the session's private methods; the gate and
   // the upstream are also the framers' sinks (no sink object per framer).
+
+  protected newGate(): InboundGate {
+    return new Session.#Gate(this);
+  }
+
+  protected newUpstream(): Upstream & FrameSink {
+    return new Session.#Up(this);
+  }
 
   static readonly #Gate = class extends InboundGate {
     readonly #s: Session;
@@ -739,15 +517,15 @@ export class Session implements SessionInfo {
     }
     override onFrame(kind: FrameKind, data: Buffer, start: number, end: number): void {
       const s = this.#s;
-      if (s.#framed !== null && !s.#framed.inboundFrame(kind, end - start)) {
-        s.#ctx.metrics.framingErrors.inc({ listener: s.listener, direction: "in", code: "XPX_ERR_WS_FRAMING" });
+      if (s.framed !== null && !s.framed.inboundFrame(kind, end - start)) {
+        s.ctx.metrics.framingErrors.inc({ listener: s.listener, direction: "in", code: "XPX_ERR_WS_FRAMING" });
         s.closeWithError("XPX_ERR_WS_FRAMING", "a frame that is not exactly one message");
         return;
       }
       super.onFrame(kind, data, start, end);
     }
     onError(error: ProxyError): void {
-      this.#s.#onFramingError(error, "in");
+      this.#s.onFramingError(error, "in");
     }
     protected feed(data: Buffer): void {
       this.#s.#feed(data);
@@ -756,31 +534,31 @@ export class Session implements SessionInfo {
       this.#s.#onPeerFrame(kind, data, start, end);
     }
     protected stanzaKind(data: Buffer, start: number, end: number) {
-      return kindOf(data, start, end, this.#s.#tracker.inbound);
+      return kindOf(data, start, end, this.#s.tracker.inbound);
     }
     protected isClosing(): boolean {
-      return this.#s.#closing;
+      return this.#s.closing;
     }
     protected pausePeer(): void {
-      this.#s.#client.pause();
+      this.#s.client.pause();
     }
     protected resumePeer(): void {
-      this.#s.#client.resume();
+      this.#s.client.resume();
     }
     protected flush(): void {
-      this.#s.#flush();
+      this.#s.flush();
     }
     protected throttled(reason: ThrottleReason, ms: number | null): void {
       const s = this.#s;
-      const m = s.#ctx.metrics;
+      const m = s.ctx.metrics;
       if (ms === null) {
         m.sessionsThrottled.inc({ listener: s.listener });
-        s.#log.debug({ reason }, "throttled");
+        s.log.debug({ reason }, "throttled");
         return;
       }
       m.sessionsThrottled.dec({ listener: s.listener });
       m.throttledSeconds.inc({ listener: s.listener, reason }, ms / 1000);
-      s.#log.debug({ reason, ms: Math.round(ms) }, "throttle released");
+      s.log.debug({ reason, ms: Math.round(ms) }, "throttle released");
     }
   };
 
@@ -794,215 +572,69 @@ export class Session implements SessionInfo {
       this.#s.#onServerFrame(kind, data, start, end);
     }
     onError(error: ProxyError): void {
-      this.#s.#onFramingError(error, "out");
+      this.#s.onFramingError(error, "out");
     }
     protected isClosing(): boolean {
-      return this.#s.#closing;
+      return this.#s.closing;
     }
     protected opened(seconds: number): void {
       const s = this.#s;
-      s.#ctx.metrics.upstreamConnect.observe({ listener: s.listener }, seconds);
-      s.#ctx.onUpstream(true);
-      s.#flushToUpstream();
-      s.#gate.resume(PAUSE_DIAL);
+      s.ctx.metrics.upstreamConnect.observe({ listener: s.listener }, seconds);
+      s.ctx.onUpstream(true);
+      s.flushToUpstream();
+      s.gate.resume(PAUSE_DIAL);
     }
     protected timedOut(connected: boolean): void {
       const s = this.#s;
-      const { metrics, config } = s.#ctx;
+      const { metrics, config } = s.ctx;
       metrics.upstreamFailures.inc({ listener: s.listener, reason: "timeout" });
       metrics.timeouts.inc({ listener: s.listener, kind: "upstream_connect" });
-      if (!connected) s.#ctx.onUpstream(false, "timeout");
+      if (!connected) s.ctx.onUpstream(false, "timeout");
       s.closeWithError("XPX_ERR_UPSTREAM_TIMEOUT", connected ? `${config.upstream.text}: connected, no stream header` : config.upstream.text);
     }
     protected data(chunk: Buffer): void {
       this.#s.#onUpstreamData(chunk);
     }
     protected drained(): void {
-      this.#s.#gate.resume(PAUSE_BACKPRESSURE);
+      this.#s.gate.resume(PAUSE_BACKPRESSURE);
     }
     protected ended(): void {
-      this.#s.#onUpstreamEnd();
+      this.#s.onUpstreamEnd();
     }
     protected errored(err: Error): void {
-      this.#s.#onSocketError("upstream", err);
+      this.#s.onSocketError("upstream", err);
     }
     protected closed(): void {
       const s = this.#s;
-      if (!this.connected && !s.#closing) {
-        s.#ctx.metrics.upstreamFailures.inc({ listener: s.listener, reason: "refused" });
-        s.#ctx.onUpstream(false, "refused");
-        s.closeWithError("XPX_ERR_UPSTREAM_UNREACHABLE", s.#ctx.config.upstream.text);
+      if (!this.connected && !s.closing) {
+        s.ctx.metrics.upstreamFailures.inc({ listener: s.listener, reason: "refused" });
+        s.ctx.onUpstream(false, "refused");
+        s.closeWithError("XPX_ERR_UPSTREAM_UNREACHABLE", s.ctx.config.upstream.text);
       }
-      s.#maybeEnd();
+      s.maybeEnd();
     }
   };
 
   // ---- the peer's events -------------------------------------------------------
-  // One function per event for every session instead of a closure per socket
-  // and event: EventEmitter calls a listener with the socket as `this`, and
-  // SESSION leads back.
 
-  static #clientData(this: TaggedPeer, chunk: Buffer): void {
-    this[SESSION].#onClientData(chunk);
-  }
-
-  static #clientEnd(this: TaggedPeer): void {
-    this[SESSION].#onClientEnd();
-  }
-
-  static #clientError(this: TaggedPeer, err: Error): void {
-    this[SESSION].#onSocketError("client", err);
-  }
-
-  static #clientClose(this: TaggedPeer): void {
-    const s = this[SESSION];
-    s.#flags |= F_CLIENT_DONE;
-    s.#maybeEnd();
-  }
-
-  static #clientDrain(this: TaggedPeer): void {
-    this[SESSION].#upstream.resume(PAUSE_BACKPRESSURE);
-  }
-
-  /**
-   * A TLS 1.2 peer asked to renegotiate and every server context refused
-   * (certificates.ts). The session goes on if the peer does (RFC 5246 §7.2.2
-   * lets it choose); OpenSSL peers end it with a fatal alert, which ends the
-   * session at once (direct-tls.ts), as does Node's limit on repeated attempts.
-   */
-  static #clientRenegotiation(this: TaggedPeer): void {
-    const s = this[SESSION];
-    s.#ctx.metrics.tlsHandshakeFailures.inc({ listener: s.listener, reason: "renegotiation" });
-    s.#log.info({ code: "XPX_ERR_TLS_RENEGOTIATION" }, ERRORS.XPX_ERR_TLS_RENEGOTIATION.message);
-  }
-
-  // ---- endings -------------------------------------------------------------
-
-  #onClientEnd(): void {
-    if (this.#closing) return;
-    const truncated = this.#inFramer.finish();
-    if (truncated) {
-      this.#ctx.metrics.framingErrors.inc({ listener: this.listener, direction: "in", code: truncated.code });
-      this.closeWithError(truncated.code);
-      return;
-    }
-    this.#flushToUpstream();
-    this.#shutdownBoth();
-  }
-
-  #onFramingError(error: ProxyError, direction: "in" | "out"): void {
-    this.#ctx.metrics.framingErrors.inc({ listener: this.listener, direction, code: error.code });
-    if (direction === "in") {
-      this.closeWithError(error.code, error.message);
-    } else {
-      this.#log.error({ code: error.code, err: error.message }, "upstream server sent bad XML");
-      this.closeWithError("XPX_ERR_UPSTREAM_PROTOCOL");
-    }
-  }
-
-  #onSocketError(side: "client" | "upstream", err: Error): void {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (side === "upstream" && !this.#upstream.connected) {
-      // Dial failures are reported by the close handler; keep the reason.
-      this.#log.warn({ err: err.message, code }, "upstream connect failed");
-      return;
-    }
-    this.#log.debug({ err: err.message, code, side }, "socket error");
-    if (side === "upstream" && !this.#closing) {
-      this.#ctx.metrics.upstreamFailures.inc({ listener: this.listener, reason: "error" });
-      this.closeWithError("XPX_ERR_UPSTREAM_CLOSED", code);
-      return;
-    }
-    this.#abort();
-  }
-
-  /**
-   * Close the session with the stream error that `code` maps to: the peer gets
-   * (if needed) a stream header, the error and the stream close; the upstream
-   * gets a clean stream close. Frames already judged are flushed first.
-   */
-  closeWithError(code: ErrorCode, detail?: string): void {
-    if (this.#closing) return;
-    const entry = ERRORS[code];
-    const condition = entry.condition;
-    const level = code === "XPX_ERR_SHUTDOWN" ? "info" : code.startsWith("XPX_ERR_UPSTREAM") ? "warn" : "info";
-    this.#log[level]({ code, condition, detail }, entry.message);
-    this.#flush();
-    this.#flags |= F_CLOSING;
-    this.#inFramer.stop();
-    this.#outFramer.stop();
-    if (condition !== null && !this.#has(F_CLIENT_DONE) && this.#client.writable) {
-      this.#ctx.metrics.streamErrors.inc({ listener: this.listener, condition, sender: "proxy" });
-      // Header (unless the server's went out), error, end tag: three frames, one write.
-      const out = this.#toClient;
-      if (!this.#has(F_SERVER_HEADER_SEEN)) {
-        const head = Buffer.from(streamHeader(this.#tracker.contentNs, this.#ctx.config.domain ?? this.#tracker.claimedDomain));
-        out.add(head, 0, head.length, FRAME_HEADER);
-      }
-      const error = Buffer.from(streamErrorElement(condition, entry.message));
-      out.add(error, 0, error.length, FRAME_STANZA);
-      out.add(STREAM_CLOSE_BYTES, 0, STREAM_CLOSE_BYTES.length, FRAME_CLOSE);
-      out.send();
-    }
-    this.#shutdownBoth();
-  }
-
-  /** Graceful end: half-close both sides, destroy whatever is left after a grace period. */
-  #shutdownBoth(): void {
-    this.#flags |= F_CLOSING;
-    this.#setState("closing");
-    this.#inFramer.stop();
-    this.#outFramer.stop();
-    this.#timers.stop();
-    const up = this.#upstream;
-    up.stop();
-    if (!this.#has(F_CLIENT_DONE)) this.#client.end();
-    if (up.dialled && !up.done) {
-      if (up.connected && this.#has(F_CLIENT_HEADER_SEEN) && !this.#has(F_CLIENT_STREAM_CLOSED)) {
-        up.end(STREAM_CLOSE);
-        // The server ends a session whose stream is closed: no resumption (see resumeMs).
-        this.#flags |= F_CLIENT_STREAM_CLOSED;
-      } else up.end();
-    }
-    // Peers that never finish closing don't hold resources for long.
-    this.#timers.closeAfter(this.#refuse === undefined ? CLOSE_GRACE_MS : REFUSED_CLOSE_MS, () => this.#abort());
-    // Let a paused side drain its close.
-    this.#client.resume();
-    up.release();
-  }
-
-  /** Tear down immediately, without any goodbye. */
-  #abort(): void {
-    this.#flags |= F_CLOSING;
-    this.#inFramer.stop();
-    this.#outFramer.stop();
-    this.#timers.stop();
-    this.#client.destroy();
-    this.#upstream.destroy();
-    this.#maybeEnd();
-  }
-
-  #maybeEnd(): void {
-    if (this.#has(F_ENDED) || !this.#has(F_CLIENT_DONE)) return;
-    const up = this.#upstream;
-    if (up.dialled && !up.done) {
-      // Client gone: nothing left to relay to; finish the upstream side.
-      if (!this.#closing) this.#shutdownBoth();
-      return;
-    }
-    this.#flags |= F_ENDED;
-    this.#gate.close();
-    this.#ctx.pipeline().sessionEnded(this);
-    this.#timers.end();
-    up.stop();
-    this.#ctx.metrics.sessions.dec({ listener: this.listener, state: this.#state });
-    const seconds = (Date.now() - this.startedAt) / 1000;
-    if (this.#refuse === undefined) this.#ctx.metrics.sessionDuration.observe({ listener: this.listener }, seconds);
-    this.#log.info({ seconds }, "session closed");
-    this.#ctx.onEnd(this);
-  }
+  static readonly #peerEvents = new PeerEvents<Session>({
+    data: (s, chunk) => s.#onClientData(chunk),
+    end: (s) => s.onClientEnd(),
+    error: (s, err) => s.onSocketError("client", err),
+    close: (s) => {
+      s.flags |= F_CLIENT_DONE;
+      s.maybeEnd();
+    },
+    drain: (s) => s.upstream.resume(PAUSE_BACKPRESSURE),
+    /**
+     * A TLS 1.2 peer asked to renegotiate and every server context refused
+     * (certificates.ts). The session goes on if the peer does (RFC 5246 §7.2.2
+     * lets it choose); OpenSSL peers end it with a fatal alert, which ends the
+     * session at once (direct-tls.ts), as does Node's limit on repeated attempts.
+     */
+    secure: (s) => {
+      s.ctx.metrics.tlsHandshakeFailures.inc({ listener: s.listener, reason: "renegotiation" });
+      s.log.info({ code: "XPX_ERR_TLS_RENEGOTIATION" }, ERRORS.XPX_ERR_TLS_RENEGOTIATION.message);
+    },
+  });
 }
-
-const AUTH_REASONS: ReadonlySet<string> = new Set(AUTH_FAILURE_REASONS);
-/** Metric label values must come from a bounded set. */
-const CONDITIONS: ReadonlySet<string> = new Set(STREAM_ERROR_CONDITIONS);

@@ -12,13 +12,14 @@
 // mandatory-to-negotiate"). "optional" here therefore only omits <required/>
 // and lets a pre-1.0 stream (no features, hence no STARTTLS) pass in
 // plaintext. The listeners use this module for `tls.starttls: required`
-// only: `optional` relays the server's own features with STARTTLS added, and
-// the session hands a peer that takes the offer back for proceed() below.
+// only: `optional` relays the server's own features with STARTTLS added, the
+// session frames the peer's bytes with frameUntilStartTls() below while the
+// offer stands, and hands a peer that takes it back for proceed().
 
 import type { Socket } from "node:net";
 import type { TLSSocket } from "node:tls";
 import type { StreamErrorCondition } from "../errors.js";
-import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind, type FramerLimits } from "../xml/framer.js";
+import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind, type FramerLimits, type StreamFramer } from "../xml/framer.js";
 import { readHead, type Head } from "../xml/head.js";
 import { streamError, streamHeader } from "../xml/stream-error.js";
 import type { CertificateStore } from "./certificates.js";
@@ -28,6 +29,28 @@ import { NS_TLS, startTlsFeatures } from "../xml/stream-features.js";
 
 /** RFC 6120 §5.4.2.3: the proceed case. */
 export const STARTTLS_PROCEED = `<proceed xmlns='${NS_TLS}'/>`;
+/** RFC 6120 §5.4.2.2: the failure case; the stream is closed right after it. */
+export const STARTTLS_FAILURE = `<failure xmlns='${NS_TLS}'/>`;
+
+/**
+ * tls.starttls: optional, while STARTTLS is on offer: write `data` to the
+ * peer's framer up to each '>' (a byte never inside a UTF-8 sequence), so
+ * that <starttls/> is framed before the TLS bytes a peer may send right
+ * behind it, which are not XML. `done()` is asked after each piece (the
+ * peer took the offer, or the session closed); returns where the rest of
+ * `data` begins when it said yes, else -1.
+ */
+export function frameUntilStartTls(framer: StreamFramer, data: Buffer, done: () => boolean): number {
+  let from = 0;
+  while (from < data.length) {
+    const gt = data.indexOf(0x3e, from);
+    const to = gt < 0 ? data.length : gt + 1;
+    framer.write(data.subarray(from, to));
+    from = to;
+    if (done()) return from;
+  }
+  return -1;
+}
 
 export interface StartTlsOptions {
   contentNs: "jabber:client" | "jabber:server";

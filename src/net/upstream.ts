@@ -7,6 +7,9 @@
 
 import { connect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
+import type { ProxyProtocolMode } from "../config/schema.js";
+import { listen, unlisten, type Listeners } from "../util/listeners.js";
+import { encodeProxyV1, encodeProxyV2, type TransportAddress } from "./proxy-protocol.js";
 import type { WriteBatch } from "./write-batch.js";
 
 export interface DialOptions {
@@ -20,6 +23,11 @@ export interface DialOptions {
   readonly timeoutMs: number;
   /** Written before anything else (PROXY v1/v2), or null. */
   readonly proxyHeader: Buffer | null;
+}
+
+/** The PROXY header `mode` (proxy_protocol) sends first for a peer at `src` that connected to `dst`; null when off. */
+export function proxyHeader(mode: ProxyProtocolMode, src: TransportAddress, dst: TransportAddress): Buffer | null {
+  return mode === "off" ? null : mode === "v1" ? encodeProxyV1(src, dst) : encodeProxyV2(src, dst);
 }
 
 /** How long a detached connection may take to close before it is destroyed. */
@@ -106,11 +114,7 @@ export abstract class Upstream {
       if (this.#pause !== 0) socket.pause();
     });
     (socket as TaggedSocket)[UPSTREAM] = this;
-    socket.on("data", Upstream.#data);
-    socket.on("drain", Upstream.#drain);
-    socket.on("end", Upstream.#end);
-    socket.on("error", Upstream.#error);
-    socket.on("close", Upstream.#close);
+    listen(socket, Upstream.#listeners);
   }
 
   /** The server's stream header arrived: timeouts.connect is over. */
@@ -175,11 +179,7 @@ export abstract class Upstream {
     this.#bits |= DONE;
     const socket = this.#socket;
     if (socket === null) return;
-    socket.off("data", Upstream.#data);
-    socket.off("drain", Upstream.#drain);
-    socket.off("end", Upstream.#end);
-    socket.off("error", Upstream.#error);
-    socket.off("close", Upstream.#close);
+    unlisten(socket, Upstream.#listeners);
     socket.on("error", () => {});
     if (this.connected) socket.end(last);
     else socket.destroy();
@@ -190,6 +190,14 @@ export abstract class Upstream {
   // One function per event for every connection instead of a closure per
   // socket and event: EventEmitter calls a listener with the socket as
   // `this`, and UPSTREAM leads back.
+
+  static readonly #listeners: Listeners = [
+    ["data", Upstream.#data],
+    ["drain", Upstream.#drain],
+    ["end", Upstream.#end],
+    ["error", Upstream.#error],
+    ["close", Upstream.#close],
+  ];
 
   static #data(this: Socket, chunk: Buffer): void {
     (this as TaggedSocket)[UPSTREAM].data(chunk);

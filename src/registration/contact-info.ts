@@ -6,8 +6,9 @@
 // Every other byte is kept: new markup is spliced in before `</query>` (or
 // `</x>`), nothing is re-serialised. The server's caps hash (XEP-0115 `ver`)
 // no longer matches the rewritten result; see docs/registration.md.
+// contactInfoStage(), at the end, is the pipeline stage that does it.
 import { escapeXml } from "../xml/stream-error.js";
-import type { SessionInfo } from "../policy/pipeline.js";
+import type { Flow, PolicyStage, SessionInfo, Verdict } from "../policy/pipeline.js";
 import type { ParseResult } from "../shaping/units.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import { INVALID, firstIssue, issue, nullable, obj, optional, transform, validate, type Field, type Spec } from "../util/validate.js";
@@ -195,4 +196,16 @@ export function injectContactInfo(stanza: StanzaView, session: SessionInfo, info
     formIndex < 0 ? [{ at: tags[closingIndex(tags, queryIndex)]!.start, remove: 0, insert: contactInfoForm(info) }] : mergeEdits(stanza.bytes, tags, formIndex, info);
   if (edits === null || edits.length === 0) return null;
   return applyEdits(stanza.bytes, edits);
+}
+
+/** The pipeline stage: the server's disco#info about itself gets the configured addresses. */
+export function contactInfoStage(info: ContactInfo): PolicyStage {
+  return {
+    name: "contact_info",
+    judge(stanza: StanzaView, session: SessionInfo, flow: Flow): Verdict | undefined {
+      if (flow !== "outbound") return undefined;
+      const bytes = injectContactInfo(stanza, session, info);
+      return bytes === null ? undefined : { action: "rewrite", bytes, reason: "XEP-0157 contact addresses" };
+    },
+  };
 }

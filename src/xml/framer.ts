@@ -8,9 +8,26 @@
 // - the concatenation of all emitted frames equals the input, byte for byte;
 // - header/stanza/close frames are identical whatever the chunking;
 // - bytes held for an incomplete frame never exceed the frame's limit.
+//
+// Why one long file: the framer touches every byte (docs/performance.md), so
+// the scan is one state machine in one function (#scan), its state in
+// locals and each state's work inline, with no call in its inner loops;
+// splitting the states into functions would put calls there. Its tables
+// and the pure restricted-XML checks live in framer-chars.ts. What the
+// framer's owners use (frame kinds, limits, FrameSink, StreamFramer) stays
+// here beside the class, so the WebAssembly framer (framer-wasm.ts) and
+// every owner import one module.
 
 import { isUtf8 } from "node:buffer";
 import { ProxyError, type ErrorCode } from "../errors.js";
+import * as chars from "./framer-chars.js";
+
+// Module-local bindings, as the tables had before they moved: the scan
+// reads them as it always did, not through the module's import cells.
+const {
+  AMP, BANG, C_BAD, C_NAME, C_NAME_START, C_WS, CDATA_OPEN, checkEntity, CLASS, DQ, EQ, findControl, GT, indexOrLen, LT,
+  MAX_ENTITY, QMARK, RSQB, SEMI, seqLength, SHORT_RUN, SLASH, SQ, STOP_DQ, STOP_SQ, STOP_TEXT,
+} = chars;
 
 export const FRAME_HEADER = 1;
 export const FRAME_STANZA = 2;
@@ -70,94 +87,6 @@ const S_ENTITY = 15; // after '&'
 const S_PI = 16; // inside the <?xml ...?> declaration
 const S_CLOSED = 17; // after </stream:stream>
 const S_DEAD = 18; // after an error
-
-// Byte classes.
-const C_WS = 1;
-const C_NAME_START = 2;
-const C_NAME = 4;
-const C_BAD = 8; // control characters XML 1.0 forbids (§2.2 Char)
-const CLASS = new Uint8Array(256);
-for (let b = 0; b < 256; b++) {
-  let c = 0;
-  if (b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d) c |= C_WS;
-  else if (b < 0x20) c |= C_BAD;
-  const alpha = (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a);
-  // Multi-byte UTF-8 (>= 0x80) is accepted in names; isUtf8 already vetted it.
-  if (alpha || b === 0x5f || b === 0x3a || b >= 0x80) c |= C_NAME_START | C_NAME;
-  if ((b >= 0x30 && b <= 0x39) || b === 0x2d || b === 0x2e) c |= C_NAME;
-  CLASS[b] = c;
-}
-
-const LT = 0x3c, GT = 0x3e, SLASH = 0x2f, BANG = 0x21, QMARK = 0x3f, AMP = 0x26;
-const EQ = 0x3d, DQ = 0x22, SQ = 0x27, SEMI = 0x3b, RSQB = 0x5d;
-// Bytes that end a run of character data, and of an attribute value in '…' / "…".
-const STOP_TEXT = new Uint8Array(256);
-for (let b = 0; b < 256; b++) if (b === LT || b === AMP || CLASS[b]! & C_BAD) STOP_TEXT[b] = 1;
-const STOP_SQ = STOP_TEXT.slice();
-STOP_SQ[SQ] = 1;
-const STOP_DQ = STOP_TEXT.slice();
-STOP_DQ[DQ] = 1;
-const CDATA_OPEN = Buffer.from("[CDATA[", "latin1");
-const MAX_ENTITY = 12;
-
-/** UTF-8 sequence length announced by a lead byte (1 for ASCII and for invalid leads). */
-function seqLength(lead: number): number {
-  if (lead >= 0xc2 && lead <= 0xdf) return 2;
-  if (lead >= 0xe0 && lead <= 0xef) return 3;
-  if (lead >= 0xf0 && lead <= 0xf4) return 4;
-  return 1;
-}
-
-/** Runs shorter than this are scanned byte by byte; longer ones natively (a native call costs ~15 ns). */
-const SHORT_RUN = 24;
-
-/** Offset of `byte` at or after `from`, or the length when absent (native memchr). */
-function indexOrLen(chunk: Buffer, byte: number, from: number): number {
-  const j = chunk.indexOf(byte, from);
-  return j < 0 ? chunk.length : j;
-}
-
-/**
- * Offset of the first C0 control byte XML forbids (all but tab, LF, CR) in
- * [from, len), or len. Four bytes at a time where the buffer allows: a
- * word with no byte below 0x20 (the classic "has less than" bit trick) is
- * skipped without looking at its bytes.
- */
-function findControl(chunk: Buffer, from: number, len: number): number {
-  let i = from;
-  if (len - i >= 16) {
-    const base = chunk.byteOffset;
-    const lead = i + ((4 - ((base + i) & 3)) & 3);
-    for (; i < lead; i++) if (CLASS[chunk[i]!]! & C_BAD) return i;
-    const words = wordsOf(chunk.buffer);
-    const w0 = (base + i) >> 2;
-    const w1 = w0 + ((len - i) >> 2);
-    for (let w = w0; w < w1; w++) {
-      const x = words[w]!;
-      if (((x - 0x20202020) & ~x & 0x80808080) !== 0) {
-        const k0 = w * 4 - base;
-        for (let k = k0; k < k0 + 4; k++) if (CLASS[chunk[k]!]! & C_BAD) return k;
-      }
-    }
-    i = w1 * 4 - base;
-  }
-  for (; i < len; i++) if (CLASS[chunk[i]!]! & C_BAD) return i;
-  return len;
-}
-
-// A 32-bit view of the last input's backing store, reused while the input
-// comes from the same ArrayBuffer (one per socket read, or a shared pool).
-let lastStore: ArrayBufferLike | null = null;
-let lastWords: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
-function wordsOf(store: ArrayBufferLike): Uint32Array<ArrayBufferLike> {
-  // Also rebuilt when the store's size changed (a resizable ArrayBuffer), so the
-  // view always covers every byte of the chunk.
-  if (store !== lastStore || lastWords.length !== store.byteLength >> 2) {
-    lastStore = store;
-    lastWords = new Uint32Array(store, 0, store.byteLength >> 2);
-  }
-  return lastWords;
-}
 
 /**
  * What a framer's owner uses: the JS Framer below and the WebAssembly one
@@ -717,7 +646,7 @@ export class Framer implements StreamFramer {
         }
         case S_ENTITY: {
           if (c === SEMI) {
-            const problem = this.#checkEntity();
+            const problem = checkEntity(this.#entity!, this.#entityLen);
             if (problem !== null) {
               this.#fail(problem === "restricted" ? "XPX_ERR_XML_RESTRICTED" : "XPX_ERR_XML_NOT_WELL_FORMED",
                 problem === "restricted" ? "undeclared entity reference" : "bad character or entity reference", i);
@@ -850,47 +779,6 @@ export class Framer implements StreamFramer {
     }
     return S_TEXT;
   }
-
-  // Validate the bytes between '&' and ';'.
-  #checkEntity(): "restricted" | "malformed" | null {
-    const n = this.#entityLen;
-    if (n === 0) return "malformed";
-    const e = this.#entity!;
-    if (e[0] === 0x23) {
-      // Character reference: &#NNN; or &#xHHH;, and it must name an XML Char.
-      let code = 0;
-      let k = 1;
-      const hex = n > 1 && e[1] === 0x78;
-      if (hex) k = 2;
-      if (k >= n) return "malformed";
-      for (; k < n; k++) {
-        const d = e[k]!;
-        let v: number;
-        if (d >= 0x30 && d <= 0x39) v = d - 0x30;
-        else if (hex && d >= 0x61 && d <= 0x66) v = d - 0x57;
-        else if (hex && d >= 0x41 && d <= 0x46) v = d - 0x37;
-        else return "malformed";
-        code = code * (hex ? 16 : 10) + v;
-        if (code > 0x10ffff) return "malformed";
-      }
-      const ok = code === 0x9 || code === 0xa || code === 0xd || (code >= 0x20 && code <= 0xd7ff) ||
-        (code >= 0xe000 && code <= 0xfffd) || (code >= 0x10000 && code <= 0x10ffff);
-      return ok ? null : "malformed";
-    }
-    if (!(CLASS[e[0]!]! & C_NAME_START)) return "malformed";
-    for (let k = 1; k < n; k++) if (!(CLASS[e[k]!]! & C_NAME)) return "malformed";
-    // The five predefined entities (XML 1.0 §4.6); anything else was never declared.
-    if (matches(e, n, "amp") || matches(e, n, "lt") || matches(e, n, "gt") || matches(e, n, "quot") || matches(e, n, "apos")) {
-      return null;
-    }
-    return "restricted";
-  }
-}
-
-function matches(e: Uint8Array, n: number, word: string): boolean {
-  if (n !== word.length) return false;
-  for (let k = 0; k < n; k++) if (e[k] !== word.charCodeAt(k)) return false;
-  return true;
 }
 
 // One Framer that lives as long as the module. V8 reaches a class's hidden
