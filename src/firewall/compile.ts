@@ -20,7 +20,22 @@ import { compileLuaPattern } from "./lua-pattern.js";
 import { parseRuleFile } from "./parser.js";
 import { Diagnostics, RuleError, sortDiagnostics } from "./rule-error.js";
 import { prepJid } from "../xmpp/jid.js";
-import { R_FALSE, R_NIL, R_TRUE, RunState, runHandler, type CompiledAction, type CompiledCondition, type CompiledRule, type Handler } from "./runtime.js";
+import { chainSees, composeHandler } from "./compose.js";
+import {
+  kindEntry,
+  R_FALSE,
+  R_NIL,
+  R_TRUE,
+  RunState,
+  runHandler,
+  typeEntry,
+  type CompiledAction,
+  type CompiledCondition,
+  type CompiledRule,
+  type Handler,
+  type KindIndex,
+} from "./runtime.js";
+import type { StanzaView } from "../xml/stanza-view.js";
 
 export interface CompileOptions {
   /** Monotonic ms clock for LIMIT buckets and mark ages (default performance.now). */
@@ -47,6 +62,12 @@ export interface CompileOptions {
   readonly readListFile?: ((path: string, ruleFile: string) => string | undefined) | undefined;
   /** Where LIMIT buckets live fleet-wide (state.redis); undefined: in this process. */
   readonly sharedLimits?: SharedLimits | undefined;
+  /**
+   * Run the handlers with the interpreter (runtime.ts interpretHandler)
+   * instead of composing them (compose.ts). Same results, slower: for the
+   * tests that compare the two.
+   */
+  readonly interpret?: boolean | undefined;
 }
 
 export interface CompileResult {
@@ -101,6 +122,8 @@ export class CompiledRuleSet {
   readonly #state: CarriedState;
   /** The run state (with its Facts) the next run reuses; undefined while a run holds it. */
   #spare: RunState | undefined;
+  /** Per chain, whether any of its rules can match a stanza of a given kind and type. */
+  readonly #sees: ReadonlyMap<string, KindIndex<boolean>>;
 
   constructor(
     files: readonly string[],
@@ -117,6 +140,12 @@ export class CompiledRuleSet {
     this.ruleCount = n;
     this.#clock = clock;
     this.#state = state;
+    const sees = new Map<string, KindIndex<boolean>>();
+    for (const [name, hs] of chains) {
+      const composed = hs.map((h) => h.composed);
+      if (composed.every((c) => c !== undefined)) sees.set(name, chainSees(composed));
+    }
+    this.#sees = sees;
     Object.freeze(this);
   }
 
@@ -138,6 +167,19 @@ export class CompiledRuleSet {
   }
 
   /**
+   * Whether some rule of `chain` can match `stanza`: false when the chain has
+   * no rules, or when the KIND and TYPE conditions the rules start with leave
+   * none for the stanza's name and effective type. A run of such a stanza
+   * passes with nothing to report.
+   */
+  sees(chain: RunChain, stanza: StanzaView): boolean {
+    const index = this.#sees.get(chain);
+    if (index === undefined) return this.chains.has(chain);
+    const ti = kindEntry(index, stanza.name);
+    return ti.byType === undefined ? ti.other : typeEntry(ti, stanza.effectiveType);
+  }
+
+  /**
    * Run a built-in chain over one stanza. Nonzas (kind "other") never reach a
    * chain, as in Prosody. Handlers of the chain run in file order: PASS and
    * RETURN go on to the next file's handler; DROP, BOUNCE, REDIRECT and
@@ -145,7 +187,7 @@ export class CompiledRuleSet {
    */
   run(chain: RunChain, ctx: FirewallContext): FirewallResult {
     const handlers = this.chains.get(chain);
-    if (!handlers || ctx.stanza.kind === "other") return PASS_RESULT;
+    if (!handlers || ctx.stanza.kind === "other" || !this.sees(chain, ctx.stanza)) return PASS_RESULT;
     // One Facts and RunState per rule set, reset per run (no allocation on the
     // common path); a run started while another is in progress gets its own.
     let facts: Facts;
@@ -356,7 +398,8 @@ export function compileRuleFiles(files: readonly RuleFileAst[], options: Compile
       if (!hs) chains.set(chain, (hs = []));
       const only = (k: StanzaKindName) => Object.freeze(rules.filter((r) => kindsOf.get(r)!.has(k)));
       const byKind = Object.freeze({ message: only("message"), presence: only("presence"), iq: only("iq") });
-      hs.push(Object.freeze({ file: ast.file, chain, rules: Object.freeze(rules), byKind }));
+      const composed = options.interpret === true ? undefined : composeHandler(rules.map((rule) => ({ rule, kinds: kindsOf.get(rule)! })));
+      hs.push(Object.freeze({ file: ast.file, chain, rules: Object.freeze(rules), byKind, composed }));
     }
     scope = fileScope;
   }

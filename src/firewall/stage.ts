@@ -70,6 +70,12 @@ interface Route {
 
 const DELIVER_NO_ORIGIN: Route = Object.freeze({ chain: "deliver", origin: undefined });
 
+/** The chain #route picks, without the origin (see there). */
+function chainOf(session: SessionInfo, flow: Flow): RunChain | undefined {
+  if (session.type === "c2s") return session.jid === undefined ? undefined : flow === "inbound" ? "preroute" : "deliver";
+  return flow === "inbound" && session.authenticated ? "deliver" : undefined;
+}
+
 function describeDecision(r: FirewallResult): string {
   const last = r.hits.at(-1);
   return last ? `${last.rule.id} ${last.action.replace(/_/g, " ")}` : "firewall";
@@ -106,10 +112,15 @@ export class FirewallStage implements PolicyStage {
   judge(stanza: StanzaView, session: SessionInfo, flow: Flow): Verdict | undefined {
     const ruleset = this.#ruleset;
     if (ruleset === undefined || stanza.kind === "other") return undefined;
-    const route = this.#route(session, flow);
-    if (route === undefined) return undefined;
+    const chain = chainOf(session, flow);
+    if (chain === undefined) return undefined;
     try {
-      let result = ruleset.hasChain(route.chain) ? this.#run(ruleset, route, stanza, session) : undefined;
+      // A stanza no rule of its chain can see (its kind and type rule them all
+      // out) costs this check, unless it may still leave for deliver_remote.
+      const sees = ruleset.sees(chain, stanza);
+      if (!sees && (chain !== "preroute" || ruleset.localHosts === undefined || !ruleset.hasChain("deliver_remote"))) return undefined;
+      const route = this.#route(session, flow)!;
+      let result = sees ? this.#run(ruleset, route, stanza, session) : undefined;
       let view = stanza;
       if (result?.verdict === "pass" && result.rewrite !== undefined) {
         // Only a c2s client's own stanzas (preroute) take the session's JID as `from`.
@@ -128,7 +139,7 @@ export class FirewallStage implements PolicyStage {
   }
 
   /**
-   * docs/firewall.md: a bound client's stanzas run `preroute`; stanzas from an
+   * docs/firewall.md (see chainOf): a bound client's stanzas run `preroute`; stanzas from an
    * authenticated s2s peer run `deliver`; stanzas toward a bound client run
    * `deliver` with no origin (the sender's session is not visible). Traffic
    * before binding or authentication never reaches a chain, as in Prosody.
