@@ -70,6 +70,13 @@ interface Route {
 
 const DELIVER_NO_ORIGIN: Route = Object.freeze({ chain: "deliver", origin: undefined });
 
+/** Whether `origin` is what #origin would make of `session` now (same JID, domain, address, state). */
+function describes(origin: OriginSession, session: SessionInfo): boolean {
+  const c2s = session.type === "c2s";
+  return origin.jid === (c2s ? session.jid : undefined) && origin.domain === (c2s ? undefined : session.domain) && origin.ip === session.ip &&
+    origin.authenticated === session.authenticated;
+}
+
 /** The chain #route picks, without the origin (see there). */
 function chainOf(session: SessionInfo, flow: Flow): RunChain | undefined {
   if (session.type === "c2s") return session.jid === undefined ? undefined : flow === "inbound" ? "preroute" : "deliver";
@@ -147,10 +154,27 @@ export class FirewallStage implements PolicyStage {
   #route(session: SessionInfo, flow: Flow): Route | undefined {
     if (session.type === "c2s") {
       if (session.jid === undefined) return undefined;
-      return flow === "inbound" ? this.#routeFrom("preroute", this.#origin(session)) : DELIVER_NO_ORIGIN;
+      if (flow !== "inbound") return DELIVER_NO_ORIGIN;
+    } else if (flow !== "inbound" || !session.authenticated) return undefined;
+    // The stanzas of one read come from one session: the last route found is
+    // reused while its origin still describes the session (no lookups).
+    const last = this.#lastRoute;
+    if (last !== undefined && this.#lastSession === session && describes(last.origin!, session)) return last;
+    const route = this.#routeFrom(session.type === "c2s" ? "preroute" : "deliver", this.#origin(session));
+    this.#lastSession = session;
+    this.#lastRoute = route;
+    return route;
+  }
+
+  /** The session whose route #route found last (dropped when the session ends), and that route. */
+  #lastSession: SessionInfo | undefined;
+  #lastRoute: Route | undefined;
+
+  sessionEnded(session: SessionInfo): void {
+    if (this.#lastSession === session) {
+      this.#lastSession = undefined;
+      this.#lastRoute = undefined;
     }
-    if (flow === "inbound" && session.authenticated) return this.#routeFrom("deliver", this.#origin(session));
-    return undefined;
   }
 
   /** One Route object per origin, not one per stanza. */
@@ -167,7 +191,7 @@ export class FirewallStage implements PolicyStage {
     const jid = type === "c2s" ? session.jid : undefined;
     const domain = type === "s2sin" ? session.domain : undefined;
     const known = this.#origins.get(session);
-    if (known && known.jid === jid && known.domain === domain && known.ip === session.ip && known.authenticated === session.authenticated) return known;
+    if (known && describes(known, session)) return known;
     // First stanza, or the session learned more (bound JID, peer domain): keep its marks.
     const origin: OriginSession = { type, jid, domain, ip: session.ip, authenticated: session.authenticated, marks: known?.marks ?? new Map() };
     this.#origins.set(session, origin);
