@@ -96,19 +96,38 @@ export function composeHandler(rules: readonly RuleShape[]): KindIndex<HandlerRu
   };
 }
 
-/** Whether any handler of a chain can match, per kind and type: the union of the handlers' indexes. */
-export function chainSees(handlers: readonly KindIndex<HandlerRun | null>[]): KindIndex<boolean> {
-  const forKind = (kind: KindName | "other"): TypeIndex<boolean> => {
+/**
+ * A chain's handlers (one per file, in load order) as one function per kind
+ * and type: each handler in turn, the first that answers (not nil) wins, as
+ * CompiledRuleSet.run and fireChain do with the pass value they give. Null
+ * where no handler has a rule that can match.
+ */
+export function composeChain(handlers: readonly KindIndex<HandlerRun | null>[]): KindIndex<HandlerRun | null> {
+  const forKind = (kind: KindName | "other"): TypeIndex<HandlerRun | null> => {
     const tis = handlers.map((h) => h[kind]);
     const named = new Set<string>();
     for (const ti of tis) if (ti.byType !== undefined) for (const t of ti.byType.keys()) named.add(t);
-    const other = tis.some((ti) => ti.other !== null);
+    const build = (t: string | undefined): HandlerRun | null => firstAnswer(tis.map((ti) => typeEntry(ti, t)).filter((r): r is HandlerRun => r !== null), 0);
+    const other = build(undefined);
     if (named.size === 0) return { byType: undefined, other };
-    const byType = new Map<string, boolean>();
-    for (const t of named) byType.set(t, tis.some((ti) => typeEntry(ti, t) !== null));
+    const byType = new Map<string, HandlerRun | null>();
+    for (const t of named) byType.set(t, build(t));
     return { byType, other };
   };
   return { message: forKind("message"), presence: forKind("presence"), iq: forKind("iq"), other: forKind("other") };
+}
+
+/** Handlers from `k` on: the first that does not return nil wins. */
+function firstAnswer(runs: readonly HandlerRun[], k: number): HandlerRun | null {
+  const n = runs.length - k;
+  if (n <= 0) return null;
+  const a = runs[k]!;
+  if (n === 1) return a;
+  const rest = firstAnswer(runs, k + 1)!;
+  return (s, p) => {
+    const r = a(s, p);
+    return r !== R_NIL ? r : rest(s, p);
+  };
 }
 
 /** A handler over rule bodies: null when there are none. */

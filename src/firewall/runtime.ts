@@ -136,6 +136,8 @@ export class RunState {
   ctx: FirewallContext;
   now: number;
   chains: ReadonlyMap<string, readonly Handler[]>;
+  /** Each chain's handlers composed into one function per kind and type (compose.ts), when they are. */
+  composed: ReadonlyMap<string, KindIndex<HandlerRun | null>> | undefined;
   outcome: Outcome | undefined;
   jumpDepth = 0;
   // Result lists, allocated on first use: most runs fill none of them.
@@ -171,19 +173,33 @@ export class RunState {
       this.#matched !== undefined || this.#hits !== undefined || this.#tags !== undefined;
   }
 
-  constructor(facts: Facts, ctx: FirewallContext, now: number, chains: ReadonlyMap<string, readonly Handler[]>) {
+  constructor(
+    facts: Facts,
+    ctx: FirewallContext,
+    now: number,
+    chains: ReadonlyMap<string, readonly Handler[]>,
+    composed?: ReadonlyMap<string, KindIndex<HandlerRun | null>> | undefined,
+  ) {
     this.facts = facts;
     this.ctx = ctx;
     this.now = now;
     this.chains = chains;
+    this.composed = composed;
   }
 
   /** Start a new run with this object (the previous run's results stay with their result). */
-  reset(facts: Facts, ctx: FirewallContext, now: number, chains: ReadonlyMap<string, readonly Handler[]>): void {
+  reset(
+    facts: Facts,
+    ctx: FirewallContext,
+    now: number,
+    chains: ReadonlyMap<string, readonly Handler[]>,
+    composed?: ReadonlyMap<string, KindIndex<HandlerRun | null>> | undefined,
+  ): void {
     this.facts = facts;
     this.ctx = ctx;
     this.now = now;
     this.chains = chains;
+    this.composed = composed;
     this.outcome = undefined;
     this.jumpDepth = 0;
     this.#emitted = undefined;
@@ -202,10 +218,14 @@ export class RunState {
 export function runHandler(handler: Handler, state: RunState, passReturn: ChainReturn): ChainReturn {
   const composed = handler.composed;
   if (composed === undefined) return interpretHandler(handler, state, passReturn);
-  const facts = state.facts;
-  const ti = kindEntry(composed, facts.name);
-  const run = ti.byType === undefined ? ti.other : typeEntry(ti, facts.stanza.effectiveType);
+  const run = entryFor(composed, state.facts);
   return run === null ? R_NIL : run(state, passReturn);
+}
+
+/** The composed function of `index` for the run's stanza (its name, and its effective type when the index reads it). */
+export function entryFor(index: KindIndex<HandlerRun | null>, facts: Facts): HandlerRun | null {
+  const ti = kindEntry(index, facts.name);
+  return ti.byType === undefined ? ti.other : typeEntry(ti, facts.stanza.effectiveType);
 }
 
 /** Interpret one handler: rules in order; the first action that returns ends it. */
@@ -254,6 +274,11 @@ export function fireChain(name: string, state: RunState): ChainReturn {
   }
   state.jumpDepth++;
   try {
+    const composed = state.composed?.get(name);
+    if (composed !== undefined) {
+      const run = entryFor(composed, state.facts);
+      return run === null ? R_NIL : run(state, R_FALSE);
+    }
     for (let k = 0; k < handlers.length; k++) {
       const r = runHandler(handlers[k]!, state, R_FALSE);
       if (r !== R_NIL) return r;
