@@ -202,20 +202,22 @@ describe("composed handlers", () => {
     assert.equal(h.iq.other, null);
     assert.equal(h.presence.byType?.get("unavailable"), null);
     assert.notEqual(h.presence.other, null);
-    const sees = (chain: RunChain, xml: string) => composed.sees(chain, testStanza(xml, {}));
-    assert.equal(sees("deliver", "<message type='chat'/>"), true);
-    assert.equal(sees("deliver", "<message/>"), false);
-    assert.equal(sees("deliver", "<message type='groupchat'/>"), false);
-    assert.equal(sees("deliver", "<presence/>"), true);
-    assert.equal(sees("deliver", "<presence type='unavailable'/>"), false);
-    assert.equal(sees("preroute", "<iq type='get' id='1'/>"), true);
-    assert.equal(sees("preroute", "<message type='chat'/>"), false);
-    assert.equal(sees("deliver_remote", "<message type='chat'/>"), false);
+    const cases: [RunChain, string, boolean][] = [
+      ["deliver", "<message type='chat'/>", true],
+      ["deliver", "<message/>", false],
+      ["deliver", "<message type='groupchat'/>", false],
+      ["deliver", "<presence/>", true],
+      ["deliver", "<presence type='unavailable'/>", false],
+      ["preroute", "<iq type='get' id='1'/>", true],
+      ["preroute", "<message type='chat'/>", false],
+      ["deliver_remote", "<message type='chat'/>", false],
+    ];
+    for (const [chain, xml, want] of cases) assert.equal(composed.sees(chain, testStanza(xml, {})), want, `${chain}: ${xml}`);
   });
 
-  it("a TYPE after a condition that is not head-only is tested, not indexed", () => {
-    // SUBSCRIBED is a lookup: the TYPE written before it still sorts first (head
-    // conditions first), so it is indexed; a TYPE can never follow a lookup.
+  it("a TYPE written after a lookup still runs first (head conditions sort first), so it is indexed", () => {
+    // SUBSCRIBED is a lookup (COST_LOOKUP): TYPE, written after it, sorts
+    // before it, so nothing but head conditions runs before a TYPE.
     const text = "::deliver\nSUBSCRIBED?\nTYPE: chat\nLOG=chat from a contact";
     const { composed } = pair([{ file: "t.pfw", text }]);
     const h = composed.chains.get("deliver")![0]!.composed!;

@@ -107,7 +107,7 @@ export function composeChain(handlers: readonly KindIndex<HandlerRun | null>[]):
     const tis = handlers.map((h) => h[kind]);
     const named = new Set<string>();
     for (const ti of tis) if (ti.byType !== undefined) for (const t of ti.byType.keys()) named.add(t);
-    const build = (t: string | undefined): HandlerRun | null => firstAnswer(tis.map((ti) => typeEntry(ti, t)).filter((r): r is HandlerRun => r !== null), 0);
+    const build = (t: string | undefined): HandlerRun | null => firstAnswer(tis.map((ti) => typeEntry(ti, t)).filter((r): r is HandlerRun => r !== null));
     const other = build(undefined);
     if (named.size === 0) return { byType: undefined, other };
     const byType = new Map<string, HandlerRun | null>();
@@ -117,59 +117,42 @@ export function composeChain(handlers: readonly KindIndex<HandlerRun | null>[]):
   return { message: forKind("message"), presence: forKind("presence"), iq: forKind("iq"), other: forKind("other") };
 }
 
-/** Handlers from `k` on: the first that does not return nil wins. */
-function firstAnswer(runs: readonly HandlerRun[], k: number): HandlerRun | null {
-  const n = runs.length - k;
-  if (n <= 0) return null;
-  const a = runs[k]!;
-  if (n === 1) return a;
-  const rest = firstAnswer(runs, k + 1)!;
-  return (s, p) => {
+/** Handlers in order: the first that does not return nil wins. */
+function firstAnswer(runs: readonly HandlerRun[]): HandlerRun | null {
+  if (runs.length === 0) return null;
+  return balanced(runs, 0, runs.length, (a, b) => (s, p) => {
     const r = a(s, p);
-    return r !== R_NIL ? r : rest(s, p);
-  };
+    return r !== R_NIL ? r : b(s, p);
+  });
+}
+
+/**
+ * `items` lo…hi-1 joined pairwise by `join` (which keeps their order) as a
+ * balanced tree: a composed list of n steps is log n calls deep, so a rule
+ * file of thousands of rules cannot overflow the stack.
+ */
+function balanced<T>(items: readonly T[], lo: number, hi: number, join: (a: T, b: T) => T): T {
+  if (hi - lo === 1) return items[lo]!;
+  const mid = lo + ((hi - lo) >> 1);
+  return join(balanced(items, lo, mid, join), balanced(items, mid, hi, join));
 }
 
 /** A handler over rule bodies: null when there are none. */
 function handlerRun(bodies: readonly Body[]): HandlerRun | null {
   if (bodies.length === 0) return null;
-  const body = sequence(bodies, 0, bodies.length);
+  const body = sequence(bodies);
   return (s, pass) => {
     const r = body(s, pass);
     return r === A_NEXT ? R_NIL : (r as ChainReturn);
   };
 }
 
-/** Rules lo…hi-1 in order, the first that does not go on ends them; a balanced tree, so depth is log n. */
-function sequence(bodies: readonly Body[], lo: number, hi: number): Body {
-  const n = hi - lo;
-  if (n === 1) return bodies[lo]!;
-  if (n === 2) {
-    const a = bodies[lo]!;
-    const b = bodies[lo + 1]!;
-    return (s, p) => {
-      const r = a(s, p);
-      return r !== A_NEXT ? r : b(s, p);
-    };
-  }
-  if (n === 3) {
-    const a = bodies[lo]!;
-    const b = bodies[lo + 1]!;
-    const c = bodies[lo + 2]!;
-    return (s, p) => {
-      let r = a(s, p);
-      if (r !== A_NEXT) return r;
-      r = b(s, p);
-      return r !== A_NEXT ? r : c(s, p);
-    };
-  }
-  const mid = lo + (n >> 1);
-  const left = sequence(bodies, lo, mid);
-  const right = sequence(bodies, mid, hi);
-  return (s, p) => {
-    const r = left(s, p);
-    return r !== A_NEXT ? r : right(s, p);
-  };
+/** Rule bodies in order: the first that does not go on (A_NEXT) ends them. */
+function sequence(bodies: readonly Body[]): Body {
+  return balanced(bodies, 0, bodies.length, (a, b) => (s, p) => {
+    const r = a(s, p);
+    return r !== A_NEXT ? r : b(s, p);
+  });
 }
 
 /** One rule: its conditions less those `decided` (known to hold here), then `matched`, then its actions. */
@@ -185,7 +168,7 @@ function composeRule(rule: CompiledRule, actions: Body, decided: (c: CompiledCon
       return actions(s, p);
     };
   }
-  const test = allOf(tests, 0, tests.length);
+  const test = allOf(tests);
   return (s, p) => {
     if (!test(s)) return A_NEXT;
     s.matched.push(ref);
@@ -193,25 +176,9 @@ function composeRule(rule: CompiledRule, actions: Body, decided: (c: CompiledCon
   };
 }
 
-/** Tests lo…hi-1, left to right, stopping at the first that fails. */
-function allOf(tests: readonly Test[], lo: number, hi: number): Test {
-  const n = hi - lo;
-  if (n === 1) return tests[lo]!;
-  if (n === 2) {
-    const a = tests[lo]!;
-    const b = tests[lo + 1]!;
-    return (s) => a(s) && b(s);
-  }
-  if (n === 3) {
-    const a = tests[lo]!;
-    const b = tests[lo + 1]!;
-    const c = tests[lo + 2]!;
-    return (s) => a(s) && b(s) && c(s);
-  }
-  const mid = lo + (n >> 1);
-  const left = allOf(tests, lo, mid);
-  const right = allOf(tests, mid, hi);
-  return (s) => left(s) && right(s);
+/** Tests left to right, stopping at the first that fails. */
+function allOf(tests: readonly Test[]): Test {
+  return balanced(tests, 0, tests.length, (a, b) => (s) => a(s) && b(s));
 }
 
 /**

@@ -132,10 +132,11 @@ export type Outcome =
  * are never reused (reset() drops them, a later run starts new ones).
  */
 export class RunState {
-  facts: Facts;
-  ctx: FirewallContext;
-  now: number;
-  chains: ReadonlyMap<string, readonly Handler[]>;
+  // Set by reset(), which the constructor calls.
+  facts!: Facts;
+  ctx!: FirewallContext;
+  now!: number;
+  chains!: ReadonlyMap<string, readonly Handler[]>;
   /** Each chain's handlers composed into one function per kind and type (compose.ts), when they are. */
   composed: ReadonlyMap<string, KindIndex<HandlerRun | null>> | undefined;
   outcome: Outcome | undefined;
@@ -173,18 +174,8 @@ export class RunState {
       this.#matched !== undefined || this.#hits !== undefined || this.#tags !== undefined;
   }
 
-  constructor(
-    facts: Facts,
-    ctx: FirewallContext,
-    now: number,
-    chains: ReadonlyMap<string, readonly Handler[]>,
-    composed?: ReadonlyMap<string, KindIndex<HandlerRun | null>> | undefined,
-  ) {
-    this.facts = facts;
-    this.ctx = ctx;
-    this.now = now;
-    this.chains = chains;
-    this.composed = composed;
+  constructor(...run: Parameters<RunState["reset"]>) {
+    this.reset(...run);
   }
 
   /** Start a new run with this object (the previous run's results stay with their result). */
