@@ -14,7 +14,7 @@
 // stanza's name or effective type and nothing else, have no side effect and
 // run before any condition that has one, so leaving out a rule they exclude
 // is the same as running it, and testing them in a rule they admit is
-// known to hold. docs/performance.md, "Only the rules that can match".
+// known to hold. docs/performance.md, "The firewall: one call per chain".
 import {
   A_NEXT,
   A_PASS,
