@@ -1,12 +1,14 @@
-// A handler (one file's rules for one chain) composed into one function per
-// stanza kind and effective type, from the compiled conditions and actions:
-// closures built once at load time (no eval, no new Function). Running a
-// handler for a stanza is then a pick (kind, then type when some rule
-// indexes on it) and one call, not a loop over rule, condition and action
-// lists. The composed function does exactly what runtime.ts's
-// interpretHandler does, step for step: rules in order, conditions left to
-// right with short-circuit, `matched` and `hits` filled as they are reached,
-// the first action that does not go on ends the handler.
+// Each handler (one file's rules for one chain), then each chain (its
+// handlers in load order), composed into one function per stanza kind and
+// effective type, from the compiled conditions and actions: closures built
+// once at load time (no eval, no new Function). Running a chain for a stanza
+// is then a pick (kind, then type when some rule indexes on it) and one
+// call, not a loop over handler, rule, condition and action lists. The
+// composed function does exactly what runtime.ts's interpretHandler does,
+// step for step: rules in order, conditions left to right with
+// short-circuit, `matched` and `hits` filled as they are reached, the first
+// action that does not go on ends the handler, the first handler that
+// answers (not nil) ends the chain.
 //
 // Two kinds of condition are decided by the pick instead of being tested:
 // KIND (its entry declares `kinds`) and a TYPE (its entry declares `types`)
