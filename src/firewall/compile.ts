@@ -20,7 +20,24 @@ import { compileLuaPattern } from "./lua-pattern.js";
 import { parseRuleFile } from "./parser.js";
 import { Diagnostics, RuleError, sortDiagnostics } from "./rule-error.js";
 import { prepJid } from "../xmpp/jid.js";
-import { R_FALSE, R_NIL, R_TRUE, RunState, runHandler, type CompiledAction, type CompiledCondition, type CompiledRule, type Handler } from "./runtime.js";
+import { composeChain, composeHandler } from "./compose.js";
+import {
+  kindEntry,
+  R_FALSE,
+  R_NIL,
+  R_TRUE,
+  RunState,
+  runHandler,
+  typeEntry,
+  type CompiledAction,
+  type CompiledCondition,
+  type CompiledRule,
+  type ChainReturn,
+  type Handler,
+  type HandlerRun,
+  type KindIndex,
+} from "./runtime.js";
+import type { StanzaView } from "../xml/stanza-view.js";
 
 export interface CompileOptions {
   /** Monotonic ms clock for LIMIT buckets and mark ages (default performance.now). */
@@ -47,6 +64,12 @@ export interface CompileOptions {
   readonly readListFile?: ((path: string, ruleFile: string) => string | undefined) | undefined;
   /** Where LIMIT buckets live fleet-wide (state.redis); undefined: in this process. */
   readonly sharedLimits?: SharedLimits | undefined;
+  /**
+   * Run the handlers with the interpreter (runtime.ts interpretHandler)
+   * instead of composing them (compose.ts). Same results, slower: for the
+   * tests that compare the two.
+   */
+  readonly interpret?: boolean | undefined;
 }
 
 export interface CompileResult {
@@ -101,6 +124,8 @@ export class CompiledRuleSet {
   readonly #state: CarriedState;
   /** The run state (with its Facts) the next run reuses; undefined while a run holds it. */
   #spare: RunState | undefined;
+  /** Per chain, its handlers composed into one function per kind and type (null: no rule can match). */
+  readonly #composed: ReadonlyMap<string, KindIndex<HandlerRun | null>>;
 
   constructor(
     files: readonly string[],
@@ -117,6 +142,12 @@ export class CompiledRuleSet {
     this.ruleCount = n;
     this.#clock = clock;
     this.#state = state;
+    const composed = new Map<string, KindIndex<HandlerRun | null>>();
+    for (const [name, hs] of chains) {
+      const each = hs.map((h) => h.composed);
+      if (each.every((c) => c !== undefined)) composed.set(name, composeChain(each));
+    }
+    this.#composed = composed;
     Object.freeze(this);
   }
 
@@ -138,6 +169,19 @@ export class CompiledRuleSet {
   }
 
   /**
+   * Whether some rule of `chain` can match `stanza`: false when the chain has
+   * no rules, or when the KIND and TYPE conditions the rules start with leave
+   * none for the stanza's name and effective type. A run of such a stanza
+   * passes with nothing to report.
+   */
+  sees(chain: RunChain, stanza: StanzaView): boolean {
+    const index = this.#composed.get(chain);
+    if (index === undefined) return this.chains.has(chain);
+    const ti = kindEntry(index, stanza.name);
+    return (ti.byType === undefined ? ti.other : typeEntry(ti, stanza.effectiveType)) !== null;
+  }
+
+  /**
    * Run a built-in chain over one stanza. Nonzas (kind "other") never reach a
    * chain, as in Prosody. Handlers of the chain run in file order: PASS and
    * RETURN go on to the next file's handler; DROP, BOUNCE, REDIRECT and
@@ -146,6 +190,16 @@ export class CompiledRuleSet {
   run(chain: RunChain, ctx: FirewallContext): FirewallResult {
     const handlers = this.chains.get(chain);
     if (!handlers || ctx.stanza.kind === "other") return PASS_RESULT;
+    // The chain's composed function for this stanza's kind and type; none
+    // (null): no rule can match, so the run would pass with nothing to report.
+    const index = this.#composed.get(chain);
+    let composed: HandlerRun | undefined;
+    if (index !== undefined) {
+      const ti = kindEntry(index, ctx.stanza.name);
+      const entry = ti.byType === undefined ? ti.other : typeEntry(ti, ctx.stanza.effectiveType);
+      if (entry === null) return PASS_RESULT;
+      composed = entry;
+    }
     // One Facts and RunState per rule set, reset per run (no allocation on the
     // common path); a run started while another is in progress gets its own.
     let facts: Facts;
@@ -156,32 +210,27 @@ export class CompiledRuleSet {
       facts = spare.facts;
       facts.reset(ctx.stanza, chain, ctx.origin, ctx.host, ctx.fromServer === true);
       state = spare;
-      state.reset(facts, ctx, this.#clock.now(), this.chains);
+      state.reset(facts, ctx, this.#clock.now(), this.chains, this.#composed);
     } else {
       facts = new Facts(ctx.stanza, chain, ctx.origin, ctx.host, ctx.fromServer === true);
-      state = new RunState(facts, ctx, this.#clock.now(), this.chains);
+      state = new RunState(facts, ctx, this.#clock.now(), this.chains, this.#composed);
     }
     try {
-      return this.#runHandlers(chain, handlers, facts, state);
+      // Handlers in file order, the first answer (not nil) wins; PASS answers nil.
+      const r = composed !== undefined ? composed(state, R_NIL) : interpretChain(handlers, state);
+      return this.#result(chain, r, facts, state);
     } finally {
       this.#spare = state;
     }
   }
 
-  #runHandlers(chain: RunChain, handlers: readonly Handler[], facts: Facts, state: RunState): FirewallResult {
+  #result(chain: RunChain, r: ChainReturn, facts: Facts, state: RunState): FirewallResult {
     let outcome = state.outcome;
     let defaulted = false;
-    for (let k = 0; k < handlers.length; k++) {
-      const r = runHandler(handlers[k]!, state, R_NIL);
-      if (r === R_TRUE) {
-        outcome = state.outcome ?? { verdict: "drop" };
-        break;
-      }
-      if (r === R_FALSE) {
-        defaulted = true;
-        outcome = defaultOutcome(chain, facts);
-        break;
-      }
+    if (r === R_TRUE) outcome = state.outcome ?? { verdict: "drop" };
+    else if (r === R_FALSE) {
+      defaulted = true;
+      outcome = defaultOutcome(chain, facts);
     }
     if (outcome === undefined && !defaulted && !facts.modified && !state.produced) {
       return PASS_RESULT; // the common case: no rule matched, nothing to report
@@ -212,6 +261,15 @@ export class CompiledRuleSet {
       }
     }
   }
+}
+
+/** The handlers of a chain run by the interpreter: the first answer (not nil) wins. */
+function interpretChain(handlers: readonly Handler[], state: RunState): ChainReturn {
+  for (let k = 0; k < handlers.length; k++) {
+    const r = runHandler(handlers[k]!, state, R_NIL);
+    if (r !== R_NIL) return r;
+  }
+  return R_NIL;
 }
 
 /** What Prosody does when a handler returns false (DEFAULT): docs/firewall.md, "What a handler's answer means". */
@@ -356,7 +414,8 @@ export function compileRuleFiles(files: readonly RuleFileAst[], options: Compile
       if (!hs) chains.set(chain, (hs = []));
       const only = (k: StanzaKindName) => Object.freeze(rules.filter((r) => kindsOf.get(r)!.has(k)));
       const byKind = Object.freeze({ message: only("message"), presence: only("presence"), iq: only("iq") });
-      hs.push(Object.freeze({ file: ast.file, chain, rules: Object.freeze(rules), byKind }));
+      const composed = options.interpret === true ? undefined : composeHandler(rules.map((rule) => ({ rule, kinds: kindsOf.get(rule)! })));
+      hs.push(Object.freeze({ file: ast.file, chain, rules: Object.freeze(rules), byKind, composed }));
     }
     scope = fileScope;
   }

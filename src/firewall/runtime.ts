@@ -40,6 +40,10 @@ export interface CompiledCondition {
   readonly text: string;
   readonly cost: number;
   readonly test: (state: RunState) => boolean;
+  /** Set when the test depends on the stanza's name alone (KIND): the kinds it holds for, before negation. */
+  readonly kinds?: readonly string[] | undefined;
+  /** Set when the test depends on the stanza's effective type alone (TYPE): the types it holds for, and whether it is negated. */
+  readonly types?: { readonly values: ReadonlySet<string>; readonly negated: boolean } | undefined;
 }
 
 export interface CompiledAction {
@@ -66,6 +70,47 @@ export interface Handler {
    * any condition with a side effect (conditions run cheapest first).
    */
   readonly byKind?: { readonly message: readonly CompiledRule[]; readonly presence: readonly CompiledRule[]; readonly iq: readonly CompiledRule[] };
+  /**
+   * The handler composed into one function per stanza kind and effective
+   * type (compose.ts); null where no rule can match. Without it the
+   * handler is interpreted (interpretHandler).
+   */
+  readonly composed?: KindIndex<HandlerRun | null> | undefined;
+}
+
+/** One handler composed for stanzas of one kind and type: what the handler returns. */
+export type HandlerRun = (s: RunState, pass: ChainReturn) => ChainReturn;
+
+/**
+ * Something per stanza effective type: `byType` for the types some indexed
+ * TYPE condition names, `other` for every other type and for a stanza
+ * without one (TYPE never holds for those unless negated). No `byType`: the
+ * same for every type, and the type is not read.
+ */
+export interface TypeIndex<T> {
+  readonly byType: ReadonlyMap<string, T> | undefined;
+  readonly other: T;
+}
+
+/** Per stanza name: message, presence, iq, and any other name. */
+export interface KindIndex<T> {
+  readonly message: TypeIndex<T>;
+  readonly presence: TypeIndex<T>;
+  readonly iq: TypeIndex<T>;
+  readonly other: TypeIndex<T>;
+}
+
+/** The entry of `index` for a stanza named `name`. */
+export function kindEntry<T>(index: KindIndex<T>, name: string): TypeIndex<T> {
+  return name === "message" ? index.message : name === "presence" ? index.presence : name === "iq" ? index.iq : index.other;
+}
+
+/** The entry of `ti` for effective type `t`. */
+export function typeEntry<T>(ti: TypeIndex<T>, t: string | undefined): T {
+  const by = ti.byType;
+  if (by === undefined || t === undefined) return ti.other;
+  const hit = by.get(t);
+  return hit === undefined ? ti.other : hit;
 }
 
 /** The rules of `handler` that can match a stanza named `name`. */
@@ -87,10 +132,13 @@ export type Outcome =
  * are never reused (reset() drops them, a later run starts new ones).
  */
 export class RunState {
-  facts: Facts;
-  ctx: FirewallContext;
-  now: number;
-  chains: ReadonlyMap<string, readonly Handler[]>;
+  // Set by reset(), which the constructor calls.
+  facts!: Facts;
+  ctx!: FirewallContext;
+  now!: number;
+  chains!: ReadonlyMap<string, readonly Handler[]>;
+  /** Each chain's handlers composed into one function per kind and type (compose.ts), when they are. */
+  composed: ReadonlyMap<string, KindIndex<HandlerRun | null>> | undefined;
   outcome: Outcome | undefined;
   jumpDepth = 0;
   // Result lists, allocated on first use: most runs fill none of them.
@@ -126,19 +174,23 @@ export class RunState {
       this.#matched !== undefined || this.#hits !== undefined || this.#tags !== undefined;
   }
 
-  constructor(facts: Facts, ctx: FirewallContext, now: number, chains: ReadonlyMap<string, readonly Handler[]>) {
-    this.facts = facts;
-    this.ctx = ctx;
-    this.now = now;
-    this.chains = chains;
+  constructor(...run: Parameters<RunState["reset"]>) {
+    this.reset(...run);
   }
 
   /** Start a new run with this object (the previous run's results stay with their result). */
-  reset(facts: Facts, ctx: FirewallContext, now: number, chains: ReadonlyMap<string, readonly Handler[]>): void {
+  reset(
+    facts: Facts,
+    ctx: FirewallContext,
+    now: number,
+    chains: ReadonlyMap<string, readonly Handler[]>,
+    composed?: ReadonlyMap<string, KindIndex<HandlerRun | null>> | undefined,
+  ): void {
     this.facts = facts;
     this.ctx = ctx;
     this.now = now;
     this.chains = chains;
+    this.composed = composed;
     this.outcome = undefined;
     this.jumpDepth = 0;
     this.#emitted = undefined;
@@ -150,11 +202,28 @@ export class RunState {
   }
 }
 
-/** Run one handler: rules in order; the first action that returns ends it. */
+/**
+ * Run one handler for the run's stanza: its composed function for the
+ * stanza's kind and effective type, or nothing when no rule can match.
+ */
+export function runHandler(handler: Handler, state: RunState, passReturn: ChainReturn): ChainReturn {
+  const composed = handler.composed;
+  if (composed === undefined) return interpretHandler(handler, state, passReturn);
+  const run = entryFor(composed, state.facts);
+  return run === null ? R_NIL : run(state, passReturn);
+}
+
+/** The composed function of `index` for the run's stanza (its name, and its effective type when the index reads it). */
+export function entryFor(index: KindIndex<HandlerRun | null>, facts: Facts): HandlerRun | null {
+  const ti = kindEntry(index, facts.name);
+  return ti.byType === undefined ? ti.other : typeEntry(ti, facts.stanza.effectiveType);
+}
+
+/** Interpret one handler: rules in order; the first action that returns ends it. */
 // Indexed loops throughout the per-stanza path: the compiled lists are frozen
 // arrays, and V8 (Node 20) does not optimise for…of over a frozen array (an
 // iterator and a result object per element, ~50 × slower); docs/performance.md.
-export function runHandler(handler: Handler, state: RunState, passReturn: ChainReturn): ChainReturn {
+export function interpretHandler(handler: Handler, state: RunState, passReturn: ChainReturn): ChainReturn {
   const rules = rulesFor(handler, state.facts.name);
   for (let r = 0; r < rules.length; r++) {
     const rule = rules[r]!;
@@ -196,6 +265,11 @@ export function fireChain(name: string, state: RunState): ChainReturn {
   }
   state.jumpDepth++;
   try {
+    const composed = state.composed?.get(name);
+    if (composed !== undefined) {
+      const run = entryFor(composed, state.facts);
+      return run === null ? R_NIL : run(state, R_FALSE);
+    }
     for (let k = 0; k < handlers.length; k++) {
       const r = runHandler(handlers[k]!, state, R_FALSE);
       if (r !== R_NIL) return r;

@@ -70,6 +70,19 @@ interface Route {
 
 const DELIVER_NO_ORIGIN: Route = Object.freeze({ chain: "deliver", origin: undefined });
 
+/** Whether `origin` is what #origin would make of `session` now (same JID, domain, address, state). */
+function describes(origin: OriginSession, session: SessionInfo): boolean {
+  const c2s = session.type === "c2s";
+  return origin.jid === (c2s ? session.jid : undefined) && origin.domain === (c2s ? undefined : session.domain) && origin.ip === session.ip &&
+    origin.authenticated === session.authenticated;
+}
+
+/** The chain #route picks, without the origin (see there). */
+function chainOf(session: SessionInfo, flow: Flow): RunChain | undefined {
+  if (session.type === "c2s") return session.jid === undefined ? undefined : flow === "inbound" ? "preroute" : "deliver";
+  return flow === "inbound" && session.authenticated ? "deliver" : undefined;
+}
+
 function describeDecision(r: FirewallResult): string {
   const last = r.hits.at(-1);
   return last ? `${last.rule.id} ${last.action.replace(/_/g, " ")}` : "firewall";
@@ -106,10 +119,15 @@ export class FirewallStage implements PolicyStage {
   judge(stanza: StanzaView, session: SessionInfo, flow: Flow): Verdict | undefined {
     const ruleset = this.#ruleset;
     if (ruleset === undefined || stanza.kind === "other") return undefined;
-    const route = this.#route(session, flow);
-    if (route === undefined) return undefined;
+    const chain = chainOf(session, flow);
+    if (chain === undefined) return undefined;
     try {
-      let result = ruleset.hasChain(route.chain) ? this.#run(ruleset, route, stanza, session) : undefined;
+      // A stanza no rule of its chain can see (its kind and type rule them all
+      // out) costs this check, unless it may still leave for deliver_remote.
+      const sees = ruleset.sees(chain, stanza);
+      if (!sees && (chain !== "preroute" || ruleset.localHosts === undefined || !ruleset.hasChain("deliver_remote"))) return undefined;
+      const route = this.#route(session, flow)!;
+      let result = sees ? this.#run(ruleset, route, stanza, session) : undefined;
       let view = stanza;
       if (result?.verdict === "pass" && result.rewrite !== undefined) {
         // Only a c2s client's own stanzas (preroute) take the session's JID as `from`.
@@ -128,7 +146,7 @@ export class FirewallStage implements PolicyStage {
   }
 
   /**
-   * docs/firewall.md: a bound client's stanzas run `preroute`; stanzas from an
+   * docs/firewall.md (see chainOf): a bound client's stanzas run `preroute`; stanzas from an
    * authenticated s2s peer run `deliver`; stanzas toward a bound client run
    * `deliver` with no origin (the sender's session is not visible). Traffic
    * before binding or authentication never reaches a chain, as in Prosody.
@@ -136,10 +154,27 @@ export class FirewallStage implements PolicyStage {
   #route(session: SessionInfo, flow: Flow): Route | undefined {
     if (session.type === "c2s") {
       if (session.jid === undefined) return undefined;
-      return flow === "inbound" ? this.#routeFrom("preroute", this.#origin(session)) : DELIVER_NO_ORIGIN;
+      if (flow !== "inbound") return DELIVER_NO_ORIGIN;
+    } else if (flow !== "inbound" || !session.authenticated) return undefined;
+    // The stanzas of one read come from one session: the last route found is
+    // reused while its origin still describes the session (no lookups).
+    const last = this.#lastRoute;
+    if (last !== undefined && this.#lastSession === session && describes(last.origin!, session)) return last;
+    const route = this.#routeFrom(session.type === "c2s" ? "preroute" : "deliver", this.#origin(session));
+    this.#lastSession = session;
+    this.#lastRoute = route;
+    return route;
+  }
+
+  /** The session whose route #route found last (dropped when the session ends), and that route. */
+  #lastSession: SessionInfo | undefined;
+  #lastRoute: Route | undefined;
+
+  sessionEnded(session: SessionInfo): void {
+    if (this.#lastSession === session) {
+      this.#lastSession = undefined;
+      this.#lastRoute = undefined;
     }
-    if (flow === "inbound" && session.authenticated) return this.#routeFrom("deliver", this.#origin(session));
-    return undefined;
   }
 
   /** One Route object per origin, not one per stanza. */
@@ -156,7 +191,7 @@ export class FirewallStage implements PolicyStage {
     const jid = type === "c2s" ? session.jid : undefined;
     const domain = type === "s2sin" ? session.domain : undefined;
     const known = this.#origins.get(session);
-    if (known && known.jid === jid && known.domain === domain && known.ip === session.ip && known.authenticated === session.authenticated) return known;
+    if (known && describes(known, session)) return known;
     // First stanza, or the session learned more (bound JID, peer domain): keep its marks.
     const origin: OriginSession = { type, jid, domain, ip: session.ip, authenticated: session.authenticated, marks: known?.marks ?? new Map() };
     this.#origins.set(session, origin);

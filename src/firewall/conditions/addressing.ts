@@ -50,6 +50,7 @@ export const TYPE = defineCondition<KindSpec>({
       return t !== undefined && set.has(t);
     };
   },
+  types: (spec) => spec.values,
 });
 
 function parseJidPart(part: string | undefined, ctx: ParamContext): PartMatcher | ParamFail | undefined {

@@ -2,7 +2,7 @@
 // condition"): everything about a condition in one place, as mod_firewall
 // keeps it in conditions.lib.lua. The parser reads `param`, `spaceSensitive`
 // and `parse`; the compiler reads `needs`, `compile` and `cost`; the per-kind
-// rule index reads `kinds`.
+// rule index reads `kinds` and `types`.
 import type { ConditionNode, ConditionSpec } from "../ast.js";
 import type { CompileEnv } from "../compile-env.js";
 import type { FirewallProviders, RuleRef } from "../context.js";
@@ -57,6 +57,12 @@ export interface ConditionDef<S extends { readonly name: string } = ConditionSpe
    * rule for other kinds (and, when negated, for these).
    */
   kinds?(spec: S): readonly string[];
+  /**
+   * The stanza effective types for which the condition holds, when it only
+   * depends on the effective type (as TYPE reads it): the composed handlers
+   * pick their rules by type instead of testing it (compose.ts).
+   */
+  types?(spec: S): readonly string[];
 }
 
 /** Type a registry entry by its spec (identity at run time). */

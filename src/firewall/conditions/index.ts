@@ -75,11 +75,15 @@ export function compileCondition(node: ConditionNode, env: CompileEnv, rule: Rul
   const test = def.compile(spec, cx);
   if (test === undefined) return undefined;
   const cost = typeof def.cost === "number" ? def.cost : def.cost(spec);
+  const kinds = def.kinds?.(spec);
+  const types = def.types?.(spec);
   return {
     loc: node.loc,
     text: node.text,
     cost,
     test: node.negated ? (s) => !test(s) : test,
+    kinds,
+    types: types === undefined ? undefined : { values: new Set(types), negated: node.negated },
   };
 }
 
