@@ -311,6 +311,9 @@ export abstract class SessionCore implements SessionInfo {
       return;
     }
     this.flags |= F_ENDED;
+    // However the session ended, its framers' state goes back (WasmFramer has no finalizer).
+    this.inFramer.stop();
+    this.outFramer.stop();
     this.gate.close();
     this.ctx.pipeline().sessionEnded(this);
     this.timers.end();

@@ -11,6 +11,7 @@ import { startProxy, type RunningProxy } from "../../src/app.js";
 import { configFromObject } from "../../src/config/load.js";
 import { createLogger } from "../../src/log.js";
 import { encodeProxyV1, encodeProxyV2, parseProxyHeader } from "../../src/net/proxy-protocol.js";
+import { framerImplementation, liveWasmFramers } from "../../src/xml/framer-wasm.js";
 import { FEATURES, SERVER_HEADER, startFakeUpstream, type FakeUpstream } from "../helpers/fake-upstream.js";
 import { CLIENT_HEADER, eventually, rawClient } from "../helpers/raw-client.js";
 
@@ -179,6 +180,50 @@ test("a clean close passes through both ways", async () => {
   await client.closed();
   assert.ok(client.text().endsWith("</stream:stream>"));
   assert.doesNotMatch(client.text(), /stream:error/);
+});
+
+test("however a session ends, its framers give their state back (no finalizer does it for them)", { skip: framerImplementation() !== "wasm" }, async () => {
+  await eventually(() => liveWasmFramers() === 0, 5000, "framers of earlier tests stopped");
+  const ends: Array<() => Promise<void>> = [
+    async () => { // clean close both ways
+      const client = await rawClient(port);
+      client.write(CLIENT_HEADER);
+      const conn = await upstream.nextConn();
+      await client.waitFor((t) => t.includes("</stream:features>"));
+      client.write("</stream:stream>");
+      await eventually(() => conn.text().endsWith("</stream:stream>"));
+      conn.socket.end("</stream:stream>");
+      await client.closed();
+    },
+    async () => { // the client vanishes mid-stanza
+      const client = await rawClient(port);
+      client.write(CLIENT_HEADER);
+      await upstream.nextConn();
+      await client.waitFor((t) => t.includes("</stream:features>"));
+      client.write("<message><body>half");
+      client.destroy();
+    },
+    async () => { // bad input: a stream error
+      const client = await rawClient(port);
+      client.write(CLIENT_HEADER + "<message><body>a</bod></message>");
+      await client.waitFor((t) => t.includes("</stream:stream>"));
+    },
+    async () => { // the upstream drops
+      const client = await rawClient(port);
+      client.write(CLIENT_HEADER);
+      const conn = await upstream.nextConn();
+      await client.waitFor((t) => t.includes("</stream:features>"));
+      conn.socket.destroy();
+      await client.waitFor((t) => t.includes("</stream:stream>"));
+    },
+    async () => { // the client closes before the upstream was ever dialled
+      const client = await rawClient(port);
+      client.write("<?xml version='1.0'?><stream:str");
+      client.destroy();
+    },
+  ];
+  for (const end of ends) await end();
+  await eventually(() => liveWasmFramers() === 0, 5000, `framer states left: ${liveWasmFramers()}`);
 });
 
 test("PROXY headers: sent upstream (v1, v2) with the client's address; untrusted inbound ones refused; trusted ones honoured", async () => {
