@@ -169,15 +169,26 @@ test("upstream dropping mid-session: the client gets remote-connection-failed af
   assert.ok(text.endsWith("<message><body>one</body></message><stream:error><remote-connection-failed xmlns='urn:ietf:params:xml:ns:xmpp-streams'/><text xmlns='urn:ietf:params:xml:ns:xmpp-streams'>upstream server closed the connection</text></stream:error></stream:stream>"), text);
 });
 
-test("a clean close passes through both ways", async () => {
+/** A client whose stream is open through the proxy: header sent, the upstream dialled, features read. */
+async function openStream() {
   const client = await rawClient(port);
   client.write(CLIENT_HEADER);
   const conn = await upstream.nextConn();
   await client.waitFor((t) => t.includes("</stream:features>"));
+  return { client, conn };
+}
+
+/** Both sides close their streams, the client first. */
+async function closeCleanly({ client, conn }: Awaited<ReturnType<typeof openStream>>): Promise<void> {
   client.write("</stream:stream>");
   await eventually(() => conn.text().endsWith("</stream:stream>"));
   conn.socket.end("</stream:stream>");
   await client.closed();
+}
+
+test("a clean close passes through both ways", async () => {
+  const { client, conn } = await openStream();
+  await closeCleanly({ client, conn });
   assert.ok(client.text().endsWith("</stream:stream>"));
   assert.doesNotMatch(client.text(), /stream:error/);
 });
@@ -185,21 +196,9 @@ test("a clean close passes through both ways", async () => {
 test("however a session ends, its framers give their state back (no finalizer does it for them)", { skip: framerImplementation() !== "wasm" }, async () => {
   await eventually(() => liveWasmFramers() === 0, 5000, "framers of earlier tests stopped");
   const ends: Array<() => Promise<void>> = [
-    async () => { // clean close both ways
-      const client = await rawClient(port);
-      client.write(CLIENT_HEADER);
-      const conn = await upstream.nextConn();
-      await client.waitFor((t) => t.includes("</stream:features>"));
-      client.write("</stream:stream>");
-      await eventually(() => conn.text().endsWith("</stream:stream>"));
-      conn.socket.end("</stream:stream>");
-      await client.closed();
-    },
+    async () => closeCleanly(await openStream()),
     async () => { // the client vanishes mid-stanza
-      const client = await rawClient(port);
-      client.write(CLIENT_HEADER);
-      await upstream.nextConn();
-      await client.waitFor((t) => t.includes("</stream:features>"));
+      const { client } = await openStream();
       client.write("<message><body>half");
       client.destroy();
     },
@@ -209,10 +208,7 @@ test("however a session ends, its framers give their state back (no finalizer do
       await client.waitFor((t) => t.includes("</stream:stream>"));
     },
     async () => { // the upstream drops
-      const client = await rawClient(port);
-      client.write(CLIENT_HEADER);
-      const conn = await upstream.nextConn();
-      await client.waitFor((t) => t.includes("</stream:features>"));
+      const { client, conn } = await openStream();
       conn.socket.destroy();
       await client.waitFor((t) => t.includes("</stream:stream>"));
     },
