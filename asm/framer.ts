@@ -614,36 +614,19 @@ export function scan(state: usize, buf: usize, from: i32, len: i32, records: usi
         }
         store<i32>(st, cmp, O_CMP);
         if (i == len) break;
-        if (cmp == cmpEnd && (c == GT || (cls(c) & C_WS))) {
-          if (c == GT) {
-            // '>' closed an end tag whose name matched (framer.ts #closeDone).
-            const level = --depth;
-            store<i32>(st, level == 0 ? 0 : nameEnd(level - 1), O_NAME_POS);
-            if (level == 1) {
-              if (load<i32>(st, O_PENDING) + (i + 1 - frameStart) > load<i32>(st, O_MAX_STANZA)) {
-                store<i32>(st, depth, O_DEPTH);
-                return fail(E_STANZA_SIZE, 0, i);
-              }
-              emit(FRAME_STANZA, i + 1);
-              s = S_STREAM;
-              frameStart = i + 1;
-            } else if (level == 0) {
-              emit(FRAME_CLOSE, i + 1);
-              s = S_CLOSED;
-              frameStart = i + 1;
-            } else {
-              s = S_TEXT;
-            }
-          } else {
-            s = S_END_WS;
-          }
+        if (cmp != cmpEnd || !(c == GT || (cls(c) & C_WS))) {
+          store<i32>(st, depth, O_DEPTH);
+          return fail(E_NWF, D_END_MISMATCH, i);
+        }
+        if (c != GT) {
+          s = S_END_WS;
           break;
         }
-        store<i32>(st, depth, O_DEPTH);
-        return fail(E_NWF, D_END_MISMATCH, i);
+        // '>' right after the name closes the end tag as in S_END_WS: fall through.
       }
       case S_END_WS: {
         if (c == GT) {
+          // '>' closed an end tag whose name matched (framer.ts #closeDone).
           const level = --depth;
           store<i32>(st, level == 0 ? 0 : nameEnd(level - 1), O_NAME_POS);
           if (level == 1) {
