@@ -25,7 +25,6 @@ import { closeGraceMs, SessionTimers } from "./session-timers.js";
 import type { Session } from "./session.js";
 import type { SessionTls } from "./tls-accept.js";
 import type { Upstream } from "./upstream.js";
-import { WriteBatch } from "./write-batch.js";
 
 // Session booleans, packed in one field (flags).
 export const F_CLOSING = 1 << 0;
@@ -63,11 +62,10 @@ export abstract class SessionCore implements SessionInfo {
   protected readonly framed: FramedPeer | null;
   /** Shaping and pause reasons for the peer's reads; the inbound framer's sink. */
   protected readonly gate: InboundGate;
-  /** The upstream connection; the outbound framer's sink. */
+  /** The upstream connection and the write batch for it; the outbound framer's sink. */
   protected readonly upstream: Upstream & FrameSink;
   protected readonly inFramer: StreamFramer; // peer → upstream
   protected readonly outFramer: StreamFramer; // upstream → peer
-  protected readonly toUpstream = new WriteBatch();
   protected readonly toClient: PeerOutput;
   /** What the server knows about this stream: contexts, identity, verified domains. */
   protected readonly tracker: StreamTracker;
@@ -153,7 +151,7 @@ export abstract class SessionCore implements SessionInfo {
   emit(target: "peer" | "upstream", bytes: Buffer): void {
     if (this.closing) return;
     if (target === "peer") this.toClient.add(bytes, 0, bytes.length, FRAME_STANZA);
-    else this.toUpstream.add(bytes, 0, bytes.length);
+    else this.upstream.add(bytes, 0, bytes.length);
     this.sm?.injected(target);
     // Flushed by the data handler that is running (stages run inside one).
   }
@@ -174,7 +172,7 @@ export abstract class SessionCore implements SessionInfo {
   }
 
   protected flushToUpstream(): void {
-    if (!this.upstream.flush(this.toUpstream)) this.gate.pause(PAUSE_BACKPRESSURE);
+    if (!this.upstream.send()) this.gate.pause(PAUSE_BACKPRESSURE);
   }
 
   protected flushToClient(): void {
