@@ -9,7 +9,7 @@
 
 import type { Socket } from "node:net";
 import { ERRORS, type ErrorCode, type ProxyError } from "../errors.js";
-import { SessionLog } from "../log.js";
+import { SessionLog, type LogBindings } from "../log.js";
 import type { SessionState } from "../metrics/definitions.js";
 import type { SessionInfo } from "../policy/pipeline.js";
 import type { SmCounts } from "../stream/sm-counts.js";
@@ -43,7 +43,7 @@ export const F_UPGRADING = 1 << 10;
 
 export const STREAM_CLOSE_BYTES = Buffer.from(STREAM_CLOSE, "latin1");
 
-export abstract class SessionCore implements SessionInfo {
+export abstract class SessionCore implements SessionInfo, LogBindings {
   readonly id: string;
   readonly listener: string;
   readonly type: "c2s" | "s2s";
@@ -71,6 +71,8 @@ export abstract class SessionCore implements SessionInfo {
   protected readonly tracker: StreamTracker;
   /** XEP-0198 counts, once the client asks for stream management (stream/sm-counts.ts). */
   protected sm: SmCounts | null = null;
+  /** SASL2: the account the success named, when it named no full JID (the log's JID until bind). */
+  protected account: string | undefined;
   protected readonly timers = new SessionTimers();
   // Eleven booleans in one small integer (a field each cost 8 bytes per session).
   protected flags = F_FIRST_CHUNK;
@@ -97,7 +99,7 @@ export abstract class SessionCore implements SessionInfo {
     this.ip = peer.address;
     this.port = peer.port;
     this.localEndpoint = local;
-    this.log = new SessionLog(ctx.logger, id, peer, ctx.config.name);
+    this.log = new SessionLog(ctx.logger, this);
     this.gate = this.newGate();
     this.upstream = this.newUpstream();
     const limits = ctx.framerLimits();
@@ -107,7 +109,6 @@ export abstract class SessionCore implements SessionInfo {
     // s2s: the pre-TLS header's `from` names the peer until the restarted header does.
     if (this.type === "s2s" && this.tls?.preTlsFrom) {
       this.tracker.claimedDomain = this.tls.preTlsFrom;
-      this.log.domain = this.tls.preTlsFrom;
     }
   }
 
@@ -134,6 +135,18 @@ export abstract class SessionCore implements SessionInfo {
 
   get domain(): string | undefined {
     return this.tracker.peerDomain;
+  }
+
+  // ---- LogBindings: what the log's lines carry, once learned -------------------
+
+  /** The domain the peer's stream header named (c2s `to`, s2s `from`). */
+  get logDomain(): string | undefined {
+    return this.tracker.claimedDomain;
+  }
+
+  /** The full JID once bound; before that, the account a SASL2 success named. */
+  get logJid(): string | undefined {
+    return this.tracker.jid ?? this.account;
   }
 
   get authenticated(): boolean {

@@ -211,8 +211,6 @@ export class Session extends SessionCore {
       this.closeWithError(problem.code, problem.detail);
       return false;
     }
-    const claimed = this.tracker.claimedDomain;
-    if (claimed !== undefined && this.log.domain !== claimed) this.log.domain = claimed;
     if (!this.has(F_CLIENT_HEADER_SEEN)) {
       this.flags |= F_CLIENT_HEADER_SEEN;
       this.timers.headerSeen();
@@ -377,7 +375,7 @@ export class Session extends SessionCore {
         this.#authenticatedNow();
         if (event.jid?.includes("/")) this.#learnJid();
         else {
-          if (event.jid !== undefined) this.log.jid = event.jid;
+          if (event.jid !== undefined) this.account = event.jid;
           if (this.state !== "bound") this.setState("authenticated");
         }
         return;
@@ -416,7 +414,6 @@ export class Session extends SessionCore {
 
   /** The tracker learned the session's full JID (bind, SASL2 with Bind 2, resumption). */
   #learnJid(resumed = false): void {
-    this.log.jid = this.tracker.jid;
     this.setState("bound");
     this.log.info("session bound");
     this.#checkUnlimited();
