@@ -50,6 +50,20 @@ export const STREAM_CLOSE_BYTES = Buffer.from(STREAM_CLOSE, "latin1");
  */
 const EPOCH = Date.now();
 
+/**
+ * What few sessions have, in one object made with the first of it: an idle
+ * plaintext session holds none (a field each on the session cost every
+ * session 8 bytes).
+ */
+class Extras {
+  tls: SessionTls | null = null;
+  framed: FramedPeer | null = null;
+  refuse: ErrorCode | undefined = undefined;
+  sm: SmCounts | null = null;
+  /** SASL2: the account the success named, when it named no full JID (the log's JID until bind). */
+  account: string | undefined = undefined;
+}
+
 export abstract class SessionCore implements SessionInfo, LogBindings {
   readonly id: string;
   readonly listener: string;
@@ -59,14 +73,10 @@ export abstract class SessionCore implements SessionInfo, LogBindings {
   readonly #started = Math.floor((Date.now() - EPOCH) / 100);
   /** Where the peer connected to (socket, or the PROXY header's destination). */
   readonly localEndpoint: TransportAddress;
-  /** The TLS layer the proxy terminated under this stream; null for plaintext. */
-  readonly tls: SessionTls | null;
 
   protected readonly ctx: ListenerContext;
   protected readonly log: SessionLog;
   protected readonly client: PeerConnection;
-  /** The peer, when its transport frames elements (WebSocket); null on TCP. */
-  protected readonly framed: FramedPeer | null;
   /** Shaping and pause reasons for the peer's reads; the inbound framer's sink. */
   protected readonly gate: InboundGate;
   /** The upstream connection and the write batch for it; the outbound framer's sink. */
@@ -76,15 +86,12 @@ export abstract class SessionCore implements SessionInfo, LogBindings {
   protected readonly toClient: PeerOutput;
   /** What the server knows about this stream: contexts, identity, verified domains. */
   protected readonly tracker: StreamTracker;
-  /** XEP-0198 counts, once the client asks for stream management (stream/sm-counts.ts). */
-  protected sm: SmCounts | null = null;
-  /** SASL2: the account the success named, when it named no full JID (the log's JID until bind). */
-  protected account: string | undefined;
+  /** What few sessions have (see Extras); null until the first of it. */
+  #extras: Extras | null = null;
   protected readonly timers = new SessionTimers();
   // Eleven booleans in one small integer (a field each cost 8 bytes per session).
   protected flags = F_FIRST_CHUNK;
   #state: SessionState = "connecting";
-  protected readonly refuse: ErrorCode | undefined;
 
   /** The session's side of its parts (session.ts): the gate and the upstream are also the framers' sinks. */
   protected abstract newGate(): InboundGate;
@@ -94,10 +101,10 @@ export abstract class SessionCore implements SessionInfo, LogBindings {
   constructor(ctx: ListenerContext, client: Socket | FramedPeer, id: string, peer: TransportAddress, local: TransportAddress, refuse: ErrorCode | undefined, tls: SessionTls | null, offerTls: boolean, framed: boolean) {
     this.ctx = ctx;
     if (offerTls && tls === null && ctx.startTls !== undefined) this.flags |= F_OFFER_TLS;
-    this.tls = tls;
-    this.refuse = refuse;
+    if (tls !== null) this.extras().tls = tls;
+    if (refuse !== undefined) this.extras().refuse = refuse;
+    if (framed) this.extras().framed = client as FramedPeer;
     this.client = client;
-    this.framed = framed ? (client as FramedPeer) : null;
     this.toClient = framed ? (client as FramedPeer).output : new SocketOutput(client as Socket);
     this.id = id;
     this.listener = ctx.config.name;
@@ -121,6 +128,32 @@ export abstract class SessionCore implements SessionInfo, LogBindings {
 
   protected has(flag: number): boolean {
     return (this.flags & flag) !== 0;
+  }
+
+  // ---- what few sessions have ---------------------------------------------------
+
+  protected extras(): Extras {
+    return (this.#extras ??= new Extras());
+  }
+
+  /** The TLS layer the proxy terminated under this stream; null for plaintext. */
+  get tls(): SessionTls | null {
+    return this.#extras?.tls ?? null;
+  }
+
+  /** The peer, when its transport frames elements (WebSocket); null on TCP. */
+  protected get framed(): FramedPeer | null {
+    return this.#extras?.framed ?? null;
+  }
+
+  /** The error the session refuses the connection with as soon as it starts (per-IP caps). */
+  protected get refuse(): ErrorCode | undefined {
+    return this.#extras?.refuse;
+  }
+
+  /** XEP-0198 counts, once the client asks for stream management (stream/sm-counts.ts). */
+  protected get sm(): SmCounts | null {
+    return this.#extras?.sm ?? null;
   }
 
   // ---- SessionInfo -------------------------------------------------------
@@ -158,7 +191,7 @@ export abstract class SessionCore implements SessionInfo, LogBindings {
 
   /** The full JID once bound; before that, the account a SASL2 success named. */
   get logJid(): string | undefined {
-    return this.tracker.jid ?? this.account;
+    return this.tracker.jid ?? this.#extras?.account;
   }
 
   get authenticated(): boolean {

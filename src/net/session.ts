@@ -176,7 +176,7 @@ export class Session extends SessionCore {
           const event = this.tracker.peerStanza(view);
           if (event !== null && !this.#onPeerEvent(event)) return;
           if (k === "other" && view.xmlns === NS_SM3) {
-            const instead = (this.sm ??= new SmCounts()).clientNonza(view, () => data.toString("utf8", start, end), this.ctx.resumption);
+            const instead = (this.extras().sm ??= new SmCounts()).clientNonza(view, () => data.toString("utf8", start, end), this.ctx.resumption);
             if (instead !== null) {
               const bytes = Buffer.from(instead);
               this.upstream.add(bytes, 0, bytes.length);
@@ -375,7 +375,7 @@ export class Session extends SessionCore {
         this.#authenticatedNow();
         if (event.jid?.includes("/")) this.#learnJid();
         else {
-          if (event.jid !== undefined) this.account = event.jid;
+          if (event.jid !== undefined) this.extras().account = event.jid;
           if (this.state !== "bound") this.setState("authenticated");
         }
         return;
