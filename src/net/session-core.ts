@@ -66,8 +66,6 @@ class Extras {
 
 export abstract class SessionCore implements SessionInfo, LogBindings {
   readonly id: string;
-  readonly listener: string;
-  readonly type: "c2s" | "s2s";
   readonly ip: string;
   readonly port: number;
   readonly #started = Math.floor((Date.now() - EPOCH) / 100);
@@ -107,9 +105,7 @@ export abstract class SessionCore implements SessionInfo, LogBindings {
     this.client = client;
     this.toClient = framed ? (client as FramedPeer).output : new SocketOutput(client as Socket);
     this.id = id;
-    this.listener = ctx.config.name;
-    this.type = ctx.config.type.startsWith("s2s") ? "s2s" : "c2s";
-    this.tracker = new StreamTracker(this.type);
+    this.tracker = new StreamTracker(ctx.config.type.startsWith("s2s") ? "s2s" : "c2s");
     this.ip = peer.address;
     this.port = peer.port;
     this.localEndpoint = local;
@@ -157,6 +153,15 @@ export abstract class SessionCore implements SessionInfo, LogBindings {
   }
 
   // ---- SessionInfo -------------------------------------------------------
+
+  /** The listener's name (its config is the session's for life: a reload makes a new context). */
+  get listener(): string {
+    return this.ctx.config.name;
+  }
+
+  get type(): "c2s" | "s2s" {
+    return this.tracker.type;
+  }
 
   get jid(): string | undefined {
     return this.tracker.jid;
