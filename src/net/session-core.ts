@@ -7,8 +7,8 @@
 // connections are gone). No per-session object of its own: the fields are
 // the session's. What few sessions have (terminated TLS, a WebSocket peer, a
 // refusal, XEP-0198 counts) waits in one Extras object made when first set,
-// and the log reads its bindings from these fields: an idle session holds
-// thousands of these, so each field is 8 bytes times all of them.
+// and the log reads its bindings from these fields (a proxy holds thousands
+// of idle sessions, and a field costs 8 bytes in each).
 
 import type { Socket } from "node:net";
 import { ERRORS, type ErrorCode, type ProxyError } from "../errors.js";
