@@ -17,7 +17,8 @@ test("SessionLog writes the same lines as a pino child with the session bindings
   const b = capture("debug");
   const peer = { address: "2001:db8::1", port: 5222 };
   let child = a.logger.child({ sid: "abc2345", peer: "2001:db8::1:5222", listener: "c2s" });
-  const log = new SessionLog(b.logger, "abc2345", peer, "c2s");
+  const of = { id: "abc2345", ip: peer.address, port: peer.port, listener: "c2s", logDomain: undefined as string | undefined, logJid: undefined as string | undefined };
+  const log = new SessionLog(b.logger, of);
   const both = (f: (l: { info: SessionLog["info"]; debug: SessionLog["debug"]; warn: SessionLog["warn"]; error: SessionLog["error"] }) => void): void => {
     f(child);
     f(log);
@@ -25,10 +26,10 @@ test("SessionLog writes the same lines as a pino child with the session bindings
   both((l) => l.debug("session opened"));
   both((l) => l.info({ code: "XPX_ERR_X", condition: "policy-violation", detail: undefined }, "closing"));
   child = child.child({ domain: "example.org" });
-  log.domain = "example.org";
+  of.logDomain = "example.org";
   both((l) => l.warn({ err: "boom", code: "ECONNRESET" }, "upstream connect failed"));
   child = child.child({ jid: "alice@example.org/phone" });
-  log.jid = "alice@example.org/phone";
+  of.logJid = "alice@example.org/phone";
   both((l) => l.info("session bound"));
   both((l) => l.error({ password: "secret", stanza: { body: "hi" }, n: 1.5 }, "with \"quotes\" and 100%"));
   both((l) => l.info({ seconds: 12.5 }));
@@ -43,7 +44,7 @@ test("SessionLog writes the same lines as a pino child with the session bindings
 
 test("SessionLog below the level writes nothing", () => {
   const { lines, logger } = capture("info");
-  const log = new SessionLog(logger, "abc2345", { address: "127.0.0.1", port: 1 }, "c2s");
+  const log = SessionLog.fixed(logger, "abc2345", { address: "127.0.0.1", port: 1 }, "c2s");
   log.debug("hidden");
   log.trace({ a: 1 }, "hidden");
   log.info("shown");

@@ -92,33 +92,40 @@ export function sessionId(): string {
 
 type Level = "trace" | "debug" | "info" | "warn" | "error" | "fatal";
 
+/** What a session's lines are bound to: read from the session, which holds them anyway. */
+export interface LogBindings {
+  readonly id: string;
+  readonly ip: string;
+  readonly port: number;
+  readonly listener: string;
+  /** Set once learned; later lines carry them. */
+  readonly logDomain: string | undefined;
+  readonly logJid: string | undefined;
+}
+
 /**
  * A session's logger: the same lines a pino child with bindings
  * `{sid, peer, listener[, domain][, jid]}` writes, without a child per
  * session. A pino child costs a few hundred bytes of heap (its own level
  * methods, formatters and a serialised bindings string) and the session
  * made up to three of them (opened, domain learned, JID learned); this
- * holds a few fields and builds the bindings only for a line that is
- * actually written. The bindings go first in the merge object, so the
+ * holds two fields and builds the bindings only for a line that is
+ * actually written, from the session's own fields (LogBindings), so it
+ * holds no copy of them. The bindings go first in the merge object, so the
  * output has the same keys in the same order as the child's.
  */
 export class SessionLog {
   readonly #root: Logger;
-  readonly #sid: string;
-  // The peer's address and port as two fields (the session's own strings), not the listener's object.
-  readonly #address: string;
-  readonly #port: number;
-  readonly #listener: string;
-  /** Set once learned; later lines carry them. */
-  domain: string | undefined;
-  jid: string | undefined;
+  readonly #of: LogBindings;
 
-  constructor(root: Logger, sid: string, peer: { readonly address: string; readonly port: number }, listener: string) {
+  constructor(root: Logger, of: LogBindings) {
     this.#root = root;
-    this.#sid = sid;
-    this.#address = peer.address;
-    this.#port = peer.port;
-    this.#listener = listener;
+    this.#of = of;
+  }
+
+  /** A log whose bindings never change (no domain or JID): a connection before its session. */
+  static fixed(root: Logger, id: string, peer: { readonly address: string; readonly port: number }, listener: string): SessionLog {
+    return new SessionLog(root, { id, ip: peer.address, port: peer.port, listener, logDomain: undefined, logJid: undefined });
   }
 
   trace(obj: object | string, msg?: string): void {
@@ -150,9 +157,12 @@ export class SessionLog {
   static #write(self: SessionLog, level: Level, obj: object | string, msg: string | undefined): void {
     const root = self.#root;
     if (!root.isLevelEnabled(level)) return;
-    const line: Record<string, unknown> = { sid: self.#sid, peer: `${self.#address}:${self.#port}`, listener: self.#listener };
-    if (self.domain !== undefined) line.domain = self.domain;
-    if (self.jid !== undefined) line.jid = self.jid;
+    const of = self.#of;
+    const line: Record<string, unknown> = { sid: of.id, peer: `${of.ip}:${of.port}`, listener: of.listener };
+    const domain = of.logDomain;
+    if (domain !== undefined) line.domain = domain;
+    const jid = of.logJid;
+    if (jid !== undefined) line.jid = jid;
     if (typeof obj === "string") {
       root[level](line, obj);
       return;

@@ -1,15 +1,18 @@
 // A session's parts and state, and how a session ends. Session (session.ts)
 // extends this with the data path, so that file reads as the way a chunk
 // travels; what every step shares lives here: the peer and its output, the
-// upstream and its write batch, both framers, the tracker, the timers, the
+// upstream (its own write batch), both framers, the tracker, the timers, the
 // state flags, the flushes, and the endings (a stream error, a graceful
 // half-close of both sides, an abort, and the session's end once both
 // connections are gone). No per-session object of its own: the fields are
-// the session's.
+// the session's. What few sessions have (terminated TLS, a WebSocket peer, a
+// refusal, XEP-0198 counts) waits in one Extras object made when first set,
+// and the log reads its bindings from these fields (a proxy holds thousands
+// of idle sessions, and a field costs 8 bytes in each).
 
 import type { Socket } from "node:net";
 import { ERRORS, type ErrorCode, type ProxyError } from "../errors.js";
-import { SessionLog } from "../log.js";
+import { SessionLog, type LogBindings } from "../log.js";
 import type { SessionState } from "../metrics/definitions.js";
 import type { SessionInfo } from "../policy/pipeline.js";
 import type { SmCounts } from "../stream/sm-counts.js";
@@ -25,7 +28,6 @@ import { closeGraceMs, SessionTimers } from "./session-timers.js";
 import type { Session } from "./session.js";
 import type { SessionTls } from "./tls-accept.js";
 import type { Upstream } from "./upstream.js";
-import { WriteBatch } from "./write-batch.js";
 
 // Session booleans, packed in one field (flags).
 export const F_CLOSING = 1 << 0;
@@ -44,40 +46,53 @@ export const F_UPGRADING = 1 << 10;
 
 export const STREAM_CLOSE_BYTES = Buffer.from(STREAM_CLOSE, "latin1");
 
-export abstract class SessionCore implements SessionInfo {
+/**
+ * Sessions keep their start in tenths of a second since this: a small
+ * integer, held in the field itself (a Smi, for 6.8 years of uptime), where
+ * Date.now() is a double that V8 boxes (16 B per session).
+ */
+const EPOCH = Date.now();
+
+/**
+ * What few sessions have, in one object made with the first of it: an idle
+ * plaintext session holds none (a field each on the session cost every
+ * session 8 bytes).
+ */
+class Extras {
+  tls: SessionTls | null = null;
+  framed: FramedPeer | null = null;
+  refuse: ErrorCode | undefined = undefined;
+  sm: SmCounts | null = null;
+  /** SASL2: the account the success named, when it named no full JID (the log's JID until bind). */
+  account: string | undefined = undefined;
+}
+
+export abstract class SessionCore implements SessionInfo, LogBindings {
   readonly id: string;
-  readonly listener: string;
-  readonly type: "c2s" | "s2s";
   readonly ip: string;
   readonly port: number;
-  readonly startedAt = Date.now();
+  readonly #started = Math.floor((Date.now() - EPOCH) / 100);
   /** Where the peer connected to (socket, or the PROXY header's destination). */
   readonly localEndpoint: TransportAddress;
-  /** The TLS layer the proxy terminated under this stream; null for plaintext. */
-  readonly tls: SessionTls | null;
 
   protected readonly ctx: ListenerContext;
   protected readonly log: SessionLog;
   protected readonly client: PeerConnection;
-  /** The peer, when its transport frames elements (WebSocket); null on TCP. */
-  protected readonly framed: FramedPeer | null;
   /** Shaping and pause reasons for the peer's reads; the inbound framer's sink. */
   protected readonly gate: InboundGate;
-  /** The upstream connection; the outbound framer's sink. */
+  /** The upstream connection and the write batch for it; the outbound framer's sink. */
   protected readonly upstream: Upstream & FrameSink;
   protected readonly inFramer: StreamFramer; // peer → upstream
   protected readonly outFramer: StreamFramer; // upstream → peer
-  protected readonly toUpstream = new WriteBatch();
   protected readonly toClient: PeerOutput;
   /** What the server knows about this stream: contexts, identity, verified domains. */
   protected readonly tracker: StreamTracker;
-  /** XEP-0198 counts, once the client asks for stream management (stream/sm-counts.ts). */
-  protected sm: SmCounts | null = null;
+  /** What few sessions have (see Extras); null until the first of it. */
+  #extras: Extras | null = null;
   protected readonly timers = new SessionTimers();
   // Eleven booleans in one small integer (a field each cost 8 bytes per session).
   protected flags = F_FIRST_CHUNK;
   #state: SessionState = "connecting";
-  protected readonly refuse: ErrorCode | undefined;
 
   /** The session's side of its parts (session.ts): the gate and the upstream are also the framers' sinks. */
   protected abstract newGate(): InboundGate;
@@ -87,19 +102,17 @@ export abstract class SessionCore implements SessionInfo {
   constructor(ctx: ListenerContext, client: Socket | FramedPeer, id: string, peer: TransportAddress, local: TransportAddress, refuse: ErrorCode | undefined, tls: SessionTls | null, offerTls: boolean, framed: boolean) {
     this.ctx = ctx;
     if (offerTls && tls === null && ctx.startTls !== undefined) this.flags |= F_OFFER_TLS;
-    this.tls = tls;
-    this.refuse = refuse;
+    if (tls !== null) this.extras().tls = tls;
+    if (refuse !== undefined) this.extras().refuse = refuse;
+    if (framed) this.extras().framed = client as FramedPeer;
     this.client = client;
-    this.framed = framed ? (client as FramedPeer) : null;
     this.toClient = framed ? (client as FramedPeer).output : new SocketOutput(client as Socket);
     this.id = id;
-    this.listener = ctx.config.name;
-    this.type = ctx.config.type.startsWith("s2s") ? "s2s" : "c2s";
-    this.tracker = new StreamTracker(this.type);
+    this.tracker = new StreamTracker(ctx.config.type.startsWith("s2s") ? "s2s" : "c2s");
     this.ip = peer.address;
     this.port = peer.port;
     this.localEndpoint = local;
-    this.log = new SessionLog(ctx.logger, id, peer, ctx.config.name);
+    this.log = new SessionLog(ctx.logger, this);
     this.gate = this.newGate();
     this.upstream = this.newUpstream();
     const limits = ctx.framerLimits();
@@ -109,7 +122,6 @@ export abstract class SessionCore implements SessionInfo {
     // s2s: the pre-TLS header's `from` names the peer until the restarted header does.
     if (this.type === "s2s" && this.tls?.preTlsFrom) {
       this.tracker.claimedDomain = this.tls.preTlsFrom;
-      this.log.domain = this.tls.preTlsFrom;
     }
   }
 
@@ -117,10 +129,50 @@ export abstract class SessionCore implements SessionInfo {
     return (this.flags & flag) !== 0;
   }
 
+  // ---- what few sessions have ---------------------------------------------------
+
+  protected extras(): Extras {
+    return (this.#extras ??= new Extras());
+  }
+
+  /** The TLS layer the proxy terminated under this stream; null for plaintext. */
+  get tls(): SessionTls | null {
+    return this.#extras?.tls ?? null;
+  }
+
+  /** The peer, when its transport frames elements (WebSocket); null on TCP. */
+  protected get framed(): FramedPeer | null {
+    return this.#extras?.framed ?? null;
+  }
+
+  /** The error the session refuses the connection with as soon as it starts (per-IP caps). */
+  protected get refuse(): ErrorCode | undefined {
+    return this.#extras?.refuse;
+  }
+
+  /** XEP-0198 counts, once the client asks for stream management (stream/sm-counts.ts). */
+  protected get sm(): SmCounts | null {
+    return this.#extras?.sm ?? null;
+  }
+
   // ---- SessionInfo -------------------------------------------------------
+
+  /** The listener's name (its config is the session's for life: a reload makes a new context). */
+  get listener(): string {
+    return this.ctx.config.name;
+  }
+
+  get type(): "c2s" | "s2s" {
+    return this.tracker.type;
+  }
 
   get jid(): string | undefined {
     return this.tracker.jid;
+  }
+
+  /** When the session started, in ms since 1970 (to a tenth of a second). */
+  get startedAt(): number {
+    return EPOCH + this.#started * 100;
   }
 
   /**
@@ -138,6 +190,18 @@ export abstract class SessionCore implements SessionInfo {
     return this.tracker.peerDomain;
   }
 
+  // ---- LogBindings: what the log's lines carry, once learned -------------------
+
+  /** The domain the peer's stream header named (c2s `to`, s2s `from`). */
+  get logDomain(): string | undefined {
+    return this.tracker.claimedDomain;
+  }
+
+  /** The full JID once bound; before that, the account a SASL2 success named. */
+  get logJid(): string | undefined {
+    return this.tracker.jid ?? this.#extras?.account;
+  }
+
   get authenticated(): boolean {
     return this.has(F_AUTHENTICATED);
   }
@@ -153,7 +217,7 @@ export abstract class SessionCore implements SessionInfo {
   emit(target: "peer" | "upstream", bytes: Buffer): void {
     if (this.closing) return;
     if (target === "peer") this.toClient.add(bytes, 0, bytes.length, FRAME_STANZA);
-    else this.toUpstream.add(bytes, 0, bytes.length);
+    else this.upstream.add(bytes, 0, bytes.length);
     this.sm?.injected(target);
     // Flushed by the data handler that is running (stages run inside one).
   }
@@ -174,7 +238,7 @@ export abstract class SessionCore implements SessionInfo {
   }
 
   protected flushToUpstream(): void {
-    if (!this.upstream.flush(this.toUpstream)) this.gate.pause(PAUSE_BACKPRESSURE);
+    if (!this.upstream.send()) this.gate.pause(PAUSE_BACKPRESSURE);
   }
 
   protected flushToClient(): void {

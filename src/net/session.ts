@@ -8,7 +8,7 @@
 //   → the gate again (stanzas charged per kind, held in order)
 //   → the tracker (stream/tracker.ts: the stream as the server sees it)
 //   → policy (the pipeline's verdict, carried out by verdicts.ts)
-//   → the write batch (write-batch.ts) → the upstream (upstream.ts).
+//   → the upstream's write batch (write-batch.ts) → the upstream (upstream.ts).
 //
 // The server's bytes take the same path back without the gate. The session
 // never writes a partial frame, so anything the proxy sends itself (a bounce,
@@ -176,10 +176,10 @@ export class Session extends SessionCore {
           const event = this.tracker.peerStanza(view);
           if (event !== null && !this.#onPeerEvent(event)) return;
           if (k === "other" && view.xmlns === NS_SM3) {
-            const instead = (this.sm ??= new SmCounts()).clientNonza(view, () => data.toString("utf8", start, end), this.ctx.resumption);
+            const instead = (this.extras().sm ??= new SmCounts()).clientNonza(view, () => data.toString("utf8", start, end), this.ctx.resumption);
             if (instead !== null) {
               const bytes = Buffer.from(instead);
-              this.toUpstream.add(bytes, 0, bytes.length);
+              this.upstream.add(bytes, 0, bytes.length);
               return;
             }
           }
@@ -192,7 +192,7 @@ export class Session extends SessionCore {
         }
       }
       if (k !== "other") this.sm?.fromClient("passed");
-      this.toUpstream.add(data, start, end);
+      this.upstream.add(data, start, end);
       return;
     }
     if (kind === FRAME_HEADER) {
@@ -201,7 +201,7 @@ export class Session extends SessionCore {
       this.flags |= F_CLIENT_STREAM_CLOSED;
       this.setState("closing");
     }
-    this.toUpstream.add(data, start, end);
+    this.upstream.add(data, start, end);
   }
 
   /** Validate the peer's stream header; dial the upstream on the first one. */
@@ -211,8 +211,6 @@ export class Session extends SessionCore {
       this.closeWithError(problem.code, problem.detail);
       return false;
     }
-    const claimed = this.tracker.claimedDomain;
-    if (claimed !== undefined && this.log.domain !== claimed) this.log.domain = claimed;
     if (!this.has(F_CLIENT_HEADER_SEEN)) {
       this.flags |= F_CLIENT_HEADER_SEEN;
       this.timers.headerSeen();
@@ -285,7 +283,7 @@ export class Session extends SessionCore {
   /** Carry out a verdict other than a plain forward. Returns true only if the stanza should still be forwarded. */
   #apply(stage: string, verdict: Verdict, dir: "in" | "out", view: Stanza): boolean {
     const { metrics, audit } = this.ctx;
-    const forward = carryOut({ session: this, metrics, audit, log: this.log, sm: this.sm, toPeer: this.toClient, toUpstream: this.toUpstream }, stage, verdict, dir, view);
+    const forward = carryOut({ session: this, metrics, audit, log: this.log, sm: this.sm, toPeer: this.toClient, toUpstream: this.upstream }, stage, verdict, dir, view);
     if (verdict.action === "close") this.closeWithError(verdict.code, verdict.reason);
     return forward;
   }
@@ -377,7 +375,7 @@ export class Session extends SessionCore {
         this.#authenticatedNow();
         if (event.jid?.includes("/")) this.#learnJid();
         else {
-          if (event.jid !== undefined) this.log.jid = event.jid;
+          if (event.jid !== undefined) this.extras().account = event.jid;
           if (this.state !== "bound") this.setState("authenticated");
         }
         return;
@@ -416,7 +414,6 @@ export class Session extends SessionCore {
 
   /** The tracker learned the session's full JID (bind, SASL2 with Bind 2, resumption). */
   #learnJid(resumed = false): void {
-    this.log.jid = this.tracker.jid;
     this.setState("bound");
     this.log.info("session bound");
     this.#checkUnlimited();

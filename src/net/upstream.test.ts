@@ -2,7 +2,6 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import { createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { Upstream, type DialOptions } from "./upstream.js";
-import { WriteBatch } from "./write-batch.js";
 
 /** An upstream whose hooks record what it reports. */
 class TestUpstream extends Upstream {
@@ -70,15 +69,14 @@ test("dial: the PROXY header goes first, then what the session queued; the serve
   });
   const up = new TestUpstream();
   assert.equal(up.dialled, false);
-  const batch = new WriteBatch();
-  batch.add(Buffer.from("<stream:stream>"), 0, 15);
-  assert.equal(up.flush(batch), true, "nothing is written before the connect");
+  up.add(Buffer.from("<stream:stream>"), 0, 15);
+  assert.equal(up.send(), true, "nothing is written before the connect");
   up.dial(options(port, { proxyHeader: Buffer.from("PROXY TCP4 192.0.2.1 127.0.0.1 1234 5222\r\n") }));
   assert.equal(up.dialled, true);
   await up.waitFor("opened");
   assert.equal(up.connected, true);
   up.answered(); // the server's header: the connect timeout is over
-  assert.equal(up.flush(batch), true);
+  assert.equal(up.send(), true);
   peer!.write("<stream:stream id='s'>");
   await up.waitFor("data");
   assert.equal(Buffer.concat(up.received).toString(), "<stream:stream id='s'>");

@@ -2,15 +2,17 @@
 // dials (plain TCP, or TLS with tls.upstream_tls), writes the outgoing PROXY
 // header first when there is one, bounds the connect and the server's
 // answering stream header with timeouts.connect, keeps why its reads are
-// paused, and reports what happens through its hooks. It knows nothing of
-// streams or policy: the session subclasses it and supplies the hooks.
+// paused, and reports what happens through its hooks. It is also the write
+// batch of the frames bound for the server (one object per session, not two),
+// written out by send(). It knows nothing of streams or policy: the session
+// subclasses it and supplies the hooks.
 
 import { connect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import type { ProxyProtocolMode } from "../config/schema.js";
 import { listen, unlisten, type Listeners } from "../util/listeners.js";
 import { encodeProxyV1, encodeProxyV2, type TransportAddress } from "./proxy-protocol.js";
-import type { WriteBatch } from "./write-batch.js";
+import { WriteBatch } from "./write-batch.js";
 
 export interface DialOptions {
   readonly host: string;
@@ -45,7 +47,7 @@ const CONNECTED = 1;
 const DONE = 2;
 const ANSWERED = 4;
 
-export abstract class Upstream {
+export abstract class Upstream extends WriteBatch {
   #socket: Socket | null = null;
   #timer: NodeJS.Timeout | undefined;
   #pause = 0;
@@ -126,10 +128,10 @@ export abstract class Upstream {
 
   // ---- traffic --------------------------------------------------------------------
 
-  /** Write what `batch` holds; false when the socket is full. Nothing before the connect. */
-  flush(batch: WriteBatch): boolean {
-    if (!this.connected || batch.empty) return true;
-    return batch.flush(this.#socket!);
+  /** Write what the batch holds; false when the socket is full. Nothing before the connect. */
+  send(): boolean {
+    if (!this.connected || this.empty) return true;
+    return this.flush(this.#socket!);
   }
 
   pause(reason: number): void {

@@ -213,7 +213,7 @@ export class WebSocketFront {
       const peer = new WsPeer(ws, {
         listener: this.#deps.config().name,
         metrics: this.#deps.metrics,
-        log: new SessionLog(this.#deps.logger, id, client, this.#deps.config().name),
+        log: SessionLog.fixed(this.#deps.logger, id, client, this.#deps.config().name),
         limits: settings.framerLimits,
       });
       this.#peers.add(peer);
