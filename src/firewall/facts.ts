@@ -15,6 +15,51 @@ import { serializeHeld, type MutableXmlNode, type XmlNode } from "./xml.js";
 const UNSET: unique symbol = Symbol("unset");
 type Lazy<T> = T | typeof UNSET;
 
+/**
+ * One address role's derived forms (prepped, split, bare), each remembered
+ * for the last string it was asked about. A Facts outlives its runs, so a
+ * session's consecutive stanzas, which bring the same `to` or `from` again,
+ * reuse the forms (and the very string objects, whose hashes Map lookups
+ * keep) without a regex, a concatenation or a memo lookup. One per role, so
+ * `to` and `from` do not evict each other as they do in jid.ts's one-entry
+ * caches; a miss costs what jid.ts's memoised helpers cost.
+ */
+class AddressMemo {
+  #prepIn: string | undefined;
+  #prepOut: string | undefined;
+  #partsIn: string | undefined;
+  #partsOut: JidParts = splitJid(undefined);
+  #bareIn: string | undefined;
+  #bareOut: string | undefined;
+
+  prep(jid: string | undefined): string | undefined {
+    if (jid === undefined) return undefined;
+    if (jid !== this.#prepIn) {
+      this.#prepOut = prepJid(jid);
+      this.#prepIn = jid;
+    }
+    return this.#prepOut;
+  }
+
+  parts(jid: string | undefined): JidParts {
+    if (jid !== this.#partsIn) {
+      this.#partsOut = splitJid(jid);
+      this.#partsIn = jid;
+    }
+    return this.#partsOut;
+  }
+
+  /** bareJid(jid): the same string joinJid(node, host) of its parts gives. */
+  bare(jid: string | undefined): string | undefined {
+    if (jid === undefined) return undefined;
+    if (jid !== this.#bareIn) {
+      this.#bareOut = bareJid(jid);
+      this.#bareIn = jid;
+    }
+    return this.#bareOut;
+  }
+}
+
 export class Facts {
   // Written only by the constructor and reset() (a rule set reuses one Facts per run).
   stanza: StanzaView;
@@ -30,8 +75,10 @@ export class Facts {
   #toAttr: Lazy<string | undefined> = UNSET;
   #to: Lazy<string | undefined> = UNSET;
   #from: Lazy<string | undefined> = UNSET;
-  #toParts: JidParts | undefined;
-  #fromParts: JidParts | undefined;
+  readonly #toMemo = new AddressMemo();
+  readonly #fromMemo = new AddressMemo();
+  /** The origin's bare JID, prepped (a c2s origin's `to` default and preroute's self address). */
+  readonly #originMemo = new AddressMemo();
   #tree: Lazy<XmlNode | null> = UNSET;
   #modified: MutableXmlNode | undefined;
   #text: Lazy<string> = UNSET;
@@ -59,8 +106,6 @@ export class Facts {
     this.#toAttr = UNSET;
     this.#to = UNSET;
     this.#from = UNSET;
-    this.#toParts = undefined;
-    this.#fromParts = undefined;
     this.#tree = UNSET;
     this.#modified = undefined;
     this.#text = UNSET;
@@ -73,8 +118,8 @@ export class Facts {
    */
   get toAttr(): string | undefined {
     if (this.#toAttr === UNSET) {
-      let to = prepJid(this.stanza.to);
-      if (to !== undefined && this.chain === "preroute" && this.origin?.jid !== undefined && to === prepJid(bareJid(this.origin.jid))) {
+      let to = this.#toMemo.prep(this.stanza.to);
+      if (to !== undefined && this.chain === "preroute" && this.origin?.jid !== undefined && to === this.#originBare()) {
         to = undefined;
       }
       this.#toAttr = to;
@@ -85,33 +130,38 @@ export class Facts {
   /** Prosody's `to` variable: the attribute, else the origin's bare JID. */
   get to(): string | undefined {
     if (this.#to === UNSET) {
-      this.#to = this.toAttr ?? (this.origin?.type === "c2s" ? prepJid(bareJid(this.origin.jid)) : undefined);
+      this.#to = this.toAttr ?? (this.origin?.type === "c2s" ? this.#originBare() : undefined);
     }
     return this.#to;
   }
 
+  /** prepJid(bareJid(origin.jid)). */
+  #originBare(): string | undefined {
+    const m = this.#originMemo;
+    return m.prep(m.bare(this.origin?.jid));
+  }
+
   /** `from` as the server sees it (the bound JID for c2s stanzas without one), prepped. */
   get from(): string | undefined {
-    if (this.#from === UNSET) this.#from = prepJid(this.stanza.from);
+    if (this.#from === UNSET) this.#from = this.#fromMemo.prep(this.stanza.from);
     return this.#from;
   }
 
   get toParts(): JidParts {
-    return (this.#toParts ??= splitJid(this.to));
+    return this.#toMemo.parts(this.to);
   }
 
   get fromParts(): JidParts {
-    return (this.#fromParts ??= splitJid(this.from));
+    return this.#fromMemo.parts(this.from);
   }
 
+  /** The bare form of `to`: node@host of its parts (bareJid), the same string object while `to` stays the same. */
   get bareTo(): string | undefined {
-    const p = this.toParts;
-    return p.host === undefined ? undefined : p.node !== undefined ? `${p.node}@${p.host}` : p.host;
+    return this.#toMemo.bare(this.to);
   }
 
   get bareFrom(): string | undefined {
-    const p = this.fromParts;
-    return p.host === undefined ? undefined : p.node !== undefined ? `${p.node}@${p.host}` : p.host;
+    return this.#fromMemo.bare(this.from);
   }
 
   /** Prosody's module.host for this stanza (see FirewallContext.host). */
@@ -336,15 +386,27 @@ export class Facts {
   #pathValue(part: Extract<TemplatePart, { kind: "path" }>): string {
     const { path, funcs } = part;
     let v: string | undefined;
-    if (path.steps.length === 0 && path.end.kind === "attr" && path.end.name === "to") {
-      // Prosody's `to` variable: the attribute, else the origin's bare JID.
-      v = this.to;
+    let k = 0;
+    const end = path.end;
+    const own = path.steps.length === 0 && end.kind === "attr" && path.never !== true ? end.name : undefined;
+    if (own === "to" || own === "from") {
+      // `to` is Prosody's variable (the attribute, else the origin's bare
+      // JID); `from` the attribute as attr() reads it. A first function is
+      // read from the role's remembered forms (the key of `LIMIT … on
+      // $<@from|bare>` is then the same string object stanza after stanza).
+      const to = own === "to";
+      v = to ? this.to : this.from;
+      if (funcs.length > 0 && v !== undefined) {
+        const f = funcs[0]!;
+        v = f === "bare" ? (to ? this.bareTo : this.bareFrom) : (to ? this.toParts : this.fromParts)[f];
+        k = 1;
+      }
     } else {
       v = this.stringOf(this.find(path));
     }
     // splitJid and bareJid are memoised: a session's own JID gives back the
     // same string every time (cheap as a LIMIT key), not a new one per stanza.
-    for (let k = 0; k < funcs.length; k++) {
+    for (; k < funcs.length; k++) {
       if (v === undefined) break;
       const f = funcs[k]!;
       v = f === "bare" ? bareJid(v) : splitJid(v)[f];
