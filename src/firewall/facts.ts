@@ -16,48 +16,43 @@ const UNSET: unique symbol = Symbol("unset");
 type Lazy<T> = T | typeof UNSET;
 
 /**
- * One address role's derived forms (prepped, split, bare), each remembered
- * for the last string it was asked about. A Facts outlives its runs, so a
- * session's consecutive stanzas, which bring the same `to` or `from` again,
- * reuse the forms (and the very string objects, whose hashes Map lookups
- * keep) without a regex, a concatenation or a memo lookup. One per role, so
- * `to` and `from` do not evict each other as they do in jid.ts's one-entry
- * caches; a miss costs what jid.ts's memoised helpers cost.
+ * f(jid) for the last jid asked about. A Facts outlives its runs and keeps
+ * one per address role and form (to, from, the origin's bare JID; prepped,
+ * split, bare), so a session's consecutive stanzas, which bring the same
+ * `to` or `from` again, reuse the forms (and the very string objects, whose
+ * hashes Map lookups keep) without a regex, a concatenation or a memo
+ * lookup; nor do `to` and `from` evict each other as they do in jid.ts's
+ * one-entry caches. A miss costs what jid.ts's memoised helpers cost.
  */
-class AddressMemo {
-  #prepIn: string | undefined;
-  #prepOut: string | undefined;
-  #partsIn: string | undefined;
-  #partsOut: JidParts = splitJid(undefined);
-  #bareIn: string | undefined;
-  #bareOut: string | undefined;
+class LastOf<T> {
+  readonly #f: (jid: string | undefined) => T;
+  #in: string | undefined = undefined;
+  #out: T;
 
-  prep(jid: string | undefined): string | undefined {
-    if (jid === undefined) return undefined;
-    if (jid !== this.#prepIn) {
-      this.#prepOut = prepJid(jid);
-      this.#prepIn = jid;
-    }
-    return this.#prepOut;
+  constructor(f: (jid: string | undefined) => T) {
+    this.#f = f;
+    this.#out = f(undefined);
   }
 
-  parts(jid: string | undefined): JidParts {
-    if (jid !== this.#partsIn) {
-      this.#partsOut = splitJid(jid);
-      this.#partsIn = jid;
+  of(jid: string | undefined): T {
+    if (jid !== this.#in) {
+      this.#out = this.#f(jid);
+      this.#in = jid;
     }
-    return this.#partsOut;
+    return this.#out;
   }
+}
 
-  /** bareJid(jid): the same string joinJid(node, host) of its parts gives. */
-  bare(jid: string | undefined): string | undefined {
-    if (jid === undefined) return undefined;
-    if (jid !== this.#bareIn) {
-      this.#bareOut = bareJid(jid);
-      this.#bareIn = jid;
-    }
-    return this.#bareOut;
-  }
+/** The forms one Facts remembers, per role: to, from, the origin's bare JID (prepped: a c2s origin's `to` default and preroute's self address). */
+class AddressForms {
+  readonly toPrep = new LastOf(prepJid);
+  readonly toParts = new LastOf(splitJid);
+  readonly toBare = new LastOf(bareJid);
+  readonly fromPrep = new LastOf(prepJid);
+  readonly fromParts = new LastOf(splitJid);
+  readonly fromBare = new LastOf(bareJid);
+  readonly originBare = new LastOf(bareJid);
+  readonly originPrep = new LastOf(prepJid);
 }
 
 export class Facts {
@@ -75,10 +70,8 @@ export class Facts {
   #toAttr: Lazy<string | undefined> = UNSET;
   #to: Lazy<string | undefined> = UNSET;
   #from: Lazy<string | undefined> = UNSET;
-  readonly #toMemo = new AddressMemo();
-  readonly #fromMemo = new AddressMemo();
-  /** The origin's bare JID, prepped (a c2s origin's `to` default and preroute's self address). */
-  readonly #originMemo = new AddressMemo();
+  /** Made on first use: a Facts that reads no address allocates none. */
+  #forms: AddressForms | undefined;
   #tree: Lazy<XmlNode | null> = UNSET;
   #modified: MutableXmlNode | undefined;
   #text: Lazy<string> = UNSET;
@@ -118,8 +111,8 @@ export class Facts {
    */
   get toAttr(): string | undefined {
     if (this.#toAttr === UNSET) {
-      let to = this.#toMemo.prep(this.stanza.to);
-      if (to !== undefined && this.chain === "preroute" && this.origin?.jid !== undefined && to === this.#originBare()) {
+      let to = this.#addr().toPrep.of(this.stanza.to);
+      if (to !== undefined && this.chain === "preroute" && this.origin?.jid !== undefined && to === this.#originBareJid()) {
         to = undefined;
       }
       this.#toAttr = to;
@@ -130,38 +123,42 @@ export class Facts {
   /** Prosody's `to` variable: the attribute, else the origin's bare JID. */
   get to(): string | undefined {
     if (this.#to === UNSET) {
-      this.#to = this.toAttr ?? (this.origin?.type === "c2s" ? this.#originBare() : undefined);
+      this.#to = this.toAttr ?? (this.origin?.type === "c2s" ? this.#originBareJid() : undefined);
     }
     return this.#to;
   }
 
   /** prepJid(bareJid(origin.jid)). */
-  #originBare(): string | undefined {
-    const m = this.#originMemo;
-    return m.prep(m.bare(this.origin?.jid));
+  #originBareJid(): string | undefined {
+    const f = this.#addr();
+    return f.originPrep.of(f.originBare.of(this.origin?.jid));
+  }
+
+  #addr(): AddressForms {
+    return (this.#forms ??= new AddressForms());
   }
 
   /** `from` as the server sees it (the bound JID for c2s stanzas without one), prepped. */
   get from(): string | undefined {
-    if (this.#from === UNSET) this.#from = this.#fromMemo.prep(this.stanza.from);
+    if (this.#from === UNSET) this.#from = this.#addr().fromPrep.of(this.stanza.from);
     return this.#from;
   }
 
   get toParts(): JidParts {
-    return this.#toMemo.parts(this.to);
+    return this.#addr().toParts.of(this.to);
   }
 
   get fromParts(): JidParts {
-    return this.#fromMemo.parts(this.from);
+    return this.#addr().fromParts.of(this.from);
   }
 
   /** The bare form of `to`: node@host of its parts (bareJid), the same string object while `to` stays the same. */
   get bareTo(): string | undefined {
-    return this.#toMemo.bare(this.to);
+    return this.#addr().toBare.of(this.to);
   }
 
   get bareFrom(): string | undefined {
-    return this.#fromMemo.bare(this.from);
+    return this.#addr().fromBare.of(this.from);
   }
 
   /** Prosody's module.host for this stanza (see FirewallContext.host). */
