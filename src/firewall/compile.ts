@@ -175,11 +175,28 @@ export class CompiledRuleSet {
    * passes with nothing to report.
    */
   sees(chain: RunChain, stanza: StanzaView): boolean {
+    this.#seenStanza = undefined;
     const index = this.#composed.get(chain);
     if (index === undefined) return this.chains.has(chain);
     const ti = kindEntry(index, stanza.name);
-    return (ti.byType === undefined ? ti.other : typeEntry(ti, stanza.effectiveType)) !== null;
+    const entry = ti.byType === undefined ? ti.other : typeEntry(ti, stanza.effectiveType);
+    if (entry === null) return false;
+    this.#seenStanza = stanza;
+    this.#seenChain = chain;
+    this.#seenEntry = entry;
+    return true;
   }
+
+  /**
+   * The composed function sees() found last, for the run that follows it
+   * (the stage asks sees() and then runs the same view in the same chain):
+   * the run takes it instead of reading the stanza's name and type again.
+   * Taken once; sees() and every run clear it, so a view refilled with
+   * another stanza never finds it.
+   */
+  #seenStanza: StanzaView | undefined;
+  #seenChain: RunChain | undefined;
+  #seenEntry: HandlerRun | undefined;
 
   /**
    * Run a built-in chain over one stanza. Nonzas (kind "other") never reach a
@@ -188,17 +205,22 @@ export class CompiledRuleSet {
    * DISCONNECT stop everything; DEFAULT stops and applies Prosody's default.
    */
   run(chain: RunChain, ctx: FirewallContext): FirewallResult {
+    const seen = this.#seenStanza === ctx.stanza && this.#seenChain === chain;
+    this.#seenStanza = undefined;
     const handlers = this.chains.get(chain);
     if (!handlers || ctx.stanza.kind === "other") return PASS_RESULT;
     // The chain's composed function for this stanza's kind and type; none
     // (null): no rule can match, so the run would pass with nothing to report.
-    const index = this.#composed.get(chain);
     let composed: HandlerRun | undefined;
-    if (index !== undefined) {
-      const ti = kindEntry(index, ctx.stanza.name);
-      const entry = ti.byType === undefined ? ti.other : typeEntry(ti, ctx.stanza.effectiveType);
-      if (entry === null) return PASS_RESULT;
-      composed = entry;
+    if (seen) composed = this.#seenEntry;
+    else {
+      const index = this.#composed.get(chain);
+      if (index !== undefined) {
+        const ti = kindEntry(index, ctx.stanza.name);
+        const entry = ti.byType === undefined ? ti.other : typeEntry(ti, ctx.stanza.effectiveType);
+        if (entry === null) return PASS_RESULT;
+        composed = entry;
+      }
     }
     // One Facts and RunState per rule set, reset per run (no allocation on the
     // common path); a run started while another is in progress gets its own.

@@ -215,6 +215,23 @@ describe("composed handlers", () => {
     for (const [chain, xml, want] of cases) assert.equal(composed.sees(chain, testStanza(xml, {})), want, `${chain}: ${xml}`);
   });
 
+  it("the function sees() picks serves only the next run of the same view in the same chain", () => {
+    const text = "::deliver\nTYPE: chat\nLOG=deliver chat\n\n::preroute\nTYPE: chat\nLOG=preroute chat\n\nKIND: iq\nLOG=preroute iq";
+    const { composed } = pair([{ file: "t.pfw", text }]);
+    const chat = testStanza("<message type='chat'/>", {});
+    const iq = testStanza("<iq type='get' id='1'/>", {});
+    const logs = (r: { logs: readonly { message: string }[] }) => r.logs.map((l) => l.message);
+    assert.equal(composed.sees("deliver", chat), true);
+    assert.deepEqual(logs(composed.run("preroute", { stanza: chat })), ["preroute chat"], "another chain picks its own");
+    assert.equal(composed.sees("deliver", chat), true);
+    assert.deepEqual(logs(composed.run("preroute", { stanza: iq })), ["preroute iq"], "another stanza picks its own");
+    assert.deepEqual(logs(composed.run("deliver", { stanza: chat, fromServer: true })), ["deliver chat"]);
+    assert.equal(composed.sees("preroute", chat), true);
+    assert.deepEqual(logs(composed.run("preroute", { stanza: chat })), ["preroute chat"], "the pick sees() made");
+    assert.equal(composed.sees("deliver", iq), false, "no rule of deliver sees an iq");
+    assert.deepEqual(logs(composed.run("preroute", { stanza: iq })), ["preroute iq"]);
+  });
+
   it("a TYPE written after a lookup still runs first (head conditions sort first), so it is indexed", () => {
     // SUBSCRIBED is a lookup (COST_LOOKUP): TYPE, written after it, sorts
     // before it, so nothing but head conditions runs before a TYPE.

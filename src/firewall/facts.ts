@@ -15,6 +15,46 @@ import { serializeHeld, type MutableXmlNode, type XmlNode } from "./xml.js";
 const UNSET: unique symbol = Symbol("unset");
 type Lazy<T> = T | typeof UNSET;
 
+/**
+ * f(jid) for the last jid asked about. A Facts outlives its runs and keeps
+ * one per address role and form (to, from, the origin's bare JID; prepped,
+ * split, bare), so a session's consecutive stanzas, which bring the same
+ * `to` or `from` again, reuse the forms (and the very string objects, whose
+ * hashes Map lookups keep) without a regex, a concatenation or a memo
+ * lookup; nor do `to` and `from` evict each other as they do in jid.ts's
+ * one-entry caches. A miss costs what jid.ts's memoised helpers cost.
+ */
+class LastOf<T> {
+  readonly #f: (jid: string | undefined) => T;
+  #in: string | undefined = undefined;
+  #out: T;
+
+  constructor(f: (jid: string | undefined) => T) {
+    this.#f = f;
+    this.#out = f(undefined);
+  }
+
+  of(jid: string | undefined): T {
+    if (jid !== this.#in) {
+      this.#out = this.#f(jid);
+      this.#in = jid;
+    }
+    return this.#out;
+  }
+}
+
+/** The forms one Facts remembers, per role: to, from, the origin's bare JID (prepped: a c2s origin's `to` default and preroute's self address). */
+class AddressForms {
+  readonly toPrep = new LastOf(prepJid);
+  readonly toParts = new LastOf(splitJid);
+  readonly toBare = new LastOf(bareJid);
+  readonly fromPrep = new LastOf(prepJid);
+  readonly fromParts = new LastOf(splitJid);
+  readonly fromBare = new LastOf(bareJid);
+  readonly originBare = new LastOf(bareJid);
+  readonly originPrep = new LastOf(prepJid);
+}
+
 export class Facts {
   // Written only by the constructor and reset() (a rule set reuses one Facts per run).
   stanza: StanzaView;
@@ -30,8 +70,8 @@ export class Facts {
   #toAttr: Lazy<string | undefined> = UNSET;
   #to: Lazy<string | undefined> = UNSET;
   #from: Lazy<string | undefined> = UNSET;
-  #toParts: JidParts | undefined;
-  #fromParts: JidParts | undefined;
+  /** Made on first use: a Facts that reads no address allocates none. */
+  #forms: AddressForms | undefined;
   #tree: Lazy<XmlNode | null> = UNSET;
   #modified: MutableXmlNode | undefined;
   #text: Lazy<string> = UNSET;
@@ -59,8 +99,6 @@ export class Facts {
     this.#toAttr = UNSET;
     this.#to = UNSET;
     this.#from = UNSET;
-    this.#toParts = undefined;
-    this.#fromParts = undefined;
     this.#tree = UNSET;
     this.#modified = undefined;
     this.#text = UNSET;
@@ -73,8 +111,8 @@ export class Facts {
    */
   get toAttr(): string | undefined {
     if (this.#toAttr === UNSET) {
-      let to = prepJid(this.stanza.to);
-      if (to !== undefined && this.chain === "preroute" && this.origin?.jid !== undefined && to === prepJid(bareJid(this.origin.jid))) {
+      let to = this.#addr().toPrep.of(this.stanza.to);
+      if (to !== undefined && this.chain === "preroute" && this.origin?.jid !== undefined && to === this.#originBareJid()) {
         to = undefined;
       }
       this.#toAttr = to;
@@ -85,33 +123,42 @@ export class Facts {
   /** Prosody's `to` variable: the attribute, else the origin's bare JID. */
   get to(): string | undefined {
     if (this.#to === UNSET) {
-      this.#to = this.toAttr ?? (this.origin?.type === "c2s" ? prepJid(bareJid(this.origin.jid)) : undefined);
+      this.#to = this.toAttr ?? (this.origin?.type === "c2s" ? this.#originBareJid() : undefined);
     }
     return this.#to;
   }
 
+  /** prepJid(bareJid(origin.jid)). */
+  #originBareJid(): string | undefined {
+    const f = this.#addr();
+    return f.originPrep.of(f.originBare.of(this.origin?.jid));
+  }
+
+  #addr(): AddressForms {
+    return (this.#forms ??= new AddressForms());
+  }
+
   /** `from` as the server sees it (the bound JID for c2s stanzas without one), prepped. */
   get from(): string | undefined {
-    if (this.#from === UNSET) this.#from = prepJid(this.stanza.from);
+    if (this.#from === UNSET) this.#from = this.#addr().fromPrep.of(this.stanza.from);
     return this.#from;
   }
 
   get toParts(): JidParts {
-    return (this.#toParts ??= splitJid(this.to));
+    return this.#addr().toParts.of(this.to);
   }
 
   get fromParts(): JidParts {
-    return (this.#fromParts ??= splitJid(this.from));
+    return this.#addr().fromParts.of(this.from);
   }
 
+  /** The bare form of `to`: node@host of its parts (bareJid), the same string object while `to` stays the same. */
   get bareTo(): string | undefined {
-    const p = this.toParts;
-    return p.host === undefined ? undefined : p.node !== undefined ? `${p.node}@${p.host}` : p.host;
+    return this.#addr().toBare.of(this.to);
   }
 
   get bareFrom(): string | undefined {
-    const p = this.fromParts;
-    return p.host === undefined ? undefined : p.node !== undefined ? `${p.node}@${p.host}` : p.host;
+    return this.#addr().fromBare.of(this.from);
   }
 
   /** Prosody's module.host for this stanza (see FirewallContext.host). */
@@ -336,15 +383,27 @@ export class Facts {
   #pathValue(part: Extract<TemplatePart, { kind: "path" }>): string {
     const { path, funcs } = part;
     let v: string | undefined;
-    if (path.steps.length === 0 && path.end.kind === "attr" && path.end.name === "to") {
-      // Prosody's `to` variable: the attribute, else the origin's bare JID.
-      v = this.to;
+    let k = 0;
+    const end = path.end;
+    const own = path.steps.length === 0 && end.kind === "attr" && path.never !== true ? end.name : undefined;
+    if (own === "to" || own === "from") {
+      // `to` is Prosody's variable (the attribute, else the origin's bare
+      // JID); `from` the attribute as attr() reads it. A first function is
+      // read from the role's remembered forms (the key of `LIMIT … on
+      // $<@from|bare>` is then the same string object stanza after stanza).
+      const to = own === "to";
+      v = to ? this.to : this.from;
+      if (funcs.length > 0 && v !== undefined) {
+        const f = funcs[0]!;
+        v = f === "bare" ? (to ? this.bareTo : this.bareFrom) : (to ? this.toParts : this.fromParts)[f];
+        k = 1;
+      }
     } else {
       v = this.stringOf(this.find(path));
     }
     // splitJid and bareJid are memoised: a session's own JID gives back the
     // same string every time (cheap as a LIMIT key), not a new one per stanza.
-    for (let k = 0; k < funcs.length; k++) {
+    for (; k < funcs.length; k++) {
       if (v === undefined) break;
       const f = funcs[k]!;
       v = f === "bare" ? bareJid(v) : splitJid(v)[f];

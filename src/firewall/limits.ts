@@ -74,19 +74,23 @@ export class MultiThrottle {
     return this.#buckets.size;
   }
 
-  /** The most recently used key: polling it again needs no LRU move. */
+  /**
+   * The most recently used key and its bucket: polling it again needs no LRU
+   * move and no lookup (a session's own stanzas poll the same key in a row).
+   * Only a new key evicts, and it becomes the newest, so this bucket is
+   * always the table's.
+   */
   #newest: string | undefined;
+  #newestBucket: Throttle | undefined;
 
   poll(key: string, now: number): PollResult {
     const shared = this.#shared;
     if (shared !== undefined) return shared.limits.poll(`${shared.name}:${key}`, this.rate, this.burst) ? POLL_OK : POLL_LIMITED;
+    if (key === this.#newest) return this.#newestBucket!.poll(now) ? POLL_OK : POLL_LIMITED;
     let bucket = this.#buckets.get(key);
     if (bucket) {
-      if (key !== this.#newest) {
-        this.#buckets.delete(key);
-        this.#buckets.set(key, bucket);
-        this.#newest = key;
-      }
+      this.#buckets.delete(key);
+      this.#buckets.set(key, bucket);
     } else {
       if (this.#buckets.size >= this.entries) {
         const [oldKey, oldBucket] = this.#buckets.entries().next().value as [string, Throttle];
@@ -95,8 +99,9 @@ export class MultiThrottle {
       }
       bucket = new Throttle(this.rate, this.burst, now);
       this.#buckets.set(key, bucket);
-      this.#newest = key;
     }
+    this.#newest = key;
+    this.#newestBucket = bucket;
     return bucket.poll(now) ? POLL_OK : POLL_LIMITED;
   }
 }
