@@ -22,13 +22,12 @@ import { Diagnostics, RuleError, sortDiagnostics } from "./rule-error.js";
 import { prepJid } from "../xmpp/jid.js";
 import { composeChain, composeHandler } from "./compose.js";
 import {
-  kindEntry,
+  entryFor,
   R_FALSE,
   R_NIL,
   R_TRUE,
   RunState,
   runHandler,
-  typeEntry,
   type CompiledAction,
   type CompiledCondition,
   type CompiledRule,
@@ -178,8 +177,7 @@ export class CompiledRuleSet {
     this.#seenStanza = undefined;
     const index = this.#composed.get(chain);
     if (index === undefined) return this.chains.has(chain);
-    const ti = kindEntry(index, stanza.name);
-    const entry = ti.byType === undefined ? ti.other : typeEntry(ti, stanza.effectiveType);
+    const entry = entryFor(index, stanza);
     if (entry === null) return false;
     this.#seenStanza = stanza;
     this.#seenChain = chain;
@@ -216,8 +214,7 @@ export class CompiledRuleSet {
     else {
       const index = this.#composed.get(chain);
       if (index !== undefined) {
-        const ti = kindEntry(index, ctx.stanza.name);
-        const entry = ti.byType === undefined ? ti.other : typeEntry(ti, ctx.stanza.effectiveType);
+        const entry = entryFor(index, ctx.stanza);
         if (entry === null) return PASS_RESULT;
         composed = entry;
       }

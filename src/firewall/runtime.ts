@@ -12,6 +12,7 @@ import type {
   RuleRef,
 } from "./context.js";
 import type { Facts } from "./facts.js";
+import type { StanzaView } from "../xml/stanza-view.js";
 
 /** Handler and chain return values: Lua nil, true (handled), false (default/accepted). */
 export const R_NIL = 0;
@@ -101,7 +102,7 @@ export interface KindIndex<T> {
 }
 
 /** The entry of `index` for a stanza named `name`. */
-export function kindEntry<T>(index: KindIndex<T>, name: string): TypeIndex<T> {
+function kindEntry<T>(index: KindIndex<T>, name: string): TypeIndex<T> {
   return name === "message" ? index.message : name === "presence" ? index.presence : name === "iq" ? index.iq : index.other;
 }
 
@@ -209,14 +210,14 @@ export class RunState {
 export function runHandler(handler: Handler, state: RunState, passReturn: ChainReturn): ChainReturn {
   const composed = handler.composed;
   if (composed === undefined) return interpretHandler(handler, state, passReturn);
-  const run = entryFor(composed, state.facts);
+  const run = entryFor(composed, state.facts.stanza);
   return run === null ? R_NIL : run(state, passReturn);
 }
 
-/** The composed function of `index` for the run's stanza (its name, and its effective type when the index reads it). */
-export function entryFor(index: KindIndex<HandlerRun | null>, facts: Facts): HandlerRun | null {
-  const ti = kindEntry(index, facts.name);
-  return ti.byType === undefined ? ti.other : typeEntry(ti, facts.stanza.effectiveType);
+/** The entry of `index` for `stanza`: by its name, then by its effective type where the index reads it (only then is the type read). */
+export function entryFor<T>(index: KindIndex<T>, stanza: StanzaView): T {
+  const ti = kindEntry(index, stanza.name);
+  return ti.byType === undefined ? ti.other : typeEntry(ti, stanza.effectiveType);
 }
 
 /** Interpret one handler: rules in order; the first action that returns ends it. */
@@ -267,7 +268,7 @@ export function fireChain(name: string, state: RunState): ChainReturn {
   try {
     const composed = state.composed?.get(name);
     if (composed !== undefined) {
-      const run = entryFor(composed, state.facts);
+      const run = entryFor(composed, state.facts.stanza);
       return run === null ? R_NIL : run(state, R_FALSE);
     }
     for (let k = 0; k < handlers.length; k++) {

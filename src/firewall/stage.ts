@@ -77,7 +77,13 @@ function describes(origin: OriginSession, session: SessionInfo): boolean {
     origin.authenticated === session.authenticated;
 }
 
-/** The chain #route picks, without the origin (see there). */
+/**
+ * The chain a stanza runs (docs/firewall.md): a bound client's stanzas run
+ * `preroute`; stanzas from an authenticated s2s peer run `deliver`; stanzas
+ * toward a bound client run `deliver` with no origin (the sender's session
+ * is not visible). Traffic before binding or authentication never reaches a
+ * chain (undefined), as in Prosody.
+ */
 function chainOf(session: SessionInfo, flow: Flow): RunChain | undefined {
   if (session.type === "c2s") return session.jid === undefined ? undefined : flow === "inbound" ? "preroute" : "deliver";
   return flow === "inbound" && session.authenticated ? "deliver" : undefined;
@@ -126,7 +132,7 @@ export class FirewallStage implements PolicyStage {
       // out) costs this check, unless it may still leave for deliver_remote.
       const sees = ruleset.sees(chain, stanza);
       if (!sees && (chain !== "preroute" || ruleset.localHosts === undefined || !ruleset.hasChain("deliver_remote"))) return undefined;
-      const route = this.#route(session, flow)!;
+      const route = this.#route(session, chain);
       let result = sees ? this.#run(ruleset, route, stanza, session) : undefined;
       let view = stanza;
       if (result?.verdict === "pass" && result.rewrite !== undefined) {
@@ -145,22 +151,14 @@ export class FirewallStage implements PolicyStage {
     }
   }
 
-  /**
-   * docs/firewall.md (see chainOf): a bound client's stanzas run `preroute`; stanzas from an
-   * authenticated s2s peer run `deliver`; stanzas toward a bound client run
-   * `deliver` with no origin (the sender's session is not visible). Traffic
-   * before binding or authentication never reaches a chain, as in Prosody.
-   */
-  #route(session: SessionInfo, flow: Flow): Route | undefined {
-    if (session.type === "c2s") {
-      if (session.jid === undefined) return undefined;
-      if (flow !== "inbound") return DELIVER_NO_ORIGIN;
-    } else if (flow !== "inbound" || !session.authenticated) return undefined;
+  /** The route of `session`'s stanza in `chain` (chainOf's pick): the chain and the origin the rules see. */
+  #route(session: SessionInfo, chain: RunChain): Route {
+    if (chain === "deliver" && session.type === "c2s") return DELIVER_NO_ORIGIN;
     // The stanzas of one read come from one session: the last route found is
     // reused while its origin still describes the session (no lookups).
     const last = this.#lastRoute;
     if (last !== undefined && this.#lastSession === session && describes(last.origin!, session)) return last;
-    const route = this.#routeFrom(session.type === "c2s" ? "preroute" : "deliver", this.#origin(session));
+    const route = this.#routeFrom(chain, this.#origin(session));
     this.#lastSession = session;
     this.#lastRoute = route;
     return route;
