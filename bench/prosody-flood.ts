@@ -1,9 +1,14 @@
 // The data-path goals measured through a real Prosody (bench/README.md,
 // "Through Prosody: CPU per delivered message"), standalone:
 //
-//   npx tsx bench/prosody-flood.ts [--rounds=3] [--messages=5000] [--pairs=4] [--modes=flood,paced] [--guard=auto|dist|build|src|<dir>]
+//   npx tsx bench/prosody-flood.ts [--rounds=3] [--messages=5000] [--pairs=4] [--modes=flood,paced] [--guard=auto|dist|build|src|<dir>] [--pin]
 //
 // --modes=flood alone, with BENCH_CPU_PROF=1, gives profiles of the flood only.
+// BENCH_PERF=1 records each proxy's measured loads with Linux perf
+// (`perf record -e cpu-clock -g`, kernel and native code included) into
+// bench/results/perf/<setup>-<mode>-r<round>.data; with
+// BENCH_PROXY_FLAGS=--perf-basic-prof the JavaScript frames have names.
+// Summarise one with `npx tsx bench/perf-top.ts FILE`.
 //
 // Prosody runs once; in front of it, in the same invocation: nothing
 // (direct), the Node pipe proxy, HAProxy mode tcp and xmpp-guard with the
@@ -26,7 +31,10 @@
 // each process's scheduler run time (lib/system.ts), exact to the
 // microsecond. No thresholds: the table says where each goal stands.
 
+import { execFileSync, spawn, type ChildProcess } from "node:child_process";
+import { mkdirSync } from "node:fs";
 import type { Socket } from "node:net";
+import { availableParallelism } from "node:os";
 import { haveProsody, startProsody, type ProsodyInstance } from "../test/helpers/prosody.js";
 import { installCleanup, stopAll } from "./lib/children.js";
 import { chooseGuardSource, guardLabel, guardSourceArg, type GuardSource } from "./lib/guard-source.js";
@@ -40,14 +48,15 @@ import { login } from "./lib/xmpp-login.js";
 const SETUPS: TargetName[] = ["direct", "pipe", "haproxy", "xmpp-guard"];
 const WINDOW = 64;
 const PACE_MS = 5;
+const TRICKLE_MS = 20;
 const END = Buffer.from("</message>");
 
 type Mode = "flood" | "paced";
 
-interface Options { rounds: number; messages: number; pairs: number; modes: Mode[]; guard: "auto" | GuardSource }
+interface Options { rounds: number; messages: number; pairs: number; modes: Mode[]; guard: "auto" | GuardSource; pin: boolean }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { rounds: 3, messages: 5000, pairs: 4, modes: ["flood", "paced"], guard: "auto" };
+  const o: Options = { rounds: 3, messages: 5000, pairs: 4, modes: ["flood", "paced"], guard: "auto", pin: false };
   for (const arg of argv) {
     const [k, v] = arg.split("=", 2);
     if (k === "--rounds") o.rounds = Number(v);
@@ -55,7 +64,8 @@ function parseArgs(argv: string[]): Options {
     else if (k === "--pairs") o.pairs = Number(v);
     else if (k === "--modes") o.modes = (v ?? "").split(",").map((m) => { if (m !== "flood" && m !== "paced") throw new Error(`--modes: flood and/or paced, not ${m}`); return m; });
     else if (k === "--guard") o.guard = v === "auto" ? "auto" : guardSourceArg(v);
-    else throw new Error(`unknown argument ${arg}; usage: tsx bench/prosody-flood.ts [--rounds=N] [--messages=N] [--pairs=N] [--modes=flood,paced] [--guard=...]`);
+    else if (k === "--pin") o.pin = true;
+    else throw new Error(`unknown argument ${arg}; usage: tsx bench/prosody-flood.ts [--rounds=N] [--messages=N] [--pairs=N] [--modes=flood,paced] [--guard=...] [--pin]`);
   }
   return o;
 }
@@ -75,12 +85,12 @@ function countEnds(p: Pair, chunk: Buffer): number {
   return n;
 }
 
-async function connectPairs(port: number, prosody: ProsodyInstance, pairs: number, round: number): Promise<Pair[]> {
+async function connectPairs(port: number, prosody: ProsodyInstance, pairs: number, round: number, prefix = ""): Promise<Pair[]> {
   const out: Pair[] = [];
   for (let i = 0; i < pairs; i++) {
     const resource = `r${round}`;
-    const receiver = await login(port, `recv${i}`, "pw", prosody.domain, resource);
-    const sender = await login(port, `send${i}`, "pw", prosody.domain, resource);
+    const receiver = await login(port, `${prefix}recv${i}`, "pw", prosody.domain, resource);
+    const sender = await login(port, `${prefix}send${i}`, "pw", prosody.domain, resource);
     out.push({ sender: sender.sock, receiver: receiver.sock, to: receiver.jid, sent: 0, got: 0, tail: Buffer.alloc(0) });
   }
   // Let the presence broadcasts of the logins settle before measuring.
@@ -119,6 +129,39 @@ function load(pairs: Pair[], total: number, mode: Mode): Promise<void> {
   });
 }
 
+/**
+ * --pin: every proxy on the last CPU, Prosody and this load process on the
+ * others (taskset, all threads). A process that moves between CPUs mid-run
+ * ran up to 1.5 × slower here, uniformly, JavaScript and WebAssembly alike.
+ */
+function pin(prosodyPid: number, targets: Target[]): void {
+  const cpus = availableParallelism();
+  if (cpus < 2) throw new Error("--pin needs two CPUs or more");
+  const last = String(cpus - 1);
+  const rest = cpus === 2 ? "0" : `0-${cpus - 2}`;
+  const set = (cpu: string, pid: number): void => void execFileSync("taskset", ["-a", "-p", "-c", cpu, String(pid)], { stdio: "ignore" });
+  for (const t of targets) if (t.pid !== null) set(last, t.pid);
+  set(rest, prosodyPid);
+  set(rest, process.pid);
+}
+
+const PERF_DIR = new URL("./results/perf/", import.meta.url).pathname;
+
+/** BENCH_PERF=1: `perf record` the proxy while one load runs (null when off or for direct). */
+function startPerf(target: Target, mode: Mode, round: number): ChildProcess | null {
+  if (process.env.BENCH_PERF !== "1" || target.pid === null) return null;
+  mkdirSync(PERF_DIR, { recursive: true });
+  const out = `${PERF_DIR}${target.name}-${mode}-r${round + 1}.data`;
+  return spawn("perf", ["record", "-q", "-e", "cpu-clock", "-g", "-p", String(target.pid), "-o", out], { stdio: "ignore" });
+}
+
+async function stopPerf(perf: ChildProcess | null): Promise<void> {
+  if (perf === null || perf.exitCode !== null) return;
+  const exited = new Promise((r) => perf.once("exit", r));
+  perf.kill("SIGINT");
+  await exited;
+}
+
 interface Sample {
   setup: TargetName;
   mode: Mode;
@@ -138,7 +181,9 @@ async function measure(target: Target, prosody: ProsodyInstance, opts: Options, 
       const proxy0 = await target.cpuMicros();
       const prosody0 = procCpuMicros(prosody.pid) ?? 0;
       const sys0 = target.syscalls();
+      const perf = startPerf(target, mode, round);
       await load(pairs, perPair, mode);
+      await stopPerf(perf);
       const proxy1 = await target.cpuMicros();
       const prosody1 = procCpuMicros(prosody.pid) ?? 0;
       const sys1 = target.syscalls();
@@ -216,13 +261,39 @@ async function main(): Promise<void> {
   console.log(`xmpp-guard from ${guardLabel(guard.source)}: ${guard.reason}`);
   const prosody = await startProsody({ offline: false, muc: false });
   const targets: Target[] = [];
+  const standing: Pair[] = [];
   try {
+    await prosody.createUser("standing-send0", "pw");
+    await prosody.createUser("standing-recv0", "pw");
     for (let i = 0; i < opts.pairs; i++) {
       await prosody.createUser(`send${i}`, "pw");
       await prosody.createUser(`recv${i}`, "pw");
     }
     const skipped = await startTargets(prosody.port, { names: SETUPS, guard: guard.source, rules: benchRules().path }, targets);
     for (const s of skipped) console.log(`${s.name}: ${s.reason}`);
+    if (opts.pin) pin(prosody.pid, targets);
+    // A proxy in front of a server always has sessions open and some traffic
+    // going through. Without that, every round's pairs would be a proxy's
+    // only sessions and the setup would sit idle while the others ran: V8
+    // would collect the hidden classes of the closed sessions' objects and
+    // throw away the code optimised for them ("weak objects" under
+    // --trace-deopt), and age out the idle functions' bytecode, so that each
+    // round would start by parsing and compiling the data path again. So
+    // one pair stays logged in through each setup for the whole run and
+    // exchanges a message every TRICKLE_MS (under 0.1 % of a round's
+    // messages, the same for every setup).
+    for (const t of targets) {
+      const pair = await connectPairs(t.port, prosody, 1, 0, "standing-");
+      await load(pair, 200, "flood");
+      standing.push(...pair);
+    }
+    let trickled = 0;
+    for (const p of standing) p.receiver.on("data", () => {});
+    const trickle = setInterval(() => {
+      for (const p of standing) p.sender.write(chat(p.to, trickled));
+      trickled++;
+    }, TRICKLE_MS);
+    trickle.unref();
     // One unmeasured pass through every setup first, so that no setup's
     // first round pays for its JIT warming up or its first logins.
     for (const t of targets) await measure(t, prosody, { ...opts, messages: Math.max(500, Math.round(opts.messages / 4)) }, opts.rounds);
@@ -241,6 +312,7 @@ async function main(): Promise<void> {
     console.log("");
     for (const t of [...opts.modes.map((m) => summarise(samples, m)), goals(samples)]) console.log(renderTable(t) + "\n");
   } finally {
+    for (const p of standing) { p.sender.destroy(); p.receiver.destroy(); }
     for (const t of targets) await t.stop();
     await prosody.stop();
     await stopAll();

@@ -43,6 +43,8 @@ export interface Target {
   tls: boolean;
   /** Clients must speak XMPP over WebSocket (RFC 7395). */
   ws?: boolean;
+  /** The proxy's process id (null for direct and the sink). */
+  pid: number | null;
   /** CPU time of the proxy process in µs (null for direct). */
   cpuMicros(): Promise<number | null>;
   /** Read/write system calls of the proxy process so far (null for direct or without /proc). */
@@ -133,6 +135,7 @@ async function startNodeProxy(name: TargetName, file: string, args: string[], de
     port: ready.port,
     tls,
     ws,
+    pid: ready.pid,
     cpuMicros: cpuReader(ready.pid, child),
     syscalls: () => procSyscalls(ready.pid),
     memory: memoryReader(ready.pid, child),
@@ -160,7 +163,7 @@ export async function startTargets(sinkPort: number, spec: TargetSpec, targets: 
   for (const name of spec.names) {
     switch (name) {
       case "direct":
-        targets.push({ name, detail: "clients connect to the sink", port: sinkPort, tls: false, cpuMicros: async () => null, syscalls: () => null, memory: async () => null, stop: async () => {} });
+        targets.push({ name, detail: "clients connect to the sink", port: sinkPort, tls: false, pid: null, cpuMicros: async () => null, syscalls: () => null, memory: async () => null, stop: async () => {} });
         break;
       case "pipe":
         targets.push(await startNodeProxy(name, "../proxies/pipe-proxy.ts", [String(sinkPort)], `Node ${process.version} net + stream.pipe()`));
@@ -179,6 +182,7 @@ export async function startTargets(sinkPort: number, spec: TargetSpec, targets: 
             detail: `HAProxy ${haproxyVersion(bin)}, mode tcp, nbthread 1, maxconn ${maxconn}`,
             port: h.port,
             tls: false,
+            pid: h.child.pid!,
             cpuMicros: cpuReader(h.child.pid!, null),
             syscalls: () => procSyscalls(h.child.pid!),
             memory: memoryReader(h.child.pid!, null),
