@@ -1,0 +1,150 @@
+// CPU per delivered message on xmpp-guard's JavaScript data path, in one
+// process and without sockets: the part of prosody-flood.ts's per-message
+// figure that is xmpp-guard's own (the rest is the kernel, libuv and Node's
+// streams, which the Node pipe pays too). Each message crosses the proxy
+// twice, as in the flood through Prosody:
+//
+//   in:  a sender's chat message, in read chunks of `batch` messages:
+//        framer → kind → stanza view → tracker → pipeline (preroute) → write batch
+//   out: Prosody's delivery of it to the receiver (from stamped, xml:lang):
+//        framer → kind → stanza view → pipeline (deliver) → write batch
+//
+// `pairs` sender/receiver sessions interleave, each with its own tracker
+// and framers, so per-key caches see several keys as they do in the flood.
+// The pipeline is the shipped rules (bench/lib/rules.ts: rates scaled so
+// every LIMIT takes a token and none runs dry) and the knowledge stages the
+// proxy builds by default. The session's own steps (gate, statistics,
+// flags) are not run: this is the cost of framing and judging.
+//
+// CPU ns per message (process.cpuUsage), median of rounds; compare builds
+// alternately with --guard=<dir> (A/B: `npx tsc -p tsconfig.json --outDir .ab/x`).
+//
+//   npx tsx bench/data-path.ts [--guard=auto|dist|build|src|<dir>] [--messages=N] [--rounds=N] [--pairs=N] [--batch=N]
+
+import { readFileSync } from "node:fs";
+import type { Writable } from "node:stream";
+import { chooseGuardSource, guardLabel, guardModule } from "./lib/guard-source.js";
+import { DEFAULT_RULES, RATE_SCALE, scaleRates } from "./lib/rules.js";
+import { median } from "./lib/stats.js";
+
+const arg = (name: string): string | undefined => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+const choice = chooseGuardSource((arg("guard") ?? "auto") as "auto");
+const MESSAGES = Number(arg("messages") ?? 400_000);
+const ROUNDS = Number(arg("rounds") ?? 5);
+const PAIRS = Number(arg("pairs") ?? 4);
+const BATCH = Number(arg("batch") ?? 20);
+
+const m = async <T>(p: string): Promise<T> => (await import(guardModule(choice.source, p))) as T;
+const { compileRuleSources } = await m<typeof import("../src/firewall/compile.js")>("firewall/compile");
+const { knowledgeProviders } = await m<typeof import("../src/knowledge/providers.js")>("knowledge/providers");
+const { FirewallStage } = await m<typeof import("../src/firewall/stage.js")>("firewall/stage");
+const { Pipeline } = await m<typeof import("../src/policy/pipeline.js")>("policy/pipeline");
+const { WriteBatch } = await m<typeof import("../src/net/write-batch.js")>("net/write-batch");
+const { FRAME_STANZA } = await m<typeof import("../src/xml/framer.js")>("xml/framer");
+const { createFramer } = await m<typeof import("../src/xml/framer-wasm.js")>("xml/framer-wasm");
+const { kindOf } = await m<typeof import("../src/xml/stanza.js")>("xml/stanza");
+const { StreamTracker } = await m<typeof import("../src/stream/tracker.js")>("stream/tracker");
+
+const DOMAIN = "localhost";
+// The proxy's clock (wiring.ts): read once per chunk where the build has one.
+const clock = await m<Partial<typeof import("../src/shaping/clock.js")> & Pick<typeof import("../src/shaping/clock.js"), "realClock">>("shaping/clock");
+const turns = { begin: clock.beginTurn ?? (() => {}), end: clock.endTurn ?? (() => {}) };
+const compiled = compileRuleSources([{ file: DEFAULT_RULES, text: scaleRates(readFileSync(DEFAULT_RULES, "utf8"), RATE_SCALE) }], { providers: knowledgeProviders(), clock: clock.turnClock ?? clock.realClock });
+if (compiled.ruleset === undefined) throw new Error("rules did not compile");
+const pipeline = new Pipeline([new FirewallStage({ ruleset: compiled.ruleset })]);
+const sink = { write: () => true, cork() {}, uncork() {}, writableNeedDrain: false } as unknown as Writable;
+
+const HEADER_IN = `<?xml version='1.0'?><stream:stream to='${DOMAIN}' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`;
+const HEADER_OUT = `<?xml version='1.0'?><stream:stream from='${DOMAIN}' id='s1' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en'>`;
+const body = (i: number): string => `<body>Message ${i}: tomorrow at ten works &amp; I will bring the caf\u00e9 notes.</body>`;
+
+/** One direction of one session: its framer feeds the steps the session runs per stanza. */
+function direction(tracker: InstanceType<typeof StreamTracker>, session: object, dir: "inbound" | "outbound"): { write(chunk: Buffer): void } {
+  const batch = new WriteBatch();
+  let passed = 0;
+  const framer = createFramer({
+    onFrame(kind, data, start, end) {
+      if (kind === FRAME_STANZA) {
+        const k = kindOf(data, start, end, dir === "inbound" ? tracker.inbound : tracker.outbound);
+        if (pipeline.wants(dir, k)) {
+          const view = dir === "inbound" ? tracker.peerView(data, start, end) : tracker.serverView(data, start, end);
+          try {
+            if (dir === "inbound" && (view.head.duplicate !== null || tracker.peerStanza(view) !== null)) throw new Error("refused");
+            if (pipeline.judge(view, session as never, dir) === null) passed++;
+          } finally {
+            view.release();
+          }
+        }
+      } else if (dir === "outbound") tracker.serverHeader(data, start, end);
+      batch.add(data, start, end);
+    },
+    onError(e) {
+      throw new Error(e.code);
+    },
+  });
+  return {
+    write(chunk) {
+      turns.begin();
+      try {
+        framer.write(chunk);
+      } finally {
+        turns.end();
+      }
+      batch.flush(sink);
+    },
+  };
+}
+
+interface Pair { sender: { write(c: Buffer): void }; receiver: { write(c: Buffer): void }; chunksIn: Buffer[]; chunksOut: Buffer[] }
+
+const pairs: Pair[] = Array.from({ length: PAIRS }, (_, p) => {
+  const from = `send${p}@${DOMAIN}/r0`;
+  const to = `recv${p}@${DOMAIN}/r0`;
+  const mk = (jid: string) => {
+    const tracker = new StreamTracker("c2s");
+    tracker.jid = jid;
+    tracker.phase = "bound";
+    const session = { id: `s-${jid}`, listener: "c2s", type: "c2s", ip: "127.0.0.1", port: 1, jid, domain: DOMAIN, authenticated: true };
+    return { tracker, session };
+  };
+  const s = mk(from);
+  const r = mk(to);
+  const sender = direction(s.tracker, s.session, "inbound");
+  const receiver = direction(r.tracker, r.session, "outbound");
+  sender.write(Buffer.from(HEADER_IN));
+  receiver.write(Buffer.from(HEADER_OUT));
+  // 16 distinct chunks per direction, so ids and bodies vary as in the flood.
+  const chunksIn: Buffer[] = [];
+  const chunksOut: Buffer[] = [];
+  for (let c = 0; c < 16; c++) {
+    let a = "";
+    let b = "";
+    for (let i = c * BATCH; i < (c + 1) * BATCH; i++) {
+      a += `<message to='${to}' type='chat' id='m${i}'>${body(i)}</message>`;
+      b += `<message xml:lang='en' type='chat' id='m${i}' to='${to}' from='${from}'>${body(i)}</message>`;
+    }
+    chunksIn.push(Buffer.from(a));
+    chunksOut.push(Buffer.from(b));
+  }
+  return { sender, receiver, chunksIn, chunksOut };
+});
+
+function run(messages: number): void {
+  const rounds = Math.ceil(messages / BATCH / PAIRS);
+  for (let i = 0; i < rounds; i++) {
+    for (const p of pairs) {
+      p.sender.write(p.chunksIn[i & 15]!);
+      p.receiver.write(p.chunksOut[i & 15]!);
+    }
+  }
+}
+
+run(MESSAGES / 4);
+const figures: number[] = [];
+for (let r = 0; r < ROUNDS; r++) {
+  const t0 = process.cpuUsage();
+  run(MESSAGES);
+  const t = process.cpuUsage(t0);
+  figures.push(((t.user + t.system) * 1000) / MESSAGES);
+}
+console.log(`CPU ns per delivered message (in + out), JavaScript data path: median ${median(figures).toFixed(0)}, min ${Math.min(...figures).toFixed(0)} (${ROUNDS} rounds of ${MESSAGES.toLocaleString("en")} messages, ${PAIRS} pairs, ${BATCH} per chunk); xmpp-guard ${guardLabel(choice.source)}`);
