@@ -11,46 +11,63 @@ function isWs(b: number): boolean {
 }
 
 // Buffer#toString's argument handling costs more than the decode for the short
-// strings read here: call the native slicer directly (fall back if absent).
+// strings read here: call the native slicers directly (fall back if absent).
 type Slicer = (this: Buffer, start: number, end: number) => string;
-const nativeUtf8Slice = (Buffer.prototype as unknown as { utf8Slice?: Slicer }).utf8Slice;
-const utf8Slice: Slicer = nativeUtf8Slice ?? function (this: Buffer, start: number, end: number) {
+const natives = Buffer.prototype as unknown as { utf8Slice?: Slicer; latin1Slice?: Slicer };
+const utf8Slice: Slicer = natives.utf8Slice ?? function (this: Buffer, start: number, end: number) {
   return this.toString("utf8", start, end);
 };
+/** For bytes known to be ASCII: the same string as utf8Slice, without UTF-8 decoding. */
+const asciiSlice: Slicer = natives.latin1Slice ?? utf8Slice;
 
-// Names that occur in nearly every stanza: returned as shared constants
-// instead of a fresh string per stanza.
-const COMMON_NAMES = ["message", "presence", "iq", "to", "from", "id", "type", "xmlns", "xml:lang", "body"]
-  .map((n) => Buffer.from(n, "latin1"));
-const COMMON_STRINGS = COMMON_NAMES.map((b) => b.toString("latin1"));
-const XML_LANG = COMMON_STRINGS[COMMON_STRINGS.indexOf("xml:lang")]!;
-const XMLNS = COMMON_STRINGS[COMMON_STRINGS.indexOf("xmlns")]!;
+/**
+ * Words that occur in nearly every stanza, returned as shared constants
+ * instead of a fresh string per stanza. A word is found by its length and
+ * first and last bytes (one slot of a small table), then compared.
+ */
+class Words {
+  readonly longest: number;
+  readonly #slots: Array<Array<{ bytes: Buffer; text: string }>> = Array.from({ length: 64 }, () => []);
+
+  constructor(words: readonly string[]) {
+    this.longest = Math.max(...words.map((w) => w.length));
+    for (const text of words) {
+      const bytes = Buffer.from(text, "latin1");
+      this.#slots[Words.#slot(bytes, 0, bytes.length)]!.push({ bytes, text });
+    }
+  }
+
+  static #slot(data: Buffer, start: number, end: number): number {
+    return ((end - start) * 7 + data[start]! * 3 + data[end - 1]!) & 63;
+  }
+
+  /** The shared string for the bytes data[start, end), or undefined. */
+  find(data: Buffer, start: number, end: number): string | undefined {
+    const n = end - start;
+    if (n === 0 || n > this.longest) return undefined;
+    const slot = this.#slots[Words.#slot(data, start, end)]!;
+    for (let k = 0; k < slot.length; k++) {
+      const w = slot[k]!.bytes;
+      if (w.length !== n) continue;
+      let j = 0;
+      while (j < n && data[start + j] === w[j]) j++;
+      if (j === n) return slot[k]!.text;
+    }
+    return undefined;
+  }
+}
+
+const COMMON_NAMES = new Words(["message", "presence", "iq", "to", "from", "id", "type", "xmlns", "xml:lang", "body"]);
+const XML_LANG = "xml:lang";
+const XMLNS = "xmlns";
 
 // Attribute values that recur in nearly every stanza (type, xml:lang).
-const COMMON_VALUES = ["chat", "groupchat", "normal", "headline", "error", "get", "set", "result",
-  "subscribe", "subscribed", "unsubscribe", "unsubscribed", "unavailable", "probe", "en"]
-  .map((n) => Buffer.from(n, "latin1"));
-const COMMON_VALUE_STRINGS = COMMON_VALUES.map((b) => b.toString("latin1"));
-const LONGEST_COMMON_VALUE = Math.max(...COMMON_VALUES.map((b) => b.length));
-
-/** The index in `table` of the bytes data[start, end), or -1. */
-function lookup(table: readonly Buffer[], data: Buffer, start: number, end: number): number {
-  const n = end - start;
-  const first = data[start];
-  for (let k = 0; k < table.length; k++) {
-    const w = table[k]!;
-    if (w.length !== n || w[0] !== first) continue;
-    let j = 1;
-    while (j < n && data[start + j] === w[j]) j++;
-    if (j === n) return k;
-  }
-  return -1;
-}
+const COMMON_VALUES = new Words(["chat", "groupchat", "normal", "headline", "error", "get", "set", "result",
+  "subscribe", "subscribed", "unsubscribe", "unsubscribed", "unavailable", "probe", "en"]);
 
 /** The name in data[start, end), interned when it is a common one. */
 function nameAt(data: Buffer, start: number, end: number): string {
-  const k = lookup(COMMON_NAMES, data, start, end);
-  return k >= 0 ? COMMON_STRINGS[k]! : utf8Slice.call(data, start, end);
+  return COMMON_NAMES.find(data, start, end) ?? utf8Slice.call(data, start, end);
 }
 
 export interface Head {
@@ -229,11 +246,40 @@ export function readHead(data: Buffer, start: number, limit: number, origin = 0,
 
 /** Decode an attribute value or text run: entities and (for attributes) nothing else. */
 export function decodeValue(data: Buffer, start: number, end: number): string {
-  if (end - start <= LONGEST_COMMON_VALUE) {
-    const k = lookup(COMMON_VALUES, data, start, end);
-    if (k >= 0) return COMMON_VALUE_STRINGS[k]!;
+  const common = COMMON_VALUES.find(data, start, end);
+  if (common !== undefined) return common;
+  // Most values have no reference and no line break: one pass over the
+  // bytes tells, whether they are all ASCII, and their slot in RECENT.
+  let ascii = true;
+  let hash = 0;
+  for (let i = start; i < end; i++) {
+    const b = data[i]!;
+    if (b === AMP || b === 0x09 || b === 0x0a || b === 0x0d) return decodeSpecial(utf8Slice.call(data, start, end));
+    if (b >= 0x80) ascii = false;
+    hash = (hash * 31 + b) | 0;
   }
-  const raw = utf8Slice.call(data, start, end);
+  if (!ascii) return utf8Slice.call(data, start, end);
+  const n = end - start;
+  if (n > RECENT_LONGEST) return asciiSlice.call(data, start, end);
+  const slot = hash & (RECENT.length - 1);
+  const seen = RECENT[slot];
+  if (seen !== undefined && seen.length === n) {
+    let j = 0;
+    while (j < n && seen.charCodeAt(j) === data[start + j]) j++;
+    if (j === n) return seen;
+  }
+  return (RECENT[slot] = asciiSlice.call(data, start, end));
+}
+
+/**
+ * The ASCII values decoded lately (addresses, ids), by a hash of their
+ * bytes: a stream repeats its addresses, and a value found here costs a
+ * compare instead of a new string. Bounded: one string per slot.
+ */
+const RECENT: Array<string | undefined> = new Array<string | undefined>(256).fill(undefined);
+const RECENT_LONGEST = 128;
+
+function decodeSpecial(raw: string): string {
   // XML attribute-value normalisation: a literal tab, line feed or carriage
   // return (a CR LF pair counts once) reads as a space; written as a
   // character reference it stays. So: normalise first, then decode.
@@ -241,6 +287,7 @@ export function decodeValue(data: Buffer, start: number, end: number): string {
   return spaced.includes("&") ? unescapeXml(spaced) : spaced;
 }
 
+const AMP = 0x26;
 const WS_IN_VALUE = /[\t\n\r]/;
 const WS_RUN = /\r\n|[\t\n\r]/g;
 
