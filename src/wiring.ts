@@ -29,7 +29,7 @@ import { FirewallStage } from "./firewall/stage.js";
 import { contactInfoStage } from "./registration/contact-info.js";
 import { RegistrationStage, WALL_CLOCK } from "./registration/registration-stage.js";
 import { RegistrationNotifier } from "./registration/notifier.js";
-import { realClock } from "./shaping/clock.js";
+import { turnClock } from "./shaping/clock.js";
 import type { RegistrationStore } from "./state/registration-store.js";
 import { RUNNING_BUSY_TIMEOUT_MS } from "./state/sqlite-file.js";
 import { SqliteStore } from "./state/sqlite-store.js";
@@ -136,7 +136,7 @@ export class PolicyState {
     const fleet = this.#fleet;
     const sharedLimits = fleet === null ? undefined : { poll: (name: string, rate: number, burst: number) => fleet.poll("firewall", name, { rate, capacity: rate * burst }) };
     const result = await loadRuleFiles(config.firewall.scripts, undefined, {
-      clock: realClock, previous: this.firewall.ruleset, localHosts: config.hosts, providers: this.#providers(config, used, lists.factory), sharedLimits,
+      clock: turnClock, previous: this.firewall.ruleset, localHosts: config.hosts, providers: this.#providers(config, used, lists.factory), sharedLimits,
     });
     if (result.ruleset) this.#listKeys.set(result.ruleset, lists.keys);
     // Warnings never stop a load (lines Prosody loads that are not what they
@@ -211,7 +211,7 @@ export class PolicyState {
     if (config.firewall.shadow.length === 0) return { ruleset: undefined, errors: [] };
     const used = { roster: false };
     const lists = this.#listScope(config);
-    const result = await loadRuleFiles(config.firewall.shadow, undefined, { clock: realClock, previous: this.shadow.ruleset, providers: this.#providers(config, used, lists.factory) });
+    const result = await loadRuleFiles(config.firewall.shadow, undefined, { clock: turnClock, previous: this.shadow.ruleset, providers: this.#providers(config, used, lists.factory) });
     if (result.ruleset) this.#listKeys.set(result.ruleset, lists.keys);
     for (const w of result.warnings) this.#logger.warn({ code: "XPX_ERR_RULES_INVALID", shadow: true }, w.format());
     if (!result.ruleset) return { ruleset: undefined, errors: result.errors.map((e) => `firewall.shadow: ${e.format()}`) };
@@ -395,7 +395,7 @@ export class PolicyState {
           this.#muc = new MucLimitsStage(config.muc_limits, WALL_CLOCK, hooks, this.#mucRooms, occupants);
           this.#mucRooms = null;
         } else {
-          this.#muc = new MucLimitsStage(config.muc_limits, realClock, hooks, new LocalRoomBuckets());
+          this.#muc = new MucLimitsStage(config.muc_limits, turnClock, hooks, new LocalRoomBuckets());
         }
         this.#mucRedis = config.state.redis;
         this.#sweep = setInterval(() => this.#muc?.sweep(), 60_000).unref();

@@ -26,6 +26,7 @@ import { ERRORS, type ErrorCode, type ProxyError } from "../errors.js";
 import { authFailureLabel, KIND_INDEX, streamErrorLabel } from "../metrics/definitions.js";
 import type { Verdict } from "../policy/pipeline.js";
 import type { LimitsConfig } from "../config/schema.js";
+import { beginTurn, endTurn } from "../shaping/clock.js";
 import type { ThrottleReason } from "../shaping/pacer.js";
 import { FRAME_CLOSE, FRAME_HEADER, FRAME_STANZA, type FrameKind, type FrameSink } from "../xml/framer.js";
 import { kindOf, type Stanza } from "../xml/stanza.js";
@@ -131,7 +132,12 @@ export class Session extends SessionCore {
       }
     }
     if (this.gate.shaped) this.ctx.stats.bytesCharged += len;
-    this.gate.write(chunk);
+    beginTurn();
+    try {
+      this.gate.write(chunk);
+    } finally {
+      endTurn();
+    }
   }
 
   /** Bytes the gate let through: frame them (the frames come back through the gate to #onPeerFrame). */
@@ -294,7 +300,12 @@ export class Session extends SessionCore {
     if (this.closing) return;
     if (!this.has(F_AUTHENTICATED)) this.timers.activity();
     this.ctx.stats.bytesOut += chunk.length;
-    this.outFramer.write(chunk);
+    beginTurn();
+    try {
+      this.outFramer.write(chunk);
+    } finally {
+      endTurn();
+    }
     this.flushToClient();
     this.flushToUpstream(); // bounces produced while judging
   }

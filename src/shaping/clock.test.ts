@@ -1,8 +1,9 @@
-// FakeClock ordering/cancel semantics, and a smoke check of the real clock and timers.
-// No test here sleeps.
+// FakeClock ordering/cancel semantics, a smoke check of the real clock and
+// timers, and the turn clock. No test here sleeps (the turn clock's test
+// spins for a few milliseconds).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { realClock, realTimers } from "./clock.js";
+import { beginTurn, endTurn, realClock, realTimers, turnClock } from "./clock.js";
 import { FakeClock } from "../../test/helpers/fake-clock.js";
 
 test("FakeClock fires due timers in order, at their exact due time", () => {
@@ -45,4 +46,52 @@ test("realClock is monotonic and realTimers can be cancelled", () => {
   assert.ok(b >= a);
   const cancel = realTimers.setTimer(1, () => assert.fail("cancelled timer fired"));
   cancel();
+});
+
+function spin(ms: number): void {
+  const until = performance.now() + ms;
+  while (performance.now() < until);
+}
+
+test("turnClock: one reading per turn, the real time outside turns", () => {
+  const a = turnClock.now();
+  spin(2);
+  assert.ok(turnClock.now() > a, "outside a turn the clock moves");
+  beginTurn();
+  let first: number;
+  try {
+    first = turnClock.now();
+    spin(2);
+    assert.equal(turnClock.now(), first, "inside a turn every reading is the first one");
+    beginTurn(); // a nested turn keeps the outer instant
+    try {
+      spin(1);
+      assert.equal(turnClock.now(), first);
+    } finally {
+      endTurn();
+    }
+    assert.equal(turnClock.now(), first);
+  } finally {
+    endTurn();
+  }
+  spin(1);
+  assert.ok(turnClock.now() > first, "after the turn the clock moves again");
+  beginTurn();
+  try {
+    assert.ok(turnClock.now() > first, "a new turn reads the time anew");
+  } finally {
+    endTurn();
+  }
+});
+
+test("turnClock: a turn that never reads the clock costs no reading, and the next turn is fresh", () => {
+  beginTurn();
+  endTurn();
+  const before = performance.now();
+  beginTurn();
+  try {
+    assert.ok(turnClock.now() >= before);
+  } finally {
+    endTurn();
+  }
 });

@@ -9,6 +9,31 @@ export interface Clock {
   now(): number;
 }
 
+/**
+ * A clock read once per turn: a turn is everything one read chunk causes
+ * (framing it, judging each of its stanzas), between beginTurn() and
+ * endTurn(). Inside a turn every reading is the instant of the first one, so
+ * a chunk of twenty stanzas reads the time once instead of twenty times (a
+ * LIMIT bucket refills by the same amount either way: the stanzas arrived
+ * together). Outside a turn (timers, tests, the CLI) it is realClock.
+ */
+export const turnClock: Clock = {
+  now: () => (turnDepth === 0 ? performance.now() : turnTime >= 0 ? turnTime : (turnTime = performance.now())),
+};
+
+let turnDepth = 0;
+let turnTime = -1;
+
+/** A read chunk's work starts (turns may nest: only the outermost one resets the time). */
+export function beginTurn(): void {
+  if (turnDepth++ === 0) turnTime = -1;
+}
+
+/** …and ends (call it in a finally). */
+export function endTurn(): void {
+  turnDepth--;
+}
+
 /** Cancels a pending timer; calling it after the timer fired is a no-op. */
 export type CancelTimer = () => void;
 
