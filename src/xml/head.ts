@@ -22,44 +22,57 @@ const asciiSlice: Slicer = natives.latin1Slice ?? utf8Slice;
 
 /**
  * Words that occur in nearly every stanza, returned as shared constants
- * instead of a fresh string per stanza. A word is found by its length and
- * first and last bytes (one slot of a small table), then compared.
+ * instead of a fresh string per stanza. A word of up to 12 bytes is packed
+ * into three integers, so finding one costs a pass over its bytes and a few
+ * integer compares among the words of its length.
  */
 class Words {
-  readonly longest: number;
-  readonly #slots: Array<Array<{ bytes: Buffer; text: string }>> = Array.from({ length: 64 }, () => []);
+  static readonly LONGEST = 12;
+  readonly texts: readonly string[];
+  /** Per length: [a, b, c, index] for each word of that length, flat. */
+  readonly #byLength: number[][] = Array.from({ length: Words.LONGEST + 1 }, () => []);
 
   constructor(words: readonly string[]) {
-    this.longest = Math.max(...words.map((w) => w.length));
-    for (const text of words) {
+    this.texts = words;
+    words.forEach((text, index) => {
       const bytes = Buffer.from(text, "latin1");
-      this.#slots[Words.#slot(bytes, 0, bytes.length)]!.push({ bytes, text });
-    }
+      if (bytes.length === 0 || bytes.length > Words.LONGEST) throw new Error(`Words: "${text}" does not fit`);
+      this.#byLength[bytes.length]!.push(Words.#pack(bytes, 0, 0, bytes.length), Words.#pack(bytes, 0, 4, bytes.length), Words.#pack(bytes, 0, 8, bytes.length), index);
+    });
   }
 
-  static #slot(data: Buffer, start: number, end: number): number {
-    return ((end - start) * 7 + data[start]! * 3 + data[end - 1]!) & 63;
+  /** Bytes from..from+3 of data[start, end) as one integer (zeros past the end). */
+  static #pack(data: Buffer, start: number, from: number, n: number): number {
+    let v = 0;
+    for (let j = from; j < n && j < from + 4; j++) v |= data[start + j]! << ((j - from) * 8);
+    return v;
+  }
+
+  /** The index of the word data[start, end) in `texts`, or -1. */
+  index(data: Buffer, start: number, end: number): number {
+    const n = end - start;
+    if (n > Words.LONGEST) return -1;
+    const list = this.#byLength[n]!;
+    if (list.length === 0) return -1;
+    const a = Words.#pack(data, start, 0, n);
+    const b = n > 4 ? Words.#pack(data, start, 4, n) : 0;
+    const c = n > 8 ? Words.#pack(data, start, 8, n) : 0;
+    for (let k = 0; k < list.length; k += 4) {
+      if (list[k] === a && list[k + 1] === b && list[k + 2] === c) return list[k + 3]!;
+    }
+    return -1;
   }
 
   /** The shared string for the bytes data[start, end), or undefined. */
   find(data: Buffer, start: number, end: number): string | undefined {
-    const n = end - start;
-    if (n === 0 || n > this.longest) return undefined;
-    const slot = this.#slots[Words.#slot(data, start, end)]!;
-    for (let k = 0; k < slot.length; k++) {
-      const w = slot[k]!.bytes;
-      if (w.length !== n) continue;
-      let j = 0;
-      while (j < n && data[start + j] === w[j]) j++;
-      if (j === n) return slot[k]!.text;
-    }
-    return undefined;
+    const k = this.index(data, start, end);
+    return k < 0 ? undefined : this.texts[k];
   }
 }
 
 const COMMON_NAMES = new Words(["message", "presence", "iq", "to", "from", "id", "type", "xmlns", "xml:lang", "body"]);
-const XML_LANG = "xml:lang";
-const XMLNS = "xmlns";
+const W_XML_LANG = COMMON_NAMES.texts.indexOf("xml:lang");
+const W_XMLNS = COMMON_NAMES.texts.indexOf("xmlns");
 
 // Attribute values that recur in nearly every stanza (type, xml:lang).
 const COMMON_VALUES = new Words(["chat", "groupchat", "normal", "headline", "error", "get", "set", "result",
@@ -148,9 +161,10 @@ export class ParsedHead implements Head {
       const an = i;
       let colon = false;
       for (let c = data[i]; i < limit && c !== EQ && !isWs(c!); c = data[++i]) if (c === COLON) colon = true;
-      const attrName = nameAt(data, an, i);
-      // Interned names compare by identity: xml:lang needs no namespace work, xmlns always does.
-      if ((colon && attrName !== XML_LANG) || attrName === XMLNS) nsPlain = false;
+      const word = COMMON_NAMES.index(data, an, i);
+      const attrName = word >= 0 ? COMMON_NAMES.texts[word]! : utf8Slice.call(data, an, i);
+      // xml:lang needs no namespace work, xmlns always does.
+      if ((colon && word !== W_XML_LANG) || word === W_XMLNS) nsPlain = false;
       while (i < limit && data[i] !== EQ) i++;
       i++;
       while (i < limit && isWs(data[i]!)) i++;
