@@ -16,7 +16,13 @@ export const PREFIX = "xmpp_guard_";
 /** client→server is "in", server→client is "out". */
 export const DIRECTIONS = ["in", "out"] as const;
 export const KINDS = ["message", "presence", "iq", "other"] as const satisfies readonly StanzaKind[];
-export const KIND_INDEX: Readonly<Record<StanzaKind, number>> = { message: 0, presence: 1, iq: 2, other: 3 };
+/**
+ * A kind's index in KINDS. A function, not a table: a table read with four
+ * different keys is a megamorphic keyed load, paid twice per stanza.
+ */
+export function kindIndex(k: StanzaKind): number {
+  return k === "message" ? 0 : k === "presence" ? 1 : k === "iq" ? 2 : 3;
+}
 
 export const SESSION_STATES = ["connecting", "open", "authenticated", "bound", "closing"] as const;
 export type SessionState = (typeof SESSION_STATES)[number];

@@ -23,7 +23,7 @@
 import type { Socket } from "node:net";
 import { isIP } from "node:net";
 import { ERRORS, type ErrorCode, type ProxyError } from "../errors.js";
-import { authFailureLabel, KIND_INDEX, streamErrorLabel } from "../metrics/definitions.js";
+import { authFailureLabel, kindIndex, streamErrorLabel } from "../metrics/definitions.js";
 import type { Verdict } from "../policy/pipeline.js";
 import type { LimitsConfig } from "../config/schema.js";
 import { beginTurn, endTurn } from "../shaping/clock.js";
@@ -167,7 +167,7 @@ export class Session extends SessionCore {
         }
       }
       const k = kindOf(data, start, end, this.tracker.inbound);
-      this.ctx.stats.stanzas[KIND_INDEX[k]]! += 1;
+      this.ctx.stats.stanzas[kindIndex(k)]! += 1;
       const pipeline = this.ctx.pipeline();
       const judged = pipeline.wants("inbound", k);
       // Nonzas are looked at for XEP-0198 (stream/sm-counts.ts).
@@ -324,7 +324,7 @@ export class Session extends SessionCore {
       return;
     }
     const k = kindOf(data, start, end, this.tracker.outbound);
-    this.ctx.stats.stanzas[4 + KIND_INDEX[k]]! += 1;
+    this.ctx.stats.stanzas[4 + kindIndex(k)]! += 1;
     const pipeline = this.ctx.pipeline();
     // After binding only a few nonzas matter (stream errors, SM enabled);
     // look at their first bytes before building a view.
