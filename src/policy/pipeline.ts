@@ -76,26 +76,33 @@ export class Pipeline {
   readonly stages: readonly PolicyStage[];
   /** True when no stage wants to see stanzas: the session can skip building views. */
   readonly empty: boolean;
-  /** Per flow, the stanza kinds some stage wants (null: every kind). */
-  readonly #wanted: Record<Flow, Set<StanzaKind> | null>;
+  /**
+   * Per flow, the stanza kinds some stage wants (null: every kind). Two
+   * fields, not a table keyed by flow: a read with two keys is a megamorphic
+   * keyed load, and wants() runs for every stanza.
+   */
+  readonly #wantedIn: Set<StanzaKind> | null;
+  readonly #wantedOut: Set<StanzaKind> | null;
 
   constructor(stages: readonly PolicyStage[]) {
     this.stages = Object.freeze([...stages]);
     this.empty = stages.length === 0;
-    this.#wanted = { inbound: new Set(), outbound: new Set() };
+    this.#wantedIn = Pipeline.#wanted(stages, "inbound");
+    this.#wantedOut = Pipeline.#wanted(stages, "outbound");
+  }
+
+  static #wanted(stages: readonly PolicyStage[], flow: Flow): Set<StanzaKind> | null {
+    const w = new Set<StanzaKind>();
     for (const s of stages) {
-      for (const flow of ["inbound", "outbound"] as const) {
-        const w = this.#wanted[flow];
-        if (w === null) continue;
-        if (s.only === undefined) this.#wanted[flow] = null;
-        else if (s.only.flow === flow) for (const k of s.only.kinds) w.add(k);
-      }
+      if (s.only === undefined) return null;
+      if (s.only.flow === flow) for (const k of s.only.kinds) w.add(k);
     }
+    return w;
   }
 
   /** Whether any stage wants to judge a stanza of `kind` in `flow` (false: judging it is a no-op). */
   wants(flow: Flow, kind: StanzaKind): boolean {
-    const w = this.#wanted[flow];
+    const w = flow === "inbound" ? this.#wantedIn : this.#wantedOut;
     return w === null || w.has(kind);
   }
 
