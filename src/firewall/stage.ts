@@ -245,12 +245,14 @@ export class FirewallStage implements PolicyStage {
   #ctx: { stanza: StanzaView; origin: OriginSession | undefined; fromServer: boolean } | undefined;
 
   #verdict(r: FirewallResult, session: SessionInfo): Verdict | undefined {
+    const changed = r.rewrite;
+    // A plain pass needs no reason: most stanzas end here, so the text is made below it.
+    if (r.verdict === "pass" && changed === undefined) return undefined;
     const reason = describeDecision(r);
     switch (r.verdict) {
       case "pass": {
-        if (r.rewrite === undefined) return undefined;
         if (this.#rewrites) {
-          const rewrite: RewriteVerdict = { action: "rewrite", bytes: Buffer.from(r.rewrite, "utf8"), reason };
+          const rewrite: RewriteVerdict = { action: "rewrite", bytes: Buffer.from(changed!, "utf8"), reason };
           return rewrite as unknown as Verdict;
         }
         const rule = [...r.hits].reverse().find((h) => h.action === "STRIP" || h.action === "INJECT")?.rule;
