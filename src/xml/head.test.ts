@@ -31,7 +31,7 @@ test("decodeValue: values that share a slot of the recent table still decode to 
   const values = Array.from({ length: 2000 }, (_, i) => `u${i.toString(36)}@h${(i * 7919) % 97}.example`);
   for (const v of values) assert.equal(decoded(v), v);
   for (let i = values.length - 1; i >= 0; i -= 3) assert.equal(decoded(values[i]!), values[i]);
-  // Same length and same first and last bytes: the slot key of the word tables.
+  // Same length as a common value and one byte off it: not taken for it.
   assert.equal(decoded("chbt"), "chbt");
   assert.equal(decoded("chat"), "chat");
 });
@@ -47,7 +47,7 @@ test("decodeValue: random byte strings agree with the reference decoder", () => 
   }
 });
 
-test("ParsedHead: common names are found by length and first and last byte, others are read as written", () => {
+test("ParsedHead: common names come from the shared word table, others are read as written", () => {
   const b = Buffer.from(`<message to='a@b' from='c@d' id='1' type='chat' xml:lang='en' tx='x' fron='y' xmlns:q='urn:q'>`);
   const head = readHead(b, 0, b.length, 0, new ParsedHead())!;
   assert.equal(head.name, "message");
