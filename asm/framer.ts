@@ -50,11 +50,12 @@ const INLINE_ENDS = 8;
 const STATE_SIZE = HEAD_SIZE + INLINE_NAMES + INLINE_ENDS * 4;
 
 // ---- results of the last call (read by the wrapper right after it) --------
-const RESULT = memory.data(16);
+const RESULT = memory.data(20);
 const R_CODE = 0; // error code, 0 = none
 const R_DETAIL = 4;
 const R_POS = 8; // error position in the chunk
 const R_HOLD = 12; // start of the unfinished frame to hold, or -1
+const R_HEADS = 16; // i32 words written to the heads area
 
 // Error codes and details: indexes into the wrapper's tables.
 const E_UTF8 = 1, E_NWF = 2, E_TEXT = 3, E_DEEP = 4, E_RESTRICTED = 5, E_NAME = 6;
@@ -299,6 +300,30 @@ let st: usize = 0; // the framer being scanned
 let out: usize = 0; // frame records: (end << 3) | kind, one u32 each
 let nOut = 0;
 
+// The heads area: for each stanza whose start tag lies wholly inside the
+// scanned bytes, one entry of i32 offsets into the chunk, in frame order:
+//   [tag start ('<'), name end, tag end (past '>'), attribute count n,
+//    then n × (name start, name end, value start, value end)]
+// The wrapper hands them to the head reader (src/xml/head.ts), which then
+// need not scan the tag again. An entry costs at most one word per byte of
+// its tag (`<a/>`: 4 bytes, 4 words; each attribute ` b=''`: 5 bytes, 4
+// words), so len + 16 words hold a chunk's entries, an unfinished one included.
+let heads: usize = 0;
+let nHead = 0;
+
+// @ts-ignore: decorator
+@inline function headWord(k: i32, v: i32): void {
+  store<i32>(heads + (<usize>k << 2), v);
+}
+
+/** The entry begun at word `at` is complete: its tag ends at `end`, with n attributes. */
+// @ts-ignore: decorator
+@inline function headDone(at: i32, n: i32, end: i32): void {
+  headWord(at + 2, end);
+  headWord(at + 3, n);
+  nHead = at + 4 + (n << 2);
+}
+
 // @ts-ignore: decorator
 @inline function record(kind: i32, end: i32): void {
   store<u32>(out + (<usize>nOut << 2), (<u32>end << 3) | <u32>kind);
@@ -363,23 +388,32 @@ function growEnds(): void {
  * A new chunk `buf[0, len)`: check its UTF-8, then scan it from 0. Returns the
  * number of frame records written to `records`; RESULT says how it ended.
  */
-export function write(state: usize, buf: usize, len: i32, records: usize): i32 {
+export function write(state: usize, buf: usize, len: i32, records: usize, headsAt: usize): i32 {
   st = state;
   if (!checkUtf8(state, buf, len)) {
     out = records;
     nOut = 0;
+    store<i32>(RESULT, 0, R_HEADS);
     return fail(E_UTF8, 0, 0);
   }
-  return scan(state, buf, 0, len, records);
+  return scan(state, buf, 0, len, records, headsAt);
 }
 
 /** Scan `buf[from, len)` (from > 0 after a stream restart inside the chunk). */
-export function scan(state: usize, buf: usize, from: i32, len: i32, records: usize): i32 {
+export function scan(state: usize, buf: usize, from: i32, len: i32, records: usize, headsAt: usize): i32 {
   st = state;
   out = records;
   nOut = 0;
+  heads = headsAt;
+  nHead = 0;
   store<i32>(RESULT, 0, R_CODE);
   store<i32>(RESULT, -1, R_HOLD);
+  const n = scanChunk(buf, from, len);
+  store<i32>(RESULT, nHead, R_HEADS);
+  return n;
+}
+
+function scanChunk(buf: usize, from: i32, len: i32): i32 {
 
   let s = load<i32>(st, O_STATE);
   let depth = load<i32>(st, O_DEPTH);
@@ -390,6 +424,10 @@ export function scan(state: usize, buf: usize, from: i32, len: i32, records: usi
   if (s == S_ATTR_NAME) attrStart = from - load<i32>(st, O_ATTR_NAME_LEN);
   const maxDepth = load<i32>(st, O_MAX_DEPTH);
   const maxAttrs = load<i32>(st, O_MAX_ATTRS);
+  // The heads entry of the stanza start tag being read (its first word), or
+  // -1: none, or the tag began before this call; and its attributes so far.
+  let hd = -1;
+  let ha = 0;
 
   let i = from;
   for (; i < len; i++) {
@@ -429,6 +467,11 @@ export function scan(state: usize, buf: usize, from: i32, len: i32, records: usi
           s = S_START_NAME;
           nameStart = i;
           store<i32>(st, 0, O_ATTRS);
+          if (depth == 1) {
+            hd = i > from ? nHead : -1;
+            ha = 0;
+            if (hd >= 0) headWord(hd, i - 1);
+          }
         } else if (c == SLASH) {
           if (depth == 0) return fail(E_NWF, D_END_BEFORE_HEADER, i);
           const level = depth - 1;
@@ -471,6 +514,7 @@ export function scan(state: usize, buf: usize, from: i32, len: i32, records: usi
         }
         if (depth >= load<i32>(st, O_ENDS_CAP)) growEnds();
         store<i32>(<usize>load<u32>(st, O_ENDS) + (<usize>depth << 2), load<i32>(st, O_NAME_POS));
+        if (hd >= 0) headWord(hd + 1, i);
         if (k & C_WS) {
           s = S_ATTRS;
           store<i32>(st, 1, O_SAW_SPACE);
@@ -483,6 +527,10 @@ export function scan(state: usize, buf: usize, from: i32, len: i32, records: usi
             s = S_STREAM;
             frameStart = i + 1;
           } else {
+            if (hd >= 0) {
+              headDone(hd, ha, i + 1);
+              hd = -1;
+            }
             depth++;
             s = S_TEXT;
           }
@@ -507,6 +555,10 @@ export function scan(state: usize, buf: usize, from: i32, len: i32, records: usi
             s = S_STREAM;
             frameStart = i + 1;
           } else {
+            if (hd >= 0) {
+              headDone(hd, ha, i + 1);
+              hd = -1;
+            }
             depth++;
             s = S_TEXT;
           }
@@ -521,6 +573,7 @@ export function scan(state: usize, buf: usize, from: i32, len: i32, records: usi
           }
           attrStart = i;
           s = S_ATTR_NAME;
+          if (hd >= 0) headWord(hd + 4 + (ha << 2), i);
         } else {
           store<i32>(st, depth, O_DEPTH);
           return fail(E_NWF, D_START_TAG, i);
@@ -538,6 +591,7 @@ export function scan(state: usize, buf: usize, from: i32, len: i32, records: usi
           store<i32>(st, depth, O_DEPTH);
           return fail(E_NAME, D_ATTR_NAME, i);
         }
+        if (hd >= 0) headWord(hd + 5 + (ha << 2), i);
         if (c == EQ) s = S_ATTR_QUOTE;
         else if (k & C_WS) s = S_ATTR_EQ;
         else {
@@ -558,6 +612,7 @@ export function scan(state: usize, buf: usize, from: i32, len: i32, records: usi
         if (c == DQ || c == SQ) {
           store<i32>(st, c, O_QUOTE);
           s = S_ATTR_VALUE;
+          if (hd >= 0) headWord(hd + 6 + (ha << 2), i + 1);
         } else if (!(cls(c) & C_WS)) {
           store<i32>(st, depth, O_DEPTH);
           return fail(E_NWF, D_UNQUOTED, i);
@@ -576,6 +631,7 @@ export function scan(state: usize, buf: usize, from: i32, len: i32, records: usi
         if (b == q) {
           s = S_ATTRS;
           store<i32>(st, 0, O_SAW_SPACE);
+          if (hd >= 0) headWord(hd + 7 + (ha++ << 2), j);
         } else if (b == AMP) {
           store<i32>(st, 0, O_ENTITY_LEN);
           store<i32>(st, S_ATTR_VALUE, O_RETURN);
@@ -594,6 +650,10 @@ export function scan(state: usize, buf: usize, from: i32, len: i32, records: usi
         store<i32>(st, depth == 0 ? 0 : nameEnd(depth - 1), O_NAME_POS);
         if (depth == 0) return fail(E_HEADER_INVALID, D_SELF_CLOSED_HEADER, i);
         if (depth == 1) {
+          if (hd >= 0) {
+            headDone(hd, ha, i + 1);
+            hd = -1;
+          }
           // framer.ts emits this frame without a size check.
           emit(FRAME_STANZA, i + 1);
           frameStart = i + 1;

@@ -16,7 +16,8 @@
 
 import { ProxyError, type ErrorCode } from "../errors.js";
 import { FRAMER_WASM_BASE64 } from "./framer-wasm-module.js";
-import { DEFAULT_LIMITS, Framer, type FrameKind, type FrameSink, type FramerLimits, type StreamFramer } from "./framer.js";
+import { FRAME_HEAD } from "./head.js";
+import { DEFAULT_LIMITS, FRAME_STANZA, Framer, type FrameKind, type FrameSink, type FramerLimits, type StreamFramer } from "./framer.js";
 
 // The WebAssembly API, typed here: the project's TypeScript libs (ES2023, Node) do not declare it.
 interface WasmApi {
@@ -36,8 +37,8 @@ interface Exports {
   resetState(st: number): void;
   stopState(st: number): void;
   carried(st: number): number;
-  write(st: number, buf: number, len: number, records: number): number;
-  scan(st: number, buf: number, from: number, len: number, records: number): number;
+  write(st: number, buf: number, len: number, records: number, heads: number): number;
+  scan(st: number, buf: number, from: number, len: number, records: number, heads: number): number;
 }
 
 // Indexes used by asm/framer.ts (E_* and D_*).
@@ -121,7 +122,8 @@ export function wasmFramerAvailable(): boolean {
 }
 
 // Scratch memory per nesting level of write() (a sink may write to another
-// framer from its callback): the chunk's bytes, then the frame records.
+// framer from its callback): the chunk's bytes, the frame records, then the
+// stanza heads (asm/framer.ts describes both areas).
 let level = 0;
 const scratchAt: number[] = [];
 const scratchCap: number[] = [];
@@ -132,12 +134,16 @@ function scratch(lv: number, len: number): number {
   const w = instance();
   if (cap > 0) w.release(scratchAt[lv]!);
   const grown = Math.max(len, cap * 2, 4096);
-  // Records: at most one per two bytes, plus the last frames.
-  const at = w.alloc(((grown + 15) & ~15) + ((grown >> 1) + 8) * 4);
+  const at = w.alloc(((grown + 15) & ~15) + recordsSize(grown) + (grown + 16) * 4);
   scratchAt[lv] = at;
   scratchCap[lv] = grown;
   refresh();
   return at;
+}
+
+/** Records: at most one per two bytes, plus the last frames. */
+function recordsSize(len: number): number {
+  return ((len >> 1) + 8) * 4;
 }
 
 let liveStates = 0;
@@ -235,8 +241,9 @@ export class WasmFramer implements StreamFramer {
       if (heapU8.length === 0) refresh();
       heapU8.set(chunk, at);
       const records = at + ((len + 15) & ~15);
-      const n = wasm!.write(this.#st, at, len, records);
-      WasmFramer.#deliver(this, chunk, 0, n, at, records);
+      const heads = records + recordsSize(len);
+      const n = wasm!.write(this.#st, at, len, records, heads);
+      WasmFramer.#deliver(this, chunk, 0, n, at, records, heads);
     } finally {
       level--;
     }
@@ -244,13 +251,16 @@ export class WasmFramer implements StreamFramer {
   }
 
   /** Pass the n frames recorded for chunk[from, len) to the sink, then the error or the held tail. */
-  static #deliver(self: WasmFramer, chunk: Buffer, from: number, n: number, at: number, records: number): void {
+  static #deliver(self: WasmFramer, chunk: Buffer, from: number, n: number, at: number, records: number, heads: number): void {
     if (heapI32.length === 0) refresh();
     const r = resultAt;
     const code = heapI32[r]!;
     const detail = heapI32[r + 1]!;
     const pos = heapI32[r + 2]!;
     const hold = heapI32[r + 3]!;
+    // The heads area's entries, one per stanza whose start tag is in this chunk, in frame order.
+    let head = heads >> 2;
+    const headsEnd = head + heapI32[r + 4]!;
     const epoch = self.#epoch;
     const sink = self.#sink;
     let start = from;
@@ -261,7 +271,15 @@ export class WasmFramer implements StreamFramer {
       const end = rec >>> 3;
       const pending = self.#pending;
       if (pending === null) {
-        sink.onFrame(kind, chunk, start, end);
+        if (kind === FRAME_STANZA && head < headsEnd && heapI32[head] === start) {
+          FRAME_HEAD.offer(chunk, start, heapI32, head);
+          head += 4 + 4 * heapI32[head + 3]!;
+          try {
+            sink.onFrame(kind, chunk, start, end);
+          } finally {
+            FRAME_HEAD.withdraw();
+          }
+        } else sink.onFrame(kind, chunk, start, end);
       } else {
         self.#pending = null;
         pending.push(chunk.subarray(0, end));
@@ -272,8 +290,8 @@ export class WasmFramer implements StreamFramer {
       if (self.#epoch !== epoch) {
         // reset() or stop() from the callback: the rest of the chunk is a new stream.
         if (self.#st === 0 || end >= chunk.length) return;
-        const m = wasm!.scan(self.#st, at, end, chunk.length, records);
-        WasmFramer.#deliver(self, chunk, end, m, at, records);
+        const m = wasm!.scan(self.#st, at, end, chunk.length, records, heads);
+        WasmFramer.#deliver(self, chunk, end, m, at, records, heads);
         return;
       }
     }

@@ -78,10 +78,42 @@ const W_XMLNS = COMMON_NAMES.texts.indexOf("xmlns");
 const COMMON_VALUES = new Words(["chat", "groupchat", "normal", "headline", "error", "get", "set", "result",
   "subscribe", "subscribed", "unsubscribe", "unsubscribed", "unavailable", "probe", "en"]);
 
-/** The name in data[start, end), interned when it is a common one. */
-function nameAt(data: Buffer, start: number, end: number): string {
-  return COMMON_NAMES.find(data, start, end) ?? utf8Slice.call(data, start, end);
+function hasColon(data: Buffer, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) if (data[i] === COLON) return true;
+  return false;
 }
+
+/**
+ * The start tag of the frame being delivered, as the framer that found the
+ * frame already read it: offsets into `data` (the layout of asm/framer.ts's
+ * heads area, at words[at]). The WebAssembly framer offers it around its
+ * frame callback and withdraws it after; a head read of that same frame
+ * (same chunk object, same start) takes the offsets instead of scanning the
+ * tag again. Anything else, a frame carried across chunks, a head read later
+ * or from a copy, or module memory that grew meanwhile (words detached, so
+ * empty), reads the bytes as usual: the offer only saves work.
+ */
+export class OfferedHead {
+  data: Buffer | null = null;
+  start = -1;
+  words: Int32Array = new Int32Array(0);
+  at = 0;
+
+  offer(data: Buffer, start: number, words: Int32Array, at: number): void {
+    this.data = data;
+    this.start = start;
+    this.words = words;
+    this.at = at;
+  }
+
+  withdraw(): void {
+    this.data = null;
+    this.start = -1;
+  }
+}
+
+/** The one offer of the process: frames are delivered one at a time. */
+export const FRAME_HEAD = new OfferedHead();
 
 export interface Head {
   /** Qualified element name as written. */
@@ -135,36 +167,31 @@ export class ParsedHead implements Head {
 
   /** Parse the start tag at data[start] into this object (see readHead); false when there is none. */
   read(data: Buffer, start: number, limit: number, origin: number): boolean {
+    const offered = FRAME_HEAD;
+    if (offered.data === data && offered.start === start && offered.words.length !== 0) return this.#readOffered(data, offered.words, offered.at, origin);
     if (data[start] !== LT) return false;
     let i = start + 1;
     const nameStart = i;
-    let nsPlain = true;
+    let colon = false;
     while (i < limit) {
       const b = data[i]!;
       if (isWs(b) || b === GT || b === SLASH) break;
-      if (b === COLON) nsPlain = false;
+      if (b === COLON) colon = true;
       i++;
     }
-    const name = nameAt(data, nameStart, i);
-    const names = this.#names;
-    const spans = this.#spans;
-    let n = 0;
-    let duplicate: string | null = null;
+    this.#begin(data, nameStart, i, colon ? 1 : 0);
     for (;;) {
       while (i < limit && isWs(data[i]!)) i++;
       if (i >= limit) return this.#none();
       const b = data[i]!;
       if (b === GT || b === SLASH) {
-        this.#fill(data, name, n, b === GT ? i + 1 - origin : i + 2 - origin, b === SLASH, duplicate, nsPlain);
+        this.#finish(b === GT ? i + 1 - origin : i + 2 - origin, b === SLASH);
         return true;
       }
       const an = i;
-      let colon = false;
+      colon = false;
       for (let c = data[i]; i < limit && c !== EQ && !isWs(c!); c = data[++i]) if (c === COLON) colon = true;
-      const word = COMMON_NAMES.index(data, an, i);
-      const attrName = word >= 0 ? COMMON_NAMES.texts[word]! : utf8Slice.call(data, an, i);
-      // xml:lang needs no namespace work, xmlns always does.
-      if ((colon && word !== W_XML_LANG) || word === W_XMLNS) nsPlain = false;
+      const ane = i;
       while (i < limit && data[i] !== EQ) i++;
       i++;
       while (i < limit && isWs(data[i]!)) i++;
@@ -174,43 +201,72 @@ export class ParsedHead implements Head {
       let ve = vs;
       while (ve < limit && data[ve] !== quote) ve++;
       if (ve >= limit) return this.#none();
-      let seen = false;
-      for (let k = 0; k < n; k++) {
-        if (names[k] === attrName) {
-          seen = true;
-          break;
-        }
-      }
-      if (seen) duplicate ??= attrName;
-      else {
-        names[n] = attrName;
-        spans[2 * n] = vs;
-        spans[2 * n + 1] = ve;
-        n++;
-      }
+      this.#attribute(data, an, ane, vs, ve, colon ? 1 : 0);
       i = ve + 1;
     }
   }
 
-  /** No start tag: leave the object empty rather than half filled. */
-  #none(): false {
-    this.#fill(EMPTY_BUFFER, "", 0, 0, false, null, true);
-    return false;
+  /** The framer's offsets for this tag (FRAME_HEAD): the same head, without scanning the tag again. */
+  #readOffered(data: Buffer, words: Int32Array, at: number, origin: number): true {
+    this.#begin(data, words[at]! + 1, words[at + 1]!, -1);
+    const n = words[at + 3]!;
+    for (let k = at + 4; k < at + 4 + 4 * n; k += 4) this.#attribute(data, words[k]!, words[k + 1]!, words[k + 2]!, words[k + 3]!, -1);
+    const end = words[at + 2]!;
+    this.#finish(end - origin, data[end - 2] === SLASH);
+    return true;
   }
 
-  #fill(data: Buffer, name: string, count: number, end: number, selfClosing: boolean, duplicate: string | null, nsPlain: boolean): void {
+  // A read in three steps: the element name, each attribute, the tag's end.
+  // `colon`: whether the name has one (1, 0), or -1 when the caller did not look.
+
+  #begin(data: Buffer, start: number, end: number, colon: number): void {
+    const word = COMMON_NAMES.index(data, start, end);
     this.#data = data;
-    this.name = name;
+    this.name = word >= 0 ? COMMON_NAMES.texts[word]! : utf8Slice.call(data, start, end);
+    this.nsPlain = !(word >= 0 ? word === W_XML_LANG : colon < 0 ? hasColon(data, start, end) : colon === 1);
+    this.duplicate = null;
+    this.#count = 0;
+  }
+
+  #attribute(data: Buffer, an: number, ane: number, vs: number, ve: number, colon: number): void {
+    const word = COMMON_NAMES.index(data, an, ane);
+    const name = word >= 0 ? COMMON_NAMES.texts[word]! : utf8Slice.call(data, an, ane);
+    // xml:lang needs no namespace work, xmlns always does; so does any other prefixed name.
+    if (word === W_XMLNS || (word < 0 && (colon < 0 ? hasColon(data, an, ane) : colon === 1))) this.nsPlain = false;
+    const names = this.#names;
+    const n = this.#count;
+    for (let k = 0; k < n; k++) {
+      if (names[k] === name) {
+        this.duplicate ??= name;
+        return;
+      }
+    }
+    names[n] = name;
+    this.#spans[2 * n] = vs;
+    this.#spans[2 * n + 1] = ve;
+    this.#count = n + 1;
+  }
+
+  #finish(end: number, selfClosing: boolean): void {
     this.end = end;
     this.selfClosing = selfClosing;
-    this.duplicate = duplicate;
-    this.nsPlain = nsPlain;
+    const count = this.#count;
     // attrNames is handed out as it is: keep it exactly `count` long.
     if (this.#names.length !== count) this.#names.length = count;
     const values = this.#values;
     if (values !== undefined) for (let k = 0; k < count && k < values.length; k++) values[k] = undefined;
-    this.#count = count;
     this.#map = undefined;
+  }
+
+  /** No start tag: leave the object empty rather than half filled. */
+  #none(): false {
+    this.#data = EMPTY_BUFFER;
+    this.name = "";
+    this.nsPlain = true;
+    this.duplicate = null;
+    this.#count = 0;
+    this.#finish(0, false);
+    return false;
   }
 
   attr(name: string): string | undefined {

@@ -1,0 +1,125 @@
+// The WebAssembly framer offers each stanza's start tag as offsets (FRAME_HEAD
+// in head.ts); a head read of that frame takes them instead of scanning the
+// tag. The offer must never change what is read: every stanza here is read
+// twice, once with the offer and once from a copy of its bytes (no offer),
+// and the two heads must agree in every field, whatever the chunking. Reads
+// that cannot use an offer (after the callback, after the module's memory
+// grew, for a frame carried across chunks) must read the bytes instead.
+
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import fc from "fast-check";
+import { FRAME_STANZA, type FrameSink } from "./framer.js";
+import { WasmFramer } from "./framer-wasm.js";
+import { FRAME_HEAD, ParsedHead, readHead, type Head } from "./head.js";
+
+const HEADER = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
+
+/** Everything a head says, as one comparable value. */
+function describe(head: Head): unknown {
+  return {
+    name: head.name,
+    names: [...head.attrNames],
+    values: head.attrNames.map((_, k) => head.attrAt(k)),
+    end: head.end,
+    selfClosing: head.selfClosing,
+    duplicate: head.duplicate,
+    nsPlain: head.nsPlain,
+  };
+}
+
+function copyRead(data: Buffer, start: number, end: number): unknown {
+  const copy = Buffer.from(data.subarray(start, end));
+  return describe(readHead(copy, 0, copy.length)!);
+}
+
+const NAMES = ["message", "presence", "iq", "x:message", "xml:lang", "body", "a", "verylongelementname", "message2", "iqq"];
+const ATTRS = ["to", "from", "id", "type", "xml:lang", "xmlns", "xmlns:x", "x:to", "fron", "tx", "toolongattributename", "xml:space"];
+const VALUES = ["a@b/c", "chat", "en", "", "&amp;x&lt;", "caf\u00e9", "l1\nl2\r\n\tl3", "\u{1F600}", "urn:x", "m1"];
+
+const tagArb = fc.record({
+  name: fc.constantFrom(...NAMES),
+  attrs: fc.array(fc.record({ name: fc.constantFrom(...ATTRS), value: fc.constantFrom(...VALUES), quote: fc.constantFrom("'", '"'), eq: fc.constantFrom("=", " = ", "\n=\t") }), { maxLength: 6 }),
+  space: fc.constantFrom(" ", "\n", "\t ", "  "),
+  close: fc.constantFrom("/>", " />", ">x</NAME>", "><c a='1'/></NAME>", " >t</NAME >"),
+});
+
+function tagText(t: { name: string; attrs: Array<{ name: string; value: string; quote: string; eq: string }>; space: string; close: string }): string {
+  // The framer refuses a repeated attribute only when the server would; the
+  // head reader reports it (duplicate). Declarations keep the stanza well-formed
+  // for the framer, which does not resolve prefixes.
+  let s = `<${t.name}`;
+  for (const a of t.attrs) s += `${t.space}${a.name}${a.eq}${a.quote}${a.value}${a.quote}`;
+  return s + t.close.replace("NAME", t.name);
+}
+
+function feed(text: string, cuts: number[], onStanza: (data: Buffer, start: number, end: number) => void): void {
+  const bytes = Buffer.from(HEADER + text);
+  const sink: FrameSink = {
+    onFrame(kind, data, start, end) {
+      if (kind === FRAME_STANZA) onStanza(data, start, end);
+    },
+    onError(error) {
+      throw error;
+    },
+  };
+  const framer = new WasmFramer(sink);
+  let at = 0;
+  for (const cut of [...cuts.map((c) => c % (bytes.length + 1)).sort((a, b) => a - b), bytes.length]) {
+    if (cut > at) framer.write(bytes.subarray(at, cut));
+    at = Math.max(at, cut);
+  }
+  framer.stop();
+}
+
+test("offered heads: the same head as reading the bytes, for any start tag and any chunking", () => {
+  let offered = 0;
+  let frames = 0;
+  fc.assert(
+    fc.property(fc.array(tagArb, { minLength: 1, maxLength: 8 }), fc.array(fc.nat(), { maxLength: 6 }), (tags, cuts) => {
+      const head = new ParsedHead();
+      feed(tags.map(tagText).join(""), cuts, (data, start, end) => {
+        frames++;
+        if (FRAME_HEAD.data === data && FRAME_HEAD.start === start) offered++;
+        assert.deepEqual(describe(readHead(data, start, end, start, head)!), copyRead(data, start, end));
+      });
+    }),
+    { numRuns: 600, seed: 22 },
+  );
+  // Most frames lie inside one chunk: nearly all were offered.
+  assert.ok(offered > frames / 2, `${offered} of ${frames} frames offered`);
+});
+
+test("offered heads: a frame inside one chunk is offered; one carried across chunks is read from its bytes", () => {
+  const seen: Array<{ offered: boolean; head: unknown; copy: unknown }> = [];
+  const tag = "<message to='a@b' type='chat'><body>x</body></message>";
+  const text = tag + tag;
+  feed(text, [HEADER.length + tag.length + 5], (data, start, end) => {
+    seen.push({ offered: FRAME_HEAD.data === data && FRAME_HEAD.start === start, head: describe(readHead(data, start, end, start)!), copy: copyRead(data, start, end) });
+  });
+  assert.deepEqual(seen.map((s) => s.offered), [true, false]);
+  for (const s of seen) assert.deepEqual(s.head, s.copy);
+});
+
+test("offered heads: withdrawn after the callback, so a later read of the same bytes scans them", () => {
+  const kept: Array<{ data: Buffer; start: number; end: number }> = [];
+  feed("<iq type='get' id='1'/><message to='x@y' id='2'/>", [], (data, start, end) => {
+    kept.push({ data, start, end });
+  });
+  assert.equal(FRAME_HEAD.data, null);
+  for (const k of kept) assert.deepEqual(describe(readHead(k.data, k.start, k.end, k.start)!), copyRead(k.data, k.start, k.end));
+});
+
+test("offered heads: the module's memory growing inside a callback voids the offer", () => {
+  let checked = 0;
+  const inner = new WasmFramer({ onFrame() {}, onError() {} });
+  inner.write(Buffer.from(HEADER));
+  feed("<message to='a@b' id='1' type='chat'/>", [], (data, start, end) => {
+    // A big write to another framer grows the shared memory: the offered words are detached.
+    inner.write(Buffer.from(`<message><body>${"y".repeat(4 << 20)}</body></message>`));
+    assert.deepEqual(describe(readHead(data, start, end, start)!), copyRead(data, start, end));
+    checked++;
+  });
+  inner.stop();
+  assert.equal(checked, 1);
+});
