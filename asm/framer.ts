@@ -301,13 +301,20 @@ let out: usize = 0; // frame records: (end << 3) | kind, one u32 each
 let nOut = 0;
 
 // The heads area: for each stanza whose start tag lies wholly inside the
-// scanned bytes, one entry of i32 offsets into the chunk, in frame order:
+// scanned bytes, one entry of i32 words, in frame order (offsets count from
+// the chunk's first byte):
 //   [tag start ('<'), name end, tag end (past '>'), attribute count n,
-//    then n × (name start, name end, value start, value end)]
-// The wrapper hands them to the head reader (src/xml/head.ts), which then
-// need not scan the tag again. An entry costs at most one word per byte of
-// its tag (`<a/>`: 4 bytes, 4 words; each attribute ` b=''`: 5 bytes, 4
-// words), so len + 16 words hold a chunk's entries, an unfinished one included.
+//    the name's first 8 bytes packed,
+//    then n × (name start, name end, value start, value end, name packed)]
+// where "packed" is two words: bytes 0-3 and 4-7 of the name, little-endian,
+// zero past its end (both zero for a name longer than 8 bytes). The wrapper
+// hands an entry to the head reader (src/xml/head.ts), which then need not
+// scan the tag, nor read a name's bytes to recognise a common one. An entry
+// costs at most 1.5 words per byte of its tag (`<a/>`: 4 bytes, 6 words; each
+// attribute ` b=''`: 5 bytes, 6 words), so 2 × len + 16 words hold a chunk's
+// entries, an unfinished one included.
+const HEAD_WORDS = 6;
+const ATTR_WORDS = 6;
 let heads: usize = 0;
 let nHead = 0;
 
@@ -316,12 +323,41 @@ let nHead = 0;
   store<i32>(heads + (<usize>k << 2), v);
 }
 
+/** Word k of attribute a of the entry at `at`. */
+// @ts-ignore: decorator
+@inline function attrWord(at: i32, a: i32, k: i32): i32 {
+  return at + HEAD_WORDS + a * ATTR_WORDS + k;
+}
+
+/**
+ * The name buf[from, to) packed into words k and k + 1. The loads may read
+ * past the chunk (into the records after it, which are in memory): the mask
+ * drops those bytes.
+ */
+// @ts-ignore: decorator
+@inline function packName(buf: usize, from: i32, to: i32, k: i32): void {
+  const n = to - from;
+  let lo: u32 = 0, hi: u32 = 0;
+  if (n <= 8) {
+    lo = load<u32>(buf + <usize>from);
+    hi = load<u32>(buf + <usize>from, 4);
+    if (n < 4) {
+      lo &= (<u32>1 << (<u32>n << 3)) - 1;
+      hi = 0;
+    } else if (n < 8) {
+      hi &= (<u32>1 << (<u32>(n - 4) << 3)) - 1;
+    }
+  }
+  headWord(k, <i32>lo);
+  headWord(k + 1, <i32>hi);
+}
+
 /** The entry begun at word `at` is complete: its tag ends at `end`, with n attributes. */
 // @ts-ignore: decorator
 @inline function headDone(at: i32, n: i32, end: i32): void {
   headWord(at + 2, end);
   headWord(at + 3, n);
-  nHead = at + 4 + (n << 2);
+  nHead = attrWord(at, n, 0);
 }
 
 // @ts-ignore: decorator
@@ -514,7 +550,10 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
         }
         if (depth >= load<i32>(st, O_ENDS_CAP)) growEnds();
         store<i32>(<usize>load<u32>(st, O_ENDS) + (<usize>depth << 2), load<i32>(st, O_NAME_POS));
-        if (hd >= 0) headWord(hd + 1, i);
+        if (hd >= 0) {
+          headWord(hd + 1, i);
+          packName(buf, nameStart, i, hd + 4);
+        }
         if (k & C_WS) {
           s = S_ATTRS;
           store<i32>(st, 1, O_SAW_SPACE);
@@ -573,7 +612,7 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
           }
           attrStart = i;
           s = S_ATTR_NAME;
-          if (hd >= 0) headWord(hd + 4 + (ha << 2), i);
+          if (hd >= 0) headWord(attrWord(hd, ha, 0), i);
         } else {
           store<i32>(st, depth, O_DEPTH);
           return fail(E_NWF, D_START_TAG, i);
@@ -591,7 +630,10 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
           store<i32>(st, depth, O_DEPTH);
           return fail(E_NAME, D_ATTR_NAME, i);
         }
-        if (hd >= 0) headWord(hd + 5 + (ha << 2), i);
+        if (hd >= 0) {
+          headWord(attrWord(hd, ha, 1), i);
+          packName(buf, attrStart, i, attrWord(hd, ha, 4));
+        }
         if (c == EQ) s = S_ATTR_QUOTE;
         else if (k & C_WS) s = S_ATTR_EQ;
         else {
@@ -612,7 +654,7 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
         if (c == DQ || c == SQ) {
           store<i32>(st, c, O_QUOTE);
           s = S_ATTR_VALUE;
-          if (hd >= 0) headWord(hd + 6 + (ha << 2), i + 1);
+          if (hd >= 0) headWord(attrWord(hd, ha, 2), i + 1);
         } else if (!(cls(c) & C_WS)) {
           store<i32>(st, depth, O_DEPTH);
           return fail(E_NWF, D_UNQUOTED, i);
@@ -631,7 +673,7 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
         if (b == q) {
           s = S_ATTRS;
           store<i32>(st, 0, O_SAW_SPACE);
-          if (hd >= 0) headWord(hd + 7 + (ha++ << 2), j);
+          if (hd >= 0) headWord(attrWord(hd, ha++, 3), j);
         } else if (b == AMP) {
           store<i32>(st, 0, O_ENTITY_LEN);
           store<i32>(st, S_ATTR_VALUE, O_RETURN);

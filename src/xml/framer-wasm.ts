@@ -16,7 +16,7 @@
 
 import { ProxyError, type ErrorCode } from "../errors.js";
 import { FRAMER_WASM_BASE64 } from "./framer-wasm-module.js";
-import { FRAME_HEAD } from "./head.js";
+import { FRAME_HEAD, OFFERED_ATTR_WORDS, OFFERED_HEAD_WORDS } from "./head.js";
 import { DEFAULT_LIMITS, FRAME_STANZA, Framer, type FrameKind, type FrameSink, type FramerLimits, type StreamFramer } from "./framer.js";
 
 // The WebAssembly API, typed here: the project's TypeScript libs (ES2023, Node) do not declare it.
@@ -134,7 +134,7 @@ function scratch(lv: number, len: number): number {
   const w = instance();
   if (cap > 0) w.release(scratchAt[lv]!);
   const grown = Math.max(len, cap * 2, 4096);
-  const at = w.alloc(((grown + 15) & ~15) + recordsSize(grown) + (grown + 16) * 4);
+  const at = w.alloc(((grown + 15) & ~15) + recordsSize(grown) + (2 * grown + 16) * 4);
   scratchAt[lv] = at;
   scratchCap[lv] = grown;
   refresh();
@@ -273,7 +273,7 @@ export class WasmFramer implements StreamFramer {
       if (pending === null) {
         if (kind === FRAME_STANZA && head < headsEnd && heapI32[head] === start) {
           FRAME_HEAD.offer(chunk, start, heapI32, head);
-          head += 4 + 4 * heapI32[head + 3]!;
+          head += OFFERED_HEAD_WORDS + OFFERED_ATTR_WORDS * heapI32[head + 3]!;
           try {
             sink.onFrame(kind, chunk, start, end);
           } finally {

@@ -63,6 +63,16 @@ class Words {
     return -1;
   }
 
+  /** The index of the word of n bytes whose first eight bytes pack to (a, b), or -1 (see OfferedHead). */
+  indexPacked(a: number, b: number, n: number): number {
+    if (n > 8) return -1;
+    const list = this.#byLength[n]!;
+    for (let k = 0; k < list.length; k += 4) {
+      if (list[k] === a && list[k + 1] === b) return list[k + 3]!;
+    }
+    return -1;
+  }
+
   /** The shared string for the bytes data[start, end), or undefined. */
   find(data: Buffer, start: number, end: number): string | undefined {
     const k = this.index(data, start, end);
@@ -85,8 +95,9 @@ function hasColon(data: Buffer, start: number, end: number): boolean {
 
 /**
  * The start tag of the frame being delivered, as the framer that found the
- * frame already read it: offsets into `data` (the layout of asm/framer.ts's
- * heads area, at words[at]). The WebAssembly framer offers it around its
+ * frame already read it: offsets into `data` and the names' first bytes
+ * packed (an entry of asm/framer.ts's heads area, at words[at]:
+ * OFFERED_HEAD_WORDS, then OFFERED_ATTR_WORDS per attribute). The WebAssembly framer offers it around its
  * frame callback and withdraws it after; a head read of that same frame
  * (same chunk object, same start) takes the offsets instead of scanning the
  * tag again. Anything else, a frame carried across chunks, a head read later
@@ -114,6 +125,8 @@ export class OfferedHead {
 
 /** The one offer of the process: frames are delivered one at a time. */
 export const FRAME_HEAD = new OfferedHead();
+export const OFFERED_HEAD_WORDS = 6;
+export const OFFERED_ATTR_WORDS = 6;
 
 export interface Head {
   /** Qualified element name as written. */
@@ -179,7 +192,7 @@ export class ParsedHead implements Head {
       if (b === COLON) colon = true;
       i++;
     }
-    this.#begin(data, nameStart, i, colon ? 1 : 0);
+    this.#begin(data, nameStart, i, colon ? 1 : 0, COMMON_NAMES.index(data, nameStart, i));
     for (;;) {
       while (i < limit && isWs(data[i]!)) i++;
       if (i >= limit) return this.#none();
@@ -201,26 +214,33 @@ export class ParsedHead implements Head {
       let ve = vs;
       while (ve < limit && data[ve] !== quote) ve++;
       if (ve >= limit) return this.#none();
-      this.#attribute(data, an, ane, vs, ve, colon ? 1 : 0);
+      this.#attribute(data, an, ane, vs, ve, colon ? 1 : 0, COMMON_NAMES.index(data, an, ane));
       i = ve + 1;
     }
   }
 
   /** The framer's offsets for this tag (FRAME_HEAD): the same head, without scanning the tag again. */
   #readOffered(data: Buffer, words: Int32Array, at: number, origin: number): true {
-    this.#begin(data, words[at]! + 1, words[at + 1]!, -1);
-    const n = words[at + 3]!;
-    for (let k = at + 4; k < at + 4 + 4 * n; k += 4) this.#attribute(data, words[k]!, words[k + 1]!, words[k + 2]!, words[k + 3]!, -1);
+    const nameStart = words[at]! + 1;
+    const nameEnd = words[at + 1]!;
+    this.#begin(data, nameStart, nameEnd, -1, COMMON_NAMES.indexPacked(words[at + 4]!, words[at + 5]!, nameEnd - nameStart));
+    const first = at + OFFERED_HEAD_WORDS;
+    const last = first + OFFERED_ATTR_WORDS * words[at + 3]!;
+    for (let k = first; k < last; k += OFFERED_ATTR_WORDS) {
+      const an = words[k]!;
+      const ane = words[k + 1]!;
+      this.#attribute(data, an, ane, words[k + 2]!, words[k + 3]!, -1, COMMON_NAMES.indexPacked(words[k + 4]!, words[k + 5]!, ane - an));
+    }
     const end = words[at + 2]!;
     this.#finish(end - origin, data[end - 2] === SLASH);
     return true;
   }
 
   // A read in three steps: the element name, each attribute, the tag's end.
-  // `colon`: whether the name has one (1, 0), or -1 when the caller did not look.
+  // `colon`: whether the name has one (1, 0), or -1 when the caller did not
+  // look; `word`: the name's index in COMMON_NAMES, or -1.
 
-  #begin(data: Buffer, start: number, end: number, colon: number): void {
-    const word = COMMON_NAMES.index(data, start, end);
+  #begin(data: Buffer, start: number, end: number, colon: number, word: number): void {
     this.#data = data;
     this.name = word >= 0 ? COMMON_NAMES.texts[word]! : utf8Slice.call(data, start, end);
     this.nsPlain = !(word >= 0 ? word === W_XML_LANG : colon < 0 ? hasColon(data, start, end) : colon === 1);
@@ -228,8 +248,7 @@ export class ParsedHead implements Head {
     this.#count = 0;
   }
 
-  #attribute(data: Buffer, an: number, ane: number, vs: number, ve: number, colon: number): void {
-    const word = COMMON_NAMES.index(data, an, ane);
+  #attribute(data: Buffer, an: number, ane: number, vs: number, ve: number, colon: number, word: number): void {
     const name = word >= 0 ? COMMON_NAMES.texts[word]! : utf8Slice.call(data, an, ane);
     // xml:lang needs no namespace work, xmlns always does; so does any other prefixed name.
     if (word === W_XMLNS || (word < 0 && (colon < 0 ? hasColon(data, an, ane) : colon === 1))) this.nsPlain = false;
