@@ -13,10 +13,11 @@
 // Prosody runs once; in front of it, in the same invocation: nothing
 // (direct), the Node pipe proxy, HAProxy mode tcp and xmpp-guard with the
 // shipped rules (rates scaled so every rule and LIMIT is evaluated and none
-// limits, lib/rules.ts). For each round and each setup, in alternating order,
-// `pairs` senders and as many receivers log in (SASL PLAIN, bind, presence)
-// through that setup, then two loads run while /proc counts the CPU of
-// Prosody and of the proxy:
+// limits, lib/rules.ts). Through each setup, `pairs` senders and as many
+// receivers log in once (SASL PLAIN, bind, presence, each setup's sessions
+// on their own resource) and stay for the whole run; for each round and each
+// setup, in alternating order, two loads run over them while /proc counts
+// the CPU of Prosody and of the proxy:
 //
 //   flood: each sender keeps a window of 64 messages in flight to its
 //          receiver (closed loop: one more is written for each delivered),
@@ -85,10 +86,10 @@ function countEnds(p: Pair, chunk: Buffer): number {
   return n;
 }
 
-async function connectPairs(port: number, prosody: ProsodyInstance, pairs: number, round: number, prefix = ""): Promise<Pair[]> {
+async function connectPairs(port: number, prosody: ProsodyInstance, pairs: number, setup: number, prefix = ""): Promise<Pair[]> {
   const out: Pair[] = [];
   for (let i = 0; i < pairs; i++) {
-    const resource = `r${round}`;
+    const resource = `r${setup}`;
     const receiver = await login(port, `${prefix}recv${i}`, "pw", prosody.domain, resource);
     const sender = await login(port, `${prefix}send${i}`, "pw", prosody.domain, resource);
     out.push({ sender: sender.sock, receiver: receiver.sock, to: receiver.jid, sent: 0, got: 0, tail: Buffer.alloc(0) });
@@ -171,34 +172,28 @@ interface Sample {
   syscallsPerMsg: { reads: number; writes: number } | null;
 }
 
-async function measure(target: Target, prosody: ProsodyInstance, opts: Options, round: number): Promise<Sample[]> {
-  const pairs = await connectPairs(target.port, prosody, opts.pairs, round);
+async function measure(target: Target, pairs: Pair[], prosody: ProsodyInstance, opts: Options, round: number): Promise<Sample[]> {
   const out: Sample[] = [];
-  try {
-    for (const mode of opts.modes) {
-      const perPair = mode === "flood" ? opts.messages : Math.round(opts.messages / 5);
-      for (const p of pairs) { p.sent = 0; p.got = 0; }
-      const proxy0 = await target.cpuMicros();
-      const prosody0 = procCpuMicros(prosody.pid) ?? 0;
-      const sys0 = target.syscalls();
-      const perf = startPerf(target, mode, round);
-      await load(pairs, perPair, mode);
-      await stopPerf(perf);
-      const proxy1 = await target.cpuMicros();
-      const prosody1 = procCpuMicros(prosody.pid) ?? 0;
-      const sys1 = target.syscalls();
-      const messages = perPair * pairs.length;
-      out.push({
-        setup: target.name,
-        mode,
-        proxyUsPerMsg: proxy0 === null || proxy1 === null ? null : (proxy1 - proxy0) / messages,
-        prosodyUsPerMsg: (prosody1 - prosody0) / messages,
-        syscallsPerMsg: sys0 && sys1 ? { reads: (sys1.reads - sys0.reads) / messages, writes: (sys1.writes - sys0.writes) / messages } : null,
-      });
-    }
-  } finally {
-    for (const p of pairs) { p.sender.destroy(); p.receiver.destroy(); }
-    await new Promise((r) => setTimeout(r, 300));
+  for (const mode of opts.modes) {
+    const perPair = mode === "flood" ? opts.messages : Math.round(opts.messages / 5);
+    for (const p of pairs) { p.sent = 0; p.got = 0; }
+    const proxy0 = await target.cpuMicros();
+    const prosody0 = procCpuMicros(prosody.pid) ?? 0;
+    const sys0 = target.syscalls();
+    const perf = startPerf(target, mode, round);
+    await load(pairs, perPair, mode);
+    await stopPerf(perf);
+    const proxy1 = await target.cpuMicros();
+    const prosody1 = procCpuMicros(prosody.pid) ?? 0;
+    const sys1 = target.syscalls();
+    const messages = perPair * pairs.length;
+    out.push({
+      setup: target.name,
+      mode,
+      proxyUsPerMsg: proxy0 === null || proxy1 === null ? null : (proxy1 - proxy0) / messages,
+      prosodyUsPerMsg: (prosody1 - prosody0) / messages,
+      syscallsPerMsg: sys0 && sys1 ? { reads: (sys1.reads - sys0.reads) / messages, writes: (sys1.writes - sys0.writes) / messages } : null,
+    });
   }
   return out;
 }
@@ -262,6 +257,7 @@ async function main(): Promise<void> {
   const prosody = await startProsody({ offline: false, muc: false });
   const targets: Target[] = [];
   const standing: Pair[] = [];
+  const measured = new Map<Target, Pair[]>();
   let trickle: NodeJS.Timeout | undefined;
   try {
     await prosody.createUser("standing-send0", "pw");
@@ -285,11 +281,21 @@ async function main(): Promise<void> {
     // 0.1 % of a flood round's messages, but about 6 % of a paced round's,
     // which lasts 20 s at the defaults: it adds the same small cost per
     // second to every setup's paced figure).
-    for (const t of targets) {
-      const pair = await connectPairs(t.port, prosody, 1, 0, "standing-");
+    // Each setup's pair binds its own resource: a second login with the same
+    // one would replace the first at the server (resource conflict), and only
+    // the last setup's pair would stay connected and carry the trickle.
+    for (const [index, t] of targets.entries()) {
+      const pair = await connectPairs(t.port, prosody, 1, index, "standing-");
       await load(pair, 200, "flood");
       standing.push(...pair);
     }
+    // The measured pairs, too, log in once per setup and stay for the whole
+    // run, as a server's sessions do. Closing them after each round made V8
+    // throw away code optimised while they were open (it had embedded objects
+    // of theirs: "weak objects" under --trace-deopt), in the pipe and in
+    // xmpp-guard alike, so that every paced round began by compiling the
+    // data path again: a fifth of xmpp-guard's paced CPU was V8's compilers.
+    for (const [index, t] of targets.entries()) measured.set(t, await connectPairs(t.port, prosody, opts.pairs, index));
     let trickled = 0;
     for (const p of standing) p.receiver.on("data", () => {});
     trickle = setInterval(() => {
@@ -299,12 +305,12 @@ async function main(): Promise<void> {
     trickle.unref();
     // One unmeasured pass through every setup first, so that no setup's
     // first round pays for its JIT warming up or its first logins.
-    for (const t of targets) await measure(t, prosody, { ...opts, messages: Math.max(500, Math.round(opts.messages / 4)) }, opts.rounds);
+    for (const t of targets) await measure(t, measured.get(t)!, prosody, { ...opts, messages: Math.max(500, Math.round(opts.messages / 4)) }, opts.rounds);
     const samples: Sample[] = [];
     for (let round = 0; round < opts.rounds; round++) {
       const order = round % 2 === 0 ? targets : [...targets].reverse();
       for (const t of order) {
-        const got = await measure(t, prosody, opts, round);
+        const got = await measure(t, measured.get(t)!, prosody, opts, round);
         samples.push(...got);
         for (const s of got) {
           const sys = s.syscallsPerMsg ? `, ${num(s.syscallsPerMsg.reads, 2)} reads + ${num(s.syscallsPerMsg.writes, 2)} writes` : "";
@@ -316,7 +322,7 @@ async function main(): Promise<void> {
     for (const t of [...opts.modes.map((m) => summarise(samples, m)), goals(samples)]) console.log(renderTable(t) + "\n");
   } finally {
     clearInterval(trickle);
-    for (const p of standing) { p.sender.destroy(); p.receiver.destroy(); }
+    for (const p of [...standing, ...measured.values()].flat()) { p.sender.destroy(); p.receiver.destroy(); }
     for (const t of targets) await t.stop();
     await prosody.stop();
     await stopAll();
