@@ -50,6 +50,7 @@ const SETUPS: TargetName[] = ["direct", "pipe", "haproxy", "xmpp-guard"];
 const WINDOW = 64;
 const PACE_MS = 5;
 const TRICKLE_MS = 20;
+const KEEPALIVE_MS = 15_000;
 const END = Buffer.from("</message>");
 
 type Mode = "flood" | "paced";
@@ -259,6 +260,7 @@ async function main(): Promise<void> {
   const standing: Pair[] = [];
   const measured = new Map<Target, Pair[]>();
   let trickle: NodeJS.Timeout | undefined;
+  let keepalive: NodeJS.Timeout | undefined;
   try {
     await prosody.createUser("standing-send0", "pw");
     await prosody.createUser("standing-recv0", "pw");
@@ -296,6 +298,13 @@ async function main(): Promise<void> {
     // xmpp-guard alike, so that every paced round began by compiling the
     // data path again: a fifth of xmpp-guard's paced CPU was V8's compilers.
     for (const [index, t] of targets.entries()) measured.set(t, await connectPairs(t.port, prosody, opts.pairs, index));
+    // While the other setups run, a setup's pairs are idle for minutes: a
+    // space every KEEPALIVE_MS from each end keeps them inside HAProxy's idle
+    // timeouts (whitespace between stanzas; it is no message and counts nothing).
+    keepalive = setInterval(() => {
+      for (const p of [...measured.values()].flat()) { p.sender.write(" "); p.receiver.write(" "); }
+    }, KEEPALIVE_MS);
+    keepalive.unref();
     let trickled = 0;
     for (const p of standing) p.receiver.on("data", () => {});
     trickle = setInterval(() => {
@@ -322,6 +331,7 @@ async function main(): Promise<void> {
     for (const t of [...opts.modes.map((m) => summarise(samples, m)), goals(samples)]) console.log(renderTable(t) + "\n");
   } finally {
     clearInterval(trickle);
+    clearInterval(keepalive);
     for (const p of [...standing, ...measured.values()].flat()) { p.sender.destroy(); p.receiver.destroy(); }
     for (const t of targets) await t.stop();
     await prosody.stop();
