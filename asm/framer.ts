@@ -305,16 +305,19 @@ let nOut = 0;
 // the chunk's first byte):
 //   [tag start ('<'), name end, tag end (past '>'), attribute count n,
 //    the name's first 8 bytes packed,
-//    then n × (name start, name end, value start, value end, name packed)]
+//    then n × (name start, name end, value start, value end, name packed,
+//              value hash)]
 // where "packed" is two words: bytes 0-3 and 4-7 of the name, little-endian,
-// zero past its end (both zero for a name longer than 8 bytes). The wrapper
-// hands an entry to the head reader (src/xml/head.ts), which then need not
-// scan the tag, nor read a name's bytes to recognise a common one. An entry
-// costs at most 1.5 words per byte of its tag (`<a/>`: 4 bytes, 6 words; each
-// attribute ` b=''`: 5 bytes, 6 words), so 2 × len + 16 words hold a chunk's
-// entries, an unfinished one included.
+// zero past its end (both zero for a name longer than 8 bytes), and the value
+// hash mixes the value's length with its first and last eight bytes (see
+// valueHash). The wrapper hands an entry to the head reader (src/xml/head.ts),
+// which then need not scan the tag, nor read a name's bytes to recognise a
+// common one, nor hash a value to find it among the values it decoded lately.
+// An entry costs at most 1.5 words per byte of its tag (`<a/>`: 4 bytes, 6
+// words; each attribute ` b=''`: 5 bytes, 7 words), so 2 × len + 16 words
+// hold a chunk's entries, an unfinished one included.
 const HEAD_WORDS = 6;
-const ATTR_WORDS = 6;
+const ATTR_WORDS = 7;
 let heads: usize = 0;
 let nHead = 0;
 
@@ -350,6 +353,24 @@ let nHead = 0;
   }
   headWord(k, <i32>lo);
   headWord(k + 1, <i32>hi);
+}
+
+/**
+ * A hash of the value buf[from, to), 30 bits: its length and its first and last eight
+ * bytes (the loads may read outside the value, into the chunk or the records
+ * after it; the bytes outside are masked off). Values that differ only in
+ * the middle of a long value share a hash: the reader compares the bytes.
+ */
+// @ts-ignore: decorator
+@inline function valueHash(buf: usize, from: i32, to: i32): i32 {
+  const n = to - from;
+  let a = load<u64>(buf + <usize>from);
+  let b: u64 = 0;
+  if (n < 8) a &= (<u64>1 << (<u64>n << 3)) - 1;
+  else b = load<u64>(buf + <usize>(to - 8));
+  let h = (a * 0x9e3779b97f4a7c15) ^ (b * 0xc2b2ae3d27d4eb4f) ^ <u64>n;
+  h ^= h >> 29;
+  return <i32>(<u32>(h ^ (h >> 32)) & 0x3fffffff); // 30 bits: a small integer in V8, and -1 stays free for "none"
 }
 
 /** The entry begun at word `at` is complete: its tag ends at `end`, with n attributes. */
@@ -673,7 +694,12 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
         if (b == q) {
           s = S_ATTRS;
           store<i32>(st, 0, O_SAW_SPACE);
-          if (hd >= 0) headWord(attrWord(hd, ha++, 3), j);
+          if (hd >= 0) {
+            const vs = load<i32>(heads + (<usize>attrWord(hd, ha, 2) << 2));
+            headWord(attrWord(hd, ha, 3), j);
+            headWord(attrWord(hd, ha, 6), valueHash(buf, vs, j));
+            ha++;
+          }
         } else if (b == AMP) {
           store<i32>(st, 0, O_ENTITY_LEN);
           store<i32>(st, S_ATTR_VALUE, O_RETURN);

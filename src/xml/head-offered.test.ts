@@ -123,3 +123,16 @@ test("offered heads: the module's memory growing inside a callback voids the off
   inner.stop();
   assert.equal(checked, 1);
 });
+
+test("offered heads: values that share the framer's hash (same length, same first and last eight bytes) still read as themselves", () => {
+  const middles = ["A", "B", "C", "A", "C", "B", "B", "A"];
+  const text = middles.map((m, i) => `<message to='user0000@${m}.example/phone123' id='x${i}' type='chat'/>`).join("");
+  const seen: string[] = [];
+  for (let round = 0; round < 3; round++) {
+    feed(text, [], (data, start, end) => {
+      assert.equal(FRAME_HEAD.data, data);
+      seen.push(readHead(data, start, end, start)!.attr("to")!);
+    });
+  }
+  assert.deepEqual(seen, [...middles, ...middles, ...middles].map((m) => `user0000@${m}.example/phone123`));
+});

@@ -126,7 +126,7 @@ export class OfferedHead {
 /** The one offer of the process: frames are delivered one at a time. */
 export const FRAME_HEAD = new OfferedHead();
 export const OFFERED_HEAD_WORDS = 6;
-export const OFFERED_ATTR_WORDS = 6;
+export const OFFERED_ATTR_WORDS = 7;
 
 export interface Head {
   /** Qualified element name as written. */
@@ -171,7 +171,7 @@ export class ParsedHead implements Head {
   #data: Buffer = EMPTY_BUFFER;
   /** First occurrence of each attribute name, in document order (exactly #count long). */
   readonly #names: string[] = [];
-  /** Value start and end offsets, two per name (may be longer than 2 × #count). */
+  /** Per name: its value's start and end offsets and the framer's hash of it or NO_HASH (may be longer than 3 × #count). */
   readonly #spans: number[] = [];
   #count = 0;
   /** Decoded values by index; entries past #count are stale. */
@@ -214,7 +214,7 @@ export class ParsedHead implements Head {
       let ve = vs;
       while (ve < limit && data[ve] !== quote) ve++;
       if (ve >= limit) return this.#none();
-      this.#attribute(data, an, ane, vs, ve, colon ? 1 : 0, COMMON_NAMES.index(data, an, ane));
+      this.#attribute(data, an, ane, vs, ve, NO_HASH, colon ? 1 : 0, COMMON_NAMES.index(data, an, ane));
       i = ve + 1;
     }
   }
@@ -229,7 +229,7 @@ export class ParsedHead implements Head {
     for (let k = first; k < last; k += OFFERED_ATTR_WORDS) {
       const an = words[k]!;
       const ane = words[k + 1]!;
-      this.#attribute(data, an, ane, words[k + 2]!, words[k + 3]!, -1, COMMON_NAMES.indexPacked(words[k + 4]!, words[k + 5]!, ane - an));
+      this.#attribute(data, an, ane, words[k + 2]!, words[k + 3]!, words[k + 6]!, -1, COMMON_NAMES.indexPacked(words[k + 4]!, words[k + 5]!, ane - an));
     }
     const end = words[at + 2]!;
     this.#finish(end - origin, data[end - 2] === SLASH);
@@ -248,7 +248,7 @@ export class ParsedHead implements Head {
     this.#count = 0;
   }
 
-  #attribute(data: Buffer, an: number, ane: number, vs: number, ve: number, colon: number, word: number): void {
+  #attribute(data: Buffer, an: number, ane: number, vs: number, ve: number, hash: number, colon: number, word: number): void {
     const name = word >= 0 ? COMMON_NAMES.texts[word]! : utf8Slice.call(data, an, ane);
     // xml:lang needs no namespace work, xmlns always does; so does any other prefixed name.
     if (word === W_XMLNS || (word < 0 && (colon < 0 ? hasColon(data, an, ane) : colon === 1))) this.nsPlain = false;
@@ -261,8 +261,9 @@ export class ParsedHead implements Head {
       }
     }
     names[n] = name;
-    this.#spans[2 * n] = vs;
-    this.#spans[2 * n + 1] = ve;
+    this.#spans[3 * n] = vs;
+    this.#spans[3 * n + 1] = ve;
+    this.#spans[3 * n + 2] = hash;
     this.#count = n + 1;
   }
 
@@ -305,7 +306,11 @@ export class ParsedHead implements Head {
   #value(k: number): string {
     const values = (this.#values ??= []);
     let v = values[k];
-    if (v === undefined) values[k] = v = decodeValue(this.#data, this.#spans[2 * k]!, this.#spans[2 * k + 1]!);
+    if (v === undefined) {
+      const spans = this.#spans;
+      const hash = spans[3 * k + 2]!;
+      values[k] = v = decode(this.#data, spans[3 * k]!, spans[3 * k + 1]!, hash);
+    }
     return v;
   }
 
@@ -335,29 +340,52 @@ export function readHead(data: Buffer, start: number, limit: number, origin = 0,
 
 /** Decode an attribute value or text run: entities and (for attributes) nothing else. */
 export function decodeValue(data: Buffer, start: number, end: number): string {
+  return decode(data, start, end, NO_HASH);
+}
+
+/** A value's hash from the framer (30 bits, see asm/framer.ts valueHash), or none. */
+const NO_HASH = -1;
+
+/**
+ * decodeValue, given the framer's hash of the value when there is one: then
+ * a value decoded lately is found with one compare of its bytes, without a
+ * pass to hash them and check them for references and line breaks.
+ */
+function decode(data: Buffer, start: number, end: number, hash: number): string {
+  const n = end - start;
+  if (hash !== NO_HASH && n <= RECENT_LONGEST) {
+    const seen = RECENT[hash & RECENT_MASK];
+    // What RECENT holds is plain ASCII: the same bytes are the same value.
+    if (seen !== undefined && seen.length === n && sameBytes(seen, data, start, n)) return seen;
+  }
   const common = COMMON_VALUES.find(data, start, end);
-  if (common !== undefined) return common;
+  if (common !== undefined) {
+    if (hash !== NO_HASH) RECENT[hash & RECENT_MASK] = common;
+    return common;
+  }
   // Most values have no reference and no line break: one pass over the
   // bytes tells, whether they are all ASCII, and their slot in RECENT.
   let ascii = true;
-  let hash = 0;
+  let h = 0;
   for (let i = start; i < end; i++) {
     const b = data[i]!;
     if (b === AMP || b === 0x09 || b === 0x0a || b === 0x0d) return decodeSpecial(utf8Slice.call(data, start, end));
     if (b >= 0x80) ascii = false;
-    hash = (hash * 31 + b) | 0;
+    h = (h * 31 + b) | 0;
   }
   if (!ascii) return utf8Slice.call(data, start, end);
-  const n = end - start;
   if (n > RECENT_LONGEST) return asciiSlice.call(data, start, end);
-  const slot = hash & (RECENT.length - 1);
+  if (hash !== NO_HASH) return (RECENT[hash & RECENT_MASK] = asciiSlice.call(data, start, end));
+  const slot = h & RECENT_MASK;
   const seen = RECENT[slot];
-  if (seen !== undefined && seen.length === n) {
-    let j = 0;
-    while (j < n && seen.charCodeAt(j) === data[start + j]) j++;
-    if (j === n) return seen;
-  }
+  if (seen !== undefined && seen.length === n && sameBytes(seen, data, start, n)) return seen;
   return (RECENT[slot] = asciiSlice.call(data, start, end));
+}
+
+function sameBytes(text: string, data: Buffer, start: number, n: number): boolean {
+  let j = 0;
+  while (j < n && text.charCodeAt(j) === data[start + j]) j++;
+  return j === n;
 }
 
 /**
@@ -367,6 +395,7 @@ export function decodeValue(data: Buffer, start: number, end: number): string {
  */
 const RECENT: Array<string | undefined> = new Array<string | undefined>(256).fill(undefined);
 const RECENT_LONGEST = 128;
+const RECENT_MASK = RECENT.length - 1;
 
 function decodeSpecial(raw: string): string {
   // XML attribute-value normalisation: a literal tab, line feed or carriage
