@@ -6,7 +6,7 @@
 // --modes=flood alone, with BENCH_CPU_PROF=1, gives profiles of the flood only.
 // BENCH_PERF=1 records each proxy's measured loads with Linux perf
 // (`perf record -e cpu-clock -g`, kernel and native code included) into
-// bench/results/perf/<setup>-<mode>-r<round>.data; with
+// bench/results/perf/<setup>-<mode>-r<round>.data (the unmeasured pass: -warmup); with
 // BENCH_PROXY_FLAGS=--perf-basic-prof the JavaScript frames have names.
 // Summarise one with `npx tsx bench/perf-top.ts FILE`.
 //
@@ -150,10 +150,11 @@ function pin(prosodyPid: number, targets: Target[]): void {
 const PERF_DIR = new URL("./results/perf/", import.meta.url).pathname;
 
 /** BENCH_PERF=1: `perf record` the proxy while one load runs (null when off or for direct). */
-function startPerf(target: Target, mode: Mode, round: number): ChildProcess | null {
+/** `pass`: "r1", "r2", … for the measured rounds, "warmup" for the unmeasured pass. */
+function startPerf(target: Target, mode: Mode, pass: string): ChildProcess | null {
   if (process.env.BENCH_PERF !== "1" || target.pid === null) return null;
   mkdirSync(PERF_DIR, { recursive: true });
-  const out = `${PERF_DIR}${target.name}-${mode}-r${round + 1}.data`;
+  const out = `${PERF_DIR}${target.name}-${mode}-${pass}.data`;
   return spawn("perf", ["record", "-q", "-e", "cpu-clock", "-g", "-p", String(target.pid), "-o", out], { stdio: "ignore" });
 }
 
@@ -173,7 +174,7 @@ interface Sample {
   syscallsPerMsg: { reads: number; writes: number } | null;
 }
 
-async function measure(target: Target, pairs: Pair[], prosody: ProsodyInstance, opts: Options, round: number): Promise<Sample[]> {
+async function measure(target: Target, pairs: Pair[], prosody: ProsodyInstance, opts: Options, pass: string): Promise<Sample[]> {
   const out: Sample[] = [];
   for (const mode of opts.modes) {
     const perPair = mode === "flood" ? opts.messages : Math.round(opts.messages / 5);
@@ -181,7 +182,7 @@ async function measure(target: Target, pairs: Pair[], prosody: ProsodyInstance, 
     const proxy0 = await target.cpuMicros();
     const prosody0 = procCpuMicros(prosody.pid) ?? 0;
     const sys0 = target.syscalls();
-    const perf = startPerf(target, mode, round);
+    const perf = startPerf(target, mode, pass);
     await load(pairs, perPair, mode);
     await stopPerf(perf);
     const proxy1 = await target.cpuMicros();
@@ -314,12 +315,12 @@ async function main(): Promise<void> {
     trickle.unref();
     // One unmeasured pass through every setup first, so that no setup's
     // first round pays for its JIT warming up or its first logins.
-    for (const t of targets) await measure(t, measured.get(t)!, prosody, { ...opts, messages: Math.max(500, Math.round(opts.messages / 4)) }, opts.rounds);
+    for (const t of targets) await measure(t, measured.get(t)!, prosody, { ...opts, messages: Math.max(500, Math.round(opts.messages / 4)) }, "warmup");
     const samples: Sample[] = [];
     for (let round = 0; round < opts.rounds; round++) {
       const order = round % 2 === 0 ? targets : [...targets].reverse();
       for (const t of order) {
-        const got = await measure(t, measured.get(t)!, prosody, opts, round);
+        const got = await measure(t, measured.get(t)!, prosody, opts, `r${round + 1}`);
         samples.push(...got);
         for (const s of got) {
           const sys = s.syscallsPerMsg ? `, ${num(s.syscallsPerMsg.reads, 2)} reads + ${num(s.syscallsPerMsg.writes, 2)} writes` : "";
