@@ -149,8 +149,11 @@ function pin(prosodyPid: number, targets: Target[]): void {
 
 const PERF_DIR = new URL("./results/perf/", import.meta.url).pathname;
 
-/** BENCH_PERF=1: `perf record` the proxy while one load runs (null when off or for direct). */
-/** `pass`: "r1", "r2", … for the measured rounds, "warmup" for the unmeasured pass. */
+/**
+ * BENCH_PERF=1: `perf record` the proxy while one load runs (null when off or
+ * for direct). `pass`: "r1", "r2", … for the measured rounds, "warmup" for the
+ * unmeasured pass.
+ */
 function startPerf(target: Target, mode: Mode, pass: string): ChildProcess | null {
   if (process.env.BENCH_PERF !== "1" || target.pid === null) return null;
   mkdirSync(PERF_DIR, { recursive: true });
@@ -296,8 +299,8 @@ async function main(): Promise<void> {
     // run, as a server's sessions do. Closing them after each round made V8
     // throw away code optimised while they were open (it had embedded objects
     // of theirs: "weak objects" under --trace-deopt), in the pipe and in
-    // xmpp-guard alike, so that every paced round began by compiling the
-    // data path again: a fifth of xmpp-guard's paced CPU was V8's compilers.
+    // xmpp-guard alike, and --trace-opt showed the next measured round
+    // optimising the data path (judge, #run, peerStanza, …) all over again.
     for (const [index, t] of targets.entries()) measured.set(t, await connectPairs(t.port, prosody, opts.pairs, index));
     // While the other setups run, a setup's pairs are idle for minutes: a
     // space every KEEPALIVE_MS from each end keeps them inside HAProxy's idle
