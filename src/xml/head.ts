@@ -51,24 +51,23 @@ class Words {
   /** The index of the word data[start, end) in `texts`, or -1. */
   index(data: Buffer, start: number, end: number): number {
     const n = end - start;
-    if (n > Words.LONGEST) return -1;
-    const list = this.#byLength[n]!;
-    if (list.length === 0) return -1;
+    if (n > Words.LONGEST || this.#byLength[n]!.length === 0) return -1;
     const a = Words.#pack(data, start, 0, n);
     const b = n > 4 ? Words.#pack(data, start, 4, n) : 0;
     const c = n > 8 ? Words.#pack(data, start, 8, n) : 0;
-    for (let k = 0; k < list.length; k += 4) {
-      if (list[k] === a && list[k + 1] === b && list[k + 2] === c) return list[k + 3]!;
-    }
-    return -1;
+    return this.#match(n, a, b, c);
   }
 
   /** The index of the word of n bytes whose first eight bytes pack to (a, b), or -1 (see OfferedHead). */
   indexPacked(a: number, b: number, n: number): number {
-    if (n > 8) return -1;
+    // A word of up to eight bytes packs its third integer to 0.
+    return n > 8 ? -1 : this.#match(n, a, b, 0);
+  }
+
+  #match(n: number, a: number, b: number, c: number): number {
     const list = this.#byLength[n]!;
     for (let k = 0; k < list.length; k += 4) {
-      if (list[k] === a && list[k + 1] === b) return list[k + 3]!;
+      if (list[k] === a && list[k + 1] === b && list[k + 2] === c) return list[k + 3]!;
     }
     return -1;
   }
@@ -97,8 +96,9 @@ function hasColon(data: Buffer, start: number, end: number): boolean {
  * The start tag of the frame being delivered, as the framer that found the
  * frame already read it: offsets into `data` and the names' first bytes
  * packed (an entry of asm/framer.ts's heads area, at words[at]:
- * OFFERED_HEAD_WORDS, then OFFERED_ATTR_WORDS per attribute). The WebAssembly framer offers it around its
- * frame callback and withdraws it after; a head read of that same frame
+ * OFFERED_HEAD_WORDS, then OFFERED_ATTR_WORDS per attribute). The
+ * WebAssembly framer offers it around its frame callback and withdraws it
+ * after; a head read of that same frame
  * (same chunk object, same start) takes the offsets instead of scanning the
  * tag again. Anything else, a frame carried across chunks, a head read later
  * or from a copy, or module memory that grew meanwhile (words detached, so
