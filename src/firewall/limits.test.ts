@@ -91,6 +91,62 @@ describe("MultiThrottle", () => {
     assert.equal(m.poll("b", 0), POLL_OK);
     assert.equal(m.poll("a", 0), POLL_OK);
   });
+
+  it("a hit makes its key the most recently used: the idle older key is the one evicted", () => {
+    const m = new MultiThrottle(1, 2, 2, false);
+    m.poll("a", 0);
+    m.poll("b", 0);
+    m.poll("a", 0);
+    m.poll("a", 1900); // a is newer than b now, and short of full at 2000
+    assert.equal(m.poll("c", 2000), POLL_OK, "b, the least recently used and idle, made room");
+    assert.equal(m.size, 2);
+    assert.equal(m.poll("b", 2000), POLL_TABLE_FULL, "a (not idle) is now the oldest: no room for b");
+  });
+
+  it("agrees with a reference table under interleaved keys, hits, evictions and refusals", () => {
+    // Reference: Map insertion order as the LRU order (the obvious model).
+    class Reference {
+      readonly buckets = new Map<string, Throttle>();
+      readonly entries: number;
+      readonly allowOverflow: boolean;
+      constructor(entries: number, allowOverflow: boolean) {
+        this.entries = entries;
+        this.allowOverflow = allowOverflow;
+      }
+      poll(key: string, now: number): number {
+        let b = this.buckets.get(key);
+        if (b) {
+          this.buckets.delete(key);
+          this.buckets.set(key, b);
+        } else {
+          if (this.buckets.size >= this.entries) {
+            const [k, old] = this.buckets.entries().next().value as [string, Throttle];
+            if (!this.allowOverflow && !old.isIdle(now)) return POLL_TABLE_FULL;
+            this.buckets.delete(k);
+          }
+          b = new Throttle(1, 2, now);
+          this.buckets.set(key, b);
+        }
+        return b.poll(now) ? POLL_OK : POLL_LIMITED;
+      }
+    }
+    let seed = 7;
+    const next = (n: number): number => {
+      seed = (seed * 1103515245 + 12345) % 2147483648;
+      return seed % n;
+    };
+    for (const allowOverflow of [false, true]) {
+      const m = new MultiThrottle(1, 2, 4, allowOverflow);
+      const ref = new Reference(4, allowOverflow);
+      let now = 0;
+      for (let i = 0; i < 5000; i++) {
+        now += next(700);
+        const key = `k${next(7)}`;
+        assert.equal(m.poll(key, now), ref.poll(key, now), `step ${i}, ${key} at ${now}`);
+        assert.equal(m.size, ref.buckets.size);
+      }
+    }
+  });
 });
 
 describe("LIMIT in rules", () => {

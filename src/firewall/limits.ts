@@ -41,19 +41,40 @@ export const POLL_LIMITED = 1;
 export const POLL_TABLE_FULL = 2;
 export type PollResult = typeof POLL_OK | typeof POLL_LIMITED | typeof POLL_TABLE_FULL;
 
+/** A key's bucket, linked into its table's LRU list (oldest at the head). */
+class Slot extends Throttle {
+  readonly key: string;
+  older: Slot | null = null;
+  newer: Slot | null = null;
+
+  constructor(key: string, rate: number, burst: number, now: number) {
+    super(rate, burst, now);
+    this.key = key;
+  }
+}
+
 /**
  * One bucket per key in an LRU table of `entries` slots (`LIMIT: name on EXPR`).
  * When full, a new key may evict the least recently used bucket only if that
  * bucket is idle (full); otherwise the event is denied. `allowOverflow`
  * always evicts (fail-open).
+ *
+ * The LRU order is a list threaded through the buckets, so a hit costs one
+ * map lookup and a few pointer moves; re-inserting into the Map to keep its
+ * insertion order would cost two more hash operations per hit and leave
+ * deleted entries for the Map to compact, which interleaved sessions (each
+ * polling its own key in turn) paid on every stanza.
  */
 export class MultiThrottle {
   readonly rate: number;
   readonly burst: number;
   readonly entries: number;
   readonly allowOverflow: boolean;
-  /** Map iteration order is LRU order: oldest first. */
-  readonly #buckets = new Map<string, Throttle>();
+  readonly #slots = new Map<string, Slot>();
+  /** Least recently used: the next to evict. */
+  #oldest: Slot | null = null;
+  /** Most recently used: polling its key again moves nothing. */
+  #newest: Slot | null = null;
 
   /** Set: the buckets are the fleet's, named `<name>:<key>` (the table's LRU is then Redis's expiry). */
   readonly #shared: { readonly name: string; readonly limits: SharedLimits } | undefined;
@@ -71,37 +92,44 @@ export class MultiThrottle {
   }
 
   get size(): number {
-    return this.#buckets.size;
+    return this.#slots.size;
   }
-
-  /**
-   * The most recently used key and its bucket: polling it again needs no LRU
-   * move and no lookup (a session's own stanzas poll the same key in a row).
-   * Only a new key evicts, and it becomes the newest, so this bucket is
-   * always the table's.
-   */
-  #newest: string | undefined;
-  #newestBucket: Throttle | undefined;
 
   poll(key: string, now: number): PollResult {
     const shared = this.#shared;
     if (shared !== undefined) return shared.limits.poll(`${shared.name}:${key}`, this.rate, this.burst) ? POLL_OK : POLL_LIMITED;
-    if (key === this.#newest) return this.#newestBucket!.poll(now) ? POLL_OK : POLL_LIMITED;
-    let bucket = this.#buckets.get(key);
-    if (bucket) {
-      this.#buckets.delete(key);
-      this.#buckets.set(key, bucket);
-    } else {
-      if (this.#buckets.size >= this.entries) {
-        const [oldKey, oldBucket] = this.#buckets.entries().next().value as [string, Throttle];
-        if (!this.allowOverflow && !oldBucket.isIdle(now)) return POLL_TABLE_FULL;
-        this.#buckets.delete(oldKey);
+    let slot = this.#newest;
+    if (slot === null || slot.key !== key) {
+      slot = this.#slots.get(key) ?? null;
+      if (slot !== null) {
+        this.#unlink(slot);
+      } else {
+        const oldest = this.#oldest;
+        if (oldest !== null && this.#slots.size >= this.entries) {
+          if (!this.allowOverflow && !oldest.isIdle(now)) return POLL_TABLE_FULL;
+          this.#unlink(oldest);
+          this.#slots.delete(oldest.key);
+        }
+        slot = new Slot(key, this.rate, this.burst, now);
+        this.#slots.set(key, slot);
       }
-      bucket = new Throttle(this.rate, this.burst, now);
-      this.#buckets.set(key, bucket);
+      this.#append(slot);
     }
-    this.#newest = key;
-    this.#newestBucket = bucket;
-    return bucket.poll(now) ? POLL_OK : POLL_LIMITED;
+    return slot.poll(now) ? POLL_OK : POLL_LIMITED;
+  }
+
+  #unlink(slot: Slot): void {
+    if (slot.older === null) this.#oldest = slot.newer;
+    else slot.older.newer = slot.newer;
+    if (slot.newer === null) this.#newest = slot.older;
+    else slot.newer.older = slot.older;
+    slot.older = slot.newer = null;
+  }
+
+  #append(slot: Slot): void {
+    slot.older = this.#newest;
+    if (this.#newest === null) this.#oldest = slot;
+    else this.#newest.newer = slot;
+    this.#newest = slot;
   }
 }
