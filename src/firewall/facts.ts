@@ -7,7 +7,7 @@ import { readHead } from "../xml/head.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import type { BuiltinChain, CodeExpr, StanzaPath, Template, TemplatePart } from "./ast.js";
 import type { OriginSession } from "./context.js";
-import { bareJid, hostOf, prepJid, splitJid, type JidParts } from "../xmpp/jid.js";
+import { bareJid, hostOf, jidForms, splitJid, type JidForms, type JidParts } from "../xmpp/jid.js";
 import { findPath, prosodyForm, rootOf, type Located, type TreeForm } from "./stanza-path.js";
 import { escapeXml } from "../xml/stream-error.js";
 import { serializeHeld, type MutableXmlNode, type XmlNode } from "./xml.js";
@@ -16,43 +16,32 @@ const UNSET: unique symbol = Symbol("unset");
 type Lazy<T> = T | typeof UNSET;
 
 /**
- * f(jid) for the last jid asked about. A Facts outlives its runs and keeps
- * one per address role and form (to, from, the origin's bare JID; prepped,
- * split, bare), so a session's consecutive stanzas, which bring the same
- * `to` or `from` again, reuse the forms (and the very string objects, whose
- * hashes Map lookups keep) without a regex, a concatenation or a memo
- * lookup; nor do `to` and `from` evict each other as they do in jid.ts's
- * one-entry caches. A miss costs what jid.ts's memoised helpers cost.
+ * The forms (jid.ts's JidForms) of the last JID asked about in one address
+ * role. A Facts outlives its runs and keeps one per role (to, from, the
+ * origin's JID), so a session's consecutive stanzas, which bring the same
+ * `to` or `from` string again, reach its forms (and the very string objects
+ * of its prepared, bare and split forms, whose hashes Map lookups keep)
+ * with one comparison; roles do not evict each other. A miss is one memo
+ * lookup.
  */
-class LastOf<T> {
-  readonly #f: (jid: string | undefined) => T;
+class LastForms {
   #in: string | undefined = undefined;
-  #out: T;
+  #out: JidForms = jidForms(undefined);
 
-  constructor(f: (jid: string | undefined) => T) {
-    this.#f = f;
-    this.#out = f(undefined);
-  }
-
-  of(jid: string | undefined): T {
+  of(jid: string | undefined): JidForms {
     if (jid !== this.#in) {
-      this.#out = this.#f(jid);
+      this.#out = jidForms(jid);
       this.#in = jid;
     }
     return this.#out;
   }
 }
 
-/** The forms one Facts remembers, per role: to, from, the origin's bare JID (prepped: a c2s origin's `to` default and preroute's self address). */
+/** The forms one Facts remembers, per role. */
 class AddressForms {
-  readonly toPrep = new LastOf(prepJid);
-  readonly toParts = new LastOf(splitJid);
-  readonly toBare = new LastOf(bareJid);
-  readonly fromPrep = new LastOf(prepJid);
-  readonly fromParts = new LastOf(splitJid);
-  readonly fromBare = new LastOf(bareJid);
-  readonly originBare = new LastOf(bareJid);
-  readonly originPrep = new LastOf(prepJid);
+  readonly to = new LastForms();
+  readonly from = new LastForms();
+  readonly origin = new LastForms();
 }
 
 export class Facts {
@@ -67,9 +56,11 @@ export class Facts {
   name: string;
   type: string | undefined;
 
-  #toAttr: Lazy<string | undefined> = UNSET;
-  #to: Lazy<string | undefined> = UNSET;
-  #from: Lazy<string | undefined> = UNSET;
+  /** The `to` attribute's forms as the server sees it (toAttr). */
+  #toAttr: Lazy<JidForms> = UNSET;
+  /** Prosody's `to` variable's forms (to). */
+  #to: Lazy<JidForms> = UNSET;
+  #from: Lazy<JidForms> = UNSET;
   /** Made on first use: a Facts that reads no address allocates none. */
   #forms: AddressForms | undefined;
   #tree: Lazy<XmlNode | null> = UNSET;
@@ -110,10 +101,15 @@ export class Facts {
    * when it equals the sender's own bare JID (Prosody strips it before routing).
    */
   get toAttr(): string | undefined {
+    return this.#toAttrForms().jid;
+  }
+
+  #toAttrForms(): JidForms {
     if (this.#toAttr === UNSET) {
-      let to = this.#addr().toPrep.of(this.stanza.to);
-      if (to !== undefined && this.chain === "preroute" && this.origin?.jid !== undefined && to === this.#originBareJid()) {
-        to = undefined;
+      let to = this.#addr().to.of(this.stanza.to).prepped;
+      // Strings are compared, not forms: after a memo clear one string may have two.
+      if (to.jid !== undefined && this.chain === "preroute" && this.origin?.jid !== undefined && to.jid === this.#originBare().jid) {
+        to = jidForms(undefined);
       }
       this.#toAttr = to;
     }
@@ -122,16 +118,20 @@ export class Facts {
 
   /** Prosody's `to` variable: the attribute, else the origin's bare JID. */
   get to(): string | undefined {
+    return this.#toForms().jid;
+  }
+
+  #toForms(): JidForms {
     if (this.#to === UNSET) {
-      this.#to = this.toAttr ?? (this.origin?.type === "c2s" ? this.#originBareJid() : undefined);
+      const attr = this.#toAttrForms();
+      this.#to = attr.jid === undefined && this.origin?.type === "c2s" ? this.#originBare() : attr;
     }
     return this.#to;
   }
 
-  /** prepJid(bareJid(origin.jid)). */
-  #originBareJid(): string | undefined {
-    const f = this.#addr();
-    return f.originPrep.of(f.originBare.of(this.origin?.jid));
+  /** The forms of prepJid(bareJid(origin.jid)). */
+  #originBare(): JidForms {
+    return this.#addr().origin.of(this.origin?.jid).bareForms.prepped;
   }
 
   #addr(): AddressForms {
@@ -140,25 +140,29 @@ export class Facts {
 
   /** `from` as the server sees it (the bound JID for c2s stanzas without one), prepped. */
   get from(): string | undefined {
-    if (this.#from === UNSET) this.#from = this.#addr().fromPrep.of(this.stanza.from);
+    return this.#fromForms().jid;
+  }
+
+  #fromForms(): JidForms {
+    if (this.#from === UNSET) this.#from = this.#addr().from.of(this.stanza.from).prepped;
     return this.#from;
   }
 
   get toParts(): JidParts {
-    return this.#addr().toParts.of(this.to);
+    return this.#toForms().parts;
   }
 
   get fromParts(): JidParts {
-    return this.#addr().fromParts.of(this.from);
+    return this.#fromForms().parts;
   }
 
   /** The bare form of `to`: node@host of its parts (bareJid), the same string object while `to` stays the same. */
   get bareTo(): string | undefined {
-    return this.#addr().toBare.of(this.to);
+    return this.#toForms().bare;
   }
 
   get bareFrom(): string | undefined {
-    return this.#addr().fromBare.of(this.from);
+    return this.#fromForms().bare;
   }
 
   /** Prosody's module.host for this stanza (see FirewallContext.host). */

@@ -14,37 +14,75 @@ export interface JidParts {
 const NONE: JidParts = Object.freeze({ node: undefined, host: undefined, resource: undefined });
 
 // Per-stanza JID work is mostly the same few strings over and over (a
-// session's bound JID, the contacts it writes to): small bounded memos keyed by
-// the string. A full memo is simply cleared; a miss costs what it always did.
+// session's bound JID, the contacts it writes to): one bounded memo keyed by
+// the string holds each string's forms (its parts, its bare JID, its prepared
+// form), each worked out on first use. A full memo is simply cleared; a miss
+// costs what it always did. Sessions that take turns (one stanza each, as
+// paced traffic arrives) find their JIDs with one Map lookup, whose key hash
+// the string keeps.
 const MEMO_MAX = 2048;
-const splitMemo = new Map<string, JidParts>();
-const prepMemo = new Map<string, string>();
-const bareMemo = new Map<string, string | undefined>();
+const memo = new Map<string, JidForms>();
 
-function remember<V>(memo: Map<string, V>, key: string, value: V): V {
-  if (memo.size >= MEMO_MAX) memo.clear();
-  memo.set(key, value);
-  return value;
+/** One JID string's derived forms, each computed once (see jidForms()). */
+export class JidForms {
+  /** The string; undefined for "no JID" (NO_JID). */
+  readonly jid: string | undefined;
+  #parts: JidParts | undefined;
+  #bare: JidForms | undefined;
+  #prepped: JidForms | undefined;
+
+  constructor(jid: string | undefined) {
+    this.jid = jid;
+  }
+
+  /** splitJid(jid). */
+  get parts(): JidParts {
+    return (this.#parts ??= this.jid === undefined ? NONE : splitUncached(this.jid));
+  }
+
+  /** The forms of bareJid(jid) (this object when the JID is bare). */
+  get bareForms(): JidForms {
+    if (this.#bare === undefined) {
+      const p = this.parts;
+      const bare = p.resource === undefined && this.jid !== undefined && p.host !== undefined ? this.jid : joinJid(p.node, p.host);
+      this.#bare = bare === this.jid ? this : jidForms(bare);
+    }
+    return this.#bare;
+  }
+
+  /** bareJid(jid). */
+  get bare(): string | undefined {
+    return this.bareForms.jid;
+  }
+
+  /** The forms of prepJid(jid) (this object when the JID is already prepared). */
+  get prepped(): JidForms {
+    if (this.#prepped === undefined) {
+      const out = this.jid === undefined ? undefined : prepFresh(this.jid);
+      this.#prepped = out === this.jid ? this : jidForms(out);
+    }
+    return this.#prepped;
+  }
+}
+
+/** The forms of no JID at all (an absent attribute). */
+export const NO_JID = new JidForms(undefined);
+
+/** The forms of `jid`, from the memo (the same object while it stays there). */
+export function jidForms(jid: string | undefined): JidForms {
+  if (jid === undefined) return NO_JID;
+  let forms = memo.get(jid);
+  if (forms === undefined) {
+    if (memo.size >= MEMO_MAX) memo.clear();
+    forms = new JidForms(jid);
+    memo.set(jid, forms);
+  }
+  return forms;
 }
 
 /** util.jid.split: node@host/resource; any malformed JID yields no parts. */
-// One-entry caches in front of the memos: consecutive stanzas of a session
-// ask about the same JID string object, and comparing it with the last one
-// is cheaper than hashing it into a Map.
-let lastSplitIn: string | undefined;
-let lastSplitOut: JidParts = NONE;
-let lastBareIn: string | undefined;
-let lastBareOut: string | undefined;
-let lastPrepIn: string | undefined;
-let lastPrepOut: string | undefined;
-
 export function splitJid(jid: string | undefined): JidParts {
-  if (jid === undefined) return NONE;
-  if (jid === lastSplitIn) return lastSplitOut;
-  let known = splitMemo.get(jid);
-  if (known === undefined) known = remember(splitMemo, jid, splitUncached(jid));
-  lastSplitIn = jid;
-  return (lastSplitOut = known);
+  return jid === undefined ? NONE : jidForms(jid).parts;
 }
 
 function splitUncached(jid: string): JidParts {
@@ -75,16 +113,7 @@ export function joinJid(node: string | undefined, host: string | undefined, reso
 }
 
 export function bareJid(jid: string | undefined): string | undefined {
-  if (jid === undefined) return undefined;
-  if (jid === lastBareIn) return lastBareOut;
-  let bare: string | undefined;
-  if (bareMemo.has(jid)) bare = bareMemo.get(jid);
-  else {
-    const p = splitJid(jid);
-    bare = remember(bareMemo, jid, joinJid(p.node, p.host));
-  }
-  lastBareIn = jid;
-  return (lastBareOut = bare);
+  return jid === undefined ? undefined : jidForms(jid).bare;
 }
 
 export function hostOf(jid: string | undefined): string | undefined {
@@ -98,13 +127,10 @@ export function hostOf(jid: string | undefined): string | undefined {
  * chain ran).
  */
 export function prepJid(jid: string | undefined): string | undefined {
-  if (jid === undefined) return undefined;
-  if (jid === lastPrepIn) return lastPrepOut;
-  const out = prepFresh(jid);
-  lastPrepIn = jid;
-  return (lastPrepOut = out);
+  return jid === undefined ? undefined : jidForms(jid).prepped.jid;
 }
 
+/** prepJid's work, once per string (JidForms.prepped). */
 function prepFresh(jid: string): string {
   // Printable ASCII without upper case: NFKC and lower-casing change nothing,
   // so only a trailing dot on the domain can (the usual case by far).
@@ -113,9 +139,7 @@ function prepFresh(jid: string): string {
     if (hostEnd < 0) hostEnd = jid.length;
     if (jid.charCodeAt(hostEnd - 1) !== 0x2e) return jid;
   }
-  const known = prepMemo.get(jid);
-  if (known !== undefined) return known;
-  return remember(prepMemo, jid, prepUncached(jid));
+  return prepUncached(jid);
 }
 
 const NOT_PLAIN = /[^\x21-\x40\x5b-\x7e]/;
