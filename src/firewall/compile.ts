@@ -102,6 +102,12 @@ const PASS_RESULT: FirewallResult = Object.freeze({
   tags: EMPTY,
 });
 
+/** A built-in chain's handlers (undefined: no rule hooks it) and their composed index (undefined: interpreted). */
+interface ChainSlot {
+  readonly handlers: readonly Handler[] | undefined;
+  readonly index: KindIndex<HandlerRun | null> | undefined;
+}
+
 /** State that outlives one rule set: keyed by stable identities. */
 interface CarriedState {
   readonly limiters: Map<string, Throttle | MultiThrottle>;
@@ -125,6 +131,10 @@ export class CompiledRuleSet {
   #spare: RunState | undefined;
   /** Per chain, its handlers composed into one function per kind and type (null: no rule can match). */
   readonly #composed: ReadonlyMap<string, KindIndex<HandlerRun | null>>;
+  /** The built-in chains' entries of `chains` and #composed, found per stanza without a Map lookup (#slot). */
+  readonly #preroute: ChainSlot;
+  readonly #deliver: ChainSlot;
+  readonly #deliverRemote: ChainSlot;
 
   constructor(
     files: readonly string[],
@@ -147,6 +157,10 @@ export class CompiledRuleSet {
       if (each.every((c) => c !== undefined)) composed.set(name, composeChain(each));
     }
     this.#composed = composed;
+    const slot = (chain: RunChain): ChainSlot => ({ handlers: chains.get(chain), index: composed.get(chain) });
+    this.#preroute = slot("preroute");
+    this.#deliver = slot("deliver");
+    this.#deliverRemote = slot("deliver_remote");
     Object.freeze(this);
   }
 
@@ -157,7 +171,11 @@ export class CompiledRuleSet {
 
   /** Whether any rule hooks `chain` (so a session can skip building a context). */
   hasChain(chain: RunChain): boolean {
-    return this.chains.has(chain);
+    return this.#slot(chain).handlers !== undefined;
+  }
+
+  #slot(chain: RunChain): ChainSlot {
+    return chain === "preroute" ? this.#preroute : chain === "deliver" ? this.#deliver : this.#deliverRemote;
   }
 
   /** Every rule, for pre-registering metrics labels. */
@@ -175,8 +193,9 @@ export class CompiledRuleSet {
    */
   sees(chain: RunChain, stanza: StanzaView): boolean {
     this.#seenStanza = undefined;
-    const index = this.#composed.get(chain);
-    if (index === undefined) return this.chains.has(chain);
+    const slot = this.#slot(chain);
+    const index = slot.index;
+    if (index === undefined) return slot.handlers !== undefined;
     const entry = entryFor(index, stanza);
     if (entry === null) return false;
     this.#seenStanza = stanza;
@@ -205,14 +224,15 @@ export class CompiledRuleSet {
   run(chain: RunChain, ctx: FirewallContext): FirewallResult {
     const seen = this.#seenStanza === ctx.stanza && this.#seenChain === chain;
     this.#seenStanza = undefined;
-    const handlers = this.chains.get(chain);
+    const slot = this.#slot(chain);
+    const handlers = slot.handlers;
     if (!handlers || ctx.stanza.kind === "other") return PASS_RESULT;
     // The chain's composed function for this stanza's kind and type; none
     // (null): no rule can match, so the run would pass with nothing to report.
     let composed: HandlerRun | undefined;
     if (seen) composed = this.#seenEntry;
     else {
-      const index = this.#composed.get(chain);
+      const index = slot.index;
       if (index !== undefined) {
         const entry = entryFor(index, ctx.stanza);
         if (entry === null) return PASS_RESULT;
