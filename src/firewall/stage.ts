@@ -99,8 +99,8 @@ export class FirewallStage implements PolicyStage {
   #ruleset: CompiledRuleSet | undefined;
   readonly #hooks: FirewallHooks;
   readonly #rewrites: boolean;
-  /** Per-session origin, so marks live exactly as long as the session. */
-  readonly #origins = new WeakMap<SessionInfo, OriginSession>();
+  /** Per session, the route its stanzas take (chain and origin): the origin's marks live exactly as long as the session. */
+  readonly #routes = new WeakMap<SessionInfo, Route>();
 
   constructor(init: FirewallStageInit = {}) {
     this.#ruleset = init.ruleset;
@@ -119,7 +119,7 @@ export class FirewallStage implements PolicyStage {
 
   /** The session's origin marks (name → time set, rule-set clock ms), if it has any state yet. */
   marks(session: SessionInfo): ReadonlyMap<string, number> | undefined {
-    return this.#origins.get(session)?.marks;
+    return this.#routes.get(session)?.origin?.marks;
   }
 
   judge(stanza: StanzaView, session: SessionInfo, flow: Flow): Verdict | undefined {
@@ -155,10 +155,14 @@ export class FirewallStage implements PolicyStage {
   #route(session: SessionInfo, chain: RunChain): Route {
     if (chain === "deliver" && session.type === "c2s") return DELIVER_NO_ORIGIN;
     // The stanzas of one read come from one session: the last route found is
-    // reused while its origin still describes the session (no lookups).
+    // reused while its origin still describes the session (no lookup).
     const last = this.#lastRoute;
-    if (last !== undefined && this.#lastSession === session && describes(last.origin!, session)) return last;
-    const route = this.#routeFrom(chain, this.#origin(session));
+    if (last !== undefined && this.#lastSession === session && last.chain === chain && describes(last.origin!, session)) return last;
+    let route = this.#routes.get(session);
+    if (route === undefined || route.chain !== chain || !describes(route.origin!, session)) {
+      route = Object.freeze({ chain, origin: this.#origin(session, route?.origin) });
+      this.#routes.set(session, route);
+    }
     this.#lastSession = session;
     this.#lastRoute = route;
     return route;
@@ -175,25 +179,14 @@ export class FirewallStage implements PolicyStage {
     }
   }
 
-  /** One Route object per origin, not one per stanza. */
-  readonly #routes = new WeakMap<OriginSession, Route>();
-
-  #routeFrom(chain: RunChain, origin: OriginSession): Route {
-    let route = this.#routes.get(origin);
-    if (route === undefined || route.chain !== chain) this.#routes.set(origin, (route = Object.freeze({ chain, origin })));
-    return route;
-  }
-
-  #origin(session: SessionInfo): OriginSession {
+  /** The origin the rules see for `session`: `known` while it still describes the session, else a new one that keeps its marks. */
+  #origin(session: SessionInfo, known: OriginSession | undefined): OriginSession {
+    if (known !== undefined && describes(known, session)) return known;
+    // First stanza, or the session learned more (bound JID, peer domain): keep its marks.
     const type = session.type === "c2s" ? "c2s" : "s2sin";
     const jid = type === "c2s" ? session.jid : undefined;
     const domain = type === "s2sin" ? session.domain : undefined;
-    const known = this.#origins.get(session);
-    if (known && describes(known, session)) return known;
-    // First stanza, or the session learned more (bound JID, peer domain): keep its marks.
-    const origin: OriginSession = { type, jid, domain, ip: session.ip, authenticated: session.authenticated, marks: known?.marks ?? new Map() };
-    this.#origins.set(session, origin);
-    return origin;
+    return { type, jid, domain, ip: session.ip, authenticated: session.authenticated, marks: known?.marks ?? new Map() };
   }
 
   /**
