@@ -105,31 +105,26 @@ describe("MultiThrottle", () => {
 
   it("agrees with a reference table under interleaved keys, hits, evictions and refusals", () => {
     // Reference: Map insertion order as the LRU order (the obvious model).
-    class Reference {
-      readonly buckets = new Map<string, Throttle>();
-      readonly entries: number;
-      readonly allowOverflow: boolean;
-      constructor(entries: number, allowOverflow: boolean) {
-        this.entries = entries;
-        this.allowOverflow = allowOverflow;
-      }
-      poll(key: string, now: number): number {
-        let b = this.buckets.get(key);
+    const reference = (entries: number, allowOverflow: boolean) => {
+      const buckets = new Map<string, Throttle>();
+      const poll = (key: string, now: number): number => {
+        let b = buckets.get(key);
         if (b) {
-          this.buckets.delete(key);
-          this.buckets.set(key, b);
+          buckets.delete(key);
+          buckets.set(key, b);
         } else {
-          if (this.buckets.size >= this.entries) {
-            const [k, old] = this.buckets.entries().next().value as [string, Throttle];
-            if (!this.allowOverflow && !old.isIdle(now)) return POLL_TABLE_FULL;
-            this.buckets.delete(k);
+          if (buckets.size >= entries) {
+            const [k, old] = buckets.entries().next().value as [string, Throttle];
+            if (!allowOverflow && !old.isIdle(now)) return POLL_TABLE_FULL;
+            buckets.delete(k);
           }
           b = new Throttle(1, 2, now);
-          this.buckets.set(key, b);
+          buckets.set(key, b);
         }
         return b.poll(now) ? POLL_OK : POLL_LIMITED;
-      }
-    }
+      };
+      return { buckets, poll };
+    };
     let seed = 7;
     const next = (n: number): number => {
       seed = (seed * 1103515245 + 12345) % 2147483648;
@@ -137,14 +132,19 @@ describe("MultiThrottle", () => {
     };
     for (const allowOverflow of [false, true]) {
       const m = new MultiThrottle(1, 2, 4, allowOverflow);
-      const ref = new Reference(4, allowOverflow);
+      const ref = reference(4, allowOverflow);
       let now = 0;
+      const outcomes = new Set<number>();
       for (let i = 0; i < 5000; i++) {
         now += next(700);
         const key = `k${next(7)}`;
-        assert.equal(m.poll(key, now), ref.poll(key, now), `step ${i}, ${key} at ${now}`);
+        const r = m.poll(key, now);
+        assert.equal(r, ref.poll(key, now), `step ${i}, ${key} at ${now}`);
         assert.equal(m.size, ref.buckets.size);
+        outcomes.add(r);
       }
+      // Every outcome came up (a table that may not overflow also refused).
+      assert.deepEqual([...outcomes].sort(), allowOverflow ? [POLL_OK, POLL_LIMITED] : [POLL_OK, POLL_LIMITED, POLL_TABLE_FULL]);
     }
   });
 });
