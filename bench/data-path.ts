@@ -19,7 +19,13 @@
 // CPU ns per message (process.cpuUsage), median of rounds; compare builds
 // alternately with --guard=<dir> (A/B: `npx tsc -p tsconfig.json --outDir .ab/x`).
 //
-//   npx tsx bench/data-path.ts [--guard=auto|dist|build|src|<dir>] [--messages=N] [--rounds=N] [--pairs=N] [--batch=N]
+// --evict=KiB writes to that much other memory before each chunk (one byte
+// per cache line), as the kernel and the server do between two reads of the
+// real proxy, so the data path finds its data caches cold. The figure is then
+// the wall time of the chunks alone (pin the process to an idle CPU), less
+// the clock's own cost.
+//
+//   npx tsx bench/data-path.ts [--guard=auto|dist|build|src|<dir>] [--messages=N] [--rounds=N] [--pairs=N] [--batch=N] [--evict=KiB]
 
 import { readFileSync } from "node:fs";
 import type { Writable } from "node:stream";
@@ -33,6 +39,7 @@ const MESSAGES = Number(arg("messages") ?? 400_000);
 const ROUNDS = Number(arg("rounds") ?? 5);
 const PAIRS = Number(arg("pairs") ?? 4);
 const BATCH = Number(arg("batch") ?? 20);
+const EVICT_BYTES = Number(arg("evict") ?? 0) * 1024;
 
 const m = async <T>(p: string): Promise<T> => (await import(guardModule(choice.source, p))) as T;
 const { compileRuleSources } = await m<typeof import("../src/firewall/compile.js")>("firewall/compile");
@@ -134,6 +141,12 @@ const pairs: Pair[] = Array.from({ length: PAIRS }, (_, p) => {
   return { sender, receiver, chunksIn, chunksOut };
 });
 
+const evictee = new Uint8Array(EVICT_BYTES);
+/** Dirty one byte per 64-byte line of `evictee`. */
+function evict(): void {
+  for (let i = 0; i < EVICT_BYTES; i += 64) evictee[i]!++;
+}
+
 function run(messages: number): void {
   const rounds = Math.ceil(messages / BATCH / PAIRS);
   for (let i = 0; i < rounds; i++) {
@@ -144,12 +157,48 @@ function run(messages: number): void {
   }
 }
 
+/**
+ * With --evict: the same writes, each after an eviction, timed one by one
+ * (wall clock on a pinned, otherwise idle CPU; the eviction is outside the
+ * timed spans). The cost of reading the clock is measured on empty spans and
+ * taken off.
+ */
+function runCold(messages: number): number {
+  const rounds = Math.ceil(messages / BATCH / PAIRS);
+  let spent = 0;
+  let spans = 0;
+  for (let i = 0; i < rounds; i++) {
+    for (const p of pairs) {
+      evict();
+      let t = performance.now();
+      p.sender.write(p.chunksIn[i & 15]!);
+      spent += performance.now() - t;
+      evict();
+      t = performance.now();
+      p.receiver.write(p.chunksOut[i & 15]!);
+      spent += performance.now() - t;
+      spans += 2;
+    }
+  }
+  // The clock's own cost per span, on empty spans.
+  let clock = 0;
+  for (let k = 0; k < spans; k++) {
+    const t = performance.now();
+    clock += performance.now() - t;
+  }
+  return ((spent - clock) * 1e6) / messages;
+}
+
+/** CPU ns per message of run(). */
+function cpu(messages: number): number {
+  const t0 = process.cpuUsage();
+  run(messages);
+  const t = process.cpuUsage(t0);
+  return ((t.user + t.system) * 1000) / messages;
+}
+
 run(MESSAGES / 4);
 const figures: number[] = [];
-for (let r = 0; r < ROUNDS; r++) {
-  const t0 = process.cpuUsage();
-  run(MESSAGES);
-  const t = process.cpuUsage(t0);
-  figures.push(((t.user + t.system) * 1000) / MESSAGES);
-}
-console.log(`CPU ns per delivered message (in + out), JavaScript data path: median ${median(figures).toFixed(0)}, min ${Math.min(...figures).toFixed(0)} (${ROUNDS} rounds of ${MESSAGES.toLocaleString("en")} messages, ${PAIRS} pairs, ${BATCH} per chunk); xmpp-guard ${guardLabel(choice.source)}`);
+for (let r = 0; r < ROUNDS; r++) figures.push(EVICT_BYTES > 0 ? runCold(MESSAGES) : cpu(MESSAGES));
+const evicted = EVICT_BYTES > 0 ? `, ${EVICT_BYTES / 1024} KiB evicted before each chunk, wall time of the chunks` : "";
+console.log(`CPU ns per delivered message (in + out), JavaScript data path: median ${median(figures).toFixed(0)}, min ${Math.min(...figures).toFixed(0)} (${ROUNDS} rounds of ${MESSAGES.toLocaleString("en")} messages, ${PAIRS} pairs, ${BATCH} per chunk${evicted}); xmpp-guard ${guardLabel(choice.source)}`);
