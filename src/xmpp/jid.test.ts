@@ -74,7 +74,7 @@ describe("prepJid fast path and memos", () => {
   });
 });
 
-test("the one-entry caches answer for the JID asked, however calls interleave", () => {
+test("the memoised forms answer for the JID asked, however calls interleave", () => {
   const jids = ["Romeo@Example.NET/Orchard", "juliet@example.com/balcony", "example.org.", "bad@/x", "Romeo@Example.NET/Orchard"];
   const expected = jids.map((j) => [prepJid(j), bareJid(j), splitJid(j)] as const);
   for (let round = 0; round < 3; round++) {
