@@ -23,7 +23,10 @@
 // per cache line), as the kernel and the server do between two reads of the
 // real proxy, so the data path finds its data caches cold. The figure is then
 // the wall time of the chunks alone (pin the process to an idle CPU), less
-// the clock's own cost.
+// the clock's own cost. The timed spans may still absorb the tail of the
+// eviction's own memory traffic (its dirty lines are written back while the
+// chunk runs): read the figure as an upper bound, and compare it with a
+// --cpu-prof of the same run, which charges that traffic to `evict`.
 //
 //   npx tsx bench/data-path.ts [--guard=auto|dist|build|src|<dir>] [--messages=N] [--rounds=N] [--pairs=N] [--batch=N] [--evict=KiB]
 
