@@ -7,7 +7,7 @@ import { readHead } from "../xml/head.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import type { BuiltinChain, CodeExpr, StanzaPath, Template, TemplatePart } from "./ast.js";
 import type { OriginSession } from "./context.js";
-import { bareJid, hostOf, jidForms, splitJid, type JidForms, type JidParts } from "../xmpp/jid.js";
+import { bareJid, hostOf, jidForms, NO_JID, splitJid, type JidForms, type JidParts } from "../xmpp/jid.js";
 import { findPath, prosodyForm, rootOf, type Located, type TreeForm } from "./stanza-path.js";
 import { escapeXml } from "../xml/stream-error.js";
 import { serializeHeld, type MutableXmlNode, type XmlNode } from "./xml.js";
@@ -26,7 +26,7 @@ type Lazy<T> = T | typeof UNSET;
  */
 class LastForms {
   #in: string | undefined = undefined;
-  #out: JidForms = jidForms(undefined);
+  #out: JidForms = NO_JID;
 
   of(jid: string | undefined): JidForms {
     if (jid !== this.#in) {
@@ -109,7 +109,7 @@ export class Facts {
       let to = this.#addr().to.of(this.stanza.to).prepped;
       // Strings are compared, not forms: after a memo clear one string may have two.
       if (to.jid !== undefined && this.chain === "preroute" && this.origin?.jid !== undefined && to.jid === this.#originBare().jid) {
-        to = jidForms(undefined);
+        to = NO_JID;
       }
       this.#toAttr = to;
     }

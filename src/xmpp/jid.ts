@@ -44,8 +44,8 @@ export class JidForms {
   get bareForms(): JidForms {
     if (this.#bare === undefined) {
       const p = this.parts;
-      const bare = p.resource === undefined && this.jid !== undefined && p.host !== undefined ? this.jid : joinJid(p.node, p.host);
-      this.#bare = bare === this.jid ? this : jidForms(bare);
+      // No host: no JID (malformed, or none), whose bare form is none; no resource: bare already.
+      this.#bare = p.host === undefined ? NO_JID : p.resource === undefined ? this : jidForms(joinJid(p.node, p.host));
     }
     return this.#bare;
   }
