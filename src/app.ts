@@ -20,6 +20,7 @@ import { matchSession, type SessionFilter, type SessionSummary } from "./admin/s
 import { UpstreamChecker, type UpstreamReport } from "./admin/upstream-check.js";
 import { readAdminToken } from "./admin/client.js";
 import type { Session } from "./net/session.js";
+import { tuneV8 } from "./util/v8-tuning.js";
 
 export interface StartOptions {
   /** Where reloads read the config from; without it, reload() needs a Config. */
@@ -106,6 +107,8 @@ function settingsFrom(config: Config, policy: PolicyState, firewallOn: boolean, 
 }
 
 export async function startProxy(initial: Config, options: StartOptions = {}): Promise<RunningProxy> {
+  // Before any traffic: V8's inlining budget for the data path (util/v8-tuning.ts).
+  tuneV8();
   const logger = options.logger ?? createLogger(initial.log.level);
   const metrics = options.metrics ?? createMetrics();
   const resumption = new ResumptionRegistry();
