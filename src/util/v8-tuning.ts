@@ -3,8 +3,8 @@
 // what it measured.
 //
 // TurboFan inlines a hot function's callees only until their bytecode adds
-// up to a budget per optimised function (920 bytes by default in the V8 of
-// Node 20 to 24). The per-stanza path is a chain of small steps (framer
+// up to a budget per optimised function (920 bytes by default in Node 20's
+// V8, as `node --v8-options` lists it). The per-stanza path is a chain of small steps (framer
 // callback → kind → view → head → tracker → firewall chain → write batch),
 // and the default budget runs out a few calls deep, so the deepest and most
 // frequent steps (the head reader, value decoding, the address forms) stay
