@@ -1,4 +1,4 @@
-// AST → immutable CompiledRuleSet of plain closures (no eval, no new Function).
+// AST → immutable CompiledRuleSet of closures (rule text is never evaluated as code).
 // compileRuleFiles / compileRuleSources → { ruleset?, errors, warnings }, then
 // ruleset.run(chain, ctx) → FirewallResult (types in context.ts). One handler
 // per file and chain, run in file order; definitions scoped as in Prosody.

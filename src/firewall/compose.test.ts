@@ -6,6 +6,7 @@
 // chain-level check skip exactly the rules TYPE and KIND exclude.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
 import { describe, it } from "node:test";
 import { compileRuleSources, type CompileOptions, type CompiledRuleSet } from "./compile.js";
 import type { FirewallProviders, FirewallResult, OriginSession, RunChain } from "./context.js";
@@ -248,5 +249,45 @@ describe("composed handlers", () => {
     const r = composed.run("deliver", { stanza: testStanza("<message to='n1999@local.example'/>", {}), fromServer: true });
     assert.deepEqual(r.logs.map((l) => l.message), ["rule 1999"]);
     assert.equal(r.matched.length, 1);
+  });
+
+  it("generated functions hold no rule text: only fixed fragments, numbers and their own names", () => {
+    // Text that would break out of a string or a block if it were pasted into source.
+    const text = [
+      "::deliver",
+      "KIND: message",
+      "TYPE: chat",
+      "TO: evil@local.example",
+      'LOG=}); throw new Error("x"); (function(){ `${1}` // \u2028 \'',
+      "",
+      "FROM: }{@remote.example",
+      "LOG=after",
+      "PASS.",
+    ].join("\n");
+    const { composed } = pair([{ file: "t.pfw", text }]);
+    const h = composed.chains.get("deliver")![0]!.composed!;
+    for (const run of [h.message.byType!.get("chat")!, h.message.other!, h.other.other!]) {
+      const src = run.toString();
+      assert.match(src, /^function firewall_rules\(s, p\) \{[\w\s(){};=!&|?:.,-]*\}$/, src);
+      assert.ok(!src.includes("evil") && !src.includes("throw") && !src.includes("after"), src);
+    }
+    const r = composed.run("deliver", { stanza: testStanza("<message type='chat' to='evil@local.example' from='x@remote.example'/>", {}), fromServer: true });
+    assert.deepEqual(r.logs.map((l) => l.message), ['}); throw new Error("x"); (function(){ `${1}` // \u2028 \'']);
+  });
+
+  it("where code from strings is refused, nothing is composed and the interpreter gives the same answers", () => {
+    const script = `
+      const { compileRuleSources } = await import(${JSON.stringify(new URL("./compile.ts", import.meta.url).href)});
+      const { canCompose } = await import(${JSON.stringify(new URL("./compose.ts", import.meta.url).href)});
+      const { testStanza } = await import(${JSON.stringify(new URL("../../test/helpers/test-stanza.ts", import.meta.url).href)});
+      const r = compileRuleSources([{ file: "t.pfw", text: "::deliver\\nTYPE: chat\\nLOG=chat\\nDROP." }], { localHosts: ["local.example"] });
+      const run = r.ruleset.run("deliver", { stanza: testStanza("<message type='chat'/>", {}), fromServer: true });
+      console.log(JSON.stringify({ can: canCompose(), composed: r.ruleset.chains.get("deliver")[0].composed !== undefined, verdict: run.verdict, logs: run.logs.map((l) => l.message) }));
+    `;
+    for (const [flags, can] of [[["--disallow-code-generation-from-strings"], false], [[], true]] as const) {
+      const r = spawnSync(process.execPath, [...flags, "--import", "tsx", "--input-type=module", "-e", script], { encoding: "utf8" });
+      assert.equal(r.status, 0, r.stderr);
+      assert.deepEqual(JSON.parse(r.stdout), { can, composed: can, verdict: "drop", logs: ["chat"] });
+    }
   });
 });

@@ -1,14 +1,24 @@
 // Each handler (one file's rules for one chain), then each chain (its
 // handlers in load order), composed into one function per stanza kind and
-// effective type, from the compiled conditions and actions: closures built
-// once at load time (no eval, no new Function). Running a chain for a stanza
-// is then a pick (kind, then type when some rule indexes on it) and one
-// call, not a loop over handler, rule, condition and action lists. The
-// composed function does exactly what runtime.ts's interpretHandler does,
-// step for step: rules in order, conditions left to right with
-// short-circuit, `matched` and `hits` filled as they are reached, the first
-// action that does not go on ends the handler, the first handler that
-// answers (not nil) ends the chain.
+// effective type. Running a chain for a stanza is then a pick (kind, then
+// type when some rule indexes on it) and one call, not a loop over handler,
+// rule, condition and action lists. The composed function does exactly what
+// runtime.ts's interpretHandler does, step for step: rules in order,
+// conditions left to right with short-circuit, `matched` and `hits` filled
+// as they are reached, the first action that does not go on ends the
+// handler, the first handler that answers (not nil) ends the chain.
+//
+// The functions are generated (`new Function`), one per handler × kind ×
+// type, because that is what lets V8 inline the conditions into them: each
+// condition and action gets a call site of its own, which sees one target.
+// Closures joined by a few shared function literals would share those call
+// sites (and their feedback) across every rule and stay real calls. The
+// generated source is built only from fixed fragments, numbers and names
+// made here (never rule text): the conditions, actions, hit records and
+// rule references are passed in as values. Where the runtime refuses code
+// from strings (--disallow-code-generation-from-strings), nothing is
+// composed and the interpreter runs. docs/performance.md, "The firewall:
+// one call per chain".
 //
 // Two kinds of condition are decided by the pick instead of being tested:
 // KIND (its entry declares `kinds`) and a TYPE (its entry declares `types`)
@@ -16,7 +26,7 @@
 // stanza's name or effective type and nothing else, have no side effect and
 // run before any condition that has one, so leaving out a rule they exclude
 // is the same as running it, and testing them in a rule they admit is
-// known to hold. docs/performance.md, "The firewall: one call per chain".
+// known to hold.
 import {
   A_NEXT,
   A_PASS,
@@ -32,10 +42,6 @@ import {
   type TypeIndex,
 } from "./runtime.js";
 
-/** A composed rule or run of rules: A_NEXT when the handler goes on, else what it returns. */
-type Body = (s: RunState, pass: ChainReturn) => number;
-type Test = (s: RunState) => boolean;
-
 /** What compose needs to know about one compiled rule. */
 export interface RuleShape {
   readonly rule: CompiledRule;
@@ -44,6 +50,30 @@ export interface RuleShape {
 }
 
 type KindName = "message" | "presence" | "iq";
+
+/** One rule as one pick runs it: the conditions left to test, then the rule's actions. */
+interface RulePlan {
+  readonly rule: CompiledRule;
+  readonly tests: readonly CompiledCondition["test"][];
+}
+
+/** Rules per generated function, and calls per generated sequence: each function stays small enough for V8 to optimise. */
+const RULES_PER_FUNCTION = 32;
+const CALLS_PER_FUNCTION = 64;
+
+let generation: boolean | undefined;
+
+/** Whether this runtime makes functions from source text (not under --disallow-code-generation-from-strings). */
+export function canCompose(): boolean {
+  if (generation === undefined) {
+    try {
+      generation = new Function("return 1")() === 1;
+    } catch {
+      generation = false;
+    }
+  }
+  return generation;
+}
 
 /** Whether condition `k` of a sorted list may be decided by the type index (only head conditions before it). */
 function typeIndexed(conditions: readonly CompiledCondition[], k: number): boolean {
@@ -63,11 +93,26 @@ function admitsType(rule: CompiledRule, t: string | undefined): boolean {
   return true;
 }
 
-/** Compose one handler for every stanza kind and type; null where no rule can match. */
-export function composeHandler(rules: readonly RuleShape[]): KindIndex<HandlerRun | null> {
-  // Actions do not depend on the pick: one composed sequence per rule.
-  const acts = new Map<CompiledRule, Body>();
-  for (const { rule } of rules) acts.set(rule, composeActions(rule));
+/** The plan of `rule` with the conditions `decided` (known to hold for the pick) left out. */
+function planOf(rule: CompiledRule, decided: (c: CompiledCondition, k: number) => boolean): RulePlan {
+  const tests: CompiledCondition["test"][] = [];
+  rule.conditions.forEach((c, k) => {
+    if (!decided(c, k)) tests.push(c.test);
+  });
+  return { rule, tests };
+}
+
+/**
+ * Compose one handler for every stanza kind and type; null where no rule can
+ * match. Undefined when this runtime cannot generate code: the handler is
+ * then interpreted.
+ */
+export function composeHandler(rules: readonly RuleShape[]): KindIndex<HandlerRun | null> | undefined {
+  if (!canCompose()) return undefined;
+  // The hit records are the same for every stanza: one frozen object per action, made here.
+  const hits = new Map<CompiledRule, readonly object[]>();
+  for (const { rule } of rules) hits.set(rule, rule.actions.map((a) => Object.freeze({ rule: rule.ref, action: a.name })));
+  const run = (plans: readonly RulePlan[]): HandlerRun | null => (plans.length === 0 ? null : (rulesRun(plans, hits, R_NIL) as HandlerRun));
   const forKind = (kind: KindName): TypeIndex<HandlerRun | null> => {
     const admitted = rules.filter((r) => r.kinds.has(kind)).map((r) => r.rule);
     const named = new Set<string>();
@@ -76,11 +121,8 @@ export function composeHandler(rules: readonly RuleShape[]): KindIndex<HandlerRu
         if (typeIndexed(rule.conditions, k)) for (const v of c.types!.values) named.add(v);
       });
     }
-    const build = (t: string | undefined): HandlerRun | null => {
-      const list = admitted.filter((rule) => admitsType(rule, t));
-      const bodies = list.map((rule) => composeRule(rule, acts.get(rule)!, (c, k) => c.kinds !== undefined || typeIndexed(rule.conditions, k)));
-      return handlerRun(bodies);
-    };
+    const build = (t: string | undefined): HandlerRun | null =>
+      run(admitted.filter((rule) => admitsType(rule, t)).map((rule) => planOf(rule, (c, k) => c.kinds !== undefined || typeIndexed(rule.conditions, k))));
     // A type no rule names is admitted exactly as no type is (each indexed TYPE then holds only when negated).
     const other = build(undefined);
     if (named.size === 0) return { byType: undefined, other };
@@ -88,13 +130,11 @@ export function composeHandler(rules: readonly RuleShape[]): KindIndex<HandlerRu
     for (const t of named) byType.set(t, build(t));
     return { byType, other };
   };
-  const all = rules.map(({ rule }) => composeRule(rule, acts.get(rule)!, () => false));
-  const anyName = handlerRun(all);
   return {
     message: forKind("message"),
     presence: forKind("presence"),
     iq: forKind("iq"),
-    other: { byType: undefined, other: anyName },
+    other: { byType: undefined, other: run(rules.map(({ rule }) => planOf(rule, () => false))) },
   };
 }
 
@@ -109,7 +149,10 @@ export function composeChain(handlers: readonly KindIndex<HandlerRun | null>[]):
     const tis = handlers.map((h) => h[kind]);
     const named = new Set<string>();
     for (const ti of tis) if (ti.byType !== undefined) for (const t of ti.byType.keys()) named.add(t);
-    const build = (t: string | undefined): HandlerRun | null => firstAnswer(tis.map((ti) => typeEntry(ti, t)).filter((r): r is HandlerRun => r !== null));
+    const build = (t: string | undefined): HandlerRun | null => {
+      const runs = tis.map((ti) => typeEntry(ti, t)).filter((r): r is HandlerRun => r !== null);
+      return runs.length === 0 ? null : runs.length === 1 ? runs[0]! : (calls(runs, R_NIL, R_NIL) as HandlerRun);
+    };
     const other = build(undefined);
     if (named.size === 0) return { byType: undefined, other };
     const byType = new Map<string, HandlerRun | null>();
@@ -119,95 +162,58 @@ export function composeChain(handlers: readonly KindIndex<HandlerRun | null>[]):
   return { message: forKind("message"), presence: forKind("presence"), iq: forKind("iq"), other: forKind("other") };
 }
 
-/** Handlers in order: the first that does not return nil wins. */
-function firstAnswer(runs: readonly HandlerRun[]): HandlerRun | null {
-  if (runs.length === 0) return null;
-  return balanced(runs, 0, runs.length, (a, b) => (s, p) => {
-    const r = a(s, p);
-    return r !== R_NIL ? r : b(s, p);
-  });
+/** A rule run or a run of rules: `end` when every rule went on, else what the handler returns. */
+type Body = (s: RunState, pass: ChainReturn) => number;
+
+/**
+ * Rules in order as one function (several, joined by `calls`, past
+ * RULES_PER_FUNCTION): for each rule its tests left to right, then
+ * `matched`, then each action's hit and run. An action that does not go on
+ * (A_NEXT) ends the rules with what it says, its pass value for A_PASS.
+ * After the last rule: `end`.
+ */
+function rulesRun(plans: readonly RulePlan[], hits: ReadonlyMap<CompiledRule, readonly object[]>, end: number): Body {
+  if (plans.length > RULES_PER_FUNCTION) {
+    const groups: Body[] = [];
+    for (let i = 0; i < plans.length; i += RULES_PER_FUNCTION) groups.push(rulesRun(plans.slice(i, i + RULES_PER_FUNCTION), hits, A_NEXT));
+    return calls(groups, A_NEXT, end);
+  }
+  const values: unknown[] = [];
+  const name = (v: unknown): string => {
+    values.push(v);
+    return `v${values.length - 1}`;
+  };
+  let src = "";
+  for (const { rule, tests } of plans) {
+    src += tests.length === 0 ? "{" : `if (${tests.map((t) => `${name(t)}(s)`).join(" && ")}) {`;
+    src += `s.matched.push(${name(rule.ref)});`;
+    const r = name(rule);
+    const hs = hits.get(rule)!;
+    rule.actions.forEach((a, k) => {
+      src += `s.hits.push(${name(hs[k])}); f = ${name(a.run)}(s, ${r}); if (f !== ${A_NEXT}) return f === ${A_PASS} ? p : f;`;
+    });
+    src += "}";
+  }
+  return generate(values, `function firewall_rules(s, p) { let f = 0; ${src} return ${end}; }`);
 }
 
 /**
- * `items` lo…hi-1 joined pairwise by `join` (which keeps their order) as a
- * balanced tree: a composed list of n steps is log n calls deep, so a rule
- * file of thousands of rules cannot overflow the stack.
+ * `bodies` in order as one function: each called in turn until one returns
+ * something other than `go` (returned); after the last, `end`. Past
+ * CALLS_PER_FUNCTION, a function of such functions.
  */
-function balanced<T>(items: readonly T[], lo: number, hi: number, join: (a: T, b: T) => T): T {
-  if (hi - lo === 1) return items[lo]!;
-  const mid = lo + ((hi - lo) >> 1);
-  return join(balanced(items, lo, mid, join), balanced(items, mid, hi, join));
-}
-
-/** A handler over rule bodies: null when there are none. */
-function handlerRun(bodies: readonly Body[]): HandlerRun | null {
-  if (bodies.length === 0) return null;
-  const body = sequence(bodies);
-  return (s, pass) => {
-    const r = body(s, pass);
-    return r === A_NEXT ? R_NIL : (r as ChainReturn);
-  };
-}
-
-/** Rule bodies in order: the first that does not go on (A_NEXT) ends them. */
-function sequence(bodies: readonly Body[]): Body {
-  return balanced(bodies, 0, bodies.length, (a, b) => (s, p) => {
-    const r = a(s, p);
-    return r !== A_NEXT ? r : b(s, p);
-  });
-}
-
-/** One rule: its conditions less those `decided` (known to hold here), then `matched`, then its actions. */
-function composeRule(rule: CompiledRule, actions: Body, decided: (c: CompiledCondition, k: number) => boolean): Body {
-  const tests: Test[] = [];
-  rule.conditions.forEach((c, k) => {
-    if (!decided(c, k)) tests.push(c.test);
-  });
-  const ref = rule.ref;
-  if (tests.length === 0) {
-    return (s, p) => {
-      s.matched.push(ref);
-      return actions(s, p);
-    };
+function calls(bodies: readonly Body[], go: number, end: number): Body {
+  if (bodies.length > CALLS_PER_FUNCTION) {
+    const groups: Body[] = [];
+    for (let i = 0; i < bodies.length; i += CALLS_PER_FUNCTION) groups.push(calls(bodies.slice(i, i + CALLS_PER_FUNCTION), go, go));
+    return calls(groups, go, end);
   }
-  const test = allOf(tests);
-  return (s, p) => {
-    if (!test(s)) return A_NEXT;
-    s.matched.push(ref);
-    return actions(s, p);
-  };
+  const src = bodies.map((_, k) => `r = v${k}(s, p); if (r !== ${go}) return r;`).join(" ");
+  return generate(bodies, `function firewall_calls(s, p) { let r = 0; ${src} return ${end}; }`);
 }
 
-/** Tests left to right, stopping at the first that fails. */
-function allOf(tests: readonly Test[]): Test {
-  return balanced(tests, 0, tests.length, (a, b) => (s) => a(s) && b(s));
-}
-
-/**
- * A rule's actions in order: each records its hit, runs, and either goes on
- * (A_NEXT), returns the pass value (A_PASS) or returns what it says. After
- * the last one the handler goes on with the next rule.
- */
-function composeActions(rule: CompiledRule): Body {
-  let next: Body | undefined;
-  for (let k = rule.actions.length - 1; k >= 0; k--) {
-    const a = rule.actions[k]!;
-    // The hit is the same for every stanza: one frozen object, made here.
-    const hit = Object.freeze({ rule: rule.ref, action: a.name });
-    const run = a.run;
-    const then = next;
-    next =
-      then === undefined
-        ? (s, p) => {
-            s.hits.push(hit);
-            const f = run(s, rule);
-            return f === A_PASS ? p : f;
-          }
-        : (s, p) => {
-            s.hits.push(hit);
-            const f = run(s, rule);
-            return f === A_NEXT ? then(s, p) : f === A_PASS ? p : f;
-          };
-  }
-  return next ?? (() => A_NEXT);
+/** The function `fn` (source made here: fixed fragments, numbers, names v0…) over `values`, bound to v0, v1, … */
+function generate(values: readonly unknown[], fn: string): Body {
+  const bind = values.length === 0 ? "" : `const ${values.map((_, k) => `v${k} = c[${k}]`).join(", ")};`;
+  return new Function("c", `"use strict"; ${bind} return ${fn};`)(values) as Body;
 }
