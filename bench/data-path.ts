@@ -16,8 +16,17 @@
 // receivers known to be online. The session's own steps (gate, statistics,
 // flags) are not run: this is the cost of framing and judging.
 //
-// CPU ns per message (process.cpuUsage), median of rounds; compare builds
-// alternately with --guard=<dir> (A/B: `npx tsc -p tsconfig.json --outDir .ab/x`).
+// CPU ns per message (process.cpuUsage), median of rounds. To compare two
+// builds (A/B: `npx tsc -p tsconfig.json --outDir .ab/x`), give both:
+// --guard=<dir> --against=<dir> loads both into this one process and
+// alternates them round by round (each warmed up first), so a machine whose
+// speed drifts during the run (a shared VM's neighbours) moves both alike;
+// the line then also gives the ratio of their medians and of each round's
+// pair. Two copies of one build (cp -r) gave ratios from 0.88 to 1.09,
+// each steady within its process: where a build's code and data land decides
+// several percent, whatever the code. So one process resolves nothing
+// finer than ~10 %; run several (both ways round) and take the geometric
+// mean of their ratios, which stays clear of drift in the machine's speed.
 //
 // --evict=KiB writes to that much other memory before each chunk (one byte
 // per cache line), as the kernel and the server do between two reads of the
@@ -28,7 +37,7 @@
 // chunk runs): read the figure as an upper bound, and compare it with a
 // --cpu-prof of the same run, which charges that traffic to `evict`.
 //
-//   npx tsx bench/data-path.ts [--guard=auto|dist|build|src|<dir>] [--messages=N] [--rounds=N] [--pairs=N] [--batch=N] [--evict=KiB]
+//   npx tsx bench/data-path.ts [--guard=auto|dist|build|src|<dir>] [--against=<dir>] [--messages=N] [--rounds=N] [--pairs=N] [--batch=N] [--evict=KiB]
 
 import { readFileSync } from "node:fs";
 import type { Writable } from "node:stream";
@@ -37,116 +46,130 @@ import { DEFAULT_RULES, RATE_SCALE, scaleRates } from "./lib/rules.js";
 import { median } from "./lib/stats.js";
 
 const arg = (name: string): string | undefined => process.argv.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
-const choice = chooseGuardSource((arg("guard") ?? "auto") as "auto");
 const MESSAGES = Number(arg("messages") ?? 400_000);
 const ROUNDS = Number(arg("rounds") ?? 5);
 const PAIRS = Number(arg("pairs") ?? 4);
 const BATCH = Number(arg("batch") ?? 20);
 const EVICT_BYTES = Number(arg("evict") ?? 0) * 1024;
-
-const m = async <T>(p: string): Promise<T> => (await import(guardModule(choice.source, p))) as T;
-const { compileRuleSources } = await m<typeof import("../src/firewall/compile.js")>("firewall/compile");
-const { knowledgeProviders } = await m<typeof import("../src/knowledge/providers.js")>("knowledge/providers");
-const { FirewallStage } = await m<typeof import("../src/firewall/stage.js")>("firewall/stage");
-const { Pipeline } = await m<typeof import("../src/policy/pipeline.js")>("policy/pipeline");
-const { WriteBatch } = await m<typeof import("../src/net/write-batch.js")>("net/write-batch");
-const { FRAME_STANZA } = await m<typeof import("../src/xml/framer.js")>("xml/framer");
-const { createFramer } = await m<typeof import("../src/xml/framer-wasm.js")>("xml/framer-wasm");
-const { kindOf } = await m<typeof import("../src/xml/stanza.js")>("xml/stanza");
-const { StreamTracker } = await m<typeof import("../src/stream/tracker.js")>("stream/tracker");
-// The proxy raises V8's inlining budget when it starts (util/v8-tuning.ts); so does this
-// bench, with a build that has the setting (an older one runs with V8's default).
-const tuning = await m<Partial<typeof import("../src/util/v8-tuning.js")>>("util/v8-tuning").catch(() => ({}) as Partial<typeof import("../src/util/v8-tuning.js")>);
-const inlineBudget = tuning.tuneV8?.();
+const choices = [chooseGuardSource((arg("guard") ?? "auto") as "auto")];
+const against = arg("against");
+if (against !== undefined) choices.push(chooseGuardSource(against as "auto"));
 
 const DOMAIN = "localhost";
-// The proxy's clock (wiring.ts): read once per chunk where the build has one.
-const clock = await m<Partial<typeof import("../src/shaping/clock.js")> & Pick<typeof import("../src/shaping/clock.js"), "realClock">>("shaping/clock");
-const turns = { begin: clock.beginTurn ?? (() => {}), end: clock.endTurn ?? (() => {}) };
-// The receivers are online, as the proxy learns from their binds (TO FULL JID
-// holds, so the stranger rules stop there, as in the flood through Prosody).
-const online = new Set(Array.from({ length: PAIRS }, (_, p) => `recv${p}@${DOMAIN}/r0`));
-const sessions = { isOnline: (jid: string) => online.has(jid), hasSentTo: () => false };
-const providers = { ...knowledgeProviders(), sessions, directedPresence: sessions };
-const compiled = compileRuleSources([{ file: DEFAULT_RULES, text: scaleRates(readFileSync(DEFAULT_RULES, "utf8"), RATE_SCALE) }], { providers, clock: clock.turnClock ?? clock.realClock });
-if (compiled.ruleset === undefined) throw new Error("rules did not compile");
-const pipeline = new Pipeline([new FirewallStage({ ruleset: compiled.ruleset })]);
-const sink = { write: () => true, cork() {}, uncork() {}, writableNeedDrain: false } as unknown as Writable;
-
 const HEADER_IN = `<?xml version='1.0'?><stream:stream to='${DOMAIN}' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>`;
 const HEADER_OUT = `<?xml version='1.0'?><stream:stream from='${DOMAIN}' id='s1' xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' version='1.0' xml:lang='en'>`;
 const body = (i: number): string => `<body>Message ${i}: tomorrow at ten works &amp; I will bring the caf\u00e9 notes.</body>`;
 
-/** One direction of one session: its framer feeds the steps the session runs per stanza. */
-function direction(tracker: InstanceType<typeof StreamTracker>, session: object, dir: "inbound" | "outbound"): { write(chunk: Buffer): void } {
-  const batch = new WriteBatch();
-  let passed = 0;
-  const framer = createFramer({
-    onFrame(kind, data, start, end) {
-      if (kind === FRAME_STANZA) {
-        const k = kindOf(data, start, end, dir === "inbound" ? tracker.inbound : tracker.outbound);
-        if (pipeline.wants(dir, k)) {
-          const view = dir === "inbound" ? tracker.peerView(data, start, end) : tracker.serverView(data, start, end);
-          try {
-            if (dir === "inbound" && (view.head.duplicate !== null || tracker.peerStanza(view) !== null)) throw new Error("refused");
-            if (pipeline.judge(view, session as never, dir) === null) passed++;
-          } finally {
-            view.release();
-          }
-        }
-      } else if (dir === "outbound") tracker.serverHeader(data, start, end);
-      batch.add(data, start, end);
-    },
-    onError(e) {
-      throw new Error(e.code);
-    },
-  });
-  return {
-    write(chunk) {
-      turns.begin();
-      try {
-        framer.write(chunk);
-      } finally {
-        turns.end();
-      }
-      batch.flush(sink);
-    },
-  };
-}
-
 interface Pair { sender: { write(c: Buffer): void }; receiver: { write(c: Buffer): void }; chunksIn: Buffer[]; chunksOut: Buffer[] }
 
-const pairs: Pair[] = Array.from({ length: PAIRS }, (_, p) => {
-  const from = `send${p}@${DOMAIN}/r0`;
-  const to = `recv${p}@${DOMAIN}/r0`;
-  const mk = (jid: string) => {
-    const tracker = new StreamTracker("c2s");
-    tracker.jid = jid;
-    tracker.phase = "bound";
-    const session = { id: `s-${jid}`, listener: "c2s", type: "c2s", ip: "127.0.0.1", port: 1, jid, domain: DOMAIN, authenticated: true };
-    return { tracker, session };
-  };
-  const s = mk(from);
-  const r = mk(to);
-  const sender = direction(s.tracker, s.session, "inbound");
-  const receiver = direction(r.tracker, r.session, "outbound");
-  sender.write(Buffer.from(HEADER_IN));
-  receiver.write(Buffer.from(HEADER_OUT));
-  // 16 distinct chunks per direction, so ids and bodies vary as in the flood.
-  const chunksIn: Buffer[] = [];
-  const chunksOut: Buffer[] = [];
-  for (let c = 0; c < 16; c++) {
-    let a = "";
-    let b = "";
-    for (let i = c * BATCH; i < (c + 1) * BATCH; i++) {
-      a += `<message to='${to}' type='chat' id='m${i}'>${body(i)}</message>`;
-      b += `<message xml:lang='en' type='chat' id='m${i}' to='${to}' from='${from}'>${body(i)}</message>`;
-    }
-    chunksIn.push(Buffer.from(a));
-    chunksOut.push(Buffer.from(b));
+/** One build of xmpp-guard, set up with its own rule set, sessions and framers. */
+interface Build {
+  readonly label: string;
+  readonly pairs: readonly Pair[];
+  /** The V8 inlining budget the build sets (undefined: an older build that sets none). */
+  readonly inlineBudget: number | undefined;
+}
+
+async function load(source: string): Promise<Build> {
+  const m = async <T>(p: string): Promise<T> => (await import(guardModule(source, p))) as T;
+  const { compileRuleSources } = await m<typeof import("../src/firewall/compile.js")>("firewall/compile");
+  const { knowledgeProviders } = await m<typeof import("../src/knowledge/providers.js")>("knowledge/providers");
+  const { FirewallStage } = await m<typeof import("../src/firewall/stage.js")>("firewall/stage");
+  const { Pipeline } = await m<typeof import("../src/policy/pipeline.js")>("policy/pipeline");
+  const { WriteBatch } = await m<typeof import("../src/net/write-batch.js")>("net/write-batch");
+  const { FRAME_STANZA } = await m<typeof import("../src/xml/framer.js")>("xml/framer");
+  const { createFramer } = await m<typeof import("../src/xml/framer-wasm.js")>("xml/framer-wasm");
+  const { kindOf } = await m<typeof import("../src/xml/stanza.js")>("xml/stanza");
+  const { StreamTracker } = await m<typeof import("../src/stream/tracker.js")>("stream/tracker");
+  // The proxy raises V8's inlining budget when it starts (util/v8-tuning.ts); so does this
+  // bench, with a build that has the setting (an older one runs with V8's default). The
+  // flag is the process's: with two builds, the last one loaded that sets it decides.
+  const tuning = await m<Partial<typeof import("../src/util/v8-tuning.js")>>("util/v8-tuning").catch(() => ({}) as Partial<typeof import("../src/util/v8-tuning.js")>);
+  const inlineBudget = tuning.tuneV8?.();
+
+  // The proxy's clock (wiring.ts): read once per chunk where the build has one.
+  const clock = await m<Partial<typeof import("../src/shaping/clock.js")> & Pick<typeof import("../src/shaping/clock.js"), "realClock">>("shaping/clock");
+  const turns = { begin: clock.beginTurn ?? (() => {}), end: clock.endTurn ?? (() => {}) };
+  // The receivers are online, as the proxy learns from their binds (TO FULL JID
+  // holds, so the stranger rules stop there, as in the flood through Prosody).
+  const online = new Set(Array.from({ length: PAIRS }, (_, p) => `recv${p}@${DOMAIN}/r0`));
+  const sessions = { isOnline: (jid: string) => online.has(jid), hasSentTo: () => false };
+  const providers = { ...knowledgeProviders(), sessions, directedPresence: sessions };
+  const compiled = compileRuleSources([{ file: DEFAULT_RULES, text: scaleRates(readFileSync(DEFAULT_RULES, "utf8"), RATE_SCALE) }], { providers, clock: clock.turnClock ?? clock.realClock });
+  if (compiled.ruleset === undefined) throw new Error("rules did not compile");
+  const pipeline = new Pipeline([new FirewallStage({ ruleset: compiled.ruleset })]);
+  const sink = { write: () => true, cork() {}, uncork() {}, writableNeedDrain: false } as unknown as Writable;
+
+  /** One direction of one session: its framer feeds the steps the session runs per stanza. */
+  function direction(tracker: InstanceType<typeof StreamTracker>, session: object, dir: "inbound" | "outbound"): { write(chunk: Buffer): void } {
+    const batch = new WriteBatch();
+    let passed = 0;
+    const framer = createFramer({
+      onFrame(kind, data, start, end) {
+        if (kind === FRAME_STANZA) {
+          const k = kindOf(data, start, end, dir === "inbound" ? tracker.inbound : tracker.outbound);
+          if (pipeline.wants(dir, k)) {
+            const view = dir === "inbound" ? tracker.peerView(data, start, end) : tracker.serverView(data, start, end);
+            try {
+              if (dir === "inbound" && (view.head.duplicate !== null || tracker.peerStanza(view) !== null)) throw new Error("refused");
+              if (pipeline.judge(view, session as never, dir) === null) passed++;
+            } finally {
+              view.release();
+            }
+          }
+        } else if (dir === "outbound") tracker.serverHeader(data, start, end);
+        batch.add(data, start, end);
+      },
+      onError(e) {
+        throw new Error(e.code);
+      },
+    });
+    return {
+      write(chunk) {
+        turns.begin();
+        try {
+          framer.write(chunk);
+        } finally {
+          turns.end();
+        }
+        batch.flush(sink);
+      },
+    };
   }
-  return { sender, receiver, chunksIn, chunksOut };
-});
+
+  const pairs: Pair[] = Array.from({ length: PAIRS }, (_, p) => {
+    const from = `send${p}@${DOMAIN}/r0`;
+    const to = `recv${p}@${DOMAIN}/r0`;
+    const mk = (jid: string) => {
+      const tracker = new StreamTracker("c2s");
+      tracker.jid = jid;
+      tracker.phase = "bound";
+      const session = { id: `s-${jid}`, listener: "c2s", type: "c2s", ip: "127.0.0.1", port: 1, jid, domain: DOMAIN, authenticated: true };
+      return { tracker, session };
+    };
+    const s = mk(from);
+    const r = mk(to);
+    const sender = direction(s.tracker, s.session, "inbound");
+    const receiver = direction(r.tracker, r.session, "outbound");
+    sender.write(Buffer.from(HEADER_IN));
+    receiver.write(Buffer.from(HEADER_OUT));
+    // 16 distinct chunks per direction, so ids and bodies vary as in the flood.
+    const chunksIn: Buffer[] = [];
+    const chunksOut: Buffer[] = [];
+    for (let c = 0; c < 16; c++) {
+      let a = "";
+      let b = "";
+      for (let i = c * BATCH; i < (c + 1) * BATCH; i++) {
+        a += `<message to='${to}' type='chat' id='m${i}'>${body(i)}</message>`;
+        b += `<message xml:lang='en' type='chat' id='m${i}' to='${to}' from='${from}'>${body(i)}</message>`;
+      }
+      chunksIn.push(Buffer.from(a));
+      chunksOut.push(Buffer.from(b));
+    }
+    return { sender, receiver, chunksIn, chunksOut };
+  });
+  return { label: guardLabel(source), pairs, inlineBudget };
+}
 
 const evictee = new Uint8Array(EVICT_BYTES);
 /** Dirty one byte per 64-byte line of `evictee`. */
@@ -154,7 +177,7 @@ function evict(): void {
   for (let i = 0; i < EVICT_BYTES; i += 64) evictee[i]!++;
 }
 
-function run(messages: number): void {
+function run(pairs: readonly Pair[], messages: number): void {
   const rounds = Math.ceil(messages / BATCH / PAIRS);
   for (let i = 0; i < rounds; i++) {
     for (const p of pairs) {
@@ -170,7 +193,7 @@ function run(messages: number): void {
  * timed spans). The cost of reading the clock is measured on empty spans and
  * taken off.
  */
-function runCold(messages: number): number {
+function runCold(pairs: readonly Pair[], messages: number): number {
   const rounds = Math.ceil(messages / BATCH / PAIRS);
   let spent = 0;
   let spans = 0;
@@ -197,15 +220,37 @@ function runCold(messages: number): number {
 }
 
 /** CPU ns per message of run(). */
-function cpu(messages: number): number {
+function cpu(pairs: readonly Pair[], messages: number): number {
   const t0 = process.cpuUsage();
-  run(messages);
+  run(pairs, messages);
   const t = process.cpuUsage(t0);
   return ((t.user + t.system) * 1000) / messages;
 }
 
-run(MESSAGES / 4);
-const figures: number[] = [];
-for (let r = 0; r < ROUNDS; r++) figures.push(EVICT_BYTES > 0 ? runCold(MESSAGES) : cpu(MESSAGES));
+const builds: Build[] = [];
+for (const c of choices) builds.push(await load(c.source));
+// Warm-up: each build alone, then one untimed alternation (a build's first
+// round after the other's warm-up ran slow by a third in trials).
+for (const b of builds) run(b.pairs, MESSAGES / 4);
+for (const b of builds) run(b.pairs, MESSAGES / 4);
+const figures: number[][] = builds.map(() => []);
+for (let r = 0; r < ROUNDS; r++) {
+  // Alternate which build goes first, so neither always follows the other's garbage.
+  for (let j = 0; j < builds.length; j++) {
+    const k = (j + r) % builds.length;
+    const pairs = builds[k]!.pairs;
+    figures[k]!.push(EVICT_BYTES > 0 ? runCold(pairs, MESSAGES) : cpu(pairs, MESSAGES));
+  }
+}
 const evicted = EVICT_BYTES > 0 ? `, ${EVICT_BYTES / 1024} KiB evicted before each chunk, wall time of the chunks` : "";
-console.log(`CPU ns per delivered message (in + out), JavaScript data path: median ${median(figures).toFixed(0)}, min ${Math.min(...figures).toFixed(0)} (${ROUNDS} rounds of ${MESSAGES.toLocaleString("en")} messages, ${PAIRS} pairs, ${BATCH} per chunk${evicted}); xmpp-guard ${guardLabel(choice.source)}${inlineBudget === undefined ? "" : `, V8 inlining budget ${inlineBudget}`}`);
+const budget = builds.map((b) => b.inlineBudget).findLast((v) => v !== undefined);
+const what = `${ROUNDS} rounds of ${MESSAGES.toLocaleString("en")} messages, ${PAIRS} pairs, ${BATCH} per chunk${evicted}`;
+builds.forEach((b, k) => {
+  const f = figures[k]!;
+  console.log(`CPU ns per delivered message (in + out), JavaScript data path: median ${median(f).toFixed(0)}, min ${Math.min(...f).toFixed(0)} (${what}); xmpp-guard ${b.label}${budget === undefined ? "" : `, V8 inlining budget ${budget}`}`);
+});
+if (builds.length === 2) {
+  const [a, b] = figures as [number[], number[]];
+  const pairRatios = a.map((x, r) => x / b[r]!);
+  console.log(`ratio first ÷ second (rounds alternated in this process): medians ${(median(a) / median(b)).toFixed(3)}, median of round pairs ${median(pairRatios).toFixed(3)} (${pairRatios.map((x) => x.toFixed(2)).join(" ")})`);
+}
