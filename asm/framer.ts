@@ -175,18 +175,24 @@ export function stopState(st: usize): void {
   return 1;
 }
 
-/** Whether [p, end) is well-formed UTF-8 (Unicode Table 3-7). */
+/**
+ * Whether [p, end) is well-formed UTF-8 (Unicode Table 3-7). Reads up to 15
+ * bytes past `end` (see findStop): every caller's range is followed by more
+ * of its block (the chunk by the records area, the carry by the state).
+ */
 function validUtf8(p: usize, end: usize): bool {
-  const hi = i8x16.splat(-128);
   while (p < end) {
-    // ASCII runs 16 bytes at a time.
-    while (p + 16 <= end && !v128.any_true(v128.and(v128.load(p), hi))) p += 16;
-    if (p >= end) break;
-    const b0 = <u32>load<u8>(p);
-    if (b0 < 0x80) {
-      p++;
+    // ASCII runs 16 bytes at a time, the last block too (its lanes past end
+    // masked off); then straight to the first byte of 0x80 or more.
+    const rest = end - p;
+    let m = i8x16.bitmask(v128.load(p));
+    if (rest < 16) m &= (1 << <i32>rest) - 1;
+    if (m == 0) {
+      p += rest < 16 ? rest : 16;
       continue;
     }
+    p += <usize>ctz(m);
+    const b0 = <u32>load<u8>(p);
     if (b0 < 0xc2) return false;
     if (b0 <= 0xdf) {
       if (p + 2 > end) return false;
@@ -269,7 +275,10 @@ export function carried(st: usize): i32 {
 /**
  * First byte in [i, len) that ends character data ('<', '&', a forbidden
  * control byte) or, with q != 0, an attribute value (also the quote q); len
- * when none. Sixteen bytes at a time with SIMD.
+ * when none. Sixteen bytes at a time with SIMD, the last block too: it may
+ * read up to 15 bytes past len, whose lanes are masked off. The chunk is
+ * followed in memory by its records area (framer-wasm.ts scratch()), so
+ * those bytes are always there to read.
  */
 // @ts-ignore: decorator
 @inline function findStop(buf: usize, i: i32, len: i32, q: i32): i32 {
@@ -280,16 +289,14 @@ export function carried(st: usize): i32 {
   const vTab = i8x16.splat(0x09);
   const vLf = i8x16.splat(0x0a);
   const vCr = i8x16.splat(0x0d);
-  while (i + 16 <= len) {
+  while (i < len) {
     const v = v128.load(buf + <usize>i);
     const ctl = v128.andnot(i8x16.lt_u(v, vSp), v128.or(v128.or(i8x16.eq(v, vTab), i8x16.eq(v, vLf)), i8x16.eq(v, vCr)));
-    const m = i8x16.bitmask(v128.or(v128.or(i8x16.eq(v, vLt), i8x16.eq(v, vAmp)), v128.or(i8x16.eq(v, vQ), ctl)));
+    let m = i8x16.bitmask(v128.or(v128.or(i8x16.eq(v, vLt), i8x16.eq(v, vAmp)), v128.or(i8x16.eq(v, vQ), ctl)));
+    const rest = len - i;
+    if (rest < 16) m &= (1 << rest) - 1;
     if (m != 0) return i + ctz(m);
     i += 16;
-  }
-  for (; i < len; i++) {
-    const b = <i32>load<u8>(buf + <usize>i);
-    if (b == LT || b == AMP || b == q || (cls(b) & C_BAD)) return i;
   }
   return len;
 }

@@ -113,6 +113,23 @@ test("differential: every test/corpus case, whole, byte by byte and in chunks of
   }
 });
 
+test("the last SIMD block of a run reads past the chunk: bytes left there by an earlier, longer chunk never count", () => {
+  // Each filler leaves the shared scratch area full of bytes that would stop
+  // the scan (a quote, '<', '&', a control byte) or fail UTF-8 (a lead byte),
+  // right after where the next, shorter chunk ends.
+  const fillers = ["'".repeat(600), "<a/>".repeat(150), "&amp;".repeat(120), "\u00e9".repeat(300), "\u20ac".repeat(200)];
+  const endings = ["<m a='xy", "<m a=\"xy", "<m>hello", "<m>caf\u00e9", "<m>tab\tcr\r"];
+  for (const filler of fillers) {
+    for (const ending of endings) {
+      const chunks = [Buffer.from(HEADER + `<f>${filler}</f>`), Buffer.from(ending), Buffer.from(ending.includes("a=") ? "z'/>".replace("'", ending.includes("\"") ? '"' : "'") : " world</m>")];
+      const js = observe((s, l) => new Framer(s, l), chunks, DEFAULT_LIMITS, false);
+      const wasm = observe((s, l) => new WasmFramer(s, l), chunks, DEFAULT_LIMITS, false);
+      assert.deepEqual(wasm.events, js.events, `${filler.slice(0, 8)}… then ${ending}`);
+      assert.ok(!js.events.some((e) => e.startsWith("error")), js.events.join("\n"));
+    }
+  }
+});
+
 test("a sink that writes to another framer from its callback (nested writes share one module)", () => {
   const input = Buffer.from(HEADER + PIECES.join("") + "</stream:stream>");
   const make = (impl: "js" | "wasm"): string[] => {
