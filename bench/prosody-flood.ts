@@ -28,9 +28,12 @@
 // A setup's figure is its CPU per delivered message: the proxy's (for
 // direct: none) and Prosody's. The goals are ratios of xmpp-guard's to the
 // pipe's and HAProxy's per-message CPU in the same run (min and median over
-// rounds), after one unmeasured warm-up pass through every setup. CPU is
-// each process's scheduler run time (lib/system.ts), exact to the
-// microsecond. No thresholds: the table says where each goal stands.
+// rounds of the ratio in each round), after two unmeasured warm-up passes
+// through every setup with a full collection in each Node proxy between
+// them. The goals table also gives the ratio of each setup's least figure,
+// which a baseline's disturbed rounds cannot pull down. CPU is each
+// process's scheduler run time (lib/system.ts), exact to the microsecond.
+// No thresholds: the table says where each goal stands.
 
 import { execFileSync, spawn, type ChildProcess } from "node:child_process";
 import { mkdirSync } from "node:fs";
@@ -236,18 +239,36 @@ function ratios(samples: Sample[], mode: Mode, base: TargetName): number[] {
   return guard.map((g, i) => (g.proxyUsPerMsg ?? NaN) / (other[i]?.proxyUsPerMsg ?? NaN)).filter(Number.isFinite);
 }
 
+/**
+ * xmpp-guard's least per-message CPU over the baseline's least. Disturbance
+ * (a busy neighbour on a shared machine, the other processes' work) only
+ * ever adds CPU, so a setup's minimum is its least disturbed figure; when a
+ * baseline has disturbed rounds and xmpp-guard has not, the per-round
+ * ratios fall below what either costs, and this says so.
+ */
+function ratioOfMinima(samples: Sample[], mode: Mode, base: TargetName): number {
+  const least = (setup: TargetName): number =>
+    Math.min(...samples.filter((s) => s.setup === setup && s.mode === mode && s.proxyUsPerMsg !== null).map((s) => s.proxyUsPerMsg!));
+  return least("xmpp-guard") / least(base);
+}
+
 function goals(samples: Sample[]): Table {
   const rows: string[][] = [];
   const goal = (label: string, mode: Mode, base: TargetName, limit: number): void => {
     const r = ratios(samples, mode, base);
-    if (r.length === 0) return void rows.push([label, `≤ ${limit} ×`, "not measured", "–"]);
-    rows.push([label, `≤ ${limit} ×`, `${times(Math.min(...r))} / ${times(median(r))}`, median(r) <= limit ? "met" : "not met"]);
+    if (r.length === 0) return void rows.push([label, `≤ ${limit} ×`, "not measured", "–", "–"]);
+    const m = ratioOfMinima(samples, mode, base);
+    rows.push([label, `≤ ${limit} ×`, `${times(Math.min(...r))} / ${times(median(r))}`, median(r) <= limit ? "met" : "not met", `${times(m)}${m <= limit ? "" : " (over)"}`]);
   };
   goal("flood, CPU per message, xmpp-guard ÷ Node pipe", "flood", "pipe", 1.25);
   goal("flood, CPU per message, xmpp-guard ÷ HAProxy", "flood", "haproxy", 2);
   goal("paced, CPU per message, xmpp-guard ÷ Node pipe", "paced", "pipe", 1.1);
   goal("paced, CPU per message, xmpp-guard ÷ HAProxy", "paced", "haproxy", 1.5);
-  return { title: "Goals through Prosody (ratio in the same round; min / median over rounds)", headers: ["goal", "target", "measured (min / median)", "median"], rows };
+  return {
+    title: "Goals through Prosody (ratio in the same round; min / median over rounds; and the ratio of each setup's least figure)",
+    headers: ["goal", "target", "measured (min / median)", "median", "least ÷ least"],
+    rows,
+  };
 }
 
 async function main(): Promise<void> {
