@@ -173,11 +173,7 @@ type Body = (s: RunState, pass: ChainReturn) => number;
  * After the last rule: `end`.
  */
 function rulesRun(plans: readonly RulePlan[], hits: ReadonlyMap<CompiledRule, readonly object[]>, end: number): Body {
-  if (plans.length > RULES_PER_FUNCTION) {
-    const groups: Body[] = [];
-    for (let i = 0; i < plans.length; i += RULES_PER_FUNCTION) groups.push(rulesRun(plans.slice(i, i + RULES_PER_FUNCTION), hits, A_NEXT));
-    return calls(groups, A_NEXT, end);
-  }
+  if (plans.length > RULES_PER_FUNCTION) return calls(inGroups(plans, RULES_PER_FUNCTION, (group) => rulesRun(group, hits, A_NEXT)), A_NEXT, end);
   const values: unknown[] = [];
   const name = (v: unknown): string => {
     values.push(v);
@@ -203,13 +199,16 @@ function rulesRun(plans: readonly RulePlan[], hits: ReadonlyMap<CompiledRule, re
  * CALLS_PER_FUNCTION, a function of such functions.
  */
 function calls(bodies: readonly Body[], go: number, end: number): Body {
-  if (bodies.length > CALLS_PER_FUNCTION) {
-    const groups: Body[] = [];
-    for (let i = 0; i < bodies.length; i += CALLS_PER_FUNCTION) groups.push(calls(bodies.slice(i, i + CALLS_PER_FUNCTION), go, go));
-    return calls(groups, go, end);
-  }
+  if (bodies.length > CALLS_PER_FUNCTION) return calls(inGroups(bodies, CALLS_PER_FUNCTION, (group) => calls(group, go, go)), go, end);
   const src = bodies.map((_, k) => `r = v${k}(s, p); if (r !== ${go}) return r;`).join(" ");
   return generate(bodies, `function firewall_calls(s, p) { let r = 0; ${src} return ${end}; }`);
+}
+
+/** `items` cut into groups of `size` (the last may be shorter), each made into one Body by `make`, in order. */
+function inGroups<T>(items: readonly T[], size: number, make: (group: readonly T[]) => Body): Body[] {
+  const out: Body[] = [];
+  for (let i = 0; i < items.length; i += size) out.push(make(items.slice(i, i + size)));
+  return out;
 }
 
 /** The function `fn` (source made here: fixed fragments, numbers, names v0…) over `values`, bound to v0, v1, … */
