@@ -206,10 +206,14 @@ async function measure(target: Target, pairs: Pair[], prosody: ProsodyInstance, 
   return out;
 }
 
+/** One figure of every round of `setup` in `mode`, rounds without it left out. */
+function figures(samples: Sample[], mode: Mode, setup: TargetName, pick: (s: Sample) => number | null): number[] {
+  return samples.filter((s) => s.setup === setup && s.mode === mode).map(pick).filter((v): v is number => v !== null);
+}
+
 function summarise(samples: Sample[], mode: Mode): Table {
   const rows: string[][] = [];
-  const of = (setup: TargetName, pick: (s: Sample) => number | null): number[] =>
-    samples.filter((s) => s.setup === setup && s.mode === mode).map(pick).filter((v): v is number => v !== null);
+  const of = (setup: TargetName, pick: (s: Sample) => number | null): number[] => figures(samples, mode, setup, pick);
   for (const setup of SETUPS) {
     const proxy = of(setup, (s) => s.proxyUsPerMsg);
     const server = of(setup, (s) => s.prosodyUsPerMsg);
@@ -247,8 +251,7 @@ function ratios(samples: Sample[], mode: Mode, base: TargetName): number[] {
  * ratios fall below what either costs, and this says so.
  */
 function ratioOfMinima(samples: Sample[], mode: Mode, base: TargetName): number {
-  const least = (setup: TargetName): number =>
-    Math.min(...samples.filter((s) => s.setup === setup && s.mode === mode && s.proxyUsPerMsg !== null).map((s) => s.proxyUsPerMsg!));
+  const least = (setup: TargetName): number => Math.min(...figures(samples, mode, setup, (s) => s.proxyUsPerMsg));
   return least("xmpp-guard") / least(base);
 }
 
@@ -337,7 +340,7 @@ async function main(): Promise<void> {
       trickled++;
     }, TRICKLE_MS);
     trickle.unref();
-    // One unmeasured pass through every setup first, so that no setup's
+    // Unmeasured passes through every setup first, so that no setup's
     // first round pays for its JIT warming up or its first logins.
     const warmup = { ...opts, messages: Math.max(500, Math.round(opts.messages / 4)) };
     for (const t of targets) await measure(t, measured.get(t)!, prosody, warmup, "warmup");
