@@ -16,7 +16,7 @@
 
 import { ProxyError, type ErrorCode } from "../errors.js";
 import { FRAMER_WASM_BASE64 } from "./framer-wasm-module.js";
-import { FRAME_HEAD, OFFERED_ATTR_WORDS, OFFERED_HEAD_WORDS } from "./head.js";
+import { FRAME_HEAD, OFFERED_ATTR_WORDS, OFFERED_HEAD_WORDS, OFFERED_MEMORY, RECENT_LONGEST, RECENT_SLOTS } from "./head.js";
 import { DEFAULT_LIMITS, FRAME_STANZA, Framer, type FrameKind, type FrameSink, type FramerLimits, type StreamFramer } from "./framer.js";
 
 // The WebAssembly API, typed here: the project's TypeScript libs (ES2023, Node) do not declare it.
@@ -91,12 +91,14 @@ let wasmError: Error | null = null;
 let heapI32 = new Int32Array(0);
 let heapU8 = new Uint8Array(0);
 let resultAt = 0; // i32 index of the results block
+let recentTable = 0; // the head reader's table of recent values' bytes (head.ts OfferedMemory)
 
 function instance(): Exports {
   if (wasm !== null) return wasm;
   const module = new wasmApi.Module(Buffer.from(FRAMER_WASM_BASE64, "base64"));
   wasm = new wasmApi.Instance(module, {}).exports as unknown as Exports;
   resultAt = wasm.result() >> 2;
+  recentTable = wasm.alloc(RECENT_SLOTS * RECENT_LONGEST);
   refresh();
   return wasm;
 }
@@ -106,6 +108,7 @@ function refresh(): void {
   const buf = wasm!.memory.buffer;
   heapI32 = new Int32Array(buf);
   heapU8 = new Uint8Array(buf);
+  OFFERED_MEMORY.attach(buf, recentTable);
 }
 
 /** Whether this runtime can run the WebAssembly framer (it needs SIMD). */
@@ -272,7 +275,7 @@ export class WasmFramer implements StreamFramer {
       const pending = self.#pending;
       if (pending === null) {
         if (kind === FRAME_STANZA && head < headsEnd && heapI32[head] === start) {
-          FRAME_HEAD.offer(chunk, start, heapI32, head);
+          FRAME_HEAD.offer(chunk, start, heapI32, head, at);
           head += OFFERED_HEAD_WORDS + OFFERED_ATTR_WORDS * heapI32[head + 3]!;
           try {
             sink.onFrame(kind, chunk, start, end);

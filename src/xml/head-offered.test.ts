@@ -136,3 +136,40 @@ test("offered heads: values that share the framer's hash (same length, same firs
   }
   assert.deepEqual(seen, [...middles, ...middles, ...middles].map((m) => `user0000@${m}.example/phone123`));
 });
+
+test("offered heads: values decoded after their offer is gone (callback returned, memory grown) are read from the bytes", () => {
+  const text = "<message to='alice@example.org/phone' from='bob@example.org/desk' type='chat' id='a1'/>";
+  // Twice, so the second time the first pass's values are the recent ones.
+  for (let round = 0; round < 2; round++) {
+    const kept: ParsedHead[] = [];
+    feed(text + text, [], (data, start, end) => {
+      const head = new ParsedHead();
+      assert.ok(head.read(data, start, end, start));
+      if (kept.length === 1) {
+        // The module's memory grows under the second head before any value is read.
+        const inner = new WasmFramer({ onFrame() {}, onError() {} });
+        inner.write(Buffer.from(HEADER));
+        inner.write(Buffer.from(`<message><body>${"y".repeat(4 << 20)}</body></message>`));
+        inner.stop();
+        assert.equal(head.attr("from"), "bob@example.org/desk");
+      }
+      kept.push(head);
+    });
+    // The first head's values are read after its callback returned.
+    assert.deepEqual([kept[0]!.attr("to"), kept[0]!.attr("from"), kept[0]!.attr("type"), kept[0]!.attr("id")], ["alice@example.org/phone", "bob@example.org/desk", "chat", "a1"]);
+    assert.equal(kept[1]!.attr("to"), "alice@example.org/phone");
+  }
+});
+
+test("offered heads: a value kept among the recent ones is its text; one with references or line breaks never is", () => {
+  const values = ["a&amp;b@example.org", "a&amp;b@example.org", "l1\tl2", "l1\tl2", "caf\u00e9@example.org", "caf\u00e9@example.org", "a&b@example.org".replace("&", "&#38;")];
+  const text = values.map((v, i) => `<message to='${v}' id='v${i}'/>`).join("");
+  const seen: string[] = [];
+  for (let round = 0; round < 2; round++) {
+    feed(text, [], (data, start, end) => {
+      seen.push(readHead(data, start, end, start)!.attr("to")!);
+    });
+  }
+  const expected = ["a&b@example.org", "a&b@example.org", "l1 l2", "l1 l2", "caf\u00e9@example.org", "caf\u00e9@example.org", "a&b@example.org"];
+  assert.deepEqual(seen, [...expected, ...expected]);
+});

@@ -103,23 +103,34 @@ function hasColon(data: Buffer, start: number, end: number): boolean {
  * tag again. Anything else, a frame carried across chunks, a head read later
  * or from a copy, or module memory that grew meanwhile (words detached, so
  * empty), reads the bytes as usual: the offer only saves work.
+ *
+ * The chunk's bytes are in the module's memory too, at `base` (the address
+ * of data[0]), for as long as the offer stands: a value of the frame is then
+ * compared with a recent one four bytes at a time (OfferedRecent), not byte by byte.
+ * `serial` changes with every offer and withdrawal, so a head knows whether
+ * the offer it was read from still stands.
  */
 export class OfferedHead {
   data: Buffer | null = null;
   start = -1;
   words: Int32Array = new Int32Array(0);
   at = 0;
+  base = 0;
+  serial = 0;
 
-  offer(data: Buffer, start: number, words: Int32Array, at: number): void {
+  offer(data: Buffer, start: number, words: Int32Array, at: number, base: number): void {
     this.data = data;
     this.start = start;
     this.words = words;
     this.at = at;
+    this.base = base;
+    this.serial++;
   }
 
   withdraw(): void {
     this.data = null;
     this.start = -1;
+    this.serial++;
   }
 }
 
@@ -177,11 +188,15 @@ export class ParsedHead implements Head {
   /** Decoded values by index; entries past #count are stale. */
   #values: Array<string | undefined> | undefined;
   #map: Map<string, string> | undefined;
+  /** The offer (FRAME_HEAD.serial) this head was read from, or -1; and where the offer put data[0] in the module's memory. */
+  #serial = -1;
+  #base = 0;
 
   /** Parse the start tag at data[start] into this object (see readHead); false when there is none. */
   read(data: Buffer, start: number, limit: number, origin: number): boolean {
     const offered = FRAME_HEAD;
-    if (offered.data === data && offered.start === start && offered.words.length !== 0) return this.#readOffered(data, offered.words, offered.at, origin);
+    if (offered.data === data && offered.start === start && offered.words.length !== 0) return this.#readOffered(data, offered, origin);
+    this.#serial = -1;
     if (data[start] !== LT) return false;
     let i = start + 1;
     const nameStart = i;
@@ -220,7 +235,11 @@ export class ParsedHead implements Head {
   }
 
   /** The framer's offsets for this tag (FRAME_HEAD): the same head, without scanning the tag again. */
-  #readOffered(data: Buffer, words: Int32Array, at: number, origin: number): true {
+  #readOffered(data: Buffer, offered: OfferedHead, origin: number): true {
+    const words = offered.words;
+    const at = offered.at;
+    this.#serial = offered.serial;
+    this.#base = offered.base;
     const nameStart = words[at]! + 1;
     const nameEnd = words[at + 1]!;
     this.#begin(data, nameStart, nameEnd, -1, COMMON_NAMES.indexPacked(words[at + 4]!, words[at + 5]!, nameEnd - nameStart));
@@ -309,7 +328,9 @@ export class ParsedHead implements Head {
     if (v === undefined) {
       const spans = this.#spans;
       const hash = spans[3 * k + 2]!;
-      values[k] = v = decode(this.#data, spans[3 * k]!, spans[3 * k + 1]!, hash);
+      // The offer still stands (no other frame offered since, memory not grown): compare in the module's memory.
+      const offered = hash !== NO_HASH && this.#serial === FRAME_HEAD.serial && FRAME_HEAD.words.length !== 0;
+      values[k] = v = offered ? decodeOffered(this.#data, spans[3 * k]!, spans[3 * k + 1]!, hash, this.#base) : decode(this.#data, spans[3 * k]!, spans[3 * k + 1]!);
     }
     return v;
   }
@@ -340,29 +361,20 @@ export function readHead(data: Buffer, start: number, limit: number, origin = 0,
 
 /** Decode an attribute value or text run: entities and (for attributes) nothing else. */
 export function decodeValue(data: Buffer, start: number, end: number): string {
-  return decode(data, start, end, NO_HASH);
+  return decode(data, start, end);
 }
 
 /** A value's hash from the framer (30 bits, see asm/framer.ts valueHash), or none. */
 const NO_HASH = -1;
 
-/**
- * decodeValue, given the framer's hash of the value when there is one: then
- * a value decoded lately is found with one compare of its bytes, without a
- * pass to hash them and check them for references and line breaks.
- */
-function decode(data: Buffer, start: number, end: number, hash: number): string {
-  const n = end - start;
-  if (hash !== NO_HASH && n <= RECENT_LONGEST) {
-    const seen = RECENT[hash & RECENT_MASK];
-    // What RECENT holds is plain ASCII: the same bytes are the same value.
-    if (seen !== undefined && seen.length === n && sameBytes(seen, data, start, n)) return seen;
-  }
+/** Longest value kept among the recent ones, and how many slots each table has. */
+export const RECENT_LONGEST = 128;
+export const RECENT_SLOTS = 256;
+const RECENT_MASK = RECENT_SLOTS - 1;
+
+function decode(data: Buffer, start: number, end: number): string {
   const common = COMMON_VALUES.find(data, start, end);
-  if (common !== undefined) {
-    if (hash !== NO_HASH) RECENT[hash & RECENT_MASK] = common;
-    return common;
-  }
+  if (common !== undefined) return common;
   // Most values have no reference and no line break: one pass over the
   // bytes tells, whether they are all ASCII, and their slot in RECENT.
   let ascii = true;
@@ -374,8 +386,8 @@ function decode(data: Buffer, start: number, end: number, hash: number): string 
     h = (h * 31 + b) | 0;
   }
   if (!ascii) return utf8Slice.call(data, start, end);
+  const n = end - start;
   if (n > RECENT_LONGEST) return asciiSlice.call(data, start, end);
-  if (hash !== NO_HASH) return (RECENT[hash & RECENT_MASK] = asciiSlice.call(data, start, end));
   const slot = h & RECENT_MASK;
   const seen = RECENT[slot];
   if (seen !== undefined && seen.length === n && sameBytes(seen, data, start, n)) return seen;
@@ -393,9 +405,71 @@ function sameBytes(text: string, data: Buffer, start: number, n: number): boolea
  * bytes: a stream repeats its addresses, and a value found here costs a
  * compare instead of a new string. Bounded: one string per slot.
  */
-const RECENT: Array<string | undefined> = new Array<string | undefined>(256).fill(undefined);
-const RECENT_LONGEST = 128;
-const RECENT_MASK = RECENT.length - 1;
+const RECENT: Array<string | undefined> = new Array<string | undefined>(RECENT_SLOTS).fill(undefined);
+
+/**
+ * A value of the frame on offer (its bytes at `base` + start in the module's
+ * memory), given the framer's hash of it: found among the recent values of
+ * offered frames with a compare four bytes at a time, and no pass over its
+ * bytes to hash it.
+ */
+function decodeOffered(data: Buffer, start: number, end: number, hash: number, base: number): string {
+  const n = end - start;
+  const slot = hash & RECENT_MASK;
+  const seen = OFFERED_RECENT[slot];
+  // What a slot holds is plain ASCII of at most RECENT_LONGEST bytes: the same bytes are the same value.
+  if (seen !== undefined && seen.length === n && OFFERED_MEMORY.same(base + start, OFFERED_MEMORY.table + slot * RECENT_LONGEST, n)) return seen;
+  return keepOffered(data, start, end, slot, base);
+}
+
+/** decodeOffered's miss: decode, and keep the value in its slot when its bytes are its text (plain ASCII, no reference or line break). */
+function keepOffered(data: Buffer, start: number, end: number, slot: number, base: number): string {
+  const memory = OFFERED_MEMORY;
+  if (end - start > RECENT_LONGEST || memory.table === 0) return decode(data, start, end);
+  for (let i = start; i < end; i++) {
+    const b = data[i]!;
+    if (b >= 0x80 || b === AMP || b === 0x09 || b === 0x0a || b === 0x0d) return decode(data, start, end);
+  }
+  const v = COMMON_VALUES.find(data, start, end) ?? asciiSlice.call(data, start, end);
+  OFFERED_RECENT[slot] = v;
+  memory.bytes.copyWithin(memory.table + slot * RECENT_LONGEST, base + start, base + end);
+  return v;
+}
+
+/** The values decoded lately from offered frames, by the framer's hash; their bytes are in OFFERED_MEMORY's table. */
+const OFFERED_RECENT: Array<string | undefined> = new Array<string | undefined>(RECENT_SLOTS).fill(undefined);
+
+/**
+ * The module's memory as the head reader sees it: where the offered chunks
+ * lie, and a table of RECENT_SLOTS × RECENT_LONGEST bytes (at `table`)
+ * holding the bytes of each OFFERED_RECENT value. The WebAssembly framer
+ * attaches it, and again after the memory grew (the old buffer is then detached).
+ */
+export class OfferedMemory {
+  view = new DataView(new ArrayBuffer(0));
+  bytes = new Uint8Array(0);
+  table = 0;
+
+  attach(buffer: ArrayBuffer, table: number): void {
+    this.view = new DataView(buffer);
+    this.bytes = new Uint8Array(buffer);
+    if (this.table !== table) OFFERED_RECENT.fill(undefined);
+    this.table = table;
+  }
+
+  /** Whether the n bytes at a and at b are the same (four at a time; a last, overlapping four for the tail). */
+  same(a: number, b: number, n: number): boolean {
+    const view = this.view;
+    if (n < 4) {
+      for (let j = 0; j < n; j++) if (view.getUint8(a + j) !== view.getUint8(b + j)) return false;
+      return true;
+    }
+    for (let j = 0; j + 4 <= n; j += 4) if (view.getInt32(a + j, true) !== view.getInt32(b + j, true)) return false;
+    return view.getInt32(a + n - 4, true) === view.getInt32(b + n - 4, true);
+  }
+}
+
+export const OFFERED_MEMORY = new OfferedMemory();
 
 function decodeSpecial(raw: string): string {
   // XML attribute-value normalisation: a literal tab, line feed or carriage
