@@ -38,4 +38,6 @@ export interface CompileEnv {
   /** The shared limiter of this file and chain for `rate` (carried over on reload when unchanged). */
   single(rate: string, def: RateDef): Throttle;
   multi(rate: string, def: RateDef): MultiThrottle;
+  /** A number of its own for a condition that keeps something in a session's RunMemory (its index there). */
+  memorySlot(): number;
 }

@@ -247,11 +247,11 @@ export class CompiledRuleSet {
     if (spare !== undefined) {
       this.#spare = undefined;
       facts = spare.facts;
-      facts.reset(ctx.stanza, chain, ctx.origin, ctx.host, ctx.fromServer === true);
+      facts.reset(ctx.stanza, chain, ctx.origin, ctx.host, ctx.fromServer === true, ctx.memory);
       state = spare;
       state.reset(facts, ctx, this.#clock.now(), this.chains, this.#composed);
     } else {
-      facts = new Facts(ctx.stanza, chain, ctx.origin, ctx.host, ctx.fromServer === true);
+      facts = new Facts(ctx.stanza, chain, ctx.origin, ctx.host, ctx.fromServer === true, ctx.memory);
       state = new RunState(facts, ctx, this.#clock.now(), this.chains, this.#composed);
     }
     try {
@@ -372,6 +372,8 @@ export function compileRuleFiles(files: readonly RuleFileAst[], options: Compile
   const chains = new Map<string, Handler[]>();
   const jumps: { chain: string; action: CompiledAction & { target: string } }[] = [];
   let scope: DefinitionScope = { zones: new Map(), rates: new Map(), lists: new Map(), patterns: new Map(), searches: new Map() };
+  // Numbers of the conditions that keep something in a session's RunMemory, unique in the rule set.
+  let memorySlots = 0;
 
   for (const ast of files) {
     const fileScope = copyScope(scope);
@@ -409,6 +411,9 @@ export function compileRuleFiles(files: readonly RuleFileAst[], options: Compile
           } else if (!(t instanceof Throttle) || t instanceof SharedThrottle) t = new Throttle(def.rate, def.burst, clock.now());
           state.limiters.set(key, t);
           return t;
+        },
+        memorySlot() {
+          return memorySlots++;
         },
         multi(rate, def) {
           const entries = def.entries ?? multirateLimit;

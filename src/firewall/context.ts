@@ -5,6 +5,7 @@
 // refused with a message, never silently ignored. See docs/firewall.md.
 import type { StanzaView } from "../xml/stanza-view.js";
 import type { ActionName, BuiltinChain, LogActionLevel } from "./ast.js";
+import type { RunMemory } from "./run-memory.js";
 
 /**
  * The session a stanza came from, when the proxy knows it: the client for
@@ -43,6 +44,12 @@ export interface FirewallContext {
    * filled in from the stream: a stanza the server made itself has none.
    */
   readonly fromServer?: boolean | undefined;
+  /**
+   * What the session's earlier stanzas left for its next run (run-memory.ts):
+   * the firewall stage passes each session's own. Without it the rule set's
+   * own is used, which sessions that take turns overwrite each other's in.
+   */
+  readonly memory?: RunMemory | undefined;
   /**
    * How many times this stanza was already produced by REDIRECT/COPY and fed
    * back in (0 for a stanza from the wire). Copies stop at MAX_REENTRY.

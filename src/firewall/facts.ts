@@ -7,42 +7,14 @@ import { readHead } from "../xml/head.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import type { BuiltinChain, CodeExpr, StanzaPath, Template, TemplatePart } from "./ast.js";
 import type { OriginSession } from "./context.js";
-import { bareJid, hostOf, jidForms, NO_JID, splitJid, type JidForms, type JidParts } from "../xmpp/jid.js";
+import { bareJid, hostOf, NO_JID, splitJid, type JidForms, type JidParts } from "../xmpp/jid.js";
+import { RunMemory } from "./run-memory.js";
 import { findPath, prosodyForm, rootOf, type Located, type TreeForm } from "./stanza-path.js";
 import { escapeXml } from "../xml/stream-error.js";
 import { serializeHeld, type MutableXmlNode, type XmlNode } from "./xml.js";
 
 const UNSET: unique symbol = Symbol("unset");
 type Lazy<T> = T | typeof UNSET;
-
-/**
- * The forms (jid.ts's JidForms) of the last JID asked about in one address
- * role. A Facts outlives its runs and keeps one per role (to, from, the
- * origin's JID), so a session's consecutive stanzas, which bring the same
- * `to` or `from` string again, reach its forms (and the very string objects
- * of its prepared, bare and split forms, whose hashes Map lookups keep)
- * with one comparison; roles do not evict each other. A miss is one memo
- * lookup.
- */
-class LastForms {
-  #in: string | undefined = undefined;
-  #out: JidForms = NO_JID;
-
-  of(jid: string | undefined): JidForms {
-    if (jid !== this.#in) {
-      this.#out = jidForms(jid);
-      this.#in = jid;
-    }
-    return this.#out;
-  }
-}
-
-/** The forms one Facts remembers, per role. */
-class AddressForms {
-  readonly to = new LastForms();
-  readonly from = new LastForms();
-  readonly origin = new LastForms();
-}
 
 export class Facts {
   // Written only by the constructor and reset() (a rule set reuses one Facts per run).
@@ -61,14 +33,16 @@ export class Facts {
   /** Prosody's `to` variable's forms (to). */
   #to: Lazy<JidForms> = UNSET;
   #from: Lazy<JidForms> = UNSET;
-  /** Made on first use: a Facts that reads no address allocates none. */
-  #forms: AddressForms | undefined;
+  /** The session's memory (FirewallContext.memory), or undefined: then #own, made on first use. */
+  #memory: RunMemory | undefined;
+  #own: RunMemory | undefined;
   #tree: Lazy<XmlNode | null> = UNSET;
   #modified: MutableXmlNode | undefined;
   #text: Lazy<string> = UNSET;
   #searches: Map<string, string> | undefined;
 
-  constructor(stanza: StanzaView, chain: BuiltinChain, origin: OriginSession | undefined, host: string | undefined, fromServer = false) {
+  constructor(stanza: StanzaView, chain: BuiltinChain, origin: OriginSession | undefined, host: string | undefined, fromServer = false, memory?: RunMemory) {
+    this.#memory = memory;
     this.stanza = stanza;
     this.chain = chain;
     this.origin = origin;
@@ -79,7 +53,8 @@ export class Facts {
   }
 
   /** The facts of another stanza, in this object: every lazy value is forgotten. */
-  reset(stanza: StanzaView, chain: BuiltinChain, origin: OriginSession | undefined, host: string | undefined, fromServer: boolean): void {
+  reset(stanza: StanzaView, chain: BuiltinChain, origin: OriginSession | undefined, host: string | undefined, fromServer: boolean, memory: RunMemory | undefined): void {
+    this.#memory = memory;
     this.stanza = stanza;
     this.chain = chain;
     this.origin = origin;
@@ -134,8 +109,9 @@ export class Facts {
     return this.#addr().origin.of(this.origin?.jid).bareForms.prepped;
   }
 
-  #addr(): AddressForms {
-    return (this.#forms ??= new AddressForms());
+  /** The run's memory of addresses: the session's, else this rule set's own. */
+  #addr(): RunMemory {
+    return this.#memory ?? (this.#own ??= new RunMemory());
   }
 
   /** `from` as the server sees it (the bound JID for c2s stanzas without one), prepped. */

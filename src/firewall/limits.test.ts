@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { compileRuleSources, type CompiledRuleSet } from "./compile.js";
-import { MultiThrottle, POLL_LIMITED, POLL_OK, POLL_TABLE_FULL } from "./limits.js";
+import { MultiThrottle, POLL_LIMITED, POLL_OK, POLL_TABLE_FULL, type LimitBucket } from "./limits.js";
 import { Throttle } from "../shaping/token-bucket.js";
 import { testStanza } from "../../test/helpers/test-stanza.js";
 
@@ -145,6 +145,39 @@ describe("MultiThrottle", () => {
       }
       // Every outcome came up (a table that may not overflow also refused).
       assert.deepEqual([...outcomes].sort(), allowOverflow ? [POLL_OK, POLL_LIMITED] : [POLL_OK, POLL_LIMITED, POLL_TABLE_FULL]);
+    }
+  });
+
+  it("hints (the bucket a key had, as sessions remember it) change no answer and no LRU order, even stale or wrong ones", () => {
+    // The same reference walk, each key polled with the bucket it had last time
+    // (evicted meanwhile or not), or now and then another key's bucket: the
+    // answers and the table must be exactly the lookup's. A hinted bucket not
+    // moved to the new end would be evicted while busy, and start full again.
+    for (const allowOverflow of [false, true]) {
+      const plain = new MultiThrottle(1, 2, 4, allowOverflow);
+      const hinted = new MultiThrottle(1, 2, 4, allowOverflow);
+      const other = new MultiThrottle(1, 2, 4, allowOverflow);
+      const hints = new Map<string, LimitBucket | null>();
+      let seed = 11;
+      const next = (n: number): number => {
+        seed = (seed * 1103515245 + 12345) % 2147483648;
+        return seed % n;
+      };
+      let now = 0;
+      let used = 0;
+      for (let i = 0; i < 5000; i++) {
+        now += next(700);
+        const key = `k${next(7)}`;
+        other.poll(key, now);
+        const wrong = next(5);
+        const hint = wrong === 0 ? other.newest : wrong === 1 ? (hints.get(`k${next(7)}`) ?? null) : (hints.get(key) ?? null);
+        if (hint !== null && hint === hints.get(key)) used++;
+        const r = hinted.poll(key, now, hint);
+        assert.equal(r, plain.poll(key, now), `step ${i}, ${key} at ${now}`);
+        assert.equal(hinted.size, plain.size);
+        if (r !== POLL_TABLE_FULL) hints.set(key, hinted.newest);
+      }
+      assert.ok(used > 1000, `${used} polls with the key's own hint`);
     }
   });
 });

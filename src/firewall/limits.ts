@@ -44,14 +44,20 @@ export type PollResult = typeof POLL_OK | typeof POLL_LIMITED | typeof POLL_TABL
 /** A key's bucket, linked into its table's LRU list (oldest at the head). */
 class Slot extends Throttle {
   readonly key: string;
+  /** The table holding it; null once it was evicted. */
+  table: MultiThrottle | null;
   older: Slot | null = null;
   newer: Slot | null = null;
 
-  constructor(key: string, rate: number, burst: number, now: number) {
+  constructor(key: string, rate: number, burst: number, now: number, table: MultiThrottle) {
     super(rate, burst, now);
     this.key = key;
+    this.table = table;
   }
 }
+
+/** A bucket as a caller may hold on to it (RunMemory): only to give it back to poll() as a hint. */
+export type LimitBucket = Slot;
 
 /**
  * One bucket per key in an LRU table of `entries` slots (`LIMIT: name on EXPR`).
@@ -95,11 +101,26 @@ export class MultiThrottle {
     return this.#slots.size;
   }
 
-  poll(key: string, now: number): PollResult {
+  /** The bucket polled last: after a poll() that did not return POLL_TABLE_FULL, its key's (the hint to give poll() next time). */
+  get newest(): LimitBucket | null {
+    return this.#newest;
+  }
+
+  /**
+   * Take a token from `key`'s bucket. `hint`: the bucket this key had before
+   * (a session's memory); when it is still this table's bucket for `key`, it
+   * is taken without a lookup (and still moved to the new end of the LRU list,
+   * so a busy bucket is never the one evicted).
+   */
+  poll(key: string, now: number, hint: LimitBucket | null = null): PollResult {
     const shared = this.#shared;
     if (shared !== undefined) return shared.limits.poll(`${shared.name}:${key}`, this.rate, this.burst) ? POLL_OK : POLL_LIMITED;
     let slot = this.#newest;
-    if (slot === null || slot.key !== key) {
+    if (hint !== null && hint !== slot && hint.table === this && hint.key === key) {
+      this.#unlink(hint);
+      this.#append(hint);
+      slot = hint;
+    } else if (slot === null || slot.key !== key) {
       slot = this.#slots.get(key) ?? null;
       if (slot !== null) {
         this.#unlink(slot);
@@ -109,8 +130,9 @@ export class MultiThrottle {
           if (!this.allowOverflow && !oldest.isIdle(now)) return POLL_TABLE_FULL;
           this.#unlink(oldest);
           this.#slots.delete(oldest.key);
+          oldest.table = null;
         }
-        slot = new Slot(key, this.rate, this.burst, now);
+        slot = new Slot(key, this.rate, this.burst, now, this);
         this.#slots.set(key, slot);
       }
       this.#append(slot);

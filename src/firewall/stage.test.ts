@@ -68,6 +68,40 @@ describe("FirewallStage", () => {
     assert.equal(other.from, "x@remote.example");
   });
 
+  it("sessions that take turns each draw from their own bucket, in both chains, across a reload that renumbers the rules", () => {
+    // Each session remembers its buckets and addresses (run-memory.ts); the
+    // twin of that memory is a session drawing on another's, or a stale
+    // bucket after a reload. Four senders interleave, one stanza each.
+    const clock = new FakeClock();
+    const text = "%RATE m: 1 (burst 2)\n%RATE d: 1 (burst 2)\n::preroute\nKIND: message\nLIMIT: m on $<@from|bare>\nDROP.\n\n::deliver\nKIND: message\nLIMIT: d on $<@from>\nDROP.";
+    const compile = (t: string): CompiledRuleSet => {
+      const r = compileRuleSources([{ file: "t.pfw", text: t }], { clock, previous: stage.ruleset });
+      assert.deepEqual(r.errors.map((e) => e.format()), []);
+      return r.ruleset!;
+    };
+    const stage = new FirewallStage();
+    stage.swap(compile(text));
+    const senders = [0, 1, 2, 3].map((i) => c2s(`s${i}@localhost/r`, { id: `s${i}` }));
+    const receiver = c2s("r@localhost/r", { id: "r" });
+    const round = (): string[] =>
+      senders.flatMap((s, i) => [
+        stage.judge(fromClient(`<message to='r@localhost'/>`, s), s, "inbound")?.action ?? "forward",
+        stage.judge(toClient(`<message from='s${i}@localhost/r' to='r@localhost/r'/>`), receiver, "outbound")?.action ?? "forward",
+      ]);
+    assert.deepEqual([round(), round(), round()].map((r) => r.join(" ")), [
+      "forward forward forward forward forward forward forward forward",
+      "forward forward forward forward forward forward forward forward",
+      "drop drop drop drop drop drop drop drop",
+    ]);
+    // A reload with a rule in front: the LIMITs keep their buckets (same file, chain and rate), under new numbers.
+    stage.swap(compile(text.replace("::preroute\n", "%RATE x: 1\n::preroute\nKIND: iq\nLIMIT: x on $<@to>\nDROP.\n\n")));
+    clock.advance(1000);
+    assert.deepEqual([round(), round()].map((r) => r.join(" ")), [
+      "forward forward forward forward forward forward forward forward",
+      "drop drop drop drop drop drop drop drop",
+    ]);
+  });
+
   it("passes everything without a rule set, and applies a swapped-in one from the next stanza", () => {
     const stage = new FirewallStage();
     const s = c2s("alice@localhost/phone");

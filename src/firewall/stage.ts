@@ -12,6 +12,7 @@ import type { ActionName, LogActionLevel } from "./ast.js";
 import type { CompiledRuleSet } from "./compile.js";
 import type { EmittedStanza, FirewallResult, OriginSession, RuleRef, RunChain } from "./context.js";
 import { hostOf, prepJid } from "../xmpp/jid.js";
+import { RunMemory } from "./run-memory.js";
 
 /**
  * Catalogue code for DISCONNECT (stream error policy-violation). Not in
@@ -62,13 +63,21 @@ export interface FirewallStageInit {
   readonly rewrites?: boolean | undefined;
 }
 
-/** The chain a stanza runs through, and the origin the rules see. */
+/** The chain a stanza runs through, the origin the rules see, and what the session's runs remember. */
 interface Route {
   readonly chain: RunChain;
   readonly origin: OriginSession | undefined;
+  /** Toward a client (deliver on a c2s link): the stanza is the server's own serialisation. */
+  readonly fromServer: boolean;
+  /** The session's memory for the stanzas of this flow (each flow names its addresses in its own roles). */
+  readonly memory: RunMemory;
 }
 
-const DELIVER_NO_ORIGIN: Route = Object.freeze({ chain: "deliver", origin: undefined });
+/** What the stage keeps per session: the route its stanzas took last, per flow. */
+interface SessionRoutes {
+  inbound: Route | undefined;
+  outbound: Route | undefined;
+}
 
 /** Whether `origin` is what #origin would make of `session` now (same JID, domain, address, state). */
 function describes(origin: OriginSession, session: SessionInfo): boolean {
@@ -99,8 +108,8 @@ export class FirewallStage implements PolicyStage {
   #ruleset: CompiledRuleSet | undefined;
   readonly #hooks: FirewallHooks;
   readonly #rewrites: boolean;
-  /** Per session, the route its stanzas take (chain and origin): the origin's marks live exactly as long as the session. */
-  readonly #routes = new WeakMap<SessionInfo, Route>();
+  /** Per session, the routes its stanzas take: the origin's marks and the run memory live exactly as long as the session. */
+  readonly #routes = new WeakMap<SessionInfo, SessionRoutes>();
 
   constructor(init: FirewallStageInit = {}) {
     this.#ruleset = init.ruleset;
@@ -119,7 +128,7 @@ export class FirewallStage implements PolicyStage {
 
   /** The session's origin marks (name → time set, rule-set clock ms), if it has any state yet. */
   marks(session: SessionInfo): ReadonlyMap<string, number> | undefined {
-    return this.#routes.get(session)?.origin?.marks;
+    return this.#routes.get(session)?.inbound?.origin?.marks;
   }
 
   judge(stanza: StanzaView, session: SessionInfo, flow: Flow): Verdict | undefined {
@@ -132,7 +141,7 @@ export class FirewallStage implements PolicyStage {
       // out) costs this check, unless it may still leave for deliver_remote.
       const sees = ruleset.sees(chain, stanza);
       if (!sees && (chain !== "preroute" || ruleset.localHosts === undefined || !ruleset.hasChain("deliver_remote"))) return undefined;
-      const route = this.#route(session, chain);
+      const route = this.#route(session, chain, flow);
       let result = sees ? this.#run(ruleset, route, stanza, session) : undefined;
       let view = stanza;
       if (result?.verdict === "pass" && result.rewrite !== undefined) {
@@ -140,7 +149,7 @@ export class FirewallStage implements PolicyStage {
         view = new Stanza(Buffer.from(result.rewrite, "utf8"), stanza.xmlns, route.chain === "preroute" ? session.jid : undefined);
       }
       if ((result === undefined || result.verdict === "pass") && this.#leavesServer(route, view, ruleset)) {
-        const remote = this.#run(ruleset, { chain: "deliver_remote", origin: route.origin }, view, session);
+        const remote = this.#run(ruleset, { chain: "deliver_remote", origin: route.origin, fromServer: false, memory: route.memory }, view, session);
         // A rewrite by preroute is kept unless deliver_remote rewrites again.
         result = remote.verdict === "pass" && remote.rewrite === undefined && result?.rewrite !== undefined ? { ...remote, rewrite: result.rewrite } : remote;
       }
@@ -151,31 +160,42 @@ export class FirewallStage implements PolicyStage {
     }
   }
 
-  /** The route of `session`'s stanza in `chain` (chainOf's pick): the chain and the origin the rules see. */
-  #route(session: SessionInfo, chain: RunChain): Route {
-    if (chain === "deliver" && session.type === "c2s") return DELIVER_NO_ORIGIN;
-    // The stanzas of one read come from one session: the last route found is
-    // reused while its origin still describes the session (no lookup).
-    const last = this.#lastRoute;
-    if (last !== undefined && this.#lastSession === session && last.chain === chain && describes(last.origin!, session)) return last;
-    let route = this.#routes.get(session);
-    if (route === undefined || route.chain !== chain || !describes(route.origin!, session)) {
-      route = Object.freeze({ chain, origin: this.#origin(session, route?.origin) });
-      this.#routes.set(session, route);
+  /** The route of `session`'s stanza in `chain` (chainOf's pick for `flow`): the chain, the origin the rules see, the memory. */
+  #route(session: SessionInfo, chain: RunChain, flow: Flow): Route {
+    // The stanzas of one read come from one session: its routes are at hand (no lookup).
+    let routes = this.#lastSession === session ? this.#lastRoutes : undefined;
+    if (routes === undefined) {
+      routes = this.#routes.get(session);
+      if (routes === undefined) {
+        routes = { inbound: undefined, outbound: undefined };
+        this.#routes.set(session, routes);
+      }
+      this.#lastSession = session;
+      this.#lastRoutes = routes;
     }
-    this.#lastSession = session;
-    this.#lastRoute = route;
+    const known = flow === "inbound" ? routes.inbound : routes.outbound;
+    // Reused while its origin still describes the session (a c2s client's deliver route has none).
+    if (known !== undefined && known.chain === chain && (known.origin === undefined ? known.fromServer : describes(known.origin, session))) return known;
+    const fromServer = chain === "deliver" && session.type === "c2s";
+    const route: Route = Object.freeze({
+      chain,
+      origin: fromServer ? undefined : this.#origin(session, known?.origin),
+      fromServer,
+      memory: known?.memory ?? new RunMemory(),
+    });
+    if (flow === "inbound") routes.inbound = route;
+    else routes.outbound = route;
     return route;
   }
 
-  /** The session whose route #route found last (dropped when the session ends), and that route. */
+  /** The session whose routes #route found last (dropped when the session ends), and those routes. */
   #lastSession: SessionInfo | undefined;
-  #lastRoute: Route | undefined;
+  #lastRoutes: SessionRoutes | undefined;
 
   sessionEnded(session: SessionInfo): void {
     if (this.#lastSession === session) {
       this.#lastSession = undefined;
-      this.#lastRoute = undefined;
+      this.#lastRoutes = undefined;
     }
   }
 
@@ -207,11 +227,12 @@ export class FirewallStage implements PolicyStage {
     // Toward a client, the stanza is the server's own serialisation (read as written).
     // One context object per stage, refilled per stanza (a nested run gets its own).
     let ctx = this.#ctx;
-    if (ctx === undefined) ctx = { stanza, origin: undefined, fromServer: false };
+    if (ctx === undefined) ctx = { stanza, origin: undefined, fromServer: false, memory: undefined };
     else this.#ctx = undefined;
     ctx.stanza = stanza;
     ctx.origin = route.origin;
-    ctx.fromServer = route === DELIVER_NO_ORIGIN;
+    ctx.fromServer = route.fromServer;
+    ctx.memory = route.memory;
     let result: FirewallResult;
     try {
       result = ruleset.run(route.chain, ctx);
@@ -235,7 +256,7 @@ export class FirewallStage implements PolicyStage {
     return result;
   }
 
-  #ctx: { stanza: StanzaView; origin: OriginSession | undefined; fromServer: boolean } | undefined;
+  #ctx: { stanza: StanzaView; origin: OriginSession | undefined; fromServer: boolean; memory: RunMemory | undefined } | undefined;
 
   #verdict(r: FirewallResult, session: SessionInfo): Verdict | undefined {
     const changed = r.rewrite;

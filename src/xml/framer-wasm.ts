@@ -16,7 +16,8 @@
 
 import { ProxyError, type ErrorCode } from "../errors.js";
 import { FRAMER_WASM_BASE64 } from "./framer-wasm-module.js";
-import { FRAME_HEAD, OFFERED_ATTR_WORDS, OFFERED_HEAD_WORDS, OFFERED_MEMORY, RECENT_LONGEST, RECENT_SLOTS } from "./head.js";
+import { FRAME_HEAD, OFFERED_ATTR_WORDS, OFFERED_HEAD_WORDS } from "./head.js";
+import { OFFERED_MEMORY, RECENT_LONGEST, RECENT_SLOTS } from "./values.js";
 import { DEFAULT_LIMITS, FRAME_STANZA, Framer, type FrameKind, type FrameSink, type FramerLimits, type StreamFramer } from "./framer.js";
 
 // The WebAssembly API, typed here: the project's TypeScript libs (ES2023, Node) do not declare it.

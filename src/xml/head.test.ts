@@ -1,6 +1,7 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { decodeValue, ParsedHead, readHead, unescapeXml } from "./head.js";
+import { ParsedHead, readHead } from "./head.js";
+import { decodeValue, unescapeXml } from "./values.js";
 
 /** What decodeValue must return: the value as a conforming parser reports it. */
 function reference(raw: string): string {

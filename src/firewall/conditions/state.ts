@@ -41,8 +41,17 @@ export const LIMIT = defineCondition<LimitSpec>({
     const multi = env.multi(spec.rate, rate.def);
     const rateName = spec.rate;
     const rule = cx.rule;
+    // The session's memory keeps the bucket of this condition's last key: a session's
+    // stanzas mostly bring the same key again, found then without a table lookup.
+    const slot = env.memorySlot();
     return (s) => {
-      const r = multi.poll(s.facts.expand(on), s.now);
+      const memory = s.ctx.memory;
+      const buckets = memory?.buckets;
+      const r = multi.poll(s.facts.expand(on), s.now, buckets?.[slot] ?? null);
+      if (buckets !== undefined && r !== POLL_TABLE_FULL) {
+        while (buckets.length <= slot) buckets.push(null);
+        buckets[slot] = multi.newest;
+      }
       if (r === POLL_TABLE_FULL) {
         s.logs.push({
           level: "warn",
