@@ -311,22 +311,106 @@ let nOut = 0;
 // scanned bytes, one entry of i32 words, in frame order (offsets count from
 // the chunk's first byte):
 //   [tag start ('<'), name end, tag end (past '>'), attribute count n,
-//    the name's first 8 bytes packed,
+//    the name's first 8 bytes packed, flags,
 //    then n × (name start, name end, value start, value end, name packed,
-//              value hash)]
+//              value hash, name's common index)]
 // where "packed" is two words: bytes 0-3 and 4-7 of the name, little-endian,
-// zero past its end (both zero for a name longer than 8 bytes), and the value
+// zero past its end (both zero for a name longer than 8 bytes), the value
 // hash mixes the value's length with its first and last eight bytes (see
-// valueHash). The wrapper hands an entry to the head reader (src/xml/head.ts),
-// which then need not scan the tag, nor read a name's bytes to recognise a
-// common one, nor hash a value to find it among the values it decoded lately.
-// An entry costs at most 1.5 words per byte of its tag (`<a/>`: 4 bytes, 6
-// words; each attribute ` b=''`: 5 bytes, 7 words), so 2 × len + 16 words
-// hold a chunk's entries, an unfinished one included.
-const HEAD_WORDS = 6;
-const ATTR_WORDS = 7;
+// valueHash), a common index is the name's place in the wrapper's table of
+// common names (setNames) or -1, and the flags are the element name's common
+// index + 1 (bits 0-7), HF_DUPLICATE (a name repeats) and HF_NAMESPACED (a
+// name needs namespace work: a prefix but xml:lang, or an xmlns
+// attribute). The wrapper hands an entry to the head reader
+// (src/xml/head.ts), which then need not scan the tag, nor recognise names,
+// nor look for repeated ones, nor hash a value to find it among the values
+// it decoded lately. An entry costs at most 1.75 words per byte of its tag
+// (`<a/>`: 4 bytes, 7 words; each attribute ` b=''`: 5 bytes, 8 words), so
+// 2 × len + 16 words hold a chunk's entries, an unfinished one included.
+const HEAD_WORDS = 7;
+const ATTR_WORDS = 8;
+const HF_DUPLICATE = 1 << 8;
+const HF_NAMESPACED = 1 << 9;
 let heads: usize = 0;
 let nHead = 0;
+
+// The wrapper's common names (setNames), in an open-addressed table of
+// NAME_SLOTS entries of (length, packed low, packed high, index), length 0
+// when empty: a name is found by its hash and usually one compare. And which
+// of them are xmlns and xml:lang.
+const NAME_SLOTS = 32;
+const NAME_TABLE = memory.data(NAME_SLOTS * 16);
+let nameXmlns = -1;
+let nameXmlLang = -1;
+
+// @ts-ignore: decorator
+@inline function nameSlot(n: i32, lo: i32, hi: i32): u32 {
+  return (<u32>(lo ^ (hi * 31) ^ n) * 0x9e3779b1) >> 27;
+}
+
+/** `table`: n entries of (length, packed low, packed high), each name at most 8 bytes (at most NAME_SLOTS / 2 of them, and 32 in all: a mask holds them). */
+export function setNames(table: usize, n: i32, xmlns: i32, xmlLang: i32): void {
+  memory.fill(NAME_TABLE, 0, NAME_SLOTS * 16);
+  for (let k = 0; k < n && k < NAME_SLOTS / 2; k++) {
+    const e = table + <usize>k * 12;
+    const len = load<i32>(e), lo = load<i32>(e, 4), hi = load<i32>(e, 8);
+    let slot = nameSlot(len, lo, hi);
+    while (load<i32>(NAME_TABLE + <usize>(slot << 4)) != 0) slot = (slot + 1) & (NAME_SLOTS - 1);
+    const t = NAME_TABLE + <usize>(slot << 4);
+    store<i32>(t, len);
+    store<i32>(t, lo, 4);
+    store<i32>(t, hi, 8);
+    store<i32>(t, k, 12);
+  }
+  nameXmlns = xmlns;
+  nameXmlLang = xmlLang;
+}
+
+/** The common index of the name of n bytes packed as (lo, hi), or -1. */
+function commonName(n: i32, lo: i32, hi: i32): i32 {
+  if (n > 8) return -1;
+  let slot = nameSlot(n, lo, hi);
+  let t = NAME_TABLE + <usize>(slot << 4);
+  let len = load<i32>(t);
+  while (len != 0) {
+    if (len == n && load<i32>(t, 4) == lo && load<i32>(t, 8) == hi) return load<i32>(t, 12);
+    slot = (slot + 1) & (NAME_SLOTS - 1);
+    t = NAME_TABLE + <usize>(slot << 4);
+    len = load<i32>(t);
+  }
+  return -1;
+}
+
+/** Whether the name buf[from, to) with common index `common` needs namespace work (see the flags above). */
+function namespaced(buf: usize, from: i32, to: i32, common: i32, element: bool): bool {
+  if (common >= 0) return element ? common == nameXmlLang : common == nameXmlns;
+  for (let j = from; j < to; j++) if (load<u8>(buf + <usize>j) == 0x3a) return true;
+  return false;
+}
+
+// @ts-ignore: decorator
+@inline function headAt(k: i32): i32 {
+  return load<i32>(heads + (<usize>k << 2));
+}
+
+/**
+ * Whether attribute `a` of the entry at `hd`, whose name is not a common one,
+ * has the same name as an earlier one (common names are told apart by their
+ * index: the scan keeps a mask of those seen).
+ */
+function repeated(buf: usize, hd: i32, a: i32): bool {
+  const start = headAt(attrWord(hd, a, 0));
+  const n = headAt(attrWord(hd, a, 1)) - start;
+  const lo = headAt(attrWord(hd, a, 4));
+  const hi = headAt(attrWord(hd, a, 5));
+  for (let k = 0; k < a; k++) {
+    if (headAt(attrWord(hd, k, 7)) >= 0) continue;
+    const ks = headAt(attrWord(hd, k, 0));
+    if (headAt(attrWord(hd, k, 1)) - ks != n || headAt(attrWord(hd, k, 4)) != lo || headAt(attrWord(hd, k, 5)) != hi) continue;
+    if (n <= 8 || memory.compare(buf + <usize>start, buf + <usize>ks, <usize>n) == 0) return true;
+  }
+  return false;
+}
 
 // @ts-ignore: decorator
 @inline function headWord(k: i32, v: i32): void {
@@ -380,11 +464,12 @@ let nHead = 0;
   return <i32>(<u32>(h ^ (h >> 32)) & 0x3fffffff); // 30 bits: a small integer in V8, and -1 stays free for "none"
 }
 
-/** The entry begun at word `at` is complete: its tag ends at `end`, with n attributes. */
+/** The entry begun at word `at` is complete: its tag ends at `end`, with n attributes and these flags. */
 // @ts-ignore: decorator
-@inline function headDone(at: i32, n: i32, end: i32): void {
+@inline function headDone(at: i32, n: i32, end: i32, flags: i32): void {
   headWord(at + 2, end);
   headWord(at + 3, n);
+  headWord(at + 6, flags);
   nHead = attrWord(at, n, 0);
 }
 
@@ -492,6 +577,8 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
   // -1: none, or the tag began before this call; and its attributes so far.
   let hd = -1;
   let ha = 0;
+  let hf = 0; // its flags so far
+  let seen: u32 = 0; // and the common attribute names it has, by index
 
   let i = from;
   for (; i < len; i++) {
@@ -581,6 +668,10 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
         if (hd >= 0) {
           headWord(hd + 1, i);
           packName(buf, nameStart, i, hd + 4);
+          const common = commonName(i - nameStart, headAt(hd + 4), headAt(hd + 5));
+          hf = common + 1;
+          seen = 0;
+          if (namespaced(buf, nameStart, i, common, true)) hf |= HF_NAMESPACED;
         }
         if (k & C_WS) {
           s = S_ATTRS;
@@ -595,7 +686,7 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
             frameStart = i + 1;
           } else {
             if (hd >= 0) {
-              headDone(hd, ha, i + 1);
+              headDone(hd, ha, i + 1, hf);
               hd = -1;
             }
             depth++;
@@ -623,7 +714,7 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
             frameStart = i + 1;
           } else {
             if (hd >= 0) {
-              headDone(hd, ha, i + 1);
+              headDone(hd, ha, i + 1, hf);
               hd = -1;
             }
             depth++;
@@ -661,6 +752,16 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
         if (hd >= 0) {
           headWord(attrWord(hd, ha, 1), i);
           packName(buf, attrStart, i, attrWord(hd, ha, 4));
+          const common = commonName(i - attrStart, headAt(attrWord(hd, ha, 4)), headAt(attrWord(hd, ha, 5)));
+          headWord(attrWord(hd, ha, 7), common);
+          if (common >= 0) {
+            if (seen & (<u32>1 << <u32>common)) hf |= HF_DUPLICATE;
+            seen |= <u32>1 << <u32>common;
+            if (common == nameXmlns) hf |= HF_NAMESPACED;
+          } else {
+            if (namespaced(buf, attrStart, i, common, false)) hf |= HF_NAMESPACED;
+            if (repeated(buf, hd, ha)) hf |= HF_DUPLICATE;
+          }
         }
         if (c == EQ) s = S_ATTR_QUOTE;
         else if (k & C_WS) s = S_ATTR_EQ;
@@ -726,7 +827,7 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
         if (depth == 0) return fail(E_HEADER_INVALID, D_SELF_CLOSED_HEADER, i);
         if (depth == 1) {
           if (hd >= 0) {
-            headDone(hd, ha, i + 1);
+            headDone(hd, ha, i + 1, hf);
             hd = -1;
           }
           // framer.ts emits this frame without a size check.

@@ -16,7 +16,7 @@
 
 import { ProxyError, type ErrorCode } from "../errors.js";
 import { FRAMER_WASM_BASE64 } from "./framer-wasm-module.js";
-import { FRAME_HEAD, OFFERED_ATTR_WORDS, OFFERED_HEAD_WORDS } from "./head.js";
+import { commonNameKeys, FRAME_HEAD, OFFERED_ATTR_WORDS, OFFERED_HEAD_WORDS } from "./head.js";
 import { OFFERED_MEMORY, RECENT_LONGEST, RECENT_SLOTS } from "./values.js";
 import { DEFAULT_LIMITS, FRAME_STANZA, Framer, type FrameKind, type FrameSink, type FramerLimits, type StreamFramer } from "./framer.js";
 
@@ -38,6 +38,7 @@ interface Exports {
   resetState(st: number): void;
   stopState(st: number): void;
   carried(st: number): number;
+  setNames(table: number, n: number, xmlns: number, xmlLang: number): void;
   write(st: number, buf: number, len: number, records: number, heads: number): number;
   scan(st: number, buf: number, from: number, len: number, records: number, heads: number): number;
 }
@@ -100,7 +101,12 @@ function instance(): Exports {
   wasm = new wasmApi.Instance(module, {}).exports as unknown as Exports;
   resultAt = wasm.result() >> 2;
   recentTable = wasm.alloc(RECENT_SLOTS * RECENT_LONGEST);
+  // The common names, for the heads area's name indexes (head.ts).
+  const { keys, xmlns, xmlLang } = commonNameKeys();
+  const table = wasm.alloc(keys.byteLength);
   refresh();
+  heapI32.set(keys, table >> 2);
+  wasm.setNames(table, keys.length / 3, xmlns, xmlLang);
   return wasm;
 }
 

@@ -65,8 +65,29 @@ export class OfferedHead {
 
 /** The one offer of the process: frames are delivered one at a time. */
 export const FRAME_HEAD = new OfferedHead();
-export const OFFERED_HEAD_WORDS = 6;
-export const OFFERED_ATTR_WORDS = 7;
+export const OFFERED_HEAD_WORDS = 7;
+export const OFFERED_ATTR_WORDS = 8;
+/** An offered head's flags word (its word 6): the element name's common index + 1 in its low byte, and these. */
+const HF_DUPLICATE = 1 << 8;
+const HF_NAMESPACED = 1 << 9;
+
+/**
+ * The common names as the WebAssembly framer recognises them (its setNames):
+ * (length, bytes 0-3, bytes 4-7) per name, in COMMON_NAMES order, so that an
+ * offered head gives each name's index; and the indexes of xmlns and xml:lang.
+ */
+export function commonNameKeys(): { keys: Int32Array; xmlns: number; xmlLang: number } {
+  const keys = new Int32Array(COMMON_NAMES.texts.length * 3);
+  COMMON_NAMES.texts.forEach((text, k) => {
+    const bytes = Buffer.alloc(8);
+    const n = bytes.write(text, "latin1");
+    if (n > 8) throw new Error(`common name "${text}" is longer than 8 bytes`);
+    keys[3 * k] = n;
+    keys[3 * k + 1] = bytes.readInt32LE(0);
+    keys[3 * k + 2] = bytes.readInt32LE(4);
+  });
+  return { keys, xmlns: W_XMLNS, xmlLang: W_XML_LANG };
+}
 
 export interface Head {
   /** Qualified element name as written. */
@@ -124,7 +145,12 @@ export class ParsedHead implements Head {
   /** Parse the start tag at data[start] into this object (see readHead); false when there is none. */
   read(data: Buffer, start: number, limit: number, origin: number): boolean {
     const offered = FRAME_HEAD;
-    if (offered.data === data && offered.start === start && offered.words.length !== 0) return this.#readOffered(data, offered, origin);
+    if (offered.data === data && offered.start === start && offered.words.length !== 0) return this.#readOffered(data, offered, start, limit, origin);
+    return this.#readBytes(data, start, limit, origin);
+  }
+
+  /** read() from the bytes themselves. */
+  #readBytes(data: Buffer, start: number, limit: number, origin: number): boolean {
     this.#serial = -1;
     if (data[start] !== LT) return false;
     let i = start + 1;
@@ -163,22 +189,35 @@ export class ParsedHead implements Head {
     }
   }
 
-  /** The framer's offsets for this tag (FRAME_HEAD): the same head, without scanning the tag again. */
-  #readOffered(data: Buffer, offered: OfferedHead, origin: number): true {
+  /**
+   * The framer's reading of this tag (FRAME_HEAD): the same head without
+   * scanning the tag again, nor recognising names, nor looking for repeated
+   * ones. A tag with a repeated name is read from its bytes (to say which).
+   */
+  #readOffered(data: Buffer, offered: OfferedHead, start: number, limit: number, origin: number): boolean {
     const words = offered.words;
     const at = offered.at;
+    const flags = words[at + 6]!;
+    if ((flags & HF_DUPLICATE) !== 0) return this.#readBytes(data, start, limit, origin);
     this.#serial = offered.serial;
     this.#base = offered.base;
     const nameStart = words[at]! + 1;
-    const nameEnd = words[at + 1]!;
-    this.#begin(data, nameStart, nameEnd, -1, COMMON_NAMES.indexPacked(words[at + 4]!, words[at + 5]!, nameEnd - nameStart));
+    this.#begin(data, nameStart, words[at + 1]!, 0, (flags & 0xff) - 1);
     const first = at + OFFERED_HEAD_WORDS;
     const last = first + OFFERED_ATTR_WORDS * words[at + 3]!;
+    const names = this.#names;
+    const spans = this.#spans;
+    let n = 0;
     for (let k = first; k < last; k += OFFERED_ATTR_WORDS) {
-      const an = words[k]!;
-      const ane = words[k + 1]!;
-      this.#attribute(data, an, ane, words[k + 2]!, words[k + 3]!, words[k + 6]!, -1, COMMON_NAMES.indexPacked(words[k + 4]!, words[k + 5]!, ane - an));
+      const word = words[k + 7]!;
+      names[n] = word >= 0 ? COMMON_NAMES.texts[word]! : utf8Slice.call(data, words[k]!, words[k + 1]!);
+      spans[3 * n] = words[k + 2]!;
+      spans[3 * n + 1] = words[k + 3]!;
+      spans[3 * n + 2] = words[k + 6]!;
+      n++;
     }
+    this.#count = n;
+    this.nsPlain = (flags & HF_NAMESPACED) === 0;
     const end = words[at + 2]!;
     this.#finish(end - origin, data[end - 2] === SLASH);
     return true;

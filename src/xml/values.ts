@@ -54,12 +54,6 @@ export class Words {
     return this.#match(n, a, b, c);
   }
 
-  /** The index of the word of n bytes whose first eight bytes pack to (a, b), or -1 (see OfferedHead). */
-  indexPacked(a: number, b: number, n: number): number {
-    // A word of up to eight bytes packs its third integer to 0.
-    return n > 8 ? -1 : this.#match(n, a, b, 0);
-  }
-
   #match(n: number, a: number, b: number, c: number): number {
     const list = this.#byLength[n]!;
     for (let k = 0; k < list.length; k += 4) {
