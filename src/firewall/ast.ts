@@ -85,6 +85,8 @@ export type TemplatePart =
       readonly path: StanzaPath;
       readonly funcs: readonly JidFunc[];
       readonly fallback: string;
+      /** The path is the stanza's own `to` or `from` (worked out once, when parsed; Facts reads those from its address forms). */
+      readonly address: "to" | "from" | undefined;
     }
   | { readonly kind: "code"; readonly code: CodeExpr; readonly source: string };
 

@@ -364,9 +364,8 @@ export class Facts {
     const { path, funcs } = part;
     let v: string | undefined;
     let k = 0;
-    const end = path.end;
-    const own = path.steps.length === 0 && end.kind === "attr" && path.never !== true ? end.name : undefined;
-    if (own === "to" || own === "from") {
+    const own = part.address;
+    if (own !== undefined) {
       // `to` is Prosody's variable (the attribute, else the origin's bare
       // JID); `from` the attribute as attr() reads it. A first function is
       // read from the role's remembered forms (the key of `LIMIT … on

@@ -218,7 +218,7 @@ describe("conditions", () => {
     const on = condition("LIMIT: perdomain on $<@from|host>");
     if (on.name === "LIMIT") {
       assert.equal(on.rate, "perdomain");
-      assert.deepEqual(on.on?.parts, [{ kind: "path", path: { source: "@from", steps: [], end: { kind: "attr", name: "from" } }, funcs: ["host"], fallback: "<undefined>" }]);
+      assert.deepEqual(on.on?.parts, [{ kind: "path", path: { source: "@from", steps: [], end: { kind: "attr", name: "from" } }, funcs: ["host"], fallback: "<undefined>", address: "from" }]);
     }
   });
 

@@ -102,7 +102,10 @@ function parsePathExpr(expr: string): TemplatePart | { error: string } {
     }
     expr = expr.slice(0, chain.index);
   }
-  return { kind: "path", path: parseStanzaPath(expr), funcs, fallback };
+  const path = parseStanzaPath(expr);
+  const end = path.end;
+  const address = path.steps.length === 0 && end.kind === "attr" && path.never !== true && (end.name === "to" || end.name === "from") ? end.name : undefined;
+  return { kind: "path", path, funcs, fallback, address };
 }
 
 /** True when the template is plain text (no expressions). */

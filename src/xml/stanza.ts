@@ -340,13 +340,13 @@ export class Stanza implements StanzaView {
   }
 
   get from(): string | undefined {
-    const written = this.#resolvedHead()?.attr("from");
+    const head = this.#resolvedHead();
     const jid = this.#sessionJid;
-    if (this.#fillOnly) return written ?? jid;
+    if (this.#fillOnly) return head?.attr("from") ?? jid;
     // The server's router: `from` := the bound JID on every content stanza of a
     // c2s stream, whatever was written (nothing before the session is bound).
     if (this.#ctx.stampsFrom && this.#kind !== "other") return jid;
-    return written;
+    return head?.attr("from");
   }
 
   get type(): string | undefined {
