@@ -93,7 +93,7 @@ let wasmError: Error | null = null;
 let heapI32 = new Int32Array(0);
 let heapU8 = new Uint8Array(0);
 let resultAt = 0; // i32 index of the results block
-let recentTable = 0; // the head reader's table of recent values' bytes (head.ts OfferedMemory)
+let recentTable = 0; // the table of recent values' bytes (values.ts OfferedMemory)
 
 function instance(): Exports {
   if (wasm !== null) return wasm;

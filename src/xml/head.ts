@@ -4,7 +4,7 @@
 // it still refuses duplicate attributes (a parser-differential hazard:
 // policy must never read a different `to` than the server would).
 
-import { decode, decodeOffered, NO_HASH, utf8Slice, Words } from "./values.js";
+import { decodeOffered, decodeValue, NO_HASH, utf8Slice, Words } from "./values.js";
 
 const LT = 0x3c, GT = 0x3e, SLASH = 0x2f, EQ = 0x3d, BANG = 0x21, QMARK = 0x3f, COLON = 0x3a;
 
@@ -15,11 +15,6 @@ function isWs(b: number): boolean {
 const COMMON_NAMES = new Words(["message", "presence", "iq", "to", "from", "id", "type", "xmlns", "xml:lang", "body"]);
 const W_XML_LANG = COMMON_NAMES.texts.indexOf("xml:lang");
 const W_XMLNS = COMMON_NAMES.texts.indexOf("xmlns");
-
-function hasColon(data: Buffer, start: number, end: number): boolean {
-  for (let i = start; i < end; i++) if (data[i] === COLON) return true;
-  return false;
-}
 
 /**
  * The start tag of the frame being delivered, as the framer that found the
@@ -162,7 +157,8 @@ export class ParsedHead implements Head {
       if (b === COLON) colon = true;
       i++;
     }
-    this.#begin(data, nameStart, i, colon ? 1 : 0, COMMON_NAMES.index(data, nameStart, i));
+    const word = COMMON_NAMES.index(data, nameStart, i);
+    this.#begin(data, nameStart, i, word, !(word >= 0 ? word === W_XML_LANG : colon));
     for (;;) {
       while (i < limit && isWs(data[i]!)) i++;
       if (i >= limit) return this.#none();
@@ -184,7 +180,7 @@ export class ParsedHead implements Head {
       let ve = vs;
       while (ve < limit && data[ve] !== quote) ve++;
       if (ve >= limit) return this.#none();
-      this.#attribute(data, an, ane, vs, ve, NO_HASH, colon ? 1 : 0, COMMON_NAMES.index(data, an, ane));
+      this.#attribute(data, an, ane, vs, ve, colon, COMMON_NAMES.index(data, an, ane));
       i = ve + 1;
     }
   }
@@ -202,7 +198,7 @@ export class ParsedHead implements Head {
     this.#serial = offered.serial;
     this.#base = offered.base;
     const nameStart = words[at]! + 1;
-    this.#begin(data, nameStart, words[at + 1]!, 0, (flags & 0xff) - 1);
+    this.#begin(data, nameStart, words[at + 1]!, (flags & 0xff) - 1, (flags & HF_NAMESPACED) === 0);
     const first = at + OFFERED_HEAD_WORDS;
     const last = first + OFFERED_ATTR_WORDS * words[at + 3]!;
     const names = this.#names;
@@ -217,28 +213,28 @@ export class ParsedHead implements Head {
       n++;
     }
     this.#count = n;
-    this.nsPlain = (flags & HF_NAMESPACED) === 0;
     const end = words[at + 2]!;
     this.#finish(end - origin, data[end - 2] === SLASH);
     return true;
   }
 
-  // A read in three steps: the element name, each attribute, the tag's end.
-  // `colon`: whether the name has one (1, 0), or -1 when the caller did not
-  // look; `word`: the name's index in COMMON_NAMES, or -1.
+  // A read from the bytes in three steps: the element name, each attribute,
+  // the tag's end. `word`: a name's index in COMMON_NAMES, or -1; `plain`:
+  // nsPlain as far as the element name tells (an offered head's, as the
+  // whole tag tells); `colon`: whether an attribute name has one.
 
-  #begin(data: Buffer, start: number, end: number, colon: number, word: number): void {
+  #begin(data: Buffer, start: number, end: number, word: number, plain: boolean): void {
     this.#data = data;
     this.name = word >= 0 ? COMMON_NAMES.texts[word]! : utf8Slice.call(data, start, end);
-    this.nsPlain = !(word >= 0 ? word === W_XML_LANG : colon < 0 ? hasColon(data, start, end) : colon === 1);
+    this.nsPlain = plain;
     this.duplicate = null;
     this.#count = 0;
   }
 
-  #attribute(data: Buffer, an: number, ane: number, vs: number, ve: number, hash: number, colon: number, word: number): void {
+  #attribute(data: Buffer, an: number, ane: number, vs: number, ve: number, colon: boolean, word: number): void {
     const name = word >= 0 ? COMMON_NAMES.texts[word]! : utf8Slice.call(data, an, ane);
     // xml:lang needs no namespace work, xmlns always does; so does any other prefixed name.
-    if (word === W_XMLNS || (word < 0 && (colon < 0 ? hasColon(data, an, ane) : colon === 1))) this.nsPlain = false;
+    if (word === W_XMLNS || (word < 0 && colon)) this.nsPlain = false;
     const names = this.#names;
     const n = this.#count;
     for (let k = 0; k < n; k++) {
@@ -250,7 +246,7 @@ export class ParsedHead implements Head {
     names[n] = name;
     this.#spans[3 * n] = vs;
     this.#spans[3 * n + 1] = ve;
-    this.#spans[3 * n + 2] = hash;
+    this.#spans[3 * n + 2] = NO_HASH; // read from the bytes: no framer hash
     this.#count = n + 1;
   }
 
@@ -298,7 +294,7 @@ export class ParsedHead implements Head {
       const hash = spans[3 * k + 2]!;
       // The offer still stands (no other frame offered since, memory not grown): compare in the module's memory.
       const offered = hash !== NO_HASH && this.#serial === FRAME_HEAD.serial && FRAME_HEAD.words.length !== 0;
-      values[k] = v = offered ? decodeOffered(this.#data, spans[3 * k]!, spans[3 * k + 1]!, hash, this.#base) : decode(this.#data, spans[3 * k]!, spans[3 * k + 1]!);
+      values[k] = v = offered ? decodeOffered(this.#data, spans[3 * k]!, spans[3 * k + 1]!, hash, this.#base) : decodeValue(this.#data, spans[3 * k]!, spans[3 * k + 1]!);
     }
     return v;
   }
@@ -326,7 +322,6 @@ export function readHead(data: Buffer, start: number, limit: number, origin = 0,
   const head = into ?? new ParsedHead();
   return head.read(data, start, limit, origin) ? head : null;
 }
-
 
 /**
  * The start tag of the first child element after the opening tag ending at

@@ -73,11 +73,6 @@ export class Words {
 const COMMON_VALUES = new Words(["chat", "groupchat", "normal", "headline", "error", "get", "set", "result",
   "subscribe", "subscribed", "unsubscribe", "unsubscribed", "unavailable", "probe", "en"]);
 
-/** Decode an attribute value or text run: entities and (for attributes) nothing else. */
-export function decodeValue(data: Buffer, start: number, end: number): string {
-  return decode(data, start, end);
-}
-
 /** A value's hash from the framer (30 bits, see asm/framer.ts valueHash), or none. */
 export const NO_HASH = -1;
 
@@ -86,7 +81,8 @@ export const RECENT_LONGEST = 128;
 export const RECENT_SLOTS = 256;
 const RECENT_MASK = RECENT_SLOTS - 1;
 
-export function decode(data: Buffer, start: number, end: number): string {
+/** Decode an attribute value or text run: entities and (for attributes) nothing else. */
+export function decodeValue(data: Buffer, start: number, end: number): string {
   const common = COMMON_VALUES.find(data, start, end);
   if (common !== undefined) return common;
   // Most values have no reference and no line break: one pass over the
@@ -139,10 +135,10 @@ export function decodeOffered(data: Buffer, start: number, end: number, hash: nu
 /** decodeOffered's miss: decode, and keep the value in its slot when its bytes are its text (plain ASCII, no reference or line break). */
 function keepOffered(data: Buffer, start: number, end: number, slot: number, base: number): string {
   const memory = OFFERED_MEMORY;
-  if (end - start > RECENT_LONGEST || memory.table === 0) return decode(data, start, end);
+  if (end - start > RECENT_LONGEST || memory.table === 0) return decodeValue(data, start, end);
   for (let i = start; i < end; i++) {
     const b = data[i]!;
-    if (b >= 0x80 || b === AMP || b === 0x09 || b === 0x0a || b === 0x0d) return decode(data, start, end);
+    if (b >= 0x80 || b === AMP || b === 0x09 || b === 0x0a || b === 0x0d) return decodeValue(data, start, end);
   }
   const v = COMMON_VALUES.find(data, start, end) ?? asciiSlice.call(data, start, end);
   OFFERED_RECENT[slot] = v;
