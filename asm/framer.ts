@@ -333,6 +333,10 @@ const HF_DUPLICATE = 1 << 8;
 const HF_NAMESPACED = 1 << 9;
 let heads: usize = 0;
 let nHead = 0;
+// The stanza start tag being read: its flags so far, and the common
+// attribute names it has, by index (a mask).
+let hf = 0;
+let seen: u32 = 0;
 
 // The wrapper's common names (setNames), in an open-addressed table of
 // NAME_SLOTS entries of (length, packed low, packed high, index), length 0
@@ -473,6 +477,80 @@ function repeated(buf: usize, hd: i32, a: i32): bool {
   nHead = attrWord(at, n, 0);
 }
 
+/**
+ * Attribute `a` of the entry at `hd` is named buf[from, to): its words, its
+ * common index, and the flags it sets (a repeated name, namespace work).
+ */
+// @ts-ignore: decorator
+@inline function attrName(buf: usize, hd: i32, a: i32, from: i32, to: i32): void {
+  headWord(attrWord(hd, a, 0), from);
+  headWord(attrWord(hd, a, 1), to);
+  packName(buf, from, to, attrWord(hd, a, 4));
+  const common = commonName(to - from, headAt(attrWord(hd, a, 4)), headAt(attrWord(hd, a, 5)));
+  headWord(attrWord(hd, a, 7), common);
+  if (common >= 0) {
+    if (seen & (<u32>1 << <u32>common)) hf |= HF_DUPLICATE;
+    seen |= <u32>1 << <u32>common;
+    if (common == nameXmlns) hf |= HF_NAMESPACED;
+  } else {
+    if (namespaced(buf, from, to, common, false)) hf |= HF_NAMESPACED;
+    if (repeated(buf, hd, a)) hf |= HF_DUPLICATE;
+  }
+}
+
+/** Attribute `a` of the entry at `hd` has the value buf[from, to). */
+// @ts-ignore: decorator
+@inline function attrValue(buf: usize, hd: i32, a: i32, from: i32, to: i32): void {
+  headWord(attrWord(hd, a, 2), from);
+  headWord(attrWord(hd, a, 3), to);
+  headWord(attrWord(hd, a, 6), valueHash(buf, from, to));
+}
+
+/**
+ * The length of the reference at `j` ('&') when it is one of the five
+ * predefined entities and ends before `len`; 0 for anything else, which
+ * S_ENTITY then reads byte by byte. (Loads may read past len, into the
+ * records after the chunk: only bytes before len decide.)
+ */
+// @ts-ignore: decorator
+@inline function predefined(buf: usize, j: i32, len: i32): i32 {
+  const w = load<u32>(buf + <usize>j, 1);
+  if ((w & 0xffffff) == 0x3b746c || (w & 0xffffff) == 0x3b7467) return j + 4 <= len ? 4 : 0; // lt; gt;
+  if (w == 0x3b706d61) return j + 5 <= len ? 5 : 0; // amp;
+  if ((w == 0x746f7571 || w == 0x736f7061) && j + 6 <= len && load<u8>(buf + <usize>j, 5) == SEMI) return 6; // quot; apos;
+  return 0;
+}
+
+// Where simpleAttr() found the name's end and the value's start.
+let simpleNameEnd = 0;
+let simpleValueStart = 0;
+
+/**
+ * The end (past its closing quote) of a whole attribute `name='value'` or
+ * `name="value"` that begins at `a` (a name-start byte) and ends before
+ * `len`, with nothing in its value the byte-wise states would stop at but
+ * its quote and predefined entities (no other reference, no '<', no control
+ * byte); -1 for anything else, which those states then read as before.
+ */
+// @ts-ignore: decorator
+@inline function simpleAttr(buf: usize, a: i32, len: i32): i32 {
+  let i = a + 1;
+  while (i < len && (cls(load<u8>(buf + <usize>i)) & C_NAME)) i++;
+  if (i + 1 >= len || load<u8>(buf + <usize>i) != EQ) return -1;
+  const q = <i32>load<u8>(buf + <usize>(i + 1));
+  if (q != DQ && q != SQ) return -1;
+  let j = findStop(buf, i + 2, len, q);
+  while (j < len && load<u8>(buf + <usize>j) == AMP) {
+    const n = predefined(buf, j, len);
+    if (n == 0) return -1;
+    j = findStop(buf, j + n, len, q);
+  }
+  if (j == len || <i32>load<u8>(buf + <usize>j) != q) return -1;
+  simpleNameEnd = i;
+  simpleValueStart = i + 2;
+  return j + 1;
+}
+
 // @ts-ignore: decorator
 @inline function record(kind: i32, end: i32): void {
   store<u32>(out + (<usize>nOut << 2), (<u32>end << 3) | <u32>kind);
@@ -577,8 +655,8 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
   // -1: none, or the tag began before this call; and its attributes so far.
   let hd = -1;
   let ha = 0;
-  let hf = 0; // its flags so far
-  let seen: u32 = 0; // and the common attribute names it has, by index
+  hf = 0;
+  seen = 0;
 
   let i = from;
   for (; i < len; i++) {
@@ -723,7 +801,34 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
         } else if (c == SLASH) {
           s = S_EMPTY_GT;
         } else if ((k & C_NAME_START) && load<i32>(st, O_SAW_SPACE)) {
-          const a = load<i32>(st, O_ATTRS) + 1;
+          // Whole attributes at once, while each is simple and complete
+          // (simpleAttr); the first that is not is read byte by byte, from
+          // its first byte, by the states after this one.
+          let p = i;
+          let a = load<i32>(st, O_ATTRS);
+          for (;;) {
+            const end = simpleAttr(buf, p, len);
+            if (end < 0 || a >= maxAttrs || simpleNameEnd - p > MAX_NAME) break;
+            a++;
+            if (hd >= 0) {
+              attrName(buf, hd, ha, p, simpleNameEnd);
+              attrValue(buf, hd, ha, simpleValueStart, end - 1);
+              ha++;
+            }
+            p = end;
+            let q = p;
+            while (q < len && (cls(load<u8>(buf + <usize>q)) & C_WS)) q++;
+            if (q == p || q == len || !(cls(load<u8>(buf + <usize>q)) & C_NAME_START)) break;
+            p = q;
+          }
+          if (p != i) {
+            store<i32>(st, a, O_ATTRS);
+            // After a value, the byte-wise states need a space before the next name.
+            store<i32>(st, (cls(load<u8>(buf + <usize>(p - 1))) & C_WS) ? 1 : 0, O_SAW_SPACE);
+            i = p - 1;
+            break;
+          }
+          a++;
           store<i32>(st, a, O_ATTRS);
           if (a > maxAttrs) {
             store<i32>(st, depth, O_DEPTH);
@@ -749,20 +854,7 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
           store<i32>(st, depth, O_DEPTH);
           return fail(E_NAME, D_ATTR_NAME, i);
         }
-        if (hd >= 0) {
-          headWord(attrWord(hd, ha, 1), i);
-          packName(buf, attrStart, i, attrWord(hd, ha, 4));
-          const common = commonName(i - attrStart, headAt(attrWord(hd, ha, 4)), headAt(attrWord(hd, ha, 5)));
-          headWord(attrWord(hd, ha, 7), common);
-          if (common >= 0) {
-            if (seen & (<u32>1 << <u32>common)) hf |= HF_DUPLICATE;
-            seen |= <u32>1 << <u32>common;
-            if (common == nameXmlns) hf |= HF_NAMESPACED;
-          } else {
-            if (namespaced(buf, attrStart, i, common, false)) hf |= HF_NAMESPACED;
-            if (repeated(buf, hd, ha)) hf |= HF_DUPLICATE;
-          }
-        }
+        if (hd >= 0) attrName(buf, hd, ha, attrStart, i);
         if (c == EQ) s = S_ATTR_QUOTE;
         else if (k & C_WS) s = S_ATTR_EQ;
         else {
@@ -792,7 +884,12 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
       }
       case S_ATTR_VALUE: {
         const q = load<i32>(st, O_QUOTE);
-        const j = findStop(buf, i, len, q);
+        let j = findStop(buf, i, len, q);
+        while (j < len && load<u8>(buf + <usize>j) == AMP) {
+          const n = predefined(buf, j, len);
+          if (n == 0) break;
+          j = findStop(buf, j + n, len, q);
+        }
         if (j == len) {
           i = len;
           break;
@@ -803,9 +900,7 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
           s = S_ATTRS;
           store<i32>(st, 0, O_SAW_SPACE);
           if (hd >= 0) {
-            const vs = load<i32>(heads + (<usize>attrWord(hd, ha, 2) << 2));
-            headWord(attrWord(hd, ha, 3), j);
-            headWord(attrWord(hd, ha, 6), valueHash(buf, vs, j));
+            attrValue(buf, hd, ha, headAt(attrWord(hd, ha, 2)), j);
             ha++;
           }
         } else if (b == AMP) {
@@ -887,7 +982,12 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
         break;
       }
       case S_TEXT: {
-        const j = findStop(buf, i, len, LT);
+        let j = findStop(buf, i, len, LT);
+        while (j < len && load<u8>(buf + <usize>j) == AMP) {
+          const n = predefined(buf, j, len);
+          if (n == 0) break;
+          j = findStop(buf, j + n, len, LT);
+        }
         if (j == len) {
           i = len;
           break;

@@ -100,6 +100,19 @@ test("differential: every single split offset of a stream with a restart, long r
   for (let a = 0; a <= input.length; a += 5) same(input, [a, a + 1, a + 2, a + 17], LIMITS[1]!);
 });
 
+test("differential: references that are, or nearly are, the five predefined entities, in text and in values, at every split", () => {
+  const refs = ["&amp;", "&lt;", "&gt;", "&quot;", "&apos;", "&amq;", "&am;", "&ampx;", "&amp", "&lt", "&gt ;", "&qu;", "&quo;", "&quott;",
+    "&apos", "&aposx;", "&Amp;", "&lt;&gt;&amp;", "&#65;", "&#0;", "&;", "&"];
+  for (const ref of refs) {
+    const pieces = [`<m>a${ref}b</m>`, `<m>${ref}</m>`, `<m v='${ref}' w=\"x${ref}y\"/>`, `<m a='1' v='x${ref}'>t</m>`];
+    for (const piece of pieces) {
+      const input = Buffer.from(HEADER + piece + "<p/>");
+      same(input, [], DEFAULT_LIMITS);
+      for (let a = HEADER.length; a <= input.length; a++) same(input, [a], DEFAULT_LIMITS);
+    }
+  }
+});
+
 test("differential: every test/corpus case, whole, byte by byte and in chunks of 7", () => {
   const dir = new URL("../../test/corpus/", import.meta.url);
   const files = readdirSync(dir).filter((f) => !f.endsWith(".json")).sort();
