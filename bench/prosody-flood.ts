@@ -8,7 +8,9 @@
 // (`perf record -e cpu-clock -g`, kernel and native code included) into
 // bench/results/perf/<setup>-<mode>-r<round>.data (the unmeasured pass: -warmup); with
 // BENCH_PROXY_FLAGS=--perf-basic-prof the JavaScript frames have names.
-// Summarise one with `npx tsx bench/perf-top.ts FILE`.
+// Summarise one with `npx tsx bench/perf-top.ts FILE`. BENCH_PERF=syscalls
+// counts the proxy's system calls by kind and the packets it sends instead
+// (`perf stat` on kernel tracepoints) into <setup>-<mode>-r<round>.syscalls.csv.
 //
 // Prosody runs once; in front of it, in the same invocation: nothing
 // (direct), the Node pipe proxy, HAProxy mode tcp and xmpp-guard with the
@@ -158,11 +160,23 @@ const PERF_DIR = new URL("./results/perf/", import.meta.url).pathname;
  * unmeasured pass.
  */
 function startPerf(target: Target, mode: Mode, pass: string): ChildProcess | null {
-  if (process.env.BENCH_PERF !== "1" || target.pid === null) return null;
+  const how = process.env.BENCH_PERF;
+  if ((how !== "1" && how !== "syscalls") || target.pid === null) return null;
   mkdirSync(PERF_DIR, { recursive: true });
-  const out = `${PERF_DIR}${target.name}-${mode}-${pass}.data`;
-  return spawn("perf", ["record", "-q", "-e", "cpu-clock", "-g", "-p", String(target.pid), "-o", out], { stdio: "ignore" });
+  const at = `${PERF_DIR}${target.name}-${mode}-${pass}`;
+  if (how === "syscalls") {
+    const events = [...SYSCALLS.map((c) => `syscalls:sys_enter_${c}`), "net:net_dev_xmit"].join(",");
+    return spawn("perf", ["stat", "-x", ",", "-e", events, "-p", String(target.pid), "-o", `${at}.syscalls.csv`], { stdio: "ignore" });
+  }
+  return spawn("perf", ["record", "-q", "-e", "cpu-clock", "-g", "-p", String(target.pid), "-o", `${at}.data`], { stdio: "ignore" });
 }
+
+/**
+ * The system calls BENCH_PERF=syscalls counts (kernel tracepoints; perf stat,
+ * every thread of the proxy), with the packets sent in the proxy's context
+ * (net_dev_xmit: its segments and the ACKs its reads send).
+ */
+const SYSCALLS = ["read", "write", "writev", "epoll_pwait", "epoll_wait", "epoll_ctl", "mprotect", "madvise", "futex"];
 
 async function stopPerf(perf: ChildProcess | null): Promise<void> {
   if (perf === null || perf.exitCode !== null) return;
