@@ -12,6 +12,7 @@
 // The session subclasses it (it is the inbound framer's sink) and supplies
 // the hooks: where paid bytes go, where passed frames go, the peer to pause.
 
+import { Buffer } from "node:buffer"; // not the global accessor: docs/performance.md, "Globals that are accessors"
 import type { ProxyError } from "../errors.js";
 import type { SessionLimit } from "../config/schema.js";
 import { realClock, realTimers, type Clock, type Timers } from "../shaping/clock.js";

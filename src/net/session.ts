@@ -20,6 +20,7 @@
 // the upstream is being dialed, and while shaping says so (pause reasons are
 // a bit mask; the reader resumes only when every reason has cleared).
 
+import { Buffer } from "node:buffer"; // not the global accessor: docs/performance.md, "Globals that are accessors"
 import type { Socket } from "node:net";
 import { isIP } from "node:net";
 import { ERRORS, type ErrorCode, type ProxyError } from "../errors.js";

@@ -7,9 +7,7 @@
 // written out by send(). It knows nothing of streams or policy: the session
 // subclasses it and supplies the hooks.
 
-// Buffer from its module, not the global: Node defines the global as an
-// accessor, which optimised code calls (LoadGlobalIC) on every read.
-import { Buffer } from "node:buffer";
+import { Buffer } from "node:buffer"; // not the global accessor: docs/performance.md, "Globals that are accessors"
 import { connect, type Socket } from "node:net";
 import { connect as tlsConnect } from "node:tls";
 import type { ProxyProtocolMode } from "../config/schema.js";

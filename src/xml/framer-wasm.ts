@@ -14,6 +14,7 @@
 // createFramer() is how the proxy makes its framers: WebAssembly unless
 // XMPP_GUARD_FRAMER=js (or WebAssembly with SIMD is unavailable).
 
+import { Buffer } from "node:buffer"; // not the global accessor: docs/performance.md, "Globals that are accessors"
 import { ProxyError, type ErrorCode } from "../errors.js";
 import { FRAMER_WASM_BASE64 } from "./framer-wasm-module.js";
 import { commonNameKeys, FRAME_HEAD, OFFERED_ATTR_WORDS, OFFERED_HEAD_WORDS } from "./head.js";
