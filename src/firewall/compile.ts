@@ -5,7 +5,7 @@
 // LIMIT buckets and memory lists carry over from `options.previous` by stable
 // identity. A compile with any error returns no rule set. docs/firewall.md.
 import { randomBytes } from "node:crypto";
-import type { Clock } from "../shaping/clock.js";
+import { realClock, type Clock } from "../shaping/clock.js";
 import { actionJumpTarget, compileAction } from "./actions/index.js";
 import { BUILTIN_CHAINS, isChainName, type ChainName, type DefinitionNode, type RuleFileAst, type RuleNode } from "./ast.js";
 import type { CompileEnv, DefinitionScope, PatternDef, RateDef } from "./compile-env.js";
@@ -77,7 +77,6 @@ export interface CompileResult {
   readonly warnings: readonly RuleError[];
 }
 
-const DEFAULT_CLOCK: Clock = { now: () => performance.now() };
 
 function defaultLocalTime(): LocalTime {
   const d = new Date();
@@ -363,7 +362,7 @@ function sharedLimitName(file: string, chain: string, rate: string, def: RateDef
 
 /** Compile parsed files into one rule set; all-or-nothing. */
 export function compileRuleFiles(files: readonly RuleFileAst[], options: CompileOptions = {}, diag: Diagnostics = new Diagnostics()): CompileResult {
-  const clock = options.clock ?? DEFAULT_CLOCK;
+  const clock = options.clock ?? realClock;
   const providers = options.providers ?? {};
   const previous = options.previous?.carried;
   const state: CarriedState = { limiters: new Map(), memoryLists: new Map() };
