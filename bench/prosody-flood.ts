@@ -9,7 +9,7 @@
 // bench/results/perf/<setup>-<mode>-r<round>.data (the unmeasured pass: -warmup); with
 // BENCH_PROXY_FLAGS=--perf-basic-prof the JavaScript frames have names.
 // Summarise one with `npx tsx bench/perf-top.ts FILE`. BENCH_PERF=syscalls
-// counts the proxy's system calls by kind and the packets it sends instead
+// counts the proxy's system calls by kind, the packets it sends and its page faults instead
 // (`perf stat` on kernel tracepoints) into <setup>-<mode>-r<round>.syscalls.csv.
 //
 // Prosody runs once; in front of it, in the same invocation: nothing
@@ -165,7 +165,7 @@ function startPerf(target: Target, mode: Mode, pass: string): ChildProcess | nul
   mkdirSync(PERF_DIR, { recursive: true });
   const at = `${PERF_DIR}${target.name}-${mode}-${pass}`;
   if (how === "syscalls") {
-    const events = [...SYSCALLS.map((c) => `syscalls:sys_enter_${c}`), "net:net_dev_xmit"].join(",");
+    const events = [...SYSCALLS.map((c) => `syscalls:sys_enter_${c}`), "net:net_dev_xmit", "page-faults"].join(",");
     return spawn("perf", ["stat", "-x", ",", "-e", events, "-p", String(target.pid), "-o", `${at}.syscalls.csv`], { stdio: "ignore" });
   }
   return spawn("perf", ["record", "-q", "-e", "cpu-clock", "-g", "-p", String(target.pid), "-o", `${at}.data`], { stdio: "ignore" });
@@ -174,7 +174,7 @@ function startPerf(target: Target, mode: Mode, pass: string): ChildProcess | nul
 /**
  * The system calls BENCH_PERF=syscalls counts (kernel tracepoints; perf stat,
  * every thread of the proxy), with the packets sent in the proxy's context
- * (net_dev_xmit: its segments and the ACKs its reads send).
+ * (net_dev_xmit: its segments and the ACKs its reads send) and its page faults.
  */
 const SYSCALLS = ["read", "write", "writev", "epoll_pwait", "epoll_wait", "epoll_ctl", "mprotect", "madvise", "futex"];
 
