@@ -38,6 +38,8 @@ function shadowVerdict(v: Verdict): ShadowVerdict | undefined {
 
 export class ShadowStage implements PolicyStage {
   readonly name = "firewall_shadow";
+  /** The firewall stage's: nonzas never reach a chain. */
+  readonly only = { flow: "both", kinds: ["message", "presence", "iq"] } as const;
   readonly #inner: FirewallStage;
   readonly #hooks: ShadowHooks;
   /** Stanzas the shadow rules wanted to send while judging the current one. */

@@ -105,6 +105,8 @@ function describeDecision(r: FirewallResult): string {
 
 export class FirewallStage implements PolicyStage {
   readonly name = "firewall";
+  /** Nonzas never reach a chain, as in Prosody. */
+  readonly only = { flow: "both", kinds: ["message", "presence", "iq"] } as const;
   #ruleset: CompiledRuleSet | undefined;
   readonly #hooks: FirewallHooks;
   readonly #rewrites: boolean;

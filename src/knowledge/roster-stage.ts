@@ -12,6 +12,8 @@ export type RosterObserver = Pick<RosterLearner, "observe" | "sessionEnded">;
 
 export class RosterStage implements PolicyStage {
   readonly name = "roster_knowledge";
+  /** Roster iqs and subscription presence, both ways. */
+  readonly only = { flow: "both", kinds: ["presence", "iq"] } as const;
   readonly #learner: RosterObserver;
 
   constructor(learner: RosterObserver) {

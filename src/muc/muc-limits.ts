@@ -96,6 +96,8 @@ export interface SharedOccupantBuckets {
 
 export class MucLimitsStage implements PolicyStage {
   readonly name = "muc_limits";
+  /** Room traffic, and the bind result that starts a session's view of its rooms. */
+  readonly only = { flow: "both", kinds: ["message", "presence", "iq"] } as const;
   readonly #clock: Clock;
   readonly #hooks: MucLimitsHooks;
   #options: MucLimitsOptions;

@@ -8,6 +8,7 @@
 // bound the memory held for a partial stanza.
 
 import type { ErrorCode } from "../errors.js";
+import { kindIndex } from "../metrics/definitions.js";
 import type { StanzaKind, StanzaView } from "../xml/stanza-view.js";
 
 /** What a stage knows about the session a stanza belongs to. */
@@ -61,15 +62,27 @@ export interface PolicyStage {
    */
   judge(stanza: StanzaView, session: SessionInfo, flow: Flow): Verdict | undefined;
   /**
-   * Optional: the only stanzas this stage ever looks at. Sessions skip
-   * building views for stanzas no stage wants (an observer of presence alone
-   * costs nothing on messages).
+   * Optional: the only stanzas this stage ever looks at (by the view's
+   * `kind`, in `flow` or in both). The pipeline does not call the stage for
+   * any other, and sessions skip building views for stanzas no stage wants
+   * (an observer of presence alone costs nothing on messages). It must be
+   * true: for a stanza outside it, judge() would return undefined and change
+   * nothing (pipeline.test.ts checks the stages that declare one).
    */
-  readonly only?: { readonly flow: Flow; readonly kinds: readonly StanzaKind[] } | undefined;
+  readonly only?: { readonly flow: Flow | "both"; readonly kinds: readonly StanzaKind[] } | undefined;
   /** Forget per-session state (optional). */
   sessionEnded?(session: SessionInfo): void;
   /** The server bound the session's full JID (session.jid), or resumed it (XEP-0198) (optional). */
   sessionBound?(session: SessionInfo, resumed: boolean): void;
+}
+
+/** The kinds in kindIndex order. */
+const KINDS: readonly StanzaKind[] = ["message", "presence", "iq", "other"];
+
+/** Whether `stage` looks at stanzas of `kind` in `flow` (its `only`, else everything). */
+function looksAt(stage: PolicyStage, flow: Flow, kind: StanzaKind): boolean {
+  const only = stage.only;
+  return only === undefined || ((only.flow === "both" || only.flow === flow) && only.kinds.includes(kind));
 }
 
 export class Pipeline {
@@ -77,33 +90,24 @@ export class Pipeline {
   /** True when no stage wants to see stanzas: the session can skip building views. */
   readonly empty: boolean;
   /**
-   * Per flow, the stanza kinds some stage wants (null: every kind). Two
-   * fields, not a table keyed by flow: a read with two keys is a megamorphic
-   * keyed load, and wants() runs for every stanza.
+   * Per flow, per kind (kindIndex), the stages that look at such stanzas, in
+   * pipeline order: judge() calls only those. Two fields, not a table keyed
+   * by flow: a read with two keys is a megamorphic keyed load, and judge()
+   * runs for every stanza.
    */
-  readonly #wantedIn: Set<StanzaKind> | null;
-  readonly #wantedOut: Set<StanzaKind> | null;
+  readonly #in: readonly (readonly PolicyStage[])[];
+  readonly #out: readonly (readonly PolicyStage[])[];
 
   constructor(stages: readonly PolicyStage[]) {
     this.stages = Object.freeze([...stages]);
     this.empty = stages.length === 0;
-    this.#wantedIn = Pipeline.#wanted(stages, "inbound");
-    this.#wantedOut = Pipeline.#wanted(stages, "outbound");
-  }
-
-  static #wanted(stages: readonly PolicyStage[], flow: Flow): Set<StanzaKind> | null {
-    const w = new Set<StanzaKind>();
-    for (const s of stages) {
-      if (s.only === undefined) return null;
-      if (s.only.flow === flow) for (const k of s.only.kinds) w.add(k);
-    }
-    return w;
+    this.#in = KINDS.map((k) => stages.filter((s) => looksAt(s, "inbound", k)));
+    this.#out = KINDS.map((k) => stages.filter((s) => looksAt(s, "outbound", k)));
   }
 
   /** Whether any stage wants to judge a stanza of `kind` in `flow` (false: judging it is a no-op). */
   wants(flow: Flow, kind: StanzaKind): boolean {
-    const w = flow === "inbound" ? this.#wantedIn : this.#wantedOut;
-    return w === null || w.has(kind);
+    return (flow === "inbound" ? this.#in : this.#out)[kindIndex(kind)]!.length > 0;
   }
 
   sessionEnded(session: SessionInfo): void {
@@ -117,8 +121,8 @@ export class Pipeline {
 
   /** Run the stages in order; returns the deciding stage's name with its verdict. */
   judge(stanza: StanzaView, session: SessionInfo, flow: Flow): { stage: string; verdict: Verdict } | null {
-    // Indexed: `stages` is frozen, and for…of over a frozen array is not optimised (docs/performance.md).
-    const stages = this.stages;
+    // Indexed loops throughout: for…of over a frozen array is not optimised (docs/performance.md).
+    const stages = (flow === "inbound" ? this.#in : this.#out)[kindIndex(stanza.kind)]!;
     for (let k = 0; k < stages.length; k++) {
       const stage = stages[k]!;
       const v = stage.judge(stanza, session, flow);

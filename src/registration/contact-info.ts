@@ -202,6 +202,8 @@ export function injectContactInfo(stanza: StanzaView, session: SessionInfo, info
 export function contactInfoStage(info: ContactInfo): PolicyStage {
   return {
     name: "contact_info",
+    // The server's disco#info results, toward the client.
+    only: { flow: "outbound", kinds: ["iq"] },
     judge(stanza: StanzaView, session: SessionInfo, flow: Flow): Verdict | undefined {
       if (flow !== "outbound") return undefined;
       const bytes = injectContactInfo(stanza, session, info);

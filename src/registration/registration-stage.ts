@@ -175,6 +175,8 @@ function accountParts(jid: string): { local: string; domain: string } | null {
 
 export class RegistrationStage implements PolicyStage {
   readonly name = "registration";
+  /** Registration iqs both ways, presence toward a deleted account. */
+  readonly only = { flow: "both", kinds: ["presence", "iq"] } as const;
   readonly options: RegistrationOptions;
   readonly #store: RegistrationStore;
   readonly #clock: Clock;
