@@ -521,6 +521,22 @@ function repeated(buf: usize, hd: i32, a: i32): bool {
   return 0;
 }
 
+/**
+ * findStop, stepping over the predefined entities that end before `len`: the
+ * first byte from `i` that ends character data (or, with q, a value) other
+ * than such an entity, or len.
+ */
+// @ts-ignore: decorator
+@inline function findStopPast(buf: usize, i: i32, len: i32, q: i32): i32 {
+  let j = findStop(buf, i, len, q);
+  while (j < len && load<u8>(buf + <usize>j) == AMP) {
+    const n = predefined(buf, j, len);
+    if (n == 0) break;
+    j = findStop(buf, j + n, len, q);
+  }
+  return j;
+}
+
 // Where simpleAttr() found the name's end and the value's start.
 let simpleNameEnd = 0;
 let simpleValueStart = 0;
@@ -539,12 +555,7 @@ let simpleValueStart = 0;
   if (i + 1 >= len || load<u8>(buf + <usize>i) != EQ) return -1;
   const q = <i32>load<u8>(buf + <usize>(i + 1));
   if (q != DQ && q != SQ) return -1;
-  let j = findStop(buf, i + 2, len, q);
-  while (j < len && load<u8>(buf + <usize>j) == AMP) {
-    const n = predefined(buf, j, len);
-    if (n == 0) return -1;
-    j = findStop(buf, j + n, len, q);
-  }
+  const j = findStopPast(buf, i + 2, len, q);
   if (j == len || <i32>load<u8>(buf + <usize>j) != q) return -1;
   simpleNameEnd = i;
   simpleValueStart = i + 2;
@@ -836,7 +847,6 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
           }
           attrStart = i;
           s = S_ATTR_NAME;
-          if (hd >= 0) headWord(attrWord(hd, ha, 0), i);
         } else {
           store<i32>(st, depth, O_DEPTH);
           return fail(E_NWF, D_START_TAG, i);
@@ -884,12 +894,7 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
       }
       case S_ATTR_VALUE: {
         const q = load<i32>(st, O_QUOTE);
-        let j = findStop(buf, i, len, q);
-        while (j < len && load<u8>(buf + <usize>j) == AMP) {
-          const n = predefined(buf, j, len);
-          if (n == 0) break;
-          j = findStop(buf, j + n, len, q);
-        }
+        const j = findStopPast(buf, i, len, q);
         if (j == len) {
           i = len;
           break;
@@ -982,12 +987,7 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
         break;
       }
       case S_TEXT: {
-        let j = findStop(buf, i, len, LT);
-        while (j < len && load<u8>(buf + <usize>j) == AMP) {
-          const n = predefined(buf, j, len);
-          if (n == 0) break;
-          j = findStop(buf, j + n, len, LT);
-        }
+        const j = findStopPast(buf, i, len, LT);
         if (j == len) {
           i = len;
           break;
