@@ -1,7 +1,15 @@
 // The data-path goals measured through a real Prosody (bench/README.md,
 // "Through Prosody: CPU per delivered message"), standalone:
 //
-//   npx tsx bench/prosody-flood.ts [--rounds=3] [--messages=5000] [--pairs=4] [--modes=flood,paced] [--guard=auto|dist|build|src|<dir>] [--pin]
+//   npx tsx bench/prosody-flood.ts [--rounds=3] [--messages=5000] [--pairs=4] [--modes=flood,paced] [--guard=auto|dist|build|src|<dir>] [--pin] [--norules] [--b=<dir>]
+//
+// --norules adds a setup, xmpp-guard without firewall rules
+// ("guard-norules"), to tell the policy's share from the rest of the proxy.
+// --b=<guard source> adds "guard-b", a second xmpp-guard with the same rules
+// from that source (and BENCH_GUARD_B_FLAGS, extra Node flags for it, e.g.
+// a V8 setting): an A/B of two builds or settings in one run, through the
+// same Prosody in the same rounds, which separate runs on a noisy machine
+// cannot give. The goals table then adds guard-b ÷ xmpp-guard.
 //
 // --modes=flood alone, with BENCH_CPU_PROF=1, gives profiles of the flood only.
 // BENCH_PERF=1 records each proxy's measured loads with Linux perf
@@ -51,7 +59,7 @@ import { num, renderTable, times, type Table } from "./lib/table.js";
 import { startTargets, type Target, type TargetName } from "./lib/targets.js";
 import { login } from "./lib/xmpp-login.js";
 
-const SETUPS: TargetName[] = ["direct", "pipe", "haproxy", "xmpp-guard"];
+let SETUPS: TargetName[] = ["direct", "pipe", "haproxy", "xmpp-guard"];
 const WINDOW = 64;
 const PACE_MS = 5;
 const TRICKLE_MS = 20;
@@ -60,10 +68,10 @@ const END = Buffer.from("</message>");
 
 type Mode = "flood" | "paced";
 
-interface Options { rounds: number; messages: number; pairs: number; modes: Mode[]; guard: "auto" | GuardSource; pin: boolean }
+interface Options { rounds: number; messages: number; pairs: number; modes: Mode[]; guard: "auto" | GuardSource; pin: boolean; norules: boolean; b: GuardSource | undefined }
 
 function parseArgs(argv: string[]): Options {
-  const o: Options = { rounds: 3, messages: 5000, pairs: 4, modes: ["flood", "paced"], guard: "auto", pin: false };
+  const o: Options = { rounds: 3, messages: 5000, pairs: 4, modes: ["flood", "paced"], guard: "auto", pin: false, norules: false, b: undefined };
   for (const arg of argv) {
     const [k, v] = arg.split("=", 2);
     if (k === "--rounds") o.rounds = Number(v);
@@ -72,7 +80,9 @@ function parseArgs(argv: string[]): Options {
     else if (k === "--modes") o.modes = (v ?? "").split(",").map((m) => { if (m !== "flood" && m !== "paced") throw new Error(`--modes: flood and/or paced, not ${m}`); return m; });
     else if (k === "--guard") o.guard = v === "auto" ? "auto" : guardSourceArg(v);
     else if (k === "--pin") o.pin = true;
-    else throw new Error(`unknown argument ${arg}; usage: tsx bench/prosody-flood.ts [--rounds=N] [--messages=N] [--pairs=N] [--modes=flood,paced] [--guard=...] [--pin]`);
+    else if (k === "--norules") o.norules = true;
+    else if (k === "--b") o.b = guardSourceArg(v);
+    else throw new Error(`unknown argument ${arg}; usage: tsx bench/prosody-flood.ts [--rounds=N] [--messages=N] [--pairs=N] [--modes=flood,paced] [--guard=...] [--pin] [--norules] [--b=<dir>]`);
   }
   return o;
 }
@@ -251,8 +261,8 @@ function summarise(samples: Sample[], mode: Mode): Table {
 }
 
 /** xmpp-guard's per-message CPU over a baseline's, round by round (same round, same Prosody). */
-function ratios(samples: Sample[], mode: Mode, base: TargetName): number[] {
-  const guard = samples.filter((s) => s.setup === "xmpp-guard" && s.mode === mode);
+function ratios(samples: Sample[], mode: Mode, base: TargetName, of: TargetName = "xmpp-guard"): number[] {
+  const guard = samples.filter((s) => s.setup === of && s.mode === mode);
   const other = samples.filter((s) => s.setup === base && s.mode === mode);
   return guard.map((g, i) => (g.proxyUsPerMsg ?? NaN) / (other[i]?.proxyUsPerMsg ?? NaN)).filter(Number.isFinite);
 }
@@ -264,9 +274,9 @@ function ratios(samples: Sample[], mode: Mode, base: TargetName): number[] {
  * baseline has disturbed rounds and xmpp-guard has not, the per-round
  * ratios fall below what either costs, and this says so.
  */
-function ratioOfMinima(samples: Sample[], mode: Mode, base: TargetName): number {
+function ratioOfMinima(samples: Sample[], mode: Mode, base: TargetName, of: TargetName = "xmpp-guard"): number {
   const least = (setup: TargetName): number => Math.min(...figures(samples, mode, setup, (s) => s.proxyUsPerMsg));
-  return least("xmpp-guard") / least(base);
+  return least(of) / least(base);
 }
 
 function goals(samples: Sample[]): Table {
@@ -281,6 +291,15 @@ function goals(samples: Sample[]): Table {
   goal("flood, CPU per message, xmpp-guard ÷ HAProxy", "flood", "haproxy", 2);
   goal("paced, CPU per message, xmpp-guard ÷ Node pipe", "paced", "pipe", 1.1);
   goal("paced, CPU per message, xmpp-guard ÷ HAProxy", "paced", "haproxy", 1.5);
+  if (SETUPS.includes("guard-b")) {
+    // The A/B: no goal, the ratio of guard-b's figure to xmpp-guard's (below 1: B costs less).
+    for (const mode of ["flood", "paced"] as const) {
+      const r = ratios(samples, mode, "xmpp-guard", "guard-b");
+      if (r.length === 0) continue;
+      const m = ratioOfMinima(samples, mode, "xmpp-guard", "guard-b");
+      rows.push([`${mode}, guard-b ÷ xmpp-guard (the A/B)`, "–", `${times(Math.min(...r))} / ${times(median(r))}`, "–", times(m)]);
+    }
+  }
   return {
     title: "Goals through Prosody (ratio in the same round; min / median over rounds; and the ratio of each setup's least figure)",
     headers: ["goal", "target", "measured (min / median)", "median", "least ÷ least"],
@@ -291,6 +310,9 @@ function goals(samples: Sample[]): Table {
 async function main(): Promise<void> {
   installCleanup();
   const opts = parseArgs(process.argv.slice(2));
+  if (opts.norules) SETUPS = [...SETUPS, "guard-norules"];
+  const bFlags = process.env.BENCH_GUARD_B_FLAGS?.split(/\s+/).filter(Boolean) ?? [];
+  if (opts.b !== undefined || bFlags.length > 0) SETUPS = [...SETUPS, "guard-b"];
   if (!haveProsody()) {
     console.log("skipped: prosody not installed (Debian: apt-get install prosody)");
     return;
@@ -310,7 +332,8 @@ async function main(): Promise<void> {
       await prosody.createUser(`send${i}`, "pw");
       await prosody.createUser(`recv${i}`, "pw");
     }
-    const skipped = await startTargets(prosody.port, { names: SETUPS, guard: guard.source, rules: benchRules().path }, targets);
+    const b = SETUPS.includes("guard-b") ? { guard: opts.b ?? guard.source, flags: bFlags } : undefined;
+    const skipped = await startTargets(prosody.port, { names: SETUPS, guard: guard.source, rules: benchRules().path, ...(b ? { b } : {}) }, targets);
     for (const s of skipped) console.log(`${s.name}: ${s.reason}`);
     if (opts.pin) pin(prosody.pid, targets);
     // A proxy in front of a server always has sessions open and some traffic

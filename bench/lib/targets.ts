@@ -17,7 +17,7 @@ import { procCpuMicros, procSyscalls } from "./system.js";
 import { findHaproxy, haproxyVersion, startHaproxy } from "../proxies/haproxy.js";
 import type { GuardOptions } from "../proxies/guard-proxy.js";
 
-export type TargetName = "direct" | "pipe" | "haproxy" | "xmpp-guard" | "guard-norules" | "pipe-tls" | "guard-tls" | "ws-relay" | "guard-ws";
+export type TargetName = "direct" | "pipe" | "haproxy" | "xmpp-guard" | "guard-b" | "guard-norules" | "pipe-tls" | "guard-tls" | "ws-relay" | "guard-ws";
 
 export interface MemorySample {
   /** Resident set size from /proc/<pid>/status (bytes). */
@@ -68,6 +68,8 @@ export interface TargetSpec {
   haproxyMaxconn?: number;
   /** Certificate for the TLS targets. */
   tls?: { cert: string; key: string };
+  /** "guard-b": a second xmpp-guard with the same rules, from this source, with these extra Node flags (an A/B in one run). */
+  b?: { guard: GuardSource; flags: string[] };
 }
 
 interface Ready extends Message {
@@ -120,8 +122,8 @@ function proxyFlags(): string[] {
   return flags;
 }
 
-async function startNodeProxy(name: TargetName, file: string, args: string[], detail: string, tls = false, ws = false): Promise<Target> {
-  const child = forkTs(new URL(file, import.meta.url), args, proxyFlags());
+async function startNodeProxy(name: TargetName, file: string, args: string[], detail: string, tls = false, ws = false, extraFlags: string[] = []): Promise<Target> {
+  const child = forkTs(new URL(file, import.meta.url), args, [...proxyFlags(), ...extraFlags]);
   let ready: Ready;
   try {
     ready = await waitFor<Ready>(child, "ready", 30_000);
@@ -198,6 +200,14 @@ export async function startTargets(sinkPort: number, spec: TargetSpec, targets: 
           await startNodeProxy(name, "../proxies/guard-proxy.ts", guardArgs(sinkPort, spec, { rules: [spec.rules] }), `xmpp-guard from ${label}, default config, rules/default.pfw (rates scaled, see lib/rules.ts)`),
         );
         break;
+      case "guard-b": {
+        const b = spec.b ?? { guard: spec.guard, flags: [] };
+        const flags = b.flags.length > 0 ? ` with ${b.flags.join(" ")}` : "";
+        targets.push(
+          await startNodeProxy(name, "../proxies/guard-proxy.ts", guardArgs(sinkPort, { ...spec, guard: b.guard }, { rules: [spec.rules] }), `xmpp-guard from ${guardLabel(b.guard)}${flags}, default config, rules/default.pfw (the A/B's other side)`, false, false, b.flags),
+        );
+        break;
+      }
       case "guard-norules":
         targets.push(await startNodeProxy(name, "../proxies/guard-proxy.ts", guardArgs(sinkPort, spec, {}), `xmpp-guard from ${label}, default config, no firewall rules`));
         break;
