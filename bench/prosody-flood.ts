@@ -4,7 +4,8 @@
 //   npx tsx bench/prosody-flood.ts [--rounds=3] [--messages=5000] [--pairs=4] [--modes=flood,paced] [--guard=auto|dist|build|src|<dir>] [--pin] [--norules] [--b=<dir>]
 //
 // --norules adds a setup, xmpp-guard without firewall rules
-// ("guard-norules"), to tell the policy's share from the rest of the proxy.
+// ("guard-norules"), to tell the policy's share from the rest of the proxy;
+// the goals table then adds guard-norules ÷ pipe and xmpp-guard ÷ guard-norules.
 // --b=<guard source> adds "guard-b", a second xmpp-guard with the same rules
 // from that source (and BENCH_GUARD_B_FLAGS, extra Node flags for it, e.g.
 // a V8 setting): an A/B of two builds or settings in one run, through the
@@ -291,6 +292,17 @@ function goals(samples: Sample[]): Table {
   goal("flood, CPU per message, xmpp-guard ÷ HAProxy", "flood", "haproxy", 2);
   goal("paced, CPU per message, xmpp-guard ÷ Node pipe", "paced", "pipe", 1.1);
   goal("paced, CPU per message, xmpp-guard ÷ HAProxy", "paced", "haproxy", 1.5);
+  if (SETUPS.includes("guard-norules")) {
+    // No goal: where the proxy stands without its policy (the relay, framing
+    // and stream tracking alone), and what the shipped rules add to it.
+    for (const mode of ["flood", "paced"] as const) {
+      for (const [label, base, of] of [["guard-norules ÷ Node pipe (no rules)", "pipe", "guard-norules"], ["xmpp-guard ÷ guard-norules (what the rules add)", "guard-norules", "xmpp-guard"]] as const) {
+        const r = ratios(samples, mode, base, of);
+        if (r.length === 0) continue;
+        rows.push([`${mode}, ${label}`, "–", `${times(Math.min(...r))} / ${times(median(r))}`, "–", times(ratioOfMinima(samples, mode, base, of))]);
+      }
+    }
+  }
   if (SETUPS.includes("guard-b")) {
     // The A/B: no goal, the ratio of guard-b's figure to xmpp-guard's (below 1: B costs less).
     for (const mode of ["flood", "paced"] as const) {
