@@ -2,7 +2,8 @@
 // kind, the stanza view, the stream tracker, the policy pipeline with the
 // bench copy of the shipped rules (every LIMIT takes a token, none runs dry)
 // and the write batch, over 64-stanza chunks of the throughput suite's
-// 250-byte message. The same steps src/stream/per-stanza-alloc.test.ts
+// 250-byte message, each chunk one turn of the proxy's clock (read once per
+// chunk, as the session runs it). The same steps src/stream/per-stanza-alloc.test.ts
 // bounds; this one loads any build, so two can be compared:
 //
 //   npx tsx bench/alloc-path.ts [--guard=auto|dist|build|src|<dir>]
@@ -24,9 +25,10 @@ const { WriteBatch } = await m<typeof import("../src/net/write-batch.js")>("net/
 const { Framer, FRAME_STANZA } = await m<typeof import("../src/xml/framer.js")>("xml/framer");
 const { kindOf } = await m<typeof import("../src/xml/stanza.js")>("xml/stanza");
 const { StreamTracker } = await m<typeof import("../src/stream/tracker.js")>("stream/tracker");
+const { beginTurn, endTurn, turnClock } = await m<typeof import("../src/shaping/clock.js")>("shaping/clock");
 
 const JID = "bench@example.org/load";
-const compiled = compileRuleSources([{ file: DEFAULT_RULES, text: scaleRates(readFileSync(DEFAULT_RULES, "utf8"), RATE_SCALE) }], { providers: knowledgeProviders() });
+const compiled = compileRuleSources([{ file: DEFAULT_RULES, text: scaleRates(readFileSync(DEFAULT_RULES, "utf8"), RATE_SCALE) }], { providers: knowledgeProviders(), clock: turnClock });
 if (compiled.ruleset === undefined) throw new Error("rules did not compile");
 const pipeline = new Pipeline([new FirewallStage({ ruleset: compiled.ruleset })]);
 const tracker = new StreamTracker("c2s");
@@ -58,7 +60,12 @@ const framer = new Framer({
 framer.write(Buffer.from("<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.org' version='1.0'>"));
 const chunks = Array.from({ length: 16 }, (_, c) => Buffer.concat(Array.from({ length: 64 }, (_, i) => messageStanza(c * 64 + i))));
 const feed = (i: number) => {
-  framer.write(chunks[i & 15]!);
+  beginTurn();
+  try {
+    framer.write(chunks[i & 15]!);
+  } finally {
+    endTurn();
+  }
   batch.flush(out);
   return judged;
 };
