@@ -46,7 +46,7 @@
 // whole path puts the firewall's own functions at about a quarter of it).
 // Read the framer figure as the floor of framing alone.
 //
-//   npx tsx bench/data-path.ts [--guard=auto|dist|build|src|<dir>] [--against=<dir>] [--messages=N] [--rounds=N] [--pairs=N] [--batch=N] [--evict=KiB] [--upto=framer|view|judge]
+//   npx tsx bench/data-path.ts [--guard=auto|dist|build|src|<dir>] [--against=<dir>] [--messages=N] [--rounds=N] [--pairs=N] [--batch=N] [--evict=KiB] [--upto=framer|view|judge] [--rules=<file>]
 
 import { readFileSync } from "node:fs";
 import type { Writable } from "node:stream";
@@ -60,6 +60,8 @@ const ROUNDS = Number(arg("rounds") ?? 5);
 const PAIRS = Number(arg("pairs") ?? 4);
 const BATCH = Number(arg("batch") ?? 20);
 const EVICT_BYTES = Number(arg("evict") ?? 0) * 1024;
+// Another rule file instead of the shipped one (its rates scaled the same way), to see what each rule costs.
+const RULES = arg("rules") ?? DEFAULT_RULES;
 // How far each stanza goes: framer (frames found, batched), view (+ kind, stanza view, tracker), judge (+ the pipeline: all).
 const UPTO = ["framer", "view", "judge"].indexOf(arg("upto") ?? "judge");
 if (UPTO < 0) throw new Error("--upto: framer, view or judge");
@@ -107,8 +109,8 @@ async function load(source: string): Promise<Build> {
   const online = new Set(Array.from({ length: PAIRS }, (_, p) => `recv${p}@${DOMAIN}/r0`));
   const sessions = { isOnline: (jid: string) => online.has(jid), hasSentTo: () => false };
   const providers = { ...knowledgeProviders(), sessions, directedPresence: sessions };
-  const compiled = compileRuleSources([{ file: DEFAULT_RULES, text: scaleRates(readFileSync(DEFAULT_RULES, "utf8"), RATE_SCALE) }], { providers, clock: clock.turnClock ?? clock.realClock });
-  if (compiled.ruleset === undefined) throw new Error("rules did not compile");
+  const compiled = compileRuleSources([{ file: RULES, text: scaleRates(readFileSync(RULES, "utf8"), RATE_SCALE) }], { providers, clock: clock.turnClock ?? clock.realClock });
+  if (compiled.ruleset === undefined) throw new Error(compiled.errors.map((e) => e.format()).join("\n"));
   const pipeline = new Pipeline([new FirewallStage({ ruleset: compiled.ruleset })]);
   const sink = { write: () => true, cork() {}, uncork() {}, writableNeedDrain: false } as unknown as Writable;
 
