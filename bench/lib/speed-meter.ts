@@ -79,8 +79,17 @@ export function startSpeedMeter(cpu: number): SpeedMeter | null {
 }
 
 /**
- * The runs of a load that found the CPU disturbed: slower than `quiet` × the
- * quickest run of the whole bench (`best`), as a share of the load's runs
+ * The meter's quiet speed over a whole bench: the 2nd percentile of all its
+ * runs (ns per iteration). Not the quickest run, which may be an outlier.
+ */
+export function quietSpeed(runs: readonly number[]): number {
+  const sorted = [...runs].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) * 0.02)]!;
+}
+
+/**
+ * The runs of a load that found the CPU disturbed: slower than `quiet` ×
+ * `best` (quietSpeed of the whole bench), as a share of the load's runs
  * (null when the meter took no run during it).
  */
 export function disturbedShare(runs: readonly number[], best: number, quiet: number): number | null {
