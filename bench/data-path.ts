@@ -46,7 +46,18 @@
 // whole path puts the firewall's own functions at about a quarter of it).
 // Read the framer figure as the floor of framing alone.
 //
-//   npx tsx bench/data-path.ts [--guard=auto|dist|build|src|<dir>] [--against=<dir>] [--messages=N] [--rounds=N] [--pairs=N] [--batch=N] [--evict=KiB] [--upto=framer|view|judge] [--rules=<file>]
+// --work=<steps> says what each stanza gets instead (comma list; the
+// default is judge): `view` (nothing more: --upto=view), `addresses` (read
+// the view's to, from and effective type, which the firewall would read
+// first), `judge`, `judge2` (judge the same view once more: what judging
+// costs with everything it reads already at hand), `fixed-clock` (the rules
+// on a clock that never moves: no clock reading per chunk). With --against,
+// --b-work and --b-rules set the second build's (default: the same as the
+// first's), so that two ways of running one build alternate in one process
+// (two copies of one build: `cp -r dist .ab/copy`). For instance, what
+// reading the addresses costs: --work=view,addresses --b-work=view.
+//
+//   npx tsx bench/data-path.ts [--guard=auto|dist|build|src|<dir>] [--against=<dir>] [--messages=N] [--rounds=N] [--pairs=N] [--batch=N] [--evict=KiB] [--upto=framer|view|judge] [--rules=<file>] [--work=<steps>] [--b-work=<steps>] [--b-rules=<file>]
 
 import { readFileSync } from "node:fs";
 import type { Writable } from "node:stream";
@@ -65,6 +76,18 @@ const RULES = arg("rules") ?? DEFAULT_RULES;
 // How far each stanza goes: framer (frames found, batched), view (+ kind, stanza view, tracker), judge (+ the pipeline: all).
 const UPTO = ["framer", "view", "judge"].indexOf(arg("upto") ?? "judge");
 if (UPTO < 0) throw new Error("--upto: framer, view or judge");
+
+/** What each stanza that reaches the view gets, per build (--work, --b-work). */
+interface Work { readonly addresses: boolean; readonly judge: boolean; readonly judge2: boolean; readonly fixedClock: boolean }
+function work(list: string | undefined): Work {
+  const steps = new Set((list ?? (UPTO > 1 ? "judge" : "view")).split(","));
+  for (const s of steps) if (!["view", "addresses", "judge", "judge2", "fixed-clock"].includes(s)) throw new Error(`--work: view, addresses, judge, judge2, fixed-clock; not ${s}`);
+  return { addresses: steps.has("addresses"), judge: steps.has("judge") || steps.has("judge2"), judge2: steps.has("judge2"), fixedClock: steps.has("fixed-clock") };
+}
+const WORK = [work(arg("work")), work(arg("b-work") ?? arg("work"))] as const;
+const RULES_OF = [RULES, arg("b-rules") ?? RULES] as const;
+/** Where read addresses go, so that reading them is not optimised away. */
+let addressBytes = 0;
 const choices = [chooseGuardSource((arg("guard") ?? "auto") as "auto")];
 const against = arg("against");
 if (against !== undefined) choices.push(chooseGuardSource(against as "auto"));
@@ -84,7 +107,7 @@ interface Build {
   readonly inlineBudget: number | undefined;
 }
 
-async function load(source: string): Promise<Build> {
+async function load(source: string, rules: string, w: Work): Promise<Build> {
   const m = async <T>(p: string): Promise<T> => (await import(guardModule(source, p))) as T;
   const { compileRuleSources } = await m<typeof import("../src/firewall/compile.js")>("firewall/compile");
   const { knowledgeProviders } = await m<typeof import("../src/knowledge/providers.js")>("knowledge/providers");
@@ -109,7 +132,8 @@ async function load(source: string): Promise<Build> {
   const online = new Set(Array.from({ length: PAIRS }, (_, p) => `recv${p}@${DOMAIN}/r0`));
   const sessions = { isOnline: (jid: string) => online.has(jid), hasSentTo: () => false };
   const providers = { ...knowledgeProviders(), sessions, directedPresence: sessions };
-  const compiled = compileRuleSources([{ file: RULES, text: scaleRates(readFileSync(RULES, "utf8"), RATE_SCALE) }], { providers, clock: clock.turnClock ?? clock.realClock });
+  const ruleClock = w.fixedClock ? { now: () => 1000 } : (clock.turnClock ?? clock.realClock);
+  const compiled = compileRuleSources([{ file: rules, text: scaleRates(readFileSync(rules, "utf8"), RATE_SCALE) }], { providers, clock: ruleClock });
   if (compiled.ruleset === undefined) throw new Error(compiled.errors.map((e) => e.format()).join("\n"));
   const pipeline = new Pipeline([new FirewallStage({ ruleset: compiled.ruleset })]);
   const sink = { write: () => true, cork() {}, uncork() {}, writableNeedDrain: false } as unknown as Writable;
@@ -126,7 +150,9 @@ async function load(source: string): Promise<Build> {
             const view = dir === "inbound" ? tracker.peerView(data, start, end) : tracker.serverView(data, start, end);
             try {
               if (dir === "inbound" && (view.head.duplicate !== null || tracker.peerStanza(view) !== null)) throw new Error("refused");
-              if (UPTO > 1 && pipeline.judge(view, session as never, dir) === null) passed++;
+              if (w.addresses) addressBytes += (view.to?.length ?? 0) + (view.from?.length ?? 0) + (view.effectiveType?.length ?? 0);
+              if (w.judge && pipeline.judge(view, session as never, dir) === null) passed++;
+              if (w.judge2 && pipeline.judge(view, session as never, dir) === null) passed++;
             } finally {
               view.release();
             }
@@ -242,7 +268,7 @@ function cpu(pairs: readonly Pair[], messages: number): number {
 }
 
 const builds: Build[] = [];
-for (const c of choices) builds.push(await load(c.source));
+for (const [k, c] of choices.entries()) builds.push(await load(c.source, RULES_OF[k]!, WORK[k]!));
 // Warm-up: each build alone, then one untimed alternation (a build's first
 // round after the other's warm-up ran slow by a third in trials).
 for (const b of builds) run(b.pairs, MESSAGES / 4);
@@ -262,7 +288,8 @@ const upto = UPTO < 2 ? `, up to the ${arg("upto")} only` : "";
 const what = `${ROUNDS} rounds of ${MESSAGES.toLocaleString("en")} messages, ${PAIRS} pairs, ${BATCH} per chunk${evicted}${upto}`;
 builds.forEach((b, k) => {
   const f = figures[k]!;
-  console.log(`CPU ns per delivered message (in + out), JavaScript data path: median ${median(f).toFixed(0)}, min ${Math.min(...f).toFixed(0)} (${what}); xmpp-guard ${b.label}${budget === undefined ? "" : `, V8 inlining budget ${budget}`}`);
+  const own = [arg(k === 0 ? "work" : "b-work") ?? arg("work"), RULES_OF[k] === DEFAULT_RULES ? undefined : `rules ${RULES_OF[k]}`].filter((x) => x !== undefined);
+  console.log(`CPU ns per delivered message (in + out), JavaScript data path: median ${median(f).toFixed(0)}, min ${Math.min(...f).toFixed(0)} (${what}); xmpp-guard ${b.label}${own.length > 0 ? ` (${own.join(", ")})` : ""}${budget === undefined ? "" : `, V8 inlining budget ${budget}`}`);
 });
 if (builds.length === 2) {
   const [a, b] = figures as [number[], number[]];
