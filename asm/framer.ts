@@ -319,9 +319,12 @@ let nOut = 0;
 // hash mixes the value's length with its first and last eight bytes (see
 // valueHash), a common index is the name's place in the wrapper's table of
 // common names (setNames) or -1, and the flags are the element name's common
-// index + 1 (bits 0-7), HF_DUPLICATE (a name repeats) and HF_NAMESPACED (a
+// index + 1 (bits 0-7), HF_DUPLICATE (a name repeats), HF_NAMESPACED (a
 // name needs namespace work: a prefix but xml:lang, or an xmlns
-// attribute). The wrapper hands an entry to the head reader
+// attribute) and, from bit HF_POSITIONS, four bits for each of the first
+// common names that setNames says are attribute names: the index + 1 of the
+// attribute of that name, 0 when the tag has none, 15 when it is the 15th
+// or later (the reader then looks for it). The wrapper hands an entry to the head reader
 // (src/xml/head.ts), which then need not scan the tag, nor recognise names,
 // nor look for repeated ones, nor hash a value to find it among the values
 // it decoded lately. An entry costs at most 1.75 words per byte of its tag
@@ -331,6 +334,9 @@ const HEAD_WORDS = 7;
 const ATTR_WORDS = 8;
 const HF_DUPLICATE = 1 << 8;
 const HF_NAMESPACED = 1 << 9;
+const HF_POSITIONS = 10;
+/** At most this many names have a position in the flags (bits 10-29). */
+const MAX_POSITIONED = 5;
 let heads: usize = 0;
 let nHead = 0;
 // The stanza start tag being read: its flags so far, and the common
@@ -346,14 +352,20 @@ const NAME_SLOTS = 32;
 const NAME_TABLE = memory.data(NAME_SLOTS * 16);
 let nameXmlns = -1;
 let nameXmlLang = -1;
+let namePositioned = 0;
 
 // @ts-ignore: decorator
 @inline function nameSlot(n: i32, lo: i32, hi: i32): u32 {
   return (<u32>(lo ^ (hi * 31) ^ n) * 0x9e3779b1) >> 27;
 }
 
-/** `table`: n entries of (length, packed low, packed high), each name at most 8 bytes (at most NAME_SLOTS / 2 of them, and 32 in all: a mask holds them). */
-export function setNames(table: usize, n: i32, xmlns: i32, xmlLang: i32): void {
+/**
+ * `table`: n entries of (length, packed low, packed high), each name at most
+ * 8 bytes (at most NAME_SLOTS / 2 of them, and 32 in all: a mask holds them);
+ * the first `positioned` of them (at most MAX_POSITIONED) have their
+ * attribute's position recorded in an entry's flags.
+ */
+export function setNames(table: usize, n: i32, xmlns: i32, xmlLang: i32, positioned: i32): void {
   memory.fill(NAME_TABLE, 0, NAME_SLOTS * 16);
   for (let k = 0; k < n && k < NAME_SLOTS / 2; k++) {
     const e = table + <usize>k * 12;
@@ -368,6 +380,7 @@ export function setNames(table: usize, n: i32, xmlns: i32, xmlLang: i32): void {
   }
   nameXmlns = xmlns;
   nameXmlLang = xmlLang;
+  namePositioned = min(positioned, MAX_POSITIONED);
 }
 
 /** The common index of the name of n bytes packed as (lo, hi), or -1. */
@@ -492,6 +505,7 @@ function repeated(buf: usize, hd: i32, a: i32): bool {
     if (seen & (<u32>1 << <u32>common)) hf |= HF_DUPLICATE;
     seen |= <u32>1 << <u32>common;
     if (common == nameXmlns) hf |= HF_NAMESPACED;
+    if (common < namePositioned) hf |= min(a + 1, 15) << (HF_POSITIONS + (common << 2));
   } else {
     if (namespaced(buf, from, to, common, false)) hf |= HF_NAMESPACED;
     if (repeated(buf, hd, a)) hf |= HF_DUPLICATE;

@@ -39,7 +39,7 @@ interface Exports {
   resetState(st: number): void;
   stopState(st: number): void;
   carried(st: number): number;
-  setNames(table: number, n: number, xmlns: number, xmlLang: number): void;
+  setNames(table: number, n: number, xmlns: number, xmlLang: number, positioned: number): void;
   write(st: number, buf: number, len: number, records: number, heads: number): number;
   scan(st: number, buf: number, from: number, len: number, records: number, heads: number): number;
 }
@@ -103,11 +103,11 @@ function instance(): Exports {
   resultAt = wasm.result() >> 2;
   recentTable = wasm.alloc(RECENT_SLOTS * RECENT_LONGEST);
   // The common names, for the heads area's name indexes (head.ts).
-  const { keys, xmlns, xmlLang } = commonNameKeys();
+  const { keys, xmlns, xmlLang, positioned } = commonNameKeys();
   const table = wasm.alloc(keys.byteLength);
   refresh();
   heapI32.set(keys, table >> 2);
-  wasm.setNames(table, keys.length / 3, xmlns, xmlLang);
+  wasm.setNames(table, keys.length / 3, xmlns, xmlLang, positioned);
   return wasm;
 }
 

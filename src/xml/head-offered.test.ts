@@ -11,7 +11,7 @@ import assert from "node:assert/strict";
 import fc from "fast-check";
 import { FRAME_STANZA, type FrameSink } from "./framer.js";
 import { WasmFramer } from "./framer-wasm.js";
-import { FRAME_HEAD, ParsedHead, readHead, type Head } from "./head.js";
+import { A_FROM, A_ID, A_TO, A_TYPE, A_XML_LANG, FRAME_HEAD, ParsedHead, readHead, type Head } from "./head.js";
 
 const HEADER = "<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='localhost' version='1.0'>";
 
@@ -172,4 +172,127 @@ test("offered heads: a value kept among the recent ones is its text; one with re
   }
   const expected = ["a&b@example.org", "a&b@example.org", "l1 l2", "l1 l2", "caf\u00e9@example.org", "caf\u00e9@example.org", "a&b@example.org"];
   assert.deepEqual(seen, [...expected, ...expected]);
+});
+
+// An offered head is read lazily: its attributes stay in the offer, a name
+// the view asks for by number (attrOf: to, from, type, id, xml:lang) is
+// found by the position the framer recorded, any other by the offer's name
+// indexes, and the names are copied out only when asked for. Every answer
+// must be what the bytes say, in the callback and after it.
+
+const POSITIONED = [A_TO, A_FROM, A_TYPE, A_ID, A_XML_LANG];
+
+/** What a head answers when asked by name and by number (asked before anything copies the names out). */
+function asks(head: ParsedHead): unknown {
+  return { of: POSITIONED.map((w) => head.attrOf(w)), by: [...ATTRS, "nope", "x:to"].map((n) => head.attr(n)) };
+}
+
+function copyAsks(data: Buffer, start: number, end: number): unknown {
+  const copy = Buffer.from(data.subarray(start, end));
+  const head = new ParsedHead();
+  assert.ok(head.read(copy, 0, copy.length, 0));
+  return asks(head);
+}
+
+test("lazy offered heads: attrOf and attr answer as the bytes do, in the callback and after it, in any chunking", () => {
+  let lazy = 0;
+  fc.assert(
+    fc.property(fc.array(tagArb, { minLength: 1, maxLength: 6 }), fc.array(fc.nat(), { maxLength: 6 }), fc.boolean(), (tags, cuts, numberFirst) => {
+      const later: Array<{ head: ParsedHead; expect: unknown; names: unknown }> = [];
+      feed(tags.map(tagText).join(""), cuts, (data, start, end) => {
+        const expect = copyAsks(data, start, end);
+        if (FRAME_HEAD.data === data && FRAME_HEAD.start === start) lazy++;
+        const head = new ParsedHead();
+        assert.ok(head.read(data, start, end, start));
+        // Asked by number first, or by name first: each may be the one that decodes a value.
+        if (numberFirst) for (const w of POSITIONED) head.attrOf(w);
+        assert.deepEqual(asks(head), expect);
+        assert.deepEqual(describe(head), copyRead(data, start, end));
+        // A second head of the same frame, left unasked until its callback has returned.
+        const kept = new ParsedHead();
+        assert.ok(kept.read(data, start, end, start));
+        later.push({ head: kept, expect, names: copyRead(data, start, end) });
+      });
+      for (const k of later) {
+        assert.deepEqual(asks(k.head), k.expect);
+        assert.deepEqual(describe(k.head), k.names);
+      }
+    }),
+    { numRuns: 400, seed: 23 },
+  );
+  assert.ok(lazy > 100, `${lazy} heads read lazily`);
+});
+
+test("lazy offered heads: a name at the fifteenth place or later is still found, by name and by number", () => {
+  const fillers = Array.from({ length: 16 }, (_, i) => ` a${i}='${i}'`).join("");
+  const text = `<message${fillers} type='chat' to='a@b/c'/><message id='x'${fillers} xml:lang='de' from='f@g'/>`;
+  const seen: unknown[] = [];
+  feed(text, [], (data, start, end) => {
+    assert.equal(FRAME_HEAD.data, data);
+    const head = new ParsedHead();
+    assert.ok(head.read(data, start, end, start));
+    seen.push(POSITIONED.map((w) => head.attrOf(w)));
+    assert.deepEqual(asks(head), copyAsks(data, start, end));
+  });
+  assert.deepEqual(seen, [
+    ["a@b/c", undefined, "chat", undefined, undefined],
+    [undefined, "f@g", undefined, "x", "de"],
+  ]);
+});
+
+test("lazy offered heads: a repeated name is read from the bytes, first value kept, the repeat reported", () => {
+  feed("<message to='a@b' type='chat' to='c@d'/><message type='chat' from='x@y' type='error'/>", [], (data, start, end) => {
+    const head = new ParsedHead();
+    assert.ok(head.read(data, start, end, start));
+    assert.deepEqual(asks(head), copyAsks(data, start, end));
+    assert.notEqual(head.duplicate, null);
+  });
+});
+
+test("lazy offered heads: attrOf after the module's memory grew reads the bytes", () => {
+  const text = "<message to='alice@example.org/phone' from='bob@example.org/desk' type='chat' id='a1' xml:lang='en'/>";
+  for (let round = 0; round < 2; round++) {
+    feed(text, [], (data, start, end) => {
+      const head = new ParsedHead();
+      assert.ok(head.read(data, start, end, start));
+      assert.equal(head.attrOf(A_TYPE), "chat");
+      const inner = new WasmFramer({ onFrame() {}, onError() {} });
+      inner.write(Buffer.from(HEADER));
+      inner.write(Buffer.from(`<message><body>${"y".repeat(4 << 20)}</body></message>`));
+      inner.stop();
+      assert.deepEqual(POSITIONED.map((w) => head.attrOf(w)), ["alice@example.org/phone", "bob@example.org/desk", "chat", "a1", "en"]);
+      assert.deepEqual(head.attrNames, ["to", "from", "type", "id", "xml:lang"]);
+    });
+  }
+});
+
+test("lazy offered heads: values one byte apart, or sharing the framer's hash, read as themselves by number", () => {
+  // Same length; the last byte differs (another hash, maybe the same slot), or only a middle byte (the same hash).
+  const tos = ["user0000@A.example/phone123", "user0000@A.example/phone124", "user0000@B.example/phone123", "user0000@A.example/phone123", "user0000@B.example/phone123", "user0000@A.example/phone124"];
+  const text = tos.map((to, i) => `<message to='${to}' from='${to}' id='x${i}' type='chat'/>`).join("");
+  const seen: string[] = [];
+  for (let round = 0; round < 3; round++) {
+    feed(text, [], (data, start, end) => {
+      assert.equal(FRAME_HEAD.data, data);
+      const head = new ParsedHead();
+      assert.ok(head.read(data, start, end, start));
+      const to = head.attrOf(A_TO)!;
+      assert.equal(head.attrOf(A_FROM), to);
+      assert.equal(head.attr("to"), to);
+      seen.push(to);
+    });
+  }
+  assert.deepEqual(seen, [...tos, ...tos, ...tos]);
+});
+
+test("lazy offered heads: an uncommon name asked of a lazy head is found among the tag's own", () => {
+  feed("<message to='a@b' fron='y' tx='z' type='chat'/>", [], (data, start, end) => {
+    const head = new ParsedHead();
+    assert.ok(head.read(data, start, end, start));
+    assert.equal(head.attr("from"), undefined);
+    assert.equal(head.attr("fron"), "y");
+    assert.equal(head.attrOf(A_TYPE), "chat");
+    assert.equal(head.attrOf(A_FROM), undefined);
+    assert.deepEqual(head.attrNames, ["to", "fron", "tx", "type"]);
+  });
 });

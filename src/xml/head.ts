@@ -12,7 +12,14 @@ function isWs(b: number): boolean {
   return b === 0x20 || b === 0x09 || b === 0x0a || b === 0x0d;
 }
 
-const COMMON_NAMES = new Words(["message", "presence", "iq", "to", "from", "id", "type", "xmlns", "xml:lang", "body"]);
+/**
+ * The attribute names the stanza view asks for by number (ParsedHead.attrOf):
+ * the first common names, whose place in a tag the WebAssembly framer
+ * records (the flags of an offered head, from bit HF_POSITIONS).
+ */
+export const A_TO = 0, A_FROM = 1, A_TYPE = 2, A_ID = 3, A_XML_LANG = 4;
+const POSITIONED = 5;
+const COMMON_NAMES = new Words(["to", "from", "type", "id", "xml:lang", "xmlns", "message", "presence", "iq", "body"]);
 const W_XML_LANG = COMMON_NAMES.texts.indexOf("xml:lang");
 const W_XMLNS = COMMON_NAMES.texts.indexOf("xmlns");
 
@@ -62,16 +69,22 @@ export class OfferedHead {
 export const FRAME_HEAD = new OfferedHead();
 export const OFFERED_HEAD_WORDS = 7;
 export const OFFERED_ATTR_WORDS = 8;
-/** An offered head's flags word (its word 6): the element name's common index + 1 in its low byte, and these. */
+/**
+ * An offered head's flags word (its word 6): the element name's common index
+ * + 1 in its low byte, these two, and from bit HF_POSITIONS four bits per
+ * positioned name (A_TO…): its attribute's index + 1, 0 when the tag has no
+ * such attribute, 15 when it is the fifteenth or later.
+ */
 const HF_DUPLICATE = 1 << 8;
 const HF_NAMESPACED = 1 << 9;
+const HF_POSITIONS = 10;
 
 /**
  * The common names as the WebAssembly framer recognises them (its setNames):
  * (length, bytes 0-3, bytes 4-7) per name, in COMMON_NAMES order, so that an
  * offered head gives each name's index; and the indexes of xmlns and xml:lang.
  */
-export function commonNameKeys(): { keys: Int32Array; xmlns: number; xmlLang: number } {
+export function commonNameKeys(): { keys: Int32Array; xmlns: number; xmlLang: number; positioned: number } {
   const keys = new Int32Array(COMMON_NAMES.texts.length * 3);
   COMMON_NAMES.texts.forEach((text, k) => {
     const bytes = Buffer.alloc(8);
@@ -81,7 +94,7 @@ export function commonNameKeys(): { keys: Int32Array; xmlns: number; xmlLang: nu
     keys[3 * k + 1] = bytes.readInt32LE(0);
     keys[3 * k + 2] = bytes.readInt32LE(4);
   });
-  return { keys, xmlns: W_XMLNS, xmlLang: W_XML_LANG };
+  return { keys, xmlns: W_XMLNS, xmlLang: W_XML_LANG, positioned: POSITIONED };
 }
 
 export interface Head {
@@ -111,7 +124,9 @@ export interface Head {
 /**
  * The start tag's boundaries are found eagerly (names, and duplicates, which
  * must be refused); values are decoded only when asked for: policy usually
- * reads one or two of them, and a forwarded stanza needs none.
+ * reads one or two of them, and a forwarded stanza needs none. A head read
+ * from an offer (#readOffered) does not even copy the attribute names out
+ * until a caller wants them: its attributes are found in the offer.
  *
  * A head can be read again into the same object (readHead's `into`): the
  * session's stanza view does that for every stanza, so reading a start tag
@@ -131,16 +146,30 @@ export class ParsedHead implements Head {
   readonly #spans: number[] = [];
   #count = 0;
   /** Decoded values by index; entries past #count are stale. */
-  #values: Array<string | undefined> | undefined;
+  readonly #values: Array<string | undefined> = [];
   #map: Map<string, string> | undefined;
-  /** The offer (FRAME_HEAD.serial) this head was read from, or -1; and where the offer put data[0] in the module's memory. */
+  /**
+   * The offer (FRAME_HEAD.serial) this head was read from, or -1. While that
+   * offer stands, FRAME_HEAD's words, entry index (`at`) and base are this
+   * head's, so the head keeps no copy of them.
+   */
   #serial = -1;
-  #base = 0;
+  /**
+   * A lazy head's flags word (see #readOffered; the positions of A_TO…), or
+   * -1 when the head is not lazy: its attributes are in #names and #spans.
+   */
+  #flags = -1;
+  /** A lazy head's start, limit and origin: how to read its bytes once the offer is gone. */
+  readonly #bytesAt: number[] = [0, 0, 0];
 
   /** Parse the start tag at data[start] into this object (see readHead); false when there is none. */
   read(data: Buffer, start: number, limit: number, origin: number): boolean {
     const offered = FRAME_HEAD;
-    if (offered.data === data && offered.start === start && offered.words.length !== 0) return this.#readOffered(data, offered, start, limit, origin);
+    if (offered.data === data && offered.start === start) {
+      const words = offered.words;
+      // Not when the memory grew (the words are detached), nor for a repeated name (the bytes say which).
+      if (words.length !== 0 && (words[offered.at + 6]! & HF_DUPLICATE) === 0) return this.#readOffered(data, offered, words, start, limit, origin);
+    }
     return this.#readBytes(data, start, limit, origin);
   }
 
@@ -189,33 +218,65 @@ export class ParsedHead implements Head {
    * The framer's reading of this tag (FRAME_HEAD): the same head without
    * scanning the tag again, nor recognising names, nor looking for repeated
    * ones. A tag with a repeated name is read from its bytes (to say which).
+   *
+   * The attributes are left where the framer wrote them: attr() and the
+   * values find them in the offered words while the offer stands (nearly
+   * every read: policy judges inside the frame callback), and only a caller
+   * that wants the names themselves, or an uncommon one, has them copied
+   * out (#settle). A head read after the offer ended reads its bytes again.
    */
-  #readOffered(data: Buffer, offered: OfferedHead, start: number, limit: number, origin: number): boolean {
-    const words = offered.words;
+  #readOffered(data: Buffer, offered: OfferedHead, words: Int32Array, start: number, limit: number, origin: number): true {
+    // #begin and #finish, written out: this runs for every stanza, and stays one small function.
     const at = offered.at;
     const flags = words[at + 6]!;
-    if ((flags & HF_DUPLICATE) !== 0) return this.#readBytes(data, start, limit, origin);
+    this.#data = data;
     this.#serial = offered.serial;
-    this.#base = offered.base;
-    const nameStart = words[at]! + 1;
-    this.#begin(data, nameStart, words[at + 1]!, (flags & 0xff) - 1, (flags & HF_NAMESPACED) === 0);
-    const first = at + OFFERED_HEAD_WORDS;
-    const last = first + OFFERED_ATTR_WORDS * words[at + 3]!;
+    this.#flags = flags;
+    const bytesAt = this.#bytesAt;
+    bytesAt[0] = start;
+    bytesAt[1] = limit;
+    bytesAt[2] = origin;
+    const word = (flags & 0xff) - 1;
+    this.name = word >= 0 ? COMMON_NAMES.texts[word]! : utf8Slice.call(data, words[at]! + 1, words[at + 1]!);
+    this.nsPlain = (flags & HF_NAMESPACED) === 0;
+    this.duplicate = null;
+    const count = (this.#count = words[at + 3]!);
+    const end = words[at + 2]!;
+    this.end = end - origin;
+    this.selfClosing = data[end - 2] === SLASH;
+    const values = this.#values;
+    for (let k = 0; k < count && k < values.length; k++) values[k] = undefined;
+    this.#map = undefined;
+    return true;
+  }
+
+  /** Whether the offer this head was read from still stands (no other frame offered since, memory not grown). */
+  #offerStands(): boolean {
+    return this.#serial === FRAME_HEAD.serial && FRAME_HEAD.words.length !== 0;
+  }
+
+  /** A lazy head's attributes copied out of the offer into #names and #spans, or, the offer gone, read from the bytes. */
+  #settle(): void {
+    if (!this.#offerStands()) {
+      const bytesAt = this.#bytesAt;
+      this.#readBytes(this.#data, bytesAt[0]!, bytesAt[1]!, bytesAt[2]!);
+      return;
+    }
+    this.#flags = -1;
+    const words = FRAME_HEAD.words;
+    const data = this.#data;
+    const first = FRAME_HEAD.at + OFFERED_HEAD_WORDS;
+    const count = this.#count;
     const names = this.#names;
     const spans = this.#spans;
-    let n = 0;
-    for (let k = first; k < last; k += OFFERED_ATTR_WORDS) {
+    for (let n = 0, k = first; n < count; n++, k += OFFERED_ATTR_WORDS) {
       const word = words[k + 7]!;
       names[n] = word >= 0 ? COMMON_NAMES.texts[word]! : utf8Slice.call(data, words[k]!, words[k + 1]!);
       spans[3 * n] = words[k + 2]!;
       spans[3 * n + 1] = words[k + 3]!;
       spans[3 * n + 2] = words[k + 6]!;
-      n++;
     }
-    this.#count = n;
-    const end = words[at + 2]!;
-    this.#finish(end - origin, data[end - 2] === SLASH);
-    return true;
+    if (names.length !== count) names.length = count;
   }
 
   // A read from the bytes in three steps: the element name, each attribute,
@@ -225,6 +286,7 @@ export class ParsedHead implements Head {
 
   #begin(data: Buffer, start: number, end: number, word: number, plain: boolean): void {
     this.#data = data;
+    this.#flags = -1;
     this.name = word >= 0 ? COMMON_NAMES.texts[word]! : utf8Slice.call(data, start, end);
     this.nsPlain = plain;
     this.duplicate = null;
@@ -257,7 +319,7 @@ export class ParsedHead implements Head {
     // attrNames is handed out as it is: keep it exactly `count` long.
     if (this.#names.length !== count) this.#names.length = count;
     const values = this.#values;
-    if (values !== undefined) for (let k = 0; k < count && k < values.length; k++) values[k] = undefined;
+    for (let k = 0; k < count && k < values.length; k++) values[k] = undefined;
     this.#map = undefined;
   }
 
@@ -273,12 +335,71 @@ export class ParsedHead implements Head {
   }
 
   attr(name: string): string | undefined {
+    if (this.#flags >= 0) return this.#offeredAttr(name);
     const names = this.#names;
     for (let k = 0; k < this.#count; k++) if (names[k] === name) return this.#value(k);
     return undefined;
   }
 
+  /**
+   * attr() of one of the names the view asks for by number (A_TO…). A lazy
+   * head knows from the framer's flags where in the tag that name is, or
+   * that it is absent (a fact of the bytes, so true after the offer too):
+   * its value is decoded straight from the offer, no name compared.
+   */
+  attrOf(which: number): string | undefined {
+    const flags = this.#flags;
+    if (flags >= 0) {
+      const p = (flags >>> (HF_POSITIONS + 4 * which)) & 15;
+      if (p === 0) return undefined;
+      if (p !== 15) {
+        const n = p - 1;
+        const values = this.#values;
+        const v = values[n];
+        if (v !== undefined) return v;
+        const offered = FRAME_HEAD;
+        const words = offered.words;
+        if (this.#serial === offered.serial && words.length !== 0) {
+          const k = offered.at + OFFERED_HEAD_WORDS + OFFERED_ATTR_WORDS * n;
+          return (values[n] = decodeOffered(this.#data, words[k + 2]!, words[k + 3]!, words[k + 6]!, offered.base));
+        }
+      }
+    }
+    return this.attr(COMMON_NAMES.texts[which]!);
+  }
+
+  /**
+   * attr() of a lazy head: while the offer stands, the names' common indexes
+   * are in it, so a common name is found, and its value decoded, without
+   * copying anything out. Otherwise (offer gone, or an uncommon name asked of
+   * a tag that has uncommon ones) the head is settled and asked again.
+   */
+  #offeredAttr(name: string): string | undefined {
+    const offered = FRAME_HEAD;
+    const words = offered.words;
+    if (this.#serial === offered.serial && words.length !== 0) {
+      const texts = COMMON_NAMES.texts;
+      const count = this.#count;
+      let uncommon = false;
+      for (let n = 0, k = offered.at + OFFERED_HEAD_WORDS; n < count; n++, k += OFFERED_ATTR_WORDS) {
+        const word = words[k + 7]!;
+        if (word < 0) uncommon = true;
+        else if (texts[word] === name) {
+          const values = this.#values;
+          const v = values[n];
+          if (v !== undefined) return v;
+          return (values[n] = decodeOffered(this.#data, words[k + 2]!, words[k + 3]!, words[k + 6]!, offered.base));
+        }
+      }
+      // An attribute the framer did not recognise is never a common name.
+      if (!uncommon) return undefined;
+    }
+    this.#settle();
+    return this.attr(name);
+  }
+
   get attrNames(): readonly string[] {
+    if (this.#flags >= 0) this.#settle();
     return this.#names;
   }
 
@@ -287,19 +408,21 @@ export class ParsedHead implements Head {
   }
 
   #value(k: number): string {
-    const values = (this.#values ??= []);
+    if (this.#flags >= 0) this.#settle();
+    const values = this.#values;
     let v = values[k];
     if (v === undefined) {
       const spans = this.#spans;
       const hash = spans[3 * k + 2]!;
       // The offer still stands (no other frame offered since, memory not grown): compare in the module's memory.
-      const offered = hash !== NO_HASH && this.#serial === FRAME_HEAD.serial && FRAME_HEAD.words.length !== 0;
-      values[k] = v = offered ? decodeOffered(this.#data, spans[3 * k]!, spans[3 * k + 1]!, hash, this.#base) : decodeValue(this.#data, spans[3 * k]!, spans[3 * k + 1]!);
+      const offered = hash !== NO_HASH && this.#offerStands();
+      values[k] = v = offered ? decodeOffered(this.#data, spans[3 * k]!, spans[3 * k + 1]!, hash, FRAME_HEAD.base) : decodeValue(this.#data, spans[3 * k]!, spans[3 * k + 1]!);
     }
     return v;
   }
 
   get attrs(): Map<string, string> {
+    if (this.#flags >= 0) this.#settle();
     if (this.#map === undefined) {
       const map = new Map<string, string>();
       for (let k = 0; k < this.#count; k++) map.set(this.#names[k]!, this.#value(k));

@@ -8,7 +8,7 @@
 // stream, and `from` stamped with the bound JID on a c2s stream.
 
 import { parse as ltxParse, type Element } from "ltx";
-import { ParsedHead, readFirstChild, readHead, type Head } from "./head.js";
+import { A_FROM, A_ID, A_TO, A_TYPE, A_XML_LANG, ParsedHead, readFirstChild, readHead, type Head } from "./head.js";
 import { checkAttributes, elementName, NamespaceProblem, NsScope, NS_XML, NS_XMLNS, RecordAttributes, type ExpandedName } from "./namespaces.js";
 import type { StanzaKind, StanzaView } from "./stanza-view.js";
 import { NS_STREAMS } from "./stream-error.js";
@@ -128,7 +128,7 @@ export class Stanza implements StanzaView {
   // The start tag, resolved once (#resolve): plain fields, so every getter
   // after the first is a field load.
   #state = UNRESOLVED;
-  #head: Head | undefined;
+  #head: ParsedHead | undefined;
   /** Scope inside the element (its own declarations applied). */
   #scope: NsScope | undefined;
   #ns = "";
@@ -242,9 +242,9 @@ export class Stanza implements StanzaView {
   }
 
   #resolve(): void {
-    const head = readHead(this.#data, this.#start, this.#end, this.#start, (this.#ownHead ??= new ParsedHead()));
+    const head = (this.#ownHead ??= new ParsedHead());
     // Frames are well-formed, so a missing head means a bug upstream of us.
-    if (head === null) throw new Error("frame has no start tag");
+    if (!head.read(this.#data, this.#start, this.#end, this.#start)) throw new Error("frame has no start tag");
     this.#head = head;
     if (head.nsPlain) {
       // The common stanza: no prefix, no declaration; the stream's scope as it is.
@@ -270,7 +270,7 @@ export class Stanza implements StanzaView {
   }
 
   /** The start tag when it resolved (undefined when the server's parser refuses it). */
-  #resolvedHead(): Head | undefined {
+  #resolvedHead(): ParsedHead | undefined {
     if (this.#state === UNRESOLVED) this.#resolve();
     return this.#state === RESOLVED ? this.#head : undefined;
   }
@@ -300,7 +300,7 @@ export class Stanza implements StanzaView {
   }
 
   get lang(): string {
-    return this.#resolvedHead()?.attr("xml:lang") ?? this.#ctx.lang;
+    return this.#resolvedHead()?.attrOf(A_XML_LANG) ?? this.#ctx.lang;
   }
 
   attr(name: string): string | undefined {
@@ -336,21 +336,21 @@ export class Stanza implements StanzaView {
   }
 
   get to(): string | undefined {
-    return this.#resolvedHead()?.attr("to");
+    return this.#resolvedHead()?.attrOf(A_TO);
   }
 
   get from(): string | undefined {
     const head = this.#resolvedHead();
     const jid = this.#sessionJid;
-    if (this.#fillOnly) return head?.attr("from") ?? jid;
+    if (this.#fillOnly) return head?.attrOf(A_FROM) ?? jid;
     // The server's router: `from` := the bound JID on every content stanza of a
     // c2s stream, whatever was written (nothing before the session is bound).
     if (this.#ctx.stampsFrom && this.#kind !== "other") return jid;
-    return head?.attr("from");
+    return head?.attrOf(A_FROM);
   }
 
   get type(): string | undefined {
-    return this.#resolvedHead()?.attr("type");
+    return this.#resolvedHead()?.attrOf(A_TYPE);
   }
 
   get effectiveType(): string | undefined {
@@ -361,7 +361,7 @@ export class Stanza implements StanzaView {
   }
 
   get id(): string | undefined {
-    return this.#resolvedHead()?.attr("id");
+    return this.#resolvedHead()?.attrOf(A_ID);
   }
 
   get firstChildName(): string | undefined {
