@@ -354,15 +354,9 @@ export class ParsedHead implements Head {
       if (p === 0) return undefined;
       if (p !== 15) {
         const n = p - 1;
-        const values = this.#values;
-        const v = values[n];
+        const v = this.#values[n];
         if (v !== undefined) return v;
-        const offered = FRAME_HEAD;
-        const words = offered.words;
-        if (this.#serial === offered.serial && words.length !== 0) {
-          const k = offered.at + OFFERED_HEAD_WORDS + OFFERED_ATTR_WORDS * n;
-          return (values[n] = decodeOffered(this.#data, words[k + 2]!, words[k + 3]!, words[k + 6]!, offered.base));
-        }
+        if (this.#offerStands()) return this.#offeredValue(n);
       }
     }
     return this.attr(COMMON_NAMES.texts[which]!);
@@ -375,27 +369,29 @@ export class ParsedHead implements Head {
    * a tag that has uncommon ones) the head is settled and asked again.
    */
   #offeredAttr(name: string): string | undefined {
-    const offered = FRAME_HEAD;
-    const words = offered.words;
-    if (this.#serial === offered.serial && words.length !== 0) {
+    if (this.#offerStands()) {
+      const words = FRAME_HEAD.words;
       const texts = COMMON_NAMES.texts;
       const count = this.#count;
       let uncommon = false;
-      for (let n = 0, k = offered.at + OFFERED_HEAD_WORDS; n < count; n++, k += OFFERED_ATTR_WORDS) {
+      for (let n = 0, k = FRAME_HEAD.at + OFFERED_HEAD_WORDS; n < count; n++, k += OFFERED_ATTR_WORDS) {
         const word = words[k + 7]!;
         if (word < 0) uncommon = true;
-        else if (texts[word] === name) {
-          const values = this.#values;
-          const v = values[n];
-          if (v !== undefined) return v;
-          return (values[n] = decodeOffered(this.#data, words[k + 2]!, words[k + 3]!, words[k + 6]!, offered.base));
-        }
+        else if (texts[word] === name) return this.#values[n] ?? this.#offeredValue(n);
       }
       // An attribute the framer did not recognise is never a common name.
       if (!uncommon) return undefined;
     }
     this.#settle();
     return this.attr(name);
+  }
+
+  /** The value of attribute `n` of a lazy head, decoded from the offer (which must still stand) and kept. */
+  #offeredValue(n: number): string {
+    const offered = FRAME_HEAD;
+    const words = offered.words;
+    const k = offered.at + OFFERED_HEAD_WORDS + OFFERED_ATTR_WORDS * n;
+    return (this.#values[n] = decodeOffered(this.#data, words[k + 2]!, words[k + 3]!, words[k + 6]!, offered.base));
   }
 
   get attrNames(): readonly string[] {
