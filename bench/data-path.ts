@@ -78,11 +78,11 @@ const UPTO = ["framer", "view", "judge"].indexOf(arg("upto") ?? "judge");
 if (UPTO < 0) throw new Error("--upto: framer, view or judge");
 
 /** What each stanza that reaches the view gets, per build (--work, --b-work). */
-interface Work { readonly addresses: boolean; readonly judge: boolean; readonly judge2: boolean; readonly fixedClock: boolean }
+interface Work { readonly addresses: boolean; readonly judge: boolean; readonly judge2: boolean; readonly fixedClock: boolean; /** As given, for the report (undefined: the default). */ readonly given: string | undefined }
 function work(list: string | undefined): Work {
   const steps = new Set((list ?? (UPTO > 1 ? "judge" : "view")).split(","));
   for (const s of steps) if (!["view", "addresses", "judge", "judge2", "fixed-clock"].includes(s)) throw new Error(`--work: view, addresses, judge, judge2, fixed-clock; not ${s}`);
-  return { addresses: steps.has("addresses"), judge: steps.has("judge") || steps.has("judge2"), judge2: steps.has("judge2"), fixedClock: steps.has("fixed-clock") };
+  return { addresses: steps.has("addresses"), judge: steps.has("judge") || steps.has("judge2"), judge2: steps.has("judge2"), fixedClock: steps.has("fixed-clock"), given: list };
 }
 const WORK = [work(arg("work")), work(arg("b-work") ?? arg("work"))] as const;
 const RULES_OF = [RULES, arg("b-rules") ?? RULES] as const;
@@ -288,7 +288,7 @@ const upto = UPTO < 2 ? `, up to the ${arg("upto")} only` : "";
 const what = `${ROUNDS} rounds of ${MESSAGES.toLocaleString("en")} messages, ${PAIRS} pairs, ${BATCH} per chunk${evicted}${upto}`;
 builds.forEach((b, k) => {
   const f = figures[k]!;
-  const own = [arg(k === 0 ? "work" : "b-work") ?? arg("work"), RULES_OF[k] === DEFAULT_RULES ? undefined : `rules ${RULES_OF[k]}`].filter((x) => x !== undefined);
+  const own = [WORK[k]!.given, RULES_OF[k] === DEFAULT_RULES ? undefined : `rules ${RULES_OF[k]}`].filter((x) => x !== undefined);
   console.log(`CPU ns per delivered message (in + out), JavaScript data path: median ${median(f).toFixed(0)}, min ${Math.min(...f).toFixed(0)} (${what}); xmpp-guard ${b.label}${own.length > 0 ? ` (${own.join(", ")})` : ""}${budget === undefined ? "" : `, V8 inlining budget ${budget}`}`);
 });
 if (builds.length === 2) {

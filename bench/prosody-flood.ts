@@ -302,30 +302,32 @@ const QUIET_FACTOR = 1.1;
 /** …and a load with at most this share of such runs counts as run on a quiet CPU. */
 const QUIET_SHARE = 0.1;
 
-/**
- * The samples measured on a quiet CPU (speed-meter.ts), or undefined when
- * the meter did not run (no --pin). The yardstick is the meter's quiet speed
- * of the whole bench.
- */
-function quietSamples(samples: Sample[]): Sample[] | undefined {
+/** What the speed meter says of the rounds: its quiet speed over the whole bench, and each sample's share of disturbed runs. */
+interface Quiet {
+  readonly best: number;
+  readonly share: ReadonlyMap<Sample, number | null>;
+  /** The samples measured on a quiet CPU. */
+  readonly samples: Sample[];
+}
+
+/** The meter's reading of `samples` (speed-meter.ts), or undefined when it did not run (no --pin). */
+function quietOf(samples: Sample[]): Quiet | undefined {
   const runs = samples.flatMap((s) => s.speed);
   if (runs.length === 0) return undefined;
   const best = quietSpeed(runs);
-  return samples.filter((s) => {
-    const d = disturbedShare(s.speed, best, QUIET_FACTOR);
-    return d !== null && d <= QUIET_SHARE;
-  });
+  const share = new Map(samples.map((s) => [s, disturbedShare(s.speed, best, QUIET_FACTOR)] as const));
+  return { best, share, samples: samples.filter((s) => (share.get(s) ?? Infinity) <= QUIET_SHARE) };
 }
 
 /** How many of each setup's rounds ran on a quiet CPU, per mode. */
-function quietTable(samples: Sample[], quiet: Sample[], modes: Mode[]): Table {
-  const best = quietSpeed(samples.flatMap((s) => s.speed));
+function quietTable(samples: Sample[], quiet: Quiet, modes: Mode[]): Table {
+  const best = quiet.best;
   const rows = SETUPS.filter((setup) => samples.some((s) => s.setup === setup)).map((setup) => [
     setup,
     ...modes.map((mode) => {
       const all = samples.filter((s) => s.setup === setup && s.mode === mode);
-      const shares = all.map((s) => disturbedShare(s.speed, best, QUIET_FACTOR)).map((d) => (d === null ? "–" : `${Math.round(d * 100)} %`));
-      return `${quiet.filter((s) => s.setup === setup && s.mode === mode).length} of ${all.length} (${shares.join(", ")})`;
+      const shares = all.map((s) => quiet.share.get(s) ?? null).map((d) => (d === null ? "–" : `${Math.round(d * 100)} %`));
+      return `${quiet.samples.filter((s) => s.setup === setup && s.mode === mode).length} of ${all.length} (${shares.join(", ")})`;
     }),
   ]);
   return {
@@ -477,8 +479,8 @@ async function main(): Promise<void> {
       }
     }
     console.log("");
-    const quiet = quietSamples(samples);
-    const tables = [...opts.modes.map((m) => summarise(samples, m)), ...(quiet ? [quietTable(samples, quiet, opts.modes)] : []), goals(samples, quiet)];
+    const quiet = quietOf(samples);
+    const tables = [...opts.modes.map((m) => summarise(samples, m)), ...(quiet ? [quietTable(samples, quiet, opts.modes)] : []), goals(samples, quiet?.samples)];
     for (const t of tables) console.log(renderTable(t) + "\n");
   } finally {
     clearInterval(trickle);
