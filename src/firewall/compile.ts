@@ -101,10 +101,15 @@ const PASS_RESULT: FirewallResult = Object.freeze({
   tags: EMPTY,
 });
 
-/** A built-in chain's handlers (undefined: no rule hooks it) and their composed index (undefined: interpreted). */
+/**
+ * A built-in chain's handlers (undefined: no rule hooks it), their composed
+ * index (undefined: interpreted), and what runs a stanza of the chain when
+ * there is no index: the interpreter over the handlers.
+ */
 interface ChainSlot {
   readonly handlers: readonly Handler[] | undefined;
   readonly index: KindIndex<HandlerRun | null> | undefined;
+  readonly interpreted: HandlerRun | null;
 }
 
 /** State that outlives one rule set: keyed by stable identities. */
@@ -124,6 +129,11 @@ export class CompiledRuleSet {
    * domain leaves for a remote server: the proxy runs `deliver_remote` on it.
    */
   readonly localHosts: ReadonlySet<string> | undefined;
+  /**
+   * Whether a bound client's stanza may also run `deliver_remote`: the local
+   * domains are known and some rule hooks that chain.
+   */
+  readonly runsRemote: boolean;
   readonly #clock: Clock;
   readonly #state: CarriedState;
   /** The run state (with its Facts) the next run reuses; undefined while a run holds it. */
@@ -156,10 +166,14 @@ export class CompiledRuleSet {
       if (each.every((c) => c !== undefined)) composed.set(name, composeChain(each));
     }
     this.#composed = composed;
-    const slot = (chain: RunChain): ChainSlot => ({ handlers: chains.get(chain), index: composed.get(chain) });
+    const slot = (chain: RunChain): ChainSlot => {
+      const handlers = chains.get(chain);
+      return { handlers, index: composed.get(chain), interpreted: handlers === undefined ? null : (state) => interpretChain(handlers, state) };
+    };
     this.#preroute = slot("preroute");
     this.#deliver = slot("deliver");
     this.#deliverRemote = slot("deliver_remote");
+    this.runsRemote = localHosts !== undefined && this.#deliverRemote.handlers !== undefined;
     Object.freeze(this);
   }
 
@@ -191,53 +205,39 @@ export class CompiledRuleSet {
    * passes with nothing to report.
    */
   sees(chain: RunChain, stanza: StanzaView): boolean {
-    this.#seenStanza = undefined;
-    const slot = this.#slot(chain);
-    const index = slot.index;
-    if (index === undefined) return slot.handlers !== undefined;
-    const entry = entryFor(index, stanza);
-    if (entry === null) return false;
-    this.#seenStanza = stanza;
-    this.#seenChain = chain;
-    this.#seenEntry = entry;
-    return true;
+    return this.entry(chain, stanza) !== null;
   }
 
   /**
-   * The composed function sees() found last, for the run that follows it
-   * (the stage asks sees() and then runs the same view in the same chain):
-   * the run takes it instead of reading the stanza's name and type again.
-   * Taken once; sees() and every run clear it, so a view refilled with
-   * another stanza never finds it.
+   * What runs `stanza` in `chain` (for runEntry): the chain's composed
+   * function for the stanza's kind and effective type, or the interpreter
+   * where the chain is not composed; null when no rule of the chain can
+   * match it (sees() is false). Nonzas (kind "other") never reach a chain,
+   * as in Prosody.
    */
-  #seenStanza: StanzaView | undefined;
-  #seenChain: RunChain | undefined;
-  #seenEntry: HandlerRun | undefined;
+  entry(chain: RunChain, stanza: StanzaView): HandlerRun | null {
+    if (stanza.kind === "other") return null;
+    const slot = this.#slot(chain);
+    const index = slot.index;
+    return index === undefined ? slot.interpreted : entryFor(index, stanza);
+  }
 
   /**
-   * Run a built-in chain over one stanza. Nonzas (kind "other") never reach a
-   * chain, as in Prosody. Handlers of the chain run in file order: PASS and
-   * RETURN go on to the next file's handler; DROP, BOUNCE, REDIRECT and
-   * DISCONNECT stop everything; DEFAULT stops and applies Prosody's default.
+   * Run a built-in chain over one stanza. Handlers of the chain run in file
+   * order: PASS and RETURN go on to the next file's handler; DROP, BOUNCE,
+   * REDIRECT and DISCONNECT stop everything; DEFAULT stops and applies
+   * Prosody's default.
    */
   run(chain: RunChain, ctx: FirewallContext): FirewallResult {
-    const seen = this.#seenStanza === ctx.stanza && this.#seenChain === chain;
-    this.#seenStanza = undefined;
-    const slot = this.#slot(chain);
-    const handlers = slot.handlers;
-    if (!handlers || ctx.stanza.kind === "other") return PASS_RESULT;
-    // The chain's composed function for this stanza's kind and type; none
-    // (null): no rule can match, so the run would pass with nothing to report.
-    let composed: HandlerRun | undefined;
-    if (seen) composed = this.#seenEntry;
-    else {
-      const index = slot.index;
-      if (index !== undefined) {
-        const entry = entryFor(index, ctx.stanza);
-        if (entry === null) return PASS_RESULT;
-        composed = entry;
-      }
-    }
+    const entry = this.entry(chain, ctx.stanza);
+    return entry === null ? PASS_RESULT : this.runEntry(chain, entry, ctx);
+  }
+
+  /**
+   * run() with its entry() already found for `ctx.stanza` (the firewall stage
+   * asks entry() first, to pass over stanzas no rule can see).
+   */
+  runEntry(chain: RunChain, entry: HandlerRun, ctx: FirewallContext): FirewallResult {
     // One Facts and RunState per rule set, reset per run (no allocation on the
     // common path); a run started while another is in progress gets its own.
     let facts: Facts;
@@ -255,8 +255,7 @@ export class CompiledRuleSet {
     }
     try {
       // Handlers in file order, the first answer (not nil) wins; PASS answers nil.
-      const r = composed !== undefined ? composed(state, R_NIL) : interpretChain(handlers, state);
-      return this.#result(chain, r, facts, state);
+      return this.#result(chain, entry(state, R_NIL), facts, state);
     } finally {
       this.#spare = state;
     }

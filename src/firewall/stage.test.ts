@@ -269,7 +269,7 @@ describe("FirewallStage", () => {
 
   it("a throwing core lets the stanza through and reports the error", () => {
     const rec = recorder();
-    const broken = { hasChain: () => true, sees: () => true, run: () => { throw new Error("bug"); } } as unknown as CompiledRuleSet;
+    const broken = { runsRemote: false, entry: () => () => 0, runEntry: () => { throw new Error("bug"); } } as unknown as CompiledRuleSet;
     const stage = new FirewallStage({ ruleset: broken, hooks: rec.hooks });
     const client = c2s("alice@localhost/phone");
     assert.equal(stage.judge(fromClient("<message to='b@localhost'/>", client), client, "inbound"), undefined);

@@ -13,6 +13,7 @@ import type { CompiledRuleSet } from "./compile.js";
 import type { EmittedStanza, FirewallResult, OriginSession, RuleRef, RunChain } from "./context.js";
 import { hostOf, prepJid } from "../xmpp/jid.js";
 import { RunMemory } from "./run-memory.js";
+import type { HandlerRun } from "./runtime.js";
 
 /**
  * Catalogue code for DISCONNECT (stream error policy-violation). Not in
@@ -140,26 +141,37 @@ export class FirewallStage implements PolicyStage {
     if (chain === undefined) return undefined;
     try {
       // A stanza no rule of its chain can see (its kind and type rule them all
-      // out) costs this check, unless it may still leave for deliver_remote.
-      const sees = ruleset.sees(chain, stanza);
-      if (!sees && (chain !== "preroute" || ruleset.localHosts === undefined || !ruleset.hasChain("deliver_remote"))) return undefined;
+      // out) costs this pick, unless it may still leave for deliver_remote.
+      const entry = ruleset.entry(chain, stanza);
+      const remote = chain === "preroute" && ruleset.runsRemote;
+      if (entry === null && !remote) return undefined;
       const route = this.#route(session, chain, flow);
-      let result = sees ? this.#run(ruleset, route, stanza, session) : undefined;
-      let view = stanza;
-      if (result?.verdict === "pass" && result.rewrite !== undefined) {
-        // Only a c2s client's own stanzas (preroute) take the session's JID as `from`.
-        view = new Stanza(Buffer.from(result.rewrite, "utf8"), stanza.xmlns, route.chain === "preroute" ? session.jid : undefined);
-      }
-      if ((result === undefined || result.verdict === "pass") && this.#leavesServer(route, view, ruleset)) {
-        const remote = this.#run(ruleset, { chain: "deliver_remote", origin: route.origin, fromServer: false, memory: route.memory }, view, session);
-        // A rewrite by preroute is kept unless deliver_remote rewrites again.
-        result = remote.verdict === "pass" && remote.rewrite === undefined && result?.rewrite !== undefined ? { ...remote, rewrite: result.rewrite } : remote;
-      }
-      return result === undefined ? undefined : this.#verdict(result, session);
+      const result = entry === null ? undefined : this.#run(ruleset, route, entry, stanza, session);
+      const final = remote ? this.#thenRemote(ruleset, route, stanza, session, result) : result;
+      return final === undefined ? undefined : this.#verdict(final, session);
     } catch (err) {
       this.#hooks.onError?.(err, session);
       return undefined;
     }
+  }
+
+  /**
+   * A bound client's stanza after preroute (`result`; undefined: no rule of
+   * preroute could see it), when the rule set also has deliver_remote rules:
+   * if preroute let it through and it leaves for a remote server, what
+   * deliver_remote makes of it.
+   */
+  #thenRemote(ruleset: CompiledRuleSet, route: Route, stanza: StanzaView, session: SessionInfo, result: FirewallResult | undefined): FirewallResult | undefined {
+    if (result !== undefined && result.verdict !== "pass") return result;
+    // Only a c2s client's own stanzas (preroute) take the session's JID as `from`.
+    const view = result?.rewrite === undefined ? stanza : new Stanza(Buffer.from(result.rewrite, "utf8"), stanza.xmlns, session.jid);
+    if (!this.#leavesServer(ruleset, view)) return result;
+    const remoteRoute: Route = { chain: "deliver_remote", origin: route.origin, fromServer: false, memory: route.memory };
+    const entry = ruleset.entry("deliver_remote", view);
+    if (entry === null) return result;
+    const remote = this.#run(ruleset, remoteRoute, entry, view, session);
+    // A rewrite by preroute is kept unless deliver_remote rewrites again.
+    return remote.verdict === "pass" && remote.rewrite === undefined && result?.rewrite !== undefined ? { ...remote, rewrite: result.rewrite } : remote;
   }
 
   /** The route of `session`'s stanza in `chain` (chainOf's pick for `flow`): the chain, the origin the rules see, the memory. */
@@ -218,14 +230,12 @@ export class FirewallStage implements PolicyStage {
    * route/remote, where deliver_remote runs. Without the local domains
    * nothing counts as remote. A stanza with no `to` stays on the server.
    */
-  #leavesServer(route: Route, stanza: StanzaView, ruleset: CompiledRuleSet): boolean {
-    const local = ruleset.localHosts;
-    if (route.chain !== "preroute" || local === undefined || !ruleset.hasChain("deliver_remote")) return false;
+  #leavesServer(ruleset: CompiledRuleSet, stanza: StanzaView): boolean {
     const host = hostOf(prepJid(stanza.to));
-    return host !== undefined && !local.has(host);
+    return host !== undefined && ruleset.localHosts?.has(host) === false;
   }
 
-  #run(ruleset: CompiledRuleSet, route: Route, stanza: StanzaView, session: SessionInfo): FirewallResult {
+  #run(ruleset: CompiledRuleSet, route: Route, entry: HandlerRun, stanza: StanzaView, session: SessionInfo): FirewallResult {
     // Toward a client, the stanza is the server's own serialisation (read as written).
     // One context object per stage, refilled per stanza (a nested run gets its own).
     let ctx = this.#ctx;
@@ -237,7 +247,7 @@ export class FirewallStage implements PolicyStage {
     ctx.memory = route.memory;
     let result: FirewallResult;
     try {
-      result = ruleset.run(route.chain, ctx);
+      result = ruleset.runEntry(route.chain, entry, ctx);
     } finally {
       this.#ctx = ctx;
     }
