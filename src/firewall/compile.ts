@@ -248,10 +248,10 @@ export class CompiledRuleSet {
       facts = spare.facts;
       facts.reset(ctx.stanza, chain, ctx.origin, ctx.host, ctx.fromServer === true, ctx.memory);
       state = spare;
-      state.reset(facts, ctx, this.#clock.now(), this.chains, this.#composed);
+      state.reset(facts, ctx, this.#clock, this.chains, this.#composed);
     } else {
       facts = new Facts(ctx.stanza, chain, ctx.origin, ctx.host, ctx.fromServer === true, ctx.memory);
-      state = new RunState(facts, ctx, this.#clock.now(), this.chains, this.#composed);
+      state = new RunState(facts, ctx, this.#clock, this.chains, this.#composed);
     }
     try {
       // Handlers in file order, the first answer (not nil) wins; PASS answers nil.

@@ -13,6 +13,7 @@ import type {
 } from "./context.js";
 import type { Facts } from "./facts.js";
 import type { StanzaView } from "../xml/stanza-view.js";
+import type { Clock } from "../shaping/clock.js";
 
 /** Handler and chain return values: Lua nil, true (handled), false (default/accepted). */
 export const R_NIL = 0;
@@ -136,7 +137,9 @@ export class RunState {
   // Set by reset(), which the constructor calls.
   facts!: Facts;
   ctx!: FirewallContext;
-  now!: number;
+  /** Where `now` is read from, on first use in a run: most runs never ask (no LIMIT, mark or age among the rules they reach). */
+  #clock!: Clock;
+  #now: number | undefined;
   chains!: ReadonlyMap<string, readonly Handler[]>;
   /** Each chain's handlers composed into one function per kind and type (compose.ts), when they are. */
   composed: ReadonlyMap<string, KindIndex<HandlerRun | null>> | undefined;
@@ -169,6 +172,11 @@ export class RunState {
     return (this.#tags ??= []);
   }
 
+  /** The run's time (the rule set's clock, ms), read once per run and only if a rule asks. */
+  get now(): number {
+    return (this.#now ??= this.#clock.now());
+  }
+
   /** True when the run produced anything to report (a matched rule, a log, a copy…). */
   get produced(): boolean {
     return this.#emitted !== undefined || this.#logs !== undefined || this.#marks !== undefined ||
@@ -183,13 +191,14 @@ export class RunState {
   reset(
     facts: Facts,
     ctx: FirewallContext,
-    now: number,
+    clock: Clock,
     chains: ReadonlyMap<string, readonly Handler[]>,
     composed?: ReadonlyMap<string, KindIndex<HandlerRun | null>> | undefined,
   ): void {
     this.facts = facts;
     this.ctx = ctx;
-    this.now = now;
+    this.#clock = clock;
+    this.#now = undefined;
     this.chains = chains;
     this.composed = composed;
     this.outcome = undefined;
