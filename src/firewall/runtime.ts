@@ -139,7 +139,8 @@ export class RunState {
   ctx!: FirewallContext;
   /** Where `now` is read from, on first use in a run: most runs never ask (no LIMIT, mark or age among the rules they reach). */
   #clock!: Clock;
-  #now: number | undefined;
+  /** NaN until read: a number field, so that setting it allocates nothing (a field that may hold undefined boxes each time it gets). */
+  #now = NaN;
   chains!: ReadonlyMap<string, readonly Handler[]>;
   /** Each chain's handlers composed into one function per kind and type (compose.ts), when they are. */
   composed: ReadonlyMap<string, KindIndex<HandlerRun | null>> | undefined;
@@ -174,7 +175,9 @@ export class RunState {
 
   /** The run's time (the rule set's clock, ms), read once per run and only if a rule asks. */
   get now(): number {
-    return (this.#now ??= this.#clock.now());
+    let t = this.#now;
+    if (t !== t) t = this.#now = this.#clock.now();
+    return t;
   }
 
   /** True when the run produced anything to report (a matched rule, a log, a copy…). */
@@ -198,7 +201,7 @@ export class RunState {
     this.facts = facts;
     this.ctx = ctx;
     this.#clock = clock;
-    this.#now = undefined;
+    this.#now = NaN;
     this.chains = chains;
     this.composed = composed;
     this.outcome = undefined;
