@@ -6,6 +6,8 @@ import type { ThrottleReason } from "../shaping/pacer.js";
 import { FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind } from "../xml/framer.js";
 import { kindOf, StreamContext } from "../xml/stanza.js";
 import type { StanzaKind } from "../xml/stanza-view.js";
+import { performance } from "node:perf_hooks";
+import { beginTurn, endTurn } from "../shaping/clock.js";
 import { FakeClock } from "../../test/helpers/fake-clock.js";
 import { InboundGate, PAUSE_BACKPRESSURE, PAUSE_DIAL, PAUSE_SHAPING } from "./inbound-gate.js";
 
@@ -181,4 +183,36 @@ test("partial stanza: markPartial remembers the frame; a new frame makes it anot
   assert.equal(g.samePartial, true, "still the same frame, dripping");
   g.write(Buffer.from("</message><iq"));
   assert.equal(g.samePartial, false, "a frame completed since");
+});
+
+test("by default a chunk read in a turn is charged (its bytes, each stanza) at one reading of the clock", () => {
+  const g = new TestGate();
+  g.reconfigure(limit({ rate: 1e6, capacity: 1e6 }, { rate: 1000, capacity: 1000 }));
+  const chunk = Buffer.from(HEADER + "<message id='1'/><message id='2'/><message id='3'/>");
+  const real = performance.now;
+  let readings = 0;
+  performance.now = () => {
+    readings++;
+    return real.call(performance);
+  };
+  let inTurn: number;
+  let outside: number;
+  try {
+    beginTurn();
+    try {
+      g.write(chunk);
+    } finally {
+      endTurn();
+    }
+    inTurn = readings;
+    readings = 0;
+    // The same outside a turn (the pacer's timers) reads the real clock at every charge.
+    g.write(Buffer.from("<message id='4'/><message id='5'/>"));
+    outside = readings;
+  } finally {
+    performance.now = real;
+  }
+  assert.deepEqual(g.passed, ["(header)", "<message id='1'/>", "<message id='2'/>", "<message id='3'/>", "<message id='4'/>", "<message id='5'/>"]);
+  assert.equal(inTurn, 1, "one reading for the bytes and three stanzas");
+  assert.ok(outside >= 3, `outside a turn: ${outside} readings`);
 });

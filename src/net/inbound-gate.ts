@@ -15,7 +15,7 @@
 import { Buffer } from "node:buffer"; // not the global accessor: docs/performance.md, "Globals that are accessors"
 import type { ProxyError } from "../errors.js";
 import type { SessionLimit } from "../config/schema.js";
-import { realClock, realTimers, type Clock, type Timers } from "../shaping/clock.js";
+import { realTimers, turnClock, type Clock, type Timers } from "../shaping/clock.js";
 import { ReadPacer, type ThrottleReason } from "../shaping/pacer.js";
 import { TokenBucket } from "../shaping/token-bucket.js";
 import type { RatedStanzaKind } from "../shaping/units.js";
@@ -241,8 +241,12 @@ export abstract class InboundGate implements FrameSink {
   /**
    * (Re)apply a session limit (null: none). On reload, existing buckets keep
    * their tokens (capped at the new capacity) instead of starting over full.
+   * The clock is the turn clock by default: the session reads each chunk in
+   * a turn, so the byte charge, every stanza's charge and the firewall's
+   * LIMITs share one reading per read (outside a turn, in the pacer's
+   * timers, it is the real clock).
    */
-  reconfigure(spec: SessionLimit | null, clock: Clock = realClock, timers: Timers = realTimers): void {
+  reconfigure(spec: SessionLimit | null, clock: Clock = turnClock, timers: Timers = realTimers): void {
     const now = clock.now();
     const sh = this.#shaping;
     const old = sh === null ? NO_BUCKETS : sh.buckets;
