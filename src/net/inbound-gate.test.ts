@@ -7,7 +7,7 @@ import { FRAME_HEADER, FRAME_STANZA, Framer, type FrameKind } from "../xml/frame
 import { kindOf, StreamContext } from "../xml/stanza.js";
 import type { StanzaKind } from "../xml/stanza-view.js";
 import { performance } from "node:perf_hooks";
-import { beginTurn, endTurn } from "../shaping/clock.js";
+import { inTurn } from "../shaping/clock.js";
 import { FakeClock } from "../../test/helpers/fake-clock.js";
 import { InboundGate, PAUSE_BACKPRESSURE, PAUSE_DIAL, PAUSE_SHAPING } from "./inbound-gate.js";
 
@@ -195,16 +195,11 @@ test("by default a chunk read in a turn is charged (its bytes, each stanza) at o
     readings++;
     return real.call(performance);
   };
-  let inTurn: number;
+  let inOneTurn: number;
   let outside: number;
   try {
-    beginTurn();
-    try {
-      g.write(chunk);
-    } finally {
-      endTurn();
-    }
-    inTurn = readings;
+    inTurn(() => g.write(chunk));
+    inOneTurn = readings;
     readings = 0;
     // The same outside a turn (the pacer's timers) reads the real clock at every charge.
     g.write(Buffer.from("<message id='4'/><message id='5'/>"));
@@ -213,6 +208,6 @@ test("by default a chunk read in a turn is charged (its bytes, each stanza) at o
     performance.now = real;
   }
   assert.deepEqual(g.passed, ["(header)", "<message id='1'/>", "<message id='2'/>", "<message id='3'/>", "<message id='4'/>", "<message id='5'/>"]);
-  assert.equal(inTurn, 1, "one reading for the bytes and three stanzas");
+  assert.equal(inOneTurn, 1, "one reading for the bytes and three stanzas");
   assert.ok(outside >= 3, `outside a turn: ${outside} readings`);
 });

@@ -3,7 +3,7 @@
 // spins for a few milliseconds).
 import { test } from "node:test";
 import assert from "node:assert/strict";
-import { beginTurn, endTurn, realClock, realTimers, turnClock } from "./clock.js";
+import { beginTurn, endTurn, inTurn, realClock, realTimers, turnClock } from "./clock.js";
 import { FakeClock } from "../../test/helpers/fake-clock.js";
 
 test("FakeClock fires due timers in order, at their exact due time", () => {
@@ -94,4 +94,17 @@ test("turnClock: a turn that never reads the clock costs no reading, and the nex
   } finally {
     endTurn();
   }
+});
+
+test("inTurn: the work runs as one turn, gives back its result, and the turn ends when it throws", () => {
+  const readings = inTurn(() => {
+    const first = turnClock.now();
+    spin(1);
+    return [first, turnClock.now()];
+  });
+  assert.equal(readings[0], readings[1]);
+  assert.throws(() => inTurn(() => { throw new Error("boom"); }), /boom/);
+  const a = turnClock.now();
+  spin(1);
+  assert.ok(turnClock.now() > a, "no turn is left open");
 });

@@ -34,6 +34,20 @@ export function endTurn(): void {
   turnDepth--;
 }
 
+/**
+ * `work` as one turn, for callers outside the data path (tests, tools). The
+ * session calls beginTurn and endTurn itself: a closure per read is a cost
+ * the data path does not need.
+ */
+export function inTurn<T>(work: () => T): T {
+  beginTurn();
+  try {
+    return work();
+  } finally {
+    endTurn();
+  }
+}
+
 /** Cancels a pending timer; calling it after the timer fired is a no-op. */
 export type CancelTimer = () => void;
 

@@ -18,7 +18,7 @@ import { WriteBatch } from "../net/write-batch.js";
 import { FRAME_STANZA, Framer, type FrameKind, type FrameSink, type StreamFramer } from "../xml/framer.js";
 import { WasmFramer } from "../xml/framer-wasm.js";
 import { kindOf } from "../xml/stanza.js";
-import { beginTurn, endTurn, turnClock } from "../shaping/clock.js";
+import { inTurn, turnClock } from "../shaping/clock.js";
 import { StreamTracker } from "./tracker.js";
 
 const JID = "alice@example.org/phone";
@@ -72,12 +72,7 @@ function setup(stanza: (i: number) => Buffer, makeFramer: (sink: FrameSink) => S
   batch.flush(out);
   const chunks = Array.from({ length: 16 }, (_, c) => Buffer.concat(Array.from({ length: 64 }, (_, k) => stanza(c * 64 + k))));
   const feed = (i: number) => {
-    beginTurn();
-    try {
-      framer.write(chunks[i & 15]!);
-    } finally {
-      endTurn();
-    }
+    inTurn(() => framer.write(chunks[i & 15]!));
     batch.flush(out);
     return written;
   };
