@@ -26,7 +26,8 @@ export class Facts {
   #fromServer: boolean;
   /** Local name: message, presence, iq. */
   name: string;
-  type: string | undefined;
+  /** The `type` attribute as written, read on first use (most runs never ask: TYPE conditions are decided by the pick). */
+  #type: Lazy<string | undefined> = UNSET;
 
   /** The `to` attribute's forms as the server sees it (toAttr). */
   #toAttr: Lazy<JidForms> = UNSET;
@@ -49,7 +50,6 @@ export class Facts {
     this.#hostOverride = host;
     this.#fromServer = fromServer;
     this.name = stanza.name;
-    this.type = stanza.type;
   }
 
   /** The facts of another stanza, in this object: every lazy value is forgotten. */
@@ -61,7 +61,7 @@ export class Facts {
     this.#hostOverride = host;
     this.#fromServer = fromServer;
     this.name = stanza.name;
-    this.type = stanza.type;
+    this.#type = UNSET;
     this.#toAttr = UNSET;
     this.#to = UNSET;
     this.#from = UNSET;
@@ -69,6 +69,11 @@ export class Facts {
     this.#modified = undefined;
     this.#text = UNSET;
     this.#searches = undefined;
+  }
+
+  get type(): string | undefined {
+    if (this.#type === UNSET) this.#type = this.stanza.type;
+    return this.#type;
   }
 
   /**
