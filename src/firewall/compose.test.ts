@@ -11,6 +11,7 @@ import { describe, it } from "node:test";
 import { compileRuleSources, type CompileOptions, type CompiledRuleSet } from "./compile.js";
 import type { FirewallProviders, FirewallResult, OriginSession, RunChain } from "./context.js";
 import { testStanza } from "../../test/helpers/test-stanza.js";
+import type { StanzaView } from "../xml/stanza-view.js";
 
 const RULES = new URL("../../rules/", import.meta.url).pathname;
 
@@ -216,21 +217,37 @@ describe("composed handlers", () => {
     for (const [chain, xml, want] of cases) assert.equal(composed.sees(chain, testStanza(xml, {})), want, `${chain}: ${xml}`);
   });
 
-  it("the function sees() picks serves only the next run of the same view in the same chain", () => {
+  it("entry() picks each chain's own function for a stanza, and runEntry() with it does what run() does", () => {
     const text = "::deliver\nTYPE: chat\nLOG=deliver chat\n\n::preroute\nTYPE: chat\nLOG=preroute chat\n\nKIND: iq\nLOG=preroute iq";
-    const { composed } = pair([{ file: "t.pfw", text }]);
+    const { composed, interpreted } = pair([{ file: "t.pfw", text }]);
     const chat = testStanza("<message type='chat'/>", {});
     const iq = testStanza("<iq type='get' id='1'/>", {});
     const logs = (r: { logs: readonly { message: string }[] }) => r.logs.map((l) => l.message);
-    assert.equal(composed.sees("deliver", chat), true);
-    assert.deepEqual(logs(composed.run("preroute", { stanza: chat })), ["preroute chat"], "another chain picks its own");
-    assert.equal(composed.sees("deliver", chat), true);
-    assert.deepEqual(logs(composed.run("preroute", { stanza: iq })), ["preroute iq"], "another stanza picks its own");
-    assert.deepEqual(logs(composed.run("deliver", { stanza: chat, fromServer: true })), ["deliver chat"]);
-    assert.equal(composed.sees("preroute", chat), true);
-    assert.deepEqual(logs(composed.run("preroute", { stanza: chat })), ["preroute chat"], "the pick sees() made");
-    assert.equal(composed.sees("deliver", iq), false, "no rule of deliver sees an iq");
-    assert.deepEqual(logs(composed.run("preroute", { stanza: iq })), ["preroute iq"]);
+    // Uncomposed, the pick is the interpreter wherever the chain has rules, and it does what run() does.
+    assert.equal(interpreted.entry("deliver_remote", chat), null, "no rule hooks deliver_remote");
+    assert.deepEqual(logs(interpreted.runEntry("deliver", interpreted.entry("deliver", iq)!, { stanza: iq })), []);
+    assert.deepEqual(logs(interpreted.runEntry("preroute", interpreted.entry("preroute", iq)!, { stanza: iq })), ["preroute iq"]);
+    const cases: [RunChain, StanzaView, string[] | null][] = [
+      ["deliver", chat, ["deliver chat"]],
+      ["deliver", iq, null],
+      ["preroute", chat, ["preroute chat"]],
+      ["preroute", iq, ["preroute iq"]],
+      ["deliver_remote", chat, null],
+    ];
+    for (const [chain, stanza, want] of cases) {
+      const entry = composed.entry(chain, stanza);
+      const what = `${chain}: ${stanza.name}`;
+      assert.deepEqual(logs(composed.run(chain, { stanza })), want ?? [], what);
+      if (want === null) {
+        assert.equal(entry, null, `${what}: no rule can see it`);
+        continue;
+      }
+      assert.notEqual(entry, null, what);
+      assert.deepEqual(logs(composed.runEntry(chain, entry!, { stanza })), want, what);
+    }
+    // A pick is the chain's and the stanza's own: one made for another chain or stanza runs what it was made for.
+    assert.notEqual(composed.entry("deliver", chat), composed.entry("preroute", chat));
+    assert.notEqual(composed.entry("preroute", chat), composed.entry("preroute", iq));
   });
 
   it("a TYPE written after a lookup still runs first (head conditions sort first), so it is indexed", () => {
