@@ -13,7 +13,7 @@
 import { execFileSync } from "node:child_process";
 import { existsSync, readdirSync, rmSync, statSync } from "node:fs";
 import { createRequire } from "node:module";
-import { isAbsolute, join, relative } from "node:path";
+import { isAbsolute, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 /** "dist", "build", "src", or an absolute path to a directory of compiled output. */
@@ -70,10 +70,16 @@ function compile(): string {
   return note;
 }
 
+/** The words --guard takes besides a directory. */
+const GUARD_WORDS = new Set(["auto", "dist", "build", "src"]);
+
 export function chooseGuardSource(wanted: "auto" | GuardSource): GuardChoice {
-  if (isAbsolute(wanted)) {
-    if (!existsSync(join(wanted, "app.js"))) throw new Error(`--guard=${wanted}: no app.js there`);
-    return { source: wanted, reason: "requested with --guard=<dir>" };
+  if (!GUARD_WORDS.has(wanted)) {
+    // A directory holding a build, relative to where the bench runs or absolute
+    // (a relative one used to fall through to a fresh build of src/, unsaid).
+    const dir = resolve(wanted);
+    if (!existsSync(join(dir, "app.js"))) throw new Error(`--guard=${wanted}: no app.js in ${dir} (give auto, dist, build, src or a directory holding a build)`);
+    return { source: dir, reason: "requested with --guard=<dir>" };
   }
   if (wanted === "src") return { source: "src", reason: "requested with --guard=src (tsx; slower than compiled output)" };
   const stale = staleFile(join(REPO_ROOT, "dist"));
@@ -95,7 +101,8 @@ export function guardModule(source: GuardSource, path: string): string {
 
 export function guardSourceArg(value: string | undefined): GuardSource {
   if (value === "dist" || value === "build" || value === "src" || (value !== undefined && isAbsolute(value))) return value;
-  throw new Error(`expected dist, build, src or an absolute directory, got ${value}`);
+  if (value !== undefined && value !== "auto" && existsSync(join(resolve(value), "app.js"))) return resolve(value);
+  throw new Error(`expected dist, build, src or a directory holding a build, got ${value}`);
 }
 
 /** How to name a source in tables: where the code came from. */
