@@ -1,5 +1,5 @@
 // Smoke tests of the benchmark library (bench/lib): the statistics, the table
-// renderer, the traffic fixture, the rule-rate scaling and the session count
+// renderer, the traffic fixture, the rule-rate scaling, the --guard choice and the session count
 // under an fd limit. No timing is measured here; these only guard the
 // arithmetic that turns raw samples into the published tables.
 import { test } from "node:test";
@@ -8,6 +8,10 @@ import { median, percentile, spread } from "../bench/lib/stats.js";
 import { num, pct, renderTable, times } from "../bench/lib/table.js";
 import { CLIENT_HEADER, CLIENT_STEPS, Handshake, SERVER_STEPS, STANZA_BYTES, clientStream, messageStanza } from "../bench/lib/fixture.js";
 import { scaleRates } from "../bench/lib/rules.js";
+import { chooseGuardSource, guardSourceArg } from "../bench/lib/guard-source.js";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, relative } from "node:path";
 import { sessionsThatFit } from "../bench/memory.js";
 import { parseModLimitsRate } from "../bench/shaping.js";
 
@@ -116,4 +120,22 @@ test("tsung log: chat-phase figures leave out the first and last partial seconds
   assert.equal(s.deliveredBytesPerSec, 13_000);
   assert.equal(s.rcvSentRatio, 1.3);
   assert.deepEqual(s.errors, { error_connect_econnrefused: 2 });
+});
+
+test("--guard takes a build's directory, relative or absolute, and refuses one that holds no build", () => {
+  const dir = mkdtempSync(join(tmpdir(), "guard-src-"));
+  try {
+    const build = join(dir, "build-a");
+    mkdirSync(build);
+    writeFileSync(join(build, "app.js"), "");
+    const relativeDir = relative(process.cwd(), build);
+    assert.equal(chooseGuardSource(relativeDir).source, build, "a relative directory is that directory, not a fresh build of src/");
+    assert.equal(chooseGuardSource(build).source, build);
+    assert.equal(guardSourceArg(relativeDir), build);
+    assert.throws(() => chooseGuardSource(relative(process.cwd(), dir)), /no app\.js/);
+    assert.throws(() => guardSourceArg("nowhere-at-all"), /a directory holding a build/);
+    assert.equal(chooseGuardSource("src").source, "src");
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
