@@ -199,21 +199,13 @@ export class CompiledRuleSet {
   }
 
   /**
-   * Whether some rule of `chain` can match `stanza`: false when the chain has
-   * no rules, or when the KIND and TYPE conditions the rules start with leave
-   * none for the stanza's name and effective type. A run of such a stanza
-   * passes with nothing to report.
-   */
-  sees(chain: RunChain, stanza: StanzaView): boolean {
-    return this.entry(chain, stanza) !== null;
-  }
-
-  /**
    * What runs `stanza` in `chain` (for runEntry): the chain's composed
    * function for the stanza's kind and effective type, or the interpreter
-   * where the chain is not composed; null when no rule of the chain can
-   * match it (sees() is false). Nonzas (kind "other") never reach a chain,
-   * as in Prosody.
+   * where the chain is not composed. Null when no rule of the chain can
+   * match it: the chain has no rules, or the KIND and TYPE conditions the
+   * rules start with leave none for the stanza's name and effective type (a
+   * run of it passes with nothing to report). Nonzas (kind "other") never
+   * reach a chain, as in Prosody.
    */
   entry(chain: RunChain, stanza: StanzaView): HandlerRun | null {
     if (stanza.kind === "other") return null;
