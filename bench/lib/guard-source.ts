@@ -73,12 +73,20 @@ function compile(): string {
 /** The words --guard takes besides a directory. */
 const GUARD_WORDS = new Set(["auto", "dist", "build", "src"]);
 
+/**
+ * `value` as a directory holding a build (its app.js), relative to where the
+ * bench runs or absolute, or undefined (a relative one used to fall through
+ * to a fresh build of src/, unsaid).
+ */
+function buildDir(value: string): string | undefined {
+  const dir = resolve(value);
+  return existsSync(join(dir, "app.js")) ? dir : undefined;
+}
+
 export function chooseGuardSource(wanted: "auto" | GuardSource): GuardChoice {
   if (!GUARD_WORDS.has(wanted)) {
-    // A directory holding a build, relative to where the bench runs or absolute
-    // (a relative one used to fall through to a fresh build of src/, unsaid).
-    const dir = resolve(wanted);
-    if (!existsSync(join(dir, "app.js"))) throw new Error(`--guard=${wanted}: no app.js in ${dir} (give auto, dist, build, src or a directory holding a build)`);
+    const dir = buildDir(wanted);
+    if (dir === undefined) throw new Error(`--guard=${wanted}: no app.js in ${resolve(wanted)} (give auto, dist, build, src or a directory holding a build)`);
     return { source: dir, reason: "requested with --guard=<dir>" };
   }
   if (wanted === "src") return { source: "src", reason: "requested with --guard=src (tsx; slower than compiled output)" };
@@ -101,7 +109,8 @@ export function guardModule(source: GuardSource, path: string): string {
 
 export function guardSourceArg(value: string | undefined): GuardSource {
   if (value === "dist" || value === "build" || value === "src" || (value !== undefined && isAbsolute(value))) return value;
-  if (value !== undefined && value !== "auto" && existsSync(join(resolve(value), "app.js"))) return resolve(value);
+  const dir = value === undefined || GUARD_WORDS.has(value) ? undefined : buildDir(value);
+  if (dir !== undefined) return dir;
   throw new Error(`expected dist, build, src or a directory holding a build, got ${value}`);
 }
 
