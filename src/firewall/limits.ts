@@ -140,6 +140,24 @@ export class MultiThrottle {
     return slot.poll(now) ? POLL_OK : POLL_LIMITED;
   }
 
+  /** Whether `bucket` is still this table's (not evicted): then take() may be given it. */
+  holds(bucket: LimitBucket): boolean {
+    return bucket.table === this;
+  }
+
+  /**
+   * poll() of the key `bucket` holds, given the bucket itself (a memo that
+   * learned it, holds() true): the same move to the new end of the LRU list,
+   * the same poll, no lookup.
+   */
+  take(bucket: LimitBucket, now: number): boolean {
+    if (bucket !== this.#newest) {
+      this.#unlink(bucket);
+      this.#append(bucket);
+    }
+    return bucket.poll(now);
+  }
+
   #unlink(slot: Slot): void {
     if (slot.older === null) this.#oldest = slot.newer;
     else slot.older.newer = slot.newer;

@@ -161,6 +161,16 @@ export class Throttle {
     return true;
   }
 
+  /**
+   * Whether poll(now, cost) would take: what a poll does short of taking (the
+   * same lazy refresh), so a poll at the same `now` after it takes exactly
+   * what it would have taken alone.
+   */
+  ready(now: number, cost = 1): boolean {
+    if (this.#balance < cost) this.#update(now);
+    return this.#balance >= cost;
+  }
+
   /** Full after refresh: safe to forget (used by LRU eviction). */
   isIdle(now: number): boolean {
     this.#update(now);
