@@ -130,7 +130,8 @@ async function load(source: string, rules: string, w: Work): Promise<Build> {
   // The receivers are online, as the proxy learns from their binds (TO FULL JID
   // holds, so the stranger rules stop there, as in the flood through Prosody).
   const online = new Set(Array.from({ length: PAIRS }, (_, p) => `recv${p}@${DOMAIN}/r0`));
-  const sessions = { isOnline: (jid: string) => online.has(jid), hasSentTo: () => false };
+  // The set never changes: its version (which the firewall's memo keys) stays 0, as the proxy's directory's does between binds.
+  const sessions = { isOnline: (jid: string) => online.has(jid), hasSentTo: () => false, version: 0 };
   const providers = { ...knowledgeProviders(), sessions, directedPresence: sessions };
   const ruleClock = w.fixedClock ? { now: () => 1000 } : (clock.turnClock ?? clock.realClock);
   const compiled = compileRuleSources([{ file: rules, text: scaleRates(readFileSync(rules, "utf8"), RATE_SCALE) }], { providers, clock: ruleClock });

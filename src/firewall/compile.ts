@@ -14,6 +14,7 @@ import type { FirewallContext, FirewallProviders, FirewallResult, LocalTime, Rul
 import { errorReplyFor, mayAnswerWithError } from "./error-reply.js";
 import { Facts } from "./facts.js";
 import { MultiThrottle, SharedThrottle, type SharedLimits } from "./limits.js";
+import { RunMemo, type Versioned } from "./memo.js";
 import { Throttle } from "../shaping/token-bucket.js";
 import { fileListItems, MemoryList, RemoteMembershipList, withFilters, type MembershipList } from "./lists.js";
 import { compileLuaPattern } from "./lua-pattern.js";
@@ -135,6 +136,8 @@ export class CompiledRuleSet {
    */
   readonly runsRemote: boolean;
   readonly #clock: Clock;
+  /** The online sessions the rules read, when the provider has a version (memo.ts keys it). */
+  readonly #sessions: Versioned | undefined;
   readonly #state: CarriedState;
   /** The run state (with its Facts) the next run reuses; undefined while a run holds it. */
   #spare: RunState | undefined;
@@ -151,7 +154,9 @@ export class CompiledRuleSet {
     clock: Clock,
     state: CarriedState,
     localHosts?: ReadonlySet<string> | undefined,
+    sessions?: Versioned | undefined,
   ) {
+    this.#sessions = sessions;
     this.files = Object.freeze([...files]);
     this.chains = chains;
     this.localHosts = localHosts;
@@ -230,6 +235,10 @@ export class CompiledRuleSet {
    * asks entry() first, to pass over stanzas no rule can see).
    */
   runEntry(chain: RunChain, entry: HandlerRun, ctx: FirewallContext): FirewallResult {
+    // A stanza like the session's last, which passed: the same tokens taken, no run (memo.ts).
+    const memory = ctx.memory;
+    const memo = memory?.memo;
+    if (memo !== undefined && memo.repeats(entry, ctx.origin, ctx.stanza, this.#sessions, this.#clock)) return PASS_RESULT;
     // One Facts and RunState per rule set, reset per run (no allocation on the
     // common path); a run started while another is in progress gets its own.
     let facts: Facts;
@@ -247,7 +256,12 @@ export class CompiledRuleSet {
     }
     try {
       // Handlers in file order, the first answer (not nil) wins; PASS answers nil.
-      return this.#result(chain, entry(state, R_NIL), facts, state);
+      const result = this.#result(chain, entry(state, R_NIL), facts, state);
+      if (memory !== undefined) {
+        if (result === PASS_RESULT && state.repeatable) (memory.memo ??= new RunMemo()).learn(entry, ctx.origin, ctx.stanza, this.#sessions, state);
+        else memo?.forget();
+      }
+      return result;
     } finally {
       this.#spare = state;
     }
@@ -478,7 +492,9 @@ export function compileRuleFiles(files: readonly RuleFileAst[], options: Compile
   const warnings = sortDiagnostics(diag.warnings, fileNames);
   if (errors.length > 0) return { errors, warnings };
   for (const hs of chains.values()) Object.freeze(hs);
-  return { ruleset: new CompiledRuleSet(fileNames, chains, clock, state, localHosts), errors, warnings };
+  const sessions = providers.sessions;
+  const versioned = sessions?.version !== undefined ? (sessions as Versioned) : undefined;
+  return { ruleset: new CompiledRuleSet(fileNames, chains, clock, state, localHosts, versioned), errors, warnings };
 }
 
 interface InstantiateDeps {

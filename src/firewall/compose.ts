@@ -41,6 +41,7 @@ import {
   type RunState,
   type TypeIndex,
 } from "./runtime.js";
+import { READS_ANYTHING, READS_NOTHING, type MemoEntry } from "./memo.js";
 
 /** What compose needs to know about one compiled rule. */
 export interface RuleShape {
@@ -55,6 +56,10 @@ type KindName = "message" | "presence" | "iq";
 interface RulePlan {
   readonly rule: CompiledRule;
   readonly tests: readonly CompiledCondition["test"][];
+  /** Per test, whether what it reads is known (memo.ts): a test that reads anything else marks its run unrepeatable when reached. */
+  readonly known: readonly boolean[];
+  /** What the tests whose reads are known read. */
+  readonly reads: number;
 }
 
 /** Rules per generated function, and calls per generated sequence: each function stays small enough for V8 to optimise. */
@@ -96,10 +101,15 @@ function admitsType(rule: CompiledRule, t: string | undefined): boolean {
 /** The plan of `rule` with the conditions `decided` (known to hold for the pick) left out. */
 function planOf(rule: CompiledRule, decided: (c: CompiledCondition, k: number) => boolean): RulePlan {
   const tests: CompiledCondition["test"][] = [];
+  const known: boolean[] = [];
+  let reads = READS_NOTHING;
   rule.conditions.forEach((c, k) => {
-    if (!decided(c, k)) tests.push(c.test);
+    if (decided(c, k)) return;
+    tests.push(c.test);
+    known.push(c.reads !== READS_ANYTHING);
+    if (c.reads !== READS_ANYTHING) reads |= c.reads;
   });
-  return { rule, tests };
+  return { rule, tests, known, reads };
 }
 
 /**
@@ -180,8 +190,10 @@ function rulesRun(plans: readonly RulePlan[], hits: ReadonlyMap<CompiledRule, re
     return `v${values.length - 1}`;
   };
   let src = "";
-  for (const { rule, tests } of plans) {
-    src += tests.length === 0 ? "{" : `if (${tests.map((t) => `${name(t)}(s)`).join(" && ")}) {`;
+  for (const { rule, tests, known } of plans) {
+    // A test whose reads are unknown, once reached, keeps a memo from repeating the run.
+    const call = (t: CompiledCondition["test"], k: number): string => (known[k] ? `${name(t)}(s)` : `(s.repeatable = false, ${name(t)}(s))`);
+    src += tests.length === 0 ? "{" : `if (${tests.map(call).join(" && ")}) {`;
     src += `s.matched.push(${name(rule.ref)});`;
     const r = name(rule);
     const hs = hits.get(rule)!;
@@ -190,7 +202,7 @@ function rulesRun(plans: readonly RulePlan[], hits: ReadonlyMap<CompiledRule, re
     });
     src += "}";
   }
-  return generate(values, `function firewall_rules(s, p) { let f = 0; ${src} return ${end}; }`);
+  return withReads(generate(values, `function firewall_rules(s, p) { let f = 0; ${src} return ${end}; }`), plans.reduce((r, p) => r | p.reads, READS_NOTHING));
 }
 
 /**
@@ -201,7 +213,21 @@ function rulesRun(plans: readonly RulePlan[], hits: ReadonlyMap<CompiledRule, re
 function calls(bodies: readonly Body[], go: number, end: number): Body {
   if (bodies.length > CALLS_PER_FUNCTION) return calls(inGroups(bodies, CALLS_PER_FUNCTION, (group) => calls(group, go, go)), go, end);
   const src = bodies.map((_, k) => `r = v${k}(s, p); if (r !== ${go}) return r;`).join(" ");
-  return generate(bodies, `function firewall_calls(s, p) { let r = 0; ${src} return ${end}; }`);
+  return withReads(generate(bodies, `function firewall_calls(s, p) { let r = 0; ${src} return ${end}; }`), bodies.reduce((r, b) => r | readsOf(b), READS_NOTHING));
+}
+
+/**
+ * `body` marked with what the conditions it can test read, those whose reads
+ * are known (MemoEntry's `reads`: what a memo of its runs keys); a run that
+ * reaches any other marks itself unrepeatable.
+ */
+function withReads(body: Body, reads: number): Body {
+  (body as { reads?: number }).reads = reads;
+  return body;
+}
+
+function readsOf(body: Body): number {
+  return (body as MemoEntry).reads!;
 }
 
 /** `items` cut into groups of `size` (the last may be shorter), each made into one Body by `make`, in order. */

@@ -146,6 +146,11 @@ export interface RosterLookup {
 export interface OnlineSessions {
   /** Whether a session with this full JID is bound on the server. */
   isOnline(fullJid: string): boolean;
+  /**
+   * Moves whenever an answer of isOnline may have changed (memo.ts, Versioned);
+   * without it, rules that read online sessions are never memoised.
+   */
+  readonly version?: number;
 }
 
 export interface DirectedPresence {

@@ -1,12 +1,14 @@
 // What one session's stanzas remember between firewall runs, so that the
 // next stanza of the same session finds again what the last one worked out:
 // the forms of the JIDs it named (per address role) and the LIMIT bucket each
-// `LIMIT … on` condition took a token from. The firewall stage keeps one per
+// `LIMIT … on` condition took a token from, and the last plain pass
+// (memo.ts). The firewall stage keeps one per
 // session (docs/performance.md, "A session's own memory"); a run without one
 // (trace, tests) uses its rule set's. Everything here is a hint checked
 // before use: a stale entry costs a lookup, never a wrong answer.
 import { jidForms, NO_JID, type JidForms } from "../xmpp/jid.js";
 import type { LimitBucket } from "./limits.js";
+import type { RunMemo } from "./memo.js";
 
 /**
  * The forms (jid.ts's JidForms) of the last JID asked about in one address
@@ -35,4 +37,6 @@ export class RunMemory {
   readonly origin = new LastForms();
   /** Per `LIMIT … on` condition (the number its rule set gave it): the bucket of its last key. */
   readonly buckets: Array<LimitBucket | null> = [];
+  /** The last plain pass of these stanzas, to repeat without a run (memo.ts); made on the first. */
+  memo: RunMemo | undefined = undefined;
 }

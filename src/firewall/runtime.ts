@@ -14,6 +14,9 @@ import type {
 import type { Facts } from "./facts.js";
 import type { StanzaView } from "../xml/stanza-view.js";
 import type { Clock } from "../shaping/clock.js";
+import type { Throttle } from "../shaping/token-bucket.js";
+import type { LimitBucket, MultiThrottle } from "./limits.js";
+import type { Takes } from "./memo.js";
 
 /** Handler and chain return values: Lua nil, true (handled), false (default/accepted). */
 export const R_NIL = 0;
@@ -41,6 +44,8 @@ export interface CompiledCondition {
   readonly loc: SourceLoc;
   readonly text: string;
   readonly cost: number;
+  /** What the answer depends on (memo.ts READS_*; READS_ANYTHING: unknown). */
+  readonly reads: number;
   readonly test: (state: RunState) => boolean;
   /** Set when the test depends on the stanza's name alone (KIND): the kinds it holds for, before negation. */
   readonly kinds?: readonly string[] | undefined;
@@ -133,7 +138,7 @@ export type Outcome =
  * unless it has something to report; the result lists handed out in a result
  * are never reused (reset() drops them, a later run starts new ones).
  */
-export class RunState {
+export class RunState implements Takes {
   // Set by reset(), which the constructor calls.
   facts!: Facts;
   ctx!: FirewallContext;
@@ -153,6 +158,20 @@ export class RunState {
   #matched: RuleRef[] | undefined;
   #hits: RuleHit[] | undefined;
   #tags: string[] | undefined;
+  // The LIMIT buckets the run took a token from, in order (memo.ts learns them): kept between runs, `count` reset.
+  count = 0;
+  readonly tables: (MultiThrottle | null)[] = [];
+  readonly buckets: (LimitBucket | Throttle)[] = [];
+  /** False once the run reached something a memo cannot repeat (a LIMIT kept fleet-wide). */
+  repeatable = true;
+
+  /** A LIMIT took a token from `bucket` (of `table`; null: a LIMIT without `on`). */
+  took(table: MultiThrottle | null, bucket: LimitBucket | Throttle): void {
+    const n = this.count;
+    this.tables[n] = table;
+    this.buckets[n] = bucket;
+    this.count = n + 1;
+  }
 
   get emitted(): EmittedStanza[] {
     return (this.#emitted ??= []);
@@ -212,6 +231,8 @@ export class RunState {
     this.#matched = undefined;
     this.#hits = undefined;
     this.#tags = undefined;
+    this.count = 0;
+    this.repeatable = true;
   }
 }
 

@@ -3,6 +3,7 @@
 // fixed safe subset and anything else is a load-time error. Unlike Prosody
 // v2023 (docs/firewall.md, "Prosody bugs we fix", 5), the `||"default"` override works inside parameters.
 import { JID_FUNCS, type CodeExpr, type JidFunc, type Template, type TemplatePart } from "./ast.js";
+import { READS_ANYTHING, READS_FROM, READS_NOTHING, READS_TO, READS_TYPE } from "./memo.js";
 import { parseStanzaPath } from "./stanza-path.js";
 
 export const UNDEFINED_TEXT = "<undefined>";
@@ -120,4 +121,39 @@ export function needsPayload(t: Template): boolean {
       (p.kind === "path" && p.path.steps.length > 0) ||
       (p.kind === "code" && p.code.kind === "stanza"),
   );
+}
+
+/**
+ * What evaluating the template reads (memo.ts READS_*): `to` and `from`
+ * through their paths or attributes, the type attribute; the origin session
+ * and the stanza's name are the run's own. Anything else: READS_ANYTHING.
+ */
+export function templateReads(t: Template): number {
+  let reads = READS_NOTHING;
+  for (const p of t.parts) {
+    if (p.kind === "text") continue;
+    if (p.kind === "path") {
+      if (p.address === undefined) return READS_ANYTHING;
+      reads |= p.address === "to" ? READS_TO : READS_FROM;
+      continue;
+    }
+    const code = p.code;
+    switch (code.kind) {
+      case "stanza_name":
+        break;
+      case "session":
+        // A server's `host` is the current host, which is read from the addresses.
+        if (code.field === "host") reads |= READS_TO | READS_FROM;
+        break;
+      case "stanza_attr":
+        if (code.name === "to") reads |= READS_TO;
+        else if (code.name === "from") reads |= READS_FROM;
+        else if (code.name === "type") reads |= READS_TYPE;
+        else return READS_ANYTHING;
+        break;
+      default:
+        return READS_ANYTHING;
+    }
+  }
+  return reads;
 }

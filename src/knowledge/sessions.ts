@@ -73,6 +73,11 @@ export class SessionDirectory implements OnlineSessions, DirectedPresence {
   /** Hibernation timers of this process's entries. */
   readonly #timers = new Map<string, NodeJS.Timeout>();
   #directedCount = 0;
+  /** See `version`: moved by each write, and by each expiry instant passed. */
+  #version = 0;
+  /** Entries that expire (hibernating sessions), and the soonest expiry still ahead (a lower bound). */
+  readonly #expiring = new Set<string>();
+  #soonest = Infinity;
 
   constructor(options: DirectoryOptions = {}) {
     this.instance = options.instance ?? randomUUID();
@@ -94,6 +99,25 @@ export class SessionDirectory implements OnlineSessions, DirectedPresence {
   isOnline(fullJid: string): boolean {
     const e = this.#entries.get(fullJid);
     return e !== undefined && (e.expires === 0 || e.expires > this.#now());
+  }
+
+  /**
+   * Moves whenever an answer of isOnline may have changed: each entry set or
+   * removed, and each expiry instant that has passed (a hibernating session
+   * goes offline at its instant, before its timer removes it).
+   */
+  get version(): number {
+    if (this.#expiring.size !== 0 && this.#now() >= this.#soonest) {
+      this.#version++;
+      const now = this.#now();
+      let soonest = Infinity;
+      for (const jid of this.#expiring) {
+        const x = this.#entries.get(jid)?.expires ?? 0;
+        if (x > now && x < soonest) soonest = x;
+      }
+      this.#soonest = soonest;
+    }
+    return this.#version;
   }
 
   hasSentTo(sender: string, target: string): boolean {
@@ -250,6 +274,12 @@ export class SessionDirectory implements OnlineSessions, DirectedPresence {
     if (old !== undefined) this.#directedCount -= old.directed.size;
     this.#entries.set(jid, e);
     this.#directedCount += e.directed.size;
+    this.#version++;
+    if (e.expires === 0) this.#expiring.delete(jid);
+    else {
+      this.#expiring.add(jid);
+      if (e.expires < this.#soonest) this.#soonest = e.expires;
+    }
   }
 
   #drop(jid: string): void {
@@ -257,6 +287,8 @@ export class SessionDirectory implements OnlineSessions, DirectedPresence {
     if (old === undefined) return;
     this.#directedCount -= old.directed.size;
     this.#entries.delete(jid);
+    this.#version++;
+    this.#expiring.delete(jid);
     const t = this.#timers.get(jid);
     if (t !== undefined) {
       clearTimeout(t);

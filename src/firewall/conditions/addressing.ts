@@ -5,7 +5,8 @@ import type { JidPattern, PartMatcher, Template } from "../ast.js";
 import { compileLuaPattern, globToLuaPattern } from "../lua-pattern.js";
 import { fail, IDSAFE, isFail, splitList, templateOrFail, type ParamContext, type ParamFail } from "../param.js";
 import { COST_HEAD, COST_PAYLOAD } from "../runtime.js";
-import { isConstant, needsPayload } from "../template.js";
+import { isConstant, needsPayload, templateReads } from "../template.js";
+import { READS_FROM, READS_NOTHING, READS_TO, READS_TYPE, readsBoth } from "../memo.js";
 import { splitJid } from "../../xmpp/jid.js";
 import { defineCondition, type Test } from "./define.js";
 
@@ -27,6 +28,8 @@ export const KIND = defineCondition<KindSpec>({
     return { name, values };
   },
   cost: COST_HEAD,
+  // The name is the chain function's own: KIND is decided by the pick.
+  reads: () => READS_NOTHING,
   compile(spec) {
     const set = new Set(spec.values);
     return (s) => set.has(s.facts.name);
@@ -43,6 +46,7 @@ export const TYPE = defineCondition<KindSpec>({
     return { name, values };
   },
   cost: COST_HEAD,
+  reads: () => READS_TYPE,
   compile(spec) {
     const set = new Set(spec.values);
     return (s) => {
@@ -117,6 +121,7 @@ export const TO_FROM = defineCondition<JidSpec>({
     return isFail(pattern) ? pattern : { name, pattern };
   },
   cost: COST_HEAD,
+  reads: (spec) => (spec.name === "TO" ? READS_TO : READS_FROM),
   compile(spec) {
     const node = partTester(spec.pattern.node);
     const host = partTester(spec.pattern.host);
@@ -138,6 +143,7 @@ export const EXACTLY = defineCondition<ExactlySpec>({
     return isFail(value) ? value : { name, value };
   },
   cost: (spec) => (!isConstant(spec.value) && needsPayload(spec.value) ? COST_PAYLOAD : COST_HEAD),
+  reads: (spec) => readsBoth(spec.name === "TO_EXACTLY" ? READS_TO : READS_FROM, templateReads(spec.value)),
   compile(spec) {
     const to = spec.name === "TO_EXACTLY";
     const t = spec.value;
@@ -156,6 +162,7 @@ export const TO_SELF = defineCondition<SelfSpec>({
   names: ["TO_SELF"],
   param: "none",
   cost: COST_HEAD,
+  reads: () => READS_TO,
   compile: () => (s) => s.facts.toAttr === undefined,
 });
 
@@ -163,6 +170,7 @@ export const FROM_FULL_JID = defineCondition<SelfSpec>({
   names: ["FROM_FULL_JID"],
   param: "none",
   cost: COST_HEAD,
+  reads: () => READS_FROM,
   compile: () => (s) => s.facts.fromParts.resource !== undefined,
 });
 
@@ -178,6 +186,8 @@ export const ZONE = defineCondition<ZoneSpec>({
     return { name, zone: p };
   },
   cost: COST_HEAD,
+  // Zones are fixed with the rule set.
+  reads: () => READS_TO | READS_FROM,
   compile(spec, cx): Test | undefined {
     const env = cx.env;
     let zone: ReadonlySet<string> | undefined;

@@ -49,6 +49,14 @@ export interface ConditionDef<S extends { readonly name: string } = ConditionSpe
    * lookups, then the payload tree, side effects (LIMIT) last.
    */
   readonly cost: number | ((spec: S) => number);
+  /**
+   * What the test's answer depends on besides the stanza's name and the
+   * origin session (memo.ts, READS_*): a session's last pass is repeated
+   * without a run only when every condition it could test says. Absent:
+   * READS_ANYTHING (never repeated). LIMIT says READS_* of its key: its
+   * bucket is the one thing a repeat checks anew.
+   */
+  reads?(spec: S, cx: ConditionCompile): number;
   /** Spec → the per-stanza test, or undefined after reporting through `cx`. */
   compile(spec: S, cx: ConditionCompile): Test | undefined;
   /**

@@ -10,6 +10,7 @@
 import type { ConditionNode } from "../ast.js";
 import type { CompileEnv } from "../compile-env.js";
 import type { FirewallProviders, RuleRef } from "../context.js";
+import { READS_ANYTHING } from "../memo.js";
 import type { CompiledCondition } from "../runtime.js";
 import { ADDRESSING } from "./addressing.js";
 import { CONTENT } from "./content.js";
@@ -81,6 +82,7 @@ export function compileCondition(node: ConditionNode, env: CompileEnv, rule: Rul
     loc: node.loc,
     text: node.text,
     cost,
+    reads: def.reads?.(spec, cx) ?? READS_ANYTHING,
     test: node.negated ? (s) => !test(s) : test,
     kinds,
     types: types === undefined ? undefined : { values: new Set(types), negated: node.negated },

@@ -6,6 +6,7 @@
 import type { RosterEntry } from "../context.js";
 import type { RunState } from "../runtime.js";
 import { COST_LOOKUP } from "../runtime.js";
+import { READS_ANYTHING, READS_SESSIONS, READS_TO } from "../memo.js";
 import { defineCondition, type ConditionCompile } from "./define.js";
 
 type NameOnly<N extends string> = { readonly name: N };
@@ -18,6 +19,8 @@ export const TO_FULL_JID = defineCondition<NameOnly<"TO_FULL_JID">>({
   param: "none",
   needs: "sessions",
   cost: COST_LOOKUP,
+  // Online sessions change under the rules: only a provider with a version can be keyed.
+  reads: (_spec, cx) => (cx.provider("sessions").version !== undefined ? READS_TO | READS_SESSIONS : READS_ANYTHING),
   compile(_spec, cx) {
     const sessions = cx.provider("sessions");
     return (s) => {

@@ -3,6 +3,7 @@
 import { cidrBytes, formatIp, ipInNetwork, parseCidr, parseIp } from "../../util/ip.js";
 import { fail } from "../param.js";
 import { COST_HEAD, COST_LOOKUP } from "../runtime.js";
+import { READS_NOTHING } from "../memo.js";
 import { defineCondition } from "./define.js";
 
 export type IpSpec = { readonly name: "FROM_IP"; readonly address: string };
@@ -18,6 +19,8 @@ export const FROM_IP = defineCondition<IpSpec>({
     if (!ip) return fail(`Cannot parse IP address: ${p}`);
     return { name, address: formatIp(ip) };
   },
+  // The origin session is the run's own.
+  reads: () => READS_NOTHING,
   cost: COST_HEAD,
   compile(spec) {
     const want = spec.address;
@@ -42,6 +45,8 @@ export const FROM_SUBNET = defineCondition<SubnetSpec>({
     if (!cidr) return fail(`Cannot parse subnet CIDR: ${p}`);
     return { name, network: formatIp(cidr.network), bits: cidr.bits };
   },
+  // The origin session is the run's own.
+  reads: () => READS_NOTHING,
   cost: COST_HEAD,
   compile(spec) {
     const network = parseIp(spec.network)!;

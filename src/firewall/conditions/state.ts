@@ -2,10 +2,11 @@
 // "Definitions"): LIMIT (%RATE), CHECK LIST, SCAN, COUNT (%LIST, %SEARCH,
 // %PATTERN), ORIGIN MARKED, USER MARKED.
 import type { CompareOp, Template } from "../ast.js";
-import { POLL_OK, POLL_TABLE_FULL } from "../limits.js";
+import { POLL_OK, POLL_TABLE_FULL, SharedThrottle } from "../limits.js";
 import { fail, IDSAFE, isFail, templateOrFail, type ParamFail } from "../param.js";
 import { COST_HEAD, COST_LOOKUP, COST_PAYLOAD, COST_SIDE_EFFECT } from "../runtime.js";
-import { needsPayload } from "../template.js";
+import { needsPayload, templateReads } from "../template.js";
+import { READS_NOTHING } from "../memo.js";
 import { bareJid } from "../../xmpp/jid.js";
 import { defineCondition, type ConditionCompile } from "./define.js";
 
@@ -29,6 +30,8 @@ export const LIMIT = defineCondition<LimitSpec>({
     return isFail(tpl) ? tpl : { name, rate, on: tpl };
   },
   cost: COST_SIDE_EFFECT,
+  // The key's reads; the bucket itself a repeat checks anew (memo.ts).
+  reads: (spec) => (spec.on === undefined ? READS_NOTHING : templateReads(spec.on)),
   compile(spec, cx) {
     const env = cx.env;
     const rate = env.defs.rates.get(spec.rate);
@@ -36,9 +39,21 @@ export const LIMIT = defineCondition<LimitSpec>({
     const on = spec.on;
     if (on === undefined) {
       const throttle = env.single(spec.rate, rate.def);
-      return (s) => !throttle.poll(s.now);
+      // A bucket kept fleet-wide (SharedThrottle) changes under us: a memo cannot repeat a run that reached it.
+      if (throttle instanceof SharedThrottle) {
+        return (s) => {
+          s.repeatable = false;
+          return !throttle.poll(s.now);
+        };
+      }
+      return (s) => {
+        if (!throttle.poll(s.now)) return true;
+        s.took(null, throttle);
+        return false;
+      };
     }
     const multi = env.multi(spec.rate, rate.def);
+    const shared = multi.shared;
     const rateName = spec.rate;
     const rule = cx.rule;
     // The session's memory keeps the bucket of this condition's last key: a session's
@@ -48,6 +63,10 @@ export const LIMIT = defineCondition<LimitSpec>({
       const memory = s.ctx.memory;
       const buckets = memory?.buckets;
       const r = multi.poll(s.facts.expand(on), s.now, buckets?.[slot] ?? null);
+      if (r === POLL_OK) {
+        if (shared) s.repeatable = false;
+        else s.took(multi, multi.newest!);
+      }
       if (buckets !== undefined && r !== POLL_TABLE_FULL) {
         while (buckets.length <= slot) buckets.push(null);
         buckets[slot] = multi.newest;
