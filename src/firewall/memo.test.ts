@@ -163,6 +163,16 @@ describe("a session's last pass, repeated without a run", () => {
     assert.deepEqual(out, ["pass", "pass", "pass", "bounce", "bounce", "bounce", "bounce", "bounce", "bounce", "bounce", "drop", "drop"]);
   });
 
+  it("NOT LIMIT (a stanza goes on only while the bucket is dry) is never repeated: the refilled bucket is seen", () => {
+    const p = pair("%RATE r: 1 (burst 1)\n\n::deliver\nKIND: message\nNOT LIMIT: r on $<@from>\nDROP.");
+    const msg = (i: number) => fromServer(`<message to='bob@local.example' from='eve@remote.example/x' id='${i}'/>`);
+    const out: string[] = [];
+    for (let i = 0; i < 3; i++) out.push(both(p, "deliver", msg(i)).verdict);
+    p.clock.t += 2_000;
+    out.push(both(p, "deliver", msg(9)).verdict);
+    assert.deepEqual(out, ["drop", "pass", "pass", "drop"]);
+  });
+
   it("an evicted bucket sends the stanza through a run (a fresh bucket for the key), as without the memo", () => {
     const p = pair("%RATE r: 1 (burst 2) (entries 1) (allow overflow)\n\n::deliver\nKIND: message\nLIMIT: r on $<@from>\nDROP.");
     const eve = (i: number) => fromServer(`<message to='bob@local.example' from='eve@remote.example/x' id='${i}'/>`);

@@ -6,7 +6,7 @@ import { POLL_OK, POLL_TABLE_FULL, SharedThrottle } from "../limits.js";
 import { fail, IDSAFE, isFail, templateOrFail, type ParamFail } from "../param.js";
 import { COST_HEAD, COST_LOOKUP, COST_PAYLOAD, COST_SIDE_EFFECT } from "../runtime.js";
 import { needsPayload, templateReads } from "../template.js";
-import { READS_NOTHING } from "../memo.js";
+import { READS_ANYTHING, READS_NOTHING } from "../memo.js";
 import { bareJid } from "../../xmpp/jid.js";
 import { defineCondition, type ConditionCompile } from "./define.js";
 
@@ -30,8 +30,9 @@ export const LIMIT = defineCondition<LimitSpec>({
     return isFail(tpl) ? tpl : { name, rate, on: tpl };
   },
   cost: COST_SIDE_EFFECT,
-  // The key's reads; the bucket itself a repeat checks anew (memo.ts).
-  reads: (spec) => (spec.on === undefined ? READS_NOTHING : templateReads(spec.on)),
+  // The key's reads; the bucket itself a repeat checks anew (memo.ts), for a token to take.
+  // NOT LIMIT lets a stanza on when the bucket is dry, which a repeat would not check: unknown.
+  reads: (spec, cx) => (cx.node.negated ? READS_ANYTHING : spec.on === undefined ? READS_NOTHING : templateReads(spec.on)),
   compile(spec, cx) {
     const env = cx.env;
     const rate = env.defs.rates.get(spec.rate);
