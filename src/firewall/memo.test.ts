@@ -173,6 +173,14 @@ describe("a session's last pass, repeated without a run", () => {
     assert.deepEqual(out, ["drop", "pass", "pass", "drop"]);
   });
 
+  it("one bucket polled twice by a run (two rules, one rate and key) is never repeated: one check would not see the second token", () => {
+    const p = pair("%RATE r: 1 (burst 3)\n\n::deliver\nKIND: message\nLIMIT: r on $<@from>\nDROP.\n\nKIND: message\nLIMIT: r on $<@from>\nBOUNCE=policy-violation");
+    const out: string[] = [];
+    for (let i = 0; i < 4; i++) out.push(both(p, "deliver", fromServer(`<message to='bob@local.example' from='eve@remote.example/x' id='${i}'/>`)).verdict);
+    assert.deepEqual(out, ["pass", "bounce", "drop", "drop"]);
+    assert.equal(p.memory.memo === undefined || !both(p, "deliver", fromServer("<message to='bob@local.example' from='eve@remote.example/x' id='z'/>")).repeated, true);
+  });
+
   it("an evicted bucket sends the stanza through a run (a fresh bucket for the key), as without the memo", () => {
     const p = pair("%RATE r: 1 (burst 2) (entries 1) (allow overflow)\n\n::deliver\nKIND: message\nLIMIT: r on $<@from>\nDROP.");
     const eve = (i: number) => fromServer(`<message to='bob@local.example' from='eve@remote.example/x' id='${i}'/>`);
