@@ -14,7 +14,7 @@ import type { FirewallContext, FirewallProviders, FirewallResult, LocalTime, Rul
 import { errorReplyFor, mayAnswerWithError } from "./error-reply.js";
 import { Facts } from "./facts.js";
 import { MultiThrottle, SharedThrottle, type SharedLimits } from "./limits.js";
-import { RunMemo, type Versioned } from "./memo.js";
+import { repeatableResult, RunMemo, type Versioned } from "./memo.js";
 import { Throttle } from "../shaping/token-bucket.js";
 import { fileListItems, MemoryList, RemoteMembershipList, withFilters, type MembershipList } from "./lists.js";
 import { compileLuaPattern } from "./lua-pattern.js";
@@ -235,10 +235,13 @@ export class CompiledRuleSet {
    * asks entry() first, to pass over stanzas no rule can see).
    */
   runEntry(chain: RunChain, entry: HandlerRun, ctx: FirewallContext): FirewallResult {
-    // A stanza like the session's last, which passed: the same tokens taken, no run (memo.ts).
+    // A stanza like the session's last, which passed or was dropped: the same tokens taken, no run (memo.ts).
     const memory = ctx.memory;
     const memo = memory?.memo;
-    if (memo !== undefined && memo.repeats(entry, ctx.origin, ctx.stanza, this.#sessions, this.#clock)) return PASS_RESULT;
+    if (memo !== undefined) {
+      const repeated = memo.repeats(entry, ctx.origin, ctx.stanza, this.#sessions, this.#clock);
+      if (repeated !== null) return repeated;
+    }
     // One Facts and RunState per rule set, reset per run (no allocation on the
     // common path); a run started while another is in progress gets its own.
     let facts: Facts;
@@ -258,7 +261,7 @@ export class CompiledRuleSet {
       // Handlers in file order, the first answer (not nil) wins; PASS answers nil.
       const result = this.#result(chain, entry(state, R_NIL), facts, state);
       if (memory !== undefined) {
-        if (result === PASS_RESULT && state.repeatable) (memory.memo ??= new RunMemo()).learn(entry, ctx.origin, ctx.stanza, this.#sessions, state);
+        if (state.repeatable && (result === PASS_RESULT || repeatableResult(result))) (memory.memo ??= new RunMemo()).learn(entry, ctx.origin, ctx.stanza, this.#sessions, state, result);
         else memo?.forget();
       }
       return result;

@@ -1,9 +1,10 @@
-// The memo of a session's last plain pass (memo.ts): a stanza like the last
-// one passes without a run, exactly when a run would have passed it and with
-// the same tokens taken. Each test runs the same stanzas through two copies
-// of one rule set on the same clock: one with a session's RunMemory (the
-// memo works), one without (every stanza runs); their verdicts, matched
-// rules and buckets must agree stanza for stanza. The twins try to make a
+// The memo of a session's last pass or drop (memo.ts): a stanza like the
+// last one gets its result without a run, exactly when a run would have
+// given it, with the same tokens taken. Each test runs the same stanzas
+// through two copies of one rule set on the same clock: one with a
+// session's RunMemory (the memo works), one without (every stanza runs);
+// their verdicts, matched rules and logs must agree stanza for stanza (a
+// bucket that differed would show in a later verdict). The twins try to make a
 // repeat out of a stanza that differs where the rules look.
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
@@ -61,10 +62,10 @@ function both(p: Pair, chain: RunChain, stanza: StanzaView, origin?: OriginSessi
 // How many stanzas the memo answered (counted around RunMemo.repeats).
 let repeated = 0;
 const repeats = RunMemo.prototype.repeats;
-RunMemo.prototype.repeats = function (this: RunMemo, ...args: Parameters<RunMemo["repeats"]>): boolean {
-  const yes = repeats.apply(this, args);
-  if (yes) repeated++;
-  return yes;
+RunMemo.prototype.repeats = function (this: RunMemo, ...args: Parameters<RunMemo["repeats"]>): ReturnType<RunMemo["repeats"]> {
+  const r = repeats.apply(this, args);
+  if (r !== null) repeated++;
+  return r;
 };
 
 function c2s(jid: string): OriginSession {
@@ -84,6 +85,56 @@ describe("a session's last pass, repeated without a run", () => {
     p.clock.t += 1_000;
     assert.equal(both(p, "preroute", fromClient("<message to='bob@local.example' type='chat' id='x'/>", ALICE), origin).verdict, "pass");
     assert.equal(both(p, "preroute", fromClient("<message to='bob@local.example' type='chat' id='y'/>", ALICE), origin).verdict, "bounce");
+  });
+
+  it("a flood dropped by a dry LIMIT is dropped again without a run while the bucket stays dry; the refill is seen at once", () => {
+    const p = pair("%RATE r: 2 (burst 1)\n\n::deliver\nKIND: message\nLIMIT: r on $<@from>\nDROP.");
+    const msg = (i: number) => fromServer(`<message to='bob@local.example' from='eve@remote.example/x' id='${i}'/>`);
+    const out: string[] = [];
+    let repeats = 0;
+    for (let i = 0; i < 6; i++) {
+      const r = both(p, "deliver", msg(i));
+      out.push(r.verdict);
+      if (r.repeated) repeats++;
+    }
+    p.clock.t += 500; // one token back
+    for (let i = 6; i < 9; i++) {
+      const r = both(p, "deliver", msg(i));
+      out.push(r.verdict);
+      if (r.repeated) repeats++;
+    }
+    assert.deepEqual(out, ["pass", "pass", "drop", "drop", "drop", "drop", "pass", "drop", "drop"]);
+    assert.ok(repeats >= 5, `the memo answered ${repeats} stanzas`);
+  });
+
+  it("two LIMITs in one rule: each poll must give again what it gave (a dry first bucket that refilled changes the path)", () => {
+    // a gives its token, then is dry: b pays, until a refills and takes over again; a run whose
+    // first poll found a dry must not be repeated once a has a token (that run would take a's, not b's).
+    const p = pair("%RATE a: 1 (burst 1)\n%RATE b: 0.5 (burst 4)\n\n::deliver\nKIND: message\nLIMIT: a on $<@from>\nLIMIT: b on $<@from>\nDROP.");
+    let seed = 11;
+    const rnd = (n: number): number => {
+      seed = (Math.imul(seed, 1103515245) + 12345) & 0x7fffffff;
+      return (seed >>> 16) % n;
+    };
+    const seen = new Set<string>();
+    let repeats = 0;
+    for (let i = 0; i < 2_000; i++) {
+      const r = both(p, "deliver", fromServer(`<message to='bob@local.example' from='eve@remote.example/x' id='${i}'/>`));
+      seen.add(r.verdict);
+      if (r.repeated) repeats++;
+      p.clock.t += rnd(4) === 0 ? rnd(2_500) : 0;
+    }
+    assert.deepEqual([...seen].sort(), ["drop", "pass"]);
+    assert.ok(repeats > 100, `the memo answered ${repeats} stanzas`);
+  });
+
+  it("a DROP with a LOG before it is never memoised (its log line is said each time)", () => {
+    const p = pair("%RATE r: 1 (burst 1)\n\n::deliver\nKIND: message\nLIMIT: r on $<@from>\nLOG=flood from $<@from>\nDROP.");
+    const out: string[] = [];
+    for (let i = 0; i < 4; i++) out.push(both(p, "deliver", fromServer(`<message to='bob@local.example' from='eve@remote.example/x' id='${i}'/>`)).verdict);
+    assert.deepEqual(out, ["pass", "drop", "drop", "drop"]);
+    const r = p.memo.run("deliver", { stanza: fromServer("<message to='bob@local.example' from='eve@remote.example/x' id='z'/>"), memory: p.memory, fromServer: true });
+    assert.equal(r.logs.length, 1);
   });
 
   it("a forged from on a client's stanza is the session's JID either way: it neither misses nor dodges the bucket", () => {
@@ -175,10 +226,13 @@ describe("a session's last pass, repeated without a run", () => {
 
   it("one bucket polled twice by a run (two rules, one rate and key) is never repeated: one check would not see the second token", () => {
     const p = pair("%RATE r: 1 (burst 3)\n\n::deliver\nKIND: message\nLIMIT: r on $<@from>\nDROP.\n\nKIND: message\nLIMIT: r on $<@from>\nBOUNCE=policy-violation");
+    const msg = (i: number) => fromServer(`<message to='bob@local.example' from='eve@remote.example/x' id='${i}'/>`);
+    // The pass polls the bucket twice (3 → 1 tokens). Were it learned, the next stanza's check
+    // would find one token and pass it; a run takes that one in rule 1 and bounces in rule 2.
     const out: string[] = [];
-    for (let i = 0; i < 4; i++) out.push(both(p, "deliver", fromServer(`<message to='bob@local.example' from='eve@remote.example/x' id='${i}'/>`)).verdict);
+    for (let i = 0; i < 4; i++) out.push(both(p, "deliver", msg(i)).verdict);
+    // The drops poll it once (rule 1 finds it dry), so they may repeat.
     assert.deepEqual(out, ["pass", "bounce", "drop", "drop"]);
-    assert.equal(p.memory.memo === undefined || !both(p, "deliver", fromServer("<message to='bob@local.example' from='eve@remote.example/x' id='z'/>")).repeated, true);
   });
 
   it("an evicted bucket sends the stanza through a run (a fresh bucket for the key), as without the memo", () => {
@@ -209,12 +263,12 @@ describe("a session's last pass, repeated without a run", () => {
     assert.equal(memory.memo, undefined);
   });
 
-  it("a matched rule is never memoised, and another origin or rule set is another key", () => {
-    const text = "%RATE r: 1 (burst 100)\n\n::preroute\nKIND: message\nTO: spam@local.example\nDROP.\n\nKIND: message\nLIMIT: r on $<@from|bare>\nDROP.";
+  it("a bounce is never memoised (its reply carries the stanza's id), and another origin or rule set is another key", () => {
+    const text = "%RATE r: 1 (burst 100)\n\n::preroute\nKIND: message\nTO: spam@local.example\nBOUNCE=policy-violation\n\nKIND: message\nLIMIT: r on $<@from|bare>\nDROP.";
     const p = pair(text);
     const alice = c2s(ALICE);
     const msg = (to: string, i: number) => fromClient(`<message to='${to}' id='${i}'/>`, ALICE);
-    assert.equal(both(p, "preroute", msg("spam@local.example", 1), alice).verdict, "drop");
+    assert.equal(both(p, "preroute", msg("spam@local.example", 1), alice).verdict, "bounce");
     assert.equal(p.memory.memo, undefined);
     assert.equal(both(p, "preroute", msg("bob@local.example", 2), alice).verdict, "pass");
     assert.notEqual(p.memory.memo, undefined);
@@ -223,7 +277,7 @@ describe("a session's last pass, repeated without a run", () => {
     assert.equal(both(p, "preroute", msg("bob@local.example", 3), rebound).verdict, "pass");
     // A reloaded rule set with a new rule: its own functions, so the memo of the old one does not answer.
     const reloaded = compileRuleSources([{ file: "t.pfw", text: text.replace("spam@", "bob@") }], { clock: p.clock, previous: p.memo }).ruleset!;
-    assert.equal(reloaded.run("preroute", { stanza: msg("bob@local.example", 4), origin: rebound, memory: p.memory }).verdict, "drop");
+    assert.equal(reloaded.run("preroute", { stanza: msg("bob@local.example", 4), origin: rebound, memory: p.memory }).verdict, "bounce");
   });
 
   it("agrees with running every stanza over a random mix of senders, forms, types, payloads, presence and time", () => {

@@ -1,7 +1,7 @@
 // What one session's stanzas remember between firewall runs, so that the
 // next stanza of the same session finds again what the last one worked out:
 // the forms of the JIDs it named (per address role) and the LIMIT bucket each
-// `LIMIT … on` condition took a token from, and the last plain pass
+// `LIMIT … on` condition took a token from, and the last pass or drop
 // (memo.ts). The firewall stage keeps one per
 // session (docs/performance.md, "A session's own memory"); a run without one
 // (trace, tests) uses its rule set's. Everything here is a hint checked
@@ -37,6 +37,6 @@ export class RunMemory {
   readonly origin = new LastForms();
   /** Per `LIMIT … on` condition (the number its rule set gave it): the bucket of its last key. */
   readonly buckets: Array<LimitBucket | null> = [];
-  /** The last plain pass of these stanzas, to repeat without a run (memo.ts); made on the first. */
+  /** The last pass or drop of these stanzas, to repeat without a run (memo.ts); made on the first. */
   memo: RunMemo | undefined = undefined;
 }

@@ -16,7 +16,7 @@ import type { StanzaView } from "../xml/stanza-view.js";
 import type { Clock } from "../shaping/clock.js";
 import type { Throttle } from "../shaping/token-bucket.js";
 import type { LimitBucket, MultiThrottle } from "./limits.js";
-import type { Takes } from "./memo.js";
+import type { Polls } from "./memo.js";
 
 /** Handler and chain return values: Lua nil, true (handled), false (default/accepted). */
 export const R_NIL = 0;
@@ -138,7 +138,7 @@ export type Outcome =
  * unless it has something to report; the result lists handed out in a result
  * are never reused (reset() drops them, a later run starts new ones).
  */
-export class RunState implements Takes {
+export class RunState implements Polls {
   // Set by reset(), which the constructor calls.
   facts!: Facts;
   ctx!: FirewallContext;
@@ -158,18 +158,20 @@ export class RunState implements Takes {
   #matched: RuleRef[] | undefined;
   #hits: RuleHit[] | undefined;
   #tags: string[] | undefined;
-  // The LIMIT buckets the run took a token from, in order (memo.ts learns them): kept between runs, `count` reset.
+  // The LIMIT buckets the run polled, in order, and whether each gave a token (memo.ts learns them): kept between runs, `count` reset.
   count = 0;
   readonly tables: (MultiThrottle | null)[] = [];
   readonly buckets: (LimitBucket | Throttle)[] = [];
+  readonly took: boolean[] = [];
   /** False once the run reached something a memo cannot repeat (a LIMIT kept fleet-wide). */
   repeatable = true;
 
-  /** A LIMIT took a token from `bucket` (of `table`; null: a LIMIT without `on`). */
-  took(table: MultiThrottle | null, bucket: LimitBucket | Throttle): void {
+  /** A LIMIT polled `bucket` (of `table`; null: a LIMIT without `on`) and took a token (`took`) or found it dry. */
+  polled(table: MultiThrottle | null, bucket: LimitBucket | Throttle, took: boolean): void {
     const n = this.count;
     this.tables[n] = table;
     this.buckets[n] = bucket;
+    this.took[n] = took;
     this.count = n + 1;
   }
 

@@ -48,9 +48,9 @@ export const LIMIT = defineCondition<LimitSpec>({
         };
       }
       return (s) => {
-        if (!throttle.poll(s.now)) return true;
-        s.took(null, throttle);
-        return false;
+        const took = throttle.poll(s.now);
+        s.polled(null, throttle, took);
+        return !took;
       };
     }
     const multi = env.multi(spec.rate, rate.def);
@@ -64,10 +64,8 @@ export const LIMIT = defineCondition<LimitSpec>({
       const memory = s.ctx.memory;
       const buckets = memory?.buckets;
       const r = multi.poll(s.facts.expand(on), s.now, buckets?.[slot] ?? null);
-      if (r === POLL_OK) {
-        if (shared) s.repeatable = false;
-        else s.took(multi, multi.newest!);
-      }
+      if (shared) s.repeatable = false;
+      else if (r !== POLL_TABLE_FULL) s.polled(multi, multi.newest!, r === POLL_OK);
       if (buckets !== undefined && r !== POLL_TABLE_FULL) {
         while (buckets.length <= slot) buckets.push(null);
         buckets[slot] = multi.newest;
