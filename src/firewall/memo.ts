@@ -57,8 +57,9 @@ export function readsBoth(a: number, b: number): number {
 /** A knowledge provider that says when its answers may have changed. */
 export interface Versioned {
   /**
-   * Changes whenever an answer may change. Negative while answers may change
-   * with time alone (such a version is never taken as unchanged).
+   * Changes whenever an answer may have changed, by a write or by time alone
+   * (an expiry instant passed). A provider that cannot tell may give a
+   * negative version: it is never taken as unchanged.
    */
   readonly version: number;
 }

@@ -52,6 +52,31 @@ function setup(): { dir: SessionDirectory; stage: KnowledgeStage; clock: Clock; 
 }
 
 describe("online full JIDs", () => {
+  it("version moves with every change an isOnline answer can see, by a write or by an expiry instant, and not with lookups", () => {
+    const { dir, clock } = setup();
+    const v0 = dir.version;
+    assert.equal(dir.isOnline(ALICE), false);
+    assert.equal(dir.version, v0);
+    dir.bound("s1", ALICE);
+    const v1 = dir.version;
+    assert.notEqual(v1, v0);
+    assert.equal(dir.isOnline(ALICE), true);
+    assert.equal(dir.version, v1);
+    // Hibernating for 1 s: online until its instant; the version moves when the instant has passed, before any timer.
+    dir.ended("s1", ALICE, 1_000);
+    const v2 = dir.version;
+    assert.notEqual(v2, v1);
+    clock.t += 999;
+    assert.equal(dir.version, v2);
+    assert.equal(dir.isOnline(ALICE), true);
+    clock.t += 1;
+    assert.equal(dir.isOnline(ALICE), false);
+    const v3 = dir.version;
+    assert.notEqual(v3, v2);
+    assert.equal(dir.version, v3);
+    dir.close();
+  });
+
   it("online from the bind result until the session ends", () => {
     const { dir, stage } = setup();
     const a = c2s("s1", ALICE);
