@@ -261,7 +261,7 @@ export class CompiledRuleSet {
       // Handlers in file order, the first answer (not nil) wins; PASS answers nil.
       const result = this.#result(chain, entry(state, R_NIL), facts, state);
       if (memory !== undefined) {
-        if (state.repeatable && (result === PASS_RESULT || repeatableResult(result))) (memory.memo ??= new RunMemo()).learn(entry, ctx.origin, ctx.stanza, this.#sessions, state, result);
+        if (state.repeatable && repeatableResult(result)) (memory.memo ??= new RunMemo()).learn(entry, ctx.origin, ctx.stanza, this.#sessions, state, result);
         else memo?.forget();
       }
       return result;

@@ -107,9 +107,10 @@ export class SessionDirectory implements OnlineSessions, DirectedPresence {
    * goes offline at its instant, before its timer removes it).
    */
   get version(): number {
-    if (this.#expiring.size !== 0 && this.#now() >= this.#soonest) {
+    if (this.#expiring.size === 0) return this.#version;
+    const now = this.#now();
+    if (now >= this.#soonest) {
       this.#version++;
-      const now = this.#now();
       let soonest = Infinity;
       for (const jid of this.#expiring) {
         const x = this.#entries.get(jid)?.expires ?? 0;

@@ -155,8 +155,7 @@ export class Throttle {
 
   /** Take `cost` tokens if available; otherwise take nothing and return false. */
   poll(now: number, cost = 1): boolean {
-    if (this.#balance < cost) this.#update(now);
-    if (this.#balance < cost) return false;
+    if (!this.ready(now, cost)) return false;
     this.#balance -= cost;
     return true;
   }

@@ -64,11 +64,14 @@ export const LIMIT = defineCondition<LimitSpec>({
       const memory = s.ctx.memory;
       const buckets = memory?.buckets;
       const r = multi.poll(s.facts.expand(on), s.now, buckets?.[slot] ?? null);
-      if (shared) s.repeatable = false;
-      else if (r !== POLL_TABLE_FULL) s.polled(multi, multi.newest!, r === POLL_OK);
-      if (buckets !== undefined && r !== POLL_TABLE_FULL) {
-        while (buckets.length <= slot) buckets.push(null);
-        buckets[slot] = multi.newest;
+      if (r !== POLL_TABLE_FULL) {
+        // A fleet's bucket changes under us (a memo cannot repeat the run); here, the key's bucket is the newest.
+        if (shared) s.repeatable = false;
+        else s.polled(multi, multi.newest!, r === POLL_OK);
+        if (buckets !== undefined) {
+          while (buckets.length <= slot) buckets.push(null);
+          buckets[slot] = multi.newest;
+        }
       }
       if (r === POLL_TABLE_FULL) {
         s.logs.push({
