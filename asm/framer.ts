@@ -47,6 +47,9 @@ const HEAD_SIZE = 128;
 // bytes make a 208-byte block; 208 bytes (48 of inline names) made a 224-byte one.
 const INLINE_NAMES = 44;
 const INLINE_ENDS = 8;
+// The names area always has this many bytes past its last name, so that a
+// name is copied and compared eight bytes at a time.
+const NAME_SLACK = 8;
 const STATE_SIZE = HEAD_SIZE + INLINE_NAMES + INLINE_ENDS * 4;
 
 // ---- results of the last call (read by the wrapper right after it) --------
@@ -441,26 +444,22 @@ function repeated(buf: usize, hd: i32, a: i32): bool {
 }
 
 /**
- * The name buf[from, to) packed into words k and k + 1. The loads may read
- * past the chunk (into the records after it, which are in memory): the mask
- * drops those bytes.
+ * The name buf[from, to) packed: its bytes 0-7, little-endian, zero past its
+ * end; zero for a name longer than 8 bytes. The load may read past the chunk
+ * (into the records after it, which are in memory): the mask drops those bytes.
  */
 // @ts-ignore: decorator
-@inline function packName(buf: usize, from: i32, to: i32, k: i32): void {
+@inline function packed(buf: usize, from: i32, to: i32): u64 {
   const n = to - from;
-  let lo: u32 = 0, hi: u32 = 0;
-  if (n <= 8) {
-    lo = load<u32>(buf + <usize>from);
-    hi = load<u32>(buf + <usize>from, 4);
-    if (n < 4) {
-      lo &= (<u32>1 << (<u32>n << 3)) - 1;
-      hi = 0;
-    } else if (n < 8) {
-      hi &= (<u32>1 << (<u32>(n - 4) << 3)) - 1;
-    }
-  }
-  headWord(k, <i32>lo);
-  headWord(k + 1, <i32>hi);
+  if (n > 8) return 0;
+  const v = load<u64>(buf + <usize>from);
+  return n == 8 ? v : v & ((<u64>1 << (<u64>n << 3)) - 1);
+}
+
+/** Words k and k + 1 of the heads area: the two halves of `v` (little-endian). */
+// @ts-ignore: decorator
+@inline function headWords(k: i32, v: u64): void {
+  store<u64>(heads + (<usize>k << 2), v);
 }
 
 /**
@@ -498,8 +497,9 @@ function repeated(buf: usize, hd: i32, a: i32): bool {
 @inline function attrName(buf: usize, hd: i32, a: i32, from: i32, to: i32): void {
   headWord(attrWord(hd, a, 0), from);
   headWord(attrWord(hd, a, 1), to);
-  packName(buf, from, to, attrWord(hd, a, 4));
-  const common = commonName(to - from, headAt(attrWord(hd, a, 4)), headAt(attrWord(hd, a, 5)));
+  const p = packed(buf, from, to);
+  headWords(attrWord(hd, a, 4), p);
+  const common = commonName(to - from, <i32>p, <i32>(p >> 32));
   headWord(attrWord(hd, a, 7), common);
   if (common >= 0) {
     if (seen & (<u32>1 << <u32>common)) hf |= HF_DUPLICATE;
@@ -606,8 +606,8 @@ function pushName(buf: usize, from: i32, to: i32, depth: i32): bool {
   if (pos + n - startOfName > MAX_NAME) return false;
   let names = <usize>load<u32>(st, O_NAMES);
   const cap = load<i32>(st, O_NAMES_CAP);
-  if (pos + n > cap) {
-    const grown = max(cap * 2, pos + n);
+  if (pos + n + NAME_SLACK > cap) {
+    const grown = max(cap * 2, pos + n + NAME_SLACK);
     const fresh = heap.alloc(<usize>grown);
     memory.copy(fresh, names, <usize>pos);
     if (names != st + HEAD_SIZE) heap.free(names);
@@ -615,7 +615,11 @@ function pushName(buf: usize, from: i32, to: i32, depth: i32): bool {
     store<u32>(st, <u32>names, O_NAMES);
     store<i32>(st, grown, O_NAMES_CAP);
   }
-  memory.copy(names + <usize>pos, buf + <usize>from, <usize>n);
+  // Eight bytes at a time: the names area keeps NAME_SLACK bytes past its
+  // last name, and the chunk is followed by its records area.
+  const dst = names + <usize>pos;
+  const src = buf + <usize>from;
+  for (let k = 0; k < n; k += 8) store<u64>(dst + <usize>k, load<u64>(src + <usize>k));
   store<i32>(st, pos + n, O_NAME_POS);
   return true;
 }
@@ -770,8 +774,9 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
         store<i32>(<usize>load<u32>(st, O_ENDS) + (<usize>depth << 2), load<i32>(st, O_NAME_POS));
         if (hd >= 0) {
           headWord(hd + 1, i);
-          packName(buf, nameStart, i, hd + 4);
-          const common = commonName(i - nameStart, headAt(hd + 4), headAt(hd + 5));
+          const p = packed(buf, nameStart, i);
+          headWords(hd + 4, p);
+          const common = commonName(i - nameStart, <i32>p, <i32>(p >> 32));
           hf = common + 1;
           seen = 0;
           if (namespaced(buf, nameStart, i, common, true)) hf |= HF_NAMESPACED;
@@ -957,6 +962,23 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
         let cmp = load<i32>(st, O_CMP);
         const cmpEnd = load<i32>(st, O_CMP_END);
         const names = <usize>load<u32>(st, O_NAMES);
+        // The whole name at once when it is in this chunk and matches (the
+        // loads past either end are masked off); else byte by byte, which
+        // finds where a mismatch is.
+        const rest = cmpEnd - cmp;
+        if (i + rest < len) {
+          let k = 0;
+          for (; k < rest; k += 8) {
+            const diff = load<u64>(buf + <usize>(i + k)) ^ load<u64>(names + <usize>(cmp + k));
+            const m = rest - k;
+            if ((m >= 8 ? diff : diff & ((<u64>1 << (<u64>m << 3)) - 1)) != 0) break;
+          }
+          if (k >= rest) {
+            i += rest;
+            cmp = cmpEnd;
+            c = <i32>load<u8>(buf + <usize>i);
+          }
+        }
         while (cmp < cmpEnd && c == <i32>load<u8>(names + <usize>cmp)) {
           cmp++;
           if (++i == len) break;

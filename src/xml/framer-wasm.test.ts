@@ -113,6 +113,27 @@ test("differential: references that are, or nearly are, the five predefined enti
   }
 });
 
+test("differential: end tags that match their start tag or differ at one byte, names of 1 to 20 bytes, nested past the names' inline room, at every split", () => {
+  // The WebAssembly scan copies and compares names eight bytes at a time.
+  const letters = "abcdefghijklmnopqrstu";
+  for (let n = 1; n <= 20; n++) {
+    const name = letters.slice(0, n);
+    const ends = [name, name + "x", name.slice(0, -1) || "q"];
+    for (let k = 0; k < n; k++) ends.push(name.slice(0, k) + "Z" + name.slice(k + 1));
+    for (const end of ends) {
+      const input = Buffer.from(`${HEADER}<m><${name} a='1'>t</${end}></m><p/>`);
+      for (let a = HEADER.length; a <= input.length; a += n > 8 ? 3 : 1) same(input, [a], DEFAULT_LIMITS);
+    }
+  }
+  const deep = ["level0001", "level0002", "level0003", "level0004", "level0005", "level0006", "level0007"];
+  const open = deep.map((d) => `<${d}>`).join("");
+  for (const last of ["level0001", "level0000", "level000"]) {
+    const close = [...deep.slice(1)].reverse().map((d) => `</${d}>`).join("") + `</${last}>`;
+    const input = Buffer.from(`${HEADER}${open}x${close}<p/>${open}${[...deep].reverse().map((d) => `</${d}>`).join("")}`);
+    for (let a = HEADER.length; a <= input.length; a++) same(input, [a], DEFAULT_LIMITS);
+  }
+});
+
 test("differential: every test/corpus case, whole, byte by byte and in chunks of 7", () => {
   const dir = new URL("../../test/corpus/", import.meta.url);
   const files = readdirSync(dir).filter((f) => !f.endsWith(".json")).sort();
