@@ -134,6 +134,19 @@ test("differential: end tags that match their start tag or differ at one byte, n
   }
 });
 
+test("differential: a bad or cut UTF-8 sequence at every offset of a long ASCII run, whole and split", () => {
+  // The WebAssembly check passes over whole ASCII blocks of 64 bytes at once.
+  const text = "abcdefghij".repeat(20);
+  for (const bad of [[0xff], [0x80], [0xc3], [0xe2, 0x82], [0xed, 0xa0, 0x80], [0xc3, 0xa9]]) {
+    for (let k = 0; k <= text.length; k += 1) {
+      const body = Buffer.concat([Buffer.from(text.slice(0, k)), Buffer.from(bad), Buffer.from(text.slice(k))]);
+      const input = Buffer.concat([Buffer.from(`${HEADER}<m>`), body, Buffer.from("</m><p/>")]);
+      same(input, [], DEFAULT_LIMITS);
+      same(input, [HEADER.length + 3 + k + 1], DEFAULT_LIMITS);
+    }
+  }
+});
+
 test("differential: every test/corpus case, whole, byte by byte and in chunks of 7", () => {
   const dir = new URL("../../test/corpus/", import.meta.url);
   const files = readdirSync(dir).filter((f) => !f.endsWith(".json")).sort();
