@@ -18,14 +18,13 @@ export const ARTEFACT = fileURLToPath(new URL("../src/xml/framer-wasm-module.ts"
 const OPTIONS = ["--optimizeLevel", "3", "--shrinkLevel", "0", "--noAssert", "--runtime", "minimal",
   "--enable", "simd", "--use", "abort=", "--initialMemory", "2"];
 
-export async function buildWasm(wat = false): Promise<{ binary: Uint8Array; text: string | null }> {
-
-
+/** Compile `source` (asm/framer.ts unless another file is given: bench/framer-asm-ab.ts compiles variants). */
+export async function buildWasm(wat = false, source = SOURCE): Promise<{ binary: Uint8Array; text: string | null }> {
   let binary: Uint8Array | null = null;
   let text: string | null = null;
   const errors: string[] = [];
   const { error } = await asc.main(["framer.ts", "--outFile", "framer.wasm", ...(wat ? ["--textFile", "framer.wat"] : []), ...OPTIONS], {
-    readFile: (name) => (name === "framer.ts" ? readFileSync(SOURCE, "utf8") : null),
+    readFile: (name) => (name === "framer.ts" ? readFileSync(source, "utf8") : null),
     writeFile: (name, contents) => {
       if (name === "framer.wasm") binary = contents as Uint8Array;
       else if (name === "framer.wat") text = String(contents);
