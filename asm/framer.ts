@@ -644,6 +644,37 @@ function growEnds(): void {
 }
 
 /**
+ * Whether the n bytes at a and at b are the same, compared eight at a time:
+ * the loads may read up to 7 bytes past either run (a chunk is followed by
+ * its records area, the names area keeps NAME_SLACK bytes), masked off.
+ */
+// @ts-ignore: decorator
+@inline function sameBytes(a: usize, b: usize, n: i32): bool {
+  for (let k = 0; k < n; k += 8) {
+    const diff = load<u64>(a + <usize>k) ^ load<u64>(b + <usize>k);
+    const m = n - k;
+    if ((m >= 8 ? diff : diff & ((<u64>1 << (<u64>m << 3)) - 1)) != 0) return false;
+  }
+  return true;
+}
+
+/**
+ * Where the '>' is of an end tag at j ('<') that closes the element open at
+ * `depth` - 1 (depth >= 2, in character data) with its name and nothing else
+ * before the '>', wholly before len; -1 for anything else.
+ */
+// @ts-ignore: decorator
+@inline function closingTag(buf: usize, j: i32, len: i32, depth: i32): i32 {
+  if (j + 1 >= len || load<u8>(buf + <usize>(j + 1)) != SLASH) return -1;
+  const level = depth - 1;
+  const from = nameEnd(level - 1);
+  const rest = nameEnd(level) - from;
+  const at = j + 2;
+  if (at + rest >= len || load<u8>(buf + <usize>(at + rest)) != GT) return -1;
+  return sameBytes(buf + <usize>at, <usize>load<u32>(st, O_NAMES) + <usize>from, rest) ? at + rest : -1;
+}
+
+/**
  * A new chunk `buf[0, len)`: check its UTF-8, then scan it from 0. Returns the
  * number of frame records written to `records`; RESULT says how it ended.
  */
@@ -969,18 +1000,10 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
         // loads past either end are masked off); else byte by byte, which
         // finds where a mismatch is.
         const rest = cmpEnd - cmp;
-        if (i + rest < len) {
-          let k = 0;
-          for (; k < rest; k += 8) {
-            const diff = load<u64>(buf + <usize>(i + k)) ^ load<u64>(names + <usize>(cmp + k));
-            const m = rest - k;
-            if ((m >= 8 ? diff : diff & ((<u64>1 << (<u64>m << 3)) - 1)) != 0) break;
-          }
-          if (k >= rest) {
-            i += rest;
-            cmp = cmpEnd;
-            c = <i32>load<u8>(buf + <usize>i);
-          }
+        if (i + rest < len && sameBytes(buf + <usize>i, names + <usize>cmp, rest)) {
+          i += rest;
+          cmp = cmpEnd;
+          c = <i32>load<u8>(buf + <usize>i);
         }
         while (cmp < cmpEnd && c == <i32>load<u8>(names + <usize>cmp)) {
           cmp++;
@@ -1026,19 +1049,44 @@ function scanChunk(buf: usize, from: i32, len: i32): i32 {
         break;
       }
       case S_TEXT: {
-        const j = findStopPast(buf, i, len, LT);
-        if (j == len) {
-          i = len;
-          break;
-        }
-        i = j;
-        const b = <i32>load<u8>(buf + <usize>j);
-        if (b == LT) s = S_LT;
-        else if (b == AMP) {
-          store<i32>(st, 0, O_ENTITY_LEN);
-          store<i32>(st, S_TEXT, O_RETURN);
-          s = S_ENTITY;
-        } else {
+        // Character data, and in it the end tags that close the open element
+        // right away (`</name>`, wholly in this chunk): those are read here,
+        // not byte by byte through S_LT, S_END_NAME and S_END_WS. Anything
+        // else after '<', or such a tag that would fail, goes to S_LT, which
+        // reads it as before (and finds the same error at the same offset).
+        for (;;) {
+          const j = findStopPast(buf, i, len, LT);
+          if (j == len) {
+            i = len;
+            break;
+          }
+          i = j;
+          const b = <i32>load<u8>(buf + <usize>j);
+          if (b == LT) {
+            s = S_LT;
+            const g = closingTag(buf, j, len, depth);
+            if (g < 0) break;
+            const level = depth - 1;
+            if (level == 1 && load<i32>(st, O_PENDING) + (g + 1 - frameStart) > load<i32>(st, O_MAX_STANZA)) break;
+            depth = level;
+            store<i32>(st, nameEnd(level - 1), O_NAME_POS);
+            if (level == 1) {
+              emit(FRAME_STANZA, g + 1);
+              s = S_STREAM;
+              frameStart = g + 1;
+              i = g;
+              break;
+            }
+            s = S_TEXT;
+            i = g + 1;
+            continue;
+          }
+          if (b == AMP) {
+            store<i32>(st, 0, O_ENTITY_LEN);
+            store<i32>(st, S_TEXT, O_RETURN);
+            s = S_ENTITY;
+            break;
+          }
           store<i32>(st, depth, O_DEPTH);
           return fail(E_NWF, D_CONTROL, j);
         }
