@@ -259,6 +259,49 @@ describe("FirewallStage", () => {
     assert.equal(send("Bob@LocalHost."), undefined);
   });
 
+  it("deliver_remote after preroute keeps a memory of its own: both runs of a flood to another domain are repeated, with the verdicts of full runs", () => {
+    const text = [
+      "%RATE p: 1 (burst 5)",
+      "::preroute\nKIND: message\nLIMIT: p on $<@from|bare>\nDROP.",
+      "::deliver_remote\nKIND: message\nTO: <*>@closed.example\nBOUNCE=not-allowed (closed)",
+    ].join("\n\n");
+    const compiled = rules(text, ["localhost"]);
+    // Count the runs that go through the rules: a repeat from the memo does not call the chain
+    // function, so the rule set (frozen) is seen through a proxy whose entry() wraps each one, once.
+    let runs = 0;
+    const counted = new Map<unknown, ReturnType<CompiledRuleSet["entry"]>>();
+    const entry: CompiledRuleSet["entry"] = (chain, stanza) => {
+      const e = compiled.entry(chain, stanza);
+      if (e === null) return null;
+      let c = counted.get(e);
+      if (c === undefined) {
+        c = Object.assign((...args: Parameters<typeof e>) => (runs++, e(...args)), { reads: (e as { reads?: number }).reads });
+        counted.set(e, c);
+      }
+      return c;
+    };
+    const ruleset = new Proxy(compiled, {
+      get: (target, key) => {
+        if (key === "entry") return entry;
+        const value: unknown = Reflect.get(target, key, target);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    });
+    const client = c2s("alice@localhost/phone");
+    const stage = new FirewallStage({ ruleset });
+    const send = (to: string) => stage.judge(fromClient(`<message to='${to}'><body>hi</body></message>`, client), client, "inbound")?.action;
+    const verdicts = Array.from({ length: 10 }, () => send("bob@open.example"));
+    assert.deepEqual(verdicts, [undefined, undefined, undefined, undefined, undefined, "drop", "drop", "drop", "drop", "drop"]);
+    // preroute's first pass and deliver_remote's, then preroute's first drop (a dropped stanza does not leave).
+    assert.equal(runs, 3);
+    // Another session: a bounce is never repeated, while preroute (which reads only the sender) repeats its pass.
+    const other = c2s("carol@localhost/pad", { id: "s3" });
+    const fromCarol = (to: string) => stage.judge(fromClient(`<message to='${to}'/>`, other), other, "inbound")?.action;
+    runs = 0;
+    assert.deepEqual([fromCarol("x@closed.example"), fromCarol("x@closed.example"), fromCarol("x@open.example"), fromCarol("x@open.example")], ["bounce", "bounce", undefined, undefined]);
+    assert.equal(runs, 1 + 2 + 1, "preroute once (its own memory, learned on the session's first stanza), each bounce in full, deliver_remote's pass once");
+  });
+
   it("xml:lang: a client's stanza has the stream's; one toward the client is read as the server wrote it", () => {
     const stage = new FirewallStage({ ruleset: rules("::preroute\nINSPECT: @xml:lang=en\nDROP.\n\n::deliver\nINSPECT: @xml:lang\nDROP.") });
     const client = c2s("alice@localhost/phone");

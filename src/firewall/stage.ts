@@ -78,6 +78,8 @@ interface Route {
 interface SessionRoutes {
   inbound: Route | undefined;
   outbound: Route | undefined;
+  /** deliver_remote after preroute: its own memory, so that the two runs of one stanza keep a memo each. */
+  remote: Route | undefined;
 }
 
 /** Whether `origin` is what #origin would make of `session` now (same JID, domain, address, state). */
@@ -166,10 +168,9 @@ export class FirewallStage implements PolicyStage {
     // Only a c2s client's own stanzas (preroute) take the session's JID as `from`.
     const view = result?.rewrite === undefined ? stanza : new Stanza(Buffer.from(result.rewrite, "utf8"), stanza.xmlns, session.jid);
     if (!this.#leavesServer(ruleset, view)) return result;
-    const remoteRoute: Route = { chain: "deliver_remote", origin: route.origin, fromServer: false, memory: route.memory };
     const entry = ruleset.entry("deliver_remote", view);
     if (entry === null) return result;
-    const remote = this.#run(ruleset, remoteRoute, entry, view, session);
+    const remote = this.#run(ruleset, this.#remoteRoute(session, route), entry, view, session);
     // A rewrite by preroute is kept unless deliver_remote rewrites again.
     return remote.verdict === "pass" && remote.rewrite === undefined && result?.rewrite !== undefined ? { ...remote, rewrite: result.rewrite } : remote;
   }
@@ -181,7 +182,7 @@ export class FirewallStage implements PolicyStage {
     if (routes === undefined) {
       routes = this.#routes.get(session);
       if (routes === undefined) {
-        routes = { inbound: undefined, outbound: undefined };
+        routes = { inbound: undefined, outbound: undefined, remote: undefined };
         this.#routes.set(session, routes);
       }
       this.#lastSession = session;
@@ -200,6 +201,16 @@ export class FirewallStage implements PolicyStage {
     if (flow === "inbound") routes.inbound = route;
     else routes.outbound = route;
     return route;
+  }
+
+  /** The route of deliver_remote after preroute's `route` for `session`: the same origin, a memory of its own. */
+  #remoteRoute(session: SessionInfo, route: Route): Route {
+    const routes = this.#routes.get(session);
+    const known = routes?.remote;
+    if (known !== undefined && known.origin === route.origin) return known;
+    const remote: Route = Object.freeze({ chain: "deliver_remote", origin: route.origin, fromServer: false, memory: known?.memory ?? new RunMemory() });
+    if (routes !== undefined) routes.remote = remote;
+    return remote;
   }
 
   /** The session whose routes #route found last (dropped when the session ends), and those routes. */
