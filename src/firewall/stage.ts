@@ -177,17 +177,7 @@ export class FirewallStage implements PolicyStage {
 
   /** The route of `session`'s stanza in `chain` (chainOf's pick for `flow`): the chain, the origin the rules see, the memory. */
   #route(session: SessionInfo, chain: RunChain, flow: Flow): Route {
-    // The stanzas of one read come from one session: its routes are at hand (no lookup).
-    let routes = this.#lastSession === session ? this.#lastRoutes : undefined;
-    if (routes === undefined) {
-      routes = this.#routes.get(session);
-      if (routes === undefined) {
-        routes = { inbound: undefined, outbound: undefined, remote: undefined };
-        this.#routes.set(session, routes);
-      }
-      this.#lastSession = session;
-      this.#lastRoutes = routes;
-    }
+    const routes = this.#routesOf(session);
     const known = flow === "inbound" ? routes.inbound : routes.outbound;
     // Reused while its origin still describes the session (a c2s client's deliver route has none).
     if (known !== undefined && known.chain === chain && (known.origin === undefined ? known.fromServer : describes(known.origin, session))) return known;
@@ -205,12 +195,24 @@ export class FirewallStage implements PolicyStage {
 
   /** The route of deliver_remote after preroute's `route` for `session`: the same origin, a memory of its own. */
   #remoteRoute(session: SessionInfo, route: Route): Route {
-    const routes = this.#routes.get(session);
-    const known = routes?.remote;
+    const routes = this.#routesOf(session);
+    const known = routes.remote;
     if (known !== undefined && known.origin === route.origin) return known;
-    const remote: Route = Object.freeze({ chain: "deliver_remote", origin: route.origin, fromServer: false, memory: known?.memory ?? new RunMemory() });
-    if (routes !== undefined) routes.remote = remote;
-    return remote;
+    return (routes.remote = Object.freeze({ chain: "deliver_remote", origin: route.origin, fromServer: false, memory: known?.memory ?? new RunMemory() }));
+  }
+
+  /** `session`'s routes, made on its first stanza. */
+  #routesOf(session: SessionInfo): SessionRoutes {
+    // The stanzas of one read come from one session: its routes are at hand (no lookup).
+    if (this.#lastSession === session) return this.#lastRoutes!;
+    let routes = this.#routes.get(session);
+    if (routes === undefined) {
+      routes = { inbound: undefined, outbound: undefined, remote: undefined };
+      this.#routes.set(session, routes);
+    }
+    this.#lastSession = session;
+    this.#lastRoutes = routes;
+    return routes;
   }
 
   /** The session whose routes #route found last (dropped when the session ends), and those routes. */
