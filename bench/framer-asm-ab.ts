@@ -9,7 +9,7 @@
 // pass makes a fresh state, writes the stream header and every chunk, and
 // the frame counts of all versions must agree.
 //
-// The shapes are the flood's two messages (bench/framer-wasm.ts): a client's
+// The shapes are the flood's two messages (bench/lib/fixture.ts): a client's
 // chat message and the server's delivery of it, in 16 KiB chunks, or one
 // stanza per chunk with --chunk=0.
 //
@@ -21,13 +21,14 @@
 import { performance } from "node:perf_hooks";
 import { buildWasm } from "../asm/build.js";
 import { commonNameKeys } from "../src/xml/head.js";
+import { headsAt, recordsAt, scratchSize } from "../src/xml/framer-wasm.js";
+import { floodClientMessage, floodServerDelivery } from "./lib/fixture.js";
 import { median } from "./lib/stats.js";
 
 const HEADER = Buffer.from("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.net' version='1.0' xml:lang='en'>");
-const FLOOD_BODY = "<body>Message 1: tomorrow at ten works &amp; I will bring the caf\u00e9 notes.</body>";
 const SHAPES: Array<[string, (i: number) => string]> = [
-  ["client's message", (i) => `<message to='user${i % 4}@example.org/phone' type='chat' id='m${i}'>${FLOOD_BODY}</message>`],
-  ["server's delivery", (i) => `<message xml:lang='en' type='chat' id='m${i}' to='user${i % 4}@example.org/phone' from='sender${i % 4}@example.org/laptop'>${FLOOD_BODY}</message>`],
+  ["client's message", floodClientMessage],
+  ["server's delivery", floodServerDelivery],
 ];
 const STREAM_BYTES = 2_000_000;
 const MAX_CHUNK = 65_536;
@@ -52,17 +53,16 @@ async function version(path: string): Promise<Pass> {
   const table = w.alloc(keys.byteLength);
   new Int32Array(w.memory.buffer).set(keys, table >> 2);
   w.setNames(table, keys.length / 3, xmlns, xmlLang, positioned);
-  // The chunk, then its records, then its heads (as src/xml/framer-wasm.ts lays out its scratch area).
-  const records = (len: number): number => ((len >> 1) + 8) * 4;
-  const at = w.alloc(MAX_CHUNK + records(MAX_CHUNK) + (2 * MAX_CHUNK + 16) * 4);
+  // The chunk, then its records, then its heads, laid out as the framer lays out its scratch area.
+  const at = w.alloc(scratchSize(MAX_CHUNK));
   const u8 = new Uint8Array(w.memory.buffer); // the module's memory does not grow after this
   return (chunks) => {
     const st = w.newState(262_144, 64, 128, 8_192);
     let frames = 0;
     const one = (c: Buffer): void => {
       u8.set(c, at);
-      const r = at + ((c.length + 15) & ~15);
-      frames += w.write(st, at, c.length, r, r + records(c.length));
+      const records = recordsAt(at, c.length);
+      frames += w.write(st, at, c.length, records, headsAt(records, c.length));
     };
     one(HEADER);
     for (const c of chunks) one(c);

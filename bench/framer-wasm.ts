@@ -11,6 +11,7 @@
 import { performance } from "node:perf_hooks";
 import { DEFAULT_LIMITS, FRAME_STANZA, Framer, type FrameSink, type StreamFramer } from "../src/xml/framer.js";
 import { WasmFramer } from "../src/xml/framer-wasm.js";
+import { floodClientMessage, floodServerDelivery } from "./lib/fixture.js";
 import { median, spread } from "./lib/stats.js";
 
 const HEADER = Buffer.from("<?xml version='1.0'?><stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='example.net' version='1.0' xml:lang='en'>");
@@ -41,15 +42,10 @@ interface Shape {
   chunk: number; // 0: one stanza per chunk
 }
 
-/** The flood's message as a client sends it, and as the server delivers it (prosody-flood.ts, data-path.ts). */
-const FLOOD_BODY = "<body>Message 1: tomorrow at ten works &amp; I will bring the caf\u00e9 notes.</body>";
-const floodIn = (i: number): string => `<message to='user${i % 4}@example.org/phone' type='chat' id='m${i}'>${FLOOD_BODY}</message>`;
-const floodOut = (i: number): string =>
-  `<message xml:lang='en' type='chat' id='m${i}' to='user${i % 4}@example.org/phone' from='sender${i % 4}@example.org/laptop'>${FLOOD_BODY}</message>`;
 
 const SHAPES: Shape[] = [
-  { name: "flood: client's message, 16 KiB chunks", stanza: floodIn, chunk: 16384 },
-  { name: "flood: server's delivery, 16 KiB chunks", stanza: floodOut, chunk: 16384 },
+  { name: "flood: client's message, 16 KiB chunks", stanza: floodClientMessage, chunk: 16384 },
+  { name: "flood: server's delivery, 16 KiB chunks", stanza: floodServerDelivery, chunk: 16384 },
   { name: "chat 174 B, 1,400 B chunks", stanza: (i) => chat(174, i), chunk: 1400 },
   { name: "chat 174 B, 16 KiB chunks", stanza: (i) => chat(174, i), chunk: 16384 },
   { name: "chat 174 B, one stanza per chunk", stanza: (i) => chat(174, i), chunk: 0 },

@@ -152,3 +152,14 @@ export function clientStream(stanzas: number): Buffer {
   }
   return Buffer.concat([header, body]);
 }
+
+/**
+ * The flood's message as a client sends it and as the server delivers it
+ * (from stamped, xml:lang), with one body for all: what the framer benches
+ * scan (framer-wasm.ts, framer-asm-ab.ts). Recipients and senders cycle over
+ * four pairs, ids count up.
+ */
+const FLOOD_BODY = "<body>Message 1: tomorrow at ten works &amp; I will bring the caf\u00e9 notes.</body>";
+export const floodClientMessage = (i: number): string => `<message to='user${i % 4}@example.org/phone' type='chat' id='m${i}'>${FLOOD_BODY}</message>`;
+export const floodServerDelivery = (i: number): string =>
+  `<message xml:lang='en' type='chat' id='m${i}' to='user${i % 4}@example.org/phone' from='sender${i % 4}@example.org/laptop'>${FLOOD_BODY}</message>`;

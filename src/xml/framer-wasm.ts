@@ -145,7 +145,7 @@ function scratch(lv: number, len: number): number {
   const w = instance();
   if (cap > 0) w.release(scratchAt[lv]!);
   const grown = Math.max(len, cap * 2, 4096);
-  const at = w.alloc(((grown + 15) & ~15) + recordsSize(grown) + (2 * grown + 16) * 4);
+  const at = w.alloc(scratchSize(grown));
   scratchAt[lv] = at;
   scratchCap[lv] = grown;
   refresh();
@@ -155,6 +155,24 @@ function scratch(lv: number, len: number): number {
 /** Records: at most one per two bytes, plus the last frames. */
 function recordsSize(len: number): number {
   return ((len >> 1) + 8) * 4;
+}
+
+// A chunk of `len` bytes at `at` in scratch memory, then its frame records,
+// then its heads (asm/framer.ts: its scan reads past the chunk, into the records).
+
+/** Bytes of scratch memory for a chunk of `len` bytes, its records and its heads. */
+export function scratchSize(len: number): number {
+  return ((len + 15) & ~15) + recordsSize(len) + (2 * len + 16) * 4;
+}
+
+/** Where the records of a chunk of `len` bytes at `at` begin. */
+export function recordsAt(at: number, len: number): number {
+  return at + ((len + 15) & ~15);
+}
+
+/** Where the heads of a chunk of `len` bytes begin, after its records. */
+export function headsAt(records: number, len: number): number {
+  return records + recordsSize(len);
 }
 
 let liveStates = 0;
@@ -251,8 +269,8 @@ export class WasmFramer implements StreamFramer {
       const at = scratch(lv, len);
       if (heapU8.length === 0) refresh();
       heapU8.set(chunk, at);
-      const records = at + ((len + 15) & ~15);
-      const heads = records + recordsSize(len);
+      const records = recordsAt(at, len);
+      const heads = headsAt(records, len);
       const n = wasm!.write(this.#st, at, len, records, heads);
       WasmFramer.#deliver(this, chunk, 0, n, at, records, heads);
     } finally {
